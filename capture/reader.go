@@ -1,0 +1,255 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// Packet is one TCP segment. The Reader reuses it: it is valid until the
+// next call to Next.
+type Packet struct {
+	CI  gopacket.CaptureInfo
+	Net gopacket.Flow
+	TCP *layers.TCP
+}
+
+// Reader yields the TCP segments of one capture file.
+type Reader struct {
+	name   string
+	closer io.Closer
+
+	pcap *pcapgo.Reader
+	ng   *pcapgo.NgReader
+	// first layer per pcapng interface index (or index 0 for pcap)
+	firsts []gopacket.LayerType
+
+	dec *decoder
+	pkt Packet
+
+	// Packets counts records read, TCP the ones that carried TCP.
+	Packets, TCP uint64
+	// Bytes counts captured bytes read.
+	Bytes uint64
+	// Skipped counts records of link types wsdiag cannot decode.
+	Skipped uint64
+}
+
+// A FileError names the capture and what is wrong with it.
+type FileError struct {
+	Name string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.Name + ": " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ErrTruncated reports a capture that ends in the middle of a record. The
+// packets before it were delivered.
+var ErrTruncated = errors.New("capture is truncated (ends in the middle of a packet)")
+
+const (
+	magicGzip0 = 0x1f
+	magicGzip1 = 0x8b
+)
+
+// Open opens a capture file; "-" is standard input. Gzip is recognised by
+// its magic, pcap and pcapng by theirs.
+func Open(name string) (*Reader, error) {
+	var f io.ReadCloser
+	if name == "-" {
+		f = io.NopCloser(os.Stdin)
+		name = "(stdin)"
+	} else {
+		file, err := os.Open(name)
+		if err != nil {
+			return nil, &FileError{name, unwrapPathError(err)}
+		}
+		if st, err := file.Stat(); err == nil && st.IsDir() {
+			file.Close()
+			return nil, &FileError{name, errors.New("is a directory")}
+		}
+		f = file
+	}
+	r, err := NewReader(name, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.closer = f
+	return r, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// NewReader reads a capture from rd; name is used in errors.
+func NewReader(name string, rd io.Reader) (*Reader, error) {
+	br := bufio.NewReaderSize(rd, 1<<20)
+	magic, err := br.Peek(4)
+	if len(magic) == 0 {
+		return nil, &FileError{name, errors.New("empty file")}
+	}
+	if len(magic) >= 2 && magic[0] == magicGzip0 && magic[1] == magicGzip1 {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, &FileError{name, fmt.Errorf("gzip: %w", err)}
+		}
+		br = bufio.NewReaderSize(zr, 1<<20)
+		magic, err = br.Peek(4)
+		if len(magic) == 0 {
+			return nil, &FileError{name, errors.New("empty file (after gzip)")}
+		}
+		_ = err
+	}
+	if len(magic) < 4 {
+		return nil, &FileError{name, errors.New("not a pcap or pcapng capture (file too short)")}
+	}
+	_ = err
+	r := &Reader{name: name, dec: newDecoder()}
+	switch {
+	case bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}):
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		if err != nil {
+			return nil, &FileError{name, fmt.Errorf("pcapng: %s", describe(err))}
+		}
+		r.ng = ng
+		n := ng.NInterfaces()
+		known := 0
+		for i := 0; i < n; i++ {
+			intf, _ := ng.Interface(i)
+			fl := firstLayer(intf.LinkType)
+			if fl != gopacket.LayerTypeZero {
+				known++
+			}
+			r.firsts = append(r.firsts, fl)
+		}
+		if n > 0 && known == 0 {
+			intf, _ := ng.Interface(0)
+			return nil, &FileError{name, fmt.Errorf("unsupported link type %d (%s)", int(intf.LinkType), intf.LinkType)}
+		}
+	case isPcapMagic(magic):
+		pr, err := pcapgo.NewReader(br)
+		if err != nil {
+			return nil, &FileError{name, fmt.Errorf("pcap: %s", describe(err))}
+		}
+		fl := firstLayer(pr.LinkType())
+		if fl == gopacket.LayerTypeZero {
+			return nil, &FileError{name, fmt.Errorf("unsupported link type %d (%s)", int(pr.LinkType()), pr.LinkType())}
+		}
+		// Some writers exceed the snap length they declare (or declare 0);
+		// read what is there, as tcpdump does, up to libpcap's maximum.
+		if pr.Snaplen() == 0 || pr.Snaplen() > 262144 {
+			pr.SetSnaplen(262144)
+		}
+		r.pcap = pr
+		r.firsts = []gopacket.LayerType{fl}
+	default:
+		return nil, &FileError{name, fmt.Errorf("not a pcap or pcapng capture (magic % x)", magic)}
+	}
+	return r, nil
+}
+
+func isPcapMagic(m []byte) bool {
+	for _, x := range [][]byte{
+		{0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4}, // microseconds
+		{0x4d, 0x3c, 0xb2, 0xa1}, {0xa1, 0xb2, 0x3c, 0x4d}, // nanoseconds
+	} {
+		if bytes.Equal(m, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// describe turns a reader error into words for a one-line message.
+func describe(err error) string {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "file ends inside its header"
+	}
+	return err.Error()
+}
+
+// Name is the file name as given (or "(stdin)").
+func (r *Reader) Name() string { return r.name }
+
+// Close closes the underlying file.
+func (r *Reader) Close() error {
+	if r.closer != nil {
+		return r.closer.Close()
+	}
+	return nil
+}
+
+// Next returns the next TCP segment. It returns io.EOF at the end of the
+// capture, ErrTruncated (wrapped in a FileError) when the file ends inside
+// a record, and a FileError for a damaged record; after an error the
+// reader is done.
+func (r *Reader) Next() (*Packet, error) {
+	for {
+		var (
+			data []byte
+			ci   gopacket.CaptureInfo
+			err  error
+		)
+		if r.ng != nil {
+			data, ci, err = r.ng.ZeroCopyReadPacketData()
+		} else {
+			data, ci, err = r.pcap.ZeroCopyReadPacketData()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil, io.EOF
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, &FileError{r.name, ErrTruncated}
+			}
+			return nil, &FileError{r.name, fmt.Errorf("after %d packets: %v", r.Packets, err)}
+		}
+		r.Packets++
+		r.Bytes += uint64(len(data))
+		idx := 0
+		if r.ng != nil {
+			idx = ci.InterfaceIndex
+			if idx >= len(r.firsts) {
+				// an interface described after the reader started
+				r.refreshInterfaces()
+			}
+		}
+		if idx < 0 || idx >= len(r.firsts) || r.firsts[idx] == gopacket.LayerTypeZero {
+			r.Skipped++
+			continue
+		}
+		if !r.dec.decode(r.firsts[idx], data, &r.pkt) {
+			continue
+		}
+		r.TCP++
+		r.pkt.CI = ci
+		r.pkt.CI.AncillaryData = nil
+		return &r.pkt, nil
+	}
+}
+
+func (r *Reader) refreshInterfaces() {
+	for i := len(r.firsts); i < r.ng.NInterfaces(); i++ {
+		intf, err := r.ng.Interface(i)
+		if err != nil {
+			r.firsts = append(r.firsts, gopacket.LayerTypeZero)
+			continue
+		}
+		r.firsts = append(r.firsts, firstLayer(intf.LinkType))
+	}
+}
