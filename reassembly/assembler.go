@@ -1,0 +1,117 @@
+package reassembly
+
+import (
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	tcpr "github.com/gopacket/gopacket/reassembly"
+)
+
+// Options configure an Assembler.
+type Options struct {
+	Limits
+	// MaxPagesPerConn and MaxPagesTotal bound out-of-order buffering
+	// (gopacket pages of 1900 bytes). gopacket's default is unbounded.
+	MaxPagesPerConn, MaxPagesTotal int
+	// FlushAfter is how long (capture time) out-of-order data waits for a
+	// missing segment before the hole is given up as a gap.
+	FlushAfter time.Duration
+	// IdleAfter closes connections that have been silent this long.
+	// It must exceed the proxy timeouts we want to observe (nginx: 60 s).
+	IdleAfter time.Duration
+}
+
+// DefaultOptions fit a busy proxy host.
+var DefaultOptions = Options{
+	Limits:          DefaultLimits,
+	MaxPagesPerConn: 256,   // ~480 KiB out of order per connection
+	MaxPagesTotal:   65536, // ~120 MiB in all
+	FlushAfter:      2 * time.Second,
+	IdleAfter:       15 * time.Minute,
+}
+
+// Stats count what the assembler saw.
+type Stats struct {
+	Packets     uint64
+	Connections uint64 // TCP connections (4-tuples with a new stream)
+}
+
+// Assembler turns TCP segments into events for a Sink. It is not safe for
+// concurrent use: shard connections over several Assemblers instead.
+type Assembler struct {
+	opt    Options
+	sink   Sink
+	pool   *tcpr.StreamPool
+	asm    *tcpr.Assembler
+	ctx    context
+	nextID ConnID
+	ending bool
+	// reset is a stream that saw a RST in the current segment.
+	reset *stream
+
+	lastFlush time.Time
+	stats     Stats
+}
+
+// context hands the capture info to gopacket without an allocation per
+// packet: it lives inside the Assembler.
+type context struct{ ci gopacket.CaptureInfo }
+
+func (c *context) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
+
+// New returns an Assembler that delivers events to sink.
+func New(sink Sink, opt Options) *Assembler {
+	a := &Assembler{opt: opt, sink: sink}
+	a.pool = tcpr.NewStreamPool((*factory)(a))
+	a.asm = tcpr.NewAssembler(a.pool)
+	a.asm.MaxBufferedPagesPerConnection = opt.MaxPagesPerConn
+	a.asm.MaxBufferedPagesTotal = opt.MaxPagesTotal
+	return a
+}
+
+type factory Assembler
+
+func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.AssemblerContext) tcpr.Stream {
+	a := (*Assembler)(f)
+	a.nextID++
+	a.stats.Connections++
+	t := ac.GetCaptureInfo().Timestamp
+	s := &stream{asm: a, id: a.nextID, first: t, last: t}
+	s.ends[0] = addrPort(netFlow.Src(), tcpFlow.Src())
+	s.ends[1] = addrPort(netFlow.Dst(), tcpFlow.Dst())
+	return s
+}
+
+// Packet feeds one TCP segment. Segments must come in capture order.
+func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo) {
+	a.stats.Packets++
+	a.ctx.ci = ci
+	a.asm.AssembleWithContext(netFlow, tcp, &a.ctx)
+	if a.reset != nil {
+		a.reset.finish()
+		a.reset = nil
+	}
+	now := ci.Timestamp
+	if a.lastFlush.IsZero() {
+		a.lastFlush = now
+	} else if now.Sub(a.lastFlush) >= time.Second {
+		a.Flush(now)
+	}
+}
+
+// Flush gives up holes older than FlushAfter and closes connections idle
+// longer than IdleAfter, as of capture time now.
+func (a *Assembler) Flush(now time.Time) {
+	a.lastFlush = now
+	a.asm.FlushWithOptions(tcpr.FlushOptions{T: now.Add(-a.opt.FlushAfter), TC: now.Add(-a.opt.IdleAfter)})
+}
+
+// Close ends every connection still open: the capture is over.
+func (a *Assembler) Close() {
+	a.ending = true
+	a.asm.FlushAll()
+}
+
+// Stats returns counters.
+func (a *Assembler) Stats() Stats { return a.stats }

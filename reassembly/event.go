@@ -1,0 +1,204 @@
+package reassembly
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// ConnID names one TCP connection within a run. A 4-tuple that is reused
+// gets a new ID.
+type ConnID uint64
+
+// Side is one end of a connection.
+type Side uint8
+
+const (
+	SideNone   Side = iota
+	SideClient      // the end that sent the request (or the SYN)
+	SideServer
+)
+
+func (s Side) String() string {
+	switch s {
+	case SideClient:
+		return "client"
+	case SideServer:
+		return "server"
+	}
+	return "none"
+}
+
+// Header is one header line as it was on the wire.
+type Header struct {
+	Name, Value string
+}
+
+// Headers is a header block in wire order.
+type Headers []Header
+
+// Get returns the first value of the header named name (any case).
+func (h Headers) Get(name string) (string, bool) {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value, true
+		}
+	}
+	return "", false
+}
+
+// Values returns every value of the header named name, in order.
+func (h Headers) Values(name string) []string {
+	var out []string
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			out = append(out, f.Value)
+		}
+	}
+	return out
+}
+
+// HasToken reports whether a comma-separated header (Connection, Upgrade)
+// carries token, compared case-insensitively across all its lines.
+func (h Headers) HasToken(name, token string) bool {
+	for _, f := range h {
+		if !strings.EqualFold(f.Name, name) {
+			continue
+		}
+		for _, t := range strings.Split(f.Value, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Conn names a connection and its two ends.
+type Conn struct {
+	ID     ConnID
+	Client netip.AddrPort
+	Server netip.AddrPort
+}
+
+// Request is one HTTP/1.x request header block.
+type Request struct {
+	Conn
+	// Index counts requests on the connection from 0.
+	Index   int
+	Method  string
+	Target  string
+	Version string // "HTTP/1.1"
+	Headers Headers
+	// Start and End are the times of the first and last byte of the header
+	// block.
+	Start, End time.Time
+	// Truncated: the header block exceeded the limit; Headers holds what came
+	// before it.
+	Truncated bool
+}
+
+// Response is one HTTP/1.x response header block, with the start of its
+// body for error pages.
+type Response struct {
+	Conn
+	Index   int
+	Version string
+	Status  int
+	Reason  string
+	Headers Headers
+	// Body holds up to BodyPrefix bytes of the body.
+	Body       string
+	Start, End time.Time
+	// Request is the request this answers, when it was seen.
+	Request   *Request
+	Truncated bool
+}
+
+// CloseKind says how a side ended its half of the connection.
+type CloseKind uint8
+
+const (
+	CloseNone CloseKind = iota
+	CloseFIN
+	CloseRST
+)
+
+func (k CloseKind) String() string {
+	switch k {
+	case CloseFIN:
+		return "FIN"
+	case CloseRST:
+		return "RST"
+	}
+	return ""
+}
+
+// EndReason says why a connection record was finished.
+type EndReason uint8
+
+const (
+	EndClosed  EndReason = iota // FIN/RST seen in both directions, or RST
+	EndIdle                     // evicted after being idle
+	EndCapture                  // the capture ended with the connection open
+)
+
+func (r EndReason) String() string {
+	switch r {
+	case EndClosed:
+		return "closed"
+	case EndIdle:
+		return "idle"
+	}
+	return "open at end of capture"
+}
+
+// Close is how one side ended: FIN or RST, and when.
+type Close struct {
+	Kind CloseKind
+	Time time.Time
+}
+
+// ConnEnd is the last event of a connection: how it opened, how it ended,
+// and what it carried. Connections that carried neither HTTP nor a failed
+// connect attempt produce none.
+type ConnEnd struct {
+	Conn
+	First, Last time.Time
+	// SYN: the client's SYN was seen; SYNACK: the server answered it.
+	SYN, SYNACK bool
+	// Closes by side: ClientClose is what the client sent first.
+	ClientClose, ServerClose Close
+	Reason                   EndReason
+	HTTP                     bool // a direction carried HTTP
+	TLS                      bool // a direction started with a TLS record
+	// Upgraded: a 101 switched the connection to another protocol at UpgradeTime.
+	Upgraded    bool
+	UpgradeTime time.Time
+	// Bytes of payload per direction.
+	BytesC2S, BytesS2C uint64
+	// Gaps counts holes in the byte stream; GapBytes their size.
+	Gaps     int
+	GapBytes uint64
+	// Requests and Responses count HTTP messages seen.
+	Requests, Responses int
+}
+
+// FirstClose returns the side that closed first and how.
+func (e *ConnEnd) FirstClose() (Side, Close) {
+	c, s := e.ClientClose, e.ServerClose
+	switch {
+	case c.Kind == CloseNone && s.Kind == CloseNone:
+		return SideNone, Close{}
+	case s.Kind == CloseNone || (c.Kind != CloseNone && !s.Time.Before(c.Time)):
+		return SideClient, c
+	}
+	return SideServer, s
+}
+
+// Sink receives events in capture order.
+type Sink interface {
+	Request(*Request)
+	Response(*Response)
+	ConnEnd(*ConnEnd)
+}
