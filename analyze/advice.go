@@ -1,0 +1,183 @@
+package analyze
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// The nginx recipe for proxying WebSocket, in full.
+const nginxRecipe = `in http {}:  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+in the location:  proxy_http_version 1.1;
+                  proxy_set_header Upgrade $http_upgrade;
+                  proxy_set_header Connection $connection_upgrade;`
+
+const genericRecipe = `forward the upgrade: HAProxy does it natively (mind "timeout tunnel"); Apache ≥ 2.4.47 needs "ProxyPass … upgrade=websocket" (or mod_proxy_wstunnel); Caddy's reverse_proxy does it by default; Envoy needs upgrade_configs: [{upgrade_type: websocket}]; nginx: ` +
+	`proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;`
+
+// isNginx reports whether the proxy is nginx, and its version when known.
+func isNginx(v *Verdict) (bool, [3]int) {
+	var ver [3]int
+	p := strings.ToLower(v.ProxyProduct)
+	if !strings.HasPrefix(p, "nginx") {
+		return false, ver
+	}
+	if _, vs, ok := strings.Cut(p, "/"); ok {
+		vs, _, _ = strings.Cut(vs, " ")
+		for i, part := range strings.SplitN(vs, ".", 3) {
+			ver[i], _ = strconv.Atoi(part)
+		}
+	}
+	return true, ver
+}
+
+// advice returns the proxy error-log line that goes with the verdict (for
+// nginx) and the fix.
+func advice(v *Verdict, j *judgement) (errorLog, fix string) {
+	nginx, ver := isNginx(v)
+	defaultsHTTP11 := ver[0] > 1 || ver[0] == 1 && (ver[1] > 29 || ver[1] == 29 && ver[2] >= 7)
+	proxyName := "the proxy"
+	if v.Proxy.IsValid() {
+		proxyName = "the proxy at " + v.Proxy.String()
+	}
+	backend := "the backend"
+	if v.Backend.IsValid() {
+		backend = "the backend at " + v.Backend.String()
+	}
+	hasNote := func(c Code) bool {
+		for _, f := range v.Findings {
+			if f == c {
+				return true
+			}
+		}
+		return false
+	}
+	switch v.Code {
+	case OK:
+		if hasNote(Unpaired) {
+			return "", "nothing to fix; the upstream leg is not in the capture, so only the client's side was checked"
+		}
+		return "", ""
+	case ClientNotWebSocket:
+		return "", "the client's request is not a WebSocket handshake (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, Sec-WebSocket-Version: 13): fix the client, or use a WebSocket library"
+	case UpgradeHeaderDropped, ConnectionNotUpgrade, UpstreamHTTP10:
+		if !nginx {
+			return "", genericRecipe
+		}
+		var b strings.Builder
+		switch v.Code {
+		case UpgradeHeaderDropped:
+			b.WriteString("nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
+		case ConnectionNotUpgrade:
+			if conn := j.legHeader(1, "Connection"); conn == "" {
+				b.WriteString("the upstream request has no Connection: upgrade (\"proxy_set_header Connection \\\"\\\"\" for upstream keep-alive removes it); use the map instead:\n")
+			} else {
+				b.WriteString("nginx sends \"Connection: " + conn + "\" upstream unless told otherwise; add:\n")
+			}
+		case UpstreamHTTP10:
+			b.WriteString("the upgrade needs HTTP/1.1 upstream (some backends tolerate 1.0, many do not); add:\n")
+		}
+		b.WriteString(nginxRecipe)
+		if defaultsHTTP11 {
+			b.WriteString("\n(" + v.ProxyProduct + " already defaults to proxy_http_version 1.1, but still drops Upgrade)")
+		} else if v.ProxyProduct != "" {
+			b.WriteString("\n(" + v.ProxyProduct + " defaults to proxy_http_version 1.0 with Connection: close)")
+		}
+		return "", b.String()
+	case WSHeaderAltered:
+		if nginx {
+			return "", "remove the proxy_set_header lines that override Sec-WebSocket-Key/-Version/-Protocol/-Extensions; nginx forwards them untouched by default"
+		}
+		return "", "make the proxy forward Sec-WebSocket-Key, -Version, -Protocol and -Extensions unchanged"
+	case UpstreamConnectFailed:
+		refused := false
+		for _, c := range j.connect {
+			if c.ServerClose.Kind == rs.CloseRST && !c.SYNACK {
+				refused = true
+			}
+		}
+		if refused {
+			el := ""
+			if nginx || j.generatedBy == "nginx" {
+				el = "connect() failed (111: Connection refused) while connecting to upstream"
+			}
+			return el, fmt.Sprintf("nothing listens at %s: start the backend, or point the proxy (proxy_pass/upstream) at the right address and port", strings.TrimPrefix(backend, "the backend at "))
+		}
+		el := ""
+		if nginx || j.generatedBy == "nginx" {
+			el = "upstream timed out (110: Connection timed out) while connecting to upstream"
+		}
+		return el, backend + " does not answer SYNs (down, firewalled, or wrong address): check it is up and reachable from " + proxyName
+	case UpstreamTimeout:
+		el := ""
+		if nginx {
+			el = "upstream timed out (110: Connection timed out) while reading response header from upstream"
+		}
+		return el, backend + " accepted the connection but did not answer the handshake before the proxy gave up (nginx: proxy_read_timeout, 60 s by default): check why the backend stalls on this path"
+	case UpstreamClosedEarly:
+		el := ""
+		if nginx {
+			el = "upstream prematurely closed connection while reading response header from upstream"
+		}
+		return el, backend + " closed the connection without answering the handshake: check its logs (crash, wrong protocol on that port, a TLS backend spoken to in plain HTTP)"
+	case BackendRejected:
+		switch {
+		case v.StatusBackend == 403 && hasNote(HostRewritten):
+			f := "the backend refused the handshake (403) and the proxy rewrote Host: backends that check Origin against Host (gorilla/websocket's default, Socket.IO, Django Channels' AllowedHostsOriginValidator) reject it"
+			if nginx {
+				f += "; add proxy_set_header Host $host; in the location (or allow the origin in the backend)"
+			}
+			return "", f
+		case v.StatusBackend == 404 && hasNote(PathRewritten):
+			f := "the proxy rewrote the path and the backend has nothing there (404)"
+			if nginx {
+				f += ": a URI part in proxy_pass (\"proxy_pass http://host/x/;\") replaces the location prefix; drop it, or fix the location/proxy_pass pair"
+			}
+			return "", f
+		}
+		return "", fmt.Sprintf("%s refused a correct upgrade with %d: the reason is in its body and logs (subprotocol, auth, origin, path)", backend, v.StatusBackend)
+	case BackendNotWebSocket:
+		return "", fmt.Sprintf("%s answered %d instead of 101: it has no WebSocket handler at this path (wrong upstream, wrong path, or an HTTP-only service)", backend, v.StatusBackend)
+	case BadAccept:
+		return "", backend + " computes Sec-WebSocket-Accept wrongly (it must be base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients close the connection; fix the backend's handshake code"
+	case ProxyRejected:
+		el := ""
+		if nginx || j.generatedBy == "nginx" {
+			switch v.StatusClient {
+			case 403:
+				el = "access forbidden by rule"
+			case 502, 503:
+				el = "no live upstreams while connecting to upstream"
+			}
+		}
+		switch {
+		case v.StatusClient == 403:
+			return el, proxyName + " refused the request itself (403: deny/allow rules, auth, or a WAF on this location); the backend never saw it"
+		case v.StatusClient == 404:
+			return el, proxyName + " has no location for this path and answered 404 itself; add a location that proxies it"
+		case v.StatusClient == 400 || v.StatusClient == 431 || v.StatusClient == 414:
+			return el, proxyName + " refused the request as malformed or too large (nginx: large_client_header_buffers)"
+		case v.StatusClient >= 500:
+			return el, proxyName + " answered " + strconv.Itoa(v.StatusClient) + " without contacting a backend (no live upstreams, or the upstream leg is not in the capture)"
+		}
+		return el, proxyName + " answered the handshake itself; the backend never saw it"
+	case Redirected:
+		return "", "WebSocket clients do not follow redirects: make the client use the final URL (see Location), or stop redirecting this path (nginx: return/rewrite rules, or a missing trailing slash on the location)"
+	case ResponseAltered:
+		return "", proxyName + " changed the backend's answer: make it relay 101 untouched (nginx: no proxy_intercept_errors or header filters on this location)"
+	case Unpaired:
+		return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
+	}
+	return "", ""
+}
+
+// legHeader returns a header of leg i's request, or "".
+func (j *judgement) legHeader(i int, name string) string {
+	if i >= len(j.chain) {
+		return ""
+	}
+	v, _ := j.chain[i].req.Headers.Get(name)
+	return v
+}

@@ -1,0 +1,318 @@
+// Package analyze pairs the HTTP exchanges of each hop of a reverse proxy
+// (client→proxy, proxy→backend, …) into WebSocket attempts and judges each
+// attempt: where the upgrade broke, why, the evidence from each leg, and the
+// fix. It is fed reassembly's events and knows nothing about packets or
+// output formats.
+package analyze
+
+import (
+	"net/netip"
+	"sort"
+	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// Options configure an Analyzer.
+type Options struct {
+	// ClientPorts are the proxy's client-facing ports: a hint that an
+	// exchange on them is a leg A. Pairing does not depend on it.
+	ClientPorts []uint16
+	// Upstreams, when set, are the only servers that count as upstream legs.
+	Upstreams []netip.AddrPort
+	// All reports plain HTTP exchanges too.
+	All bool
+	// Grace is how long after an attempt settles the analyzer waits for the
+	// other legs' events before deciding it (live capture).
+	Grace time.Duration
+	// MaxPending caps exchanges kept while they wait to be paired.
+	MaxPending int
+	// ShowSecrets quotes Cookie, Authorization and Set-Cookie values.
+	ShowSecrets bool
+}
+
+// DefaultOptions are what the command line starts from.
+var DefaultOptions = Options{ClientPorts: []uint16{80, 443}, Grace: time.Second, MaxPending: 100000}
+
+// exchange is one request on one hop, with its response and connection end.
+type exchange struct {
+	req  *rs.Request
+	resp *rs.Response
+	end  *rs.ConnEnd
+	// up is the exchange this proxy hop opened upstream for it; down the
+	// one it serves.
+	up, down *exchange
+	conf     Confidence
+	decided  bool
+}
+
+// settled reports whether nothing more is expected on this exchange's own
+// connection for the handshake, and when that happened.
+func (x *exchange) settled() (time.Time, bool) {
+	switch {
+	case x.resp != nil:
+		return x.resp.End, true
+	case x.end != nil:
+		return x.end.Last, true
+	}
+	return time.Time{}, false
+}
+
+// Analyzer is a reassembly.Sink that yields verdicts.
+type Analyzer struct {
+	opt   Options
+	out   func(*Verdict)
+	xs    []*exchange // in request order
+	byReq map[*rs.Request]*exchange
+	// open maps a connection to its exchanges until the connection ends.
+	open map[rs.ConnID][]*exchange
+	// connects are recent connection attempts that carried no data.
+	connects []*rs.ConnEnd
+	// hasUpstreamLegs: some attempt was seen on more than one hop, so the
+	// capture does hold upstream legs.
+	hasUpstreamLegs bool
+	stats           Stats
+}
+
+// Stats count what the analyzer did.
+type Stats struct {
+	Exchanges uint64
+	Attempts  uint64
+	Evicted   uint64 // exchanges dropped unpaired because MaxPending was hit
+	ByCode    map[Code]uint64
+	BySev     map[Severity]uint64
+}
+
+// New returns an Analyzer that calls out for every verdict.
+func New(opt Options, out func(*Verdict)) *Analyzer {
+	if opt.MaxPending <= 0 {
+		opt.MaxPending = DefaultOptions.MaxPending
+	}
+	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, open: map[rs.ConnID][]*exchange{},
+		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
+}
+
+// Stats returns counters; ByCode and BySev count decided attempts.
+func (a *Analyzer) Stats() Stats { return a.stats }
+
+// Request implements reassembly.Sink.
+func (a *Analyzer) Request(r *rs.Request) {
+	x := &exchange{req: r}
+	a.stats.Exchanges++
+	a.xs = append(a.xs, x)
+	a.byReq[r] = x
+	a.open[r.ID] = append(a.open[r.ID], x)
+	if len(a.xs) > a.opt.MaxPending {
+		a.evict()
+	}
+}
+
+// Response implements reassembly.Sink.
+func (a *Analyzer) Response(r *rs.Response) {
+	if r.Request == nil {
+		return // an answer to a request we did not see
+	}
+	if x := a.byReq[r.Request]; x != nil {
+		x.resp = r
+	}
+}
+
+// ConnEnd implements reassembly.Sink.
+func (a *Analyzer) ConnEnd(e *rs.ConnEnd) {
+	if xs, ok := a.open[e.ID]; ok {
+		for _, x := range xs {
+			x.end = e
+		}
+		delete(a.open, e.ID)
+		return
+	}
+	if !e.HTTP && !e.TLS && e.SYN {
+		// A connect attempt without data: refused, unanswered or abandoned.
+		a.connects = append(a.connects, e)
+		if len(a.connects) > 4096 {
+			a.connects = append(a.connects[:0], a.connects[len(a.connects)-2048:]...)
+		}
+	}
+}
+
+// evict drops the oldest exchanges when too many wait.
+func (a *Analyzer) evict() {
+	n := len(a.xs) / 10
+	for _, x := range a.xs[:n] {
+		if !x.decided {
+			a.decide(x, true)
+		}
+	}
+	a.compact()
+}
+
+// Decide judges every attempt that settled more than Grace before now
+// (capture time). Live capture calls it as time passes.
+func (a *Analyzer) Decide(now time.Time) {
+	cut := now.Add(-a.opt.Grace)
+	for i, x := range a.xs {
+		if x.decided {
+			continue
+		}
+		t, ok := x.settled()
+		if !ok || t.After(cut) {
+			continue
+		}
+		if a.mayBeUpstream(i, x) {
+			continue
+		}
+		a.decide(x, false)
+	}
+	a.compact()
+}
+
+// Finish decides everything: the input is over.
+func (a *Analyzer) Finish() {
+	for _, x := range a.xs {
+		if !x.decided {
+			a.decide(x, true)
+		}
+	}
+	a.compact()
+}
+
+// mayBeUpstream reports whether an earlier, still undecided exchange could
+// yet claim x as its upstream leg: then x must wait for it.
+func (a *Analyzer) mayBeUpstream(i int, x *exchange) bool {
+	// Earlier exchanges that could be decided were decided before x in
+	// Decide's loop; any left are waiting for their own events.
+	for _, w := range a.xs[:i] {
+		if !w.decided && w.up == nil && pairScore(w, x) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// compact forgets decided exchanges.
+func (a *Analyzer) compact() {
+	keep := a.xs[:0]
+	for _, x := range a.xs {
+		if x.decided {
+			delete(a.byReq, x.req)
+			if xs, ok := a.open[x.req.ID]; ok {
+				a.open[x.req.ID] = removeX(xs, x)
+				if len(a.open[x.req.ID]) == 0 {
+					delete(a.open, x.req.ID)
+				}
+			}
+			continue
+		}
+		keep = append(keep, x)
+	}
+	for i := len(keep); i < len(a.xs); i++ {
+		a.xs[i] = nil
+	}
+	a.xs = keep
+}
+
+func removeX(xs []*exchange, x *exchange) []*exchange {
+	for i, y := range xs {
+		if y == x {
+			return append(xs[:i], xs[i+1:]...)
+		}
+	}
+	return xs
+}
+
+// decide builds x's chain of upstream legs and, when x is a WebSocket
+// attempt at its root, judges it.
+func (a *Analyzer) decide(x *exchange, final bool) {
+	chain := []*exchange{x}
+	for cur := x; ; {
+		up := a.claimUpstream(cur)
+		if up == nil {
+			break
+		}
+		chain = append(chain, up)
+		cur = up
+	}
+	for _, c := range chain {
+		c.decided = true
+	}
+	if len(chain) > 1 {
+		a.hasUpstreamLegs = true
+	}
+	if !isAttempt(chain) {
+		return
+	}
+	v := judge(chain, a)
+	a.stats.Attempts++
+	a.stats.ByCode[v.Code]++
+	a.stats.BySev[v.Severity]++
+	a.out(v)
+}
+
+// claimUpstream finds the best upstream leg for x among undecided
+// exchanges and claims it.
+func (a *Analyzer) claimUpstream(x *exchange) *exchange {
+	var best *exchange
+	bestScore := 0
+	for _, y := range a.xs {
+		if y == x || y.decided || y.down != nil {
+			continue
+		}
+		if !a.upstreamAllowed(y) {
+			continue
+		}
+		s := pairScore(x, y)
+		if s > bestScore || s == bestScore && s > 0 && y.req.Start.Before(best.req.Start) {
+			best, bestScore = y, s
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	best.down = x
+	x.up = best
+	x.conf = confidence(bestScore)
+	return best
+}
+
+func (a *Analyzer) upstreamAllowed(y *exchange) bool {
+	if len(a.opt.Upstreams) == 0 {
+		return true
+	}
+	for _, u := range a.opt.Upstreams {
+		if u == y.req.Server || !u.Addr().IsValid() && u.Port() == y.req.Server.Port() {
+			return true
+		}
+	}
+	return false
+}
+
+// isAttempt: the root request asks for a WebSocket upgrade, or some leg of
+// its chain got a 101.
+func isAttempt(chain []*exchange) bool {
+	r := chain[0].req
+	if r.Headers.HasToken("Upgrade", "websocket") {
+		return true
+	}
+	if _, ok := r.Headers.Get("Sec-WebSocket-Key"); ok {
+		return true
+	}
+	for _, x := range chain {
+		if x.resp != nil && x.resp.Status == 101 {
+			return true
+		}
+	}
+	return false
+}
+
+// failedConnects returns connect attempts without data that started in
+// [from, to].
+func (a *Analyzer) failedConnects(from, to time.Time) []*rs.ConnEnd {
+	var out []*rs.ConnEnd
+	for _, c := range a.connects {
+		if !c.First.Before(from) && !c.First.After(to) {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].First.Before(out[j].First) })
+	return out
+}

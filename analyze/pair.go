@@ -1,0 +1,136 @@
+package analyze
+
+import (
+	"net"
+	"strings"
+)
+
+// pairScore rates y as the upstream leg that the proxy at x's server
+// opened for x: 0 means it cannot be. A shared Sec-WebSocket-Key is exact
+// (nginx and most proxies forward it untouched even when they drop
+// Upgrade); otherwise method, path, forwarding headers and User-Agent
+// have to agree, in time order.
+func pairScore(x, y *exchange) int {
+	xr, yr := x.req, y.req
+	if yr.ID == xr.ID || yr.Start.Before(xr.Start) {
+		return 0
+	}
+	// The legs of different clients of one proxy share the proxy's address;
+	// a hop always moves to another server.
+	if yr.Server == xr.Server {
+		return 0
+	}
+	// The proxy asks upstream before it answers, and the upstream answer
+	// comes first.
+	if x.resp != nil {
+		if yr.Start.After(x.resp.Start) {
+			return 0
+		}
+		if y.resp != nil && y.resp.Start.After(x.resp.End) {
+			return 0
+		}
+	} else if x.end != nil && yr.Start.After(x.end.Last) {
+		return 0
+	}
+	xk, xok := xr.Headers.Get("Sec-WebSocket-Key")
+	yk, yok := yr.Headers.Get("Sec-WebSocket-Key")
+	switch {
+	case xok && yok:
+		if xk == yk {
+			return scoreExact
+		}
+		return 0
+	case !xok && yok:
+		return 0 // a proxy does not invent a key
+	}
+	if xr.Method != yr.Method {
+		return 0
+	}
+	s := 0
+	xp, yp := pathOf(xr.Target), pathOf(yr.Target)
+	switch {
+	case xp == yp:
+		s += 3
+	case lastSegment(xp) == lastSegment(yp) && lastSegment(xp) != "":
+		s++
+	}
+	if forwardedFor(y, hostOf(xr.Client.Addr().String())) {
+		s += 3
+	}
+	if ua, ok := xr.Headers.Get("User-Agent"); ok {
+		if ub, _ := yr.Headers.Get("User-Agent"); ub == ua {
+			s += 2
+		}
+	}
+	if o, ok := xr.Headers.Get("Origin"); ok {
+		if ob, _ := yr.Headers.Get("Origin"); ob == o {
+			s++
+		}
+	}
+	if yr.Client.Addr() == xr.Server.Addr() {
+		s++
+	}
+	if s < 3 {
+		return 0
+	}
+	return s
+}
+
+const scoreExact = 100
+
+func confidence(score int) Confidence {
+	switch {
+	case score >= scoreExact:
+		return ConfExact
+	case score >= 8:
+		return ConfHigh
+	case score >= 5:
+		return ConfMedium
+	}
+	return ConfLow
+}
+
+// forwardedFor reports whether y's X-Forwarded-For or X-Real-IP names ip.
+func forwardedFor(y *exchange, ip string) bool {
+	for _, name := range []string{"X-Forwarded-For", "X-Real-IP"} {
+		for _, v := range y.req.Headers.Values(name) {
+			for _, f := range strings.Split(v, ",") {
+				if hostOf(strings.TrimSpace(f)) == ip {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func hostOf(s string) string {
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return h
+	}
+	return strings.Trim(s, "[]")
+}
+
+// pathOf returns the path of a request target (no query).
+func pathOf(target string) string {
+	if i := strings.Index(target, "://"); i >= 0 { // absolute form
+		rest := target[i+3:]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			target = rest[j:]
+		} else {
+			target = "/"
+		}
+	}
+	if i := strings.IndexAny(target, "?#"); i >= 0 {
+		target = target[:i]
+	}
+	return target
+}
+
+func lastSegment(p string) string {
+	p = strings.TrimRight(p, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}

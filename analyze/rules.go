@@ -1,0 +1,620 @@
+package analyze
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// finding is one rule that held, with its evidence and the hop index it
+// concerns (the proxy of hop i sits between leg i and leg i+1).
+type finding struct {
+	code     Code
+	hop      int
+	evidence []string
+}
+
+// judgement collects findings for one attempt.
+type judgement struct {
+	chain    []*exchange
+	a        *Analyzer
+	findings []finding
+	// connect is the failed connect attempt behind a proxy error, if any.
+	connect []*rs.ConnEnd
+	// generatedBy names the proxy product whose own error page leg A got.
+	generatedBy string
+	// product is what leg A's answers tell of the proxy ("nginx/1.22.1").
+	product string
+	redact  bool
+}
+
+func (j *judgement) add(c Code, hop int, ev ...string) {
+	for _, f := range j.findings {
+		if f.code == c {
+			return
+		}
+	}
+	j.findings = append(j.findings, finding{c, hop, ev})
+}
+
+func (j *judgement) has(c Code) bool {
+	for _, f := range j.findings {
+		if f.code == c {
+			return true
+		}
+	}
+	return false
+}
+
+// legName names leg i for evidence: who sends the request to whom.
+func (j *judgement) legName(i int) (req, resp string) {
+	n := len(j.chain)
+	from, to := "proxy", "backend"
+	if i == 0 {
+		from = "client"
+	} else if n > 2 {
+		from = fmt.Sprintf("proxy%d", i)
+	}
+	if i < n-1 {
+		to = "proxy"
+		if n > 2 {
+			to = fmt.Sprintf("proxy%d", i+1)
+		}
+	} else if n == 1 {
+		to = "proxy"
+		if !j.proxyEvident() {
+			to = "server"
+		}
+	}
+	return from + "→" + to, to + "→" + from
+}
+
+// proxyEvident: with one leg only, is there a sign that a proxy answered?
+func (j *judgement) proxyEvident() bool {
+	return j.generatedBy != "" || len(j.connect) > 0 || j.product != ""
+}
+
+func requestLine(r *rs.Request) string {
+	return r.Method + " " + r.Target + " " + r.Version
+}
+
+func statusLine(r *rs.Response) string {
+	return strings.TrimSpace(fmt.Sprintf("%s %d %s", r.Version, r.Status, r.Reason))
+}
+
+// headerEv quotes a header as evidence, or says it is absent.
+func headerEv(leg, name string, h rs.Headers, redact bool) string {
+	vs := h.Values(name)
+	if len(vs) == 0 {
+		return leg + ": no " + name + " header"
+	}
+	v := strings.Join(vs, ", ")
+	if redact && isSecret(name) {
+		v = "[redacted]"
+	}
+	return leg + ": " + canonicalName(h, name) + ": " + v
+}
+
+// canonicalName returns the header name as it was spelled on the wire.
+func canonicalName(h rs.Headers, name string) string {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			return f.Name
+		}
+	}
+	return name
+}
+
+func isSecret(name string) bool {
+	return strings.EqualFold(name, "Cookie") || strings.EqualFold(name, "Authorization") ||
+		strings.EqualFold(name, "Set-Cookie") || strings.EqualFold(name, "Proxy-Authorization")
+}
+
+// wsGUID is RFC 6455's magic string for Sec-WebSocket-Accept.
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// acceptFor computes the Sec-WebSocket-Accept a server must send for key.
+func acceptFor(key string) string {
+	h := sha1.Sum([]byte(key + wsGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// correctUpgrade reports whether a request is a complete WebSocket
+// handshake request (RFC 6455 §4.1).
+func correctUpgrade(r *rs.Request) bool {
+	k, _ := r.Headers.Get("Sec-WebSocket-Key")
+	v, _ := r.Headers.Get("Sec-WebSocket-Version")
+	return r.Method == "GET" && r.Version == "HTTP/1.1" &&
+		r.Headers.HasToken("Upgrade", "websocket") && r.Headers.HasToken("Connection", "upgrade") &&
+		validKey(k) && strings.TrimSpace(v) == "13"
+}
+
+func validKey(k string) bool {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+	return err == nil && len(b) == 16
+}
+
+// proxySignature names the proxy whose own error page body is, or "".
+func proxySignature(r *rs.Response) string {
+	b := r.Body
+	switch {
+	case strings.Contains(b, "<hr><center>nginx"):
+		if i := strings.Index(b, "<center>nginx/"); i >= 0 {
+			rest := b[i+len("<center>"):]
+			if j := strings.IndexByte(rest, '<'); j > 0 {
+				return rest[:j]
+			}
+		}
+		return "nginx"
+	case strings.Contains(b, "<address>Apache"):
+		return "apache"
+	case strings.Contains(b, "<html><body><h1>") && r.Status >= 400 && strings.Contains(b, "</h1>\n"):
+		// HAProxy's built-in error pages
+		if _, ok := r.Headers.Get("Server"); !ok {
+			return "haproxy"
+		}
+	}
+	return ""
+}
+
+// product tells the proxy from its responses: the Server header of leg A
+// (nginx sends its own and hides the backend's) or its error page.
+func product(chain []*exchange) string {
+	a := chain[0]
+	if a.resp == nil {
+		return ""
+	}
+	if sig := proxySignature(a.resp); sig != "" && sig != "nginx" {
+		return sig
+	}
+	if s, ok := a.resp.Headers.Get("Server"); ok && len(chain) > 1 {
+		b := chain[1].resp
+		// A Server header that differs from the backend's is the proxy's.
+		if b == nil || !sameHeader(b.Headers, "Server", s) {
+			return s
+		}
+	} else if ok && strings.HasPrefix(strings.ToLower(s), "nginx") {
+		return s
+	}
+	if sig := proxySignature(a.resp); sig != "" {
+		return sig
+	}
+	return ""
+}
+
+func sameHeader(h rs.Headers, name, v string) bool {
+	w, ok := h.Get(name)
+	return ok && w == v
+}
+
+// judge applies the rules to a chain of legs (leg 0 is the client's).
+func judge(chain []*exchange, a *Analyzer) *Verdict {
+	j := &judgement{chain: chain, a: a, redact: !a.opt.ShowSecrets}
+	A := chain[0]
+	if A.resp != nil {
+		j.generatedBy = proxySignature(A.resp)
+	}
+	j.product = product(chain)
+	n := len(chain)
+	if n == 1 && A.resp != nil && A.resp.Status >= 500 {
+		to := A.resp.End
+		j.connect = a.failedConnects(A.req.Start, to)
+	}
+
+	j.clientRules()
+	for i := 0; i+1 < n; i++ {
+		j.proxyRequestRules(i)
+	}
+	if n == 1 {
+		j.noUpstreamRules()
+	} else {
+		j.backendRules()
+		for i := n - 2; i >= 0; i-- {
+			j.proxyResponseRules(i)
+		}
+	}
+	return j.verdict()
+}
+
+func (j *judgement) clientRules() {
+	A := j.chain[0]
+	r := A.req
+	leg, _ := j.legName(0)
+	var ev []string
+	if !r.Headers.HasToken("Upgrade", "websocket") {
+		ev = append(ev, headerEv(leg, "Upgrade", r.Headers, false))
+	}
+	if !r.Headers.HasToken("Connection", "upgrade") {
+		ev = append(ev, headerEv(leg, "Connection", r.Headers, false))
+	}
+	if k, ok := r.Headers.Get("Sec-WebSocket-Key"); !ok || !validKey(k) {
+		ev = append(ev, headerEv(leg, "Sec-WebSocket-Key", r.Headers, false)+" (need 16 random bytes, base64)")
+	}
+	if v, _ := r.Headers.Get("Sec-WebSocket-Version"); strings.TrimSpace(v) != "13" {
+		ev = append(ev, headerEv(leg, "Sec-WebSocket-Version", r.Headers, false)+" (need 13)")
+	}
+	if r.Method != "GET" || r.Version != "HTTP/1.1" {
+		ev = append(ev, leg+" request line: "+requestLine(r)+" (need GET … HTTP/1.1)")
+	}
+	if len(ev) > 0 {
+		j.add(ClientNotWebSocket, 0, ev...)
+	}
+}
+
+// proxyRequestRules compares the request on leg i with what the proxy
+// sent on leg i+1.
+func (j *judgement) proxyRequestRules(i int) {
+	x, y := j.chain[i].req, j.chain[i+1].req
+	lx, _ := j.legName(i)
+	ly, _ := j.legName(i + 1)
+	wsIn := x.Headers.HasToken("Upgrade", "websocket")
+	if wsIn && !y.Headers.HasToken("Upgrade", "websocket") {
+		j.add(UpgradeHeaderDropped, i, headerEv(lx, "Upgrade", x.Headers, false), headerEv(ly, "Upgrade", y.Headers, false))
+	}
+	if wsIn && x.Headers.HasToken("Connection", "upgrade") && !y.Headers.HasToken("Connection", "upgrade") {
+		j.add(ConnectionNotUpgrade, i, headerEv(lx, "Connection", x.Headers, false), headerEv(ly, "Connection", y.Headers, false))
+	}
+	if y.Version == "HTTP/1.0" && x.Version != "HTTP/1.0" {
+		j.add(UpstreamHTTP10, i, lx+" request line: "+requestLine(x), ly+" request line: "+requestLine(y))
+	}
+	var ev []string
+	for _, h := range []string{"Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"} {
+		vx := strings.Join(x.Headers.Values(h), ", ")
+		vy := strings.Join(y.Headers.Values(h), ", ")
+		if vx != vy {
+			ev = append(ev, headerEv(lx, h, x.Headers, false), headerEv(ly, h, y.Headers, false))
+		}
+	}
+	if len(ev) > 0 {
+		j.add(WSHeaderAltered, i, ev...)
+	}
+	hx, _ := x.Headers.Get("Host")
+	hy, _ := y.Headers.Get("Host")
+	if !strings.EqualFold(hx, hy) {
+		j.add(HostRewritten, i, headerEv(lx, "Host", x.Headers, false), headerEv(ly, "Host", y.Headers, false))
+	}
+	if pathOf(x.Target) != pathOf(y.Target) {
+		j.add(PathRewritten, i, lx+" request line: "+requestLine(x), ly+" request line: "+requestLine(y))
+	}
+}
+
+// noUpstreamRules judges an attempt whose client leg has no upstream leg
+// in the capture: the proxy answered itself, could not connect, or the
+// upstream leg was not captured.
+func (j *judgement) noUpstreamRules() {
+	A := j.chain[0]
+	leg, rleg := j.legName(0)
+	if A.resp == nil {
+		j.noResponse(leg, rleg)
+		return
+	}
+	st := A.resp.Status
+	sl := rleg + ": " + statusLine(A.resp)
+	switch {
+	case st == 101:
+		j.check101(0)
+		if j.a.hasUpstreamLegs || j.proxyEvident() {
+			j.add(Unpaired, 0, sl, leg+": no matching request on an upstream leg in the capture")
+		}
+	case len(j.connect) > 0 && (st == 502 || st == 504 || st == 503):
+		ev := []string{sl + j.generatedNote()}
+		for _, c := range j.connect {
+			ev = append(ev, connectEvidence(c))
+		}
+		j.add(UpstreamConnectFailed, 0, ev...)
+	case st >= 300 && st < 400:
+		ev := []string{sl}
+		if loc, ok := A.resp.Headers.Get("Location"); ok {
+			ev = append(ev, rleg+": Location: "+loc)
+		}
+		j.add(Redirected, 0, ev...)
+	case j.generatedBy != "" || st >= 500:
+		j.add(ProxyRejected, 0, sl+j.generatedNote(), "no request from the proxy to any backend for this attempt")
+	default:
+		// An answer that is not a proxy's own page, with no upstream leg to
+		// compare: the cause hides on the missing leg.
+		j.add(Unpaired, 0, sl, leg+": no matching request on an upstream leg in the capture (capture both legs: -i any, or a filter with the backend port)")
+		if st >= 200 && st < 300 {
+			j.add(BackendNotWebSocket, 0, sl)
+		}
+	}
+}
+
+func (j *judgement) generatedNote() string {
+	if j.generatedBy != "" {
+		return " (the " + j.generatedBy + " error page: generated by the proxy)"
+	}
+	return ""
+}
+
+// noResponse: the client's leg got no response.
+func (j *judgement) noResponse(leg, rleg string) {
+	A := j.chain[0]
+	e := A.end
+	switch {
+	case e == nil || e.Reason == rs.EndCapture:
+		j.add(Unpaired, 0, leg+": request at "+ts(A.req.Start)+", no response before the capture ended")
+	default:
+		side, c := e.FirstClose()
+		who := "the client"
+		if side == rs.SideServer {
+			who = "the proxy"
+		}
+		j.add(ProxyRejected, 0, fmt.Sprintf("%s: no response; %s closed the connection (%s) %s after the request", rleg, who, c.Kind, dur(c.Time.Sub(A.req.Start))))
+	}
+}
+
+func connectEvidence(c *rs.ConnEnd) string {
+	switch {
+	case c.ServerClose.Kind == rs.CloseRST && !c.SYNACK:
+		return fmt.Sprintf("proxy→backend %s: SYN answered by RST (connection refused: nothing listens there)", c.Server)
+	case !c.SYNACK:
+		return fmt.Sprintf("proxy→backend %s: SYN never answered (%s until the proxy gave up)", c.Server, dur(c.Last.Sub(c.First)))
+	}
+	side, cl := c.FirstClose()
+	return fmt.Sprintf("proxy→backend %s: connected, then %s sent %s before any request", c.Server, side, cl.Kind)
+}
+
+// backendRules judge the last leg: what the backend did with the request.
+func (j *judgement) backendRules() {
+	n := len(j.chain)
+	L := j.chain[n-1]
+	A := j.chain[0]
+	leg, rleg := j.legName(n - 1)
+	if L.resp == nil {
+		e := L.end
+		if e == nil || e.Reason == rs.EndCapture {
+			if A.resp != nil && A.resp.Status == 504 {
+				j.add(UpstreamTimeout, n-1, leg+": request at "+ts(L.req.Start)+", no response", "proxy→client: "+statusLine(A.resp))
+			}
+			return
+		}
+		side, c := e.FirstClose()
+		if side == rs.SideServer {
+			j.add(UpstreamClosedEarly, n-1, fmt.Sprintf("%s: the backend closed the connection (%s) %s after the request, without a response",
+				rleg, c.Kind, dur(c.Time.Sub(L.req.End))))
+		} else {
+			j.add(UpstreamTimeout, n-1, fmt.Sprintf("%s: no response; the proxy gave up and closed the backend leg (%s) %s after the request",
+				leg, c.Kind, dur(c.Time.Sub(L.req.End))))
+		}
+		return
+	}
+	st := L.resp.Status
+	sl := rleg + ": " + statusLine(L.resp)
+	switch {
+	case st == 101:
+		j.check101(n - 1)
+	case st >= 400:
+		if correctUpgrade(L.req) {
+			ev := []string{sl}
+			if b := strings.TrimSpace(L.resp.Body); b != "" {
+				ev = append(ev, rleg+" body: "+quoteBody(b))
+			}
+			j.add(BackendRejected, n-1, ev...)
+		}
+	default:
+		if correctUpgrade(L.req) {
+			j.add(BackendNotWebSocket, n-1, sl)
+		}
+	}
+}
+
+// check101 verifies a 101 on leg i against its request.
+func (j *judgement) check101(i int) {
+	x := j.chain[i]
+	_, rleg := j.legName(i)
+	key, _ := x.req.Headers.Get("Sec-WebSocket-Key")
+	got, _ := x.resp.Headers.Get("Sec-WebSocket-Accept")
+	if key == "" {
+		return
+	}
+	if want := acceptFor(strings.TrimSpace(key)); strings.TrimSpace(got) != want {
+		j.add(BadAccept, i, fmt.Sprintf("%s: Sec-WebSocket-Accept: %s (expected %s for key %s)", rleg, got, want, key))
+	}
+}
+
+// proxyResponseRules compare what leg i+1 answered with what the proxy
+// told leg i.
+func (j *judgement) proxyResponseRules(i int) {
+	x, y := j.chain[i], j.chain[i+1]
+	_, rx := j.legName(i)
+	_, ry := j.legName(i + 1)
+	if x.resp == nil || y.resp == nil {
+		return
+	}
+	switch {
+	case y.resp.Status == 101 && x.resp.Status != 101:
+		j.add(ResponseAltered, i, ry+": "+statusLine(y.resp), rx+": "+statusLine(x.resp))
+	case x.resp.Status == 101 && !x.resp.Headers.HasToken("Upgrade", "websocket"):
+		j.add(ResponseAltered, i, headerEv(rx, "Upgrade", x.resp.Headers, false))
+	case x.resp.Status == 101:
+		j.check101(i)
+	case x.resp.Status != y.resp.Status && y.resp.Status >= 200:
+		j.add(ResponseAltered, i, ry+": "+statusLine(y.resp), rx+": "+statusLine(x.resp))
+	}
+}
+
+func quoteBody(b string) string {
+	b = strings.Join(strings.Fields(b), " ")
+	if len(b) > 120 {
+		b = b[:120] + "…"
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+func ts(t time.Time) string { return t.UTC().Format("15:04:05.000") }
+
+func dur(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// verdict picks the primary code and assembles the Verdict.
+func (j *judgement) verdict() *Verdict {
+	A := j.chain[0]
+	n := len(j.chain)
+	L := j.chain[n-1]
+	v := &Verdict{Time: A.req.Start, Client: A.req.Client, Path: A.req.Target, PairConfidence: ConfNone}
+	if n > 1 {
+		v.Proxy = A.req.Server
+		v.Backend = L.req.Server
+		v.PairConfidence = A.conf
+		if L.resp != nil {
+			v.StatusBackend = L.resp.Status
+		}
+	} else {
+		if j.proxyEvident() {
+			v.Proxy = A.req.Server
+		} else {
+			v.Backend = A.req.Server
+		}
+		if len(j.connect) > 0 {
+			v.Backend = j.connect[0].Server
+		}
+	}
+	if A.resp != nil {
+		v.StatusClient = A.resp.Status
+	}
+	v.ProxyProduct = j.product
+	if v.ProxyProduct == "" && v.Proxy.IsValid() && j.generatedBy != "" {
+		v.ProxyProduct = j.generatedBy
+	}
+	succeeded := A.resp != nil && A.resp.Status == 101
+
+	var primary *finding
+	for i := range j.findings {
+		f := &j.findings[i]
+		ci := catalogue[f.code]
+		if ci.note {
+			continue
+		}
+		if primary == nil || ci.stage < catalogue[primary.code].stage ||
+			ci.stage == catalogue[primary.code].stage && codeIndex(f.code) < codeIndex(primary.code) {
+			primary = f
+		}
+	}
+	if primary == nil && !succeeded {
+		for i := range j.findings {
+			if j.findings[i].code == Unpaired {
+				primary = &j.findings[i]
+			}
+		}
+	}
+	if primary == nil {
+		v.Code, v.Severity, v.Hop = OK, SevOK, HopNone
+	} else {
+		ci := catalogue[primary.code]
+		v.Code, v.Severity, v.Hop = primary.code, ci.sev, ci.hop
+		if primary.code == UpstreamHTTP10 && !succeeded {
+			v.Severity = SevError
+		}
+		if primary.hop+1 < n && (ci.stage == stageProxyRequest || ci.stage == stageProxyResponse) {
+			v.Proxy = j.chain[primary.hop].req.Server
+		}
+	}
+	// findings: primary first, then the rest in path order
+	if primary != nil {
+		v.Findings = append(v.Findings, primary.code)
+		v.Evidence = append(v.Evidence, primary.evidence...)
+	}
+	for _, f := range j.findings {
+		if primary != nil && f.code == primary.code {
+			continue
+		}
+		v.Findings = append(v.Findings, f.code)
+		v.Evidence = append(v.Evidence, f.evidence...)
+	}
+	// The statuses on every leg close the evidence, when not quoted yet.
+	// Requests in the order they travelled, then the answers in theirs
+	// (backend first).
+	for i, x := range j.chain {
+		l, _ := j.legName(i)
+		v.Legs = append(v.Legs, legOf(x))
+		if !containsPrefix(v.Evidence, l+" request line:") {
+			v.Evidence = append(v.Evidence, l+" request line: "+requestLine(x.req))
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		x := j.chain[i]
+		_, rl := j.legName(i)
+		if x.resp != nil && !containsPrefix(v.Evidence, rl+": "+statusLine(x.resp)) {
+			v.Evidence = append(v.Evidence, rl+": "+statusLine(x.resp))
+		}
+	}
+	v.Session = session(j.chain)
+	v.ErrorLog, v.Fix = advice(v, j)
+	return v
+}
+
+func containsPrefix(ss []string, p string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func legOf(x *exchange) Leg {
+	l := Leg{Client: x.req.Client, Server: x.req.Server, RequestLine: requestLine(x.req)}
+	if x.resp != nil {
+		l.StatusLine = statusLine(x.resp)
+		l.Status = x.resp.Status
+	}
+	return l
+}
+
+func codeIndex(c Code) int {
+	for i, x := range Codes {
+		if x == c {
+			return i
+		}
+	}
+	return len(Codes)
+}
+
+// session summarises the upgraded client connection, if it upgraded.
+func session(chain []*exchange) *Session {
+	A := chain[0]
+	if A.resp == nil || A.resp.Status != 101 || A.end == nil {
+		return nil
+	}
+	e := A.end
+	s := &Session{BytesC2S: e.BytesC2S, BytesS2C: e.BytesS2C}
+	start := A.resp.End
+	s.Duration = e.Last.Sub(start)
+	if e.Reason == rs.EndCapture {
+		s.Open = true
+		return s
+	}
+	side, c := e.FirstClose()
+	s.CloseKind = c.Kind.String()
+	switch side {
+	case rs.SideClient:
+		s.ClosedBy = "client"
+	case rs.SideServer:
+		s.ClosedBy = "proxy"
+		if len(chain) == 1 {
+			s.ClosedBy = "server"
+		}
+	}
+	if !c.Time.IsZero() {
+		s.Duration = c.Time.Sub(start)
+	}
+	return s
+}
+
+var _ = netip.AddrPort{}
