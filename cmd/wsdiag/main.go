@@ -1,0 +1,67 @@
+// Command wsdiag tells why WebSocket clients fail behind a reverse proxy.
+//
+//	wsdiag read FILE...     judge every WebSocket attempt in captures
+//	wsdiag codes            list the verdict codes
+//
+// Exit status, like grep: 0 every attempt ok, 1 at least one attempt not
+// ok, 2 wsdiag could not run.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const (
+	exitOK      = 0
+	exitNotOK   = 1
+	exitTrouble = 2
+)
+
+var version = "dev"
+
+const usage = `wsdiag — why do WebSocket clients fail behind this reverse proxy?
+
+Usage:
+  wsdiag read [flags] FILE...     judge every WebSocket attempt in pcap/pcapng files ("-" for stdin)
+  wsdiag -r FILE [flags]          the same, tcpdump style
+  wsdiag codes                    list the verdict codes
+  wsdiag version
+
+Run "wsdiag read --help" for the flags.
+Exit status: 0 every attempt ok, 1 at least one not ok, 2 wsdiag could not run.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// errUsage marks a mistake on the command line (already explained).
+var errUsage = errors.New("usage")
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitTrouble
+	}
+	switch cmd := args[0]; {
+	case cmd == "read":
+		return cmdRead(args[1:], stdout, stderr)
+	case cmd == "-r" || strings.HasPrefix(cmd, "-r") && !strings.HasPrefix(cmd, "--"):
+		return cmdRead(args, stdout, stderr)
+	case cmd == "codes":
+		return cmdCodes(stdout)
+	case cmd == "version" || cmd == "--version":
+		fmt.Fprintln(stdout, "wsdiag", version)
+		return exitOK
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "wsdiag: unknown command %q\n\n%s", cmd, usage)
+		return exitTrouble
+	}
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/pflag"
+
+	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/reassembly"
+)
+
+// common holds the flags shared by read and (later) live.
+type common struct {
+	verbose     bool
+	format      string
+	all         bool
+	clientPorts []string
+	upstreams   []string
+	showSecrets bool
+	color       string
+	progress    string
+}
+
+func (c *common) register(fs *pflag.FlagSet) {
+	fs.BoolVarP(&c.verbose, "verbose", "v", false, "show evidence, error-log line and fix under each verdict")
+	fs.StringVar(&c.format, "format", "text", "output format: text or json (one JSON object per line)")
+	fs.BoolVar(&c.all, "all", false, "report plain HTTP exchanges too")
+	fs.StringSliceVar(&c.clientPorts, "client-ports", []string{"80", "443"}, "the proxy's client-facing ports (a hint; pairing does not depend on it)")
+	fs.StringSliceVar(&c.upstreams, "upstream", nil, "HOST:PORT (or :PORT) of backends: only these count as upstream legs")
+	fs.BoolVar(&c.showSecrets, "show-secrets", false, "quote Cookie, Authorization and Set-Cookie values instead of redacting them")
+	fs.StringVar(&c.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
+	fs.StringVar(&c.progress, "progress", "auto", "progress line on stderr: auto (on a terminal), always, never")
+}
+
+func (c *common) analyzeOptions() (analyze.Options, error) {
+	opt := analyze.DefaultOptions
+	opt.All, opt.ShowSecrets = c.all, c.showSecrets
+	opt.ClientPorts = nil
+	for _, p := range c.clientPorts {
+		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
+		if err != nil {
+			return opt, fmt.Errorf("--client-ports: %q is not a port", p)
+		}
+		opt.ClientPorts = append(opt.ClientPorts, uint16(n))
+	}
+	for _, u := range c.upstreams {
+		u = strings.TrimSpace(u)
+		if strings.HasPrefix(u, ":") {
+			n, err := strconv.ParseUint(u[1:], 10, 16)
+			if err != nil {
+				return opt, fmt.Errorf("--upstream: %q is not HOST:PORT or :PORT", u)
+			}
+			opt.Upstreams = append(opt.Upstreams, netip.AddrPortFrom(netip.Addr{}, uint16(n)))
+			continue
+		}
+		ap, err := netip.ParseAddrPort(u)
+		if err != nil {
+			return opt, fmt.Errorf("--upstream: %q is not HOST:PORT (an IP address and a port) or :PORT", u)
+		}
+		opt.Upstreams = append(opt.Upstreams, ap)
+	}
+	switch c.format {
+	case "text", "json":
+	default:
+		return opt, fmt.Errorf("--format: %q is not text or json", c.format)
+	}
+	for _, f := range []struct{ name, v string }{{"--color", c.color}, {"--progress", c.progress}} {
+		switch f.v {
+		case "auto", "always", "never":
+		default:
+			return opt, fmt.Errorf("%s: %q is not auto, always or never", f.name, f.v)
+		}
+	}
+	return opt, nil
+}
+
+func wantTTY(mode string, f *os.File) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return f != nil && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+func cmdRead(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("wsdiag read", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	var files []string
+	c.register(fs)
+	fs.StringArrayVarP(&files, "read", "r", nil, "read packets from FILE (tcpdump style; repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: wsdiag read [flags] FILE...\n\nReads pcap or pcapng captures (gzip too; \"-\" is stdin) taken on a reverse-proxy host\nand judges every WebSocket handshake attempt. Several files are merged by time.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
+		return exitTrouble
+	}
+	files = append(files, fs.Args()...)
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "wsdiag: read: no capture file given (use - for stdin)")
+		return exitTrouble
+	}
+	opt, err := c.analyzeOptions()
+	if err != nil {
+		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
+		return exitTrouble
+	}
+
+	var readers []*capture.Reader
+	defer func() {
+		for _, r := range readers {
+			r.Close()
+		}
+	}()
+	for _, name := range files {
+		r, err := capture.Open(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "wsdiag: %v\n", err)
+			return exitTrouble
+		}
+		readers = append(readers, r)
+	}
+
+	outFile, _ := stdout.(*os.File)
+	errFile, _ := stderr.(*os.File)
+	rend := newRenderer(c.format, stdout, c.verbose, wantTTY(c.color, outFile) && os.Getenv("NO_COLOR") == "")
+	an := analyze.New(opt, rend.verdict)
+	asm := reassembly.New(an, reassembly.DefaultOptions)
+
+	var prog *progress
+	if wantTTY(c.progress, errFile) {
+		prog = newProgress(stderr, files)
+	}
+	warnings := pump(readers, asm, an, prog)
+	if prog != nil {
+		prog.done()
+	}
+	asm.Close()
+	an.Finish()
+
+	st := an.Stats()
+	var pk, tcp uint64
+	for _, r := range readers {
+		pk += r.Packets
+		tcp += r.TCP
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "wsdiag: warning: %s\n", w)
+	}
+	if st.Attempts == 0 {
+		fmt.Fprintf(stderr, "wsdiag: no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)\n", pk, tcp, st.Exchanges)
+	}
+	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: asm.Stats().Connections, warnings: warnings})
+	if st.Attempts > st.ByCode[analyze.OK] {
+		return exitNotOK
+	}
+	return exitOK
+}
+
+// pump merges the readers by timestamp (like mergecap) and feeds every
+// TCP segment to the assembler. Read errors end that file with a warning:
+// the verdicts that can be made from what was read still are.
+func pump(readers []*capture.Reader, asm *reassembly.Assembler, an *analyze.Analyzer, prog *progress) (warnings []string) {
+	type head struct {
+		r   *capture.Reader
+		pkt *capture.Packet
+	}
+	heads := make([]head, 0, len(readers))
+	advance := func(r *capture.Reader) *capture.Packet {
+		p, err := r.Next()
+		if err != nil {
+			if err != io.EOF {
+				warnings = append(warnings, err.Error()+"; verdicts use the packets before it")
+			}
+			return nil
+		}
+		return p
+	}
+	for _, r := range readers {
+		if p := advance(r); p != nil {
+			heads = append(heads, head{r, p})
+		}
+	}
+	var n uint64
+	var lastDecide time.Time
+	for len(heads) > 0 {
+		best := 0
+		for i := 1; i < len(heads); i++ {
+			if heads[i].pkt.CI.Timestamp.Before(heads[best].pkt.CI.Timestamp) {
+				best = i
+			}
+		}
+		h := &heads[best]
+		p := h.pkt
+		asm.Packet(p.Net, p.TCP, p.CI)
+		now := p.CI.Timestamp
+		if now.Sub(lastDecide) >= time.Second {
+			// Decide settled attempts as capture time passes, so memory
+			// stays bounded on long captures.
+			an.Decide(now)
+			lastDecide = now
+		}
+		n++
+		if prog != nil && n&0xffff == 0 {
+			prog.update(readers, an)
+		}
+		if next := advance(h.r); next != nil {
+			h.pkt = next
+		} else {
+			heads = append(heads[:best], heads[best+1:]...)
+		}
+	}
+	for _, r := range readers {
+		if r.Skipped > 0 {
+			warnings = append(warnings, fmt.Sprintf("%s: %d packets of link types wsdiag cannot decode were skipped", r.Name(), r.Skipped))
+		}
+	}
+	return warnings
+}

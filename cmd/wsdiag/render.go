@@ -1,0 +1,262 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wsdiag/wsdiag/analyze"
+)
+
+// renderer writes verdicts and the closing summary.
+type renderer interface {
+	verdict(v *analyze.Verdict)
+	summary(s summary)
+}
+
+type summary struct {
+	stats        analyze.Stats
+	packets, tcp uint64
+	conns        uint64
+	warnings     []string
+}
+
+func newRenderer(format string, w io.Writer, verbose, color bool) renderer {
+	if format == "json" {
+		return &jsonRenderer{log: zerolog.New(w)}
+	}
+	return &textRenderer{w: w, verbose: verbose, color: color}
+}
+
+// textRenderer prints a table: one line per attempt, details under it
+// with -v.
+type textRenderer struct {
+	w       io.Writer
+	verbose bool
+	color   bool
+	header  bool
+}
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiGreen  = "\x1b[32m"
+	ansiDim    = "\x1b[2m"
+	ansiCyan   = "\x1b[36m"
+)
+
+func (t *textRenderer) paint(s, color string) string {
+	if !t.color {
+		return s
+	}
+	return color + s + ansiReset
+}
+
+func sevColor(s analyze.Severity) string {
+	switch s {
+	case analyze.SevError:
+		return ansiRed
+	case analyze.SevWarn:
+		return ansiYellow
+	case analyze.SevOK:
+		return ansiGreen
+	}
+	return ansiCyan
+}
+
+func status(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func (t *textRenderer) verdict(v *analyze.Verdict) {
+	if !t.header {
+		t.header = true
+		fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %-24s  %-8s  %s\n", "TIME", "CLIENT", "PATH", "CODE", "HOP", "BACKEND→CLIENT")
+	}
+	path := v.Path
+	if len(path) > 20 {
+		path = path[:19] + "…"
+	}
+	code := fmt.Sprintf("%-24s", v.Code)
+	fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %s  %-8s  %s→%s\n", v.Time.UTC().Format("15:04:05.000"), v.Client, path,
+		t.paint(code, sevColor(v.Severity)), v.Hop, status(v.StatusBackend), status(v.StatusClient))
+	if !t.verbose {
+		return
+	}
+	ind := "    "
+	var meta []string
+	meta = append(meta, "severity "+string(v.Severity))
+	if len(v.Findings) > 1 {
+		fs := make([]string, len(v.Findings))
+		for i, f := range v.Findings {
+			fs[i] = string(f)
+		}
+		meta = append(meta, "findings "+strings.Join(fs, ", "))
+	}
+	if v.Proxy.IsValid() {
+		p := "proxy " + v.Proxy.String()
+		if v.ProxyProduct != "" {
+			p += " (" + v.ProxyProduct + ")"
+		}
+		meta = append(meta, p)
+	}
+	if v.Backend.IsValid() {
+		meta = append(meta, "backend "+v.Backend.String())
+	}
+	meta = append(meta, "pairing "+string(v.PairConfidence))
+	fmt.Fprintln(t.w, ind+t.paint(strings.Join(meta, " · "), ansiDim))
+	for _, e := range v.Evidence {
+		fmt.Fprintln(t.w, ind+"  "+e)
+	}
+	if s := v.Session; s != nil {
+		fmt.Fprintln(t.w, ind+"session: "+sessionText(s))
+	}
+	if v.ErrorLog != "" {
+		fmt.Fprintln(t.w, ind+"error log: "+v.ErrorLog)
+	}
+	if v.Fix != "" {
+		lines := strings.Split(v.Fix, "\n")
+		fmt.Fprintln(t.w, ind+t.paint("fix: ", ansiGreen)+lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintln(t.w, ind+"     "+l)
+		}
+	}
+	fmt.Fprintln(t.w)
+}
+
+func sessionText(s *analyze.Session) string {
+	if s.Open {
+		return fmt.Sprintf("open at the end of the capture after %s, %d bytes client→server, %d server→client", s.Duration.Round(time.Millisecond), s.BytesC2S, s.BytesS2C)
+	}
+	return fmt.Sprintf("%s, %d bytes client→server, %d server→client, closed by the %s (%s)", s.Duration.Round(time.Millisecond), s.BytesC2S, s.BytesS2C, s.ClosedBy, s.CloseKind)
+}
+
+func byCodeLine(m map[analyze.Code]uint64) string {
+	type kv struct {
+		c analyze.Code
+		n uint64
+	}
+	var kvs []kv
+	for c, n := range m {
+		kvs = append(kvs, kv{c, n})
+	}
+	sort.Slice(kvs, func(i, j int) bool {
+		if kvs[i].n != kvs[j].n {
+			return kvs[i].n > kvs[j].n
+		}
+		return kvs[i].c < kvs[j].c
+	})
+	parts := make([]string, len(kvs))
+	for i, x := range kvs {
+		parts[i] = fmt.Sprintf("%d %s", x.n, x.c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (t *textRenderer) summary(s summary) {
+	if s.stats.Attempts == 0 {
+		return
+	}
+	if !t.verbose {
+		fmt.Fprintln(t.w)
+	}
+	fmt.Fprintf(t.w, "%d WebSocket attempts: %s\n", s.stats.Attempts, byCodeLine(s.stats.ByCode))
+	if s.stats.Attempts > s.stats.ByCode[analyze.OK] && !t.verbose {
+		fmt.Fprintln(t.w, "run with -v for the evidence and the fix")
+	}
+}
+
+// jsonRenderer writes one JSON object per line; field names are stable.
+type jsonRenderer struct {
+	log zerolog.Logger
+}
+
+func addrOrNull(e *zerolog.Event, key string, s string, ok bool) *zerolog.Event {
+	if !ok {
+		return e.Interface(key, nil)
+	}
+	return e.Str(key, s)
+}
+
+func intOrNull(e *zerolog.Event, key string, n int) *zerolog.Event {
+	if n == 0 {
+		return e.Interface(key, nil)
+	}
+	return e.Int(key, n)
+}
+
+func (j *jsonRenderer) verdict(v *analyze.Verdict) {
+	e := j.log.Log().Str("type", "verdict").Str("ts", v.Time.UTC().Format(time.RFC3339Nano)).
+		Str("code", string(v.Code)).Str("severity", string(v.Severity)).Str("hop", string(v.Hop))
+	fs := make([]string, len(v.Findings))
+	for i, f := range v.Findings {
+		fs[i] = string(f)
+	}
+	e = e.Strs("findings", fs)
+	e = addrOrNull(e, "client", v.Client.String(), v.Client.IsValid())
+	e = addrOrNull(e, "proxy", v.Proxy.String(), v.Proxy.IsValid())
+	e = addrOrNull(e, "backend", v.Backend.String(), v.Backend.IsValid())
+	e = e.Str("path", v.Path)
+	e = intOrNull(e, "status_backend", v.StatusBackend)
+	e = intOrNull(e, "status_client", v.StatusClient)
+	e = e.Str("pair_confidence", string(v.PairConfidence))
+	if v.Evidence == nil {
+		v.Evidence = []string{}
+	}
+	e = e.Strs("evidence", v.Evidence)
+	e = e.Str("fix", v.Fix)
+	if v.ErrorLog != "" {
+		e = e.Str("error_log", v.ErrorLog)
+	}
+	if v.ProxyProduct != "" {
+		e = e.Str("proxy_product", v.ProxyProduct)
+	}
+	legs := zerolog.Arr()
+	for _, l := range v.Legs {
+		d := zerolog.Dict().Str("client", l.Client.String()).Str("server", l.Server.String()).Str("request", l.RequestLine)
+		if l.StatusLine != "" {
+			d = d.Str("response", l.StatusLine)
+		}
+		legs = legs.Dict(d)
+	}
+	e = e.Array("legs", legs)
+	if s := v.Session; s != nil {
+		d := zerolog.Dict().Float64("duration_s", s.Duration.Seconds()).Uint64("bytes_c2s", s.BytesC2S).Uint64("bytes_s2c", s.BytesS2C).Bool("open", s.Open)
+		if s.ClosedBy != "" {
+			d = d.Str("closed_by", s.ClosedBy).Str("close_kind", s.CloseKind)
+		}
+		e = e.Dict("session", d)
+	}
+	e.Send()
+}
+
+func (j *jsonRenderer) summary(s summary) {
+	by := zerolog.Dict()
+	codes := make([]string, 0, len(s.stats.ByCode))
+	for c := range s.stats.ByCode {
+		codes = append(codes, string(c))
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		by = by.Uint64(c, s.stats.ByCode[analyze.Code(c)])
+	}
+	sev := zerolog.Dict()
+	for _, x := range []analyze.Severity{analyze.SevOK, analyze.SevInfo, analyze.SevWarn, analyze.SevError} {
+		sev = sev.Uint64(string(x), s.stats.BySev[x])
+	}
+	w := s.warnings
+	if w == nil {
+		w = []string{}
+	}
+	j.log.Log().Str("type", "summary").Uint64("attempts", s.stats.Attempts).Dict("by_code", by).Dict("by_severity", sev).
+		Uint64("packets", s.packets).Uint64("tcp_packets", s.tcp).Uint64("connections", s.conns).
+		Uint64("http_exchanges", s.stats.Exchanges).Uint64("evicted", s.stats.Evicted).Strs("warnings", w).Send()
+}
