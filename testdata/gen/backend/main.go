@@ -1,0 +1,181 @@
+// Command backend is the WebSocket/HTTP backend that testdata/gen/gen.sh puts
+// behind nginx to record captures of WebSocket upgrades through a proxy.
+//
+// Behaviour by path:
+//
+//	/ws, /ws/...  upgrade (any Origin), echo messages, subprotocol "chat" if offered
+//	/strict       upgrade with gorilla's default origin check (Origin host == Host), else 403
+//	/proto        400 unless the request offers subprotocol "chat", then upgrade and echo
+//	/plain        200 text body (a backend that is not WebSocket at all)
+//	/badaccept    raw 101 with a wrong Sec-WebSocket-Accept, held open briefly, then closed
+//	/hang         hijack and never answer (held until the peer closes)
+//	/drop         hijack and close at once without any response
+//	/health       200 "ok"
+//	anything else 404
+package main
+
+import (
+	"bufio"
+	"flag"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+var (
+	echoUpgrader = websocket.Upgrader{
+		CheckOrigin:  func(*http.Request) bool { return true },
+		Subprotocols: []string{"chat"},
+	}
+	// CheckOrigin nil: gorilla's default, which requires the Origin's host to
+	// equal the request's Host header.
+	strictUpgrader = websocket.Upgrader{
+		Subprotocols: []string{"chat"},
+	}
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9001", "listen address (must be on 127.0.0.1)")
+	flag.Parse()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", route)
+	srv := &http.Server{
+		Addr:              *addr,
+		Handler:           logRequests(mux),
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	log.Printf("backend listening on %s", *addr)
+	log.Fatal(srv.ListenAndServe())
+}
+
+func logRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.Printf("%s %s %s %s Host=%q Upgrade=%q Connection=%q Origin=%q Proto=%q UA=%q",
+			r.RemoteAddr, r.Method, r.URL.RequestURI(), r.Proto, r.Host,
+			r.Header.Get("Upgrade"), r.Header.Get("Connection"), r.Header.Get("Origin"),
+			r.Header.Get("Sec-WebSocket-Protocol"), r.UserAgent())
+		h.ServeHTTP(w, r)
+	})
+}
+
+func route(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == "/ws" || strings.HasPrefix(p, "/ws/"):
+		upgradeAndEcho(&echoUpgrader, w, r)
+	case p == "/strict":
+		upgradeAndEcho(&strictUpgrader, w, r)
+	case p == "/proto":
+		if !offers(r, "chat") {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, "subprotocol chat required\n")
+			return
+		}
+		upgradeAndEcho(&echoUpgrader, w, r)
+	case p == "/plain":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "plain http backend, not websocket\n")
+	case p == "/badaccept":
+		badAccept(w, r)
+	case p == "/hang":
+		hang(w)
+	case p == "/drop":
+		drop(w)
+	case p == "/health":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func offers(r *http.Request, proto string) bool {
+	for _, p := range websocket.Subprotocols(r) {
+		if p == proto {
+			return true
+		}
+	}
+	return false
+}
+
+func upgradeAndEcho(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request) {
+	c, err := u.Upgrade(w, r, nil) // on failure Upgrade has already answered (400/403)
+	if err != nil {
+		log.Printf("upgrade %s failed: %v", r.URL.Path, err)
+		return
+	}
+	defer c.Close()
+	for {
+		mt, msg, err := c.ReadMessage() // a close frame is answered by gorilla's default close handler
+		if err != nil {
+			log.Printf("session %s ended: %v", r.RemoteAddr, err)
+			return
+		}
+		if err := c.WriteMessage(mt, msg); err != nil {
+			log.Printf("write to %s: %v", r.RemoteAddr, err)
+			return
+		}
+	}
+}
+
+func hijack(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "cannot hijack", http.StatusInternalServerError)
+		return nil, nil, false
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		log.Printf("hijack: %v", err)
+		return nil, nil, false
+	}
+	return conn, brw, true
+}
+
+func badAccept(w http.ResponseWriter, r *http.Request) {
+	conn, brw, ok := hijack(w)
+	if !ok {
+		return
+	}
+	defer conn.Close()
+	resp := "HTTP/1.1 101 Switching Protocols\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		// base64 of 20 bytes, but not SHA-1(key + GUID) for any key the client sent.
+		"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n" +
+		"\r\n"
+	if _, err := brw.WriteString(resp); err == nil {
+		brw.Flush()
+	}
+	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.Copy(io.Discard, brw)
+}
+
+func hang(w http.ResponseWriter) {
+	conn, brw, ok := hijack(w)
+	if !ok {
+		return
+	}
+	defer conn.Close()
+	io.Copy(io.Discard, brw) // until the proxy gives up and closes
+}
+
+func drop(w http.ResponseWriter) {
+	conn, _, ok := hijack(w)
+	if !ok {
+		return
+	}
+	conn.Close()
+}
+
+func init() {
+	log.SetFlags(log.Ltime | log.Lmicroseconds)
+	log.SetPrefix("backend: ")
+}

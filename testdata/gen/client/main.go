@@ -1,0 +1,219 @@
+// Command client makes WebSocket handshake attempts (gorilla Dialer) through the
+// proxy for testdata/gen/gen.sh, optionally interleaved with plain keep-alive
+// HTTP GETs. A failed handshake is printed and the run goes on (exit 0).
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+var (
+	urlsFlag    = flag.String("url", "ws://127.0.0.1:8080/ws", "WebSocket URL; a comma-separated list is used round-robin over the attempts")
+	attempts    = flag.Int("n", 3, "number of WebSocket attempts")
+	concurrency = flag.Int("c", 1, "attempts in flight at once")
+	stagger     = flag.Duration("stagger", 0, "delay between the starts of two attempts")
+	origin      = flag.String("origin", "", "Origin header (default http://<host of url>; \"none\" sends no Origin)")
+	subprotocol = flag.String("subprotocol", "", "subprotocol to offer (Sec-WebSocket-Protocol)")
+	msgs        = flag.Int("msgs", 2, "text messages to send and read back after a successful upgrade")
+	hold        = flag.Duration("hold", 0, "keep an upgraded connection open this long after the messages, before closing")
+	plainURL    = flag.String("plain", "", "URL for plain HTTP GETs (keep-alive) interleaved with the attempts")
+	plainN      = flag.Int("plain-n", 0, "number of plain GETs")
+	plainGap    = flag.Duration("plain-gap", 20*time.Millisecond, "delay between two plain GETs")
+	raw         = flag.Bool("raw", false, "send a handcrafted non-WebSocket request (Upgrade: websocket without Sec-WebSocket-Key/Version)")
+	timeout     = flag.Duration("timeout", 10*time.Second, "handshake / response timeout")
+	uaTag       = flag.String("ua", "wsdiag-testclient/1", "User-Agent prefix; \" (n=K)\" is appended per attempt")
+)
+
+var out = log.New(os.Stdout, "client: ", log.Ltime|log.Lmicroseconds)
+
+func main() {
+	flag.Parse()
+	urls := strings.Split(*urlsFlag, ",")
+	if *concurrency < 1 {
+		*concurrency = 1
+	}
+
+	var wg sync.WaitGroup
+	if *plainURL != "" && *plainN > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); plainGets(*plainURL, *plainN) }()
+	}
+
+	sem := make(chan struct{}, *concurrency)
+	var aw sync.WaitGroup
+	for i := 1; i <= *attempts; i++ {
+		if i > 1 && *stagger > 0 {
+			time.Sleep(*stagger)
+		}
+		sem <- struct{}{}
+		aw.Add(1)
+		go func(i int, u string) {
+			defer aw.Done()
+			defer func() { <-sem }()
+			ua := fmt.Sprintf("%s (n=%d)", *uaTag, i)
+			if *raw {
+				rawAttempt(i, u, ua)
+			} else {
+				attempt(i, u, ua)
+			}
+		}(i, urls[(i-1)%len(urls)])
+	}
+	aw.Wait()
+	wg.Wait()
+}
+
+func originFor(u *url.URL) string {
+	switch *origin {
+	case "":
+		return "http://" + u.Host
+	case "none":
+		return ""
+	}
+	return *origin
+}
+
+func attempt(i int, rawURL, ua string) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		out.Fatalf("bad -url %q: %v", rawURL, err)
+	}
+	h := http.Header{}
+	h.Set("User-Agent", ua)
+	if o := originFor(u); o != "" {
+		h.Set("Origin", o)
+	}
+	d := websocket.Dialer{HandshakeTimeout: *timeout} // Proxy nil: always dial directly
+	if *subprotocol != "" {
+		d.Subprotocols = []string{*subprotocol}
+	}
+	c, resp, err := d.Dial(rawURL, h)
+	if err != nil {
+		if resp != nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			out.Printf("attempt %d %s: handshake failed: %s (%v) body=%q", i, u.Path, resp.Status, err, strings.TrimSpace(string(body)))
+		} else {
+			out.Printf("attempt %d %s: handshake failed: %v", i, u.Path, err)
+		}
+		return
+	}
+	defer c.Close()
+	out.Printf("attempt %d %s: upgraded: %s subprotocol=%q", i, u.Path, resp.Status, c.Subprotocol())
+	for k := 1; k <= *msgs; k++ {
+		msg := fmt.Sprintf("hello %d from attempt %d", k, i)
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			out.Printf("attempt %d: write: %v", i, err)
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(*timeout))
+		_, got, err := c.ReadMessage()
+		if err != nil {
+			out.Printf("attempt %d: read: %v", i, err)
+			return
+		}
+		if string(got) != msg {
+			out.Printf("attempt %d: echo mismatch: %q", i, got)
+		}
+	}
+	if *hold > 0 {
+		time.Sleep(*hold)
+	}
+	err = c.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+	if err != nil {
+		out.Printf("attempt %d: close: %v", i, err)
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				out.Printf("attempt %d: %d messages echoed, closed 1000", i, *msgs)
+			} else {
+				out.Printf("attempt %d: waiting for close reply: %v", i, err)
+			}
+			return
+		}
+	}
+}
+
+// rawAttempt sends a request that says Upgrade: websocket but is not a
+// WebSocket handshake (no Sec-WebSocket-Key, no Sec-WebSocket-Version).
+func rawAttempt(i int, rawURL, ua string) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		out.Fatalf("bad -url %q: %v", rawURL, err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, *timeout)
+	if err != nil {
+		out.Printf("attempt %d: dial: %v", i, err)
+		return
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(*timeout))
+	path := u.RequestURI()
+	req := "GET " + path + " HTTP/1.1\r\n" +
+		"Host: " + u.Host + "\r\n" +
+		"User-Agent: " + ua + "\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n"
+	if o := originFor(u); o != "" {
+		req += "Origin: " + o + "\r\n"
+	}
+	req += "\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		out.Printf("attempt %d: write: %v", i, err)
+		return
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		out.Printf("attempt %d: read response: %v", i, err)
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	out.Printf("attempt %d %s (raw, no key/version): %s body=%q", i, path, resp.Status, strings.TrimSpace(string(body)))
+}
+
+func plainGets(u string, n int) {
+	cl := &http.Client{
+		Timeout: *timeout,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     30 * time.Second,
+		},
+	}
+	ok := 0
+	for k := 1; k <= n; k++ {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("User-Agent", fmt.Sprintf("%s-plain (n=%d)", *uaTag, k))
+		resp, err := cl.Do(req)
+		if err != nil {
+			out.Printf("plain %d: %v", k, err)
+		} else {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				ok++
+			} else {
+				out.Printf("plain %d: %s", k, resp.Status)
+			}
+		}
+		time.Sleep(*plainGap)
+	}
+	cl.CloseIdleConnections()
+	out.Printf("plain GETs: %d/%d answered 200", ok, n)
+}

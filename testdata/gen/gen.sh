@@ -1,0 +1,407 @@
+#!/usr/bin/env bash
+# Regenerates testdata/captures/: real packet captures of WebSocket handshakes
+# through Debian's nginx, one scenario per capture. See README.md beside this file.
+#
+#   sudo testdata/gen/gen.sh            # all scenarios
+#   sudo testdata/gen/gen.sh NAME...    # only these (MANIFEST.tsv is always rewritten whole)
+#   testdata/gen/gen.sh --list          # scenario names
+#
+# Needs root (apt-get, tcpdump/dumpcap on lo and any). Uses only 127.0.0.1:
+# nginx on 8080, the backend on 9001, nothing on 9009 ("backend down").
+# Ends only the processes it started, by PID.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT=$(mkdir -p "$HERE/../captures" && cd "$HERE/../captures" && pwd)
+
+NGINX_PORT=8080
+BACKEND_PORT=9001
+DEAD_PORT=9009
+NGINX="127.0.0.1:$NGINX_PORT"
+BACKEND="127.0.0.1:$BACKEND_PORT"
+BPF="tcp and (port $NGINX_PORT or port $BACKEND_PORT or port $DEAD_PORT)"
+
+# name | expected_code | expected_hop | description   (the order is the run order)
+SCENARIOS=(
+  "nginx-defaults|upgrade_header_dropped|proxy|location /ws { proxy_pass } with no upgrade directives: nginx sends HTTP/1.0, Connection: close, no Upgrade; backend 400 relayed"
+  "http11-no-headers|upgrade_header_dropped|proxy|proxy_http_version 1.1 only: HTTP/1.1 upstream but Upgrade dropped, Connection: close; backend 400"
+  "upgrade-no-connection|connection_not_upgrade|proxy|proxy_http_version 1.1 + Upgrade \$http_upgrade, no Connection header set: nginx sends Connection: close; backend 400"
+  "keepalive-connection-empty|connection_not_upgrade|proxy|upstream keepalive 8 + Connection \"\": Upgrade forwarded, no Connection header on leg B, upstream connection reused; backend 400"
+  "http10-with-headers|upstream_http10|proxy|proxy_http_version 1.0 with Upgrade and Connection upgrade set: HTTP/1.0 on leg B, backend answers 101 and the tunnel works (a risk, warn)"
+  "backend-down|upstream_connect_failed|connect|correct directives, proxy_pass to 127.0.0.1:$DEAD_PORT where nothing listens: SYN answered by RST, nginx 502"
+  "backend-timeout|upstream_timeout|backend|correct directives, backend /hang never answers, proxy_read_timeout 2s: nginx 504 after 2 s"
+  "backend-closed-early|upstream_closed_early|backend|correct directives, backend /drop closes without answering: nginx 502 (upstream prematurely closed)"
+  "origin-check|backend_rejected|backend|correct upgrade directives but Host not forwarded (leg B Host 127.0.0.1:$BACKEND_PORT, Origin http://$NGINX): backend /strict origin check 403 (finding host_rewritten)"
+  "redirect|redirected|proxy|location /ws { return 301 /ws2; }: nginx answers 301 itself, no leg B"
+  "path-rewrite-404|backend_rejected|backend|correct directives, proxy_pass http://$BACKEND/nothere/ turns /ws/x into /nothere/x: backend 404 (finding path_rewritten)"
+  "backend-200|backend_not_websocket|backend|correct directives, backend /plain answers 200 text (not a WebSocket server)"
+  "subprotocol-stripped|ws_header_altered|proxy|correct directives + proxy_set_header Sec-WebSocket-Protocol \"\": client offers chat, leg B has no Sec-WebSocket-Protocol, backend /proto 400"
+  "correct|ok|-|the full correct config (http/1.1, Upgrade, Connection \$connection_upgrade map, Host \$host): 101 on both legs, 2 echoed messages, close 1000 each way"
+  "proxy-denied|proxy_rejected|proxy|location /ws { deny all; }: nginx 403 itself, no leg B"
+  "bad-accept|bad_accept|backend|correct directives, backend /badaccept answers 101 with a wrong Sec-WebSocket-Accept; nginx relays it, the client refuses and closes"
+  "client-not-websocket|client_not_websocket|client|correct config, raw client request with Upgrade: websocket + Connection: Upgrade but no Sec-WebSocket-Key/Version; backend 400 relayed"
+  "concurrent-20|ok=10;upgrade_header_dropped=10|-;proxy|one nginx: /ws/ok correct, /ws/broken no directives; 20 concurrent attempts (10 each, alternating) + 20 plain keep-alive GETs to /health in the same window"
+  "any-sll2|ok|-|the correct scenario captured with tcpdump -i any: link type LINUX_SLL2 (276)"
+  "pcapng-mixed|ok|-|the correct scenario captured by dumpcap into pcapng with two interfaces: lo (EN10MB, leg A, port $NGINX_PORT) and any (LINUX_SLL2, leg B, port $BACKEND_PORT)"
+  "leg-a-only|unpaired|-|the nginx-defaults scenario captured with a filter on port $NGINX_PORT only: leg A only (leg B missing from the file)"
+)
+
+die() { echo "gen.sh: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+scenario_names() { local s; for s in "${SCENARIOS[@]}"; do echo "${s%%|*}"; done; }
+
+if [[ "${1:-}" == "--list" ]]; then scenario_names; exit 0; fi
+[[ $(id -u) -eq 0 ]] || die "run as root (apt-get, packet capture)"
+
+SELECTED=("$@")
+if [[ ${#SELECTED[@]} -eq 0 ]]; then mapfile -t SELECTED < <(scenario_names); fi
+mapfile -t ALL_NAMES < <(scenario_names)
+for n in "${SELECTED[@]}"; do
+  known=0
+  for k in "${ALL_NAMES[@]}"; do [[ "$k" == "$n" ]] && known=1; done
+  [[ $known -eq 1 ]] || die "unknown scenario '$n' (see --list)"
+done
+
+# ---------------------------------------------------------------- cleanup
+WORK=""
+CREATED_POLICY=0
+STARTED_PIDS=()   # every long-running process this script started
+
+cleanup() {
+  local rc=$? pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for pid in "${STARTED_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ $CREATED_POLICY -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
+  if [[ -n "$WORK" && -d "$WORK" ]]; then rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() { # drop a PID we already waited for from STARTED_PIDS
+  local p keep=()
+  for p in "${STARTED_PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
+  STARTED_PIDS=("${keep[@]}")
+}
+
+stop_pid() { # stop_pid PID SIGNAL
+  local pid=$1 sig=${2:-TERM}
+  if kill -0 "$pid" 2>/dev/null; then kill -"$sig" "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}
+
+# ---------------------------------------------------------------- 1. install
+need_install=0
+for c in nginx tcpdump dumpcap editcap capinfos ss perl; do
+  command -v "$c" >/dev/null 2>&1 || need_install=1
+done
+if [[ $need_install -eq 1 ]]; then
+  log "installing nginx-light, tcpdump, wireshark-common, iproute2"
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    CREATED_POLICY=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -q
+  apt-get install -y -q nginx-light tcpdump wireshark-common iproute2 perl
+  if [[ $CREATED_POLICY -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; CREATED_POLICY=0; fi
+fi
+command -v go >/dev/null 2>&1 || die "go is not installed"
+
+# A system nginx started anyway: stop it through its own pidfile only.
+if [[ -s /run/nginx.pid ]]; then
+  syspid=$(tr -dc '0-9' < /run/nginx.pid)
+  if [[ -n "$syspid" && "$(cat "/proc/$syspid/comm" 2>/dev/null)" == nginx ]]; then
+    log "stopping the system nginx (PID $syspid from /run/nginx.pid)"
+    kill -QUIT "$syspid"
+    for _ in $(seq 50); do kill -0 "$syspid" 2>/dev/null || break; sleep 0.1; done
+  fi
+fi
+
+for p in "$NGINX_PORT" "$BACKEND_PORT" "$DEAD_PORT"; do
+  if [[ -n "$(ss -ltnH "sport = :$p")" ]]; then die "port $p is already in use"; fi
+done
+
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's/.*nginx\///')
+log "nginx $NGINX_VERSION, $(tcpdump --version 2>&1 | head -1)"
+
+# ---------------------------------------------------------------- 2. build
+WORK=$(mktemp -d /tmp/wsdiag-gen.XXXXXX)
+chmod 755 "$WORK"     # nginx workers (user nobody) must reach their temp dirs
+log "building backend and client in $WORK/bin"
+(cd "$HERE" && go build -buildvcs=false -o "$WORK/bin/" ./backend ./client)
+
+# ---------------------------------------------------------------- 3. scenarios
+# nginx location snippets
+UPGRADE='proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;'
+CORRECT="$UPGRADE"' proxy_set_header Host $host;'
+
+# Each scenario function sets:
+#   LOCS        server{} body (locations)
+#   HTTP_EXTRA  extra http{} directives (upstream blocks)
+#   CLIENT      client argument lists; each element is one client process, all run at once
+#   CAPTURE     lo | any | lo-8080 | mixed
+set_defaults() {
+  LOCS=""
+  HTTP_EXTRA=""
+  CLIENT=()
+  CAPTURE=lo
+}
+
+scn_nginx-defaults() {
+  LOCS="location /ws { proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_http11-no-headers() {
+  LOCS="location /ws { proxy_http_version 1.1; proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_upgrade-no-connection() {
+  LOCS='location /ws { proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_pass http://'"$BACKEND"'; }'
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_keepalive-connection-empty() {
+  HTTP_EXTRA="upstream backend { server $BACKEND; keepalive 8; }"
+  LOCS='location /ws { proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection ""; proxy_pass http://backend; }'
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_http10-with-headers() {
+  LOCS='location /ws { proxy_http_version 1.0; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; proxy_pass http://'"$BACKEND"'; }'
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_backend-down() {
+  LOCS="location /ws { $CORRECT proxy_pass http://127.0.0.1:$DEAD_PORT; }"
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_backend-timeout() {
+  LOCS="location /hang { $CORRECT proxy_read_timeout 2s; proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/hang -n 2")
+}
+scn_backend-closed-early() {
+  LOCS="location /drop { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/drop -n 3")
+}
+scn_origin-check() {
+  LOCS="location /strict { $UPGRADE proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/strict -n 3")
+}
+scn_redirect() {
+  LOCS="location /ws { return 301 /ws2; }"
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_path-rewrite-404() {
+  LOCS="location /ws/ { $CORRECT proxy_pass http://$BACKEND/nothere/; }"
+  CLIENT=("-url ws://$NGINX/ws/x -n 3")
+}
+scn_backend-200() {
+  LOCS="location /plain { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/plain -n 3")
+}
+scn_subprotocol-stripped() {
+  LOCS="location /proto { $CORRECT proxy_set_header Sec-WebSocket-Protocol \"\"; proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/proto -n 3 -subprotocol chat")
+}
+scn_correct() {
+  LOCS="location /ws { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws -n 3 -msgs 2")
+}
+scn_proxy-denied() {
+  LOCS="location /ws { deny all; }"
+  CLIENT=("-url ws://$NGINX/ws -n 3")
+}
+scn_bad-accept() {
+  LOCS="location /badaccept { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/badaccept -n 3")
+}
+scn_client-not-websocket() {
+  LOCS="location /ws { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws -n 3 -raw")
+}
+scn_concurrent-20() {
+  LOCS="location /ws/ok { $CORRECT proxy_pass http://$BACKEND; }
+        location /ws/broken { proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws/ok,ws://$NGINX/ws/broken -n 20 -c 20 -stagger 5ms -msgs 2 -hold 500ms -plain http://$NGINX/health -plain-n 20 -plain-gap 10ms")
+}
+scn_any-sll2() {
+  scn_correct
+  CAPTURE=any
+}
+scn_pcapng-mixed() {
+  scn_correct
+  CAPTURE=mixed
+}
+scn_leg-a-only() {
+  scn_nginx-defaults
+  CAPTURE=lo-8080
+}
+
+write_nginx_conf() { # DIR
+  local d=$1
+  mkdir -p "$d/tmp"
+  cat > "$d/nginx.conf" <<EOF
+# generated by testdata/gen/gen.sh
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+events { worker_connections 512; }
+http {
+    access_log $d/access.log;
+    client_body_temp_path $d/tmp/client_body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    default_type text/plain;
+    map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+    $HTTP_EXTRA
+    server {
+        listen $NGINX;
+        server_name localhost;
+        $LOCS
+        location = /health { proxy_pass http://$BACKEND; }
+    }
+}
+EOF
+}
+
+wait_listen() { # PORT PID NAME
+  local i
+  for i in $(seq 100); do
+    [[ -n "$(ss -ltnH "sport = :$1")" ]] && return 0
+    kill -0 "$2" 2>/dev/null || die "$3 exited before listening on $1"
+    sleep 0.05
+  done
+  die "$3 is not listening on $1"
+}
+
+wait_file_has() { # FILE REGEX PID NAME
+  local i
+  for i in $(seq 100); do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { cat "$1" >&2; die "$4 exited"; }
+    sleep 0.05
+  done
+  cat "$1" >&2
+  die "$4 did not start"
+}
+
+run_scenario() { # NAME
+  local name=$1
+  local d="$WORK/$name" ngx_pid be_pid cap_pid ext=pcap cap_file args
+  local client_pids=()
+  set_defaults
+  "scn_$name"
+  [[ $CAPTURE == mixed ]] && ext=pcapng
+  cap_file="$d/$name.$ext"
+  mkdir -p "$d"
+  chmod 755 "$d"
+  write_nginx_conf "$d"
+  log "[$name] nginx config:"; grep -E 'location|upstream' "$d/nginx.conf" | sed 's/^ */     /' >&2
+
+  nginx -t -q -c "$d/nginx.conf" -p "$d" -e "$d/error.log" || die "[$name] nginx -t failed"
+  : > "$d/error.log"
+
+  nginx -c "$d/nginx.conf" -p "$d" -e "$d/error.log" &
+  ngx_pid=$!; STARTED_PIDS+=("$ngx_pid")
+  "$WORK/bin/backend" -addr "$BACKEND" 2> "$d/backend.log" &
+  be_pid=$!; STARTED_PIDS+=("$be_pid")
+  wait_listen "$NGINX_PORT" "$ngx_pid" nginx
+  wait_listen "$BACKEND_PORT" "$be_pid" backend
+
+  case $CAPTURE in
+    lo|any|lo-8080)
+      local ifc=lo filter=$BPF
+      [[ $CAPTURE == any ]] && ifc=any
+      [[ $CAPTURE == lo-8080 ]] && filter="tcp and port $NGINX_PORT"
+      tcpdump -i "$ifc" -Z root -U -s 0 -w "$cap_file" "$filter" 2> "$d/capture.err" &
+      cap_pid=$!; STARTED_PIDS+=("$cap_pid")
+      wait_file_has "$d/capture.err" 'listening on' "$cap_pid" tcpdump
+      ;;
+    mixed)
+      # leg A on lo (EN10MB), leg B on any (LINUX_SLL2): one pcapng, two IDBs of different link types
+      dumpcap -q -i lo -f "tcp and port $NGINX_PORT" \
+              -i any -y LINUX_SLL2 -f "tcp and (port $BACKEND_PORT or port $DEAD_PORT)" \
+              -w "$cap_file" 2> "$d/capture.err" &
+      cap_pid=$!; STARTED_PIDS+=("$cap_pid")
+      sleep 0.5
+      kill -0 "$cap_pid" 2>/dev/null || { cat "$d/capture.err" >&2; die "[$name] dumpcap exited"; }
+      ;;
+  esac
+  sleep 1
+
+  log "[$name] client ${CLIENT[*]}"
+  for args in "${CLIENT[@]}"; do
+    # shellcheck disable=SC2086  # args is a word list on purpose
+    "$WORK/bin/client" $args > "$d/client.$((${#client_pids[@]} + 1)).log" 2>&1 &
+    client_pids+=("$!"); STARTED_PIDS+=("$!")
+  done
+  local cp
+  for cp in "${client_pids[@]}"; do
+    wait "$cp" || die "[$name] client failed"
+    forget_pid "$cp"
+  done
+  cat "$d"/client.*.log >&2
+  sleep 2
+
+  stop_pid "$cap_pid" INT
+  cat "$d/capture.err" >&2
+  case $CAPTURE in
+    mixed)
+      local ifaces
+      ifaces=$(grep -c "^Packets received/dropped on interface" "$d/capture.err" || true)
+      [[ $ifaces -eq 2 ]] || die "[$name] dumpcap did not report two interfaces"
+      if grep "^Packets received/dropped on interface" "$d/capture.err" | grep -qvE '/0 \(pcap:0/dumpcap:0/flushed:0'; then
+        die "[$name] dumpcap dropped packets"
+      fi
+      ;;
+    *)
+      grep -qx '0 packets dropped by kernel' "$d/capture.err" || die "[$name] tcpdump dropped packets (or did not say): see above"
+      ;;
+  esac
+
+  stop_pid "$ngx_pid" TERM
+  stop_pid "$be_pid" TERM
+
+  install -m 644 "$cap_file" "$OUT/$name.$ext"
+  grep -E '\[(warn|error|crit|alert|emerg)\]' "$d/error.log" > "$OUT/$name.nginx-error.log" || true
+  chmod 644 "$OUT/$name.nginx-error.log"
+  log "[$name] wrote $OUT/$name.$ext ($(stat -c %s "$OUT/$name.$ext") bytes), $(wc -l < "$OUT/$name.nginx-error.log") warn+ error-log lines"
+  log "[$name] on the wire (request and status lines; leg A = port $NGINX_PORT, leg B = the others):"
+  if [[ $ext == pcapng ]]; then
+    capinfos "$OUT/$name.$ext" | grep -E 'Encapsulation|^ {10,}[A-Z].*\([0-9]+\)$|Number of|Filter string|Strict' >&2 || true
+  else
+    wire_summary "$OUT/$name.$ext" >&2 || true
+  fi
+}
+
+# wire_summary FILE: count of request/status lines per leg, in order of first appearance.
+wire_summary() {
+  tcpdump -nn -A -r "$1" 2>/dev/null | perl -ne '
+    if (/IP6? [\d.]+\.(\d+) > [\d.]+\.(\d+):/) { $leg = ($1 == '"$NGINX_PORT"' || $2 == '"$NGINX_PORT"') ? "A" : "B"; next }
+    while (/((?:GET|POST|HEAD) \S+ HTTP\/1\.[01]|HTTP\/1\.[01] \d{3}[ A-Za-z-]*)/g) {
+      $k = "leg $leg: $1"; push @o, $k unless $n{$k}++;
+    }
+    END { printf "%6d  %s\n", $n{$_}, $_ for @o }'
+}
+
+for n in "${SELECTED[@]}"; do
+  run_scenario "$n"
+done
+
+# ---------------------------------------------------------------- manifest
+{
+  printf 'name\texpected_code\texpected_hop\tdescription\n'
+  for s in "${SCENARIOS[@]}"; do
+    IFS='|' read -r n code hop desc <<< "$s"
+    printf '%s\t%s\t%s\t%s\n' "$n" "$code" "$hop" "$desc"
+  done
+} > "$OUT/MANIFEST.tsv"
+
+log "done: ${#SELECTED[@]} scenario(s) with nginx $NGINX_VERSION; captures in $OUT ($(du -sh "$OUT" | cut -f1))"
