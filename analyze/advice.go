@@ -72,7 +72,7 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 			b.WriteString("nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
 		case ConnectionNotUpgrade:
 			if conn := j.legHeader(1, "Connection"); conn == "" {
-				b.WriteString("the upstream request has no Connection: upgrade (\"proxy_set_header Connection \\\"\\\"\" for upstream keep-alive removes it); use the map instead:\n")
+				b.WriteString(`the upstream request has no Connection header (the keep-alive recipe proxy_set_header Connection ""; removes the upgrade token); use the map instead:` + "\n")
 			} else {
 				b.WriteString("nginx sends \"Connection: " + conn + "\" upstream unless told otherwise; add:\n")
 			}
@@ -82,7 +82,7 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		b.WriteString(nginxRecipe)
 		if defaultsHTTP11 {
 			b.WriteString("\n(" + v.ProxyProduct + " already defaults to proxy_http_version 1.1, but still drops Upgrade)")
-		} else if v.ProxyProduct != "" {
+		} else if v.ProxyProduct != "" && hasNote(UpstreamHTTP10) {
 			b.WriteString("\n(" + v.ProxyProduct + " defaults to proxy_http_version 1.0 with Connection: close)")
 		}
 		return "", b.String()
@@ -127,7 +127,7 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		case v.StatusBackend == 403 && hasNote(HostRewritten):
 			f := "the backend refused the handshake (403) and the proxy rewrote Host: backends that check Origin against Host (gorilla/websocket's default, Socket.IO, Django Channels' AllowedHostsOriginValidator) reject it"
 			if nginx {
-				f += "; add proxy_set_header Host $host; in the location (or allow the origin in the backend)"
+				f += "; add proxy_set_header Host $http_host; in the location ($http_host keeps the port, $host drops it, and a port-less Host fails the same check), or allow the origin in the backend"
 			}
 			return "", f
 		case v.StatusBackend == 404 && hasNote(PathRewritten):
@@ -167,6 +167,8 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		return "", "WebSocket clients do not follow redirects: make the client use the final URL (see Location), or stop redirecting this path (nginx: return/rewrite rules, or a missing trailing slash on the location)"
 	case ResponseAltered:
 		return "", proxyName + " changed the backend's answer: make it relay 101 untouched (nginx: no proxy_intercept_errors or header filters on this location)"
+	case PlainHTTP:
+		return "", ""
 	case Unpaired:
 		return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
 	}

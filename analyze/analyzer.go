@@ -78,6 +78,7 @@ type Analyzer struct {
 type Stats struct {
 	Exchanges uint64
 	Attempts  uint64
+	Plain     uint64 // plain exchanges reported (--all)
 	Evicted   uint64 // exchanges dropped unpaired because MaxPending was hit
 	ByCode    map[Code]uint64
 	BySev     map[Severity]uint64
@@ -239,6 +240,10 @@ func (a *Analyzer) decide(x *exchange, final bool) {
 		a.hasUpstreamLegs = true
 	}
 	if !isAttempt(chain) {
+		if a.opt.All {
+			a.stats.Plain++
+			a.out(plain(chain))
+		}
 		return
 	}
 	v := judge(chain, a)

@@ -314,7 +314,7 @@ func (j *judgement) noUpstreamRules() {
 		}
 		j.add(Redirected, 0, ev...)
 	case j.generatedBy != "" || st >= 500:
-		j.add(ProxyRejected, 0, sl+j.generatedNote(), "no request from the proxy to any backend for this attempt")
+		j.add(ProxyRejected, 0, sl+j.generatedNote(), "proxy→backend: no request for this attempt (no upstream leg, no connect attempt)")
 	default:
 		// An answer that is not a proxy's own page, with no upstream leg to
 		// compare: the cause hides on the missing leg.
@@ -618,3 +618,26 @@ func session(chain []*exchange) *Session {
 }
 
 var _ = netip.AddrPort{}
+
+// plain describes an exchange that is not a WebSocket attempt (--all).
+func plain(chain []*exchange) *Verdict {
+	A := chain[0]
+	n := len(chain)
+	v := &Verdict{Time: A.req.Start, Code: PlainHTTP, Severity: SevInfo, Hop: HopNone, Findings: []Code{PlainHTTP},
+		Client: A.req.Client, Path: A.req.Target, PairConfidence: ConfNone}
+	if n > 1 {
+		v.Proxy, v.Backend, v.PairConfidence = A.req.Server, chain[n-1].req.Server, A.conf
+		if r := chain[n-1].resp; r != nil {
+			v.StatusBackend = r.Status
+		}
+	} else {
+		v.Backend = A.req.Server
+	}
+	if A.resp != nil {
+		v.StatusClient = A.resp.Status
+	}
+	for _, x := range chain {
+		v.Legs = append(v.Legs, legOf(x))
+	}
+	return v
+}

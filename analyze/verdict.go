@@ -38,6 +38,9 @@ const (
 	TLSHandshakeFailed    Code = "tls_handshake_failed"
 	EncryptedLeg          Code = "encrypted_leg"
 	Unpaired              Code = "unpaired"
+	// PlainHTTP marks an exchange that is no WebSocket attempt; reported
+	// only with --all and never counted as an attempt.
+	PlainHTTP Code = "plain_http"
 )
 
 // Hop is where along the chain a finding sits.
@@ -125,6 +128,7 @@ var catalogue = map[Code]codeInfo{
 	FramesNotRelayed:      {HopSession, SevError, stageSession, false},
 	EncryptedLeg:          {HopNone, SevInfo, stageNone, true},
 	Unpaired:              {HopNone, SevWarn, stageNone, true},
+	PlainHTTP:             {HopNone, SevInfo, stageNone, true},
 }
 
 // Codes lists every code in catalogue order (for documentation and tests).
@@ -132,7 +136,7 @@ var Codes = []Code{OK, ClientNotWebSocket, UpgradeHeaderDropped, ConnectionNotUp
 	WSHeaderAltered, HostRewritten, PathRewritten, UpstreamConnectFailed, UpstreamTimeout,
 	UpstreamClosedEarly, BackendRejected, BackendNotWebSocket, BadAccept, ProxyRejected, Redirected,
 	ResponseAltered, IdleTimeout, MessageTooBig, ClosedByBackend, ClosedByClient, AbnormalClose,
-	FrameProtocolError, FramesNotRelayed, TLSHandshakeFailed, EncryptedLeg, Unpaired}
+	FrameProtocolError, FramesNotRelayed, TLSHandshakeFailed, EncryptedLeg, Unpaired, PlainHTTP}
 
 // Confidence says how sure a pairing of legs is.
 type Confidence string
@@ -189,7 +193,11 @@ type Verdict struct {
 }
 
 // OK reports whether the verdict needs no action.
-func (v *Verdict) OK() bool { return v.Code == OK }
+func (v *Verdict) OK() bool { return v.Code == OK || v.Code == PlainHTTP }
+
+// Attempt reports whether the verdict judges a WebSocket attempt (and not
+// a plain exchange shown with --all).
+func (v *Verdict) Attempt() bool { return v.Code != PlainHTTP }
 
 // Describe returns the hop and default severity of a code.
 func Describe(c Code) (Hop, Severity) {
@@ -228,4 +236,5 @@ var summaries = map[Code]string{
 	TLSHandshakeFailed:    "TLS alert or abandoned handshake on a TLS leg",
 	EncryptedLeg:          "the client leg is TLS without keys: judged from the upstream leg",
 	Unpaired:              "only one leg is in the capture, and it hides the cause",
+	PlainHTTP:             "a plain HTTP exchange, not a WebSocket attempt (shown with --all)",
 }

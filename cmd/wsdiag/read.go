@@ -44,6 +44,10 @@ func (c *common) register(fs *pflag.FlagSet) {
 func (c *common) analyzeOptions() (analyze.Options, error) {
 	opt := analyze.DefaultOptions
 	opt.All, opt.ShowSecrets = c.all, c.showSecrets
+	// Offline, wait long before deciding: dumpcap writes a pcapng of
+	// several interfaces in per-interface blocks, not in time order, so the
+	// other leg of an attempt may come later in the file.
+	opt.Grace = 10 * time.Second
 	opt.ClientPorts = nil
 	for _, p := range c.clientPorts {
 		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
@@ -197,7 +201,7 @@ func pump(readers []*capture.Reader, asm *reassembly.Assembler, an *analyze.Anal
 		}
 	}
 	var n uint64
-	var lastDecide time.Time
+	var lastDecide, now time.Time
 	for len(heads) > 0 {
 		best := 0
 		for i := 1; i < len(heads); i++ {
@@ -208,7 +212,9 @@ func pump(readers []*capture.Reader, asm *reassembly.Assembler, an *analyze.Anal
 		h := &heads[best]
 		p := h.pkt
 		asm.Packet(p.Net, p.TCP, p.CI)
-		now := p.CI.Timestamp
+		if t := p.CI.Timestamp; t.After(now) {
+			now = t
+		}
 		if now.Sub(lastDecide) >= time.Second {
 			// Decide settled attempts as capture time passes, so memory
 			// stays bounded on long captures.

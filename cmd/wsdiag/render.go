@@ -194,7 +194,11 @@ func intOrNull(e *zerolog.Event, key string, n int) *zerolog.Event {
 }
 
 func (j *jsonRenderer) verdict(v *analyze.Verdict) {
-	e := j.log.Log().Str("type", "verdict").Str("ts", v.Time.UTC().Format(time.RFC3339Nano)).
+	typ := "verdict"
+	if !v.Attempt() {
+		typ = "exchange"
+	}
+	e := j.log.Log().Str("type", typ).Str("ts", v.Time.UTC().Format(time.RFC3339Nano)).
 		Str("code", string(v.Code)).Str("severity", string(v.Severity)).Str("hop", string(v.Hop))
 	fs := make([]string, len(v.Findings))
 	for i, f := range v.Findings {
