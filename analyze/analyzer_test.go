@@ -176,7 +176,7 @@ func TestUpstreamKeepAlivePool(t *testing.T) {
 		_, a := f.exchange(fmt.Sprintf("10.0.0.%d:5000", i+1), "192.0.2.1:80", at, 5*time.Millisecond, wsReq(k, "example.org"), "GET /ws HTTP/1.1", 400, nil)
 		r := &rs.Request{Conn: pool, Index: i, Method: "GET", Target: "/ws", Version: "HTTP/1.1",
 			Headers: rs.Headers{{Name: "Host", Value: "backend"}, {Name: "Upgrade", Value: "websocket"}, {Name: "Sec-WebSocket-Key", Value: k}, {Name: "Sec-WebSocket-Version", Value: "13"}},
-			Start: t0.Add(at + time.Millisecond), End: t0.Add(at + time.Millisecond)}
+			Start:   t0.Add(at + time.Millisecond), End: t0.Add(at + time.Millisecond)}
 		f.a.Request(r)
 		f.a.Response(&rs.Response{Conn: pool, Index: i, Version: "HTTP/1.1", Status: 400, Start: t0.Add(at + 2*time.Millisecond), End: t0.Add(at + 2*time.Millisecond), Request: r})
 		a()
