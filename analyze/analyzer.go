@@ -71,7 +71,9 @@ type Analyzer struct {
 	// hasUpstreamLegs: some attempt was seen on more than one hop, so the
 	// capture does hold upstream legs.
 	hasUpstreamLegs bool
-	stats           Stats
+	// proxied holds the servers (proxies) whose upstream legs were seen.
+	proxied map[netip.AddrPort]bool
+	stats   Stats
 }
 
 // Stats count what the analyzer did.
@@ -89,7 +91,7 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = DefaultOptions.MaxPending
 	}
-	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, open: map[rs.ConnID][]*exchange{},
+	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{},
 		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
 }
 
@@ -238,6 +240,11 @@ func (a *Analyzer) decide(x *exchange, final bool) {
 	}
 	if len(chain) > 1 {
 		a.hasUpstreamLegs = true
+		for _, x := range chain[:len(chain)-1] {
+			if len(a.proxied) < 4096 {
+				a.proxied[x.req.Server] = true
+			}
+		}
 	}
 	if !isAttempt(chain) {
 		if a.opt.All {

@@ -315,6 +315,11 @@ func (j *judgement) noUpstreamRules() {
 		j.add(Redirected, 0, ev...)
 	case j.generatedBy != "" || st >= 500:
 		j.add(ProxyRejected, 0, sl+j.generatedNote(), "proxy→backend: no request for this attempt (no upstream leg, no connect attempt)")
+	case j.a.proxied[A.req.Server]:
+		// Other attempts through this proxy show their upstream legs in the
+		// capture, this one has none: the proxy answered itself (with a
+		// page of its own configuration, so no built-in signature).
+		j.add(ProxyRejected, 0, sl, fmt.Sprintf("proxy→backend: no request for this attempt, while other requests through %s show theirs", A.req.Server))
 	default:
 		// An answer that is not a proxy's own page, with no upstream leg to
 		// compare: the cause hides on the missing leg.
@@ -569,10 +574,11 @@ func containsPrefix(ss []string, p string) bool {
 }
 
 func legOf(x *exchange) Leg {
-	l := Leg{Client: x.req.Client, Server: x.req.Server, RequestLine: requestLine(x.req)}
+	l := Leg{Client: x.req.Client, Server: x.req.Server, RequestLine: requestLine(x.req), RequestHeaders: x.req.Headers}
 	if x.resp != nil {
 		l.StatusLine = statusLine(x.resp)
 		l.Status = x.resp.Status
+		l.ResponseHeaders = x.resp.Headers
 	}
 	return l
 }

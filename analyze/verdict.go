@@ -3,6 +3,8 @@ package analyze
 import (
 	"net/netip"
 	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Code is a stable verdict code: scripts match on these strings.
@@ -155,6 +157,17 @@ type Leg struct {
 	RequestLine    string
 	StatusLine     string // empty: no response
 	Status         int
+	// The header blocks as on the wire; renderers redact secrets.
+	RequestHeaders, ResponseHeaders rs.Headers
+}
+
+// Redacted returns the value to show for header name: secrets (cookies,
+// credentials) become "[redacted]" unless show is set.
+func Redacted(name, value string, show bool) string {
+	if !show && isSecret(name) {
+		return "[redacted]"
+	}
+	return value
 }
 
 // Session holds figures of an upgraded connection (the client leg).

@@ -20,7 +20,7 @@ import (
 
 // common holds the flags shared by read and (later) live.
 type common struct {
-	verbose     bool
+	verbose     int
 	format      string
 	all         bool
 	clientPorts []string
@@ -31,7 +31,7 @@ type common struct {
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
-	fs.BoolVarP(&c.verbose, "verbose", "v", false, "show evidence, error-log line and fix under each verdict")
+	fs.CountVarP(&c.verbose, "verbose", "v", "show evidence, error-log line and fix under each verdict (-vv: every header of every leg)")
 	fs.StringVar(&c.format, "format", "text", "output format: text or json (one JSON object per line)")
 	fs.BoolVar(&c.all, "all", false, "report plain HTTP exchanges too")
 	fs.StringSliceVar(&c.clientPorts, "client-ports", []string{"80", "443"}, "the proxy's client-facing ports (a hint; pairing does not depend on it)")
@@ -142,7 +142,7 @@ func cmdRead(args []string, stdout, stderr io.Writer) int {
 
 	outFile, _ := stdout.(*os.File)
 	errFile, _ := stderr.(*os.File)
-	rend := newRenderer(c.format, stdout, c.verbose, wantTTY(c.color, outFile) && os.Getenv("NO_COLOR") == "")
+	rend := newRenderer(c.format, stdout, c.verbose, c.showSecrets, wantTTY(c.color, outFile) && os.Getenv("NO_COLOR") == "")
 	an := analyze.New(opt, rend.verdict)
 	asm := reassembly.New(an, reassembly.DefaultOptions)
 

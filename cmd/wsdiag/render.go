@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsdiag/wsdiag/analyze"
+	rs "github.com/wsdiag/wsdiag/reassembly"
 )
 
 // renderer writes verdicts and the closing summary.
@@ -25,20 +26,31 @@ type summary struct {
 	warnings     []string
 }
 
-func newRenderer(format string, w io.Writer, verbose, color bool) renderer {
+func newRenderer(format string, w io.Writer, verbosity int, showSecrets, color bool) renderer {
 	if format == "json" {
-		return &jsonRenderer{log: zerolog.New(w)}
+		return &jsonRenderer{log: zerolog.New(w), headers: verbosity >= 2, showSecrets: showSecrets}
 	}
-	return &textRenderer{w: w, verbose: verbose, color: color}
+	return &textRenderer{w: w, verbose: verbosity >= 1, headers: verbosity >= 2, showSecrets: showSecrets, color: color}
+}
+
+// headerLines renders a header block, secrets redacted unless show.
+func headerLines(h rs.Headers, show bool) []string {
+	out := make([]string, len(h))
+	for i, f := range h {
+		out[i] = f.Name + ": " + analyze.Redacted(f.Name, f.Value, show)
+	}
+	return out
 }
 
 // textRenderer prints a table: one line per attempt, details under it
 // with -v.
 type textRenderer struct {
-	w       io.Writer
-	verbose bool
-	color   bool
-	header  bool
+	w           io.Writer
+	verbose     bool
+	headers     bool // -vv: every header of every leg
+	showSecrets bool
+	color       bool
+	header      bool
 }
 
 const (
@@ -119,6 +131,21 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 	if s := v.Session; s != nil {
 		fmt.Fprintln(t.w, ind+"session: "+sessionText(s))
 	}
+	if t.headers {
+		for _, l := range v.Legs {
+			fmt.Fprintf(t.w, "%sleg %s → %s\n", ind, l.Client, l.Server)
+			fmt.Fprintln(t.w, ind+"  > "+l.RequestLine)
+			for _, h := range headerLines(l.RequestHeaders, t.showSecrets) {
+				fmt.Fprintln(t.w, ind+"  > "+h)
+			}
+			if l.StatusLine != "" {
+				fmt.Fprintln(t.w, ind+"  < "+l.StatusLine)
+				for _, h := range headerLines(l.ResponseHeaders, t.showSecrets) {
+					fmt.Fprintln(t.w, ind+"  < "+h)
+				}
+			}
+		}
+	}
 	if v.ErrorLog != "" {
 		fmt.Fprintln(t.w, ind+"error log: "+v.ErrorLog)
 	}
@@ -176,7 +203,9 @@ func (t *textRenderer) summary(s summary) {
 
 // jsonRenderer writes one JSON object per line; field names are stable.
 type jsonRenderer struct {
-	log zerolog.Logger
+	log         zerolog.Logger
+	headers     bool
+	showSecrets bool
 }
 
 func addrOrNull(e *zerolog.Event, key string, s string, ok bool) *zerolog.Event {
@@ -228,6 +257,12 @@ func (j *jsonRenderer) verdict(v *analyze.Verdict) {
 		d := zerolog.Dict().Str("client", l.Client.String()).Str("server", l.Server.String()).Str("request", l.RequestLine)
 		if l.StatusLine != "" {
 			d = d.Str("response", l.StatusLine)
+		}
+		if j.headers {
+			d = d.Strs("request_headers", headerLines(l.RequestHeaders, j.showSecrets))
+			if l.StatusLine != "" {
+				d = d.Strs("response_headers", headerLines(l.ResponseHeaders, j.showSecrets))
+			}
 		}
 		legs = legs.Dict(d)
 	}
