@@ -14,6 +14,49 @@ in the location:  proxy_http_version 1.1;
                   proxy_set_header Upgrade $http_upgrade;
                   proxy_set_header Connection $connection_upgrade;`
 
+// family names the proxy product a fix is written for.
+func family(product string) string {
+	p := strings.ToLower(product)
+	for _, f := range []string{"nginx", "apache", "haproxy", "caddy", "envoy", "traefik"} {
+		if strings.HasPrefix(p, f) {
+			return f
+		}
+	}
+	return ""
+}
+
+// upgradeFix is how to make a proxy that is not nginx forward the upgrade.
+func upgradeFix(fam string) string {
+	switch fam {
+	case "apache":
+		return `Apache's mod_proxy_http forwards the upgrade only when told: ProxyPass /ws http://backend/ws upgrade=websocket (Apache ≥ 2.4.47; older: mod_proxy_wstunnel with ProxyPass /ws ws://backend/ws)`
+	case "haproxy":
+		return `HAProxy forwards upgrades natively in "mode http": look for rules that remove or rewrite Upgrade/Connection (http-request del-header / set-header), and set "timeout tunnel"`
+	case "caddy":
+		return `Caddy's reverse_proxy forwards upgrades by default: look for header_up rules that remove or rewrite Upgrade/Connection`
+	case "envoy":
+		return `Envoy needs upgrade_configs: [{upgrade_type: websocket}] on the HTTP connection manager or route`
+	case "traefik":
+		return `Traefik forwards upgrades by default: look for middlewares that rewrite Upgrade/Connection`
+	}
+	return genericRecipe
+}
+
+// whereUpstream says where a product configures its backend's address.
+func whereUpstream(fam string) string {
+	switch fam {
+	case "nginx":
+		return "proxy_pass / the upstream block"
+	case "apache":
+		return "the ProxyPass line"
+	case "haproxy":
+		return `the "server" line of the backend section`
+	case "caddy":
+		return "the reverse_proxy upstream"
+	}
+	return "the proxy's upstream address"
+}
+
 const genericRecipe = `forward the upgrade: HAProxy does it natively (mind "timeout tunnel"); Apache ≥ 2.4.47 needs "ProxyPass … upgrade=websocket" (or mod_proxy_wstunnel); Caddy's reverse_proxy does it by default; Envoy needs upgrade_configs: [{upgrade_type: websocket}]; nginx: ` +
 	`proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;`
 
@@ -64,7 +107,7 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		return "", "the client's request is not a WebSocket handshake (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, Sec-WebSocket-Version: 13): fix the client, or use a WebSocket library"
 	case UpgradeHeaderDropped, ConnectionNotUpgrade, UpstreamHTTP10:
 		if !nginx {
-			return "", genericRecipe
+			return "", upgradeFix(family(v.ProxyProduct))
 		}
 		var b strings.Builder
 		switch v.Code {
@@ -103,7 +146,7 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 			if nginx || j.generatedBy == "nginx" {
 				el = "connect() failed (111: Connection refused) while connecting to upstream"
 			}
-			return el, fmt.Sprintf("nothing listens at %s: start the backend, or point the proxy (proxy_pass/upstream) at the right address and port", strings.TrimPrefix(backend, "the backend at "))
+			return el, fmt.Sprintf("nothing listens at %s: start the backend, or point %s at the right address and port", strings.TrimPrefix(backend, "the backend at "), whereUpstream(family(v.ProxyProduct)))
 		}
 		el := ""
 		if nginx || j.generatedBy == "nginx" {

@@ -162,29 +162,32 @@ func proxySignature(r *rs.Response) string {
 	return ""
 }
 
-// product tells the proxy from its responses: the Server header of leg A
-// (nginx sends its own and hides the backend's) or its error page.
-func product(chain []*exchange) string {
-	a := chain[0]
-	if a.resp == nil {
+// productAt tells the product of the proxy that listens at leg i's server,
+// from its answers on leg i: its own error page, or a Server header that
+// the next leg's answer does not carry (nginx hides the backend's Server
+// and sends its own; haproxy and Caddy relay the backend's). Without a
+// next leg, only a proxy that is evident (connect attempts seen) or
+// nginx's header count.
+func productAt(chain []*exchange, i int, evident bool) string {
+	x := chain[i]
+	if x.resp == nil {
 		return ""
 	}
-	if sig := proxySignature(a.resp); sig != "" && sig != "nginx" {
+	sig := proxySignature(x.resp)
+	if sig != "" && sig != "nginx" {
 		return sig
 	}
-	if s, ok := a.resp.Headers.Get("Server"); ok && len(chain) > 1 {
-		b := chain[1].resp
-		// A Server header that differs from the backend's is the proxy's.
-		if b == nil || !sameHeader(b.Headers, "Server", s) {
+	if s, ok := x.resp.Headers.Get("Server"); ok {
+		switch {
+		case i+1 < len(chain):
+			if y := chain[i+1].resp; y == nil || !sameHeader(y.Headers, "Server", s) {
+				return s
+			}
+		case evident || sig != "" || strings.HasPrefix(strings.ToLower(s), "nginx"):
 			return s
 		}
-	} else if ok && strings.HasPrefix(strings.ToLower(s), "nginx") {
-		return s
 	}
-	if sig := proxySignature(a.resp); sig != "" {
-		return sig
-	}
-	return ""
+	return sig
 }
 
 func sameHeader(h rs.Headers, name, v string) bool {
@@ -199,12 +202,12 @@ func judge(chain []*exchange, a *Analyzer) *Verdict {
 	if A.resp != nil {
 		j.generatedBy = proxySignature(A.resp)
 	}
-	j.product = product(chain)
 	n := len(chain)
 	if n == 1 && A.resp != nil && A.resp.Status >= 500 {
 		to := A.resp.End
 		j.connect = a.failedConnects(A.req.Start, to)
 	}
+	j.product = productAt(chain, 0, len(j.connect) > 0)
 
 	j.clientRules()
 	for i := 0; i+1 < n; i++ {
@@ -494,9 +497,6 @@ func (j *judgement) verdict() *Verdict {
 		v.StatusClient = A.resp.Status
 	}
 	v.ProxyProduct = j.product
-	if v.ProxyProduct == "" && v.Proxy.IsValid() && j.generatedBy != "" {
-		v.ProxyProduct = j.generatedBy
-	}
 	succeeded := A.resp != nil && A.resp.Status == 101
 
 	var primary *finding
@@ -528,6 +528,7 @@ func (j *judgement) verdict() *Verdict {
 		}
 		if primary.hop+1 < n && (ci.stage == stageProxyRequest || ci.stage == stageProxyResponse) {
 			v.Proxy = j.chain[primary.hop].req.Server
+			v.ProxyProduct = productAt(j.chain, primary.hop, true)
 		}
 	}
 	// findings: primary first, then the rest in path order
@@ -559,6 +560,7 @@ func (j *judgement) verdict() *Verdict {
 			v.Evidence = append(v.Evidence, rl+": "+statusLine(x.resp))
 		}
 	}
+	v.Evidence = collapse(v.Evidence)
 	v.Session = session(j.chain)
 	v.ErrorLog, v.Fix = advice(v, j)
 	return v
@@ -646,4 +648,23 @@ func plain(chain []*exchange) *Verdict {
 		v.Legs = append(v.Legs, legOf(x))
 	}
 	return v
+}
+
+// collapse folds repeated evidence lines (a proxy retrying its connect)
+// into one with a count.
+func collapse(ev []string) []string {
+	out := ev[:0]
+	for i := 0; i < len(ev); {
+		j := i + 1
+		for j < len(ev) && ev[j] == ev[i] {
+			j++
+		}
+		if j-i > 1 {
+			out = append(out, fmt.Sprintf("%s (×%d)", ev[i], j-i))
+		} else {
+			out = append(out, ev[i])
+		}
+		i = j
+	}
+	return out
 }
