@@ -20,7 +20,7 @@ func secretVerdict() *analyze.Verdict {
 		Path: "/ws", StatusClient: 403, PairConfidence: analyze.ConfNone,
 		Legs: []analyze.Leg{{Client: netip.MustParseAddrPort("10.0.0.1:5000"), Server: netip.MustParseAddrPort("10.0.0.2:80"),
 			RequestLine: "GET /ws HTTP/1.1", StatusLine: "HTTP/1.1 403 Forbidden", Status: 403,
-			RequestHeaders: rs.Headers{{Name: "cookie", Value: "session=hunter2"}, {Name: "Authorization", Value: "Bearer hunter2"}, {Name: "Upgrade", Value: "websocket"}},
+			RequestHeaders:  rs.Headers{{Name: "cookie", Value: "session=hunter2"}, {Name: "Authorization", Value: "Bearer hunter2"}, {Name: "Upgrade", Value: "websocket"}},
 			ResponseHeaders: rs.Headers{{Name: "Set-Cookie", Value: "id=hunter2"}}}},
 	}
 }
