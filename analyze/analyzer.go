@@ -60,9 +60,12 @@ func (x *exchange) settled() (time.Time, bool) {
 
 // Analyzer is a reassembly.Sink that yields verdicts.
 type Analyzer struct {
-	opt   Options
-	out   func(*Verdict)
-	xs    []*exchange // in request order
+	opt Options
+	out func(*Verdict)
+	// xs holds undecided exchanges sorted by request start; byKey indexes
+	// them by Sec-WebSocket-Key (see pending.go).
+	xs    []*exchange
+	byKey map[string][]*exchange
 	byReq map[*rs.Request]*exchange
 	// open maps a connection to its exchanges until the connection ends.
 	open map[rs.ConnID][]*exchange
@@ -91,7 +94,7 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = DefaultOptions.MaxPending
 	}
-	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{},
+	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{},
 		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
 }
 
@@ -102,7 +105,7 @@ func (a *Analyzer) Stats() Stats { return a.stats }
 func (a *Analyzer) Request(r *rs.Request) {
 	x := &exchange{req: r}
 	a.stats.Exchanges++
-	a.xs = append(a.xs, x)
+	a.insert(x)
 	a.byReq[r] = x
 	a.open[r.ID] = append(a.open[r.ID], x)
 	if len(a.xs) > a.opt.MaxPending {
@@ -153,7 +156,8 @@ func (a *Analyzer) evict() {
 // (capture time). Live capture calls it as time passes.
 func (a *Analyzer) Decide(now time.Time) {
 	cut := now.Add(-a.opt.Grace)
-	for i, x := range a.xs {
+	w := a.waiting()
+	for _, x := range a.xs {
 		if x.decided {
 			continue
 		}
@@ -161,7 +165,7 @@ func (a *Analyzer) Decide(now time.Time) {
 		if !ok || t.After(cut) {
 			continue
 		}
-		if a.mayBeUpstream(i, x) {
+		if a.mayBeUpstream(x, w) {
 			continue
 		}
 		a.decide(x, false)
@@ -179,24 +183,12 @@ func (a *Analyzer) Finish() {
 	a.compact()
 }
 
-// mayBeUpstream reports whether an earlier, still undecided exchange could
-// yet claim x as its upstream leg: then x must wait for it.
-func (a *Analyzer) mayBeUpstream(i int, x *exchange) bool {
-	// Earlier exchanges that could be decided were decided before x in
-	// Decide's loop; any left are waiting for their own events.
-	for _, w := range a.xs[:i] {
-		if !w.decided && w.up == nil && pairScore(w, x) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // compact forgets decided exchanges.
 func (a *Analyzer) compact() {
 	keep := a.xs[:0]
 	for _, x := range a.xs {
 		if x.decided {
+			a.unindex(x)
 			delete(a.byReq, x.req)
 			if xs, ok := a.open[x.req.ID]; ok {
 				a.open[x.req.ID] = removeX(xs, x)
@@ -258,32 +250,6 @@ func (a *Analyzer) decide(x *exchange, final bool) {
 	a.stats.ByCode[v.Code]++
 	a.stats.BySev[v.Severity]++
 	a.out(v)
-}
-
-// claimUpstream finds the best upstream leg for x among undecided
-// exchanges and claims it.
-func (a *Analyzer) claimUpstream(x *exchange) *exchange {
-	var best *exchange
-	bestScore := 0
-	for _, y := range a.xs {
-		if y == x || y.decided || y.down != nil {
-			continue
-		}
-		if !a.upstreamAllowed(y) {
-			continue
-		}
-		s := pairScore(x, y)
-		if s > bestScore || s == bestScore && s > 0 && y.req.Start.Before(best.req.Start) {
-			best, bestScore = y, s
-		}
-	}
-	if best == nil {
-		return nil
-	}
-	best.down = x
-	x.up = best
-	x.conf = confidence(bestScore)
-	return best
 }
 
 func (a *Analyzer) upstreamAllowed(y *exchange) bool {

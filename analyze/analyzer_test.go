@@ -54,7 +54,7 @@ func wsReq(key, host string, extra ...rs.Header) rs.Headers {
 }
 
 func accept(key string) rs.Headers {
-	return rs.Headers{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}, {Name: "Sec-WebSocket-Accept", Value: acceptFor(key)}}
+	return rs.Headers{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}, {Name: "Sec-WebSocket-Accept", Value: AcceptFor(key)}}
 }
 
 const key1 = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -194,7 +194,7 @@ func TestUpstreamKeepAlivePool(t *testing.T) {
 
 func TestAcceptFor(t *testing.T) {
 	// RFC 6455 §1.3's example
-	if got := acceptFor("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+	if got := AcceptFor("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Fatalf("acceptFor = %s", got)
 	}
 }

@@ -118,8 +118,8 @@ func isSecret(name string) bool {
 // wsGUID is RFC 6455's magic string for Sec-WebSocket-Accept.
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// acceptFor computes the Sec-WebSocket-Accept a server must send for key.
-func acceptFor(key string) string {
+// AcceptFor computes the Sec-WebSocket-Accept a server must send for key.
+func AcceptFor(key string) string {
 	h := sha1.Sum([]byte(key + wsGUID))
 	return base64.StdEncoding.EncodeToString(h[:])
 }
@@ -421,7 +421,7 @@ func (j *judgement) check101(i int) {
 	if key == "" {
 		return
 	}
-	if want := acceptFor(strings.TrimSpace(key)); strings.TrimSpace(got) != want {
+	if want := AcceptFor(strings.TrimSpace(key)); strings.TrimSpace(got) != want {
 		j.add(BadAccept, i, fmt.Sprintf("%s: Sec-WebSocket-Accept: %s (expected %s for key %s)", rleg, got, want, key))
 	}
 }
