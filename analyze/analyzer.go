@@ -146,6 +146,7 @@ func (a *Analyzer) evict() {
 	n := len(a.xs) / 10
 	for _, x := range a.xs[:n] {
 		if !x.decided {
+			a.stats.Evicted++
 			a.decide(x, true)
 		}
 	}

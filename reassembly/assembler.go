@@ -20,6 +20,9 @@ type Options struct {
 	// IdleAfter closes connections that have been silent this long.
 	// It must exceed the proxy timeouts we want to observe (nginx: 60 s).
 	IdleAfter time.Duration
+	// MaxFlows caps open connections; past it the idlest are evicted
+	// (and counted), so a SYN flood cannot grow memory without bound.
+	MaxFlows int
 }
 
 // DefaultOptions fit a busy proxy host.
@@ -29,12 +32,15 @@ var DefaultOptions = Options{
 	MaxPagesTotal:   65536, // ~120 MiB in all
 	FlushAfter:      2 * time.Second,
 	IdleAfter:       15 * time.Minute,
+	MaxFlows:        200000,
 }
 
 // Stats count what the assembler saw.
 type Stats struct {
 	Packets     uint64
 	Connections uint64 // TCP connections (4-tuples with a new stream)
+	Open        int    // connections open now
+	Evicted     uint64 // connections ended early because MaxFlows was reached
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for
@@ -47,6 +53,7 @@ type Assembler struct {
 	ctx    context
 	nextID ConnID
 	ending bool
+
 	// reset is a stream that saw a RST in the current segment.
 	reset *stream
 
@@ -80,6 +87,7 @@ func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.A
 	s := &stream{asm: a, id: a.nextID, first: t, last: t}
 	s.ends[0] = addrPort(netFlow.Src(), tcpFlow.Src())
 	s.ends[1] = addrPort(netFlow.Dst(), tcpFlow.Dst())
+	a.stats.Open++
 	return s
 }
 
@@ -91,6 +99,9 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 	if a.reset != nil {
 		a.reset.finish()
 		a.reset = nil
+	}
+	if a.opt.MaxFlows > 0 && a.stats.Open > a.opt.MaxFlows {
+		a.evict(ci.Timestamp)
 	}
 	now := ci.Timestamp
 	if a.lastFlush.IsZero() {
@@ -105,6 +116,21 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 func (a *Assembler) Flush(now time.Time) {
 	a.lastFlush = now
 	a.asm.FlushWithOptions(tcpr.FlushOptions{T: now.Add(-a.opt.FlushAfter), TC: now.Add(-a.opt.IdleAfter)})
+}
+
+// evict closes the idlest connections until a tenth of MaxFlows is free:
+// first those silent for a minute, then ever more recent ones.
+func (a *Assembler) evict(now time.Time) {
+	before := a.stats.Open
+	goal := a.opt.MaxFlows - a.opt.MaxFlows/10
+	for _, idle := range []time.Duration{time.Minute, 10 * time.Second, time.Second, 100 * time.Millisecond, 0} {
+		a.asm.FlushWithOptions(tcpr.FlushOptions{T: now.Add(-idle), TC: now.Add(-idle)})
+		if a.stats.Open <= goal {
+			break
+		}
+	}
+	a.stats.Evicted += uint64(before - a.stats.Open)
+	a.lastFlush = now
 }
 
 // Close ends every connection still open: the capture is over.

@@ -490,6 +490,7 @@ func (s *stream) finish() {
 		return
 	}
 	s.ended = true
+	s.asm.stats.Open--
 	s.emitResponse()
 	httpSeen := s.dir[0].kind == kindRequest || s.dir[0].kind == kindResponse ||
 		s.dir[1].kind == kindRequest || s.dir[1].kind == kindResponse

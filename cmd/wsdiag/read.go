@@ -28,6 +28,9 @@ type common struct {
 	showSecrets bool
 	color       string
 	progress    string
+	maxFlows    int
+	maxHeader   int
+	maxPending  int
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -39,11 +42,25 @@ func (c *common) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.showSecrets, "show-secrets", false, "quote Cookie, Authorization and Set-Cookie values instead of redacting them")
 	fs.StringVar(&c.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
 	fs.StringVar(&c.progress, "progress", "auto", "progress line on stderr: auto (on a terminal), always, never")
+	fs.IntVar(&c.maxFlows, "max-flows", reassembly.DefaultOptions.MaxFlows, "open TCP connections tracked at once; past it the idlest are evicted (counted in the summary)")
+	fs.IntVar(&c.maxHeader, "max-header-bytes", reassembly.DefaultLimits.MaxHeaderBytes, "largest HTTP header block parsed; longer ones are cut and flagged")
+	fs.IntVar(&c.maxPending, "max-pending", analyze.DefaultOptions.MaxPending, "HTTP exchanges kept waiting for a pairing partner; past it the oldest are decided unpaired")
+}
+
+// reassemblyOptions applies the resource flags.
+func (c *common) reassemblyOptions() (reassembly.Options, error) {
+	o := reassembly.DefaultOptions
+	if c.maxFlows < 100 || c.maxHeader < 1024 || c.maxHeader > 1<<20 || c.maxPending < 100 {
+		return o, fmt.Errorf("resource limits: --max-flows ≥ 100, --max-header-bytes 1024…1048576, --max-pending ≥ 100")
+	}
+	o.MaxFlows, o.MaxHeaderBytes = c.maxFlows, c.maxHeader
+	return o, nil
 }
 
 func (c *common) analyzeOptions() (analyze.Options, error) {
 	opt := analyze.DefaultOptions
 	opt.All, opt.ShowSecrets = c.all, c.showSecrets
+	opt.MaxPending = c.maxPending
 	// Offline, wait long before deciding: dumpcap writes a pcapng of
 	// several interfaces in per-interface blocks, not in time order, so the
 	// other leg of an attempt may come later in the file.
@@ -124,6 +141,11 @@ func cmdRead(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
 		return exitTrouble
 	}
+	ropt, err := c.reassemblyOptions()
+	if err != nil {
+		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
+		return exitTrouble
+	}
 
 	var readers []*capture.Reader
 	defer func() {
@@ -144,7 +166,7 @@ func cmdRead(args []string, stdout, stderr io.Writer) int {
 	errFile, _ := stderr.(*os.File)
 	rend := newRenderer(c.format, stdout, c.verbose, c.showSecrets, wantTTY(c.color, outFile) && os.Getenv("NO_COLOR") == "")
 	an := analyze.New(opt, rend.verdict)
-	asm := reassembly.New(an, reassembly.DefaultOptions)
+	asm := reassembly.New(an, ropt)
 
 	var prog *progress
 	if wantTTY(c.progress, errFile) {
@@ -163,13 +185,19 @@ func cmdRead(args []string, stdout, stderr io.Writer) int {
 		pk += r.Packets
 		tcp += r.TCP
 	}
+	if ev := asm.Stats().Evicted; ev > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d connections evicted early: more than --max-flows=%d open at once", ev, c.maxFlows))
+	}
+	if st.Evicted > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d exchanges decided before their partner could arrive: more than --max-pending=%d waiting", st.Evicted, c.maxPending))
+	}
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "wsdiag: warning: %s\n", w)
 	}
 	if st.Attempts == 0 {
 		fmt.Fprintf(stderr, "wsdiag: no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)\n", pk, tcp, st.Exchanges)
 	}
-	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: asm.Stats().Connections, warnings: warnings})
+	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: asm.Stats().Connections, evictedFlows: asm.Stats().Evicted, warnings: warnings})
 	if st.Attempts > st.ByCode[analyze.OK] {
 		return exitNotOK
 	}

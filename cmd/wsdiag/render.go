@@ -23,6 +23,7 @@ type summary struct {
 	stats        analyze.Stats
 	packets, tcp uint64
 	conns        uint64
+	evictedFlows uint64
 	warnings     []string
 }
 
@@ -297,5 +298,5 @@ func (j *jsonRenderer) summary(s summary) {
 	}
 	j.log.Log().Str("type", "summary").Uint64("attempts", s.stats.Attempts).Dict("by_code", by).Dict("by_severity", sev).
 		Uint64("packets", s.packets).Uint64("tcp_packets", s.tcp).Uint64("connections", s.conns).
-		Uint64("http_exchanges", s.stats.Exchanges).Uint64("evicted", s.stats.Evicted).Strs("warnings", w).Send()
+		Uint64("http_exchanges", s.stats.Exchanges).Uint64("evicted", s.stats.Evicted).Uint64("evicted_flows", s.evictedFlows).Strs("warnings", w).Send()
 }
