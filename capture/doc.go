@@ -1,10 +1,16 @@
-// Package capture turns capture files into TCP segments.
+// Package capture turns capture files and live interfaces into TCP
+// segments.
 //
-// It reads pcap and pcapng (several interfaces of different link types in
-// one pcapng), gzip-compressed or not, from a file or standard input, and
-// decodes Ethernet (with 802.1Q), Linux SLL and SLL2, BSD loopback and raw
-// IPv4/IPv6 link layers with gopacket's DecodingLayerParser into structs
-// that are reused for every packet: reading allocates nothing per packet.
+// Files: pcap and pcapng (several interfaces of different link types in
+// one pcapng), gzip-compressed or not, from a file or standard input.
+// Live (Linux): AF_PACKET TPACKET_V3 rings through gopacket's pure-Go
+// afpacket, with a kernel BPF filter compiled from a documented subset of
+// pcap-filter syntax (filter.go); on loopback the outgoing copy of every
+// packet is dropped in the kernel. Both decode Ethernet (with 802.1Q),
+// Linux SLL and SLL2, BSD loopback and raw IPv4/IPv6 with gopacket's
+// DecodingLayerParser into structs reused for every packet: reading
+// allocates nothing per packet.
 //
-// It knows nothing about HTTP; packets that carry no TCP are skipped.
+// It also writes pcapng (writer.go) and drops root after the capture
+// socket is open (privdrop_linux.go). It knows nothing about HTTP.
 package capture
