@@ -1,6 +1,7 @@
 // Command wsdiag tells why WebSocket clients fail behind a reverse proxy.
 //
 //	wsdiag read FILE...     judge every WebSocket attempt in captures
+//	wsdiag live [EXPR]      the same, live on the proxy host
 //	wsdiag codes            list the verdict codes
 //
 // Exit status, like grep: 0 every attempt ok, 1 at least one attempt not
@@ -28,6 +29,7 @@ const usage = `wsdiag — why do WebSocket clients fail behind this reverse prox
 Usage:
   wsdiag read [flags] FILE...     judge every WebSocket attempt in pcap/pcapng files ("-" for stdin)
   wsdiag -r FILE [flags]          the same, tcpdump style
+  sudo wsdiag live [flags] [EXPR] capture on the proxy host, verdicts as they happen (-i IFACE, -w FILE)
   wsdiag codes                    list the verdict codes
   wsdiag version
 
@@ -52,6 +54,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdRead(args[1:], stdout, stderr)
 	case cmd == "-r" || strings.HasPrefix(cmd, "-r") && !strings.HasPrefix(cmd, "--"):
 		return cmdRead(args, stdout, stderr)
+	case cmd == "live":
+		return cmdLive(args[1:], stdout, stderr)
+	case cmd == "-i" || cmd == "-D" || strings.HasPrefix(cmd, "-i") && !strings.HasPrefix(cmd, "--"):
+		return cmdLive(args, stdout, stderr)
 	case cmd == "codes":
 		return cmdCodes(stdout)
 	case cmd == "version" || cmd == "--version":

@@ -24,6 +24,7 @@ type summary struct {
 	packets, tcp uint64
 	conns        uint64
 	evictedFlows uint64
+	kernelDrops  *uint64 // live capture only
 	warnings     []string
 }
 
@@ -296,7 +297,11 @@ func (j *jsonRenderer) summary(s summary) {
 	if w == nil {
 		w = []string{}
 	}
-	j.log.Log().Str("type", "summary").Uint64("attempts", s.stats.Attempts).Dict("by_code", by).Dict("by_severity", sev).
+	e := j.log.Log().Str("type", "summary").Uint64("attempts", s.stats.Attempts).Dict("by_code", by).Dict("by_severity", sev).
 		Uint64("packets", s.packets).Uint64("tcp_packets", s.tcp).Uint64("connections", s.conns).
-		Uint64("http_exchanges", s.stats.Exchanges).Uint64("evicted", s.stats.Evicted).Uint64("evicted_flows", s.evictedFlows).Strs("warnings", w).Send()
+		Uint64("http_exchanges", s.stats.Exchanges).Uint64("evicted", s.stats.Evicted).Uint64("evicted_flows", s.evictedFlows).Strs("warnings", w)
+	if s.kernelDrops != nil {
+		e = e.Uint64("kernel_drops", *s.kernelDrops)
+	}
+	e.Send()
 }

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/capture"
+)
+
+// packetRing keeps the most recent packets (up to a byte budget) so that
+// --write-failing can write the packets of an attempt once its verdict is
+// known. Packet bytes live in one arena that wraps; nothing is allocated
+// per packet.
+type packetRing struct {
+	arena   []byte
+	head    int // next write offset in arena
+	entries []ringEntry
+	first   int // index of the oldest entry
+	n       int // entries in use
+}
+
+type ringEntry struct {
+	ci     gopacket.CaptureInfo
+	off, l int
+	a, b   netip.AddrPort // the two ends, in packet order
+}
+
+func newPacketRing(bytes, packets int) *packetRing {
+	return &packetRing{arena: make([]byte, bytes), entries: make([]ringEntry, packets)}
+}
+
+func (r *packetRing) pop() {
+	r.first = (r.first + 1) % len(r.entries)
+	r.n--
+}
+
+// add copies a packet in, dropping the oldest packets it overwrites.
+func (r *packetRing) add(p *capture.Packet, raw []byte) {
+	if len(raw) > len(r.arena) {
+		return
+	}
+	if r.head+len(raw) > len(r.arena) {
+		r.head = 0
+	}
+	lo, hi := r.head, r.head+len(raw)
+	for r.n > 0 {
+		e := &r.entries[r.first]
+		if e.off < hi && lo < e.off+e.l || r.n == len(r.entries) {
+			r.pop()
+			continue
+		}
+		break
+	}
+	copy(r.arena[lo:hi], raw)
+	idx := (r.first + r.n) % len(r.entries)
+	r.entries[idx] = ringEntry{ci: p.CI, off: lo, l: len(raw), a: endpoint(p.Net.Src().Raw(), p.TCP.SrcPort), b: endpoint(p.Net.Dst().Raw(), p.TCP.DstPort)}
+	r.n++
+	r.head = hi
+}
+
+func endpoint(ip []byte, port layers.TCPPort) netip.AddrPort {
+	a, _ := netip.AddrFromSlice(ip)
+	return netip.AddrPortFrom(a.Unmap(), uint16(port))
+}
+
+// matching returns, oldest first, the packets of the verdict's legs and
+// of connections to its backend since shortly before the attempt (its
+// failed connect attempts).
+func (r *packetRing) matching(v *analyze.Verdict) []ringEntry {
+	from := v.Time.Add(-time.Second)
+	var out []ringEntry
+	for i := 0; i < r.n; i++ {
+		e := r.entries[(r.first+i)%len(r.entries)]
+		if e.ci.Timestamp.Before(from) {
+			continue
+		}
+		if matchesVerdict(e, v) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func matchesVerdict(e ringEntry, v *analyze.Verdict) bool {
+	for _, l := range v.Legs {
+		if e.a == l.Client && e.b == l.Server || e.a == l.Server && e.b == l.Client {
+			return true
+		}
+	}
+	return v.Backend.IsValid() && (e.a == v.Backend || e.b == v.Backend)
+}
+
+func (r *packetRing) bytesOf(e ringEntry) []byte { return r.arena[e.off : e.off+e.l] }
