@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -29,8 +32,11 @@ type Reader struct {
 
 	pcap *pcapgo.Reader
 	ng   *pcapgo.NgReader
-	// first layer per pcapng interface index (or index 0 for pcap)
-	firsts []gopacket.LayerType
+	// first is the first layer of a pcap's packets; pcapng gives each
+	// packet's link type with the packet (sections may redefine them).
+	first gopacket.LayerType
+	// unknown counts skipped packets by link type, for the warning.
+	unknown map[layers.LinkType]uint64
 
 	dec *decoder
 	pkt Packet
@@ -49,7 +55,18 @@ type FileError struct {
 	Err  error
 }
 
-func (e *FileError) Error() string { return e.Name + ": " + e.Err.Error() }
+func (e *FileError) Error() string { return quoteName(e.Name) + ": " + e.Err.Error() }
+
+// quoteName keeps a message on one line when a file name holds control
+// characters (a newline in a name would split it).
+func quoteName(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
 func (e *FileError) Unwrap() error { return e.Err }
 
 // ErrTruncated reports a capture that ends in the middle of a record. The
@@ -64,9 +81,14 @@ const (
 // Open opens a capture file; "-" is standard input. Gzip is recognised by
 // its magic, pcap and pcapng by theirs.
 func Open(name string) (*Reader, error) {
+	return OpenStdin(name, os.Stdin)
+}
+
+// OpenStdin is Open with "-" reading from stdin.
+func OpenStdin(name string, stdin io.Reader) (*Reader, error) {
 	var f io.ReadCloser
 	if name == "-" {
-		f = io.NopCloser(os.Stdin)
+		f = io.NopCloser(stdin)
 		name = "(stdin)"
 	} else {
 		file, err := os.Open(name)
@@ -127,20 +149,6 @@ func NewReader(name string, rd io.Reader) (*Reader, error) {
 			return nil, &FileError{name, fmt.Errorf("pcapng: %s", describe(err))}
 		}
 		r.ng = ng
-		n := ng.NInterfaces()
-		known := 0
-		for i := 0; i < n; i++ {
-			intf, _ := ng.Interface(i)
-			fl := firstLayer(intf.LinkType)
-			if fl != gopacket.LayerTypeZero {
-				known++
-			}
-			r.firsts = append(r.firsts, fl)
-		}
-		if n > 0 && known == 0 {
-			intf, _ := ng.Interface(0)
-			return nil, &FileError{name, fmt.Errorf("unsupported link type %d (%s)", int(intf.LinkType), intf.LinkType)}
-		}
 	case isPcapMagic(magic):
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
@@ -156,7 +164,7 @@ func NewReader(name string, rd io.Reader) (*Reader, error) {
 			pr.SetSnaplen(262144)
 		}
 		r.pcap = pr
-		r.firsts = []gopacket.LayerType{fl}
+		r.first = fl
 	default:
 		return nil, &FileError{name, fmt.Errorf("not a pcap or pcapng capture (magic % x)", magic)}
 	}
@@ -211,8 +219,13 @@ func (r *Reader) Next() (*Packet, error) {
 			data, ci, err = r.pcap.ZeroCopyReadPacketData()
 		}
 		if err != nil {
-			if err == io.EOF {
+			// pcapgo returns io.EOF both at a clean end and when a record
+			// header was read but none of its bytes: the header tells.
+			if err == io.EOF && ci.CaptureLength == 0 {
 				return nil, io.EOF
+			}
+			if err == io.EOF {
+				return nil, &FileError{r.name, ErrTruncated}
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, &FileError{r.name, ErrTruncated}
@@ -221,19 +234,18 @@ func (r *Reader) Next() (*Packet, error) {
 		}
 		r.Packets++
 		r.Bytes += uint64(len(data))
-		idx := 0
+		first := r.first
 		if r.ng != nil {
-			idx = ci.InterfaceIndex
-			if idx >= len(r.firsts) {
-				// an interface described after the reader started
-				r.refreshInterfaces()
+			var lt layers.LinkType
+			if len(ci.AncillaryData) > 0 {
+				lt, _ = ci.AncillaryData[0].(layers.LinkType)
+			}
+			if first = firstLayer(lt); first == gopacket.LayerTypeZero {
+				r.skip(lt)
+				continue
 			}
 		}
-		if idx < 0 || idx >= len(r.firsts) || r.firsts[idx] == gopacket.LayerTypeZero {
-			r.Skipped++
-			continue
-		}
-		if !r.dec.decode(r.firsts[idx], data, &r.pkt) {
+		if !r.dec.decode(first, data, &r.pkt) {
 			continue
 		}
 		r.TCP++
@@ -243,13 +255,21 @@ func (r *Reader) Next() (*Packet, error) {
 	}
 }
 
-func (r *Reader) refreshInterfaces() {
-	for i := len(r.firsts); i < r.ng.NInterfaces(); i++ {
-		intf, err := r.ng.Interface(i)
-		if err != nil {
-			r.firsts = append(r.firsts, gopacket.LayerTypeZero)
-			continue
-		}
-		r.firsts = append(r.firsts, firstLayer(intf.LinkType))
+func (r *Reader) skip(lt layers.LinkType) {
+	r.Skipped++
+	if r.unknown == nil {
+		r.unknown = map[layers.LinkType]uint64{}
 	}
+	r.unknown[lt]++
+}
+
+// SkippedLinkTypes describes the link types of skipped packets, e.g.
+// "147 (USER0): 12 packets".
+func (r *Reader) SkippedLinkTypes() string {
+	var parts []string
+	for lt, n := range r.unknown {
+		parts = append(parts, fmt.Sprintf("%d (%s): %d packets", int(lt), lt, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }

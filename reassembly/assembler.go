@@ -81,6 +81,13 @@ type factory Assembler
 
 func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.AssemblerContext) tcpr.Stream {
 	a := (*Assembler)(f)
+	// Only a SYN or data opens a connection. The last ACK after both FINs
+	// (or a stray RST) arrives after gopacket removed the connection; a
+	// stream made for it would linger until idle eviction and swallow the
+	// next SYN on the same 4-tuple (port reuse).
+	if !tcp.SYN && len(tcp.Payload) == 0 {
+		return nil
+	}
 	a.nextID++
 	a.stats.Connections++
 	t := ac.GetCaptureInfo().Timestamp

@@ -67,8 +67,8 @@ type parser struct {
 	body []byte
 	// chunked, for the body state after the current header block
 	chunked bool
-	// tooBig: the current header block overflowed; skip to its end.
-	tooBig bool
+	// afterGap: bytes were lost just before the next data.
+	afterGap bool
 }
 
 // isTokenChar reports whether c may appear in an HTTP method.

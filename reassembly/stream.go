@@ -151,8 +151,10 @@ func (s *stream) gap(d int, n int) {
 	if p.kind == kindResponse {
 		s.emitResponse()
 	}
-	p.buf = p.buf[:0]
+	p.resetBuf()
 	p.state = stResync
+	// A message may start right where the lost bytes end.
+	p.afterGap = true
 }
 
 // feed runs data through direction d's parser.
@@ -162,21 +164,20 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 	for len(data) > 0 {
 		switch p.state {
 		case stSniff:
-			var k msgKind
-			if len(p.buf) == 0 {
-				k = sniff(data)
-			} else {
-				take := min(len(data), 32-len(p.buf))
-				p.buf = append(p.buf, data[:take]...)
-				data = data[take:]
-				k = sniff(p.buf)
-				if k == kindUnknown && len(p.buf) >= 32 {
-					k = kindOther
-				}
+			if len(p.buf) > 0 {
+				// A start line split across segments (rare): join the
+				// pieces, so the header buffer below only ever holds
+				// bytes that were already searched.
+				data = append(p.buf, data...)
+				p.buf = nil
+			}
+			k := sniff(data)
+			if k == kindUnknown && len(data) >= 32 {
+				k = kindOther
 			}
 			switch k {
 			case kindUnknown:
-				p.buf = append(p.buf, data...)
+				p.buf = append(p.buf[:0], data...) // fewer than 32 bytes
 				return
 			case kindRequest:
 				p.kind, p.state = kindRequest, stHeader
@@ -198,6 +199,13 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 			}
 		case stHeader:
 			if len(p.buf) == 0 {
+				// Empty lines between messages are ignored (RFC 9112 §2.2).
+				for len(data) > 0 && (data[0] == '\r' || data[0] == '\n') {
+					data = data[1:]
+				}
+				if len(data) == 0 {
+					return
+				}
 				s.hdrStart[d] = t
 				if e := headerEnd(data); e >= 0 && e <= lim.MaxHeaderBytes {
 					s.onBlock(d, data[:e], t, false)
@@ -208,13 +216,13 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 			old := len(p.buf)
 			take := min(len(data), lim.MaxHeaderBytes-old)
 			p.buf = append(p.buf, data[:take]...)
+			// buf[:old] was searched already; the end may straddle.
 			from := max(0, old-3)
 			if e := headerEnd(p.buf[from:]); e >= 0 {
 				e += from
-				used := e - old // bytes of data that belong to this block
 				s.onBlock(d, p.buf[:e], t, false)
 				p.resetBuf()
-				data = data[used:]
+				data = data[e-old:] // the rest of data follows the block
 				continue
 			}
 			data = data[take:]
@@ -282,7 +290,11 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 			// only counted (by ReassembledSG).
 			return
 		case stResync:
-			i := resyncPoint(data, p.kind)
+			i := 0
+			if !p.afterGap || !startsMessage(data, p.kind) {
+				i = resyncPoint(data, p.kind)
+			}
+			p.afterGap = false
 			if i < 0 {
 				return
 			}

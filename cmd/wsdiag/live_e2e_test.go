@@ -194,7 +194,7 @@ http {
 		if lag := a.at.Sub(ts); lag > 2*time.Second || lag < 0 {
 			t.Errorf("%s %s: verdict arrived %s after the handshake started", a.v.Path, a.v.Code, lag)
 		}
-		if !a.at.Before(runEnded.Add(-runFor / 10)) && a.at.After(end.Add(2*time.Second)) {
+		if !a.at.Before(runEnded.Add(-runFor/10)) && a.at.After(end.Add(2*time.Second)) {
 			t.Errorf("%s: verdict only at the end of the run", a.v.Path)
 		}
 		if a.v.Path == "/ws/broken" && (a.v.Hop != "proxy" || deref(a.v.StatusBackend) != 400) {

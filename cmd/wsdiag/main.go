@@ -51,9 +51,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch cmd := args[0]; {
 	case cmd == "read":
-		return cmdRead(args[1:], stdout, stderr)
+		return cmdRead(args[1:], stdin, stdout, stderr)
 	case cmd == "-r" || strings.HasPrefix(cmd, "-r") && !strings.HasPrefix(cmd, "--"):
-		return cmdRead(args, stdout, stderr)
+		return cmdRead(args, stdin, stdout, stderr)
 	case cmd == "live":
 		return cmdLive(args[1:], stdout, stderr)
 	case cmd == "-i" || cmd == "-D" || strings.HasPrefix(cmd, "-i") && !strings.HasPrefix(cmd, "--"):

@@ -114,7 +114,7 @@ func wantTTY(mode string, f *os.File) bool {
 	return f != nil && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
-func cmdRead(args []string, stdout, stderr io.Writer) int {
+func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("wsdiag read", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c common
@@ -154,7 +154,10 @@ func cmdRead(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	for _, name := range files {
-		r, err := capture.Open(name)
+		if stdin == nil {
+			stdin = os.Stdin
+		}
+		r, err := capture.OpenStdin(name, stdin)
 		if err != nil {
 			fmt.Fprintf(stderr, "wsdiag: %v\n", err)
 			return exitTrouble
@@ -261,7 +264,7 @@ func pump(readers []*capture.Reader, asm *reassembly.Assembler, an *analyze.Anal
 	}
 	for _, r := range readers {
 		if r.Skipped > 0 {
-			warnings = append(warnings, fmt.Sprintf("%s: %d packets of link types wsdiag cannot decode were skipped", r.Name(), r.Skipped))
+			warnings = append(warnings, fmt.Sprintf("%s: skipped packets of link types wsdiag cannot decode: %s", r.Name(), r.SkippedLinkTypes()))
 		}
 	}
 	return warnings
