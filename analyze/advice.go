@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	rs "github.com/wsdiag/wsdiag/reassembly"
 )
@@ -212,6 +213,32 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		return "", proxyName + " changed the backend's answer: make it relay 101 untouched (nginx: no proxy_intercept_errors or header filters on this location)"
 	case PlainHTTP:
 		return "", ""
+	case IdleTimeout:
+		el := ""
+		if nginx {
+			el = "upstream timed out (110: Connection timed out) while proxying upgraded connection (logged at info level)"
+		}
+		secs := int(j.idle.Round(time.Second) / time.Second)
+		f := fmt.Sprintf("the proxy closed the tunnel after %d s without a frame in either direction: raise %s above the longest silence", secs, timeoutName(v.ProxyProduct))
+		if nginx {
+			if secs == 60 {
+				f += " (60 s is nginx's default)"
+			}
+			f += ", e.g. proxy_read_timeout 1h; proxy_send_timeout 1h; in the location"
+		}
+		return el, f + ", or have the client or the server send a ping more often than that"
+	case MessageTooBig:
+		return "", "the receiver refuses messages this large (close 1009, or a reset mid-message): raise its limit (gorilla/websocket SetReadLimit, ws maxPayload, Tornado websocket_max_message_size …) or split messages; proxies do not limit frames after the upgrade"
+	case ClosedByBackend:
+		return "", fmt.Sprintf("the backend ended the session with close code %d: see its logs for why (4000–4999 are application codes)", sessionCode(v))
+	case ClosedByClient:
+		return "", fmt.Sprintf("the client ended the session with close code %d: see the client's code for why", sessionCode(v))
+	case AbnormalClose:
+		return "", "a side ended the TCP connection without the WebSocket closing handshake (crash, network drop, a process killed, or a proxy/firewall timeout): the other side sees code 1006; check the side named in the evidence"
+	case FrameProtocolError:
+		return "", "a side sent a frame RFC 6455 forbids (see the evidence for which rule): the receiver must fail the connection; fix that side's WebSocket library or framing code"
+	case FramesNotRelayed:
+		return "", proxyName + " took frames on one leg that never left on the other: check its buffering and error log, and for filters or middleware that consume WebSocket traffic"
 	case Unpaired:
 		return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
 	}
@@ -225,4 +252,11 @@ func (j *judgement) legHeader(i int, name string) string {
 	}
 	v, _ := j.chain[i].req.Headers.Get(name)
 	return v
+}
+
+func sessionCode(v *Verdict) uint16 {
+	if v.Session != nil {
+		return v.Session.CloseCode
+	}
+	return 0
 }

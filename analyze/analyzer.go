@@ -29,6 +29,10 @@ type Options struct {
 	MaxPending int
 	// ShowSecrets quotes Cookie, Authorization and Set-Cookie values.
 	ShowSecrets bool
+	// WaitSession decides an upgraded attempt only when its connection
+	// ends, so the verdict covers the session (reading files). Live
+	// capture decides at the handshake instead.
+	WaitSession bool
 }
 
 // DefaultOptions are what the command line starts from.
@@ -47,9 +51,15 @@ type exchange struct {
 }
 
 // settled reports whether nothing more is expected on this exchange's own
-// connection for the handshake, and when that happened.
-func (x *exchange) settled() (time.Time, bool) {
+// connection, and when that happened: its answer, or with waitSession
+// the end of an upgraded connection.
+func (x *exchange) settled(waitSession bool) (time.Time, bool) {
 	switch {
+	case waitSession && x.resp != nil && x.resp.Status == 101:
+		if x.end == nil {
+			return time.Time{}, false
+		}
+		return x.end.Last, true
 	case x.resp != nil:
 		return x.resp.End, true
 	case x.end != nil:
@@ -162,7 +172,7 @@ func (a *Analyzer) Decide(now time.Time) {
 		if x.decided {
 			continue
 		}
-		t, ok := x.settled()
+		t, ok := x.settled(a.opt.WaitSession)
 		if !ok || t.After(cut) {
 			continue
 		}

@@ -17,6 +17,8 @@ type finding struct {
 	code     Code
 	hop      int
 	evidence []string
+	// note: explains, never primary (a normal close frame on an ok session)
+	note bool
 }
 
 // judgement collects findings for one attempt.
@@ -28,6 +30,8 @@ type judgement struct {
 	connect []*rs.ConnEnd
 	// generatedBy names the proxy product whose own error page leg A got.
 	generatedBy string
+	// idle is the silence before an idle_timeout.
+	idle time.Duration
 	// product is what leg A's answers tell of the proxy ("nginx/1.22.1").
 	product string
 	redact  bool
@@ -39,7 +43,13 @@ func (j *judgement) add(c Code, hop int, ev ...string) {
 			return
 		}
 	}
-	j.findings = append(j.findings, finding{c, hop, ev})
+	j.findings = append(j.findings, finding{code: c, hop: hop, evidence: ev})
+}
+
+// addNote records a finding that explains but is never the primary code.
+func (j *judgement) addNote(c Code, hop int, ev ...string) {
+	j.add(c, hop, ev...)
+	j.findings[len(j.findings)-1].note = true
 }
 
 func (j *judgement) has(c Code) bool {
@@ -221,6 +231,7 @@ func judge(chain []*exchange, a *Analyzer) *Verdict {
 			j.proxyResponseRules(i)
 		}
 	}
+	j.sessionRules()
 	return j.verdict()
 }
 
@@ -503,7 +514,7 @@ func (j *judgement) verdict() *Verdict {
 	for i := range j.findings {
 		f := &j.findings[i]
 		ci := catalogue[f.code]
-		if ci.note {
+		if ci.note || f.note {
 			continue
 		}
 		if primary == nil || ci.stage < catalogue[primary.code].stage ||
@@ -561,7 +572,7 @@ func (j *judgement) verdict() *Verdict {
 		}
 	}
 	v.Evidence = collapse(v.Evidence)
-	v.Session = session(j.chain)
+	v.Session = j.sessionFigures()
 	v.ErrorLog, v.Fix = advice(v, j)
 	return v
 }
@@ -592,37 +603,6 @@ func codeIndex(c Code) int {
 		}
 	}
 	return len(Codes)
-}
-
-// session summarises the upgraded client connection, if it upgraded.
-func session(chain []*exchange) *Session {
-	A := chain[0]
-	if A.resp == nil || A.resp.Status != 101 || A.end == nil {
-		return nil
-	}
-	e := A.end
-	s := &Session{BytesC2S: e.BytesC2S, BytesS2C: e.BytesS2C}
-	start := A.resp.End
-	s.Duration = e.Last.Sub(start)
-	if e.Reason == rs.EndCapture {
-		s.Open = true
-		return s
-	}
-	side, c := e.FirstClose()
-	s.CloseKind = c.Kind.String()
-	switch side {
-	case rs.SideClient:
-		s.ClosedBy = "client"
-	case rs.SideServer:
-		s.ClosedBy = "proxy"
-		if len(chain) == 1 {
-			s.ClosedBy = "server"
-		}
-	}
-	if !c.Time.IsZero() {
-		s.Duration = c.Time.Sub(start)
-	}
-	return s
 }
 
 var _ = netip.AddrPort{}

@@ -98,7 +98,14 @@ const (
 	stageConnect
 	stageBackend
 	stageProxyResponse
+	// The session stage is ordered by cause: a protocol error explains a
+	// close, a too-big message explains a reset, and so on.
 	stageSession
+	stageSessionTooBig
+	stageSessionIdle
+	stageSessionRelay
+	stageSessionAbnormal
+	stageSessionClose
 	stageNone
 )
 
@@ -121,13 +128,13 @@ var catalogue = map[Code]codeInfo{
 	ProxyRejected:         {HopProxy, SevError, stageProxyResponse, false},
 	Redirected:            {HopProxy, SevError, stageProxyResponse, false},
 	ResponseAltered:       {HopProxy, SevError, stageProxyResponse, false},
-	IdleTimeout:           {HopSession, SevWarn, stageSession, false},
-	MessageTooBig:         {HopSession, SevWarn, stageSession, false},
-	ClosedByBackend:       {HopSession, SevInfo, stageSession, false},
-	ClosedByClient:        {HopSession, SevInfo, stageSession, false},
-	AbnormalClose:         {HopSession, SevWarn, stageSession, false},
+	IdleTimeout:           {HopSession, SevWarn, stageSessionIdle, false},
+	MessageTooBig:         {HopSession, SevError, stageSessionTooBig, false},
+	ClosedByBackend:       {HopSession, SevWarn, stageSessionClose, false},
+	ClosedByClient:        {HopSession, SevWarn, stageSessionClose, false},
+	AbnormalClose:         {HopSession, SevWarn, stageSessionAbnormal, false},
 	FrameProtocolError:    {HopSession, SevError, stageSession, false},
-	FramesNotRelayed:      {HopSession, SevError, stageSession, false},
+	FramesNotRelayed:      {HopSession, SevError, stageSessionRelay, false},
 	EncryptedLeg:          {HopNone, SevInfo, stageNone, true},
 	Unpaired:              {HopNone, SevWarn, stageNone, true},
 	PlainHTTP:             {HopNone, SevInfo, stageNone, true},
@@ -170,16 +177,22 @@ func Redacted(name, value string, show bool) string {
 	return value
 }
 
-// Session holds figures of an upgraded connection (the client leg).
+// Session holds figures of an upgraded connection, as the client's leg
+// saw it.
 type Session struct {
-	Duration      time.Duration
-	BytesC2S      uint64
-	BytesS2C      uint64
-	ClosedBy      string // "client", "proxy", "backend", or "" while open
-	CloseKind     string // FIN or RST
-	Open          bool   // still open at the end of the capture
-	ClientLegEnd  string
-	BackendLegEnd string
+	Duration             time.Duration
+	FramesC2S, FramesS2C uint64
+	BytesC2S, BytesS2C   uint64 // frame payload (TCP payload when frames were not parsed)
+	LongestSilence       time.Duration
+	Pings                uint32
+	// ClosedBy is who ended it first: "client", "backend", "proxy" or
+	// "server" (no proxy seen); "" while open. CloseCode and CloseReason
+	// come from the first close frame (0: none was sent).
+	ClosedBy    string
+	CloseCode   uint16
+	CloseReason string
+	CloseKind   string // FIN or RST: how the TCP connection ended
+	Open        bool   // still open at the end of the capture
 }
 
 // Verdict is the judgement of one WebSocket attempt.

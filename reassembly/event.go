@@ -182,6 +182,34 @@ type ConnEnd struct {
 	GapBytes uint64
 	// Requests and Responses count HTTP messages seen.
 	Requests, Responses int
+	// WS is what the upgraded connection carried, when it upgraded.
+	WS *WSSession
+}
+
+// WSSession is what the two directions of an upgraded connection carried.
+type WSSession struct {
+	C2S, S2C WSDir // client→server, server→client
+}
+
+// WSDir sums up one direction of WebSocket frames (RFC 6455).
+type WSDir struct {
+	Frames, DataFrames uint64
+	Bytes              uint64 // frame payload
+	MaxFrame           uint64 // largest declared frame payload
+	MaxMessage         uint64 // largest complete message
+	Pings, Pongs       uint32
+	First, Last        time.Time // first and latest frame
+	LongestSilence     time.Duration
+	SilenceStart       time.Time
+	CloseAt            time.Time // first close frame; zero: none
+	CloseCode          uint16    // 1005: a close frame without a code; 0: incomplete
+	CloseReason        string
+	FramesAfterClose   uint32
+	ProtocolError      string // the first violation, parsing stopped there
+	ErrorAt            time.Time
+	InMessage          bool   // a data message was incomplete at the end
+	MessageLen         uint64 // its bytes so far
+	Degraded           bool   // a gap lost a frame boundary
 }
 
 // FirstClose returns the side that closed first and how.

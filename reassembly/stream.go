@@ -35,6 +35,7 @@ type stream struct {
 	upgradeTime time.Time
 	nreq, nresp int
 	pending     []*Request // requests waiting for a response, oldest first
+	ws          *wsSession // frames after a 101
 	cur         *Response  // response whose body prefix is being collected
 	hdrStart    [2]time.Time
 	ended       bool
@@ -139,7 +140,12 @@ func (s *stream) gap(d int, n int) {
 			}
 			return
 		}
-	case stUntilClose, stTunnel, stDead:
+	case stTunnel:
+		if s.ws != nil {
+			s.ws.gap(d, n)
+		}
+		return
+	case stUntilClose, stDead:
 		if p.kind == kindResponse {
 			s.emitResponse()
 		}
@@ -286,8 +292,10 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 			s.bodyBytes(d, data)
 			return
 		case stTunnel:
-			// Issue 4 parses WebSocket frames here; until then the bytes are
-			// only counted (by ReassembledSG).
+			// Bytes after a 101 in the same segment are already frames.
+			if s.ws != nil {
+				s.ws.feed(d, data, t)
+			}
 			return
 		case stResync:
 			i := 0
@@ -425,6 +433,8 @@ func (s *stream) onBlock(d int, raw []byte, t time.Time, truncated bool) {
 			s.dir[i].state = stTunnel
 			s.dir[i].buf = nil
 		}
+		s.ws = &wsSession{}
+		s.ws.init(s.clientDir, deflateNegotiated(resp.Headers))
 		s.pending = nil
 		return
 	}
@@ -519,6 +529,9 @@ func (s *stream) finish() {
 		HTTP: httpSeen, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
 		Requests: s.nreq, Responses: s.nresp}
+	if s.ws != nil {
+		e.WS = s.ws.export(c)
+	}
 	switch {
 	case s.closes[0].Kind == CloseRST || s.closes[1].Kind == CloseRST ||
 		s.closes[0].Kind != CloseNone && s.closes[1].Kind != CloseNone:

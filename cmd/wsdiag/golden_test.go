@@ -129,6 +129,21 @@ var goldenCases = map[string][]want{
 	"leg-a-only.pcap": {{code: "unpaired", hop: "-", n: 3, client: 400, conf: "none",
 		evidence: []string{"no matching request on an upstream leg"}}},
 
+	// The session phase (after the 101).
+	"idle-timeout.pcap": {{code: "idle_timeout", hop: "session", n: 1, backend: 101, client: 101, conf: "exact",
+		evidence: []string{"no frame in either direction for 5.00s", "the proxy closed the backend leg (FIN)", "no pings were sent"},
+		errorLog: "upstream timed out (110: Connection timed out) while proxying upgraded connection (logged at info level)",
+		fix:      "proxy_read_timeout 1h"}},
+	"idle-one-direction.pcap": {{code: "ok", hop: "-", n: 1, backend: 101, client: 101, conf: "exact",
+		findings: []string{"closed_by_client"}, evidence: []string{`client sent close 1000 "bye"`}}},
+	"big-message-nginx.pcap": {{code: "ok", hop: "-", n: 1, backend: 101, client: 101, conf: "exact"}},
+	"backend-read-limit.pcap": {{code: "message_too_big", hop: "session", n: 3, backend: 101, client: 101, conf: "exact",
+		evidence: []string{"backend→proxy: backend sent close 1009", "after a 1.0 MiB frame from the proxy"}, fix: "SetReadLimit"}},
+	"backend-close-4000.pcap": {{code: "closed_by_backend", hop: "session", n: 1, backend: 101, client: 101, conf: "exact",
+		evidence: []string{`backend→proxy: backend sent close 4000 "going away: test"`}, fix: "close code 4000"}},
+	"client-rst.pcap": {{code: "abnormal_close", hop: "session", n: 1, backend: 101, client: 101, conf: "exact",
+		evidence: []string{"client→proxy: the client reset the connection (RST)"}}},
+
 	// Other proxies (testdata/gen/proxies.sh).
 	"haproxy-chain.pcap": {{code: "upgrade_header_dropped", hop: "proxy", n: 3, backend: 400, client: 400, conf: "exact",
 		proxy:    "127.0.0.1:8081", // nginx, the second proxy, not haproxy in front

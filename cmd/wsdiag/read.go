@@ -65,6 +65,7 @@ func (c *common) analyzeOptions() (analyze.Options, error) {
 	// several interfaces in per-interface blocks, not in time order, so the
 	// other leg of an attempt may come later in the file.
 	opt.Grace = 10 * time.Second
+	opt.WaitSession = true
 	opt.ClientPorts = nil
 	for _, p := range c.clientPorts {
 		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)

@@ -162,11 +162,24 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 }
 
 func sessionText(s *analyze.Session) string {
+	frames := fmt.Sprintf("%s (%d bytes) client→server, %s (%d bytes) server→client, longest silence %s",
+		plural(s.FramesC2S, "frame"), s.BytesC2S, plural(s.FramesS2C, "frame"), s.BytesS2C, s.LongestSilence.Round(time.Millisecond))
 	if s.Open {
-		return fmt.Sprintf("open at the end of the capture after %s, %d bytes client→server, %d server→client", s.Duration.Round(time.Millisecond), s.BytesC2S, s.BytesS2C)
+		return fmt.Sprintf("open at the end of the capture after %s; %s", s.Duration.Round(time.Millisecond), frames)
 	}
-	return fmt.Sprintf("%s, %d bytes client→server, %d server→client, closed by the %s (%s)", s.Duration.Round(time.Millisecond), s.BytesC2S, s.BytesS2C, s.ClosedBy, s.CloseKind)
+	how := "closed by the " + s.ClosedBy
+	if s.CloseCode != 0 {
+		how += fmt.Sprintf(" with close %d", s.CloseCode)
+		if s.CloseReason != "" {
+			how += fmt.Sprintf(" %q", s.CloseReason)
+		}
+	} else {
+		how += " without a close frame"
+	}
+	return fmt.Sprintf("%s; %s, then %s", s.Duration.Round(time.Millisecond), frames, how+" ("+s.CloseKind+")")
 }
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 
 func byCodeLine(m map[analyze.Code]uint64) string {
 	type kv struct {
@@ -270,10 +283,21 @@ func (j *jsonRenderer) verdict(v *analyze.Verdict) {
 	}
 	e = e.Array("legs", legs)
 	if s := v.Session; s != nil {
-		d := zerolog.Dict().Float64("duration_s", s.Duration.Seconds()).Uint64("bytes_c2s", s.BytesC2S).Uint64("bytes_s2c", s.BytesS2C).Bool("open", s.Open)
+		d := zerolog.Dict().Float64("duration_s", round3(s.Duration.Seconds())).
+			Uint64("frames_c2s", s.FramesC2S).Uint64("frames_s2c", s.FramesS2C).
+			Uint64("bytes_c2s", s.BytesC2S).Uint64("bytes_s2c", s.BytesS2C).
+			Float64("longest_silence_s", round3(s.LongestSilence.Seconds())).Uint32("pings", s.Pings).Bool("open", s.Open)
 		if s.ClosedBy != "" {
-			d = d.Str("closed_by", s.ClosedBy).Str("close_kind", s.CloseKind)
+			d = d.Str("closed_by", s.ClosedBy)
+		} else {
+			d = d.Interface("closed_by", nil)
 		}
+		if s.CloseCode != 0 {
+			d = d.Uint16("close_code", s.CloseCode)
+		} else {
+			d = d.Interface("close_code", nil)
+		}
+		d = d.Str("close_reason", s.CloseReason)
 		e = e.Dict("session", d)
 	}
 	e.Send()
@@ -304,4 +328,11 @@ func (j *jsonRenderer) summary(s summary) {
 		e = e.Uint64("kernel_drops", *s.kernelDrops)
 	}
 	e.Send()
+}
+
+func plural(n uint64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -2,7 +2,7 @@
 # Regenerates testdata/captures/: real packet captures of WebSocket handshakes
 # through Debian's nginx, one scenario per capture. See README.md beside this file.
 #
-#   sudo testdata/gen/gen.sh            # all scenarios
+#   sudo testdata/gen/gen.sh            # all scenarios (about 2 min)
 #   sudo testdata/gen/gen.sh NAME...    # only these (MANIFEST.tsv is always rewritten whole)
 #   testdata/gen/gen.sh --list          # scenario names
 #
@@ -44,6 +44,12 @@ SCENARIOS=(
   "any-sll2|ok|-|the correct scenario captured with tcpdump -i any: link type LINUX_SLL2 (276)"
   "pcapng-mixed|ok|-|the correct scenario captured by dumpcap into pcapng with two interfaces: lo (EN10MB, leg A, port $NGINX_PORT) and any (LINUX_SLL2, leg B, port $BACKEND_PORT)"
   "leg-a-only|unpaired|-|the nginx-defaults scenario captured with a filter on port $NGINX_PORT only: leg A only (leg B missing from the file)"
+  "idle-timeout|idle_timeout|session|correct config + proxy_read_timeout 5s: one message echoed, then both sides silent; nginx FINs both legs ~5 s after the last frame, no close frame (the client sees 1006)"
+  "idle-one-direction|ok|-|correct config + proxy_read_timeout 5s, backend /sink never writes: the client sends a message every 1 s for 8 s; nginx keeps the tunnel open (one active direction is enough), client close 1000 answered"
+  "big-message-nginx|ok|-|correct config + proxy_buffer_size 4k, proxy_buffers 4 4k: a 3 MiB binary message (one frame) echoed through nginx; snaplen 400 (big payloads cut, packet and HTTP headers kept)"
+  "backend-read-limit|message_too_big|session|correct config, backend /limited has SetReadLimit(64 KiB), 3 attempts: each 1 MiB client message (one frame) gets close 1009 from the backend on leg B, then a backend RST (unread data); whether nginx relays the 1009 to the client before resetting leg A is a race (both outcomes in the file); snaplen 400"
+  "backend-close-4000|closed_by_backend|session|correct config, backend /close4000 echoes the first message then sends close 4000 \"going away: test\"; the client answers close 4000"
+  "client-rst|abnormal_close|session|correct config: after the upgrade and one echoed message the client resets the connection (SO_LINGER 0: RST), no close frame"
 )
 
 die() { echo "gen.sh: $*" >&2; exit 1; }
@@ -147,11 +153,13 @@ CORRECT="$UPGRADE"' proxy_set_header Host $host;'
 #   HTTP_EXTRA  extra http{} directives (upstream blocks)
 #   CLIENT      client argument lists; each element is one client process, all run at once
 #   CAPTURE     lo | any | lo-8080 | mixed
+#   SNAPLEN     tcpdump -s (0 = whole packets; 400 keeps packet and HTTP headers, cuts big payloads)
 set_defaults() {
   LOCS=""
   HTTP_EXTRA=""
   CLIENT=()
   CAPTURE=lo
+  SNAPLEN=0
 }
 
 scn_nginx-defaults() {
@@ -240,6 +248,33 @@ scn_leg-a-only() {
   scn_nginx-defaults
   CAPTURE=lo-8080
 }
+# Session scenarios: one attempt each, what happens after the 101.
+scn_idle-timeout() {
+  LOCS="location /ws { $CORRECT proxy_read_timeout 5s; proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws -n 1 -msgs 1 -hold 8s -hold-read")
+}
+scn_idle-one-direction() {
+  LOCS="location /sink { $CORRECT proxy_read_timeout 5s; proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/sink -n 1 -msgs 9 -interval 1s -echo=false")
+}
+scn_big-message-nginx() {
+  LOCS="location /ws { $CORRECT proxy_buffer_size 4k; proxy_buffers 4 4k; proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws -n 1 -msgs 1 -size 3145728 -binary")
+  SNAPLEN=400
+}
+scn_backend-read-limit() {
+  LOCS="location /limited { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/limited -n 3 -msgs 1 -size 1048576 -binary")
+  SNAPLEN=400
+}
+scn_backend-close-4000() {
+  LOCS="location /close4000 { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/close4000 -n 1 -msgs 1 -hold 3s -hold-read")
+}
+scn_client-rst() {
+  LOCS="location /ws { $CORRECT proxy_pass http://$BACKEND; }"
+  CLIENT=("-url ws://$NGINX/ws -n 1 -msgs 1 -abort")
+}
 
 write_nginx_conf() { # DIR
   local d=$1
@@ -320,7 +355,7 @@ run_scenario() { # NAME
       local ifc=lo filter=$BPF
       [[ $CAPTURE == any ]] && ifc=any
       [[ $CAPTURE == lo-8080 ]] && filter="tcp and port $NGINX_PORT"
-      tcpdump -i "$ifc" -Z root -U -s 0 -w "$cap_file" "$filter" 2> "$d/capture.err" &
+      tcpdump -i "$ifc" -Z root -U -s "$SNAPLEN" -w "$cap_file" "$filter" 2> "$d/capture.err" &
       cap_pid=$!; STARTED_PIDS+=("$cap_pid")
       wait_file_has "$d/capture.err" 'listening on' "$cap_pid" tcpdump
       ;;
@@ -372,13 +407,30 @@ run_scenario() { # NAME
   install -m 644 "$cap_file" "$OUT/$name.$ext"
   grep -E '\[(warn|error|crit|alert|emerg)\]' "$d/error.log" > "$OUT/$name.nginx-error.log" || true
   chmod 644 "$OUT/$name.nginx-error.log"
+  if grep -q 'upgraded connection' "$d/error.log"; then
+    log "[$name] error-log lines about the upgraded connection (any level; [info] ones are not in the file):"
+    grep 'upgraded connection' "$d/error.log" | sed 's/^/     /' >&2
+  fi
   log "[$name] wrote $OUT/$name.$ext ($(stat -c %s "$OUT/$name.$ext") bytes), $(wc -l < "$OUT/$name.nginx-error.log") warn+ error-log lines"
   log "[$name] on the wire (request and status lines; leg A = port $NGINX_PORT, leg B = the others):"
   if [[ $ext == pcapng ]]; then
     capinfos "$OUT/$name.$ext" | grep -E 'Encapsulation|^ {10,}[A-Z].*\([0-9]+\)$|Number of|Filter string|Strict' >&2 || true
   else
     wire_summary "$OUT/$name.$ext" >&2 || true
+    log "[$name] FIN and RST (seconds since the first packet):"
+    close_summary "$OUT/$name.$ext" >&2 || true
   fi
+}
+
+# close_summary FILE: every FIN and RST with its leg and time since the first packet.
+close_summary() {
+  tcpdump -nn -ttttt -r "$1" 2>/dev/null | perl -ne '
+    next unless /^\s*(\S+) IP6? ([\d.]+)\.(\d+) > ([\d.]+)\.(\d+): Flags \[([^\]]*)\]/;
+    my ($t, $sp, $dp, $f) = ($1, $3, $5, $6);
+    next unless $f =~ /[FR]/;
+    my $leg = ($sp == '"$NGINX_PORT"' || $dp == '"$NGINX_PORT"') ? "A" : "B";
+    $t =~ s/^00:00://;
+    printf "  %10s  leg %s  %5d > %-5d [%s]\n", $t, $leg, $sp, $dp, $f;'
 }
 
 # wire_summary FILE: count of request/status lines per leg, in order of first appearance.

@@ -11,6 +11,9 @@
 //	/hang         hijack and never answer (held until the peer closes)
 //	/drop         hijack and close at once without any response
 //	/health       200 "ok"
+//	/sink         upgrade, read every message, never write (a close is still answered)
+//	/limited      upgrade and echo with SetReadLimit(64 KiB): a bigger message gets close 1009
+//	/close4000    upgrade, echo the first message, then close 4000 "going away: test"
 //	anything else 404
 package main
 
@@ -88,6 +91,12 @@ func route(w http.ResponseWriter, r *http.Request) {
 		hang(w)
 	case p == "/drop":
 		drop(w)
+	case p == "/sink":
+		sink(w, r)
+	case p == "/limited":
+		limited(w, r)
+	case p == "/close4000":
+		close4000(w, r)
 	case p == "/health":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -120,6 +129,82 @@ func upgradeAndEcho(u *websocket.Upgrader, w http.ResponseWriter, r *http.Reques
 		}
 		if err := c.WriteMessage(mt, msg); err != nil {
 			log.Printf("write to %s: %v", r.RemoteAddr, err)
+			return
+		}
+	}
+}
+
+// sink reads messages and never writes one: the backend→client direction
+// stays silent (gorilla still answers a close frame).
+func sink(w http.ResponseWriter, r *http.Request) {
+	c, err := echoUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		log.Printf("upgrade %s failed: %v", r.URL.Path, err)
+		return
+	}
+	defer c.Close()
+	n := 0
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			log.Printf("sink %s: %d messages, ended: %v", r.RemoteAddr, n, err)
+			return
+		}
+		n++
+	}
+}
+
+// limited echoes with a 64 KiB read limit. gorilla answers a bigger
+// message with close 1009 and ReadMessage fails; the connection is then
+// closed with the rest of the message unread.
+func limited(w http.ResponseWriter, r *http.Request) {
+	c, err := echoUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		log.Printf("upgrade %s failed: %v", r.URL.Path, err)
+		return
+	}
+	defer c.Close()
+	c.SetReadLimit(64 << 10)
+	for {
+		mt, msg, err := c.ReadMessage()
+		if err != nil {
+			log.Printf("limited %s ended: %v", r.RemoteAddr, err)
+			return
+		}
+		if err := c.WriteMessage(mt, msg); err != nil {
+			log.Printf("write to %s: %v", r.RemoteAddr, err)
+			return
+		}
+	}
+}
+
+// close4000 echoes the first message, then starts the closing handshake
+// with 4000 "going away: test" and waits (≤ 2 s) for the client's close.
+func close4000(w http.ResponseWriter, r *http.Request) {
+	c, err := echoUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		log.Printf("upgrade %s failed: %v", r.URL.Path, err)
+		return
+	}
+	defer c.Close()
+	mt, msg, err := c.ReadMessage()
+	if err != nil {
+		log.Printf("close4000 %s: %v", r.RemoteAddr, err)
+		return
+	}
+	if err := c.WriteMessage(mt, msg); err != nil {
+		log.Printf("write to %s: %v", r.RemoteAddr, err)
+		return
+	}
+	err = c.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(4000, "going away: test"), time.Now().Add(time.Second))
+	if err != nil {
+		log.Printf("close to %s: %v", r.RemoteAddr, err)
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			log.Printf("close4000 %s: after our close: %v", r.RemoteAddr, err)
 			return
 		}
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -28,7 +29,13 @@ var (
 	origin      = flag.String("origin", "", "Origin header (default http://<host of url>; \"none\" sends no Origin)")
 	subprotocol = flag.String("subprotocol", "", "subprotocol to offer (Sec-WebSocket-Protocol)")
 	msgs        = flag.Int("msgs", 2, "text messages to send and read back after a successful upgrade")
+	size        = flag.Int("size", 0, "message size in bytes (0: a short \"hello K from attempt I\"); a message is sent as one frame")
+	binaryMsg   = flag.Bool("binary", false, "send binary messages instead of text")
+	interval    = flag.Duration("interval", 0, "pause between two messages")
+	echo        = flag.Bool("echo", true, "read each message back before the next (false: send only)")
 	hold        = flag.Duration("hold", 0, "keep an upgraded connection open this long after the messages, before closing")
+	holdRead    = flag.Bool("hold-read", false, "keep reading during -hold, so that a close by the other side ends the attempt at once (without our close frame)")
+	abort       = flag.Bool("abort", false, "after the messages (and -hold), reset the TCP connection (SO_LINGER 0, close: RST) instead of sending a close frame")
 	plainURL    = flag.String("plain", "", "URL for plain HTTP GETs (keep-alive) interleaved with the attempts")
 	plainN      = flag.Int("plain-n", 0, "number of plain GETs")
 	plainGap    = flag.Duration("plain-gap", 20*time.Millisecond, "delay between two plain GETs")
@@ -96,6 +103,11 @@ func attempt(i int, rawURL, ua string) {
 		h.Set("Origin", o)
 	}
 	d := websocket.Dialer{HandshakeTimeout: *timeout} // Proxy nil: always dial directly
+	if *size > 4096 {
+		// gorilla's client splits a message into frames of its write buffer
+		// size (4 KiB by default); browsers send one frame per message.
+		d.WriteBufferSize = *size + 16
+	}
 	if *subprotocol != "" {
 		d.Subprotocols = []string{*subprotocol}
 	}
@@ -111,11 +123,25 @@ func attempt(i int, rawURL, ua string) {
 	}
 	defer c.Close()
 	out.Printf("attempt %d %s: upgraded: %s subprotocol=%q", i, u.Path, resp.Status, c.Subprotocol())
+	mt := websocket.TextMessage
+	if *binaryMsg {
+		mt = websocket.BinaryMessage
+	}
 	for k := 1; k <= *msgs; k++ {
-		msg := fmt.Sprintf("hello %d from attempt %d", k, i)
-		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-			out.Printf("attempt %d: write: %v", i, err)
+		if k > 1 && *interval > 0 {
+			time.Sleep(*interval)
+		}
+		msg := []byte(fmt.Sprintf("hello %d from attempt %d", k, i))
+		if *size > 0 {
+			msg = bytes.Repeat(msg, *size/len(msg)+1)[:*size]
+		}
+		if err := c.WriteMessage(mt, msg); err != nil {
+			out.Printf("attempt %d: write of message %d (%d bytes): %v", i, k, len(msg), err)
+			readAfterError(i, c) // did a close frame arrive before the failure?
 			return
+		}
+		if !*echo {
+			continue
 		}
 		c.SetReadDeadline(time.Now().Add(*timeout))
 		_, got, err := c.ReadMessage()
@@ -123,12 +149,41 @@ func attempt(i int, rawURL, ua string) {
 			out.Printf("attempt %d: read: %v", i, err)
 			return
 		}
-		if string(got) != msg {
-			out.Printf("attempt %d: echo mismatch: %q", i, got)
+		if !bytes.Equal(got, msg) {
+			out.Printf("attempt %d: echo mismatch: %d bytes, want %d", i, len(got), len(msg))
 		}
 	}
+	out.Printf("attempt %d: %d messages sent", i, *msgs)
 	if *hold > 0 {
-		time.Sleep(*hold)
+		if *holdRead {
+			c.SetReadDeadline(time.Now().Add(*hold))
+			for {
+				_, got, err := c.ReadMessage()
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					break // gorilla cannot read after a timeout, but it can still write the close
+				}
+				if err != nil {
+					out.Printf("attempt %d: connection ended while idle: %v", i, err)
+					return
+				}
+				out.Printf("attempt %d: unexpected %d-byte message while idle", i, len(got))
+			}
+		} else {
+			time.Sleep(*hold)
+		}
+	}
+	if *abort {
+		tc, ok := c.NetConn().(*net.TCPConn)
+		if !ok {
+			out.Printf("attempt %d: not a TCP connection", i)
+			return
+		}
+		if err := tc.SetLinger(0); err != nil {
+			out.Printf("attempt %d: SetLinger: %v", i, err)
+		}
+		tc.Close() // SO_LINGER 0: RST instead of FIN
+		out.Printf("attempt %d: connection reset (RST) without a close frame", i)
+		return
 	}
 	err = c.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
@@ -140,12 +195,26 @@ func attempt(i int, rawURL, ua string) {
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
 			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
-				out.Printf("attempt %d: %d messages echoed, closed 1000", i, *msgs)
+				out.Printf("attempt %d: closed 1000 (close answered)", i)
 			} else {
 				out.Printf("attempt %d: waiting for close reply: %v", i, err)
 			}
 			return
 		}
+	}
+}
+
+// readAfterError reports what can still be read after a failed write: the
+// other side's close frame, if it arrived.
+func readAfterError(i int, c *websocket.Conn) {
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		_, got, err := c.ReadMessage()
+		if err != nil {
+			out.Printf("attempt %d: then read: %v", i, err)
+			return
+		}
+		out.Printf("attempt %d: then read a %d-byte message", i, len(got))
 	}
 }
 

@@ -1,0 +1,214 @@
+package reassembly
+
+import (
+	"strings"
+	"time"
+)
+
+// This file holds the per-connection WebSocket session state that follows a
+// 101: one frameParser (frame.go) and one wsDirStats per direction. It is a
+// fixed-size value (see TestSessionStateSize): no pointers into packet
+// buffers, nothing that grows with the traffic.
+
+// wsTime is a capture timestamp in Unix nanoseconds, 0 meaning "none". It
+// takes 8 bytes where a time.Time takes 24 (and holds a pointer).
+type wsTime int64
+
+func wsTimeOf(t time.Time) wsTime {
+	if t.IsZero() {
+		return 0
+	}
+	return wsTime(t.UnixNano())
+}
+
+// Time converts back; the zero wsTime gives the zero time.Time.
+func (w wsTime) Time() time.Time {
+	if w == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(w))
+}
+
+func (w wsTime) IsZero() bool { return w == 0 }
+
+// wsProtoErr is the first RFC 6455 §5 violation seen in a direction.
+type wsProtoErr uint8
+
+const (
+	wsErrNone              wsProtoErr = iota
+	wsErrControlTooLong               // control frame payload > 125 bytes
+	wsErrControlFragmented            // control frame with FIN=0
+	wsErrUnmasked                     // client→server frame not masked
+	wsErrMasked                       // server→client frame masked
+	wsErrReservedOpcode               // opcode 3–7 or 0xB–0xF
+	wsErrRSV                          // RSV bits set without a negotiated extension
+	wsErrContinuation                 // continuation frame with no message in progress
+	wsErrInterleaved                  // text/binary frame while a fragmented message is in progress
+	wsErrCloseOneByte                 // close frame with a 1-byte payload
+	wsErrCloseCode                    // close code that must not appear on the wire
+	wsErrLength64                     // 64-bit payload length with the most significant bit set
+)
+
+var wsProtoErrText = [...]string{
+	wsErrNone:              "",
+	wsErrControlTooLong:    "control frame payload longer than 125 bytes",
+	wsErrControlFragmented: "fragmented control frame (FIN=0)",
+	wsErrUnmasked:          "unmasked client-to-server frame",
+	wsErrMasked:            "masked server-to-client frame",
+	wsErrReservedOpcode:    "reserved opcode",
+	wsErrRSV:               "RSV bits set without a negotiated extension",
+	wsErrContinuation:      "continuation frame without a message in progress",
+	wsErrInterleaved:       "new data frame inside a fragmented message",
+	wsErrCloseOneByte:      "close frame with a 1-byte payload",
+	wsErrCloseCode:         "invalid close code",
+	wsErrLength64:          "64-bit payload length with the top bit set",
+}
+
+func (e wsProtoErr) String() string {
+	if int(e) < len(wsProtoErrText) {
+		return wsProtoErrText[e]
+	}
+	return "unknown protocol error"
+}
+
+// wsDirStats is what one direction of an upgraded connection carried,
+// updated by frameParser.feed and frameParser.gap.
+type wsDirStats struct {
+	// frames counts frame headers that passed validation (a frame that
+	// raised protoErr is not counted; a close frame whose code is invalid is,
+	// since its header was fine).
+	frames uint64
+	// dataFrames: text, binary and continuation frames.
+	dataFrames uint64
+	// bytes is the frame payload seen, counted as it arrives (headers
+	// excluded); bytes lost in a gap inside a payload are included.
+	bytes uint64
+	// maxFrame is the largest declared payload length of a frame.
+	maxFrame uint64
+	// msgLen is the payload so far of the current data message (or of the
+	// last one, once it is complete); maxMsg the largest complete message.
+	msgLen, maxMsg uint64
+
+	// Frames by opcode (text and binary count messages started: their
+	// continuation frames are only in dataFrames).
+	text, binary, ping, pong uint32
+	// closes counts close frames; afterClose counts frames of any kind that
+	// came after the first close frame (RFC 6455 §5.5.1: none should).
+	closes, afterClose uint32
+
+	// first and last are the times of the first and the latest frame header.
+	first, last wsTime
+	// silence is the longest time between two consecutive frame headers,
+	// starting at silenceStart (the earlier frame).
+	silence      time.Duration
+	silenceStart wsTime
+
+	// closeAt is when the first close frame's header arrived. closeCode is
+	// its status code once its payload is complete: 1005 when it had no
+	// payload, 0 while incomplete or when the payload was lost in a gap.
+	closeAt     wsTime
+	errAt       wsTime // when protoErr was found
+	closeReason string // at most 123 bytes, allocated once per close
+	closeCode   uint16
+	// protoErr is the first protocol error; parsing stopped there.
+	protoErr wsProtoErr
+	// inMsg: a data message has started and its final frame has not been
+	// completely received (fragmented, or one frame cut short).
+	inMsg bool
+	// degraded: a gap lost a frame boundary; parsing stopped.
+	degraded bool
+}
+
+// closed reports whether a close frame was seen.
+func (s *wsDirStats) closed() bool { return s.closes > 0 }
+
+// controlFrames is the number of ping, pong and close frames.
+func (s *wsDirStats) controlFrames() uint64 {
+	return uint64(s.ping) + uint64(s.pong) + uint64(s.closes)
+}
+
+// frame records a valid frame header of payload length n at t.
+func (s *wsDirStats) frame(n uint64, t time.Time) {
+	s.frames++
+	if s.closes > 0 {
+		s.afterClose++
+	}
+	if n > s.maxFrame {
+		s.maxFrame = n
+	}
+	w := wsTimeOf(t)
+	switch {
+	case s.first == 0:
+		s.first, s.last = w, w
+	case w > s.last:
+		if d := time.Duration(w - s.last); d > s.silence {
+			s.silence, s.silenceStart = d, s.last
+		}
+		s.last = w
+	}
+}
+
+// wsDir is one direction of an upgraded connection.
+type wsDir struct {
+	p  frameParser
+	st wsDirStats
+}
+
+// wsSession is the WebSocket state a connection carries after a 101. Index
+// it like stream.dir.
+type wsSession struct {
+	dir [2]wsDir
+}
+
+// init prepares both directions; clientDir is the index of the direction
+// the client sends in, deflate whether the 101 accepted permessage-deflate.
+func (s *wsSession) init(clientDir int, deflate bool) {
+	for d := range s.dir {
+		s.dir[d] = wsDir{}
+		s.dir[d].p.init(d == clientDir, deflate)
+	}
+}
+
+// feed runs bytes of direction d through its frame parser.
+func (s *wsSession) feed(d int, b []byte, t time.Time) {
+	s.dir[d].p.feed(b, t, &s.dir[d].st)
+}
+
+// gap tells direction d that n bytes were lost.
+func (s *wsSession) gap(d int, n int) {
+	s.dir[d].p.gap(n, &s.dir[d].st)
+}
+
+// deflateNegotiated reports whether a 101 response's
+// Sec-WebSocket-Extensions accepted permessage-deflate (the only extension
+// in common use that defines RSV1).
+func deflateNegotiated(h Headers) bool {
+	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+		for _, ext := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// export copies the figures out for a ConnEnd event.
+func (s *wsSession) export(clientDir int) *WSSession {
+	return &WSSession{C2S: s.dir[clientDir].st.export(), S2C: s.dir[1-clientDir].st.export()}
+}
+
+func (s *wsDirStats) export() WSDir {
+	d := WSDir{Frames: s.frames, DataFrames: s.dataFrames, Bytes: s.bytes, MaxFrame: s.maxFrame, MaxMessage: s.maxMsg,
+		Pings: s.ping, Pongs: s.pong, First: s.first.Time(), Last: s.last.Time(), LongestSilence: s.silence,
+		SilenceStart: s.silenceStart.Time(), CloseAt: s.closeAt.Time(), CloseCode: s.closeCode, CloseReason: s.closeReason,
+		FramesAfterClose: s.afterClose, ErrorAt: s.errAt.Time(), InMessage: s.inMsg, Degraded: s.degraded}
+	if s.protoErr != 0 {
+		d.ProtocolError = s.protoErr.String()
+	}
+	if s.inMsg {
+		d.MessageLen = s.msgLen
+	}
+	return d
+}
