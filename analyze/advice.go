@@ -126,7 +126,7 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		b.WriteString(nginxRecipe)
 		if defaultsHTTP11 {
 			b.WriteString("\n(" + v.ProxyProduct + " already defaults to proxy_http_version 1.1, but still drops Upgrade)")
-		} else if v.ProxyProduct != "" && hasNote(UpstreamHTTP10) {
+		} else if strings.Contains(v.ProxyProduct, "/") && hasNote(UpstreamHTTP10) {
 			b.WriteString("\n(" + v.ProxyProduct + " defaults to proxy_http_version 1.0 with Connection: close)")
 		}
 		return "", b.String()

@@ -86,6 +86,8 @@ type Analyzer struct {
 	hasUpstreamLegs bool
 	// proxied holds the servers (proxies) whose upstream legs were seen.
 	proxied map[netip.AddrPort]bool
+	// tlsLegs are TLS connections by ID, while they may still be paired.
+	tlsLegs map[rs.ConnID]*tlsLeg
 	stats   Stats
 }
 
@@ -95,8 +97,12 @@ type Stats struct {
 	Attempts  uint64
 	Plain     uint64 // plain exchanges reported (--all)
 	Evicted   uint64 // exchanges dropped unpaired because MaxPending was hit
-	ByCode    map[Code]uint64
-	BySev     map[Severity]uint64
+	// TLSErrors counts TLS connections that could not be decrypted with
+	// the keys given (wrong or missing keys); a few are described.
+	TLSErrors       uint64
+	TLSErrorSamples []string
+	ByCode          map[Code]uint64
+	BySev           map[Severity]uint64
 }
 
 // New returns an Analyzer that calls out for every verdict.
@@ -104,7 +110,7 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = DefaultOptions.MaxPending
 	}
-	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{},
+	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, tlsLegs: map[rs.ConnID]*tlsLeg{},
 		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
 }
 
@@ -115,6 +121,11 @@ func (a *Analyzer) Stats() Stats { return a.stats }
 func (a *Analyzer) Request(r *rs.Request) {
 	x := &exchange{req: r}
 	a.stats.Exchanges++
+	if r.TLS {
+		if l := a.tlsLegs[r.ID]; l != nil {
+			l.decrypted = true
+		}
+	}
 	a.insert(x)
 	a.byReq[r] = x
 	a.open[r.ID] = append(a.open[r.ID], x)
@@ -135,6 +146,9 @@ func (a *Analyzer) Response(r *rs.Response) {
 
 // ConnEnd implements reassembly.Sink.
 func (a *Analyzer) ConnEnd(e *rs.ConnEnd) {
+	if e.TLS {
+		a.tlsEnded(e)
+	}
 	if xs, ok := a.open[e.ID]; ok {
 		for _, x := range xs {
 			x.end = e
@@ -256,10 +270,13 @@ func (a *Analyzer) decide(x *exchange, final bool) {
 		}
 		return
 	}
-	v := judge(chain, a)
-	a.stats.Attempts++
-	a.stats.ByCode[v.Code]++
-	a.stats.BySev[v.Severity]++
+	var enc *tlsLeg
+	var encConf Confidence
+	if len(a.tlsLegs) > 0 && !chain[0].req.TLS {
+		enc, encConf = a.claimEncrypted(chain[0])
+	}
+	v := judge(chain, a, enc, encConf)
+	a.count(v)
 	a.out(v)
 }
 
@@ -304,4 +321,10 @@ func (a *Analyzer) failedConnects(from, to time.Time) []*rs.ConnEnd {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].First.Before(out[j].First) })
 	return out
+}
+
+func (a *Analyzer) count(v *Verdict) {
+	a.stats.Attempts++
+	a.stats.ByCode[v.Code]++
+	a.stats.BySev[v.Severity]++
 }

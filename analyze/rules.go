@@ -34,7 +34,11 @@ type judgement struct {
 	idle time.Duration
 	// product is what leg A's answers tell of the proxy ("nginx/1.22.1").
 	product string
-	redact  bool
+	// encrypted is the opaque TLS client leg this chain was made for; the
+	// chain then starts at the proxy's upstream request.
+	encrypted *tlsLeg
+	encConf   Confidence
+	redact    bool
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -64,6 +68,10 @@ func (j *judgement) has(c Code) bool {
 // legName names leg i for evidence: who sends the request to whom.
 func (j *judgement) legName(i int) (req, resp string) {
 	n := len(j.chain)
+	if j.encrypted != nil {
+		// leg 0 is the unseen TLS leg of the client
+		i, n = i+1, n+1
+	}
 	from, to := "proxy", "backend"
 	if i == 0 {
 		from = "client"
@@ -206,8 +214,11 @@ func sameHeader(h rs.Headers, name, v string) bool {
 }
 
 // judge applies the rules to a chain of legs (leg 0 is the client's).
-func judge(chain []*exchange, a *Analyzer) *Verdict {
-	j := &judgement{chain: chain, a: a, redact: !a.opt.ShowSecrets}
+func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Verdict {
+	j := &judgement{chain: chain, a: a, redact: !a.opt.ShowSecrets, encrypted: enc, encConf: encConf}
+	if enc != nil {
+		return j.judgeEncrypted()
+	}
 	A := chain[0]
 	if A.resp != nil {
 		j.generatedBy = proxySignature(A.resp)
@@ -647,4 +658,46 @@ func collapse(ev []string) []string {
 		i = j
 	}
 	return out
+}
+
+// judgeEncrypted judges an attempt whose client leg is TLS without keys,
+// from the upstream legs alone.
+func (j *judgement) judgeEncrypted() *Verdict {
+	n := len(j.chain)
+	x := j.chain[0]
+	leg, _ := j.legName(0)
+	r := x.req
+	if _, key := r.Headers.Get("Sec-WebSocket-Key"); key && !r.Headers.HasToken("Upgrade", "websocket") {
+		j.add(UpgradeHeaderDropped, 0, headerEv(leg, "Upgrade", r.Headers, false)+", yet the request carries the client's Sec-WebSocket-Key: the proxy dropped the client's Upgrade")
+	}
+	if !r.Headers.HasToken("Connection", "upgrade") {
+		j.add(ConnectionNotUpgrade, 0, headerEv(leg, "Connection", r.Headers, false))
+	}
+	if r.Version == "HTTP/1.0" {
+		j.add(UpstreamHTTP10, 0, leg+" request line: "+requestLine(r))
+	}
+	for i := 0; i+1 < n; i++ {
+		j.proxyRequestRules(i)
+	}
+	j.backendRules()
+	for i := n - 2; i >= 0; i-- {
+		j.proxyResponseRules(i)
+	}
+	j.sessionRules()
+	j.addNote(EncryptedLeg, 0, encryptedEvidence(j.encrypted)...)
+	// The backend's answers tell nothing of the proxy; nginx's default
+	// upstream request (HTTP/1.0, Connection: close) does.
+	j.product = ""
+	if r.Version == "HTTP/1.0" && r.Headers.HasToken("Connection", "close") {
+		j.product = "nginx (guessed from its default upstream request)"
+	}
+	v := j.verdict()
+	v.Client, v.Proxy = j.encrypted.conn.Client, j.encrypted.conn.Server
+	v.StatusClient = 0 // encrypted: not seen
+	if L := j.chain[n-1]; L.resp != nil {
+		v.StatusBackend = L.resp.Status
+	}
+	v.Backend = j.chain[n-1].req.Server
+	v.PairConfidence = j.encConf
+	return v
 }

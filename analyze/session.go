@@ -31,6 +31,9 @@ func (j *judgement) upgradedLegs() []wsLeg {
 // sender names who sends in a direction of leg i.
 func (j *judgement) sender(i int, c2s bool) string {
 	n := len(j.chain)
+	if j.encrypted != nil {
+		i, n = i+1, n+1
+	}
 	switch {
 	case c2s && i == 0:
 		return "client"
@@ -83,7 +86,7 @@ func (j *judgement) sessionRules() {
 	if len(legs) == 0 || legs[0].i != 0 {
 		return
 	}
-	A := legs[0]
+	A := legs[0] // with an encrypted client leg: the first upstream leg
 	L := legs[len(legs)-1]
 	n := len(j.chain)
 	// 1. Frames that break the protocol.
@@ -124,10 +127,15 @@ func (j *judgement) sessionRules() {
 	}
 	// 3. The proxy closed an idle tunnel: both legs ended by the proxy,
 	// with no close frame, after a silence in every direction.
-	if n > 1 && len(legs) == n {
+	if (n > 1 || j.encrypted != nil && j.encrypted.end != nil) && len(legs) == n {
 		sa, ca := A.end.FirstClose()
-		sl, cl := L.end.FirstClose()
 		proxyA := sa == rs.SideServer && A.ws.S2C.CloseAt.IsZero() && A.ws.C2S.CloseAt.IsZero()
+		if j.encrypted != nil {
+			// the client's TLS leg: who closed it, frames unseen
+			sa, ca = j.encrypted.end.FirstClose()
+			proxyA = sa == rs.SideServer
+		}
+		sl, cl := L.end.FirstClose()
 		proxyL := sl == rs.SideClient && L.ws.C2S.CloseAt.IsZero() && L.ws.S2C.CloseAt.IsZero()
 		if proxyA && proxyL {
 			last := j.chain[0].resp.End
@@ -211,6 +219,9 @@ func (j *judgement) firstCloseFrame(A, L wsLeg) (by string, d *rs.WSDir, leg int
 		}
 		if d == nil || c.d.CloseAt.Before(d.CloseAt) {
 			by, d, leg, c2s = j.sender(c.i, c.c2s), c.d, c.i, c.c2s
+			if j.encrypted != nil && c.c2s {
+				by = "client" // relayed from the encrypted leg by the proxy
+			}
 		}
 	}
 	return
@@ -230,7 +241,10 @@ func (j *judgement) abnormal(A, L wsLeg) {
 		// by time stamp: data behind a hole in the capture is delivered
 		// later, with a later packet's time.
 		sentClose := !d.CloseAt.IsZero()
-		if c.Kind == rs.CloseRST || !sentClose {
+		// A reset after close frames went both ways ends a completed
+		// closing handshake (Go's TLS client does this): not abnormal.
+		handshakeDone := !l.ws.C2S.CloseAt.IsZero() && !l.ws.S2C.CloseAt.IsZero()
+		if c.Kind == rs.CloseRST && !handshakeDone || !sentClose {
 			what := "closed the connection (FIN) without a close frame"
 			if c.Kind == rs.CloseRST {
 				what = "reset the connection (RST)"

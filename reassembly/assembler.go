@@ -23,6 +23,8 @@ type Options struct {
 	// MaxFlows caps open connections; past it the idlest are evicted
 	// (and counted), so a SYN flood cannot grow memory without bound.
 	MaxFlows int
+	// KeyLog decrypts TLS connections whose secrets it holds.
+	KeyLog *KeyLog
 }
 
 // DefaultOptions fit a busy proxy host.
@@ -46,13 +48,14 @@ type Stats struct {
 // Assembler turns TCP segments into events for a Sink. It is not safe for
 // concurrent use: shard connections over several Assemblers instead.
 type Assembler struct {
-	opt    Options
-	sink   Sink
-	pool   *tcpr.StreamPool
-	asm    *tcpr.Assembler
-	ctx    context
-	nextID ConnID
-	ending bool
+	opt     Options
+	sink    Sink
+	tlsSink TLSSink // sink, when it wants TLSStart
+	pool    *tcpr.StreamPool
+	asm     *tcpr.Assembler
+	ctx     context
+	nextID  ConnID
+	ending  bool
 
 	// reset is a stream that saw a RST in the current segment.
 	reset *stream
@@ -70,6 +73,7 @@ func (c *context) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
 // New returns an Assembler that delivers events to sink.
 func New(sink Sink, opt Options) *Assembler {
 	a := &Assembler{opt: opt, sink: sink}
+	a.tlsSink, _ = sink.(TLSSink)
 	a.pool = tcpr.NewStreamPool((*factory)(a))
 	a.asm = tcpr.NewAssembler(a.pool)
 	a.asm.MaxBufferedPagesPerConnection = opt.MaxPagesPerConn

@@ -79,6 +79,8 @@ type Conn struct {
 	ID     ConnID
 	Client netip.AddrPort
 	Server netip.AddrPort
+	// TLS: the connection is TLS; its HTTP was decrypted with a key log.
+	TLS bool
 }
 
 // Request is one HTTP/1.x request header block.
@@ -184,6 +186,20 @@ type ConnEnd struct {
 	Requests, Responses int
 	// WS is what the upgraded connection carried, when it upgraded.
 	WS *WSSession
+	// TLSInfo describes a TLS connection's handshake (nil when not TLS).
+	TLSInfo *TLSInfo
+}
+
+// TLSStart announces a connection that began with a TLS record, so that
+// an encrypted client leg can be paired while it is still open.
+type TLSStart struct {
+	Conn
+	Time time.Time
+}
+
+// TLSSink is implemented by sinks that want TLSStart events.
+type TLSSink interface {
+	TLSStart(*TLSStart)
 }
 
 // WSSession is what the two directions of an upgraded connection carried.

@@ -36,7 +36,9 @@ type stream struct {
 	nreq, nresp int
 	pending     []*Request // requests waiting for a response, oldest first
 	ws          *wsSession // frames after a 101
-	cur         *Response  // response whose body prefix is being collected
+	tls         *tlsConn   // a TLS connection: bytes go through it first
+	plainOut    func(int, []byte, time.Time)
+	cur         *Response // response whose body prefix is being collected
 	hdrStart    [2]time.Time
 	ended       bool
 	ignored     bool // neither direction carries HTTP or TLS
@@ -61,7 +63,7 @@ func addrPort(ip, port gopacket.Endpoint) netip.AddrPort {
 
 func (s *stream) conn() Conn {
 	c := s.clientDir
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c]}
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c], TLS: s.tls != nil}
 }
 
 // setClient fixes the client's direction once; later evidence does not
@@ -111,13 +113,21 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 	d := dirIndex(dir)
 	n, _ := sg.Lengths()
 	if skip > 0 {
-		s.gap(d, skip)
+		if s.tls != nil {
+			s.tls.gap(d)
+		} else {
+			s.gap(d, skip)
+		}
 	}
 	if n == 0 || s.ignored {
 		return
 	}
 	s.bytes[d] += uint64(n)
 	t := sg.CaptureInfo(0).Timestamp
+	if s.tls != nil {
+		s.tls.feed(d, sg.Fetch(n), t, s.plainOut)
+		return
+	}
 	s.feed(d, sg.Fetch(n), t)
 }
 
@@ -193,7 +203,23 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 				p.kind, p.state = kindResponse, stHeader
 				s.setClient(1 - d)
 				s.hdrStart[d] = t
-			case kindTLS, kindOther:
+			case kindTLS:
+				if s.tls == nil {
+					// From here on both directions' bytes go through TLS;
+					// whatever it decrypts comes back to feed, to be sniffed
+					// as plaintext.
+					s.tls = newTLSConn(s.asm.opt.KeyLog)
+					s.plainOut = s.feed
+					p.buf = nil
+					if s.asm.tlsSink != nil {
+						s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
+					}
+					s.tls.feed(d, data, t, s.plainOut)
+					return
+				}
+				p.kind, p.state, p.buf = kindOther, stDead, nil // TLS inside TLS: not ours
+				return
+			case kindOther:
 				p.kind, p.state, p.buf = k, stDead, nil
 				// A connection whose first payload is neither HTTP nor TLS
 				// is dropped before anything more is buffered.
@@ -516,7 +542,7 @@ func (s *stream) finish() {
 	s.emitResponse()
 	httpSeen := s.dir[0].kind == kindRequest || s.dir[0].kind == kindResponse ||
 		s.dir[1].kind == kindRequest || s.dir[1].kind == kindResponse
-	tls := s.dir[0].kind == kindTLS || s.dir[1].kind == kindTLS
+	tls := s.tls != nil
 	noData := s.bytes[0] == 0 && s.bytes[1] == 0
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
@@ -531,6 +557,10 @@ func (s *stream) finish() {
 		Requests: s.nreq, Responses: s.nresp}
 	if s.ws != nil {
 		e.WS = s.ws.export(c)
+	}
+	if s.tls != nil {
+		info := *s.tls.info()
+		e.TLSInfo = &info
 	}
 	switch {
 	case s.closes[0].Kind == CloseRST || s.closes[1].Kind == CloseRST ||

@@ -76,6 +76,9 @@ func cmdLive(args []string, stdout, stderr io.Writer) int {
 		return exitTrouble
 	}
 	ropt, err := c.reassemblyOptions()
+	if err == nil {
+		ropt.KeyLog, err = c.keyLog(nil)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
 		return exitTrouble

@@ -31,6 +31,7 @@ type common struct {
 	maxFlows    int
 	maxHeader   int
 	maxPending  int
+	keylogs     []string
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -44,7 +45,61 @@ func (c *common) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.progress, "progress", "auto", "progress line on stderr: auto (on a terminal), always, never")
 	fs.IntVar(&c.maxFlows, "max-flows", reassembly.DefaultOptions.MaxFlows, "open TCP connections tracked at once; past it the idlest are evicted (counted in the summary)")
 	fs.IntVar(&c.maxHeader, "max-header-bytes", reassembly.DefaultLimits.MaxHeaderBytes, "largest HTTP header block parsed; longer ones are cut and flagged")
+	fs.StringArrayVar(&c.keylogs, "keylog", nil, "decrypt TLS with the secrets in FILE (NSS key log: SSLKEYLOGFILE); repeatable. Keys embedded in a pcapng (Decryption Secrets Blocks) are read anyway")
 	fs.IntVar(&c.maxPending, "max-pending", analyze.DefaultOptions.MaxPending, "HTTP exchanges kept waiting for a pairing partner; past it the oldest are decided unpaired")
+}
+
+// keyLog reads the --keylog files and the secrets embedded in the
+// pcapng captures among files.
+func (c *common) keyLog(files []string) (*reassembly.KeyLog, error) {
+	var k *reassembly.KeyLog
+	add := func(x *reassembly.KeyLog) {
+		if x == nil {
+			return
+		}
+		if k == nil {
+			k = reassembly.NewKeyLog()
+		}
+		k.Add(x)
+	}
+	for _, name := range c.keylogs {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("--keylog %s: %v", name, unwrapPath(err))
+		}
+		x, err := reassembly.ParseKeyLog(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--keylog %s: %v", name, err)
+		}
+		if x.Len() == 0 {
+			return nil, fmt.Errorf("--keylog %s: no TLS secrets in it (NSS key log lines such as CLIENT_RANDOM …)", name)
+		}
+		add(x)
+	}
+	for _, name := range files {
+		if name == "-" {
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			continue // Open reports it
+		}
+		x, err := reassembly.KeyLogFromPcapng(f)
+		f.Close()
+		if err == nil {
+			add(x)
+		}
+	}
+	return k, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // reassemblyOptions applies the resource flags.
@@ -143,6 +198,9 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitTrouble
 	}
 	ropt, err := c.reassemblyOptions()
+	if err == nil {
+		ropt.KeyLog, err = c.keyLog(files)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
 		return exitTrouble
@@ -191,6 +249,9 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if ev := asm.Stats().Evicted; ev > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d connections evicted early: more than --max-flows=%d open at once", ev, c.maxFlows))
+	}
+	if st.TLSErrors > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d TLS connections could not be decrypted (wrong or missing keys), e.g. %s", st.TLSErrors, st.TLSErrorSamples[0]))
 	}
 	if st.Evicted > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d exchanges decided before their partner could arrive: more than --max-pending=%d waiting", st.Evicted, c.maxPending))

@@ -1,0 +1,266 @@
+package analyze
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// TLS on a leg. With the keys, its HTTP arrives decrypted and the leg is
+// judged like any other. Without them the leg is opaque: it is paired with
+// the upstream request the proxy made for it (by time, and by
+// X-Forwarded-For when the proxy sets it), and the verdict comes from that
+// upstream leg. A TLS connection whose handshake failed is a verdict of its
+// own.
+
+// tlsLeg is a TLS connection seen from its first record.
+type tlsLeg struct {
+	conn      rs.Conn
+	start     time.Time
+	end       *rs.ConnEnd
+	decrypted bool // HTTP came out of it: an ordinary leg
+	claimed   bool // paired with an upstream leg
+}
+
+// TLSStart implements reassembly.TLSSink.
+func (a *Analyzer) TLSStart(e *rs.TLSStart) {
+	if len(a.tlsLegs) >= 65536 {
+		a.expireTLS(e.Time, true)
+	}
+	a.tlsLegs[e.ID] = &tlsLeg{conn: e.Conn, start: e.Time}
+}
+
+// tlsEnded records the end of a TLS connection and judges a failed
+// handshake. It reports whether e belonged to a TLS leg.
+func (a *Analyzer) tlsEnded(e *rs.ConnEnd) {
+	l := a.tlsLegs[e.ID]
+	if l == nil || e.TLSInfo == nil {
+		return
+	}
+	l.end = e
+	if in := e.TLSInfo; in.DecryptErr != "" {
+		a.stats.TLSErrors++
+		if len(a.stats.TLSErrorSamples) < 3 {
+			a.stats.TLSErrorSamples = append(a.stats.TLSErrorSamples, fmt.Sprintf("TLS %s → %s: %s", e.Client, e.Server, in.DecryptErr))
+		}
+	}
+	if l.decrypted || l.claimed || e.HTTP {
+		delete(a.tlsLegs, e.ID)
+		return
+	}
+	if v := tlsFailure(l); v != nil {
+		delete(a.tlsLegs, e.ID)
+		a.count(v)
+		a.out(v)
+	}
+}
+
+// expireTLS forgets ended TLS legs that no upstream leg can claim any more
+// (or, when forced, the oldest half).
+func (a *Analyzer) expireTLS(now time.Time, force bool) {
+	for id, l := range a.tlsLegs {
+		if l.end != nil && now.Sub(l.end.Last) > time.Minute || force && l.start.Before(now.Add(-time.Minute)) {
+			delete(a.tlsLegs, id)
+		}
+	}
+}
+
+// claimEncrypted finds the opaque TLS leg that x (a request nobody
+// claimed) was made for: a TLS connection open when x started, to a proxy
+// on x's client host; X-Forwarded-For naming its client decides among
+// several.
+func (a *Analyzer) claimEncrypted(x *exchange) (*tlsLeg, Confidence) {
+	var best *tlsLeg
+	bestScore := 0
+	for _, l := range a.tlsLegs {
+		if l.decrypted || l.claimed || l.start.After(x.req.Start) || l.end != nil && l.end.Last.Before(x.req.Start) {
+			continue
+		}
+		if l.conn.Server == x.req.Server || l.conn.ID == x.req.ID {
+			continue
+		}
+		s := 1
+		if l.conn.Server.Addr() == x.req.Client.Addr() {
+			s++
+		}
+		if forwardedFor(x, hostOf(l.conn.Client.Addr().String())) {
+			s += 4
+		}
+		if s > bestScore || s == bestScore && l.start.After(best.start) {
+			best, bestScore = l, s
+		}
+	}
+	if best == nil {
+		return nil, ConfNone
+	}
+	best.claimed = true
+	switch {
+	case bestScore >= 5:
+		return best, ConfMedium
+	}
+	return best, ConfLow
+}
+
+// tlsVersion names a TLS version number.
+func tlsVersion(v uint16) string {
+	switch v {
+	case 0x0304:
+		return "TLS 1.3"
+	case 0x0303:
+		return "TLS 1.2"
+	case 0x0302:
+		return "TLS 1.1"
+	case 0x0301:
+		return "TLS 1.0"
+	case 0x0300:
+		return "SSL 3.0"
+	}
+	return fmt.Sprintf("version 0x%04x", v)
+}
+
+var alertNames = map[uint8]string{
+	0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure",
+	42: "bad_certificate", 43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired",
+	46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error",
+	51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security", 80: "internal_error",
+	86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension", 110: "unsupported_extension",
+	112: "unrecognized_name", 116: "certificate_required", 120: "no_application_protocol",
+}
+
+func alertText(al rs.TLSAlert) string {
+	if al.Opaque {
+		return "an encrypted alert (its kind needs the keys: --keylog)"
+	}
+	name := alertNames[al.Description]
+	if name == "" {
+		name = fmt.Sprintf("alert %d", al.Description)
+	}
+	level := "warning"
+	if al.Level == 2 {
+		level = "fatal"
+	}
+	return fmt.Sprintf("alert %d %s (%s)", al.Description, name, level)
+}
+
+// helloEvidence describes a TLS connection's handshake.
+func helloEvidence(leg string, in *rs.TLSInfo) []string {
+	var ev []string
+	if in.ClientHello {
+		parts := []string{"ClientHello"}
+		if in.SNI != "" {
+			parts = append(parts, "SNI "+in.SNI)
+		}
+		var vs []string
+		for _, v := range in.OfferedVersions {
+			vs = append(vs, tlsVersion(v))
+		}
+		if len(vs) > 0 {
+			parts = append(parts, "offers "+strings.Join(vs, ", "))
+		}
+		if len(in.ALPNOffered) > 0 {
+			parts = append(parts, "ALPN "+strings.Join(in.ALPNOffered, ","))
+		}
+		parts = append(parts, fmt.Sprintf("%d cipher suites", in.CipherSuites))
+		ev = append(ev, leg+": "+strings.Join(parts, ", "))
+	}
+	if in.ServerHello {
+		s := fmt.Sprintf("ServerHello %s, cipher 0x%04x", tlsVersion(in.Version), in.Cipher)
+		if in.ALPN != "" {
+			s += ", ALPN " + in.ALPN
+		}
+		ev = append(ev, reverseLeg(leg)+": "+s)
+	} else if in.ClientHello {
+		ev = append(ev, reverseLeg(leg)+": no ServerHello")
+	}
+	return ev
+}
+
+func reverseLeg(leg string) string {
+	a, b, ok := strings.Cut(leg, "→")
+	if !ok {
+		return leg
+	}
+	return b + "→" + a
+}
+
+// tlsFailure judges a TLS connection that carried no HTTP: a verdict when
+// its handshake failed, nil when it completed (an encrypted connection
+// that was never paired says nothing about WebSocket).
+func tlsFailure(l *tlsLeg) *Verdict {
+	e := l.end
+	in := e.TLSInfo
+	var fatal *rs.TLSAlert
+	for i := range in.Alerts {
+		al := &in.Alerts[i]
+		if al.Level == 2 || al.Opaque && !in.HandshakeDone || al.Description != 0 && al.Level != 1 {
+			fatal = al
+			break
+		}
+	}
+	if in.HandshakeDone && fatal == nil {
+		return nil
+	}
+	if !in.ClientHello {
+		return nil // not a TLS handshake we saw start
+	}
+	v := &Verdict{Time: l.start, Code: TLSHandshakeFailed, Severity: SevError, Hop: HopClient, Findings: []Code{TLSHandshakeFailed},
+		Client: e.Client, Proxy: e.Server, PairConfidence: ConfNone}
+	v.Evidence = helloEvidence("client→proxy", in)
+	who := ""
+	switch {
+	case fatal != nil:
+		who = "the proxy"
+		leg := "proxy→client"
+		if fatal.FromClient {
+			who, leg = "the client", "client→proxy"
+		}
+		v.Evidence = append(v.Evidence, fmt.Sprintf("%s: %s at %s", leg, alertText(*fatal), ts(fatal.Time)))
+	default:
+		side, c := e.FirstClose()
+		who = "the " + side.String()
+		if side == rs.SideServer {
+			who = "the proxy"
+		}
+		v.Evidence = append(v.Evidence, fmt.Sprintf("the handshake never completed: %s closed the connection (%s) at %s", who, c.Kind, ts(c.Time)))
+	}
+	v.Fix = tlsFix(fatal, who)
+	return v
+}
+
+func tlsFix(al *rs.TLSAlert, who string) string {
+	if al == nil {
+		return who + " gave up during the TLS handshake: check the proxy's ssl_protocols/ssl_ciphers against what the client offers, and the proxy's error log"
+	}
+	if al.Opaque {
+		return who + " ended the handshake with an encrypted alert; TLS 1.3 encrypts alerts, so its kind needs the keys (--keylog). The commonest cause is a client that refuses the proxy's certificate"
+	}
+	switch alertNames[al.Description] {
+	case "bad_certificate", "unknown_ca", "certificate_unknown", "unsupported_certificate":
+		return "the client refuses the proxy's certificate (self-signed, an untrusted CA, a missing intermediate, or a wrong name): serve a certificate from a CA the clients trust, with the full chain (nginx: ssl_certificate with the intermediates); browsers refuse silently, so wss:// just fails"
+	case "certificate_expired":
+		return "the proxy's certificate has expired: renew it"
+	case "protocol_version", "insufficient_security", "handshake_failure":
+		return "client and proxy share no TLS version or cipher suite: widen the proxy's ssl_protocols / ssl_ciphers (or update the client)"
+	case "unrecognized_name":
+		return "the proxy has no certificate for the client's SNI name: add a server block (server_name) for it"
+	case "no_application_protocol":
+		return "client and proxy share no ALPN protocol: check the proxy's http2/ALPN settings"
+	}
+	return who + " aborted the TLS handshake: see the alert in the evidence and the proxy's error log"
+}
+
+// encryptedEvidence describes the opaque client leg of an attempt judged
+// from its upstream leg.
+func encryptedEvidence(l *tlsLeg) []string {
+	leg := "client→proxy"
+	ev := []string{fmt.Sprintf("%s: TLS from %s to %s, no keys: the verdict comes from the upstream leg (decrypt with --keylog FILE)", leg, l.conn.Client, l.conn.Server)}
+	if l.end != nil && l.end.TLSInfo != nil {
+		ev = append(ev, helloEvidence(leg, l.end.TLSInfo)...)
+	}
+	return ev
+}
+
+var _ = netip.AddrPort{}
