@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzPipeline: capture bytes through the whole read pipeline (container,
+// link layers, reassembly, HTTP, frames, TLS, pairing, verdicts, JSON)
+// end with exit 0, 1 or 2, never a panic, and errors on one line.
+func FuzzPipeline(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(capturesDir, "*.pcap*"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) > 64<<10 {
+			continue
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<20 {
+			return
+		}
+		var stderr strings.Builder
+		code := run([]string{"read", "--format", "json", "--progress", "never", "-"}, bytes.NewReader(data), io.Discard, &stderr)
+		if code != exitOK && code != exitNotOK && code != exitTrouble {
+			t.Fatalf("exit %d", code)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+			if line != "" && !strings.HasPrefix(line, "wsdiag: ") {
+				t.Fatalf("stray stderr line %q", line)
+			}
+		}
+	})
+}
