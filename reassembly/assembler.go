@@ -25,6 +25,9 @@ type Options struct {
 	MaxFlows int
 	// KeyLog decrypts TLS connections whose secrets it holds.
 	KeyLog *KeyLog
+	// IDBase and IDStride number connections IDBase+IDStride, +2·IDStride…
+	// so that several Assemblers (one per worker) give unique IDs.
+	IDBase, IDStride ConnID
 }
 
 // DefaultOptions fit a busy proxy host.
@@ -92,7 +95,14 @@ func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.A
 	if !tcp.SYN && len(tcp.Payload) == 0 {
 		return nil
 	}
-	a.nextID++
+	if a.nextID == 0 {
+		a.nextID = a.opt.IDBase
+	}
+	stride := a.opt.IDStride
+	if stride == 0 {
+		stride = 1
+	}
+	a.nextID += stride
 	a.stats.Connections++
 	t := ac.GetCaptureInfo().Timestamp
 	s := &stream{asm: a, id: a.nextID, first: t, last: t}

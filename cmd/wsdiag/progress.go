@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
 )
 
@@ -34,7 +33,7 @@ func newProgress(w io.Writer, files []string) *progress {
 	return p
 }
 
-func (p *progress) update(readers []*capture.Reader, an *analyze.Analyzer) {
+func (p *progress) update(readers []*capture.Reader, attempts uint64) {
 	now := time.Now()
 	if now.Sub(p.last) < time.Second {
 		return
@@ -45,13 +44,12 @@ func (p *progress) update(readers []*capture.Reader, an *analyze.Analyzer) {
 		pk += r.Packets
 		by += r.Bytes
 	}
-	st := an.Stats()
 	pct := ""
 	if p.total > 0 {
 		pct = fmt.Sprintf(" (~%d%%)", min(99, by*100/uint64(p.total)))
 	}
 	rate := float64(pk) / now.Sub(p.start).Seconds()
-	fmt.Fprintf(p.w, "\r\x1b[Kwsdiag: %d packets%s, %.0f packets/s, %d attempts", pk, pct, rate, st.Attempts)
+	fmt.Fprintf(p.w, "\r\x1b[Kwsdiag: %d packets%s, %.0f packets/s, %d attempts", pk, pct, rate, attempts)
 	p.drawn = true
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -175,7 +176,9 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c common
 	var files []string
+	var workers int
 	c.register(fs)
+	fs.IntVar(&workers, "workers", defaultWorkers(), "goroutines that reassemble, connections sharded over them (1: all in one)")
 	fs.StringArrayVarP(&files, "read", "r", nil, "read packets from FILE (tcpdump style; repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: wsdiag read [flags] FILE...\n\nReads pcap or pcapng captures (gzip too; \"-\" is stdin) taken on a reverse-proxy host\nand judges every WebSocket handshake attempt. Several files are merged by time.\n\nFlags:\n%s", fs.FlagUsages())
@@ -193,6 +196,9 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitTrouble
 	}
 	opt, err := c.analyzeOptions()
+	if err == nil && (workers < 1 || workers > 64) {
+		err = fmt.Errorf("--workers: %d is not between 1 and 64", workers)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
 		return exitTrouble
@@ -227,18 +233,42 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	outFile, _ := stdout.(*os.File)
 	errFile, _ := stderr.(*os.File)
 	rend := newRenderer(c.format, stdout, c.verbose, c.showSecrets, wantTTY(c.color, outFile) && os.Getenv("NO_COLOR") == "")
-	an := analyze.New(opt, rend.verdict)
-	asm := reassembly.New(an, ropt)
+	var attempts atomic.Uint64 // for the progress line, read from another goroutine
+	an := analyze.New(opt, func(v *analyze.Verdict) {
+		if v.Attempt() {
+			attempts.Add(1)
+		}
+		rend.verdict(v)
+	})
 
 	var prog *progress
 	if wantTTY(c.progress, errFile) {
 		prog = newProgress(stderr, files)
 	}
-	warnings := pump(readers, asm, an, prog)
+	var (
+		sink  packetSink
+		asm   *reassembly.Assembler
+		shard *sharded
+	)
+	if workers > 1 {
+		shard = newSharded(workers, an, ropt)
+		sink = shard
+	} else {
+		asm = reassembly.New(an, ropt)
+		sink = &single{asm: asm, an: an}
+	}
+	warnings := pump(readers, sink, prog, &attempts)
 	if prog != nil {
 		prog.done()
 	}
-	asm.Close()
+	var as reassembly.Stats
+	if shard != nil {
+		shard.close()
+		as = shard.stats()
+	} else {
+		asm.Close()
+		as = asm.Stats()
+	}
 	an.Finish()
 
 	st := an.Stats()
@@ -247,7 +277,7 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		pk += r.Packets
 		tcp += r.TCP
 	}
-	if ev := asm.Stats().Evicted; ev > 0 {
+	if ev := as.Evicted; ev > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d connections evicted early: more than --max-flows=%d open at once", ev, c.maxFlows))
 	}
 	if st.TLSErrors > 0 {
@@ -262,17 +292,41 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if st.Attempts == 0 {
 		fmt.Fprintf(stderr, "wsdiag: no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)\n", pk, tcp, st.Exchanges)
 	}
-	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: asm.Stats().Connections, evictedFlows: asm.Stats().Evicted, warnings: warnings})
+	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted, warnings: warnings})
 	if st.Attempts > st.ByCode[analyze.OK] {
 		return exitNotOK
 	}
 	return exitOK
 }
 
+// packetSink takes decoded TCP segments in capture order.
+type packetSink interface{ add(p *capture.Packet) }
+
+// single is the one-goroutine pipeline: reassembly and analysis inline.
+type single struct {
+	asm        *reassembly.Assembler
+	an         *analyze.Analyzer
+	now        time.Time
+	lastDecide time.Time
+}
+
+func (s *single) add(p *capture.Packet) {
+	s.asm.Packet(p.Net, p.TCP, p.CI)
+	if t := p.CI.Timestamp; t.After(s.now) {
+		s.now = t
+	}
+	if s.now.Sub(s.lastDecide) >= time.Second {
+		// Decide settled attempts as capture time passes, so memory stays
+		// bounded on long captures.
+		s.an.Decide(s.now)
+		s.lastDecide = s.now
+	}
+}
+
 // pump merges the readers by timestamp (like mergecap) and feeds every
-// TCP segment to the assembler. Read errors end that file with a warning:
-// the verdicts that can be made from what was read still are.
-func pump(readers []*capture.Reader, asm *reassembly.Assembler, an *analyze.Analyzer, prog *progress) (warnings []string) {
+// TCP segment to the sink. Read errors end that file with a warning: the
+// verdicts that can be made from what was read still are.
+func pump(readers []*capture.Reader, sink packetSink, prog *progress, attempts *atomic.Uint64) (warnings []string) {
 	type head struct {
 		r   *capture.Reader
 		pkt *capture.Packet
@@ -294,7 +348,6 @@ func pump(readers []*capture.Reader, asm *reassembly.Assembler, an *analyze.Anal
 		}
 	}
 	var n uint64
-	var lastDecide, now time.Time
 	for len(heads) > 0 {
 		best := 0
 		for i := 1; i < len(heads); i++ {
@@ -303,20 +356,10 @@ func pump(readers []*capture.Reader, asm *reassembly.Assembler, an *analyze.Anal
 			}
 		}
 		h := &heads[best]
-		p := h.pkt
-		asm.Packet(p.Net, p.TCP, p.CI)
-		if t := p.CI.Timestamp; t.After(now) {
-			now = t
-		}
-		if now.Sub(lastDecide) >= time.Second {
-			// Decide settled attempts as capture time passes, so memory
-			// stays bounded on long captures.
-			an.Decide(now)
-			lastDecide = now
-		}
+		sink.add(h.pkt)
 		n++
 		if prog != nil && n&0xffff == 0 {
-			prog.update(readers, an)
+			prog.update(readers, attempts.Load())
 		}
 		if next := advance(h.r); next != nil {
 			h.pkt = next

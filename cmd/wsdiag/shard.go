@@ -1,0 +1,222 @@
+package main
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/capture"
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// The sharded pipeline (--workers N > 1): the reading goroutine decodes
+// packets and deals each connection's segments, by a symmetric hash of its
+// 4-tuple, to one of N workers, each with its own Assembler. Segments
+// travel in batches (header fields, payload copied into a slab); events
+// come back in the same batches to one goroutine that owns the Analyzer,
+// which decides only up to the slowest worker's capture time.
+
+const batchSize = 1024
+
+// segment is one TCP segment: its raw TCP header and payload, copied
+// into the batch's slab (the reader reuses its buffers), decoded again by
+// the worker (gopacket keys connections by the decoded port bytes).
+type segment struct {
+	ts     time.Time
+	net    gopacket.Flow
+	off, n int32
+}
+
+// event is one reassembly event, kept in its batch until the analyzer
+// goroutine applies it.
+type event struct {
+	req  *rs.Request
+	resp *rs.Response
+	end  *rs.ConnEnd
+	tls  *rs.TLSStart
+}
+
+type batch struct {
+	worker int
+	segs   []segment
+	slab   []byte
+	events []event
+	// upTo is the capture time the worker has reached after this batch.
+	upTo time.Time
+	last bool // the worker's final batch (after Close)
+}
+
+// batchSink collects a worker's events into the batch being processed.
+type batchSink struct{ b *batch }
+
+func (s *batchSink) Request(r *rs.Request)   { s.b.events = append(s.b.events, event{req: r}) }
+func (s *batchSink) Response(r *rs.Response) { s.b.events = append(s.b.events, event{resp: r}) }
+func (s *batchSink) ConnEnd(e *rs.ConnEnd)   { s.b.events = append(s.b.events, event{end: e}) }
+func (s *batchSink) TLSStart(e *rs.TLSStart) { s.b.events = append(s.b.events, event{tls: e}) }
+
+// shardOf hashes a segment's connection the same way in both directions.
+func shardOf(p *capture.Packet, n int) int {
+	h := p.Net.FastHash() // symmetric
+	a, b := uint64(p.TCP.SrcPort), uint64(p.TCP.DstPort)
+	if a > b {
+		a, b = b, a
+	}
+	h ^= a*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
+	h ^= h >> 29
+	return int(h % uint64(n))
+}
+
+// sharded runs the pipeline over n workers.
+type sharded struct {
+	n       int
+	work    []chan *batch // to each worker
+	free    []chan *batch // each worker's empty batches
+	done    chan *batch   // to the analyzer goroutine
+	cur     []*batch      // batches being filled, per worker
+	asms    []*rs.Assembler
+	an      *analyze.Analyzer
+	finish  chan struct{}
+	flowCap int
+}
+
+func newSharded(n int, an *analyze.Analyzer, opt rs.Options) *sharded {
+	s := &sharded{n: n, an: an, done: make(chan *batch, 4*n), finish: make(chan struct{})}
+	opt.MaxFlows = max(100, opt.MaxFlows/n)
+	for w := 0; w < n; w++ {
+		s.work = append(s.work, make(chan *batch, 4))
+		s.free = append(s.free, make(chan *batch, 8))
+		for i := 0; i < 8; i++ {
+			s.free[w] <- &batch{worker: w, segs: make([]segment, 0, batchSize), slab: make([]byte, 0, 256<<10)}
+		}
+		o := opt
+		o.IDBase, o.IDStride = rs.ConnID(w), rs.ConnID(n)
+		sink := &batchSink{}
+		asm := rs.New(sink, o)
+		s.asms = append(s.asms, asm)
+		s.cur = append(s.cur, <-s.free[w])
+		go s.worker(s.work[w], asm, sink)
+	}
+	go s.apply()
+	return s
+}
+
+// add deals one decoded segment to its worker.
+func (s *sharded) add(p *capture.Packet) {
+	w := shardOf(p, s.n)
+	b := s.cur[w]
+	off := len(b.slab)
+	b.slab = append(b.slab, p.TCP.Contents...)
+	b.slab = append(b.slab, p.TCP.Payload...)
+	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off)})
+	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
+		s.flush(w)
+	}
+}
+
+func (s *sharded) flush(w int) {
+	b := s.cur[w]
+	if len(b.segs) == 0 {
+		return
+	}
+	s.work[w] <- b
+	s.cur[w] = <-s.free[w]
+}
+
+// close sends what is left, ends every worker's connections and waits for
+// the analyzer goroutine to apply everything.
+func (s *sharded) close() {
+	for w := range s.cur {
+		s.cur[w].last = true
+		s.work[w] <- s.cur[w]
+		close(s.work[w])
+	}
+	<-s.finish
+}
+
+func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
+	var tcp layers.TCP
+	for b := range in {
+		sink.b = b
+		for i := range b.segs {
+			g := &b.segs[i]
+			if tcp.DecodeFromBytes(b.slab[g.off:g.off+g.n], gopacket.NilDecodeFeedback) != nil {
+				continue // it decoded once already; cannot happen
+			}
+			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n)})
+			b.upTo = g.ts
+		}
+		if b.last {
+			asm.Close()
+		}
+		sink.b = nil
+		s.done <- b
+	}
+}
+
+// apply owns the Analyzer: it applies each batch's events and decides as
+// capture time passes on every worker.
+func (s *sharded) apply() {
+	upTo := make([]time.Time, s.n)
+	lastSeen := make([]bool, s.n)
+	var lastDecide time.Time
+	finished := 0
+	for b := range s.done {
+		for _, e := range b.events {
+			switch {
+			case e.req != nil:
+				s.an.Request(e.req)
+			case e.resp != nil:
+				s.an.Response(e.resp)
+			case e.end != nil:
+				s.an.ConnEnd(e.end)
+			case e.tls != nil:
+				s.an.TLSStart(e.tls)
+			}
+		}
+		if b.upTo.After(upTo[b.worker]) {
+			upTo[b.worker] = b.upTo
+		}
+		w, last := b.worker, b.last
+		b.segs, b.slab, b.events, b.last = b.segs[:0], b.slab[:0], b.events[:0], false
+		clear(b.events[:cap(b.events)])
+		if last {
+			lastSeen[w] = true
+			finished++
+			if finished == s.n {
+				close(s.finish)
+				return
+			}
+			continue
+		}
+		s.free[w] <- b
+		// the slowest worker bounds what may be decided
+		now := upTo[0]
+		for i, t := range upTo {
+			if !lastSeen[i] && t.Before(now) {
+				now = t
+			}
+		}
+		if now.Sub(lastDecide) >= time.Second {
+			s.an.Decide(now)
+			lastDecide = now
+		}
+	}
+}
+
+// stats sums the workers' assembler counters (after close).
+func (s *sharded) stats() rs.Stats {
+	var st rs.Stats
+	for _, a := range s.asms {
+		x := a.Stats()
+		st.Packets += x.Packets
+		st.Connections += x.Connections
+		st.Evicted += x.Evicted
+		st.Open += x.Open
+	}
+	return st
+}
+
+func defaultWorkers() int { return runtime.NumCPU() }
