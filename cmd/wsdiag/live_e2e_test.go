@@ -77,6 +77,51 @@ func startProc(t *testing.T, log string, name string, args ...string) *exec.Cmd 
 	return cmd
 }
 
+// buildTestGen builds the gorilla backend and client of testdata/gen into
+// a temporary directory and returns it.
+func buildTestGen(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bin")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin+"/", "./backend", "./client")
+	build.Dir = "../../testdata/gen"
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the test backend and client: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writeNginxConf writes an nginx config into dir: listen on listen, a
+// correct WebSocket location /ws/ok and one without the upgrade
+// directives, /ws/broken, both to backend.
+func writeNginxConf(t *testing.T, dir, listen, backend string) string {
+	t.Helper()
+	conf := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  server {
+    listen %[2]s;
+    location /ws/ok {
+      proxy_pass http://%[3]s;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+    }
+    location /ws/broken { proxy_pass http://%[3]s; }
+  }
+}
+`, dir, listen, backend)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func waitListen(t *testing.T, port int) {
 	t.Helper()
 	for i := 0; i < 100; i++ {
@@ -96,36 +141,11 @@ func waitListen(t *testing.T, port int) {
 func TestLiveNginxEndToEnd(t *testing.T) {
 	nginx := requireE2E(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "bin")
-	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin+"/", "./backend", "./client")
-	build.Dir = "../../testdata/gen"
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the test backend and client: %v\n%s", err, out)
-	}
+	bin := buildTestGen(t)
 	proxyPort, backendPort := freePort(t), freePort(t)
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  server {
-    listen 127.0.0.1:%[2]d;
-    location /ws/ok {
-      proxy_pass http://127.0.0.1:%[3]d;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-    }
-    location /ws/broken { proxy_pass http://127.0.0.1:%[3]d; }
-  }
-}
-`, dir, proxyPort, backendPort)
-	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
+	conf := writeNginxConf(t, dir, fmt.Sprintf("127.0.0.1:%d", proxyPort), fmt.Sprintf("127.0.0.1:%d", backendPort))
 	startProc(t, filepath.Join(dir, "backend.log"), filepath.Join(bin, "backend"), "-addr", fmt.Sprintf("127.0.0.1:%d", backendPort))
-	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", filepath.Join(dir, "nginx.conf"), "-p", dir, "-g", "daemon off;")
+	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
 	waitListen(t, backendPort)
 	waitListen(t, proxyPort)
 

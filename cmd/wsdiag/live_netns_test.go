@@ -36,12 +36,7 @@ func TestLiveAcrossVeth(t *testing.T) {
 		t.Skip("needs iproute2")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "bin")
-	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin+"/", "./backend", "./client")
-	build.Dir = "../../testdata/gen"
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the test backend and client: %v\n%s", err, out)
-	}
+	bin := buildTestGen(t)
 	wsdiag := filepath.Join(bin, "wsdiag")
 	if out, err := exec.Command("go", "build", "-o", wsdiag, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building wsdiag: %v\n%s", err, out)
@@ -61,25 +56,9 @@ func TestLiveAcrossVeth(t *testing.T) {
 	} {
 		netnsRun(t, c...)
 	}
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  server {
-    listen 10.203.7.2:8080;
-    location /ws/ok { proxy_pass http://127.0.0.1:9001; proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; }
-    location /ws/broken { proxy_pass http://127.0.0.1:9001; }
-  }
-}
-`, dir)
-	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
+	conf := writeNginxConf(t, dir, "10.203.7.2:8080", "127.0.0.1:9001")
 	startProc(t, filepath.Join(dir, "backend.log"), "ip", "netns", "exec", pns, filepath.Join(bin, "backend"), "-addr", "127.0.0.1:9001")
-	startProc(t, filepath.Join(dir, "nginx.log"), "ip", "netns", "exec", pns, nginx, "-c", filepath.Join(dir, "nginx.conf"), "-p", dir, "-g", "daemon off;")
+	startProc(t, filepath.Join(dir, "nginx.log"), "ip", "netns", "exec", pns, nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
 	time.Sleep(500 * time.Millisecond)
 	out := filepath.Join(dir, "verdicts.jsonl")
 	live := exec.Command("ip", "netns", "exec", pns, wsdiag, "live", "-i", "any", "--format", "json", "--duration", "6s", "port 8080 or port 9001")

@@ -66,7 +66,7 @@ func (c *common) keyLog(files []string) (*reassembly.KeyLog, error) {
 	for _, name := range c.keylogs {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, fmt.Errorf("--keylog %s: %v", name, unwrapPath(err))
+			return nil, fmt.Errorf("--keylog: %v", err)
 		}
 		x, err := reassembly.ParseKeyLog(f)
 		f.Close()
@@ -93,14 +93,6 @@ func (c *common) keyLog(files []string) (*reassembly.KeyLog, error) {
 		}
 	}
 	return k, nil
-}
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // reassemblyOptions applies the resource flags.
