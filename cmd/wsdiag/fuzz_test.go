@@ -26,7 +26,7 @@ func FuzzPipeline(f *testing.F) {
 			return
 		}
 		var stderr strings.Builder
-		code := run([]string{"read", "--format", "json", "--progress", "never", "-"}, bytes.NewReader(data), io.Discard, &stderr)
+		code := run([]string{"read", "--format", "json", "--progress", "never", "--workers", "1", "-"}, bytes.NewReader(data), io.Discard, &stderr)
 		if code != exitOK && code != exitNotOK && code != exitTrouble {
 			t.Fatalf("exit %d", code)
 		}
