@@ -38,7 +38,19 @@ Exit status: 0 every attempt ok, 1 at least one not ok, 2 wsdiag could not run.
 `
 
 func main() {
+	defer exitOnPanic()
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exitOnPanic turns a bug into one line and exit status 2 rather than a
+// stack trace: wsdiag parses hostile input, and a trace is no answer. It
+// guards main and the pipeline's goroutines; run itself does not recover,
+// so tests and fuzzers see the panic.
+func exitOnPanic() {
+	if r := recover(); r != nil {
+		fmt.Fprintf(os.Stderr, "wsdiag: internal error: %v (please report it, with the capture if you can)\n", r)
+		os.Exit(exitTrouble)
+	}
 }
 
 // errUsage marks a mistake on the command line (already explained).

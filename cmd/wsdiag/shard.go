@@ -137,6 +137,7 @@ func (s *sharded) close() {
 }
 
 func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
+	defer exitOnPanic()
 	var tcp layers.TCP
 	for b := range in {
 		sink.b = b
@@ -159,6 +160,7 @@ func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
 // apply owns the Analyzer: it applies each batch's events and decides as
 // capture time passes on every worker.
 func (s *sharded) apply() {
+	defer exitOnPanic()
 	upTo := make([]time.Time, s.n)
 	lastSeen := make([]bool, s.n)
 	var lastDecide time.Time
