@@ -15,9 +15,6 @@ import (
 
 // Options configure an Analyzer.
 type Options struct {
-	// ClientPorts are the proxy's client-facing ports: a hint that an
-	// exchange on them is a leg A. Pairing does not depend on it.
-	ClientPorts []uint16
 	// Upstreams, when set, are the only servers that count as upstream legs.
 	Upstreams []netip.AddrPort
 	// All reports plain HTTP exchanges too.
@@ -36,7 +33,7 @@ type Options struct {
 }
 
 // DefaultOptions are what the command line starts from.
-var DefaultOptions = Options{ClientPorts: []uint16{80, 443}, Grace: time.Second, MaxPending: 100000}
+var DefaultOptions = Options{Grace: time.Second, MaxPending: 100000}
 
 // exchange is one request on one hop, with its response and connection end.
 type exchange struct {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -615,8 +614,6 @@ func codeIndex(c Code) int {
 	}
 	return len(Codes)
 }
-
-var _ = netip.AddrPort{}
 
 // plain describes an exchange that is not a WebSocket attempt (--all).
 func plain(chain []*exchange) *Verdict {

@@ -2,7 +2,6 @@ package analyze
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -262,5 +261,3 @@ func encryptedEvidence(l *tlsLeg) []string {
 	}
 	return ev
 }
-
-var _ = netip.AddrPort{}

@@ -88,7 +88,7 @@ func cmdLive(args []string, stdout, stderr io.Writer) int {
 	opt.Grace = 500 * time.Millisecond
 
 	l, err := capture.OpenLive(lf.iface, capture.LiveOptions{Snaplen: lf.snaplen, BufferMB: lf.bufferMB,
-		Filter: strings.Join(fs.Args(), " "), ClientPorts: opt.ClientPorts, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond})
+		Filter: strings.Join(fs.Args(), " "), ClientPorts: c.ports, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintf(stderr, "wsdiag: %v\n", oneLine(err))
 		return exitTrouble

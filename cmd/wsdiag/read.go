@@ -25,6 +25,7 @@ type common struct {
 	format      string
 	all         bool
 	clientPorts []string
+	ports       []uint16 // clientPorts, parsed: live's kernel filter watches them
 	upstreams   []string
 	showSecrets bool
 	color       string
@@ -114,13 +115,13 @@ func (c *common) analyzeOptions() (analyze.Options, error) {
 	// other leg of an attempt may come later in the file.
 	opt.Grace = 10 * time.Second
 	opt.WaitSession = true
-	opt.ClientPorts = nil
+	c.ports = nil
 	for _, p := range c.clientPorts {
 		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
 		if err != nil {
 			return opt, fmt.Errorf("--client-ports: %q is not a port", p)
 		}
-		opt.ClientPorts = append(opt.ClientPorts, uint16(n))
+		c.ports = append(c.ports, uint16(n))
 	}
 	for _, u := range c.upstreams {
 		u = strings.TrimSpace(u)
