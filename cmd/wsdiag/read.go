@@ -40,7 +40,7 @@ func (c *common) register(fs *pflag.FlagSet) {
 	fs.CountVarP(&c.verbose, "verbose", "v", "show evidence, error-log line and fix under each verdict (-vv: every header of every leg)")
 	fs.StringVar(&c.format, "format", "text", "output format: text or json (one JSON object per line)")
 	fs.BoolVar(&c.all, "all", false, "report plain HTTP exchanges too")
-	fs.StringSliceVar(&c.clientPorts, "client-ports", []string{"80", "443"}, "the proxy's client-facing ports (a hint; pairing does not depend on it)")
+	fs.StringSliceVar(&c.clientPorts, "client-ports", []string{"80", "443"}, "live: the proxy's client-facing ports, watched with --upstream by the kernel filter (legs are recognised by pairing, not by port)")
 	fs.StringSliceVar(&c.upstreams, "upstream", nil, "HOST:PORT (or :PORT) of backends: only these count as upstream legs")
 	fs.BoolVar(&c.showSecrets, "show-secrets", false, "quote Cookie, Authorization and Set-Cookie values instead of redacting them")
 	fs.StringVar(&c.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
