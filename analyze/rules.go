@@ -638,20 +638,25 @@ func plain(chain []*exchange) *Verdict {
 	return v
 }
 
-// collapse folds repeated evidence lines (a proxy retrying its connect)
-// into one with a count.
+// collapse folds repeated evidence lines in a row (a proxy retrying its
+// connect) into one with a count, and drops a line quoted again later by
+// another finding.
 func collapse(ev []string) []string {
 	out := ev[:0]
+	seen := make(map[string]bool, len(ev))
 	for i := 0; i < len(ev); {
 		j := i + 1
 		for j < len(ev) && ev[j] == ev[i] {
 			j++
 		}
-		if j-i > 1 {
+		switch {
+		case seen[ev[i]]:
+		case j-i > 1:
 			out = append(out, fmt.Sprintf("%s (×%d)", ev[i], j-i))
-		} else {
+		default:
 			out = append(out, ev[i])
 		}
+		seen[ev[i]] = true
 		i = j
 	}
 	return out

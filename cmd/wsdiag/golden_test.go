@@ -115,6 +115,8 @@ var goldenCases = map[string][]want{
 		evidence: []string{"client→proxy: Sec-WebSocket-Protocol: chat", "proxy→backend: no Sec-WebSocket-Protocol header"},
 		findings: []string{"backend_rejected"}}},
 	"correct.pcap": {{code: "ok", hop: "-", n: 3, backend: 101, client: 101, conf: "exact"}},
+	"intercepted-error.pcap": {{code: "backend_rejected", hop: "backend", n: 3, backend: 403, client: 502, conf: "exact",
+		findings: []string{"response_altered", "host_rewritten"}, evidence: []string{"backend→proxy: HTTP/1.1 403 Forbidden", "proxy→client: HTTP/1.1 502 Bad Gateway"}}},
 	"proxy-denied.pcap": {{code: "proxy_rejected", hop: "proxy", n: 3, client: 403, conf: "none",
 		evidence: []string{"proxy→backend: no request for this attempt"}, errorLog: "access forbidden by rule"}},
 	"bad-accept.pcap": {{code: "bad_accept", hop: "backend", n: 3, backend: 101, client: 101, conf: "exact",

@@ -49,6 +49,7 @@ SCENARIOS=(
   "big-message-nginx|ok|-|correct config + proxy_buffer_size 4k, proxy_buffers 4 4k: a 3 MiB binary message (one frame) echoed through nginx; snaplen 400 (big payloads cut, packet and HTTP headers kept)"
   "backend-read-limit|message_too_big|session|correct config, backend /limited has SetReadLimit(64 KiB), 3 attempts: each 1 MiB client message (one frame) gets close 1009 from the backend on leg B, then a backend RST (unread data); whether nginx relays the 1009 to the client before resetting leg A is a race (both outcomes in the file); snaplen 400"
   "backend-close-4000|closed_by_backend|session|correct config, backend /close4000 echoes the first message then sends close 4000 \"going away: test\"; the client answers close 4000"
+  "intercepted-error|backend_rejected|backend|correct upgrade directives, Host not forwarded, backend /strict refuses (403), and proxy_intercept_errors + error_page 403 =502 makes nginx answer the client 502 with its own page: finding response_altered (the proxy did not relay the backend's answer)"
   "client-rst|abnormal_close|session|correct config: after the upgrade and one echoed message the client resets the connection (SO_LINGER 0: RST), no close frame"
 )
 
@@ -153,6 +154,11 @@ scn_origin-check() {
   LOCS="location /strict { $UPGRADE proxy_pass http://$BACKEND; }"
   CLIENT=("-url ws://$NGINX/strict -n 3")
 }
+scn_intercepted-error() {
+  LOCS="location /strict { $UPGRADE proxy_pass http://$BACKEND; proxy_intercept_errors on; error_page 403 =502 @oops; } location @oops { return 502; }"
+  CLIENT=("-url ws://$NGINX/strict -n 3")
+}
+
 scn_redirect() {
   LOCS="location /ws { return 301 /ws2; }"
   CLIENT=("-url ws://$NGINX/ws -n 3")
