@@ -45,6 +45,8 @@ type exchange struct {
 	up, down *exchange
 	conf     Confidence
 	decided  bool
+	// key is the request's Sec-WebSocket-Key ("" when none), looked up once.
+	key string
 }
 
 // settled reports whether nothing more is expected on this exchange's own
@@ -117,6 +119,7 @@ func (a *Analyzer) Stats() Stats { return a.stats }
 // Request implements reassembly.Sink.
 func (a *Analyzer) Request(r *rs.Request) {
 	x := &exchange{req: r}
+	x.key, _ = r.Headers.Get("Sec-WebSocket-Key")
 	a.stats.Exchanges++
 	if r.TLS {
 		if l := a.tlsLegs[r.ID]; l != nil {

@@ -32,8 +32,8 @@ func pairScore(x, y *exchange) int {
 	} else if x.end != nil && yr.Start.After(x.end.Last) {
 		return 0
 	}
-	xk, xok := xr.Headers.Get("Sec-WebSocket-Key")
-	yk, yok := yr.Headers.Get("Sec-WebSocket-Key")
+	xk, yk := x.key, y.key
+	xok, yok := xk != "", yk != ""
 	switch {
 	case xok && yok:
 		if xk == yk {

@@ -37,10 +37,7 @@ func (a *Analyzer) unindex(x *exchange) {
 	}
 }
 
-func keyOf(x *exchange) string {
-	k, _ := x.req.Headers.Get("Sec-WebSocket-Key")
-	return k
-}
+func keyOf(x *exchange) string { return x.key }
 
 // firstFrom returns the index of the first pending exchange whose request
 // started at or after t.

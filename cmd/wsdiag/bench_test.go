@@ -11,8 +11,9 @@ import (
 )
 
 // BenchmarkRead runs the whole pipeline (decode, reassembly, HTTP,
-// pairing, verdicts, JSON) on a synthetic 200k-packet capture and reports
-// packets/s. Profile with -cpuprofile.
+// frames, pairing, verdicts, JSON) on a synthetic 200k-packet capture with
+// one and with two workers, and reports packets/s. Profile with
+// -cpuprofile (the capture is generated once, before the timer).
 func BenchmarkRead(b *testing.B) {
 	var buf bytes.Buffer
 	counts, err := synth.Write(&buf, 200000, 1)
@@ -23,14 +24,17 @@ func BenchmarkRead(b *testing.B) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(buf.Len()))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if code := run([]string{"read", "--format", "json", "--progress", "never", path}, nil, io.Discard, io.Discard); code != exitNotOK {
-			b.Fatalf("exit %d", code)
-		}
+	for _, w := range []string{"1", "2"} {
+		b.Run("workers="+w, func(b *testing.B) {
+			b.SetBytes(int64(buf.Len()))
+			for i := 0; i < b.N; i++ {
+				if code := run([]string{"read", "--format", "json", "--progress", "never", "--workers", w, path}, nil, io.Discard, io.Discard); code != exitNotOK {
+					b.Fatalf("exit %d", code)
+				}
+			}
+			b.ReportMetric(float64(counts["packets"])*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+		})
 	}
-	b.ReportMetric(float64(counts["packets"])*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
 }
 
 // TestSyntheticVerdicts: on the synthetic capture wsdiag gives exactly the
