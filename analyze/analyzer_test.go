@@ -207,3 +207,44 @@ func hasFinding(v *Verdict, c Code) bool {
 	}
 	return false
 }
+
+// TestHostileTimestampsStayBounded: keyless requests whose answers lie up
+// to an hour from them (a crafted capture) make every pending exchange a
+// pairing candidate of every other; deciding must stay bounded instead of
+// going quadratic per decision. A hang guard, with a generous deadline.
+func TestHostileTimestampsStayBounded(t *testing.T) {
+	n := 30000
+	if testing.Short() {
+		n = 5000
+	}
+	done := make(chan int)
+	go func() {
+		f := newFeeder(DefaultOptions)
+		var answers []func()
+		for i := 0; i < n; i++ {
+			at := time.Duration(i) * time.Millisecond
+			took := time.Duration((i*7919)%3600) * time.Second // answers scattered over an hour
+			server := "192.0.2.1:80"
+			if i%2 == 1 {
+				server = "192.0.2.2:9001"
+			}
+			_, a := f.exchange(fmt.Sprintf("10.0.%d.%d:1000", i/250%250, i%250), server, at, took,
+				rs.Headers{{Name: "Host", Value: "h"}, {Name: "User-Agent", Value: "same"}}, "GET /same HTTP/1.1", 200, nil)
+			answers = append(answers, a)
+			if i%1000 == 999 {
+				for _, fn := range answers {
+					fn()
+				}
+				answers = answers[:0]
+				f.a.Decide(t0.Add(at))
+			}
+		}
+		f.a.Finish()
+		done <- len(f.vs)
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("deciding 30 000 exchanges with hostile time stamps took over a minute")
+	}
+}

@@ -1,7 +1,7 @@
 package analyze
 
 import (
-	"net"
+	"net/netip"
 	"strings"
 )
 
@@ -54,7 +54,7 @@ func pairScore(x, y *exchange) int {
 	case lastSegment(xp) == lastSegment(yp) && lastSegment(xp) != "":
 		s++
 	}
-	if forwardedFor(y, hostOf(xr.Client.Addr().String())) {
+	if forwardedFor(y, xr.Client.Addr()) {
 		s += 3
 	}
 	if ua, ok := xr.Headers.Get("User-Agent"); ok {
@@ -91,24 +91,30 @@ func confidence(score int) Confidence {
 }
 
 // forwardedFor reports whether y's X-Forwarded-For or X-Real-IP names ip.
-func forwardedFor(y *exchange, ip string) bool {
-	for _, name := range []string{"X-Forwarded-For", "X-Real-IP"} {
-		for _, v := range y.req.Headers.Values(name) {
-			for _, f := range strings.Split(v, ",") {
-				if hostOf(strings.TrimSpace(f)) == ip {
-					return true
+// It allocates nothing: it runs for every pairing candidate.
+func forwardedFor(y *exchange, ip netip.Addr) bool {
+	for _, h := range y.req.Headers {
+		if !strings.EqualFold(h.Name, "X-Forwarded-For") && !strings.EqualFold(h.Name, "X-Real-IP") {
+			continue
+		}
+		for v := h.Value; v != ""; {
+			var f string
+			f, v, _ = strings.Cut(v, ",")
+			f = strings.TrimSpace(f)
+			a, err := netip.ParseAddr(strings.Trim(f, "[]"))
+			if err != nil { // "ip:port" or "[ip6]:port"
+				ap, err := netip.ParseAddrPort(f)
+				if err != nil {
+					continue
 				}
+				a = ap.Addr()
+			}
+			if a.Unmap() == ip.Unmap() {
+				return true
 			}
 		}
 	}
 	return false
-}
-
-func hostOf(s string) string {
-	if h, _, err := net.SplitHostPort(s); err == nil {
-		return h
-	}
-	return strings.Trim(s, "[]")
 }
 
 // pathOf returns the path of a request target (no query).

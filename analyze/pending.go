@@ -45,6 +45,11 @@ func (a *Analyzer) firstFrom(t time.Time) int {
 	return sort.Search(len(a.xs), func(i int) bool { return !a.xs[i].req.Start.Before(t) })
 }
 
+// maxScan bounds how many pending exchanges one pairing question looks at
+// by time window: hostile time stamps can make the window hold everything
+// pending, and the analyzer must stay linear on any capture.
+const maxScan = 2048
+
 // claimUpstream finds the best upstream leg for x among undecided
 // exchanges and claims it.
 func (a *Analyzer) claimUpstream(x *exchange) *exchange {
@@ -68,7 +73,7 @@ func (a *Analyzer) claimUpstream(x *exchange) *exchange {
 		// Fallback: a proxy that strips the key. Its upstream request
 		// starts between x's request and x's answer.
 		end, bounded := x.answeredAt()
-		for i := a.firstFrom(x.req.Start); i < len(a.xs); i++ {
+		for i, lim := a.firstFrom(x.req.Start), 0; i < len(a.xs) && lim < maxScan; i, lim = i+1, lim+1 {
 			y := a.xs[i]
 			if bounded && y.req.Start.After(end) {
 				break
@@ -142,14 +147,19 @@ func (a *Analyzer) mayBeUpstream(x *exchange, w waitingSet) bool {
 		}
 		return false
 	}
-	for _, v := range w.open {
+	for k, v := range w.open {
+		if k == maxScan {
+			break
+		}
 		if could(v) {
 			return true
 		}
 	}
 	// A settled exchange claims x only if its answer came after x started,
-	// so it started at most maxSpan before x.
-	for i := a.firstFrom(x.req.Start.Add(-w.maxSpan)); i < len(a.xs) && !a.xs[i].req.Start.After(x.req.Start); i++ {
+	// so it started at most maxSpan before x; the nearest ones are the
+	// likely ones, and at most maxScan of them are looked at.
+	lo := max(a.firstFrom(x.req.Start.Add(-w.maxSpan)), a.firstFrom(x.req.Start)-maxScan)
+	for i := lo; i < len(a.xs) && !a.xs[i].req.Start.After(x.req.Start); i++ {
 		if could(a.xs[i]) {
 			return true
 		}

@@ -85,7 +85,7 @@ func (a *Analyzer) claimEncrypted(x *exchange) (*tlsLeg, Confidence) {
 		if l.conn.Server.Addr() == x.req.Client.Addr() {
 			s++
 		}
-		if forwardedFor(x, hostOf(l.conn.Client.Addr().String())) {
+		if forwardedFor(x, l.conn.Client.Addr()) {
 			s += 4
 		}
 		if s > bestScore || s == bestScore && l.start.After(best.start) {

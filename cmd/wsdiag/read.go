@@ -301,14 +301,22 @@ type single struct {
 	an         *analyze.Analyzer
 	now        time.Time
 	lastDecide time.Time
+	since      int // packets since the last decision
 }
+
+// decideEvery is the fewest packets between two decisions: deciding once
+// per second of capture time alone would let a capture whose every packet
+// is a second later make it once per packet.
+const decideEvery = 4096
 
 func (s *single) add(p *capture.Packet) {
 	s.asm.Packet(p.Net, p.TCP, p.CI)
 	if t := p.CI.Timestamp; t.After(s.now) {
 		s.now = t
 	}
-	if s.now.Sub(s.lastDecide) >= time.Second {
+	s.since++
+	if s.now.Sub(s.lastDecide) >= time.Second && s.since >= decideEvery {
+		s.since = 0
 		// Decide settled attempts as capture time passes, so memory stays
 		// bounded on long captures.
 		s.an.Decide(s.now)

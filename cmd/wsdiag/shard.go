@@ -164,7 +164,7 @@ func (s *sharded) apply() {
 	upTo := make([]time.Time, s.n)
 	lastSeen := make([]bool, s.n)
 	var lastDecide time.Time
-	finished := 0
+	finished, batches := 0, 0
 	for b := range s.done {
 		for _, e := range b.events {
 			switch {
@@ -201,9 +201,11 @@ func (s *sharded) apply() {
 				now = t
 			}
 		}
-		if now.Sub(lastDecide) >= time.Second {
+		// a batch is ~1024 segments: as in single, at least decideEvery
+		// packets pass between decisions, whatever the time stamps say
+		if batches++; now.Sub(lastDecide) >= time.Second && batches*batchSize >= decideEvery*s.n {
 			s.an.Decide(now)
-			lastDecide = now
+			lastDecide, batches = now, 0
 		}
 	}
 }
