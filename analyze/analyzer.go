@@ -24,8 +24,6 @@ type Options struct {
 	Grace time.Duration
 	// MaxPending caps exchanges kept while they wait to be paired.
 	MaxPending int
-	// ShowSecrets quotes Cookie, Authorization and Set-Cookie values.
-	ShowSecrets bool
 	// WaitSession decides an upgraded attempt only when its connection
 	// ends, so the verdict covers the session (reading files). Live
 	// capture decides at the handshake instead.

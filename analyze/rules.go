@@ -37,7 +37,6 @@ type judgement struct {
 	// chain then starts at the proxy's upstream request.
 	encrypted *tlsLeg
 	encConf   Confidence
-	redact    bool
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -105,15 +104,12 @@ func statusLine(r *rs.Response) string {
 }
 
 // headerEv quotes a header as evidence, or says it is absent.
-func headerEv(leg, name string, h rs.Headers, redact bool) string {
+func headerEv(leg, name string, h rs.Headers) string {
 	vs := h.Values(name)
 	if len(vs) == 0 {
 		return leg + ": no " + name + " header"
 	}
 	v := strings.Join(vs, ", ")
-	if redact && isSecret(name) {
-		v = "[redacted]"
-	}
 	return leg + ": " + canonicalName(h, name) + ": " + v
 }
 
@@ -214,7 +210,7 @@ func sameHeader(h rs.Headers, name, v string) bool {
 
 // judge applies the rules to a chain of legs (leg 0 is the client's).
 func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Verdict {
-	j := &judgement{chain: chain, a: a, redact: !a.opt.ShowSecrets, encrypted: enc, encConf: encConf}
+	j := &judgement{chain: chain, a: a, encrypted: enc, encConf: encConf}
 	if enc != nil {
 		return j.judgeEncrypted()
 	}
@@ -251,16 +247,16 @@ func (j *judgement) clientRules() {
 	leg, _ := j.legName(0)
 	var ev []string
 	if !r.Headers.HasToken("Upgrade", "websocket") {
-		ev = append(ev, headerEv(leg, "Upgrade", r.Headers, false))
+		ev = append(ev, headerEv(leg, "Upgrade", r.Headers))
 	}
 	if !r.Headers.HasToken("Connection", "upgrade") {
-		ev = append(ev, headerEv(leg, "Connection", r.Headers, false))
+		ev = append(ev, headerEv(leg, "Connection", r.Headers))
 	}
 	if k, ok := r.Headers.Get("Sec-WebSocket-Key"); !ok || !validKey(k) {
-		ev = append(ev, headerEv(leg, "Sec-WebSocket-Key", r.Headers, false)+" (need 16 random bytes, base64)")
+		ev = append(ev, headerEv(leg, "Sec-WebSocket-Key", r.Headers)+" (need 16 random bytes, base64)")
 	}
 	if v, _ := r.Headers.Get("Sec-WebSocket-Version"); strings.TrimSpace(v) != "13" {
-		ev = append(ev, headerEv(leg, "Sec-WebSocket-Version", r.Headers, false)+" (need 13)")
+		ev = append(ev, headerEv(leg, "Sec-WebSocket-Version", r.Headers)+" (need 13)")
 	}
 	if r.Method != "GET" || r.Version != "HTTP/1.1" {
 		ev = append(ev, leg+" request line: "+requestLine(r)+" (need GET … HTTP/1.1)")
@@ -278,10 +274,10 @@ func (j *judgement) proxyRequestRules(i int) {
 	ly, _ := j.legName(i + 1)
 	wsIn := x.Headers.HasToken("Upgrade", "websocket")
 	if wsIn && !y.Headers.HasToken("Upgrade", "websocket") {
-		j.add(UpgradeHeaderDropped, i, headerEv(lx, "Upgrade", x.Headers, false), headerEv(ly, "Upgrade", y.Headers, false))
+		j.add(UpgradeHeaderDropped, i, headerEv(lx, "Upgrade", x.Headers), headerEv(ly, "Upgrade", y.Headers))
 	}
 	if wsIn && x.Headers.HasToken("Connection", "upgrade") && !y.Headers.HasToken("Connection", "upgrade") {
-		j.add(ConnectionNotUpgrade, i, headerEv(lx, "Connection", x.Headers, false), headerEv(ly, "Connection", y.Headers, false))
+		j.add(ConnectionNotUpgrade, i, headerEv(lx, "Connection", x.Headers), headerEv(ly, "Connection", y.Headers))
 	}
 	if y.Version == "HTTP/1.0" && x.Version != "HTTP/1.0" {
 		j.add(UpstreamHTTP10, i, lx+" request line: "+requestLine(x), ly+" request line: "+requestLine(y))
@@ -291,7 +287,7 @@ func (j *judgement) proxyRequestRules(i int) {
 		vx := strings.Join(x.Headers.Values(h), ", ")
 		vy := strings.Join(y.Headers.Values(h), ", ")
 		if vx != vy {
-			ev = append(ev, headerEv(lx, h, x.Headers, false), headerEv(ly, h, y.Headers, false))
+			ev = append(ev, headerEv(lx, h, x.Headers), headerEv(ly, h, y.Headers))
 		}
 	}
 	if len(ev) > 0 {
@@ -300,7 +296,7 @@ func (j *judgement) proxyRequestRules(i int) {
 	hx, _ := x.Headers.Get("Host")
 	hy, _ := y.Headers.Get("Host")
 	if !strings.EqualFold(hx, hy) {
-		j.add(HostRewritten, i, headerEv(lx, "Host", x.Headers, false), headerEv(ly, "Host", y.Headers, false))
+		j.add(HostRewritten, i, headerEv(lx, "Host", x.Headers), headerEv(ly, "Host", y.Headers))
 	}
 	if pathOf(x.Target) != pathOf(y.Target) {
 		j.add(PathRewritten, i, lx+" request line: "+requestLine(x), ly+" request line: "+requestLine(y))
@@ -460,7 +456,7 @@ func (j *judgement) proxyResponseRules(i int) {
 	case y.resp.Status == 101 && x.resp.Status != 101:
 		j.add(ResponseAltered, i, ry+": "+statusLine(y.resp), rx+": "+statusLine(x.resp))
 	case x.resp.Status == 101 && !x.resp.Headers.HasToken("Upgrade", "websocket"):
-		j.add(ResponseAltered, i, headerEv(rx, "Upgrade", x.resp.Headers, false))
+		j.add(ResponseAltered, i, headerEv(rx, "Upgrade", x.resp.Headers))
 	case x.resp.Status == 101:
 		j.check101(i)
 	case x.resp.Status != y.resp.Status && y.resp.Status >= 200:
@@ -670,10 +666,10 @@ func (j *judgement) judgeEncrypted() *Verdict {
 	leg, _ := j.legName(0)
 	r := x.req
 	if _, key := r.Headers.Get("Sec-WebSocket-Key"); key && !r.Headers.HasToken("Upgrade", "websocket") {
-		j.add(UpgradeHeaderDropped, 0, headerEv(leg, "Upgrade", r.Headers, false)+", yet the request carries the client's Sec-WebSocket-Key: the proxy dropped the client's Upgrade")
+		j.add(UpgradeHeaderDropped, 0, headerEv(leg, "Upgrade", r.Headers)+", yet the request carries the client's Sec-WebSocket-Key: the proxy dropped the client's Upgrade")
 	}
 	if !r.Headers.HasToken("Connection", "upgrade") {
-		j.add(ConnectionNotUpgrade, 0, headerEv(leg, "Connection", r.Headers, false))
+		j.add(ConnectionNotUpgrade, 0, headerEv(leg, "Connection", r.Headers))
 	}
 	if r.Version == "HTTP/1.0" {
 		j.add(UpstreamHTTP10, 0, leg+" request line: "+requestLine(r))

@@ -108,7 +108,7 @@ func (c *common) reassemblyOptions() (reassembly.Options, error) {
 
 func (c *common) analyzeOptions() (analyze.Options, error) {
 	opt := analyze.DefaultOptions
-	opt.All, opt.ShowSecrets = c.all, c.showSecrets
+	opt.All = c.all
 	opt.MaxPending = c.maxPending
 	// Offline, wait long before deciding: dumpcap writes a pcapng of
 	// several interfaces in per-interface blocks, not in time order, so the
