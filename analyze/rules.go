@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -33,10 +34,11 @@ type judgement struct {
 	idle time.Duration
 	// product is what leg A's answers tell of the proxy ("nginx/1.22.1").
 	product string
-	// encrypted is the opaque TLS client leg this chain was made for; the
-	// chain then starts at the proxy's upstream request.
-	encrypted *tlsLeg
-	encConf   Confidence
+	// upstreamOnly: the chain starts at a proxy's upstream request, the
+	// client's leg being opaque (encrypted, the TLS leg) or not captured.
+	upstreamOnly bool
+	encrypted    *tlsLeg
+	encConf      Confidence
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -66,8 +68,8 @@ func (j *judgement) has(c Code) bool {
 // legName names leg i for evidence: who sends the request to whom.
 func (j *judgement) legName(i int) (req, resp string) {
 	n := len(j.chain)
-	if j.encrypted != nil {
-		// leg 0 is the unseen TLS leg of the client
+	if j.upstreamOnly {
+		// leg 0 is the client's unseen leg
 		i, n = i+1, n+1
 	}
 	from, to := "proxy", "backend"
@@ -211,8 +213,9 @@ func sameHeader(h rs.Headers, name, v string) bool {
 // judge applies the rules to a chain of legs (leg 0 is the client's).
 func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Verdict {
 	j := &judgement{chain: chain, a: a, encrypted: enc, encConf: encConf}
-	if enc != nil {
-		return j.judgeEncrypted()
+	if enc != nil || strippedUpstream(chain[0].req) {
+		j.upstreamOnly = true
+		return j.judgeUpstreamOnly()
 	}
 	A := chain[0]
 	if A.resp != nil {
@@ -658,9 +661,17 @@ func collapse(ev []string) []string {
 	return out
 }
 
-// judgeEncrypted judges an attempt whose client leg is TLS without keys,
-// from the upstream legs alone.
-func (j *judgement) judgeEncrypted() *Verdict {
+// strippedUpstream: a request with a WebSocket client's Sec-WebSocket-Key
+// but no Upgrade: websocket is a proxy's upstream request (clients that
+// make a key send Upgrade), whose client leg is not in the capture.
+func strippedUpstream(r *rs.Request) bool {
+	k, _ := r.Headers.Get("Sec-WebSocket-Key")
+	return validKey(k) && !r.Headers.HasToken("Upgrade", "websocket")
+}
+
+// judgeUpstreamOnly judges an attempt from the upstream legs alone: the
+// client's leg is TLS without keys (encrypted) or not in the capture.
+func (j *judgement) judgeUpstreamOnly() *Verdict {
 	n := len(j.chain)
 	x := j.chain[0]
 	leg, _ := j.legName(0)
@@ -682,7 +693,12 @@ func (j *judgement) judgeEncrypted() *Verdict {
 		j.proxyResponseRules(i)
 	}
 	j.sessionRules()
-	j.addNote(EncryptedLeg, 0, encryptedEvidence(j.encrypted)...)
+	if j.encrypted != nil {
+		j.addNote(EncryptedLeg, 0, encryptedEvidence(j.encrypted)...)
+	} else {
+		j.addNote(Unpaired, 0, fmt.Sprintf("client→proxy: not in the capture; %s→%s carries a WebSocket client's Sec-WebSocket-Key without Upgrade, so it is a proxy's upstream request (capture the client's side too: -i any, or a filter with the proxy's port)",
+			r.Client, r.Server))
+	}
 	// The backend's answers tell nothing of the proxy; nginx's default
 	// upstream request (HTTP/1.0, Connection: close) does.
 	j.product = ""
@@ -690,12 +706,17 @@ func (j *judgement) judgeEncrypted() *Verdict {
 		j.product = "nginx (guessed from its default upstream request)"
 	}
 	v := j.verdict()
-	v.Client, v.Proxy = j.encrypted.conn.Client, j.encrypted.conn.Server
-	v.StatusClient = 0 // encrypted: not seen
+	if j.encrypted != nil {
+		v.Client, v.Proxy = j.encrypted.conn.Client, j.encrypted.conn.Server
+		v.PairConfidence = j.encConf
+	} else {
+		// the proxy's own upstream socket is all the capture shows of it
+		v.Client, v.Proxy, v.PairConfidence = netip.AddrPort{}, r.Client, ConfNone
+	}
+	v.StatusClient = 0 // not seen
 	if L := j.chain[n-1]; L.resp != nil {
 		v.StatusBackend = L.resp.Status
 	}
 	v.Backend = j.chain[n-1].req.Server
-	v.PairConfidence = j.encConf
 	return v
 }

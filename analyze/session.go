@@ -31,7 +31,7 @@ func (j *judgement) upgradedLegs() []wsLeg {
 // sender names who sends in a direction of leg i.
 func (j *judgement) sender(i int, c2s bool) string {
 	n := len(j.chain)
-	if j.encrypted != nil {
+	if j.upstreamOnly {
 		i, n = i+1, n+1
 	}
 	switch {
@@ -219,8 +219,8 @@ func (j *judgement) firstCloseFrame(A, L wsLeg) (by string, d *rs.WSDir, leg int
 		}
 		if d == nil || c.d.CloseAt.Before(d.CloseAt) {
 			by, d, leg, c2s = j.sender(c.i, c.c2s), c.d, c.i, c.c2s
-			if j.encrypted != nil && c.c2s {
-				by = "client" // relayed from the encrypted leg by the proxy
+			if j.upstreamOnly && c.c2s {
+				by = "client" // relayed by the proxy from the unseen client leg
 			}
 		}
 	}

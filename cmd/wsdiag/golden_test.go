@@ -368,3 +368,43 @@ func deref2(p *string) string {
 	}
 	return *p
 }
+
+// TestReadFilter: a trailing filter expression narrows read like tcpdump's
+// (-r FILE EXPR, or read FILE -- EXPR); a capture of one leg still gets
+// the right blame.
+func TestReadFilter(t *testing.T) {
+	f := filepath.Join(capturesDir, "concurrent-20.pcap")
+	count := func(vs []jsonVerdict) map[string]int {
+		m := map[string]int{}
+		for _, v := range vs {
+			m[v.Code+"/"+v.Hop]++
+		}
+		return m
+	}
+	// the client leg only: the broken attempts' cause is on the missing leg
+	var out, errb bytes.Buffer
+	code := run([]string{"-r", f, "--format", "json", "port", "8080"}, nil, &out, &errb)
+	vs, _, _, _ := readJSON(t, f, "--", "port 8080")
+	if code != exitNotOK || !strings.Contains(out.String(), `"by_code":{"ok":10,"unpaired":10}`) {
+		t.Errorf("-r FILE EXPR: exit %d, stderr %q, output ends %q", code, errb.String(), out.String()[max(0, out.Len()-300):])
+	}
+	if fmt.Sprint(count(vs)) != "map[ok/-:10 unpaired/-:10]" {
+		t.Errorf("read FILE -- EXPR, leg A only: %v", count(vs))
+	}
+	// the backend leg only: a request with a client's key and no Upgrade is
+	// the proxy's, so the proxy is blamed, not the client
+	vs, _, _, stderr := readJSON(t, f, "--", "tcp and port 9001")
+	if fmt.Sprint(count(vs)) != "map[ok/-:10 upgrade_header_dropped/proxy:10]" || stderr != "" {
+		t.Errorf("leg B only: %v, stderr %q", count(vs), stderr)
+	}
+	for _, v := range vs {
+		if v.Code == "upgrade_header_dropped" && (!contains(v.Findings, "unpaired") || v.Client != nil || !strings.Contains(v.Fix, "proxy_set_header Upgrade")) {
+			t.Errorf("leg B only: findings %v client %v fix %q", v.Findings, v.Client, v.Fix)
+		}
+	}
+	// an expression wsdiag cannot compile: one line, exit 2
+	_, _, code, stderr = readJSON(t, f, "--", "udp port 53")
+	if code != exitTrouble || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, `"udp" is not supported`) {
+		t.Errorf("bad filter: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -174,7 +174,7 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&workers, "workers", defaultWorkers(), "goroutines that reassemble, connections sharded over them (1: all in one)")
 	fs.StringArrayVarP(&files, "read", "r", nil, "read packets from FILE (tcpdump style; repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: wsdiag read [flags] FILE...\n\nReads pcap or pcapng captures (gzip too; \"-\" is stdin) taken on a reverse-proxy host\nand judges every WebSocket handshake attempt. Several files are merged by time.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: wsdiag read [flags] FILE... [-- FILTER EXPRESSION]\n       wsdiag -r FILE [flags] [FILTER EXPRESSION]\n\nReads pcap or pcapng captures (gzip too; \"-\" is stdin) taken on a reverse-proxy host\nand judges every WebSocket handshake attempt. Several files are merged by time.\nThe filter is a subset of pcap-filter: [src|dst] host|net|port|portrange, tcp, ip, ip6,\nand/or/not, parentheses.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -183,7 +183,15 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
 		return exitTrouble
 	}
-	files = append(files, fs.Args()...)
+	// tcpdump style: with -r the words after the flags are a filter
+	// expression; with "read FILE...", the expression follows "--".
+	args, expr := fs.Args(), ""
+	if len(files) > 0 {
+		expr, args = strings.Join(args, " "), nil
+	} else if at := fs.ArgsLenAtDash(); at >= 0 {
+		expr, args = strings.Join(args[at:], " "), args[:at]
+	}
+	files = append(files, args...)
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "wsdiag: read: no capture file given (use - for stdin)")
 		return exitTrouble
@@ -199,6 +207,12 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ropt, err := c.reassemblyOptions()
 	if err == nil {
 		ropt.KeyLog, err = c.keyLog(files)
+	}
+	var match capture.Matcher
+	if err == nil && expr != "" {
+		if match, err = capture.NewMatcher(expr); err != nil {
+			err = errors.New(oneLine(err))
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
@@ -250,6 +264,9 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		asm = reassembly.New(an, ropt)
 		sink = &single{asm: asm, an: an}
 	}
+	if expr != "" {
+		sink = &filtered{match: match, next: sink}
+	}
 	warnings := pump(readers, sink, prog, &attempts)
 	if prog != nil {
 		prog.done()
@@ -294,6 +311,18 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // packetSink takes decoded TCP segments in capture order.
 type packetSink interface{ add(p *capture.Packet) }
+
+// filtered passes on the segments a filter expression matches.
+type filtered struct {
+	match capture.Matcher
+	next  packetSink
+}
+
+func (f *filtered) add(p *capture.Packet) {
+	if f.match.Match(p) {
+		f.next.add(p)
+	}
+}
 
 // single is the one-goroutine pipeline: reassembly and analysis inline.
 type single struct {

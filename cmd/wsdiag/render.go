@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 		path = path[:19] + "…"
 	}
 	code := fmt.Sprintf("%-24s", v.Code)
-	fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %s  %-8s  %s→%s\n", v.Time.UTC().Format("15:04:05.000"), v.Client, path,
+	fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %s  %-8s  %s→%s\n", v.Time.UTC().Format("15:04:05.000"), addrText(v.Client), path,
 		t.paint(code, sevColor(v.Severity)), v.Hop, status(v.StatusBackend), status(v.StatusClient))
 	if !t.verbose {
 		return
@@ -335,4 +336,12 @@ func plural(n uint64, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// addrText shows an address, or "-" when the capture does not tell it.
+func addrText(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return "-"
+	}
+	return a.String()
 }
