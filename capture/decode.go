@@ -81,6 +81,26 @@ func (d *decoder) decode(first gopacket.LayerType, data []byte, p *Packet) bool 
 			return false
 		}
 	}
+	// The common shapes skip the generic parser's per-layer lookups.
+	switch first {
+	case layers.LayerTypeEthernet:
+		if d.eth.DecodeFromBytes(data, gopacket.NilDecodeFeedback) == nil {
+			switch d.eth.EthernetType {
+			case layers.EthernetTypeIPv4:
+				return d.ip4TCP(d.eth.Payload, p)
+			case layers.EthernetTypeIPv6:
+				if ok, done := d.ip6TCP(d.eth.Payload, p); done {
+					return ok
+				}
+			}
+		}
+	case layers.LayerTypeIPv4:
+		return d.ip4TCP(data, p)
+	case layers.LayerTypeIPv6:
+		if ok, done := d.ip6TCP(data, p); done {
+			return ok
+		}
+	}
 	parser := d.parsers[first]
 	if parser == nil {
 		return false
@@ -108,11 +128,51 @@ func (d *decoder) decode(first gopacket.LayerType, data []byte, p *Packet) bool 
 			return false
 		}
 		p.Net = d.ip4.NetworkFlow()
+		p.Cut = int(d.ip4.Length) - int(d.ip4.IHL)*4 - len(d.ip4.Payload)
 	case sawIP6:
 		p.Net = d.ip6.NetworkFlow()
+		p.Cut = int(d.ip6.Length) - len(d.ip6.Payload)
 	default:
 		return false
 	}
+	// The IP length says how much of the segment the capture dropped; a
+	// jumbogram or a length of 0 (segmentation offload) says nothing.
+	p.Cut = max(0, p.Cut)
 	p.TCP = &d.tcp
 	return true
+}
+
+// ip4TCP decodes an IPv4 packet that should carry a whole TCP header.
+func (d *decoder) ip4TCP(b []byte, p *Packet) bool {
+	ip := &d.ip4
+	if ip.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil || ip.Protocol != layers.IPProtocolTCP ||
+		ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
+		return false
+	}
+	if d.tcp.DecodeFromBytes(ip.Payload, gopacket.NilDecodeFeedback) != nil {
+		return false
+	}
+	p.Net = ip.NetworkFlow()
+	p.Cut = max(0, int(ip.Length)-int(ip.IHL)*4-len(ip.Payload))
+	p.TCP = &d.tcp
+	return true
+}
+
+// ip6TCP decodes an IPv6 packet whose next header is TCP; done is false
+// for anything else (extension headers), left to the generic parser.
+func (d *decoder) ip6TCP(b []byte, p *Packet) (ok, done bool) {
+	ip := &d.ip6
+	if ip.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil {
+		return false, true
+	}
+	if ip.NextHeader != layers.IPProtocolTCP || ip.HopByHop != nil {
+		return false, false
+	}
+	if d.tcp.DecodeFromBytes(ip.Payload, gopacket.NilDecodeFeedback) != nil {
+		return false, true
+	}
+	p.Net = ip.NetworkFlow()
+	p.Cut = max(0, int(ip.Length)-len(ip.Payload))
+	p.TCP = &d.tcp
+	return true, true
 }

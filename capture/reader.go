@@ -23,6 +23,10 @@ type Packet struct {
 	CI  gopacket.CaptureInfo
 	Net gopacket.Flow
 	TCP *layers.TCP
+	// Cut counts the payload bytes the capture did not keep (a snap length
+	// shorter than the packet): the segment's sequence space goes on past
+	// the end of TCP.Payload by that much.
+	Cut int
 }
 
 // Reader yields the TCP segments of one capture file.

@@ -28,6 +28,9 @@ type Options struct {
 	// IDBase and IDStride number connections IDBase+IDStride, +2·IDStride…
 	// so that several Assemblers (one per worker) give unique IDs.
 	IDBase, IDStride ConnID
+
+	// slowOnly sends every segment through gopacket (tests compare).
+	slowOnly bool
 }
 
 // DefaultOptions fit a busy proxy host.
@@ -46,6 +49,7 @@ type Stats struct {
 	Connections uint64 // TCP connections (4-tuples with a new stream)
 	Open        int    // connections open now
 	Evicted     uint64 // connections ended early because MaxFlows was reached
+	Handovers   uint64 // connections a hole or reordering handed to gopacket
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for
@@ -63,7 +67,15 @@ type Assembler struct {
 	// reset is a stream that saw a RST in the current segment.
 	reset *stream
 
-	lastFlush time.Time
+	// The fast path's connections; the same by last activity, and those
+	// ended by a RST that still linger.
+	conns      map[connKey]*stream
+	live, dead connList
+	handing    *stream    // the stream being handed to gopacket
+	synth      layers.TCP // its synthetic segments
+
+	// nextFlush is when (capture time) Packet next calls Flush.
+	nextFlush time.Time
 	stats     Stats
 }
 
@@ -75,7 +87,7 @@ func (c *context) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
 
 // New returns an Assembler that delivers events to sink.
 func New(sink Sink, opt Options) *Assembler {
-	a := &Assembler{opt: opt, sink: sink}
+	a := &Assembler{opt: opt, sink: sink, conns: make(map[connKey]*stream)}
 	a.tlsSink, _ = sink.(TLSSink)
 	a.pool = tcpr.NewStreamPool((*factory)(a))
 	a.asm = tcpr.NewAssembler(a.pool)
@@ -88,13 +100,18 @@ type factory Assembler
 
 func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.AssemblerContext) tcpr.Stream {
 	a := (*Assembler)(f)
-	// Only a SYN or data opens a connection. The last ACK after both FINs
-	// (or a stray RST) arrives after gopacket removed the connection; a
-	// stream made for it would linger until idle eviction and swallow the
-	// next SYN on the same 4-tuple (port reuse).
-	if !tcp.SYN && len(tcp.Payload) == 0 {
+	if a.handing != nil {
+		return a.handing
+	}
+	// Otherwise gopacket holds only the connections handed to it.
+	if !a.opt.slowOnly || !tcp.SYN && len(tcp.Payload) == 0 {
 		return nil
 	}
+	return a.newStream(netFlow, tcpFlow, ac.GetCaptureInfo().Timestamp)
+}
+
+// newStream numbers and counts a new connection.
+func (a *Assembler) newStream(netFlow, tcpFlow gopacket.Flow, t time.Time) *stream {
 	if a.nextID == 0 {
 		a.nextID = a.opt.IDBase
 	}
@@ -104,7 +121,6 @@ func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.A
 	}
 	a.nextID += stride
 	a.stats.Connections++
-	t := ac.GetCaptureInfo().Timestamp
 	s := &stream{asm: a, id: a.nextID, first: t, last: t}
 	s.ends[0] = addrPort(netFlow.Src(), tcpFlow.Src())
 	s.ends[1] = addrPort(netFlow.Dst(), tcpFlow.Dst())
@@ -112,51 +128,92 @@ func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.A
 	return s
 }
 
-// Packet feeds one TCP segment. Segments must come in capture order.
-func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo) {
+// Packet feeds one TCP segment. Segments must come in capture order. cut
+// counts payload bytes the capture did not keep past the end of
+// tcp.Payload (capture.Packet.Cut): an in-order segment cut short is a
+// hole of known size, which the parsers step over at once.
+func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo, cut int) {
 	a.stats.Packets++
 	a.ctx.ci = ci
+	if a.opt.slowOnly {
+		a.slowPacket(netFlow, tcp)
+	} else {
+		k, fwd := keyOf(netFlow, tcp)
+		s := a.conns[k]
+		if s != nil && s.slow {
+			a.slowPacket(netFlow, tcp)
+		} else {
+			a.fastPacket(s, k, fwd, netFlow, tcp, ci, cut)
+		}
+	}
+	if a.opt.MaxFlows > 0 && a.stats.Open+a.dead.n > a.opt.MaxFlows {
+		a.evict(ci.Timestamp)
+	}
+	now := ci.Timestamp
+	if a.nextFlush.IsZero() {
+		a.nextFlush = now.Add(time.Second)
+	} else if !now.Before(a.nextFlush) {
+		a.Flush(now)
+	}
+}
+
+// slowPacket hands a segment to gopacket's reassembly.
+func (a *Assembler) slowPacket(netFlow gopacket.Flow, tcp *layers.TCP) {
 	a.asm.AssembleWithContext(netFlow, tcp, &a.ctx)
 	if a.reset != nil {
 		a.reset.finish()
 		a.reset = nil
-	}
-	if a.opt.MaxFlows > 0 && a.stats.Open > a.opt.MaxFlows {
-		a.evict(ci.Timestamp)
-	}
-	now := ci.Timestamp
-	if a.lastFlush.IsZero() {
-		a.lastFlush = now
-	} else if now.Sub(a.lastFlush) >= time.Second {
-		a.Flush(now)
 	}
 }
 
 // Flush gives up holes older than FlushAfter and closes connections idle
 // longer than IdleAfter, as of capture time now.
 func (a *Assembler) Flush(now time.Time) {
-	a.lastFlush = now
+	a.nextFlush = now.Add(time.Second)
 	a.asm.FlushWithOptions(tcpr.FlushOptions{T: now.Add(-a.opt.FlushAfter), TC: now.Add(-a.opt.IdleAfter)})
+	idle := now.Add(-a.opt.IdleAfter)
+	for s := a.live.oldest; s != nil && s.last.Before(idle); s = a.live.oldest {
+		s.finish()
+		a.forget(s)
+	}
+	for s := a.dead.oldest; s != nil && s.last.Before(now.Add(-linger)); s = a.dead.oldest {
+		a.forget(s)
+	}
 }
 
 // evict closes the idlest connections until a tenth of MaxFlows is free:
-// first those silent for a minute, then ever more recent ones.
+// the fast path's least recently active first, then gopacket's, those
+// silent for a minute, then ever more recent ones.
 func (a *Assembler) evict(now time.Time) {
 	before := a.stats.Open
 	goal := a.opt.MaxFlows - a.opt.MaxFlows/10
+	for s := a.dead.oldest; s != nil; s = a.dead.oldest {
+		a.forget(s)
+	}
+	for s := a.live.oldest; s != nil && a.stats.Open > goal; s = a.live.oldest {
+		s.finish()
+		a.forget(s)
+	}
 	for _, idle := range []time.Duration{time.Minute, 10 * time.Second, time.Second, 100 * time.Millisecond, 0} {
-		a.asm.FlushWithOptions(tcpr.FlushOptions{T: now.Add(-idle), TC: now.Add(-idle)})
 		if a.stats.Open <= goal {
 			break
 		}
+		a.asm.FlushWithOptions(tcpr.FlushOptions{T: now.Add(-idle), TC: now.Add(-idle)})
 	}
 	a.stats.Evicted += uint64(before - a.stats.Open)
-	a.lastFlush = now
+	a.nextFlush = now.Add(time.Second)
 }
 
 // Close ends every connection still open: the capture is over.
 func (a *Assembler) Close() {
 	a.ending = true
+	for s := a.live.oldest; s != nil; s = a.live.oldest {
+		s.finish()
+		a.forget(s)
+	}
+	for s := a.dead.oldest; s != nil; s = a.dead.oldest {
+		a.forget(s)
+	}
 	a.asm.FlushAll()
 }
 

@@ -37,7 +37,7 @@ func TestMaxFlowsBoundsASynFlood(t *testing.T) {
 		}
 		ip.SrcIP = net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).To4()
 		tcp.SrcPort = layers.TCPPort(1024 + i%60000)
-		a.Packet(ip.NetworkFlow(), &tcp, gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i) * time.Microsecond)})
+		a.Packet(ip.NetworkFlow(), &tcp, gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i) * time.Microsecond)}, 0)
 		if a.stats.Open > opt.MaxFlows {
 			t.Fatalf("packet %d: %d open flows, cap %d", i, a.stats.Open, opt.MaxFlows)
 		}

@@ -57,14 +57,14 @@ var DefaultLimits = Limits{MaxHeaderBytes: 32 << 10, MaxHeaders: 100, BodyPrefix
 
 // parser is the state of one direction.
 type parser struct {
-	kind  msgKind
-	state pstate
 	// buf holds a header block (or the bytes of a start line being sniffed
 	// or a chunk-size line) that spans segments. Bounded by MaxHeaderBytes.
 	buf    []byte
 	remain int64
 	// body collects the prefix of the current response body.
-	body []byte
+	body  []byte
+	kind  msgKind
+	state pstate
 	// chunked, for the body state after the current header block
 	chunked bool
 	// afterGap: bytes were lost just before the next data.

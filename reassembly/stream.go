@@ -20,26 +20,28 @@ type stream struct {
 	// client-to-server direction), ends[1] the other.
 	ends [2]netip.AddrPort
 	dir  [2]parser
-	// clientDir is the index of the direction the client sends in;
-	// roleKnown says whether a SYN or a request line has decided it.
-	clientDir int
-	roleKnown bool
 
 	first, last time.Time
-	syn, synack bool
 	closes      [2]Close
 	bytes       [2]uint64
-	gaps        int
 	gapBytes    uint64
-	upgraded    bool
+	gaps        int
 	upgradeTime time.Time
 	nreq, nresp int
 	pending     []*Request // requests waiting for a response, oldest first
 	ws          *wsSession // frames after a 101
 	tls         *tlsConn   // a TLS connection: bytes go through it first
-	plainOut    func(int, []byte, time.Time)
-	cur         *Response // response whose body prefix is being collected
+	cur         *Response  // response whose body prefix is being collected
 	hdrStart    [2]time.Time
+
+	fast // in-order tracking while the connection needs no reassembly
+
+	// clientDir is the index of the direction the client sends in;
+	// roleKnown says whether a SYN or a request line has decided it.
+	clientDir   uint8
+	roleKnown   bool
+	syn, synack bool
+	upgraded    bool
 	ended       bool
 	ignored     bool // neither direction carries HTTP or TLS
 }
@@ -62,7 +64,7 @@ func addrPort(ip, port gopacket.Endpoint) netip.AddrPort {
 }
 
 func (s *stream) conn() Conn {
-	c := s.clientDir
+	c := int(s.clientDir)
 	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c], TLS: s.tls != nil}
 }
 
@@ -70,16 +72,33 @@ func (s *stream) conn() Conn {
 // overturn a SYN.
 func (s *stream) setClient(d int) {
 	if !s.roleKnown {
-		s.clientDir, s.roleKnown = d, true
+		s.clientDir, s.roleKnown = uint8(d), true
 	}
 }
 
-// Accept sees every segment, in or out of order, before reassembly: the
-// place for flags. It returns false once the connection is known to carry
-// nothing we parse, so gopacket stops buffering it.
+// Accept sees every segment gopacket handles, in or out of order, before
+// reassembly: the place for flags. It returns false once the connection is
+// known to carry nothing we parse, so gopacket stops buffering it.
 func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir tcpr.TCPFlowDirection, nextSeq tcpr.Sequence, start *bool, ac tcpr.AssemblerContext) bool {
-	d := dirIndex(dir)
-	t := ci.Timestamp
+	if s.asm.handing != nil {
+		return true // the fast path's synthetic segments: not the wire's flags
+	}
+	s.flags(tcp, ci.Timestamp, dirIndex(dir))
+	if tcp.RST {
+		// gopacket ends only the half a RST came in; the connection is over
+		// now, so report it after this segment rather than at idle eviction.
+		s.asm.reset = s
+	}
+	// A capture that begins mid-connection has no SYN: start at the first
+	// segment rather than wait for one that will never come.
+	if nextSeq == -1 {
+		*start = true
+	}
+	return !s.ignored
+}
+
+// flags records what a segment's flags say about the connection.
+func (s *stream) flags(tcp *layers.TCP, t time.Time, d int) {
 	if t.After(s.last) {
 		s.last = t
 	}
@@ -93,18 +112,9 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir tcpr.TCPFl
 	}
 	if tcp.RST && s.closes[d].Kind != CloseRST {
 		s.closes[d] = Close{Kind: CloseRST, Time: t}
-		// gopacket ends only the half a RST came in; the connection is over
-		// now, so report it after this segment rather than at idle eviction.
-		s.asm.reset = s
 	} else if tcp.FIN && s.closes[d].Kind == CloseNone {
 		s.closes[d] = Close{Kind: CloseFIN, Time: t}
 	}
-	// A capture that begins mid-connection has no SYN: start at the first
-	// segment rather than wait for one that will never come.
-	if nextSeq == -1 {
-		*start = true
-	}
-	return !s.ignored
 }
 
 // ReassembledSG receives the next in-order bytes of one direction.
@@ -113,27 +123,41 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 	d := dirIndex(dir)
 	n, _ := sg.Lengths()
 	if skip > 0 {
-		if s.tls != nil {
-			s.tls.gap(d)
-		} else {
-			s.gap(d, skip)
-		}
+		s.lost(d, skip)
 	}
-	if n == 0 || s.ignored {
+	if n == 0 {
 		return
 	}
-	s.bytes[d] += uint64(n)
-	t := sg.CaptureInfo(0).Timestamp
+	s.deliver(d, sg.Fetch(n), sg.CaptureInfo(0).Timestamp)
+}
+
+// lost tells direction d that its next n bytes will never come.
+func (s *stream) lost(d, n int) {
 	if s.tls != nil {
-		s.tls.feed(d, sg.Fetch(n), t, s.plainOut)
+		s.tls.gap(d)
+	} else {
+		s.gap(d, n)
+	}
+}
+
+// deliver runs the next in-order bytes of direction d through TLS or the
+// HTTP parser.
+func (s *stream) deliver(d int, data []byte, t time.Time) {
+	if s.ignored {
 		return
 	}
-	s.feed(d, sg.Fetch(n), t)
+	s.bytes[d] += uint64(len(data))
+	if s.tls != nil {
+		s.tls.feed(d, data, t, s.tls.plainOut)
+		return
+	}
+	s.feed(d, data, t)
 }
 
 // ReassemblyComplete is called when both directions have ended.
 func (s *stream) ReassemblyComplete(ac tcpr.AssemblerContext) bool {
 	s.finish()
+	s.asm.forget(s) // gopacket drops it now
 	return true
 }
 
@@ -209,12 +233,12 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 					// whatever it decrypts comes back to feed, to be sniffed
 					// as plaintext.
 					s.tls = newTLSConn(s.asm.opt.KeyLog)
-					s.plainOut = s.feed
+					s.tls.plainOut = s.feed
 					p.buf = nil
 					if s.asm.tlsSink != nil {
 						s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
 					}
-					s.tls.feed(d, data, t, s.plainOut)
+					s.tls.feed(d, data, t, s.tls.plainOut)
 					return
 				}
 				p.kind, p.state, p.buf = kindOther, stDead, nil // TLS inside TLS: not ours
@@ -460,7 +484,7 @@ func (s *stream) onBlock(d int, raw []byte, t time.Time, truncated bool) {
 			s.dir[i].buf = nil
 		}
 		s.ws = &wsSession{}
-		s.ws.init(s.clientDir, deflateNegotiated(resp.Headers))
+		s.ws.init(int(s.clientDir), deflateNegotiated(resp.Headers))
 		s.pending = nil
 		return
 	}
@@ -523,7 +547,7 @@ func (s *stream) emitResponse() {
 	}
 	r := s.cur
 	s.cur = nil
-	d := 1 - s.clientDir
+	d := 1 - int(s.clientDir)
 	p := &s.dir[d]
 	if len(p.body) > 0 {
 		r.Body = string(p.body)
@@ -549,7 +573,7 @@ func (s *stream) finish() {
 	if !httpSeen && !tls && !(noData && s.syn) {
 		return
 	}
-	c := s.clientDir
+	c := int(s.clientDir)
 	e := &ConnEnd{Conn: s.conn(), First: s.first, Last: s.last, SYN: s.syn, SYNACK: s.synack,
 		ClientClose: s.closes[c], ServerClose: s.closes[1-c],
 		HTTP: httpSeen, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,

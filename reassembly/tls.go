@@ -145,9 +145,12 @@ type TLSInfo struct {
 // caller's direction numbers).
 type tlsConn struct {
 	keys *KeyLog
-	inf  TLSInfo
-	dir  [2]tlsDir
-	cli  int // direction the client sends in
+	// plainOut is the owning stream's parser, kept as a func value made
+	// once (a method value per call would allocate per segment).
+	plainOut func(int, []byte, time.Time)
+	inf      TLSInfo
+	dir      [2]tlsDir
+	cli      int // direction the client sends in
 
 	sawCH, sawSH bool
 	clientRandom [32]byte

@@ -106,7 +106,7 @@ func BenchmarkReadTLS(b *testing.B) {
 					if segs[k].SrcPort == 443 {
 						dir = 1
 					}
-					a.Packet(flows[dir], &segs[k], gopacket.CaptureInfo{Timestamp: t0})
+					a.Packet(flows[dir], &segs[k], gopacket.CaptureInfo{Timestamp: t0}, 0)
 				}
 				if sink.reqs != 1 || sink.resps != 1 {
 					b.Fatalf("%s: %d requests, %d responses", c.name, sink.reqs, sink.resps)

@@ -162,7 +162,7 @@ func cmdLive(args []string, stdout, stderr io.Writer) int {
 			if ring != nil {
 				ring.add(p, l.Raw())
 			}
-			asm.Packet(p.Net, p.TCP, p.CI)
+			asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
 		case errors.Is(err, capture.ErrTimeout):
 			now = time.Now()
 			asm.Flush(now)

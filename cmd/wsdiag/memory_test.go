@@ -34,7 +34,7 @@ func openUpgraded(tb testing.TB, n int, sink reassembly.Sink, keep func()) float
 		ip.SrcIP, ip.DstIP = src, dst
 		tcp := layers.TCP{SrcPort: layers.TCPPort(sp), DstPort: layers.TCPPort(dp), Seq: seq, Ack: ack, SYN: syn, ACK: ackf}
 		tcp.Payload = payload
-		asm.Packet(ip.NetworkFlow(), &tcp, gopacket.CaptureInfo{Timestamp: at})
+		asm.Packet(ip.NetworkFlow(), &tcp, gopacket.CaptureInfo{Timestamp: at}, 0)
 	}
 	heap := func() uint64 {
 		var ms runtime.MemStats

@@ -339,12 +339,12 @@ type single struct {
 const decideEvery = 4096
 
 func (s *single) add(p *capture.Packet) {
-	s.asm.Packet(p.Net, p.TCP, p.CI)
+	s.asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
 	if t := p.CI.Timestamp; t.After(s.now) {
 		s.now = t
 	}
 	s.since++
-	if s.now.Sub(s.lastDecide) >= time.Second && s.since >= decideEvery {
+	if s.since >= decideEvery && s.now.Sub(s.lastDecide) >= time.Second {
 		s.since = 0
 		// Decide settled attempts as capture time passes, so memory stays
 		// bounded on long captures.

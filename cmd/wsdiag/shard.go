@@ -25,9 +25,9 @@ const batchSize = 1024
 // into the batch's slab (the reader reuses its buffers), decoded again by
 // the worker (gopacket keys connections by the decoded port bytes).
 type segment struct {
-	ts     time.Time
-	net    gopacket.Flow
-	off, n int32
+	ts          time.Time
+	net         gopacket.Flow
+	off, n, cut int32
 }
 
 // event is one reassembly event, kept in its batch until the analyzer
@@ -110,7 +110,7 @@ func (s *sharded) add(p *capture.Packet) {
 	off := len(b.slab)
 	b.slab = append(b.slab, p.TCP.Contents...)
 	b.slab = append(b.slab, p.TCP.Payload...)
-	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off)})
+	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut)})
 	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
 		s.flush(w)
 	}
@@ -146,7 +146,7 @@ func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
 			if tcp.DecodeFromBytes(b.slab[g.off:g.off+g.n], gopacket.NilDecodeFeedback) != nil {
 				continue // it decoded once already; cannot happen
 			}
-			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n)})
+			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut))
 			b.upTo = g.ts
 		}
 		if b.last {

@@ -1,0 +1,271 @@
+package reassembly
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// The fast path. Almost every segment of a capture arrives in order, and
+// for those gopacket's reassembly (a locked connection pool, page lists,
+// scatter-gather) is pure overhead: the Assembler keeps its own map of
+// connections and feeds in-order payload straight to the parsers. The
+// first segment that leaves a hole is the moment reassembly is needed:
+// the connection is handed over to gopacket, primed with where each
+// direction stands, and stays there until it ends. Retransmissions and
+// overlaps of bytes already delivered are trimmed here, as gopacket would.
+
+// connKey names a connection the same way in both directions: the
+// endpoint that sorts first is the source.
+type connKey struct {
+	net          gopacket.Flow
+	sport, dport uint16
+}
+
+// keyOf returns the segment's connection key and whether the segment
+// travels in the key's direction.
+func keyOf(nf gopacket.Flow, tcp *layers.TCP) (connKey, bool) {
+	src, dst := nf.Endpoints()
+	sp, dp := uint16(tcp.SrcPort), uint16(tcp.DstPort)
+	if src.LessThan(dst) || !dst.LessThan(src) && sp <= dp {
+		return connKey{nf, sp, dp}, true
+	}
+	return connKey{nf.Reverse(), dp, sp}, false
+}
+
+// fast is a stream's in-order state while the fast path owns it.
+type fast struct {
+	key    connKey
+	keyFwd bool // ends[0] sends in the key's direction
+	// seq is the next expected sequence number of each direction, once
+	// started says a segment fixed it; isn is the SYN's, when one was seen.
+	seq     [2]uint32
+	isn     [2]uint32
+	started [2]bool
+	synSeen [2]bool
+	finned  [2]bool // an in-order FIN ended the direction
+	slow    bool    // handed over to gopacket's reassembly
+	// dead: a RST ended the connection. It lingers a while, so that
+	// segments already in flight do not look like a new connection.
+	dead bool
+	// older and newer link the stream into one of the Assembler's lists
+	// (live by last activity, or dead by time of death).
+	older, newer *stream
+	linked       bool
+}
+
+// linger is how long (capture time) a connection ended by a RST keeps
+// swallowing its 4-tuple's late segments.
+const linger = 10 * time.Second
+
+// connList is a list of streams through their older/newer links.
+type connList struct {
+	oldest, newest *stream
+	n              int
+}
+
+func (l *connList) push(s *stream) {
+	s.older, s.linked = l.newest, true
+	if l.newest != nil {
+		l.newest.newer = s
+	} else {
+		l.oldest = s
+	}
+	l.newest = s
+	l.n++
+}
+
+func (l *connList) remove(s *stream) {
+	if s.older != nil {
+		s.older.newer = s.newer
+	} else {
+		l.oldest = s.newer
+	}
+	if s.newer != nil {
+		s.newer.older = s.older
+	} else {
+		l.newest = s.older
+	}
+	s.older, s.newer, s.linked = nil, nil, false
+	l.n--
+}
+
+// fastPacket handles a segment of a connection gopacket does not hold; s
+// is nil when the connection is new.
+func (a *Assembler) fastPacket(s *stream, k connKey, fwd bool, nf gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo, cut int) {
+	t := ci.Timestamp
+	if s != nil && s.dead {
+		d := s.dirOf(fwd)
+		if !tcp.SYN || tcp.ACK || s.synSeen[d] && s.isn[d] == uint32(tcp.Seq) {
+			return // in flight when the RST ended the connection
+		}
+		a.forget(s) // a new connection on the 4-tuple
+		s = nil
+	}
+	if s != nil && tcp.SYN && !tcp.ACK {
+		d := s.dirOf(fwd)
+		if !s.synSeen[d] || s.isn[d] != uint32(tcp.Seq) {
+			// A SYN with a new sequence number: the 4-tuple is reused for
+			// a new connection (a retransmitted SYN repeats its number).
+			s.finish()
+			a.forget(s)
+			s = nil
+		}
+	}
+	if s == nil {
+		// Only a SYN or data opens a connection: the last ACK after both
+		// FINs, or a stray RST, must not open one that lingers.
+		if !tcp.SYN && len(tcp.Payload) == 0 {
+			return
+		}
+		s = a.open(nf, tcp, t, k, fwd)
+	}
+	d := s.dirOf(fwd)
+	seq := uint32(tcp.Seq)
+	payload := tcp.Payload
+	if tcp.SYN {
+		if s.started[d] {
+			// A retransmitted SYN: its payload is not new stream data.
+			s.flags(tcp, t, d)
+			a.touch(s)
+			return
+		}
+		s.synSeen[d], s.isn[d] = true, seq
+		seq++
+	}
+	if !s.started[d] {
+		s.started[d], s.seq[d] = true, seq
+	}
+	diff := int32(seq - s.seq[d])
+	if diff > 0 && (len(payload) > 0 || tcp.FIN) && !s.ignored && !s.finned[d] {
+		// A hole: from here on gopacket reassembles this connection.
+		a.handover(s, nf, tcp, d)
+		a.slowPacket(nf, tcp)
+		return
+	}
+	s.flags(tcp, t, d)
+	a.touch(s)
+	if diff <= 0 && !s.finned[d] {
+		// got and end are how far the captured bytes and the whole
+		// segment reach past what was delivered.
+		got := diff + int32(len(payload))
+		end := got + int32(cut)
+		if got > 0 {
+			s.deliver(d, payload[len(payload)-int(got):], t)
+		}
+		if end > 0 {
+			s.seq[d] += uint32(end)
+			if lost := end - max(got, 0); lost > 0 {
+				s.lost(d, int(lost))
+			}
+		}
+		if tcp.FIN && end >= 0 {
+			s.seq[d]++
+			s.finned[d] = true
+		}
+	}
+	switch {
+	case tcp.RST:
+		s.finish()
+		a.unlink(s)
+		s.dead = true
+		a.dead.push(s)
+	case s.finned[0] && s.finned[1]:
+		s.finish()
+		a.forget(s)
+	}
+}
+
+// dirOf maps a segment's direction relative to the key to 0 (the sender
+// of the connection's first segment) or 1.
+func (s *stream) dirOf(fwd bool) int {
+	if fwd == s.keyFwd {
+		return 0
+	}
+	return 1
+}
+
+// open starts tracking a connection whose first segment this is.
+func (a *Assembler) open(nf gopacket.Flow, tcp *layers.TCP, t time.Time, k connKey, fwd bool) *stream {
+	s := a.newStream(nf, tcp.TransportFlow(), t)
+	s.key, s.keyFwd = k, fwd
+	a.conns[k] = s
+	a.touch(s)
+	return s
+}
+
+// handover gives connection s to gopacket: for each direction seen, a
+// synthetic SYN (and FIN, when the direction has ended) puts gopacket's
+// next expected sequence number where the fast path's is. Direction 0
+// goes first, so that gopacket's client-to-server direction is ours.
+func (a *Assembler) handover(s *stream, nf gopacket.Flow, tcp *layers.TCP, dp int) {
+	a.unlink(s)
+	s.slow = true
+	a.stats.Handovers++
+	a.handing = s
+	for d := 0; d < 2; d++ {
+		if !s.started[d] {
+			continue
+		}
+		f, sp, dpt := nf, tcp.SrcPort, tcp.DstPort
+		if d != dp {
+			f, sp, dpt = nf.Reverse(), dpt, sp
+		}
+		if s.finned[d] {
+			a.synthetic(f, sp, dpt, s.seq[d]-2, true, false)
+			a.synthetic(f, sp, dpt, s.seq[d]-1, false, true)
+		} else {
+			a.synthetic(f, sp, dpt, s.seq[d]-1, true, false)
+		}
+	}
+	a.handing = nil
+}
+
+// synthetic feeds gopacket an empty segment made up for handover.
+func (a *Assembler) synthetic(nf gopacket.Flow, sp, dp layers.TCPPort, seq uint32, syn, fin bool) {
+	var b [20]byte
+	binary.BigEndian.PutUint16(b[0:], uint16(sp))
+	binary.BigEndian.PutUint16(b[2:], uint16(dp))
+	binary.BigEndian.PutUint32(b[4:], seq)
+	b[12] = 5 << 4
+	if syn {
+		b[13] |= 0x02
+	}
+	if fin {
+		b[13] |= 0x01
+	}
+	if a.synth.DecodeFromBytes(b[:], gopacket.NilDecodeFeedback) != nil {
+		return
+	}
+	a.asm.AssembleWithContext(nf, &a.synth, &a.ctx)
+}
+
+// forget drops s from the fast path's map (it has ended, or gopacket has
+// let go of it).
+func (a *Assembler) forget(s *stream) {
+	if a.conns[s.key] == s {
+		delete(a.conns, s.key)
+	}
+	a.unlink(s)
+}
+
+// touch makes s the most recently active connection.
+func (a *Assembler) touch(s *stream) {
+	if a.live.newest == s {
+		return
+	}
+	a.unlink(s)
+	a.live.push(s)
+}
+
+func (a *Assembler) unlink(s *stream) {
+	switch {
+	case !s.linked:
+	case s.dead:
+		a.dead.remove(s)
+	default:
+		a.live.remove(s)
+	}
+}
