@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -255,4 +257,130 @@ func frameCounts(ws []*WSSession) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// endSink fails on an event for a connection after its end, or a second end.
+type endSink struct {
+	t     *testing.T
+	ended map[ConnID]bool
+}
+
+func (s *endSink) check(id ConnID, what string) {
+	if s.ended[id] {
+		s.t.Fatalf("%s on connection %d after its end", what, id)
+	}
+}
+func (s *endSink) Request(r *Request)   { s.check(r.ID, "request") }
+func (s *endSink) Response(r *Response) { s.check(r.ID, "response") }
+func (s *endSink) ConnEnd(e *ConnEnd)   { s.check(e.ID, "end"); s.ended[e.ID] = true }
+
+// checkLists verifies the fast path's bookkeeping: every connection in the
+// map is in exactly the list its state says, and the counts agree.
+func checkLists(t *testing.T, a *Assembler) {
+	live, dead, slow := 0, 0, 0
+	for k, s := range a.conns {
+		if s.key != k {
+			t.Fatalf("connection under the wrong key")
+		}
+		switch {
+		case s.slow:
+			slow++
+			if s.linked {
+				t.Fatalf("a handed-over connection is still in a list")
+			}
+		case s.dead:
+			dead++
+		default:
+			live++
+			if s.ended {
+				t.Fatalf("an ended connection is live")
+			}
+		}
+	}
+	if live != a.live.n || dead != a.dead.n {
+		t.Fatalf("map has %d live %d dead, lists %d %d", live, dead, a.live.n, a.dead.n)
+	}
+	n := 0
+	for s := a.live.oldest; s != nil; s = s.newer {
+		if s.dead || s.slow || a.conns[s.key] != s {
+			t.Fatalf("live list holds a dead, handed-over or forgotten connection")
+		}
+		n++
+	}
+	if n != a.live.n {
+		t.Fatalf("live list walks %d, counts %d", n, a.live.n)
+	}
+}
+
+// FuzzFastPath drives a few connections with arbitrary sequence numbers,
+// flags and payloads through the Assembler: no panic, no event after a
+// connection's end, consistent bookkeeping after every segment.
+func FuzzFastPath(f *testing.F) {
+	req := "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi"
+	seed := []byte{0x02, 0, 0, 0x12, 0, 0, 0x10, 0, byte(len(req))}
+	seed = append(seed, req...)
+	seed = append(seed, 0x18, 0, byte(len(resp)))
+	seed = append(seed, resp...)
+	seed = append(seed, 0x01|0x10, 0, 0, 0x19, 0, 0, 0x04, 0, 0)
+	f.Add(seed)
+	f.Add([]byte{0x02, 0, 0, 0x10, 5, 3, 'a', 'b', 'c', 0x10, 0, 3, 'G', 'E', 'T', 0x04, 0, 0, 0x10, 0, 2, 'x', 'y', 0x02, 9, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sink := &endSink{t: t, ended: map[ConnID]bool{}}
+		opt := DefaultOptions
+		opt.MaxFlows = 3
+		a := New(sink, opt)
+		ip := layers.IPv4{Version: 4, Protocol: layers.IPProtocolTCP,
+			SrcIP: []byte{127, 0, 0, 1}, DstIP: []byte{127, 0, 0, 2}}
+		fwd, rev := ip.NetworkFlow(), ip.NetworkFlow().Reverse()
+		var next [4][2]uint32
+		now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		var hdr [20]byte
+		var tcp layers.TCP
+		for len(b) >= 3 {
+			// op: bits 0-1 flags FIN/SYN, bit 2 RST, bit 3 dir, bit 4 ACK,
+			// bits 5-6 connection, bit 7 a second passes
+			op, delta, n := b[0], int8(b[1]), int(b[2]&0x3f)
+			b = b[3:]
+			n = min(n, len(b))
+			payload := b[:n]
+			b = b[n:]
+			c, d := int(op>>5&3), int(op>>3&1)
+			seq := next[c][d] + uint32(int32(delta))
+			next[c][d] = seq + uint32(n)
+			sp, dp := uint16(40000+c), uint16(80)
+			nf := fwd
+			if d == 1 {
+				sp, dp, nf = dp, sp, rev
+			}
+			binary.BigEndian.PutUint16(hdr[0:], sp)
+			binary.BigEndian.PutUint16(hdr[2:], dp)
+			binary.BigEndian.PutUint32(hdr[4:], seq)
+			hdr[12] = 5 << 4
+			hdr[13] = op & 0x03
+			if op&0x04 != 0 {
+				hdr[13] |= 0x04
+			}
+			if op&0x10 != 0 {
+				hdr[13] |= 0x10
+			}
+			pkt := append(hdr[:], payload...)
+			if tcp.DecodeFromBytes(pkt, gopacket.NilDecodeFeedback) != nil {
+				t.Fatal("decode")
+			}
+			if op&0x80 != 0 {
+				now = now.Add(time.Second)
+			}
+			cut := 0
+			if delta == 7 {
+				cut = 100
+			}
+			a.Packet(nf, &tcp, gopacket.CaptureInfo{Timestamp: now}, cut)
+			checkLists(t, a)
+		}
+		a.Close()
+		if len(a.conns) != 0 || a.live.n != 0 || a.dead.n != 0 || a.Stats().Open != 0 {
+			t.Fatalf("after Close: %d in the map, %d live, %d dead, %d open", len(a.conns), a.live.n, a.dead.n, a.Stats().Open)
+		}
+	})
 }
