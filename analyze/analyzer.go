@@ -45,6 +45,11 @@ type exchange struct {
 	decided  bool
 	// key is the request's Sec-WebSocket-Key ("" when none), looked up once.
 	key string
+	// What pairing compares, taken from the request once: pairing asks
+	// about each candidate many times.
+	path, ua, origin string
+	hasUA, hasOrigin bool
+	xff              []netip.Addr // X-Forwarded-For and X-Real-IP
 }
 
 // settled reports whether nothing more is expected on this exchange's own
@@ -118,6 +123,10 @@ func (a *Analyzer) Stats() Stats { return a.stats }
 func (a *Analyzer) Request(r *rs.Request) {
 	x := &exchange{req: r}
 	x.key, _ = r.Headers.Get("Sec-WebSocket-Key")
+	x.path = pathOf(r.Target)
+	x.ua, x.hasUA = r.Headers.Get("User-Agent")
+	x.origin, x.hasOrigin = r.Headers.Get("Origin")
+	x.xff = forwardedAddrs(r.Headers)
 	a.stats.Exchanges++
 	if r.TLS {
 		if l := a.tlsLegs[r.ID]; l != nil {

@@ -3,6 +3,8 @@ package analyze
 import (
 	"net/netip"
 	"strings"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
 )
 
 // pairScore rates y as the upstream leg that the proxy at x's server
@@ -47,7 +49,7 @@ func pairScore(x, y *exchange) int {
 		return 0
 	}
 	s := 0
-	xp, yp := pathOf(xr.Target), pathOf(yr.Target)
+	xp, yp := x.path, y.path
 	switch {
 	case xp == yp:
 		s += 3
@@ -57,15 +59,11 @@ func pairScore(x, y *exchange) int {
 	if forwardedFor(y, xr.Client.Addr()) {
 		s += 3
 	}
-	if ua, ok := xr.Headers.Get("User-Agent"); ok {
-		if ub, _ := yr.Headers.Get("User-Agent"); ub == ua {
-			s += 2
-		}
+	if x.hasUA && y.ua == x.ua {
+		s += 2
 	}
-	if o, ok := xr.Headers.Get("Origin"); ok {
-		if ob, _ := yr.Headers.Get("Origin"); ob == o {
-			s++
-		}
+	if x.hasOrigin && y.origin == x.origin {
+		s++
 	}
 	if yr.Client.Addr() == xr.Server.Addr() {
 		s++
@@ -91,30 +89,43 @@ func confidence(score int) Confidence {
 }
 
 // forwardedFor reports whether y's X-Forwarded-For or X-Real-IP names ip.
-// It allocates nothing: it runs for every pairing candidate.
 func forwardedFor(y *exchange, ip netip.Addr) bool {
-	for _, h := range y.req.Headers {
-		if !strings.EqualFold(h.Name, "X-Forwarded-For") && !strings.EqualFold(h.Name, "X-Real-IP") {
+	ip = ip.Unmap()
+	for _, a := range y.xff {
+		if a == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// maxForwarded bounds the addresses kept from forwarding headers.
+const maxForwarded = 64
+
+// forwardedAddrs parses the addresses in X-Forwarded-For and X-Real-IP
+// ("ip", "ip:port", "[ip6]:port"), unmapped; others are skipped.
+func forwardedAddrs(h rs.Headers) []netip.Addr {
+	var out []netip.Addr
+	for _, f := range h {
+		if !strings.EqualFold(f.Name, "X-Forwarded-For") && !strings.EqualFold(f.Name, "X-Real-IP") {
 			continue
 		}
-		for v := h.Value; v != ""; {
-			var f string
-			f, v, _ = strings.Cut(v, ",")
-			f = strings.TrimSpace(f)
-			a, err := netip.ParseAddr(strings.Trim(f, "[]"))
-			if err != nil { // "ip:port" or "[ip6]:port"
-				ap, err := netip.ParseAddrPort(f)
+		for v := f.Value; v != "" && len(out) < maxForwarded; {
+			var e string
+			e, v, _ = strings.Cut(v, ",")
+			e = strings.TrimSpace(e)
+			a, err := netip.ParseAddr(strings.Trim(e, "[]"))
+			if err != nil {
+				ap, err := netip.ParseAddrPort(e)
 				if err != nil {
 					continue
 				}
 				a = ap.Addr()
 			}
-			if a.Unmap() == ip.Unmap() {
-				return true
-			}
+			out = append(out, a.Unmap())
 		}
 	}
-	return false
+	return out
 }
 
 // pathOf returns the path of a request target (no query).
