@@ -69,7 +69,7 @@ type Assembler struct {
 
 	// The fast path's connections; the same by last activity, and those
 	// ended by a RST that still linger.
-	conns      map[connKey]*stream
+	conns      map[connKey]connRef
 	live, dead connList
 	handing    *stream    // the stream being handed to gopacket
 	synth      layers.TCP // its synthetic segments
@@ -87,7 +87,7 @@ func (c *context) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
 
 // New returns an Assembler that delivers events to sink.
 func New(sink Sink, opt Options) *Assembler {
-	a := &Assembler{opt: opt, sink: sink, conns: make(map[connKey]*stream)}
+	a := &Assembler{opt: opt, sink: sink, conns: make(map[connKey]connRef)}
 	a.tlsSink, _ = sink.(TLSSink)
 	a.pool = tcpr.NewStreamPool((*factory)(a))
 	a.asm = tcpr.NewAssembler(a.pool)
@@ -138,12 +138,12 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 	if a.opt.slowOnly {
 		a.slowPacket(netFlow, tcp)
 	} else {
-		k, fwd := keyOf(netFlow, tcp)
-		s := a.conns[k]
-		if s != nil && s.slow {
+		k := connKey{netFlow, uint16(tcp.SrcPort), uint16(tcp.DstPort)}
+		r := a.conns[k]
+		if r.s != nil && r.s.slow {
 			a.slowPacket(netFlow, tcp)
 		} else {
-			a.fastPacket(s, k, fwd, netFlow, tcp, ci, cut)
+			a.fastPacket(r.s, int(r.d), k, netFlow, tcp, ci, cut)
 		}
 	}
 	if a.opt.MaxFlows > 0 && a.stats.Open+a.dead.n > a.opt.MaxFlows {

@@ -17,28 +17,26 @@ import (
 // direction stands, and stays there until it ends. Retransmissions and
 // overlaps of bytes already delivered are trimmed here, as gopacket would.
 
-// connKey names a connection the same way in both directions: the
-// endpoint that sorts first is the source.
+// connKey names one direction of a connection. The map holds each
+// connection under both directions' keys, so that a segment needs one
+// lookup and no comparison of its endpoints.
 type connKey struct {
 	net          gopacket.Flow
 	sport, dport uint16
 }
 
-// keyOf returns the segment's connection key and whether the segment
-// travels in the key's direction.
-func keyOf(nf gopacket.Flow, tcp *layers.TCP) (connKey, bool) {
-	src, dst := nf.Endpoints()
-	sp, dp := uint16(tcp.SrcPort), uint16(tcp.DstPort)
-	if src.LessThan(dst) || !dst.LessThan(src) && sp <= dp {
-		return connKey{nf, sp, dp}, true
-	}
-	return connKey{nf.Reverse(), dp, sp}, false
+// reverse is the key of the other direction.
+func (k connKey) reverse() connKey { return connKey{k.net.Reverse(), k.dport, k.sport} }
+
+// connRef is a map entry: the connection, and which direction the key is.
+type connRef struct {
+	s *stream
+	d uint8
 }
 
 // fast is a stream's in-order state while the fast path owns it.
 type fast struct {
-	key    connKey
-	keyFwd bool // ends[0] sends in the key's direction
+	key connKey // direction 0's
 	// seq is the next expected sequence number of each direction, once
 	// started says a segment fixed it; isn is the SYN's, when one was seen.
 	seq     [2]uint32
@@ -94,10 +92,9 @@ func (l *connList) remove(s *stream) {
 
 // fastPacket handles a segment of a connection gopacket does not hold; s
 // is nil when the connection is new.
-func (a *Assembler) fastPacket(s *stream, k connKey, fwd bool, nf gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo, cut int) {
+func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo, cut int) {
 	t := ci.Timestamp
 	if s != nil && s.dead {
-		d := s.dirOf(fwd)
 		if !tcp.SYN || tcp.ACK || s.synSeen[d] && s.isn[d] == uint32(tcp.Seq) {
 			return // in flight when the RST ended the connection
 		}
@@ -105,7 +102,6 @@ func (a *Assembler) fastPacket(s *stream, k connKey, fwd bool, nf gopacket.Flow,
 		s = nil
 	}
 	if s != nil && tcp.SYN && !tcp.ACK {
-		d := s.dirOf(fwd)
 		if !s.synSeen[d] || s.isn[d] != uint32(tcp.Seq) {
 			// A SYN with a new sequence number: the 4-tuple is reused for
 			// a new connection (a retransmitted SYN repeats its number).
@@ -120,9 +116,8 @@ func (a *Assembler) fastPacket(s *stream, k connKey, fwd bool, nf gopacket.Flow,
 		if !tcp.SYN && len(tcp.Payload) == 0 {
 			return
 		}
-		s = a.open(nf, tcp, t, k, fwd)
+		s, d = a.open(nf, tcp, t, k), 0
 	}
-	d := s.dirOf(fwd)
 	seq := uint32(tcp.Seq)
 	payload := tcp.Payload
 	if tcp.SYN {
@@ -178,20 +173,14 @@ func (a *Assembler) fastPacket(s *stream, k connKey, fwd bool, nf gopacket.Flow,
 	}
 }
 
-// dirOf maps a segment's direction relative to the key to 0 (the sender
-// of the connection's first segment) or 1.
-func (s *stream) dirOf(fwd bool) int {
-	if fwd == s.keyFwd {
-		return 0
-	}
-	return 1
-}
-
 // open starts tracking a connection whose first segment this is.
-func (a *Assembler) open(nf gopacket.Flow, tcp *layers.TCP, t time.Time, k connKey, fwd bool) *stream {
+func (a *Assembler) open(nf gopacket.Flow, tcp *layers.TCP, t time.Time, k connKey) *stream {
 	s := a.newStream(nf, tcp.TransportFlow(), t)
-	s.key, s.keyFwd = k, fwd
-	a.conns[k] = s
+	s.key = k
+	a.conns[k] = connRef{s, 0}
+	if r := k.reverse(); r != k { // (a connection to itself has one key)
+		a.conns[r] = connRef{s, 1}
+	}
 	a.touch(s)
 	return s
 }
@@ -245,8 +234,9 @@ func (a *Assembler) synthetic(nf gopacket.Flow, sp, dp layers.TCPPort, seq uint3
 // forget drops s from the fast path's map (it has ended, or gopacket has
 // let go of it).
 func (a *Assembler) forget(s *stream) {
-	if a.conns[s.key] == s {
+	if a.conns[s.key].s == s {
 		delete(a.conns, s.key)
+		delete(a.conns, s.key.reverse())
 	}
 	a.unlink(s)
 }

@@ -278,9 +278,16 @@ func (s *endSink) ConnEnd(e *ConnEnd)   { s.check(e.ID, "end"); s.ended[e.ID] = 
 // map is in exactly the list its state says, and the counts agree.
 func checkLists(t *testing.T, a *Assembler) {
 	live, dead, slow := 0, 0, 0
-	for k, s := range a.conns {
-		if s.key != k {
+	for k, r := range a.conns {
+		s := r.s
+		if r.d == 0 && s.key != k || r.d == 1 && s.key.reverse() != k {
 			t.Fatalf("connection under the wrong key")
+		}
+		if a.conns[k.reverse()].s != s {
+			t.Fatalf("a connection's other direction is missing")
+		}
+		if r.d == 1 {
+			continue
 		}
 		switch {
 		case s.slow:
@@ -302,7 +309,7 @@ func checkLists(t *testing.T, a *Assembler) {
 	}
 	n := 0
 	for s := a.live.oldest; s != nil; s = s.newer {
-		if s.dead || s.slow || a.conns[s.key] != s {
+		if s.dead || s.slow || a.conns[s.key].s != s {
 			t.Fatalf("live list holds a dead, handed-over or forgotten connection")
 		}
 		n++
