@@ -57,16 +57,16 @@ func (s *batchSink) Response(r *rs.Response) { s.b.events = append(s.b.events, e
 func (s *batchSink) ConnEnd(e *rs.ConnEnd)   { s.b.events = append(s.b.events, event{end: e}) }
 func (s *batchSink) TLSStart(e *rs.TLSStart) { s.b.events = append(s.b.events, event{tls: e}) }
 
-// shardOf hashes a segment's connection the same way in both directions.
+// shardOf deals a segment's connection to a worker, the same way in both
+// directions. The ports alone spread connections well (a client's
+// ephemeral port differs per connection) and cost nothing to hash.
 func shardOf(p *capture.Packet, n int) int {
-	h := p.Net.FastHash() // symmetric
 	a, b := uint64(p.TCP.SrcPort), uint64(p.TCP.DstPort)
 	if a > b {
 		a, b = b, a
 	}
-	h ^= a*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
-	h ^= h >> 29
-	return int(h % uint64(n))
+	h := (a<<16 | b) * 0x9e3779b97f4a7c15
+	return int((h >> 32) % uint64(n))
 }
 
 // sharded runs the pipeline over n workers.
