@@ -51,7 +51,7 @@ func synthSegments(b *testing.B, packets int) []seg {
 
 type nullSink struct{ reqs int }
 
-func (s *nullSink) Request(*rs.Request)   { s.reqs++ }
+func (s *nullSink) Request(*rs.Request) { s.reqs++ }
 func (*nullSink) Response(*rs.Response) {}
 func (*nullSink) ConnEnd(*rs.ConnEnd)   {}
 
