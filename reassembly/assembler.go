@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"math"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -50,6 +51,9 @@ type Stats struct {
 	Open        int    // connections open now
 	Evicted     uint64 // connections ended early because MaxFlows was reached
 	Handovers   uint64 // connections a hole or reordering handed to gopacket
+	// QuietEvicted counts connections that carried no HTTP or TLS, ended
+	// early because more than MaxFlows/10 of them were open.
+	QuietEvicted uint64
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for
@@ -69,8 +73,9 @@ type Assembler struct {
 
 	// The fast path's connections; the same by last activity, and those
 	// ended by a RST that still linger.
-	conns      map[connKey]connRef
-	live, dead connList
+	conns             map[connKey]connRef
+	live, quiet, dead connList
+	maxQuiet          int
 	handing    *stream    // the stream being handed to gopacket
 	synth      layers.TCP // its synthetic segments
 
@@ -88,6 +93,10 @@ func (c *context) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
 // New returns an Assembler that delivers events to sink.
 func New(sink Sink, opt Options) *Assembler {
 	a := &Assembler{opt: opt, sink: sink, conns: make(map[connKey]connRef)}
+	a.maxQuiet = max(100, opt.MaxFlows/10)
+	if opt.MaxFlows <= 0 {
+		a.maxQuiet = math.MaxInt
+	}
 	a.tlsSink, _ = sink.(TLSSink)
 	a.pool = tcpr.NewStreamPool((*factory)(a))
 	a.asm = tcpr.NewAssembler(a.pool)
@@ -172,9 +181,11 @@ func (a *Assembler) Flush(now time.Time) {
 	a.nextFlush = now.Add(time.Second)
 	a.asm.FlushWithOptions(tcpr.FlushOptions{T: now.Add(-a.opt.FlushAfter), TC: now.Add(-a.opt.IdleAfter)})
 	idle := now.Add(-a.opt.IdleAfter)
-	for s := a.live.oldest; s != nil && s.last.Before(idle); s = a.live.oldest {
-		s.finish()
-		a.forget(s)
+	for _, l := range []*connList{&a.quiet, &a.live} {
+		for s := l.oldest; s != nil && s.last.Before(idle); s = l.oldest {
+			s.finish()
+			a.forget(s)
+		}
 	}
 	for s := a.dead.oldest; s != nil && s.last.Before(now.Add(-linger)); s = a.dead.oldest {
 		a.forget(s)
@@ -190,9 +201,11 @@ func (a *Assembler) evict(now time.Time) {
 	for s := a.dead.oldest; s != nil; s = a.dead.oldest {
 		a.forget(s)
 	}
-	for s := a.live.oldest; s != nil && a.stats.Open > goal; s = a.live.oldest {
-		s.finish()
-		a.forget(s)
+	for _, l := range []*connList{&a.quiet, &a.live} {
+		for s := l.oldest; s != nil && a.stats.Open > goal; s = l.oldest {
+			s.finish()
+			a.forget(s)
+		}
 	}
 	for _, idle := range []time.Duration{time.Minute, 10 * time.Second, time.Second, 100 * time.Millisecond, 0} {
 		if a.stats.Open <= goal {
@@ -207,9 +220,11 @@ func (a *Assembler) evict(now time.Time) {
 // Close ends every connection still open: the capture is over.
 func (a *Assembler) Close() {
 	a.ending = true
-	for s := a.live.oldest; s != nil; s = a.live.oldest {
-		s.finish()
-		a.forget(s)
+	for _, l := range []*connList{&a.quiet, &a.live} {
+		for s := l.oldest; s != nil; s = l.oldest {
+			s.finish()
+			a.forget(s)
+		}
 	}
 	for s := a.dead.oldest; s != nil; s = a.dead.oldest {
 		a.forget(s)

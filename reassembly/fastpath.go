@@ -48,8 +48,12 @@ type fast struct {
 	// dead: a RST ended the connection. It lingers a while, so that
 	// segments already in flight do not look like a new connection.
 	dead bool
+	// engaged: a direction was recognised as HTTP or TLS. Until then the
+	// connection is quiet (a handshake, a SYN flood, a protocol we ignore)
+	// and is kept under a tighter budget.
+	engaged bool
 	// older and newer link the stream into one of the Assembler's lists
-	// (live by last activity, or dead by time of death).
+	// (live or quiet by last activity, or dead by time of death).
 	older, newer *stream
 	linked       bool
 }
@@ -241,21 +245,61 @@ func (a *Assembler) forget(s *stream) {
 	a.unlink(s)
 }
 
-// touch makes s the most recently active connection.
+// touch makes s the most recently active connection of its list.
 func (a *Assembler) touch(s *stream) {
-	if a.live.newest == s {
+	l := a.listOf(s)
+	if l.newest == s {
 		return
 	}
-	a.unlink(s)
-	a.live.push(s)
+	if s.linked {
+		l.remove(s)
+	}
+	l.push(s)
+	if l == &a.quiet && l.n > a.maxQuiet {
+		a.evictQuiet()
+	}
+}
+
+// listOf is the list s belongs in.
+func (a *Assembler) listOf(s *stream) *connList {
+	switch {
+	case s.dead:
+		return &a.dead
+	case s.engaged:
+		return &a.live
+	}
+	return &a.quiet
 }
 
 func (a *Assembler) unlink(s *stream) {
-	switch {
-	case !s.linked:
-	case s.dead:
-		a.dead.remove(s)
-	default:
-		a.live.remove(s)
+	if s.linked {
+		a.listOf(s).remove(s)
+	}
+}
+
+// engage moves s from the quiet list to the live one: it carries HTTP or
+// TLS.
+func (s *stream) engage() {
+	if s.engaged {
+		return
+	}
+	a := s.asm
+	linked := s.linked
+	a.unlink(s)
+	s.engaged = true
+	if linked {
+		a.live.push(s)
+	}
+}
+
+// evictQuiet ends the oldest quiet connections until a tenth of the quiet
+// budget is free: a flood of SYNs or of some other protocol must not
+// crowd out, or outgrow memory with, the connections wsdiag is for.
+func (a *Assembler) evictQuiet() {
+	goal := a.maxQuiet - a.maxQuiet/10
+	for s := a.quiet.oldest; s != nil && a.quiet.n > goal; s = a.quiet.oldest {
+		s.finish()
+		a.forget(s)
+		a.stats.QuietEvicted++
 	}
 }

@@ -277,7 +277,7 @@ func (s *endSink) ConnEnd(e *ConnEnd)   { s.check(e.ID, "end"); s.ended[e.ID] = 
 // checkLists verifies the fast path's bookkeeping: every connection in the
 // map is in exactly the list its state says, and the counts agree.
 func checkLists(t *testing.T, a *Assembler) {
-	live, dead, slow := 0, 0, 0
+	live, quiet, dead, slow := 0, 0, 0, 0
 	for k, r := range a.conns {
 		s := r.s
 		if r.d == 0 && s.key != k || r.d == 1 && s.key.reverse() != k {
@@ -298,24 +298,30 @@ func checkLists(t *testing.T, a *Assembler) {
 		case s.dead:
 			dead++
 		default:
-			live++
+			if s.engaged {
+				live++
+			} else {
+				quiet++
+			}
 			if s.ended {
 				t.Fatalf("an ended connection is live")
 			}
 		}
 	}
-	if live != a.live.n || dead != a.dead.n {
-		t.Fatalf("map has %d live %d dead, lists %d %d", live, dead, a.live.n, a.dead.n)
+	if live != a.live.n || quiet != a.quiet.n || dead != a.dead.n {
+		t.Fatalf("map has %d live %d quiet %d dead, lists %d %d %d", live, quiet, dead, a.live.n, a.quiet.n, a.dead.n)
 	}
-	n := 0
-	for s := a.live.oldest; s != nil; s = s.newer {
-		if s.dead || s.slow || a.conns[s.key].s != s {
-			t.Fatalf("live list holds a dead, handed-over or forgotten connection")
+	for _, l := range []*connList{&a.live, &a.quiet} {
+		n := 0
+		for s := l.oldest; s != nil; s = s.newer {
+			if s.dead || s.slow || a.conns[s.key].s != s || (l == &a.live) != s.engaged {
+				t.Fatalf("a list holds a dead, handed-over, forgotten or misfiled connection")
+			}
+			n++
 		}
-		n++
-	}
-	if n != a.live.n {
-		t.Fatalf("live list walks %d, counts %d", n, a.live.n)
+		if n != l.n {
+			t.Fatalf("list walks %d, counts %d", n, l.n)
+		}
 	}
 }
 
@@ -386,8 +392,8 @@ func FuzzFastPath(f *testing.F) {
 			checkLists(t, a)
 		}
 		a.Close()
-		if len(a.conns) != 0 || a.live.n != 0 || a.dead.n != 0 || a.Stats().Open != 0 {
-			t.Fatalf("after Close: %d in the map, %d live, %d dead, %d open", len(a.conns), a.live.n, a.dead.n, a.Stats().Open)
+		if len(a.conns) != 0 || a.live.n != 0 || a.quiet.n != 0 || a.dead.n != 0 || a.Stats().Open != 0 {
+			t.Fatalf("after Close: %d in the map, %d live, %d quiet, %d dead, %d open", len(a.conns), a.live.n, a.quiet.n, a.dead.n, a.Stats().Open)
 		}
 	})
 }

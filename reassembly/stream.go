@@ -220,15 +220,18 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 				p.buf = append(p.buf[:0], data...) // fewer than 32 bytes
 				return
 			case kindRequest:
+				s.engage()
 				p.kind, p.state = kindRequest, stHeader
 				s.setClient(d)
 				s.hdrStart[d] = t
 			case kindResponse:
+				s.engage()
 				p.kind, p.state = kindResponse, stHeader
 				s.setClient(1 - d)
 				s.hdrStart[d] = t
 			case kindTLS:
 				if s.tls == nil {
+					s.engage()
 					// From here on both directions' bytes go through TLS;
 					// whatever it decrypts comes back to feed, to be sniffed
 					// as plaintext.

@@ -201,6 +201,9 @@ func cmdLive(args []string, stdout, stderr io.Writer) int {
 	if ls.KernelDrops > 0 {
 		warnings = append(warnings, fmt.Sprintf("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.KernelDrops, ls.Packets))
 	}
+	if ev := asm.Stats().QuietEvicted; ev > 0 {
+		warnings = append(warnings, quietWarning(ev, c.maxFlows))
+	}
 	if ev := asm.Stats().Evicted; ev > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d connections evicted early: more than --max-flows=%d open at once", ev, c.maxFlows))
 	}
@@ -210,7 +213,7 @@ func cmdLive(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "wsdiag: %d packets captured on %s, %d dropped by kernel, %d attempts\n", ls.TCP, l.Name(), ls.KernelDrops, st.Attempts)
 	drops := ls.KernelDrops
 	rend.summary(summary{stats: st, packets: ls.Received, tcp: ls.TCP, conns: asm.Stats().Connections,
-		evictedFlows: asm.Stats().Evicted, kernelDrops: &drops, warnings: warnings})
+		evictedFlows: asm.Stats().Evicted + asm.Stats().QuietEvicted, kernelDrops: &drops, warnings: warnings})
 	if readErr != nil {
 		return exitTrouble
 	}

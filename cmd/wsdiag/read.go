@@ -290,6 +290,9 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if ev := as.Evicted; ev > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d connections evicted early: more than --max-flows=%d open at once", ev, c.maxFlows))
 	}
+	if ev := as.QuietEvicted; ev > 0 {
+		warnings = append(warnings, quietWarning(ev, c.maxFlows))
+	}
 	if st.TLSErrors > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d TLS connections could not be decrypted (wrong or missing keys), e.g. %s", st.TLSErrors, st.TLSErrorSamples[0]))
 	}
@@ -302,7 +305,7 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if st.Attempts == 0 {
 		fmt.Fprintf(stderr, "wsdiag: no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)\n", pk, tcp, st.Exchanges)
 	}
-	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted, warnings: warnings})
+	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, warnings: warnings})
 	if st.Attempts > st.ByCode[analyze.OK] {
 		return exitNotOK
 	}
@@ -403,4 +406,10 @@ func pump(readers []*capture.Reader, sink packetSink, prog *progress, attempts *
 		}
 	}
 	return warnings
+}
+
+// quietWarning reports connections ended early for carrying nothing
+// wsdiag parses (a SYN flood, a port scan, another protocol).
+func quietWarning(n uint64, maxFlows int) string {
+	return fmt.Sprintf("%d connections that carried no HTTP or TLS ended early: more than %d such open at once (a tenth of --max-flows)", n, max(100, maxFlows/10))
 }

@@ -218,6 +218,7 @@ func (s *sharded) stats() rs.Stats {
 		st.Packets += x.Packets
 		st.Connections += x.Connections
 		st.Evicted += x.Evicted
+		st.QuietEvicted += x.QuietEvicted
 		st.Open += x.Open
 	}
 	return st
