@@ -76,8 +76,8 @@ type Assembler struct {
 	conns             map[connKey]connRef
 	live, quiet, dead connList
 	maxQuiet          int
-	handing    *stream    // the stream being handed to gopacket
-	synth      layers.TCP // its synthetic segments
+	handing           *stream    // the stream being handed to gopacket
+	synth             layers.TCP // its synthetic segments
 
 	// nextFlush is when (capture time) Packet next calls Flush.
 	nextFlush time.Time
