@@ -343,6 +343,7 @@ func FuzzFastPath(f *testing.F) {
 		opt := DefaultOptions
 		opt.MaxFlows = 3
 		a := New(sink, opt)
+		a.maxQuiet = 2 // (at least 100 outside tests)
 		ip := layers.IPv4{Version: 4, Protocol: layers.IPProtocolTCP,
 			SrcIP: []byte{127, 0, 0, 1}, DstIP: []byte{127, 0, 0, 2}}
 		fwd, rev := ip.NetworkFlow(), ip.NetworkFlow().Reverse()
