@@ -107,7 +107,7 @@ func New(sink Sink, opt Options) *Assembler {
 
 type factory Assembler
 
-func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.AssemblerContext) tcpr.Stream {
+func (f *factory) New(netFlow, _ gopacket.Flow, tcp *layers.TCP, ac tcpr.AssemblerContext) tcpr.Stream {
 	a := (*Assembler)(f)
 	if a.handing != nil {
 		return a.handing
@@ -116,11 +116,11 @@ func (f *factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac tcpr.A
 	if !a.opt.slowOnly || !tcp.SYN && len(tcp.Payload) == 0 {
 		return nil
 	}
-	return a.newStream(netFlow, tcpFlow, ac.GetCaptureInfo().Timestamp)
+	return a.newStream(netFlow, tcp, ac.GetCaptureInfo().Timestamp)
 }
 
 // newStream numbers and counts a new connection.
-func (a *Assembler) newStream(netFlow, tcpFlow gopacket.Flow, t time.Time) *stream {
+func (a *Assembler) newStream(netFlow gopacket.Flow, tcp *layers.TCP, t time.Time) *stream {
 	if a.nextID == 0 {
 		a.nextID = a.opt.IDBase
 	}
@@ -131,8 +131,8 @@ func (a *Assembler) newStream(netFlow, tcpFlow gopacket.Flow, t time.Time) *stre
 	a.nextID += stride
 	a.stats.Connections++
 	s := &stream{asm: a, id: a.nextID, first: t, last: t}
-	s.ends[0] = addrPort(netFlow.Src(), tcpFlow.Src())
-	s.ends[1] = addrPort(netFlow.Dst(), tcpFlow.Dst())
+	s.ends[0] = addrPort(netFlow.Src(), uint16(tcp.SrcPort))
+	s.ends[1] = addrPort(netFlow.Dst(), uint16(tcp.DstPort))
 	a.stats.Open++
 	return s
 }

@@ -179,7 +179,7 @@ func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tc
 
 // open starts tracking a connection whose first segment this is.
 func (a *Assembler) open(nf gopacket.Flow, tcp *layers.TCP, t time.Time, k connKey) *stream {
-	s := a.newStream(nf, tcp.TransportFlow(), t)
+	s := a.newStream(nf, tcp, t)
 	s.key = k
 	a.conns[k] = connRef{s, 0}
 	if r := k.reverse(); r != k { // (a connection to itself has one key)

@@ -53,14 +53,9 @@ func dirIndex(d tcpr.TCPFlowDirection) int {
 	return 1
 }
 
-func addrPort(ip, port gopacket.Endpoint) netip.AddrPort {
+func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 	a, _ := netip.AddrFromSlice(ip.Raw())
-	raw := port.Raw()
-	var p uint16
-	if len(raw) == 2 {
-		p = uint16(raw[0])<<8 | uint16(raw[1])
-	}
-	return netip.AddrPortFrom(a.Unmap(), p)
+	return netip.AddrPortFrom(a.Unmap(), port)
 }
 
 func (s *stream) conn() Conn {
