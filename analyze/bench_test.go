@@ -9,43 +9,70 @@ import (
 	rs "github.com/wsdiag/wsdiag/reassembly"
 )
 
-// BenchmarkPairing feeds the analyzer the events of 1 000 proxied
-// attempts at once, concurrent in time (nginx's shape: the key forwarded,
-// Upgrade dropped on half of them), plus as many keyless keep-alive GETs
-// that must be paired by method, path, X-Forwarded-For and time, and
-// decides them all. One op is one attempt or GET with both legs; it
-// includes judging and the verdict's evidence, which allocate.
+// pairingEvents builds the events of n proxied attempts, concurrent in
+// time (nginx's shape: the key forwarded, Upgrade dropped on half of
+// them), and n keyless keep-alive GETs that must be paired by method,
+// path, X-Forwarded-For and time: requests first, then the answers and
+// connection ends, upstream legs before client legs.
+func pairingEvents(n int) (reqs []*rs.Request, resps []*rs.Response, ends []*rs.ConnEnd) {
+	var id rs.ConnID
+	var later []func()
+	leg := func(client, server string, at, took time.Duration, h rs.Headers, method, target, version string, status int, rh rs.Headers) {
+		id++
+		c := rs.Conn{ID: id, Client: ap(client), Server: ap(server)}
+		r := &rs.Request{Conn: c, Method: method, Target: target, Version: version, Headers: h, Start: t0.Add(at), End: t0.Add(at)}
+		reqs = append(reqs, r)
+		later = append(later, func() {
+			resps = append(resps, &rs.Response{Conn: c, Version: "HTTP/1.1", Status: status, Headers: rh, Start: t0.Add(at + took), End: t0.Add(at + took), Request: r})
+			ends = append(ends, &rs.ConnEnd{Conn: c, First: t0.Add(at), Last: t0.Add(at + took), HTTP: true, Reason: rs.EndClosed,
+				ClientClose: rs.Close{Kind: rs.CloseFIN, Time: t0.Add(at + took)}, ServerClose: rs.Close{Kind: rs.CloseFIN, Time: t0.Add(at + took)}})
+		})
+	}
+	for j := 0; j < n; j++ {
+		at := time.Duration(j) * 50 * time.Microsecond
+		ip := fmt.Sprintf("10.0.%d.%d", j>>8&255, j&255)
+		client := fmt.Sprintf("%s:%d", ip, 20000+j)
+		var k [16]byte
+		k[0], k[1] = byte(j), byte(j>>8)
+		key := base64.StdEncoding.EncodeToString(k[:])
+		upReq, status := rs.Headers{{Name: "Host", Value: "127.0.0.1"}, {Name: "Sec-WebSocket-Key", Value: key}}, 400
+		if j%2 == 0 {
+			upReq, status = wsReq(key, "127.0.0.1"), 101
+		}
+		leg(fmt.Sprintf("127.0.0.1:%d", 40000+j), "127.0.0.1:9001", at+100*time.Microsecond, time.Millisecond, upReq, "GET", "/ws", "HTTP/1.1", status, accept(key))
+		leg(client, "127.0.0.1:8080", at, 2*time.Millisecond, wsReq(key, "127.0.0.1:8080"), "GET", "/ws", "HTTP/1.1", 101, accept(key))
+		leg(fmt.Sprintf("127.0.0.1:%d", 50000+j), "127.0.0.1:9001", at+110*time.Microsecond, time.Millisecond,
+			rs.Headers{{Name: "Host", Value: "h"}, {Name: "X-Forwarded-For", Value: ip}}, "GET", "/api", "HTTP/1.0", 200, nil)
+		leg(client, "127.0.0.1:8080", at+10*time.Microsecond, 2*time.Millisecond, rs.Headers{{Name: "Host", Value: "h"}}, "GET", "/api", "HTTP/1.1", 200, nil)
+	}
+	for _, f := range later {
+		f()
+	}
+	return reqs, resps, ends
+}
+
+// BenchmarkPairing feeds the analyzer the events of 1 000 proxied attempts
+// and 1 000 keep-alive GETs (built before the timer) and decides them all.
+// One op is one attempt or GET with both legs: pairing, judging, the
+// verdict and its evidence (which allocate).
 func BenchmarkPairing(b *testing.B) {
 	const n = 1000
+	reqs, resps, ends := pairingEvents(n)
+	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i += 2 * n {
-		f := newFeeder(Options{Grace: time.Second, MaxPending: 100000})
-		var answers []func()
-		for j := 0; j < n; j++ {
-			at := time.Duration(j) * 50 * time.Microsecond
-			client := fmt.Sprintf("10.0.%d.%d:%d", j>>8&255, j&255, 20000+j)
-			var k [16]byte
-			k[0], k[1] = byte(j), byte(j>>8)
-			key := base64.StdEncoding.EncodeToString(k[:])
-			up := fmt.Sprintf("127.0.0.1:%d", 40000+j)
-			_, a1 := f.exchange(client, "127.0.0.1:8080", at, 2*time.Millisecond, wsReq(key, "127.0.0.1:8080"), "GET /ws HTTP/1.1", 101, accept(key))
-			upReq := rs.Headers{{Name: "Host", Value: "127.0.0.1"}, {Name: "Sec-WebSocket-Key", Value: key}}
-			status := 400
-			if j%2 == 0 {
-				upReq = wsReq(key, "127.0.0.1")
-				status = 101
-			}
-			_, a2 := f.exchange(up, "127.0.0.1:9001", at+100*time.Microsecond, time.Millisecond, upReq, "GET /ws HTTP/1.1", status, accept(key))
-			xff := rs.Header{Name: "X-Forwarded-For", Value: client[:len(client)-6]}
-			_, a3 := f.exchange(client, "127.0.0.1:8080", at+10*time.Microsecond, 2*time.Millisecond, rs.Headers{{Name: "Host", Value: "h"}}, "GET /api HTTP/1.1", 200, nil)
-			_, a4 := f.exchange(fmt.Sprintf("127.0.0.1:%d", 50000+j), "127.0.0.1:9001", at+110*time.Microsecond, time.Millisecond, rs.Headers{{Name: "Host", Value: "h"}, xff}, "GET /api HTTP/1.0", 200, nil)
-			answers = append(answers, a2, a1, a4, a3)
+		verdicts := 0
+		a := New(Options{Grace: time.Second, MaxPending: 100000}, func(*Verdict) { verdicts++ })
+		for _, r := range reqs {
+			a.Request(r)
 		}
-		for _, a := range answers {
-			a()
+		for k := range resps {
+			a.Response(resps[k])
+			a.ConnEnd(ends[k])
 		}
-		f.a.Finish()
-		if len(f.vs) < n {
-			b.Fatalf("%d verdicts", len(f.vs))
+		a.Finish()
+		if verdicts != n {
+			b.Fatalf("%d verdicts, want %d", verdicts, n)
 		}
 	}
 }
