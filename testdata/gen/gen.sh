@@ -56,23 +56,7 @@ SCENARIOS=(
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- 1. install
-need_install=0
-for c in nginx tcpdump dumpcap editcap capinfos ss perl; do
-  command -v "$c" >/dev/null 2>&1 || need_install=1
-done
-if [[ $need_install -eq 1 ]]; then
-  log "installing nginx-light, tcpdump, wireshark-common, iproute2"
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    CREATED_POLICY=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-  apt-get update -q
-  apt-get install -y -q nginx-light tcpdump wireshark-common iproute2 perl
-  if [[ $CREATED_POLICY -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; CREATED_POLICY=0; fi
-fi
+install_missing "nginx tcpdump dumpcap editcap capinfos ss perl" nginx-light tcpdump wireshark-common iproute2 perl
 command -v go >/dev/null 2>&1 || die "go is not installed"
 
 # A system nginx started anyway: stop it through its own pidfile only.

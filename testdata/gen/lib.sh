@@ -38,6 +38,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# install_missing "CMD ..." PACKAGE...: when any command is missing,
+# installs the packages under a policy-rc.d that keeps Debian from
+# starting the daemons on 0.0.0.0:80 (removed again if we created it).
+install_missing() {
+  local c missing=0
+  for c in $1; do command -v "$c" >/dev/null 2>&1 || missing=1; done
+  shift
+  [[ $missing -eq 1 ]] || return 0
+  log "installing $*"
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    CREATED_POLICY=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -q
+  apt-get install -y -q "$@"
+  if [[ $CREATED_POLICY -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; CREATED_POLICY=0; fi
+}
+
 forget_pid() { # drop a PID we already waited for from STARTED_PIDS
   local p keep=()
   for p in "${STARTED_PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
