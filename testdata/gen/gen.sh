@@ -358,12 +358,6 @@ for n in "${SELECTED[@]}"; do
 done
 
 # ---------------------------------------------------------------- manifest
-{
-  printf 'name\texpected_code\texpected_hop\tdescription\n'
-  for s in "${SCENARIOS[@]}"; do
-    IFS='|' read -r n code hop desc <<< "$s"
-    printf '%s\t%s\t%s\t%s\n' "$n" "$code" "$hop" "$desc"
-  done
-} > "$OUT/MANIFEST.tsv"
+write_manifest "$OUT/MANIFEST.tsv"
 
 log "done: ${#SELECTED[@]} scenario(s) with nginx $NGINX_VERSION; captures in $OUT ($(du -sh "$OUT" | cut -f1))"

@@ -59,6 +59,17 @@ install_missing() {
   if [[ $CREATED_POLICY -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; CREATED_POLICY=0; fi
 }
 
+write_manifest() { # FILE: name, expected code and hop, description per scenario
+  local s n code hop desc
+  {
+    printf 'name\texpected_code\texpected_hop\tdescription\n'
+    for s in "${SCENARIOS[@]}"; do
+      IFS='|' read -r n code hop desc <<< "$s"
+      printf '%s\t%s\t%s\t%s\n' "$n" "$code" "$hop" "$desc"
+    done
+  } > "$1"
+}
+
 forget_pid() { # drop a PID we already waited for from STARTED_PIDS
   local p keep=()
   for p in "${STARTED_PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done

@@ -217,12 +217,6 @@ for n in "${SELECTED[@]}"; do
 done
 
 # ---------------------------------------------------------------- manifest
-{
-  printf 'name\texpected_code\texpected_hop\tdescription\n'
-  for s in "${SCENARIOS[@]}"; do
-    IFS='|' read -r n code hop desc <<< "$s"
-    printf '%s\t%s\t%s\t%s\n' "$n" "$code" "$hop" "$desc"
-  done
-} > "$OUT/MANIFEST-tls.tsv"
+write_manifest "$OUT/MANIFEST-tls.tsv"
 
 log "done: ${#SELECTED[@]} scenario(s) with nginx $NGINX_VERSION; TLS captures: $(du -ch "$OUT"/tls-* | tail -1 | cut -f1)"
