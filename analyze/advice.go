@@ -78,171 +78,236 @@ func isNginx(v *Verdict) (bool, [3]int) {
 }
 
 // advice returns the proxy error-log line that goes with the verdict (for
-// nginx) and the fix.
+// nginx) and the fix, from the row of its primary code.
 func advice(v *Verdict, j *judgement) (errorLog, fix string) {
-	nginx, ver := isNginx(v)
-	defaultsHTTP11 := ver[0] > 1 || ver[0] == 1 && (ver[1] > 29 || ver[1] == 29 && ver[2] >= 7)
-	proxyName := "the proxy"
+	r := rowOf(v.Code)
+	if r.advice == nil {
+		return "", r.summary // a planned code's rule came before its advice
+	}
+	return r.advice(v, j)
+}
+
+// noAdvice is for codes that are never primary (notes) or whose verdict
+// gets its fix elsewhere.
+func noAdvice(*Verdict, *judgement) (string, string) { return "", "" }
+
+func proxyName(v *Verdict) string {
 	if v.Proxy.IsValid() {
-		proxyName = "the proxy at " + v.Proxy.String()
+		return "the proxy at " + v.Proxy.String()
 	}
-	backend := "the backend"
+	return "the proxy"
+}
+
+func backendName(v *Verdict) string {
 	if v.Backend.IsValid() {
-		backend = "the backend at " + v.Backend.String()
+		return "the backend at " + v.Backend.String()
 	}
-	hasNote := func(c Code) bool {
-		for _, f := range v.Findings {
-			if f == c {
-				return true
-			}
+	return "the backend"
+}
+
+// hasFinding reports whether c is among the verdict's findings.
+func (v *Verdict) hasFinding(c Code) bool {
+	for _, f := range v.Findings {
+		if f == c {
+			return true
 		}
-		return false
 	}
-	switch v.Code {
-	case OK:
-		if hasNote(Unpaired) {
-			return "", "nothing to fix; the upstream leg is not in the capture, so only the client's side was checked"
-		}
-		return "", ""
-	case ClientNotWebSocket:
-		return "", "the client's request is not a WebSocket handshake (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, Sec-WebSocket-Version: 13): fix the client, or use a WebSocket library"
-	case UpgradeHeaderDropped, ConnectionNotUpgrade, UpstreamHTTP10:
-		if !nginx {
-			return "", upgradeFix(family(v.ProxyProduct))
-		}
-		var b strings.Builder
-		switch v.Code {
-		case UpgradeHeaderDropped:
-			b.WriteString("nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
-		case ConnectionNotUpgrade:
-			if conn := j.legHeader(1, "Connection"); conn == "" {
-				b.WriteString(`the upstream request has no Connection header (the keep-alive recipe proxy_set_header Connection ""; removes the upgrade token); use the map instead:` + "\n")
-			} else {
-				b.WriteString("nginx sends \"Connection: " + conn + "\" upstream unless told otherwise; add:\n")
-			}
-		case UpstreamHTTP10:
-			b.WriteString("the upgrade needs HTTP/1.1 upstream (some backends tolerate 1.0, many do not); add:\n")
-		}
-		b.WriteString(nginxRecipe)
-		if defaultsHTTP11 {
-			b.WriteString("\n(" + v.ProxyProduct + " already defaults to proxy_http_version 1.1, but still drops Upgrade)")
-		} else if strings.Contains(v.ProxyProduct, "/") && hasNote(UpstreamHTTP10) {
-			b.WriteString("\n(" + v.ProxyProduct + " defaults to proxy_http_version 1.0 with Connection: close)")
-		}
-		return "", b.String()
-	case WSHeaderAltered:
-		if nginx {
-			return "", "remove the proxy_set_header lines that override Sec-WebSocket-Key/-Version/-Protocol/-Extensions; nginx forwards them untouched by default"
-		}
-		return "", "make the proxy forward Sec-WebSocket-Key, -Version, -Protocol and -Extensions unchanged"
-	case UpstreamConnectFailed:
-		refused := false
-		for _, c := range j.connect {
-			if c.ServerClose.Kind == rs.CloseRST && !c.SYNACK {
-				refused = true
-			}
-		}
-		if refused {
-			el := ""
-			if nginx || j.generatedBy == "nginx" {
-				el = "connect() failed (111: Connection refused) while connecting to upstream"
-			}
-			return el, fmt.Sprintf("nothing listens at %s: start the backend, or point %s at the right address and port", strings.TrimPrefix(backend, "the backend at "), whereUpstream(family(v.ProxyProduct)))
-		}
-		el := ""
-		if nginx || j.generatedBy == "nginx" {
-			el = "upstream timed out (110: Connection timed out) while connecting to upstream"
-		}
-		return el, backend + " does not answer SYNs (down, firewalled, or wrong address): check it is up and reachable from " + proxyName
-	case UpstreamTimeout:
-		el := ""
-		if nginx {
-			el = "upstream timed out (110: Connection timed out) while reading response header from upstream"
-		}
-		return el, backend + " accepted the connection but did not answer the handshake before the proxy gave up (nginx: proxy_read_timeout, 60 s by default): check why the backend stalls on this path"
-	case UpstreamClosedEarly:
-		el := ""
-		if nginx {
-			el = "upstream prematurely closed connection while reading response header from upstream"
-		}
-		return el, backend + " closed the connection without answering the handshake: check its logs (crash, wrong protocol on that port, a TLS backend spoken to in plain HTTP)"
-	case BackendRejected:
-		switch {
-		case v.StatusBackend == 403 && hasNote(HostRewritten):
-			f := "the backend refused the handshake (403) and the proxy rewrote Host: backends that check Origin against Host (gorilla/websocket's default, Socket.IO, Django Channels' AllowedHostsOriginValidator) reject it"
-			if nginx {
-				f += "; add proxy_set_header Host $http_host; in the location ($http_host keeps the port, $host drops it, and a port-less Host fails the same check), or allow the origin in the backend"
-			}
-			return "", f
-		case v.StatusBackend == 404 && hasNote(PathRewritten):
-			f := "the proxy rewrote the path and the backend has nothing there (404)"
-			if nginx {
-				f += ": a URI part in proxy_pass (\"proxy_pass http://host/x/;\") replaces the location prefix; drop it, or fix the location/proxy_pass pair"
-			}
-			return "", f
-		}
-		return "", fmt.Sprintf("%s refused a correct upgrade with %d: the reason is in its body and logs (subprotocol, auth, origin, path)", backend, v.StatusBackend)
-	case BackendNotWebSocket:
-		return "", fmt.Sprintf("%s answered %d instead of 101: it has no WebSocket handler at this path (wrong upstream, wrong path, or an HTTP-only service)", backend, v.StatusBackend)
-	case BadAccept:
-		return "", backend + " computes Sec-WebSocket-Accept wrongly (it must be base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients close the connection; fix the backend's handshake code"
-	case ProxyRejected:
-		el := ""
-		if nginx || j.generatedBy == "nginx" {
-			switch v.StatusClient {
-			case 403:
-				el = "access forbidden by rule"
-			case 502, 503:
-				el = "no live upstreams while connecting to upstream"
-			}
-		}
-		switch {
-		case v.StatusClient == 403:
-			return el, proxyName + " refused the request itself (403: deny/allow rules, auth, or a WAF on this location); the backend never saw it"
-		case v.StatusClient == 404:
-			return el, proxyName + " has no location for this path and answered 404 itself; add a location that proxies it"
-		case v.StatusClient == 400 || v.StatusClient == 431 || v.StatusClient == 414:
-			return el, proxyName + " refused the request as malformed or too large (nginx: large_client_header_buffers)"
-		case v.StatusClient >= 500:
-			return el, proxyName + " answered " + strconv.Itoa(v.StatusClient) + " without contacting a backend (no live upstreams, or the upstream leg is not in the capture)"
-		}
-		return el, proxyName + " answered the handshake itself; the backend never saw it"
-	case Redirected:
-		return "", "WebSocket clients do not follow redirects: make the client use the final URL (see Location), or stop redirecting this path (nginx: return/rewrite rules, or a missing trailing slash on the location)"
-	case ResponseAltered:
-		return "", proxyName + " changed the backend's answer: make it relay 101 untouched (nginx: no proxy_intercept_errors or header filters on this location)"
-	case PlainHTTP:
-		return "", ""
-	case IdleTimeout:
-		el := ""
-		if nginx {
-			el = "upstream timed out (110: Connection timed out) while proxying upgraded connection (logged at info level)"
-		}
-		secs := int(j.idle.Round(time.Second) / time.Second)
-		f := fmt.Sprintf("the proxy closed the tunnel after %d s without a frame in either direction: raise %s above the longest silence", secs, timeoutName(v.ProxyProduct))
-		if nginx {
-			if secs == 60 {
-				f += " (60 s is nginx's default)"
-			}
-			f += ", e.g. proxy_read_timeout 1h; proxy_send_timeout 1h; in the location"
-		}
-		return el, f + ", or have the client or the server send a ping more often than that"
-	case MessageTooBig:
-		return "", "the receiver refuses messages this large (close 1009, or a reset mid-message): raise its limit (gorilla/websocket SetReadLimit, ws maxPayload, Tornado websocket_max_message_size …) or split messages; proxies do not limit frames after the upgrade"
-	case ClosedByBackend:
-		return "", fmt.Sprintf("the backend ended the session with close code %d: see its logs for why (4000–4999 are application codes)", sessionCode(v))
-	case ClosedByClient:
-		return "", fmt.Sprintf("the client ended the session with close code %d: see the client's code for why", sessionCode(v))
-	case AbnormalClose:
-		return "", "a side ended the TCP connection without the WebSocket closing handshake (crash, network drop, a process killed, or a proxy/firewall timeout): the other side sees code 1006; check the side named in the evidence"
-	case FrameProtocolError:
-		return "", "a side sent a frame RFC 6455 forbids (see the evidence for which rule): the receiver must fail the connection; fix that side's WebSocket library or framing code"
-	case FramesNotRelayed:
-		return "", proxyName + " took frames on one leg that never left on the other: check its buffering and error log, and for filters or middleware that consume WebSocket traffic"
-	case Unpaired:
-		return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
+	return false
+}
+
+func adviceOK(v *Verdict, _ *judgement) (string, string) {
+	if v.hasFinding(Unpaired) {
+		return "", "nothing to fix; the upstream leg is not in the capture, so only the client's side was checked"
 	}
 	return "", ""
+}
+
+func adviceClientNotWebSocket(*Verdict, *judgement) (string, string) {
+	return "", "the client's request is not a WebSocket handshake (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, Sec-WebSocket-Version: 13): fix the client, or use a WebSocket library"
+}
+
+func adviceUpgradeHeaderDropped(v *Verdict, _ *judgement) (string, string) {
+	return upgradeAdvice(v, "nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
+}
+
+func adviceConnectionNotUpgrade(v *Verdict, j *judgement) (string, string) {
+	if conn := j.legHeader(1, "Connection"); conn != "" {
+		return upgradeAdvice(v, "nginx sends \"Connection: "+conn+"\" upstream unless told otherwise; add:\n")
+	}
+	return upgradeAdvice(v, `the upstream request has no Connection header (the keep-alive recipe proxy_set_header Connection ""; removes the upgrade token); use the map instead:`+"\n")
+}
+
+func adviceUpstreamHTTP10(v *Verdict, _ *judgement) (string, string) {
+	return upgradeAdvice(v, "the upgrade needs HTTP/1.1 upstream (some backends tolerate 1.0, many do not); add:\n")
+}
+
+// upgradeAdvice is the fix for a proxy that does not forward the upgrade:
+// nginx's recipe after intro, or the product's own way.
+func upgradeAdvice(v *Verdict, intro string) (string, string) {
+	nginx, ver := isNginx(v)
+	if !nginx {
+		return "", upgradeFix(family(v.ProxyProduct))
+	}
+	defaultsHTTP11 := ver[0] > 1 || ver[0] == 1 && (ver[1] > 29 || ver[1] == 29 && ver[2] >= 7)
+	var b strings.Builder
+	b.WriteString(intro)
+	b.WriteString(nginxRecipe)
+	if defaultsHTTP11 {
+		b.WriteString("\n(" + v.ProxyProduct + " already defaults to proxy_http_version 1.1, but still drops Upgrade)")
+	} else if strings.Contains(v.ProxyProduct, "/") && v.hasFinding(UpstreamHTTP10) {
+		b.WriteString("\n(" + v.ProxyProduct + " defaults to proxy_http_version 1.0 with Connection: close)")
+	}
+	return "", b.String()
+}
+
+func adviceWSHeaderAltered(v *Verdict, _ *judgement) (string, string) {
+	if nginx, _ := isNginx(v); nginx {
+		return "", "remove the proxy_set_header lines that override Sec-WebSocket-Key/-Version/-Protocol/-Extensions; nginx forwards them untouched by default"
+	}
+	return "", "make the proxy forward Sec-WebSocket-Key, -Version, -Protocol and -Extensions unchanged"
+}
+
+func adviceUpstreamConnectFailed(v *Verdict, j *judgement) (string, string) {
+	nginx, _ := isNginx(v)
+	nginxLog := nginx || j.generatedBy == "nginx"
+	refused := false
+	for _, c := range j.connect {
+		if c.ServerClose.Kind == rs.CloseRST && !c.SYNACK {
+			refused = true
+		}
+	}
+	if refused {
+		el := ""
+		if nginxLog {
+			el = "connect() failed (111: Connection refused) while connecting to upstream"
+		}
+		return el, fmt.Sprintf("nothing listens at %s: start the backend, or point %s at the right address and port", strings.TrimPrefix(backendName(v), "the backend at "), whereUpstream(family(v.ProxyProduct)))
+	}
+	el := ""
+	if nginxLog {
+		el = "upstream timed out (110: Connection timed out) while connecting to upstream"
+	}
+	return el, backendName(v) + " does not answer SYNs (down, firewalled, or wrong address): check it is up and reachable from " + proxyName(v)
+}
+
+func adviceUpstreamTimeout(v *Verdict, _ *judgement) (string, string) {
+	el := ""
+	if nginx, _ := isNginx(v); nginx {
+		el = "upstream timed out (110: Connection timed out) while reading response header from upstream"
+	}
+	return el, backendName(v) + " accepted the connection but did not answer the handshake before the proxy gave up (nginx: proxy_read_timeout, 60 s by default): check why the backend stalls on this path"
+}
+
+func adviceUpstreamClosedEarly(v *Verdict, _ *judgement) (string, string) {
+	el := ""
+	if nginx, _ := isNginx(v); nginx {
+		el = "upstream prematurely closed connection while reading response header from upstream"
+	}
+	return el, backendName(v) + " closed the connection without answering the handshake: check its logs (crash, wrong protocol on that port, a TLS backend spoken to in plain HTTP)"
+}
+
+func adviceBackendRejected(v *Verdict, _ *judgement) (string, string) {
+	nginx, _ := isNginx(v)
+	switch {
+	case v.StatusBackend == 403 && v.hasFinding(HostRewritten):
+		f := "the backend refused the handshake (403) and the proxy rewrote Host: backends that check Origin against Host (gorilla/websocket's default, Socket.IO, Django Channels' AllowedHostsOriginValidator) reject it"
+		if nginx {
+			f += "; add proxy_set_header Host $http_host; in the location ($http_host keeps the port, $host drops it, and a port-less Host fails the same check), or allow the origin in the backend"
+		}
+		return "", f
+	case v.StatusBackend == 404 && v.hasFinding(PathRewritten):
+		f := "the proxy rewrote the path and the backend has nothing there (404)"
+		if nginx {
+			f += ": a URI part in proxy_pass (\"proxy_pass http://host/x/;\") replaces the location prefix; drop it, or fix the location/proxy_pass pair"
+		}
+		return "", f
+	}
+	return "", fmt.Sprintf("%s refused a correct upgrade with %d: the reason is in its body and logs (subprotocol, auth, origin, path)", backendName(v), v.StatusBackend)
+}
+
+func adviceBackendNotWebSocket(v *Verdict, _ *judgement) (string, string) {
+	return "", fmt.Sprintf("%s answered %d instead of 101: it has no WebSocket handler at this path (wrong upstream, wrong path, or an HTTP-only service)", backendName(v), v.StatusBackend)
+}
+
+func adviceBadAccept(v *Verdict, _ *judgement) (string, string) {
+	return "", backendName(v) + " computes Sec-WebSocket-Accept wrongly (it must be base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients close the connection; fix the backend's handshake code"
+}
+
+func adviceProxyRejected(v *Verdict, j *judgement) (string, string) {
+	el := ""
+	if nginx, _ := isNginx(v); nginx || j.generatedBy == "nginx" {
+		switch v.StatusClient {
+		case 403:
+			el = "access forbidden by rule"
+		case 502, 503:
+			el = "no live upstreams while connecting to upstream"
+		}
+	}
+	p := proxyName(v)
+	switch st := v.StatusClient; {
+	case st == 403:
+		return el, p + " refused the request itself (403: deny/allow rules, auth, or a WAF on this location); the backend never saw it"
+	case st == 404:
+		return el, p + " has no location for this path and answered 404 itself; add a location that proxies it"
+	case st == 400 || st == 431 || st == 414:
+		return el, p + " refused the request as malformed or too large (nginx: large_client_header_buffers)"
+	case st >= 500:
+		return el, p + " answered " + strconv.Itoa(st) + " without contacting a backend (no live upstreams, or the upstream leg is not in the capture)"
+	}
+	return el, p + " answered the handshake itself; the backend never saw it"
+}
+
+func adviceRedirected(*Verdict, *judgement) (string, string) {
+	return "", "WebSocket clients do not follow redirects: make the client use the final URL (see Location), or stop redirecting this path (nginx: return/rewrite rules, or a missing trailing slash on the location)"
+}
+
+func adviceResponseAltered(v *Verdict, _ *judgement) (string, string) {
+	return "", proxyName(v) + " changed the backend's answer: make it relay 101 untouched (nginx: no proxy_intercept_errors or header filters on this location)"
+}
+
+func adviceIdleTimeout(v *Verdict, j *judgement) (string, string) {
+	nginx, _ := isNginx(v)
+	el := ""
+	if nginx {
+		el = "upstream timed out (110: Connection timed out) while proxying upgraded connection (logged at info level)"
+	}
+	secs := int(j.idle.Round(time.Second) / time.Second)
+	f := fmt.Sprintf("the proxy closed the tunnel after %d s without a frame in either direction: raise %s above the longest silence", secs, timeoutName(v.ProxyProduct))
+	if nginx {
+		if secs == 60 {
+			f += " (60 s is nginx's default)"
+		}
+		f += ", e.g. proxy_read_timeout 1h; proxy_send_timeout 1h; in the location"
+	}
+	return el, f + ", or have the client or the server send a ping more often than that"
+}
+
+func adviceMessageTooBig(*Verdict, *judgement) (string, string) {
+	return "", "the receiver refuses messages this large (close 1009, or a reset mid-message): raise its limit (gorilla/websocket SetReadLimit, ws maxPayload, Tornado websocket_max_message_size …) or split messages; proxies do not limit frames after the upgrade"
+}
+
+func adviceClosedByBackend(v *Verdict, _ *judgement) (string, string) {
+	return "", fmt.Sprintf("the backend ended the session with close code %d: see its logs for why (4000–4999 are application codes)", sessionCode(v))
+}
+
+func adviceClosedByClient(v *Verdict, _ *judgement) (string, string) {
+	return "", fmt.Sprintf("the client ended the session with close code %d: see the client's code for why", sessionCode(v))
+}
+
+func adviceAbnormalClose(*Verdict, *judgement) (string, string) {
+	return "", "a side ended the TCP connection without the WebSocket closing handshake (crash, network drop, a process killed, or a proxy/firewall timeout): the other side sees code 1006; check the side named in the evidence"
+}
+
+func adviceFrameProtocolError(*Verdict, *judgement) (string, string) {
+	return "", "a side sent a frame RFC 6455 forbids (see the evidence for which rule): the receiver must fail the connection; fix that side's WebSocket library or framing code"
+}
+
+func adviceFramesNotRelayed(v *Verdict, _ *judgement) (string, string) {
+	return "", proxyName(v) + " took frames on one leg that never left on the other: check its buffering and error log, and for filters or middleware that consume WebSocket traffic"
+}
+
+func adviceUnpaired(*Verdict, *judgement) (string, string) {
+	return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
 }
 
 // legHeader returns a header of leg i's request, or "".

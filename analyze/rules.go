@@ -522,12 +522,12 @@ func (j *judgement) verdict() *Verdict {
 	var primary *finding
 	for i := range j.findings {
 		f := &j.findings[i]
-		ci := catalogue[f.code]
+		ci := rowOf(f.code)
 		if ci.note || f.note {
 			continue
 		}
-		if primary == nil || ci.stage < catalogue[primary.code].stage ||
-			ci.stage == catalogue[primary.code].stage && codeIndex(f.code) < codeIndex(primary.code) {
+		if primary == nil || ci.stage < rowOf(primary.code).stage ||
+			ci.stage == rowOf(primary.code).stage && codeIndex(f.code) < codeIndex(primary.code) {
 			primary = f
 		}
 	}
@@ -541,7 +541,7 @@ func (j *judgement) verdict() *Verdict {
 	if primary == nil {
 		v.Code, v.Severity, v.Hop = OK, SevOK, HopNone
 	} else {
-		ci := catalogue[primary.code]
+		ci := rowOf(primary.code)
 		v.Code, v.Severity, v.Hop = primary.code, ci.sev, ci.hop
 		if primary.code == UpstreamHTTP10 && !succeeded {
 			v.Severity = SevError
@@ -603,15 +603,6 @@ func legOf(x *exchange) Leg {
 		l.ResponseHeaders = x.resp.Headers
 	}
 	return l
-}
-
-func codeIndex(c Code) int {
-	for i, x := range Codes {
-		if x == c {
-			return i
-		}
-	}
-	return len(Codes)
 }
 
 // plain describes an exchange that is not a WebSocket attempt (--all).

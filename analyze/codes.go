@@ -1,0 +1,216 @@
+package analyze
+
+// Code is a stable verdict code: scripts match on these strings.
+type Code string
+
+// The verdict catalogue (DESIGN.md). Each code has one row in table below;
+// codes are appended there and never renamed (codes_test.go holds the list).
+const (
+	OK                    Code = "ok"
+	ClientNotWebSocket    Code = "client_not_websocket"
+	UpgradeHeaderDropped  Code = "upgrade_header_dropped"
+	ConnectionNotUpgrade  Code = "connection_not_upgrade"
+	UpstreamHTTP10        Code = "upstream_http10"
+	WSHeaderAltered       Code = "ws_header_altered"
+	HostRewritten         Code = "host_rewritten"
+	PathRewritten         Code = "path_rewritten"
+	UpstreamConnectFailed Code = "upstream_connect_failed"
+	UpstreamTimeout       Code = "upstream_timeout"
+	UpstreamClosedEarly   Code = "upstream_closed_early"
+	BackendRejected       Code = "backend_rejected"
+	BackendNotWebSocket   Code = "backend_not_websocket"
+	BadAccept             Code = "bad_accept"
+	ProxyRejected         Code = "proxy_rejected"
+	Redirected            Code = "redirected"
+	ResponseAltered       Code = "response_altered"
+	IdleTimeout           Code = "idle_timeout"
+	MessageTooBig         Code = "message_too_big"
+	ClosedByBackend       Code = "closed_by_backend"
+	ClosedByClient        Code = "closed_by_client"
+	AbnormalClose         Code = "abnormal_close"
+	FrameProtocolError    Code = "frame_protocol_error"
+	FramesNotRelayed      Code = "frames_not_relayed"
+	TLSHandshakeFailed    Code = "tls_handshake_failed"
+	EncryptedLeg          Code = "encrypted_leg"
+	Unpaired              Code = "unpaired"
+	// PlainHTTP marks an exchange that is no WebSocket attempt; reported
+	// only with --all and never counted as an attempt.
+	PlainHTTP Code = "plain_http"
+
+	// Planned (DESIGN.md): rows exist, no rule emits them yet.
+	HandshakeNotCaptured   Code = "handshake_not_captured"
+	FrontIdleTimeout       Code = "front_idle_timeout"
+	LifetimeLimit          Code = "lifetime_limit"
+	MassClose              Code = "mass_close"
+	StickySessionMissing   Code = "sticky_session_missing"
+	ProxyAtCapacity        Code = "proxy_at_capacity"
+	HeadersTooLarge        Code = "headers_too_large"
+	OriginMismatch         Code = "origin_mismatch"
+	UntrustedProxy         Code = "untrusted_proxy"
+	H2WebSocketRefused     Code = "h2_websocket_refused"
+	ClientHTTP2            Code = "client_http2"
+	UpstreamTLSFailed      Code = "upstream_tls_failed"
+	UpstreamSchemeMismatch Code = "upstream_scheme_mismatch"
+)
+
+// Hop is where along the chain a finding sits.
+type Hop string
+
+const (
+	HopNone    Hop = "-"
+	HopClient  Hop = "client"
+	HopFront   Hop = "front" // something in front of the captured proxy
+	HopProxy   Hop = "proxy"
+	HopConnect Hop = "connect"
+	HopBackend Hop = "backend"
+	HopSession Hop = "session"
+)
+
+// Severity orders verdicts for people and for exit codes.
+type Severity string
+
+const (
+	SevOK    Severity = "ok"
+	SevInfo  Severity = "info"
+	SevWarn  Severity = "warn"
+	SevError Severity = "error"
+)
+
+// Stages, in the order a handshake travels: the earliest stage holding a
+// finding gives the primary code; within a stage, the earlier row wins.
+const (
+	stageClient = iota
+	stageProxyRequest
+	stageConnect
+	stageBackend
+	stageProxyResponse
+	// The session stage is ordered by cause: a protocol error explains a
+	// close, a too-big message explains a reset, and so on.
+	stageSession
+	stageSessionTooBig
+	stageSessionIdle
+	stageSessionRelay
+	stageSessionAbnormal
+	stageSessionClose
+	stageNone
+)
+
+// adviceFunc returns the proxy error-log line that goes with a verdict
+// whose primary code is the row's (nginx's wording, "" when none) and the
+// fix.
+type adviceFunc func(v *Verdict, j *judgement) (errorLog, fix string)
+
+// codeRow is everything the package knows of a code but its rules.
+type codeRow struct {
+	code  Code
+	hop   Hop
+	sev   Severity // default; verdict() may raise it
+	stage int
+	// note codes explain others (a rewritten Host behind a backend 403)
+	// and are primary only when nothing else holds.
+	note    bool
+	planned bool // no rule emits it yet
+	summary string
+	advice  adviceFunc // nil only while planned
+}
+
+// table is the catalogue, in the order `wsdiag codes` lists it and ties
+// between findings of one stage are broken. Adding a code: append a
+// constant, append a row here, write its advice func (advice.go) and its
+// rule; never reorder or rename.
+var table = []codeRow{
+	{code: OK, hop: HopNone, sev: SevOK, stage: stageNone, summary: "upgrade on every leg, 101 on every leg", advice: adviceOK},
+	{code: ClientNotWebSocket, hop: HopClient, sev: SevError, stage: stageClient, summary: "the client's own request lacks Upgrade/Connection/Key/Version 13", advice: adviceClientNotWebSocket},
+	{code: UpgradeHeaderDropped, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "the client sent Upgrade: websocket, the proxy's upstream request has none", advice: adviceUpgradeHeaderDropped},
+	{code: ConnectionNotUpgrade, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "the proxy's upstream Connection header lacks the upgrade token", advice: adviceConnectionNotUpgrade},
+	{code: UpstreamHTTP10, hop: HopProxy, sev: SevWarn, stage: stageProxyRequest, summary: "the proxy's upstream request is HTTP/1.0 (nginx's default before 1.29.7)", advice: adviceUpstreamHTTP10},
+	{code: WSHeaderAltered, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "Sec-WebSocket-Key/Version/Protocol/Extensions differ or are missing upstream", advice: adviceWSHeaderAltered},
+	{code: HostRewritten, hop: HopProxy, sev: SevInfo, stage: stageProxyRequest, note: true, summary: "the upstream Host differs from the client's (finding)", advice: noAdvice},
+	{code: PathRewritten, hop: HopProxy, sev: SevInfo, stage: stageProxyRequest, note: true, summary: "the upstream path differs from the client's (finding)", advice: noAdvice},
+	{code: UpstreamConnectFailed, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "the proxy's SYN to the backend was refused or never answered", advice: adviceUpstreamConnectFailed},
+	{code: UpstreamTimeout, hop: HopBackend, sev: SevError, stage: stageBackend, summary: "the backend took the request and did not answer before the proxy gave up", advice: adviceUpstreamTimeout},
+	{code: UpstreamClosedEarly, hop: HopBackend, sev: SevError, stage: stageBackend, summary: "the backend closed before a complete response header", advice: adviceUpstreamClosedEarly},
+	{code: BackendRejected, hop: HopBackend, sev: SevError, stage: stageBackend, summary: "a correct upgrade reached the backend, which answered 4xx/5xx", advice: adviceBackendRejected},
+	{code: BackendNotWebSocket, hop: HopBackend, sev: SevError, stage: stageBackend, summary: "a correct upgrade reached the backend, which answered 2xx/3xx without 101", advice: adviceBackendNotWebSocket},
+	{code: BadAccept, hop: HopBackend, sev: SevError, stage: stageBackend, summary: "101 whose Sec-WebSocket-Accept does not match the key", advice: adviceBadAccept},
+	{code: ProxyRejected, hop: HopProxy, sev: SevError, stage: stageProxyResponse, summary: "the proxy answered with an error itself; no upstream request", advice: adviceProxyRejected},
+	{code: Redirected, hop: HopProxy, sev: SevError, stage: stageProxyResponse, summary: "the client got a redirect: WebSocket clients do not follow them", advice: adviceRedirected},
+	{code: ResponseAltered, hop: HopProxy, sev: SevError, stage: stageProxyResponse, summary: "the proxy did not relay the backend's answer as it was", advice: adviceResponseAltered},
+	{code: IdleTimeout, hop: HopSession, sev: SevWarn, stage: stageSessionIdle, summary: "after 101 the proxy closed both legs after N s without frames", advice: adviceIdleTimeout},
+	{code: MessageTooBig, hop: HopSession, sev: SevError, stage: stageSessionTooBig, summary: "close 1009, or the backend dropping the connection mid-message", advice: adviceMessageTooBig},
+	{code: ClosedByBackend, hop: HopSession, sev: SevWarn, stage: stageSessionClose, summary: "the backend sent a close frame", advice: adviceClosedByBackend},
+	{code: ClosedByClient, hop: HopSession, sev: SevWarn, stage: stageSessionClose, summary: "the client sent a close frame", advice: adviceClosedByClient},
+	{code: AbnormalClose, hop: HopSession, sev: SevWarn, stage: stageSessionAbnormal, summary: "RST or FIN without a close frame", advice: adviceAbnormalClose},
+	{code: FrameProtocolError, hop: HopSession, sev: SevError, stage: stageSession, summary: "an invalid WebSocket frame", advice: adviceFrameProtocolError},
+	{code: FramesNotRelayed, hop: HopSession, sev: SevError, stage: stageSessionRelay, summary: "frames in on one leg never left on the other", advice: adviceFramesNotRelayed},
+	// tlsFailure (tls.go) builds this verdict and its fix from the alert.
+	{code: TLSHandshakeFailed, hop: HopClient, sev: SevError, stage: stageClient, summary: "TLS alert or abandoned handshake on a TLS leg", advice: noAdvice},
+	{code: EncryptedLeg, hop: HopNone, sev: SevInfo, stage: stageNone, note: true, summary: "the client leg is TLS without keys: judged from the upstream leg", advice: noAdvice},
+	{code: Unpaired, hop: HopNone, sev: SevWarn, stage: stageNone, note: true, summary: "only one leg is in the capture, and it hides the cause", advice: adviceUnpaired},
+	{code: PlainHTTP, hop: HopNone, sev: SevInfo, stage: stageNone, note: true, summary: "a plain HTTP exchange, not a WebSocket attempt (shown with --all)", advice: noAdvice},
+
+	// Planned: no advice func yet, the summary stands in. A rule's author
+	// drops planned and adds the advice. Stages put a code before the one
+	// it refines (untrusted_proxy before backend_rejected).
+	{code: HandshakeNotCaptured, hop: HopSession, sev: SevInfo, stage: stageNone, note: true, planned: true, summary: "the session started before the capture: its handshake is not in it (finding)", advice: noAdvice},
+	{code: FrontIdleTimeout, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, planned: true, summary: "something in front of the proxy cut the client leg after N s without frames"},
+	{code: LifetimeLimit, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, planned: true, summary: "the client leg was cut at a fixed age despite traffic (a maximum connection lifetime)"},
+	{code: MassClose, hop: HopSession, sev: SevWarn, stage: stageSessionIdle, planned: true, summary: "many tunnels closed by the proxy within a short window (reload, restart, deploy)"},
+	{code: StickySessionMissing, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "the session's polling handshake and its upgrade reached different backends"},
+	{code: ProxyAtCapacity, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "new attempts fail while the open tunnels sit at a plateau (worker_connections, file descriptors)"},
+	{code: HeadersTooLarge, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "the handshake's header block was refused as too large (400/431)"},
+	{code: OriginMismatch, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "the backend refused the Origin against the Host or scheme it received"},
+	{code: UntrustedProxy, hop: HopBackend, sev: SevError, stage: stageConnect, planned: true, summary: "the backend refused X-Forwarded-For from a proxy not in its trusted list"},
+	{code: H2WebSocketRefused, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "an HTTP/2 extended CONNECT (RFC 8441) was refused or never advertised"},
+	{code: ClientHTTP2, hop: HopClient, sev: SevInfo, stage: stageNone, note: true, planned: true, summary: "the client leg is HTTP/2 (ALPN h2) (finding)", advice: noAdvice},
+	{code: UpstreamTLSFailed, hop: HopConnect, sev: SevError, stage: stageConnect, planned: true, summary: "the backend refused the proxy's TLS handshake (no SNI, certificate not verified)"},
+	{code: UpstreamSchemeMismatch, hop: HopConnect, sev: SevError, stage: stageConnect, planned: true, summary: "plain HTTP to a TLS port, or TLS to a plain one, on the upstream leg"},
+}
+
+// rowIndex maps a code to its row in table; built in init so that advice
+// funcs may look rows up without an initialization cycle.
+var rowIndex map[Code]int
+
+// Codes lists every code in table order (for documentation and tests).
+var Codes []Code
+
+func init() {
+	rowIndex = make(map[Code]int, len(table))
+	Codes = make([]Code, len(table))
+	for i, r := range table {
+		rowIndex[r.code] = i
+		Codes[i] = r.code
+	}
+}
+
+// rowOf returns c's row; an unknown code gets an empty row ordered last.
+func rowOf(c Code) *codeRow {
+	if i, ok := rowIndex[c]; ok {
+		return &table[i]
+	}
+	return &codeRow{code: c, hop: HopNone, stage: stageNone}
+}
+
+// codeIndex is c's position in table (len(table) when unknown).
+func codeIndex(c Code) int {
+	if i, ok := rowIndex[c]; ok {
+		return i
+	}
+	return len(table)
+}
+
+// Describe returns the hop and default severity of a code.
+func Describe(c Code) (Hop, Severity) {
+	r := rowOf(c)
+	return r.hop, r.sev
+}
+
+// Summary is a one-line description of a code; a code no rule emits yet
+// says so.
+func Summary(c Code) string {
+	r := rowOf(c)
+	if r.planned {
+		return "(planned) " + r.summary
+	}
+	return r.summary
+}
