@@ -1,8 +1,3 @@
-// Package analyze pairs the HTTP exchanges of each hop of a reverse proxy
-// (client→proxy, proxy→backend, …) into WebSocket attempts and judges each
-// attempt: where the upgrade broke, why, the evidence from each leg, and the
-// fix. It is fed reassembly's events and knows nothing about packets or
-// output formats.
 package analyze
 
 import (

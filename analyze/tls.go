@@ -33,7 +33,7 @@ func (a *Analyzer) TLSStart(e *rs.TLSStart) {
 }
 
 // tlsEnded records the end of a TLS connection and judges a failed
-// handshake. It reports whether e belonged to a TLS leg.
+// handshake.
 func (a *Analyzer) tlsEnded(e *rs.ConnEnd) {
 	l := a.tlsLegs[e.ID]
 	if l == nil || e.TLSInfo == nil {
