@@ -80,16 +80,27 @@ func sizeText(n uint64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// sessionRules judge an attempt whose client got a 101.
+// sessionRules judge an attempt whose client got a 101, in steps ordered
+// by cause: a later step may look at what an earlier one found.
 func (j *judgement) sessionRules() {
 	legs := j.upgradedLegs()
 	if len(legs) == 0 || legs[0].i != 0 {
 		return
 	}
-	A := legs[0] // with an encrypted client leg: the first upstream leg
-	L := legs[len(legs)-1]
-	n := len(j.chain)
-	// 1. Frames that break the protocol.
+	j.protocolErrorRule(legs)
+	j.tooBigRule(legs)
+	j.idleRule(legs)
+	j.relayRule(legs)
+	if !j.has(IdleTimeout) {
+		j.abnormal(legs[0], legs[len(legs)-1])
+	}
+	j.closeFrameRule(legs)
+}
+
+// protocolErrorRule: frames that break the protocol. In these rules legs
+// are the upgraded legs, the client's first (with an encrypted client leg:
+// the first upstream leg).
+func (j *judgement) protocolErrorRule(legs []wsLeg) {
 	for _, l := range legs {
 		for _, c2s := range []bool{true, false} {
 			d := dirOf(l.ws, c2s)
@@ -98,9 +109,13 @@ func (j *judgement) sessionRules() {
 			}
 		}
 	}
-	// 2. A message too big for the receiver: close 1009, or the backend
-	// dropping the connection in the middle of a large message.
-	// The backend's leg first: a proxy only relays the 1009.
+}
+
+// tooBigRule: a message too big for the receiver: close 1009, or the
+// backend dropping the connection in the middle of a large message. The
+// backend's leg first: a proxy only relays the 1009.
+func (j *judgement) tooBigRule(legs []wsLeg) {
+	A, L := legs[0], legs[len(legs)-1]
 	for k := len(legs) - 1; k >= 0 && !j.has(MessageTooBig); k-- {
 		l := legs[k]
 		for _, c2s := range []bool{false, true} {
@@ -125,75 +140,92 @@ func (j *judgement) sessionRules() {
 		j.add(MessageTooBig, L.i, fmt.Sprintf("%s: the %s ended the connection (%s) in the middle of a %s message, without a close frame",
 			j.dirName(L.i, false), j.sender(L.i, false), c.Kind, sizeText(L.ws.C2S.MaxFrame)))
 	}
-	// 3. The proxy closed an idle tunnel: both legs ended by the proxy,
-	// with no close frame, after a silence in every direction.
-	if (n > 1 || j.encrypted != nil && j.encrypted.end != nil) && len(legs) == n {
-		sa, ca := A.end.FirstClose()
-		proxyA := sa == rs.SideServer && A.ws.S2C.CloseAt.IsZero() && A.ws.C2S.CloseAt.IsZero()
-		if j.encrypted != nil {
-			// the client's TLS leg: who closed it, frames unseen
-			sa, ca = j.encrypted.end.FirstClose()
-			proxyA = sa == rs.SideServer
-		}
-		sl, cl := L.end.FirstClose()
-		proxyL := sl == rs.SideClient && L.ws.C2S.CloseAt.IsZero() && L.ws.S2C.CloseAt.IsZero()
-		if proxyA && proxyL {
-			last := j.chain[0].resp.End
-			pings := uint32(0)
-			for _, l := range legs {
-				for _, c2s := range []bool{true, false} {
-					d := dirOf(l.ws, c2s)
-					if d.Last.After(last) {
-						last = d.Last
-					}
-					pings += d.Pings
-				}
+}
+
+// idleRule: the proxy closed an idle tunnel: both legs ended by the proxy,
+// with no close frame, after a silence in every direction.
+func (j *judgement) idleRule(legs []wsLeg) {
+	A, L := legs[0], legs[len(legs)-1]
+	n := len(j.chain)
+	if !(n > 1 || j.encrypted != nil && j.encrypted.end != nil) || len(legs) != n {
+		return
+	}
+	sa, ca := A.end.FirstClose()
+	proxyA := sa == rs.SideServer && A.ws.S2C.CloseAt.IsZero() && A.ws.C2S.CloseAt.IsZero()
+	if j.encrypted != nil {
+		// the client's TLS leg: who closed it, frames unseen
+		sa, ca = j.encrypted.end.FirstClose()
+		proxyA = sa == rs.SideServer
+	}
+	sl, cl := L.end.FirstClose()
+	proxyL := sl == rs.SideClient && L.ws.C2S.CloseAt.IsZero() && L.ws.S2C.CloseAt.IsZero()
+	if !proxyA || !proxyL {
+		return
+	}
+	last := j.chain[0].resp.End
+	pings := uint32(0)
+	for _, l := range legs {
+		for _, c2s := range []bool{true, false} {
+			d := dirOf(l.ws, c2s)
+			if d.Last.After(last) {
+				last = d.Last
 			}
-			first := cl.Time
-			if ca.Time.Before(first) {
-				first = ca.Time
-			}
-			if idle := first.Sub(last); idle >= time.Second {
-				ping := "no pings were sent"
-				if pings > 0 {
-					ping = fmt.Sprintf("%d pings were sent, but none in the last %s", pings, dur(idle))
-				}
-				j.idle = idle
-				j.add(IdleTimeout, 0, fmt.Sprintf("no frame in either direction for %s (last at %s); then the proxy closed the backend leg (%s) at %s and the client leg (%s) at %s, without close frames",
-					dur(idle), ts(last), cl.Kind, ts(cl.Time), ca.Kind, ts(ca.Time)), ping)
-			}
+			pings += d.Pings
 		}
 	}
-	// 4. Frames in on one leg that never left on the other.
-	if n > 1 && len(legs) == n && A.end.Reason != rs.EndCapture && L.end.Reason != rs.EndCapture {
-		check := func(in *rs.WSDir, inName string, out *rs.WSDir, outName string) {
-			if in.Degraded || out.Degraded || in.ProtocolError != "" {
-				return
-			}
-			if in.Frames > out.Frames+1 {
-				j.add(FramesNotRelayed, 0, fmt.Sprintf("%s: %d frames (%s); %s: %d frames (%s)", inName, in.Frames, sizeText(in.Bytes), outName, out.Frames, sizeText(out.Bytes)))
-			}
-		}
-		check(&A.ws.C2S, j.dirName(0, true), &L.ws.C2S, j.dirName(L.i, true))
-		check(&L.ws.S2C, j.dirName(L.i, false), &A.ws.S2C, j.dirName(0, false))
+	first := cl.Time
+	if ca.Time.Before(first) {
+		first = ca.Time
 	}
-	// 5. A connection ended without the closing handshake.
-	if !j.has(IdleTimeout) {
-		j.abnormal(A, L)
+	idle := first.Sub(last)
+	if idle < time.Second {
+		return
 	}
-	// 6. Who sent the first close frame, and with which code.
-	by, d, i, c2s := j.firstCloseFrame(A, L)
-	if d != nil {
-		code := ClosedByClient
-		if by != "client" {
-			code = ClosedByBackend
+	ping := "no pings were sent"
+	if pings > 0 {
+		ping = fmt.Sprintf("%d pings were sent, but none in the last %s", pings, dur(idle))
+	}
+	j.idle = idle
+	j.add(IdleTimeout, 0, fmt.Sprintf("no frame in either direction for %s (last at %s); then the proxy closed the backend leg (%s) at %s and the client leg (%s) at %s, without close frames",
+		dur(idle), ts(last), cl.Kind, ts(cl.Time), ca.Kind, ts(ca.Time)), ping)
+}
+
+// relayRule: frames in on one leg that never left on the other.
+func (j *judgement) relayRule(legs []wsLeg) {
+	A, L := legs[0], legs[len(legs)-1]
+	n := len(j.chain)
+	if n < 2 || len(legs) != n || A.end.Reason == rs.EndCapture || L.end.Reason == rs.EndCapture {
+		return
+	}
+	check := func(in *rs.WSDir, inName string, out *rs.WSDir, outName string) {
+		if in.Degraded || out.Degraded || in.ProtocolError != "" {
+			return
 		}
-		ev := fmt.Sprintf("%s: %s sent %s at %s", j.dirName(i, c2s), by, closeText(d), ts(d.CloseAt))
-		if normalClose(d.CloseCode) {
-			j.addNote(code, i, ev)
-		} else if !j.has(MessageTooBig) {
-			j.add(code, i, ev)
+		if in.Frames > out.Frames+1 {
+			j.add(FramesNotRelayed, 0, fmt.Sprintf("%s: %d frames (%s); %s: %d frames (%s)", inName, in.Frames, sizeText(in.Bytes), outName, out.Frames, sizeText(out.Bytes)))
 		}
+	}
+	check(&A.ws.C2S, j.dirName(0, true), &L.ws.C2S, j.dirName(L.i, true))
+	check(&L.ws.S2C, j.dirName(L.i, false), &A.ws.S2C, j.dirName(0, false))
+}
+
+// closeFrameRule: who sent the first close frame, and with which code. A
+// normal code is a note; an unusual one the verdict, unless a too-big
+// message explains it.
+func (j *judgement) closeFrameRule(legs []wsLeg) {
+	by, d, i, c2s := j.firstCloseFrame(legs[0], legs[len(legs)-1])
+	if d == nil {
+		return
+	}
+	code := ClosedByClient
+	if by != "client" {
+		code = ClosedByBackend
+	}
+	ev := fmt.Sprintf("%s: %s sent %s at %s", j.dirName(i, c2s), by, closeText(d), ts(d.CloseAt))
+	if normalClose(d.CloseCode) {
+		j.addNote(code, i, ev)
+	} else if !j.has(MessageTooBig) {
+		j.add(code, i, ev)
 	}
 }
 
