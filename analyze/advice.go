@@ -84,12 +84,27 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 	if r.advice == nil {
 		return "", r.summary // a planned code's rule came before its advice
 	}
-	return r.advice(v, j)
+	return r.advice(v, facts{
+		generatedBy:        j.generatedBy,
+		connect:            j.connect,
+		idle:               j.idle,
+		upstreamConnection: j.legHeader(1, "Connection"),
+	})
+}
+
+// facts is what advice funcs know of the judgement beyond the verdict.
+// It goes by value: a *judgement passed to a func value would move every
+// judgement to the heap.
+type facts struct {
+	generatedBy        string        // the proxy product whose error page the client got
+	connect            []*rs.ConnEnd // failed connect attempts behind a proxy error
+	idle               time.Duration // the silence before an idle_timeout
+	upstreamConnection string        // the Connection header of the first upstream request
 }
 
 // noAdvice is for codes that are never primary (notes) or whose verdict
 // gets its fix elsewhere.
-func noAdvice(*Verdict, *judgement) (string, string) { return "", "" }
+func noAdvice(*Verdict, facts) (string, string) { return "", "" }
 
 func proxyName(v *Verdict) string {
 	if v.Proxy.IsValid() {
@@ -115,29 +130,29 @@ func (v *Verdict) hasFinding(c Code) bool {
 	return false
 }
 
-func adviceOK(v *Verdict, _ *judgement) (string, string) {
+func adviceOK(v *Verdict, _ facts) (string, string) {
 	if v.hasFinding(Unpaired) {
 		return "", "nothing to fix; the upstream leg is not in the capture, so only the client's side was checked"
 	}
 	return "", ""
 }
 
-func adviceClientNotWebSocket(*Verdict, *judgement) (string, string) {
+func adviceClientNotWebSocket(*Verdict, facts) (string, string) {
 	return "", "the client's request is not a WebSocket handshake (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, Sec-WebSocket-Version: 13): fix the client, or use a WebSocket library"
 }
 
-func adviceUpgradeHeaderDropped(v *Verdict, _ *judgement) (string, string) {
+func adviceUpgradeHeaderDropped(v *Verdict, _ facts) (string, string) {
 	return upgradeAdvice(v, "nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
 }
 
-func adviceConnectionNotUpgrade(v *Verdict, j *judgement) (string, string) {
-	if conn := j.legHeader(1, "Connection"); conn != "" {
+func adviceConnectionNotUpgrade(v *Verdict, f facts) (string, string) {
+	if conn := f.upstreamConnection; conn != "" {
 		return upgradeAdvice(v, "nginx sends \"Connection: "+conn+"\" upstream unless told otherwise; add:\n")
 	}
 	return upgradeAdvice(v, `the upstream request has no Connection header (the keep-alive recipe proxy_set_header Connection ""; removes the upgrade token); use the map instead:`+"\n")
 }
 
-func adviceUpstreamHTTP10(v *Verdict, _ *judgement) (string, string) {
+func adviceUpstreamHTTP10(v *Verdict, _ facts) (string, string) {
 	return upgradeAdvice(v, "the upgrade needs HTTP/1.1 upstream (some backends tolerate 1.0, many do not); add:\n")
 }
 
@@ -160,18 +175,18 @@ func upgradeAdvice(v *Verdict, intro string) (string, string) {
 	return "", b.String()
 }
 
-func adviceWSHeaderAltered(v *Verdict, _ *judgement) (string, string) {
+func adviceWSHeaderAltered(v *Verdict, _ facts) (string, string) {
 	if nginx, _ := isNginx(v); nginx {
 		return "", "remove the proxy_set_header lines that override Sec-WebSocket-Key/-Version/-Protocol/-Extensions; nginx forwards them untouched by default"
 	}
 	return "", "make the proxy forward Sec-WebSocket-Key, -Version, -Protocol and -Extensions unchanged"
 }
 
-func adviceUpstreamConnectFailed(v *Verdict, j *judgement) (string, string) {
+func adviceUpstreamConnectFailed(v *Verdict, f facts) (string, string) {
 	nginx, _ := isNginx(v)
-	nginxLog := nginx || j.generatedBy == "nginx"
+	nginxLog := nginx || f.generatedBy == "nginx"
 	refused := false
-	for _, c := range j.connect {
+	for _, c := range f.connect {
 		if c.ServerClose.Kind == rs.CloseRST && !c.SYNACK {
 			refused = true
 		}
@@ -190,7 +205,7 @@ func adviceUpstreamConnectFailed(v *Verdict, j *judgement) (string, string) {
 	return el, backendName(v) + " does not answer SYNs (down, firewalled, or wrong address): check it is up and reachable from " + proxyName(v)
 }
 
-func adviceUpstreamTimeout(v *Verdict, _ *judgement) (string, string) {
+func adviceUpstreamTimeout(v *Verdict, _ facts) (string, string) {
 	el := ""
 	if nginx, _ := isNginx(v); nginx {
 		el = "upstream timed out (110: Connection timed out) while reading response header from upstream"
@@ -198,7 +213,7 @@ func adviceUpstreamTimeout(v *Verdict, _ *judgement) (string, string) {
 	return el, backendName(v) + " accepted the connection but did not answer the handshake before the proxy gave up (nginx: proxy_read_timeout, 60 s by default): check why the backend stalls on this path"
 }
 
-func adviceUpstreamClosedEarly(v *Verdict, _ *judgement) (string, string) {
+func adviceUpstreamClosedEarly(v *Verdict, _ facts) (string, string) {
 	el := ""
 	if nginx, _ := isNginx(v); nginx {
 		el = "upstream prematurely closed connection while reading response header from upstream"
@@ -206,7 +221,7 @@ func adviceUpstreamClosedEarly(v *Verdict, _ *judgement) (string, string) {
 	return el, backendName(v) + " closed the connection without answering the handshake: check its logs (crash, wrong protocol on that port, a TLS backend spoken to in plain HTTP)"
 }
 
-func adviceBackendRejected(v *Verdict, _ *judgement) (string, string) {
+func adviceBackendRejected(v *Verdict, _ facts) (string, string) {
 	nginx, _ := isNginx(v)
 	switch {
 	case v.StatusBackend == 403 && v.hasFinding(HostRewritten):
@@ -225,17 +240,17 @@ func adviceBackendRejected(v *Verdict, _ *judgement) (string, string) {
 	return "", fmt.Sprintf("%s refused a correct upgrade with %d: the reason is in its body and logs (subprotocol, auth, origin, path)", backendName(v), v.StatusBackend)
 }
 
-func adviceBackendNotWebSocket(v *Verdict, _ *judgement) (string, string) {
+func adviceBackendNotWebSocket(v *Verdict, _ facts) (string, string) {
 	return "", fmt.Sprintf("%s answered %d instead of 101: it has no WebSocket handler at this path (wrong upstream, wrong path, or an HTTP-only service)", backendName(v), v.StatusBackend)
 }
 
-func adviceBadAccept(v *Verdict, _ *judgement) (string, string) {
+func adviceBadAccept(v *Verdict, _ facts) (string, string) {
 	return "", backendName(v) + " computes Sec-WebSocket-Accept wrongly (it must be base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients close the connection; fix the backend's handshake code"
 }
 
-func adviceProxyRejected(v *Verdict, j *judgement) (string, string) {
+func adviceProxyRejected(v *Verdict, f facts) (string, string) {
 	el := ""
-	if nginx, _ := isNginx(v); nginx || j.generatedBy == "nginx" {
+	if nginx, _ := isNginx(v); nginx || f.generatedBy == "nginx" {
 		switch v.StatusClient {
 		case 403:
 			el = "access forbidden by rule"
@@ -257,56 +272,56 @@ func adviceProxyRejected(v *Verdict, j *judgement) (string, string) {
 	return el, p + " answered the handshake itself; the backend never saw it"
 }
 
-func adviceRedirected(*Verdict, *judgement) (string, string) {
+func adviceRedirected(*Verdict, facts) (string, string) {
 	return "", "WebSocket clients do not follow redirects: make the client use the final URL (see Location), or stop redirecting this path (nginx: return/rewrite rules, or a missing trailing slash on the location)"
 }
 
-func adviceResponseAltered(v *Verdict, _ *judgement) (string, string) {
+func adviceResponseAltered(v *Verdict, _ facts) (string, string) {
 	return "", proxyName(v) + " changed the backend's answer: make it relay 101 untouched (nginx: no proxy_intercept_errors or header filters on this location)"
 }
 
-func adviceIdleTimeout(v *Verdict, j *judgement) (string, string) {
+func adviceIdleTimeout(v *Verdict, f facts) (string, string) {
 	nginx, _ := isNginx(v)
 	el := ""
 	if nginx {
 		el = "upstream timed out (110: Connection timed out) while proxying upgraded connection (logged at info level)"
 	}
-	secs := int(j.idle.Round(time.Second) / time.Second)
-	f := fmt.Sprintf("the proxy closed the tunnel after %d s without a frame in either direction: raise %s above the longest silence", secs, timeoutName(v.ProxyProduct))
+	secs := int(f.idle.Round(time.Second) / time.Second)
+	fix := fmt.Sprintf("the proxy closed the tunnel after %d s without a frame in either direction: raise %s above the longest silence", secs, timeoutName(v.ProxyProduct))
 	if nginx {
 		if secs == 60 {
-			f += " (60 s is nginx's default)"
+			fix += " (60 s is nginx's default)"
 		}
-		f += ", e.g. proxy_read_timeout 1h; proxy_send_timeout 1h; in the location"
+		fix += ", e.g. proxy_read_timeout 1h; proxy_send_timeout 1h; in the location"
 	}
-	return el, f + ", or have the client or the server send a ping more often than that"
+	return el, fix + ", or have the client or the server send a ping more often than that"
 }
 
-func adviceMessageTooBig(*Verdict, *judgement) (string, string) {
+func adviceMessageTooBig(*Verdict, facts) (string, string) {
 	return "", "the receiver refuses messages this large (close 1009, or a reset mid-message): raise its limit (gorilla/websocket SetReadLimit, ws maxPayload, Tornado websocket_max_message_size …) or split messages; proxies do not limit frames after the upgrade"
 }
 
-func adviceClosedByBackend(v *Verdict, _ *judgement) (string, string) {
+func adviceClosedByBackend(v *Verdict, _ facts) (string, string) {
 	return "", fmt.Sprintf("the backend ended the session with close code %d: see its logs for why (4000–4999 are application codes)", sessionCode(v))
 }
 
-func adviceClosedByClient(v *Verdict, _ *judgement) (string, string) {
+func adviceClosedByClient(v *Verdict, _ facts) (string, string) {
 	return "", fmt.Sprintf("the client ended the session with close code %d: see the client's code for why", sessionCode(v))
 }
 
-func adviceAbnormalClose(*Verdict, *judgement) (string, string) {
+func adviceAbnormalClose(*Verdict, facts) (string, string) {
 	return "", "a side ended the TCP connection without the WebSocket closing handshake (crash, network drop, a process killed, or a proxy/firewall timeout): the other side sees code 1006; check the side named in the evidence"
 }
 
-func adviceFrameProtocolError(*Verdict, *judgement) (string, string) {
+func adviceFrameProtocolError(*Verdict, facts) (string, string) {
 	return "", "a side sent a frame RFC 6455 forbids (see the evidence for which rule): the receiver must fail the connection; fix that side's WebSocket library or framing code"
 }
 
-func adviceFramesNotRelayed(v *Verdict, _ *judgement) (string, string) {
+func adviceFramesNotRelayed(v *Verdict, _ facts) (string, string) {
 	return "", proxyName(v) + " took frames on one leg that never left on the other: check its buffering and error log, and for filters or middleware that consume WebSocket traffic"
 }
 
-func adviceUnpaired(*Verdict, *judgement) (string, string) {
+func adviceUnpaired(*Verdict, facts) (string, string) {
 	return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
 }
 

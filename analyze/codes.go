@@ -98,7 +98,7 @@ const (
 // adviceFunc returns the proxy error-log line that goes with a verdict
 // whose primary code is the row's (nginx's wording, "" when none) and the
 // fix.
-type adviceFunc func(v *Verdict, j *judgement) (errorLog, fix string)
+type adviceFunc func(v *Verdict, f facts) (errorLog, fix string)
 
 // codeRow is everything the package knows of a code but its rules.
 type codeRow struct {
