@@ -115,9 +115,14 @@ type codeRow struct {
 }
 
 // table is the catalogue, in the order `wsdiag codes` lists it and ties
-// between findings of one stage are broken. Adding a code: append a
-// constant, append a row here, write its advice func (advice.go) and its
-// rule; never reorder or rename.
+// between findings of one stage are broken. Adding a code:
+//  1. append its constant above and its string to stableCodes (codes_test.go);
+//  2. append its row here (or drop planned from its row);
+//  3. write its advice func in advice.go (a field in facts if it needs more);
+//  4. write its rule (rules.go, session.go) calling j.add, with a case in
+//     rules_test.go, and a row in README's verdict tables.
+//
+// Never reorder or rename: scripts match on the strings.
 var table = []codeRow{
 	{code: OK, hop: HopNone, sev: SevOK, stage: stageNone, summary: "upgrade on every leg, 101 on every leg", advice: adviceOK},
 	{code: ClientNotWebSocket, hop: HopClient, sev: SevError, stage: stageClient, summary: "the client's own request lacks Upgrade/Connection/Key/Version 13", advice: adviceClientNotWebSocket},
