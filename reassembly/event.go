@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/wsframe"
 	"net/netip"
 	"strings"
 	"time"
@@ -202,31 +203,11 @@ type TLSSink interface {
 	TLSStart(*TLSStart)
 }
 
-// WSSession is what the two directions of an upgraded connection carried.
-type WSSession struct {
-	C2S, S2C WSDir // client→server, server→client
-}
-
-// WSDir sums up one direction of WebSocket frames (RFC 6455).
-type WSDir struct {
-	Frames, DataFrames uint64
-	Bytes              uint64 // frame payload
-	MaxFrame           uint64 // largest declared frame payload
-	MaxMessage         uint64 // largest complete message
-	Pings, Pongs       uint32
-	First, Last        time.Time // first and latest frame
-	LongestSilence     time.Duration
-	SilenceStart       time.Time
-	CloseAt            time.Time // first close frame; zero: none
-	CloseCode          uint16    // 1005: a close frame without a code; 0: incomplete
-	CloseReason        string
-	FramesAfterClose   uint32
-	ProtocolError      string // the first violation, parsing stopped there
-	ErrorAt            time.Time
-	InMessage          bool   // a data message was incomplete at the end
-	MessageLen         uint64 // its bytes so far
-	Degraded           bool   // a gap lost a frame boundary
-}
+// WSSession and WSDir are the WebSocket figures of an upgraded connection.
+type (
+	WSSession = wsframe.Summary
+	WSDir     = wsframe.DirSummary
+)
 
 // FirstClose returns the side that closed first and how.
 func (e *ConnEnd) FirstClose() (Side, Close) {

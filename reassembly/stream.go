@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/wsframe"
 	"net/netip"
 	"strconv"
 	"time"
@@ -28,10 +29,10 @@ type stream struct {
 	gaps        int
 	upgradeTime time.Time
 	nreq, nresp int
-	pending     []*Request // requests waiting for a response, oldest first
-	ws          *wsSession // frames after a 101
-	tls         *tlsConn   // a TLS connection: bytes go through it first
-	cur         *Response  // response whose body prefix is being collected
+	pending     []*Request       // requests waiting for a response, oldest first
+	ws          *wsframe.Session // frames after a 101
+	tls         *tlsConn         // a TLS connection: bytes go through it first
+	cur         *Response        // response whose body prefix is being collected
 	hdrStart    [2]time.Time
 
 	fast // in-order tracking while the connection needs no reassembly
@@ -171,7 +172,7 @@ func (s *stream) gap(d int, n int) {
 		}
 	case stTunnel:
 		if s.ws != nil {
-			s.ws.gap(d, n)
+			s.ws.Gap(d, n)
 		}
 		return
 	case stUntilClose, stDead:
@@ -342,7 +343,7 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 		case stTunnel:
 			// Bytes after a 101 in the same segment are already frames.
 			if s.ws != nil {
-				s.ws.feed(d, data, t)
+				s.ws.Feed(d, data, t)
 			}
 			return
 		case stResync:
@@ -481,8 +482,8 @@ func (s *stream) onBlock(d int, raw []byte, t time.Time, truncated bool) {
 			s.dir[i].state = stTunnel
 			s.dir[i].buf = nil
 		}
-		s.ws = &wsSession{}
-		s.ws.init(int(s.clientDir), deflateNegotiated(resp.Headers))
+		s.ws = &wsframe.Session{}
+		s.ws.Init(int(s.clientDir), wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
 		s.pending = nil
 		return
 	}
@@ -578,7 +579,7 @@ func (s *stream) finish() {
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
 		Requests: s.nreq, Responses: s.nresp}
 	if s.ws != nil {
-		e.WS = s.ws.export(c)
+		e.WS = s.ws.Summary(c)
 	}
 	if s.tls != nil {
 		info := *s.tls.info()

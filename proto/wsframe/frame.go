@@ -1,4 +1,4 @@
-package reassembly
+package wsframe
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package reassembly
+package wsframe
 
 import (
 	"bytes"
@@ -499,15 +499,15 @@ func TestFrameAllocs(t *testing.T) {
 
 func TestDeflateNegotiated(t *testing.T) {
 	for _, c := range []struct {
-		h    Headers
+		h    []string
 		want bool
 	}{
 		{nil, false},
-		{Headers{{"Sec-WebSocket-Extensions", "permessage-deflate"}}, true},
-		{Headers{{"sec-websocket-extensions", "x-foo, Permessage-Deflate; client_max_window_bits=15"}}, true},
-		{Headers{{"Sec-WebSocket-Extensions", "x-webkit-deflate-frame"}}, false},
+		{[]string{"permessage-deflate"}, true},
+		{[]string{"x-foo, Permessage-Deflate; client_max_window_bits=15"}, true},
+		{[]string{"x-webkit-deflate-frame"}, false},
 	} {
-		if got := deflateNegotiated(c.h); got != c.want {
+		if got := DeflateNegotiated(c.h); got != c.want {
 			t.Errorf("%v: %v", c.h, got)
 		}
 	}

@@ -1,4 +1,4 @@
-package reassembly
+package wsframe
 
 import (
 	"testing"
@@ -10,22 +10,22 @@ import (
 // is embedded in every upgraded connection of a busy proxy host.
 func TestSessionStateSize(t *testing.T) {
 	const limit = 512
-	s, p, st := unsafe.Sizeof(wsSession{}), unsafe.Sizeof(frameParser{}), unsafe.Sizeof(wsDirStats{})
-	t.Logf("wsSession %d bytes (per direction: frameParser %d + wsDirStats %d)", s, p, st)
+	s, p, st := unsafe.Sizeof(Session{}), unsafe.Sizeof(frameParser{}), unsafe.Sizeof(wsDirStats{})
+	t.Logf("Session %d bytes (per direction: frameParser %d + wsDirStats %d)", s, p, st)
 	if s > limit {
-		t.Fatalf("wsSession is %d bytes, more than %d", s, limit)
+		t.Fatalf("Session is %d bytes, more than %d", s, limit)
 	}
 }
 
 func TestSession(t *testing.T) {
-	var s wsSession
-	s.init(1, false) // the client sends in direction 1
+	var s Session
+	s.Init(1, false) // the client sends in direction 1
 	at := func(sec int) time.Time { return tBase.Add(time.Duration(sec) * time.Second) }
-	s.feed(1, wsFrame(bFIN|wsOpText, true, []byte("hi")), at(0))
-	s.feed(0, wsFrame(bFIN|wsOpText, false, []byte("hi")), at(0))
-	s.feed(0, wsFrame(bFIN|wsOpClose, false, closePayload(4000, "going away: test")), at(1))
-	s.gap(1, 3) // at a frame boundary in the client's direction
-	s.feed(1, wsFrame(bFIN|wsOpClose, true, closePayload(4000, "")), at(1))
+	s.Feed(1, wsFrame(bFIN|wsOpText, true, []byte("hi")), at(0))
+	s.Feed(0, wsFrame(bFIN|wsOpText, false, []byte("hi")), at(0))
+	s.Feed(0, wsFrame(bFIN|wsOpClose, false, closePayload(4000, "going away: test")), at(1))
+	s.Gap(1, 3) // at a frame boundary in the client's direction
+	s.Feed(1, wsFrame(bFIN|wsOpClose, true, closePayload(4000, "")), at(1))
 
 	c, b := &s.dir[1].st, &s.dir[0].st
 	if c.frames != 1 || c.text != 1 || !c.degraded || c.closed() {
@@ -36,12 +36,12 @@ func TestSession(t *testing.T) {
 	}
 
 	// A masked frame from the server side is a protocol error there.
-	s.init(0, true)
-	s.feed(1, wsFrame(bFIN|wsOpText, true, []byte("x")), at(2))
+	s.Init(0, true)
+	s.Feed(1, wsFrame(bFIN|wsOpText, true, []byte("x")), at(2))
 	if s.dir[1].st.protoErr != wsErrMasked || s.dir[1].st.protoErr.String() != "masked server-to-client frame" {
 		t.Errorf("server dir: %+v", s.dir[1].st)
 	}
-	s.feed(0, wsFrame(bFIN|bRSV1|wsOpText, true, []byte("x")), at(2)) // deflate negotiated: fine
+	s.Feed(0, wsFrame(bFIN|bRSV1|wsOpText, true, []byte("x")), at(2)) // deflate negotiated: fine
 	if s.dir[0].st.protoErr != 0 || s.dir[0].st.frames != 1 {
 		t.Errorf("client dir: %+v", s.dir[0].st)
 	}

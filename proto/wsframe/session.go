@@ -1,4 +1,4 @@
-package reassembly
+package wsframe
 
 import (
 	"strings"
@@ -154,36 +154,37 @@ type wsDir struct {
 	st wsDirStats
 }
 
-// wsSession is the WebSocket state a connection carries after a 101. Index
-// it like stream.dir.
-type wsSession struct {
+// Session is the WebSocket state a connection carries after a 101: one
+// frame parser and its figures per direction, indexed by the caller's
+// direction numbers (0 or 1).
+type Session struct {
 	dir [2]wsDir
 }
 
-// init prepares both directions; clientDir is the index of the direction
+// Init prepares both directions; clientDir is the index of the direction
 // the client sends in, deflate whether the 101 accepted permessage-deflate.
-func (s *wsSession) init(clientDir int, deflate bool) {
+func (s *Session) Init(clientDir int, deflate bool) {
 	for d := range s.dir {
 		s.dir[d] = wsDir{}
 		s.dir[d].p.init(d == clientDir, deflate)
 	}
 }
 
-// feed runs bytes of direction d through its frame parser.
-func (s *wsSession) feed(d int, b []byte, t time.Time) {
+// Feed runs bytes of direction d, captured at t, through its frame parser.
+func (s *Session) Feed(d int, b []byte, t time.Time) {
 	s.dir[d].p.feed(b, t, &s.dir[d].st)
 }
 
-// gap tells direction d that n bytes were lost.
-func (s *wsSession) gap(d int, n int) {
+// Gap tells direction d that n bytes were lost.
+func (s *Session) Gap(d int, n int) {
 	s.dir[d].p.gap(n, &s.dir[d].st)
 }
 
-// deflateNegotiated reports whether a 101 response's
-// Sec-WebSocket-Extensions accepted permessage-deflate (the only extension
-// in common use that defines RSV1).
-func deflateNegotiated(h Headers) bool {
-	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+// DeflateNegotiated reports whether the Sec-WebSocket-Extensions values of
+// a 101 response accepted permessage-deflate (the only extension in common
+// use that defines RSV1).
+func DeflateNegotiated(extensions []string) bool {
+	for _, v := range extensions {
 		for _, ext := range strings.Split(v, ",") {
 			name, _, _ := strings.Cut(ext, ";")
 			if strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
@@ -194,13 +195,14 @@ func deflateNegotiated(h Headers) bool {
 	return false
 }
 
-// export copies the figures out for a ConnEnd event.
-func (s *wsSession) export(clientDir int) *WSSession {
-	return &WSSession{C2S: s.dir[clientDir].st.export(), S2C: s.dir[1-clientDir].st.export()}
+// Summary copies the figures out; clientDir is the index of the direction
+// the client sends in.
+func (s *Session) Summary(clientDir int) *Summary {
+	return &Summary{C2S: s.dir[clientDir].st.export(), S2C: s.dir[1-clientDir].st.export()}
 }
 
-func (s *wsDirStats) export() WSDir {
-	d := WSDir{Frames: s.frames, DataFrames: s.dataFrames, Bytes: s.bytes, MaxFrame: s.maxFrame, MaxMessage: s.maxMsg,
+func (s *wsDirStats) export() DirSummary {
+	d := DirSummary{Frames: s.frames, DataFrames: s.dataFrames, Bytes: s.bytes, MaxFrame: s.maxFrame, MaxMessage: s.maxMsg,
 		Pings: s.ping, Pongs: s.pong, First: s.first.Time(), Last: s.last.Time(), LongestSilence: s.silence,
 		SilenceStart: s.silenceStart.Time(), CloseAt: s.closeAt.Time(), CloseCode: s.closeCode, CloseReason: s.closeReason,
 		FramesAfterClose: s.afterClose, ErrorAt: s.errAt.Time(), InMessage: s.inMsg, Degraded: s.degraded}
@@ -211,4 +213,30 @@ func (s *wsDirStats) export() WSDir {
 		d.MessageLen = s.msgLen
 	}
 	return d
+}
+
+// Summary is what the two directions of an upgraded connection carried.
+type Summary struct {
+	C2S, S2C DirSummary // client→server, server→client
+}
+
+// DirSummary sums up one direction of WebSocket frames (RFC 6455).
+type DirSummary struct {
+	Frames, DataFrames uint64
+	Bytes              uint64 // frame payload
+	MaxFrame           uint64 // largest declared frame payload
+	MaxMessage         uint64 // largest complete message
+	Pings, Pongs       uint32
+	First, Last        time.Time // first and latest frame
+	LongestSilence     time.Duration
+	SilenceStart       time.Time
+	CloseAt            time.Time // first close frame; zero: none
+	CloseCode          uint16    // 1005: a close frame without a code; 0: incomplete
+	CloseReason        string
+	FramesAfterClose   uint32
+	ProtocolError      string // the first violation, parsing stopped there
+	ErrorAt            time.Time
+	InMessage          bool   // a data message was incomplete at the end
+	MessageLen         uint64 // its bytes so far
+	Degraded           bool   // a gap lost a frame boundary
 }
