@@ -45,6 +45,11 @@ type Reader struct {
 	dec *decoder
 	pkt Packet
 
+	// keys receives the TLS key logs of a pcapng (secrets.go); until it is
+	// set they wait in pendingKeys.
+	keys        KeyLogSink
+	pendingKeys [][]byte
+
 	// Packets counts records read, TCP the ones that carried TCP.
 	Packets, TCP uint64
 	// Bytes counts captured bytes read.
@@ -148,7 +153,8 @@ func NewReader(name string, rd io.Reader) (*Reader, error) {
 	r := &Reader{name: name, dec: newDecoder()}
 	switch {
 	case bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}):
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		tap := &dsbTap{r: br, found: r.foundKeyLog}
+		ng, err := pcapgo.NewNgReader(tap, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
 			return nil, &FileError{name, fmt.Errorf("pcapng: %s", describe(err))}
 		}

@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"math"
 	"time"
 
@@ -24,8 +25,10 @@ type Options struct {
 	// MaxFlows caps open connections; past it the idlest are evicted
 	// (and counted), so a SYN flood cannot grow memory without bound.
 	MaxFlows int
-	// KeyLog decrypts TLS connections whose secrets it holds.
-	KeyLog *KeyLog
+	// KeyLog decrypts TLS connections whose secrets it holds. It may grow
+	// while the Assembler runs: a connection looks its keys up at the
+	// ServerHello.
+	KeyLog *tlsrec.KeyLog
 	// IDBase and IDStride number connections IDBase+IDStride, +2·IDStride…
 	// so that several Assemblers (one per worker) give unique IDs.
 	IDBase, IDStride ConnID

@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/proto/wsframe"
 	"net/netip"
 	"strings"
@@ -202,6 +203,12 @@ type TLSStart struct {
 type TLSSink interface {
 	TLSStart(*TLSStart)
 }
+
+// TLSInfo and TLSAlert describe a TLS connection's handshake.
+type (
+	TLSInfo  = tlsrec.Info
+	TLSAlert = tlsrec.Alert
+)
 
 // WSSession and WSDir are the WebSocket figures of an upgraded connection.
 type (

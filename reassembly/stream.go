@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/proto/wsframe"
 	"net/netip"
 	"strconv"
@@ -31,7 +32,7 @@ type stream struct {
 	nreq, nresp int
 	pending     []*Request       // requests waiting for a response, oldest first
 	ws          *wsframe.Session // frames after a 101
-	tls         *tlsConn         // a TLS connection: bytes go through it first
+	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
 	cur         *Response        // response whose body prefix is being collected
 	hdrStart    [2]time.Time
 
@@ -130,7 +131,7 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d, n int) {
 	if s.tls != nil {
-		s.tls.gap(d)
+		s.tls.Gap(d)
 	} else {
 		s.gap(d, n)
 	}
@@ -144,7 +145,7 @@ func (s *stream) deliver(d int, data []byte, t time.Time) {
 	}
 	s.bytes[d] += uint64(len(data))
 	if s.tls != nil {
-		s.tls.feed(d, data, t, s.tls.plainOut)
+		s.tls.Feed(d, data, t)
 		return
 	}
 	s.feed(d, data, t)
@@ -231,13 +232,12 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 					// From here on both directions' bytes go through TLS;
 					// whatever it decrypts comes back to feed, to be sniffed
 					// as plaintext.
-					s.tls = newTLSConn(s.asm.opt.KeyLog)
-					s.tls.plainOut = s.feed
+					s.tls = tlsrec.NewConn(s.asm.opt.KeyLog, s.feed)
 					p.buf = nil
 					if s.asm.tlsSink != nil {
 						s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
 					}
-					s.tls.feed(d, data, t, s.tls.plainOut)
+					s.tls.Feed(d, data, t)
 					return
 				}
 				p.kind, p.state, p.buf = kindOther, stDead, nil // TLS inside TLS: not ours
@@ -582,7 +582,7 @@ func (s *stream) finish() {
 		e.WS = s.ws.Summary(c)
 	}
 	if s.tls != nil {
-		info := *s.tls.info()
+		info := *s.tls.Info()
 		e.TLSInfo = &info
 	}
 	switch {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -51,25 +52,20 @@ func (c *common) register(fs *pflag.FlagSet) {
 	fs.IntVar(&c.maxPending, "max-pending", analyze.DefaultOptions.MaxPending, "HTTP exchanges kept waiting for a pairing partner; past it the oldest are decided unpaired")
 }
 
-// keyLog reads the --keylog files and the secrets embedded in the
-// pcapng captures among files.
-func (c *common) keyLog(files []string) (*reassembly.KeyLog, error) {
-	var k *reassembly.KeyLog
-	add := func(x *reassembly.KeyLog) {
-		if x == nil {
-			return
-		}
-		if k == nil {
-			k = reassembly.NewKeyLog()
-		}
-		k.Add(x)
+// keyLog reads the --keylog files. When files (captures) are given, the
+// result is never nil: the capture readers add the secrets embedded in a
+// pcapng to it as they meet them (capture.Reader.SetKeyLog).
+func (c *common) keyLog(files []string) (*tlsrec.KeyLog, error) {
+	var k *tlsrec.KeyLog
+	if len(files) > 0 {
+		k = tlsrec.NewKeyLog()
 	}
 	for _, name := range c.keylogs {
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, fmt.Errorf("--keylog: %v", err)
 		}
-		x, err := reassembly.ParseKeyLog(f)
+		x, err := tlsrec.ParseKeyLog(f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("--keylog %s: %v", name, err)
@@ -77,21 +73,10 @@ func (c *common) keyLog(files []string) (*reassembly.KeyLog, error) {
 		if x.Len() == 0 {
 			return nil, fmt.Errorf("--keylog %s: no TLS secrets in it (NSS key log lines such as CLIENT_RANDOM …)", name)
 		}
-		add(x)
-	}
-	for _, name := range files {
-		if name == "-" {
-			continue
+		if k == nil {
+			k = tlsrec.NewKeyLog()
 		}
-		f, err := os.Open(name)
-		if err != nil {
-			continue // Open reports it
-		}
-		x, err := reassembly.KeyLogFromPcapng(f)
-		f.Close()
-		if err == nil {
-			add(x)
-		}
+		k.Add(x)
 	}
 	return k, nil
 }
@@ -234,6 +219,7 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wsdiag: %v\n", err)
 			return exitTrouble
 		}
+		r.SetKeyLog(ropt.KeyLog)
 		readers = append(readers, r)
 	}
 

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +101,51 @@ func TestTLSKeysInPcapng(t *testing.T) {
 	vs, _, code, stderr := readJSON(t, filepath.Join(capturesDir, "tls-13-keys-injected.pcapng"))
 	if len(vs) != 1 || vs[0].Code != "ok" || deref(vs[0].StatusClient) != 101 || contains(vs[0].Findings, "encrypted_leg") || code != exitOK || stderr != "" {
 		t.Fatalf("verdicts %+v exit %d stderr %q", vs, code, stderr)
+	}
+}
+
+// TestTLSKeysInPcapngGzipStdin: the embedded secrets survive gzip and
+// stdin (issue 17, bug 4: they were read by opening the file a second
+// time, so a .gz or "-" gave 101→- and encrypted_leg).
+func TestTLSKeysInPcapngGzipStdin(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(capturesDir, "tls-13-keys-injected.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	gzFile := filepath.Join(t.TempDir(), "tls-13-keys-injected.pcapng.gz")
+	if err := os.WriteFile(gzFile, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		arg   string
+		stdin []byte
+	}{
+		"gzip file":  {gzFile, nil},
+		"stdin":      {"-", raw},
+		"gzip stdin": {"-", gz.Bytes()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run([]string{"read", "--format", "json", c.arg}, bytes.NewReader(c.stdin), &out, &errb)
+			var vs []jsonVerdict
+			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				var v jsonVerdict
+				if err := json.Unmarshal([]byte(line), &v); err != nil {
+					t.Fatalf("bad JSON line %q: %v", line, err)
+				}
+				if v.Type == "verdict" {
+					vs = append(vs, v)
+				}
+			}
+			if len(vs) != 1 || vs[0].Code != "ok" || deref(vs[0].StatusClient) != 101 || deref(vs[0].StatusBackend) != 101 ||
+				contains(vs[0].Findings, "encrypted_leg") || code != exitOK || errb.String() != "" {
+				t.Fatalf("verdicts %+v exit %d stderr %q", vs, code, errb.String())
+			}
+		})
 	}
 }
 

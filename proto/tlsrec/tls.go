@@ -1,4 +1,4 @@
-package reassembly
+package tlsrec
 
 import (
 	"encoding/binary"
@@ -27,7 +27,7 @@ const (
 	// maxHandshakeMsg bounds a ClientHello, ServerHello or EncryptedExtensions
 	// that is reassembled across records; larger ones are skipped.
 	maxHandshakeMsg = 1 << 16
-	// maxAlerts bounds TLSInfo.Alerts; later alerts are only counted.
+	// maxAlerts bounds Info.Alerts; later alerts are only counted.
 	maxAlerts = 16
 	// tls13AlertRecordLen is the body length of a TLS 1.3 protected alert
 	// without padding: 2 bytes + inner content type + 16-byte AEAD tag.
@@ -66,8 +66,8 @@ var helloRetryRandom = [32]byte{
 	0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 }
 
-// TLSAlert is one alert seen on the connection.
-type TLSAlert struct {
+// Alert is one alert seen on the connection.
+type Alert struct {
 	Time       time.Time
 	FromClient bool
 	// Level is 1 (warning) or 2 (fatal); Description the alert code (RFC
@@ -86,8 +86,8 @@ type TLSAlert struct {
 	Opaque bool
 }
 
-// TLSInfo is what a TLS connection has shown so far.
-type TLSInfo struct {
+// Info is what a TLS connection has shown so far.
+type Info struct {
 	// From the ClientHello: server_name, the offered application protocols,
 	// the offered versions (supported_versions, or the legacy version when
 	// it is absent; GREASE values left out) and how many cipher suites it
@@ -117,7 +117,7 @@ type TLSInfo struct {
 	EarlyData bool
 
 	// Alerts in the order seen (at most 16; AlertsDropped counts the rest).
-	Alerts        []TLSAlert
+	Alerts        []Alert
 	AlertsDropped int
 
 	// Decrypting: the key log had this session's secrets, and decryption
@@ -138,17 +138,17 @@ type TLSInfo struct {
 	Records [2]int
 }
 
-// tlsConn follows one TCP connection carrying TLS in both directions.
+// Conn follows one TCP connection carrying TLS in both directions.
 //
 // Direction 0 is normally client→server; if the ClientHello arrives in
-// direction 1 instead, tlsConn follows it (the out callback still gets the
+// direction 1 instead, Conn follows it (the out callback still gets the
 // caller's direction numbers).
-type tlsConn struct {
+type Conn struct {
 	keys *KeyLog
-	// plainOut is the owning stream's parser, kept as a func value made
-	// once (a method value per call would allocate per segment).
+	// plainOut receives the decrypted bytes (NewConn), kept as a func value
+	// made once (a method value per call would allocate per segment).
 	plainOut func(int, []byte, time.Time)
-	inf      TLSInfo
+	inf      Info
 	dir      [2]tlsDir
 	cli      int // direction the client sends in
 
@@ -187,19 +187,38 @@ type tlsDir struct {
 	ccs     bool
 }
 
-// newTLSConn returns a tlsConn; keys may be nil (metadata only).
-func newTLSConn(keys *KeyLog) *tlsConn {
-	return &tlsConn{keys: keys}
+// newTLSConn returns a Conn; keys may be nil (metadata only).
+func newTLSConn(keys *KeyLog) *Conn {
+	return &Conn{keys: keys}
 }
+
+// NewConn returns a Conn that decrypts with keys (nil: metadata only) and
+// hands the plaintext of direction dir, captured at t, to plain.
+func NewConn(keys *KeyLog, plain func(dir int, plain []byte, t time.Time)) *Conn {
+	c := newTLSConn(keys)
+	c.plainOut = plain
+	return c
+}
+
+// Feed parses the next in-order bytes b of direction dir (0 or 1),
+// captured at t; plaintext goes to the func given to NewConn.
+func (c *Conn) Feed(dir int, b []byte, t time.Time) { c.feed(dir, b, t, c.plainOut) }
+
+// Gap tells direction dir that bytes were lost: it is parsed no further.
+func (c *Conn) Gap(dir int) { c.gap(dir) }
+
+// Info returns what the connection has shown so far: the Conn's own
+// record, valid until the next Feed, not to be modified.
+func (c *Conn) Info() *Info { return c.info() }
 
 // info returns the metadata so far. The result is the connection's own
 // record: valid until the next feed, not to be modified.
-func (c *tlsConn) info() *TLSInfo {
+func (c *Conn) info() *Info {
 	c.inf.Decrypting = c.haveKeys && !(c.dir[0].failed && c.dir[1].failed)
 	return &c.inf
 }
 
-func (c *tlsConn) dirName(d int) string {
+func (c *Conn) dirName(d int) string {
 	if d == c.cli {
 		return "client→server"
 	}
@@ -208,7 +227,7 @@ func (c *tlsConn) dirName(d int) string {
 
 // decryptFailed records why decryption stopped in direction d (the first
 // reason only) and stops it.
-func (c *tlsConn) decryptFailed(d int, why string) {
+func (c *Conn) decryptFailed(d int, why string) {
 	dd := &c.dir[d]
 	dd.keys, dd.switchTo = nil, nil
 	dd.failed = true
@@ -219,7 +238,7 @@ func (c *tlsConn) decryptFailed(d int, why string) {
 }
 
 // noDecrypt records why decryption cannot start for this session.
-func (c *tlsConn) noDecrypt(why string) {
+func (c *Conn) noDecrypt(why string) {
 	if c.inf.DecryptErr == "" {
 		c.inf.DecryptErr = why
 	}
@@ -227,7 +246,7 @@ func (c *tlsConn) noDecrypt(why string) {
 
 // gap says bytes were lost in direction d: record boundaries and sequence
 // numbers are unknown from here, so the direction is not parsed further.
-func (c *tlsConn) gap(d int) {
+func (c *Conn) gap(d int) {
 	c.inf.Gaps++
 	dd := &c.dir[d]
 	idx := 1
@@ -248,7 +267,7 @@ func (dd *tlsDir) stop() {
 }
 
 // malformed stops direction d as not TLS.
-func (c *tlsConn) malformed(d int, why string) {
+func (c *Conn) malformed(d int, why string) {
 	if c.inf.Malformed == "" {
 		c.inf.Malformed = c.dirName(d) + ": " + why
 	}
@@ -261,7 +280,7 @@ func (c *tlsConn) malformed(d int, why string) {
 
 // checkHeader validates a record header and returns the body length, or -1
 // after stopping the direction.
-func (c *tlsConn) checkHeader(d int, h []byte) int {
+func (c *Conn) checkHeader(d int, h []byte) int {
 	typ, major := h[0], h[1]
 	n := int(binary.BigEndian.Uint16(h[3:5]))
 	if typ < recChangeCipherSpec || typ > recHeartbeat || major != 3 {
@@ -279,7 +298,7 @@ func (c *tlsConn) checkHeader(d int, h []byte) int {
 // 1 = server→client) and calls out with decrypted application data, in
 // order per direction, when the key log allows. plain is only valid during
 // the call.
-func (c *tlsConn) feed(dir int, b []byte, t time.Time, out func(dir int, plain []byte, t time.Time)) {
+func (c *Conn) feed(dir int, b []byte, t time.Time, out func(dir int, plain []byte, t time.Time)) {
 	dd := &c.dir[dir]
 	for len(b) > 0 && !dd.stopped {
 		if len(dd.buf) == 0 && len(b) >= tlsRecordHeader {
@@ -340,7 +359,7 @@ func growBuf(b []byte, n int) []byte {
 }
 
 // record handles one complete record of direction d.
-func (c *tlsConn) record(d int, hdr, body []byte, t time.Time, out func(int, []byte, time.Time)) {
+func (c *Conn) record(d int, hdr, body []byte, t time.Time, out func(int, []byte, time.Time)) {
 	dd := &c.dir[d]
 	fromClient := d == c.cli
 	idx := 1
@@ -417,11 +436,11 @@ func (c *tlsConn) record(d int, hdr, body []byte, t time.Time, out func(int, []b
 }
 
 // opaqueRecord accounts for a protected record that is not decrypted.
-func (c *tlsConn) opaqueRecord(d int, typ uint8, n int, t time.Time) {
+func (c *Conn) opaqueRecord(d int, typ uint8, n int, t time.Time) {
 	fromClient := d == c.cli
 	if c.version != versionTLS13 {
 		if typ == recAlert {
-			c.addAlert(TLSAlert{Time: t, FromClient: fromClient, Encrypted: true, Opaque: true})
+			c.addAlert(Alert{Time: t, FromClient: fromClient, Encrypted: true, Opaque: true})
 		}
 		return
 	}
@@ -429,7 +448,7 @@ func (c *tlsConn) opaqueRecord(d int, typ uint8, n int, t time.Time) {
 		return
 	}
 	if n == tls13AlertRecordLen {
-		c.addAlert(TLSAlert{Time: t, FromClient: fromClient, Encrypted: true, Opaque: true})
+		c.addAlert(Alert{Time: t, FromClient: fromClient, Encrypted: true, Opaque: true})
 		return
 	}
 	if c.dir[c.cli].finished || c.cliFinGuess {
@@ -444,7 +463,7 @@ func (c *tlsConn) opaqueRecord(d int, typ uint8, n int, t time.Time) {
 
 // checkDone sets HandshakeDone for TLS 1.3 when both Finished were
 // decrypted, or when application data follows the client's Finished.
-func (c *tlsConn) checkDone(appData bool) {
+func (c *Conn) checkDone(appData bool) {
 	if c.version != versionTLS13 || c.inf.HandshakeDone {
 		return
 	}
@@ -454,7 +473,7 @@ func (c *tlsConn) checkDone(appData bool) {
 	}
 }
 
-func (c *tlsConn) changeCipherSpec(d int) {
+func (c *Conn) changeCipherSpec(d int) {
 	dd := &c.dir[d]
 	if c.version == versionTLS13 || c.version == 0 || dd.ccs {
 		// TLS 1.3 middlebox compatibility (RFC 8446 §D.4), or a CCS before
@@ -478,13 +497,13 @@ func (c *tlsConn) changeCipherSpec(d int) {
 }
 
 // alerts records the alerts in an alert record's (plaintext) body.
-func (c *tlsConn) alerts(d int, b []byte, t time.Time, encrypted bool) {
+func (c *Conn) alerts(d int, b []byte, t time.Time, encrypted bool) {
 	for ; len(b) >= 2; b = b[2:] {
-		c.addAlert(TLSAlert{Time: t, FromClient: d == c.cli, Level: b[0], Description: b[1], Encrypted: encrypted})
+		c.addAlert(Alert{Time: t, FromClient: d == c.cli, Level: b[0], Description: b[1], Encrypted: encrypted})
 	}
 }
 
-func (c *tlsConn) addAlert(a TLSAlert) {
+func (c *Conn) addAlert(a Alert) {
 	if len(c.inf.Alerts) >= maxAlerts {
 		c.inf.AlertsDropped++
 		return
@@ -494,7 +513,7 @@ func (c *tlsConn) addAlert(a TLSAlert) {
 
 // handshake handles one handshake message of direction d. msg is its body;
 // whole is false when it was too large to keep (msg is then nil).
-func (c *tlsConn) handshake(d int, typ uint8, msg []byte, whole bool, t time.Time) {
+func (c *Conn) handshake(d int, typ uint8, msg []byte, whole bool, t time.Time) {
 	dd := &c.dir[d]
 	switch typ {
 	case hsClientHello:
@@ -553,7 +572,7 @@ func (c *tlsConn) handshake(d int, typ uint8, msg []byte, whole bool, t time.Tim
 }
 
 // parseClientHello fills the ClientHello metadata; false if it is malformed.
-func (c *tlsConn) parseClientHello(m []byte) bool {
+func (c *Conn) parseClientHello(m []byte) bool {
 	r := tlsReader(m)
 	legacy, ok := r.u16()
 	if !ok {
@@ -620,7 +639,7 @@ func (c *tlsConn) parseClientHello(m []byte) bool {
 
 // parseServerHello handles the ServerHello (or HelloRetryRequest) from
 // direction d and sets up decryption.
-func (c *tlsConn) parseServerHello(d int, m []byte) {
+func (c *Conn) parseServerHello(d int, m []byte) {
 	r := tlsReader(m)
 	legacy, ok := r.u16()
 	if !ok {
@@ -683,8 +702,10 @@ func (c *tlsConn) parseServerHello(d int, m []byte) {
 
 // setupKeys looks the session up in the key log and prepares decryption.
 // sd is the server's direction.
-func (c *tlsConn) setupKeys(sd int) {
-	if c.keys == nil {
+func (c *Conn) setupKeys(sd int) {
+	// Len, not nil: a key log filled from the capture as it is read may
+	// still be empty, which means no key log at all.
+	if c.keys.Len() == 0 {
 		return
 	}
 	cr := hex.EncodeToString(c.clientRandom[:8])

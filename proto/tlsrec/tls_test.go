@@ -1,4 +1,4 @@
-package reassembly
+package tlsrec
 
 import (
 	"bufio"
@@ -210,10 +210,10 @@ func runTLSSession(t testing.TB, minV, maxV uint16, suites []uint16, extras ...[
 	return &tlsSession{wire: wire, keylog: keylog.Bytes(), state: state}
 }
 
-// tlsResult is what feeding a tlsConn produced.
+// tlsResult is what feeding a Conn produced.
 type tlsResult struct {
 	plain [2][]byte
-	info  TLSInfo
+	info  Info
 }
 
 // feedChunks feeds the chunks in order, each split at the cut offsets given
@@ -372,7 +372,7 @@ func checkE2E(t *testing.T, tc e2eCase) {
 	}
 }
 
-func checkMetaBasic(t *testing.T, inf *TLSInfo, tc e2eCase) {
+func checkMetaBasic(t *testing.T, inf *Info, tc e2eCase) {
 	t.Helper()
 	if inf.SNI != testServerName || !slices.Equal(inf.ALPNOffered, []string{testALPN}) {
 		t.Errorf("SNI %q, ALPN offered %q", inf.SNI, inf.ALPNOffered)
@@ -388,7 +388,7 @@ func checkMetaBasic(t *testing.T, inf *TLSInfo, tc e2eCase) {
 	}
 }
 
-func checkMeta(t *testing.T, inf *TLSInfo, tc e2eCase, keys bool) {
+func checkMeta(t *testing.T, inf *Info, tc e2eCase, keys bool) {
 	t.Helper()
 	checkMetaBasic(t, inf, tc)
 	wantALPN := testALPN
@@ -533,7 +533,7 @@ func TestTLSMalformed(t *testing.T) {
 // fuzzCuts turns fuzzer bytes into a feeding script: each byte feeds the next
 // (b&0x7f)*37+1 bytes of direction b>>7. What the script leaves is fed at the
 // end, client first.
-func fuzzFeed(c *tlsConn, c2s, s2c, cuts []byte, out func(int, []byte, time.Time)) {
+func fuzzFeed(c *Conn, c2s, s2c, cuts []byte, out func(int, []byte, time.Time)) {
 	streams := [2][]byte{c2s, s2c}
 	t := time.Unix(0, 0)
 	for _, b := range cuts {
@@ -563,7 +563,7 @@ func fuzzScript(chunks []wireChunk) (c2s, s2c, cuts []byte) {
 	return
 }
 
-func checkBounds(t *testing.T, c *tlsConn) {
+func checkBounds(t *testing.T, c *Conn) {
 	for d := range c.dir {
 		dd := &c.dir[d]
 		if cap(dd.buf) > tlsRecordHeader+maxRecordLen || cap(dd.pt) > tlsRecordHeader+maxRecordLen || cap(dd.hs.buf) > maxHandshakeMsg {
@@ -582,7 +582,7 @@ func FuzzTLSConn(f *testing.F) {
 	// session, and a few small shapes.
 	keys := NewKeyLog()
 	for _, name := range []string{"tls-13-aesgcm", "tls-12-chacha", "tls-cert-refused"} {
-		chunks, kl, err := captureChunks("../testdata/captures/"+name+".pcap", "../testdata/captures/"+name+".keylog")
+		chunks, kl, err := captureChunks("../../testdata/captures/"+name+".pcap", "../../testdata/captures/"+name+".keylog")
 		if err != nil {
 			continue // captures not generated: fuzz without these seeds
 		}

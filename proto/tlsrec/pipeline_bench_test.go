@@ -1,15 +1,20 @@
-package reassembly
+package tlsrec_test
 
 import (
 	"bytes"
-	"crypto/tls"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/proto/tlsrec"
+	. "github.com/wsdiag/wsdiag/reassembly"
 )
+
+// This benchmark runs the whole pipeline (reassembly, TLS, HTTP, frames),
+// so it is an external test: reassembly imports this package.
 
 // wsFrames builds n WebSocket text frames of size bytes (masked: client's).
 func wsFrames(masked bool, size, n int) []byte {
@@ -32,7 +37,7 @@ func wsFrames(masked bool, size, n int) []byte {
 
 // tcpSegments turns (direction, bytes) chunks into decoded TCP segments of
 // at most 1448 bytes each, after a three-way handshake.
-func tcpSegments(tb testing.TB, chunks []wireChunk) (gopacket.Flow, [2]gopacket.Flow, []layers.TCP) {
+func tcpSegments(tb testing.TB, chunks []tlsrec.PipelineChunk) (gopacket.Flow, [2]gopacket.Flow, []layers.TCP) {
 	ips := [2]net.IP{net.IPv4(10, 0, 0, 1).To4(), net.IPv4(10, 0, 0, 2).To4()}
 	ports := [2]layers.TCPPort{40000, 443}
 	seq := [2]uint32{1000, 5000}
@@ -59,9 +64,9 @@ func tcpSegments(tb testing.TB, chunks []wireChunk) (gopacket.Flow, [2]gopacket.
 	emit(1, true, true, nil)
 	emit(0, false, true, nil)
 	for _, c := range chunks {
-		for b := c.b; len(b) > 0; {
+		for b := c.B; len(b) > 0; {
 			n := min(len(b), 1448)
-			emit(c.dir, false, true, b[:n])
+			emit(c.Dir, false, true, b[:n])
 			b = b[n:]
 		}
 	}
@@ -81,20 +86,15 @@ func (c *countReqs) ConnEnd(*ConnEnd)   {}
 // read above half its plaintext speed; compare the two ns/op.
 func BenchmarkReadTLS(b *testing.B) {
 	cf, sf := wsFrames(true, 125, 8000), wsFrames(false, 125, 8000)
-	s := runTLSSession(b, tls.VersionTLS13, tls.VersionTLS13, nil, cf, sf)
-	keys := mustKeyLog(b, s.keylog)
-	plain := feedTLS(keys, s.wire.chunks, nil).plain
-	// plaintext in the order it must travel: request, 101 and frames, frames
-	hdrEnd := bytes.Index(plain[0], []byte("\r\n\r\n")) + 4
-	plainChunks := []wireChunk{{0, plain[0][:hdrEnd]}, {1, plain[1]}, {0, plain[0][hdrEnd:]}}
+	wire, plainChunks, keys, plainLen := tlsrec.PipelineSession(b, cf, sf)
 	for _, c := range []struct {
 		name   string
-		chunks []wireChunk
-		keys   *KeyLog
-	}{{"plaintext", plainChunks, nil}, {"tls13-decrypted", s.wire.chunks, keys}} {
+		chunks []tlsrec.PipelineChunk
+		keys   *tlsrec.KeyLog
+	}{{"plaintext", plainChunks, nil}, {"tls13-decrypted", wire, keys}} {
 		_, flows, segs := tcpSegments(b, c.chunks)
 		b.Run(c.name, func(b *testing.B) {
-			b.SetBytes(int64(len(plain[0]) + len(plain[1])))
+			b.SetBytes(int64(plainLen))
 			t0 := time.Unix(1700000000, 0)
 			for i := 0; i < b.N; i++ {
 				sink := &countReqs{}

@@ -1,4 +1,4 @@
-package reassembly
+package tlsrec
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 // FuzzKeyLog: any bytes give a key log or an error naming a line, never a
 // panic; what parses can be merged.
 func FuzzKeyLog(f *testing.F) {
-	logs, _ := filepath.Glob("../testdata/captures/*.keylog")
+	logs, _ := filepath.Glob("../../testdata/captures/*.keylog")
 	for _, p := range logs {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)

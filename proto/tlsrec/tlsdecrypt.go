@@ -1,4 +1,4 @@
-package reassembly
+package tlsrec
 
 import (
 	"crypto/aes"
@@ -20,7 +20,7 @@ import (
 // secrets; TLS 1.2: the key block from the master secret through the PRF)
 // and the AEAD record protection (AES-GCM, ChaCha20-Poly1305).
 
-// tlsSuite describes a cipher suite tlsConn can decrypt.
+// tlsSuite describes a cipher suite Conn can decrypt.
 type tlsSuite struct {
 	id     uint16
 	name   string
@@ -50,7 +50,7 @@ var tlsSuites = []tlsSuite{
 	{0x009f, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", false, sha512.New384, 32, false},
 }
 
-// suiteByID returns the suite with that id, or nil when tlsConn cannot
+// suiteByID returns the suite with that id, or nil when Conn cannot
 // decrypt it (CBC, CCM, NULL and export suites).
 func suiteByID(id uint16) *tlsSuite {
 	for i := range tlsSuites {

@@ -1,8 +1,6 @@
-package reassembly
+package tlsrec
 
 import (
-	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -118,52 +116,5 @@ func TestKeyLogAdd(t *testing.T) {
 	}
 	if a.lookup(crKey(t, testCR1)) == nil {
 		t.Error("CLIENT_RANDOM session not merged")
-	}
-}
-
-// pcapngBlock builds one little-endian pcapng block.
-func pcapngBlock(typ uint32, body []byte) []byte {
-	for len(body)%4 != 0 {
-		body = append(body, 0)
-	}
-	n := uint32(12 + len(body))
-	var b []byte
-	b = binary.LittleEndian.AppendUint32(b, typ)
-	b = binary.LittleEndian.AppendUint32(b, n)
-	b = append(b, body...)
-	return binary.LittleEndian.AppendUint32(b, n)
-}
-
-func TestKeyLogFromPcapng(t *testing.T) {
-	shb := pcapngBlock(pcapngSHB, []byte{0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	dsb := func(text string) []byte {
-		var body []byte
-		body = binary.LittleEndian.AppendUint32(body, dsbTLSKeyLog)
-		body = binary.LittleEndian.AppendUint32(body, uint32(len(text)))
-		body = append(body, text...)
-		return pcapngBlock(pcapngDSB, body)
-	}
-	idb := pcapngBlock(1, []byte{1, 0, 0, 0, 0, 0, 4, 0})
-	var f bytes.Buffer
-	f.Write(shb)
-	f.Write(dsb("CLIENT_RANDOM " + testCR1 + " " + hex48 + "\n"))
-	f.Write(idb)
-	f.Write(pcapngBlock(6, make([]byte, 40))) // a packet block, skipped
-	f.Write(dsb("CLIENT_HANDSHAKE_TRAFFIC_SECRET " + testCR2 + " " + hex32))
-	k, err := KeyLogFromPcapng(&f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Len() != 2 {
-		t.Fatalf("Len = %d, want 2", k.Len())
-	}
-	if _, err := KeyLogFromPcapng(strings.NewReader("\xd4\xc3\xb2\xa1 a pcap file")); err != ErrNotPcapng {
-		t.Errorf("pcap: err = %v", err)
-	}
-	var none bytes.Buffer
-	none.Write(shb)
-	none.Write(idb)
-	if k, err := KeyLogFromPcapng(&none); k != nil || err != nil {
-		t.Errorf("no DSB: %v, %v", k, err)
 	}
 }

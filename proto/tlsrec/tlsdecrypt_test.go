@@ -1,4 +1,4 @@
-package reassembly
+package tlsrec
 
 import (
 	"bytes"

@@ -1,23 +1,27 @@
-package reassembly
+package tlsrec
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // KeyLog holds TLS session secrets in the NSS key log format
 // (SSLKEYLOGFILE, Go's tls.Config.KeyLogWriter, the TLS key log in a
 // pcapng Decryption Secrets Block), indexed by the ClientHello random.
 //
-// The zero value is not usable; make one with ParseKeyLog or NewKeyLog.
+// A KeyLog may grow while connections look keys up (AddKeyLog, as a
+// capture reader meets the secrets embedded in a pcapng); its methods are
+// safe for concurrent use. The zero value is not usable; make one with
+// ParseKeyLog or NewKeyLog.
 type KeyLog struct {
-	m map[[32]byte]*sessionSecrets
+	mu sync.RWMutex
+	m  map[[32]byte]*sessionSecrets // values are never modified once stored
 }
 
 // sessionSecrets are the secrets of one TLS session, found by its client
@@ -39,6 +43,8 @@ func (k *KeyLog) Len() int {
 	if k == nil {
 		return 0
 	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
 	return len(k.m)
 }
 
@@ -127,21 +133,39 @@ func (k *KeyLog) addLine(line string) error {
 // Blocks plus a --keylog file). A secret present in both is taken from
 // other. other may be nil.
 func (k *KeyLog) Add(other *KeyLog) {
-	if other == nil {
+	if other == nil || other == k {
 		return
 	}
+	other.mu.RLock()
+	defer other.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	for cr, o := range other.m {
-		s := k.m[cr]
-		if s == nil {
-			s = new(sessionSecrets)
-			k.m[cr] = s
+		// A copy, not an update in place: a connection may hold the old one.
+		s := new(sessionSecrets)
+		if old := k.m[cr]; old != nil {
+			*s = *old
 		}
 		for _, f := range keyLogLabels {
 			if v := *f(o); v != nil {
 				*f(s) = v
 			}
 		}
+		k.m[cr] = s
 	}
+}
+
+// AddKeyLog parses text as an NSS key log (see ParseKeyLog) and merges it
+// into k. It lets a capture reader hand over the secrets a pcapng carries
+// as it meets them: a Decryption Secrets Block comes before the packets it
+// decrypts, and connections look their keys up at the ServerHello.
+func (k *KeyLog) AddKeyLog(text []byte) error {
+	x, err := ParseKeyLog(bytes.NewReader(text))
+	if err != nil {
+		return err
+	}
+	k.Add(x)
+	return nil
 }
 
 // lookup returns the secrets for a client random, or nil.
@@ -149,103 +173,7 @@ func (k *KeyLog) lookup(cr *[32]byte) *sessionSecrets {
 	if k == nil {
 		return nil
 	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
 	return k.m[*cr]
-}
-
-// pcapng Decryption Secrets Block (DSB) constants.
-const (
-	pcapngSHB       = 0x0A0D0D0A
-	pcapngDSB       = 0x0000000A
-	pcapngByteOrder = 0x1A2B3C4D
-	dsbTLSKeyLog    = 0x544c534b // "TLSK"
-)
-
-// ErrNotPcapng is returned by KeyLogFromPcapng for input that does not start
-// with a pcapng Section Header Block.
-var ErrNotPcapng = errors.New("not a pcapng file")
-
-// KeyLogFromPcapng reads every TLS key log carried in Decryption Secrets
-// Blocks (secrets type 0x544c534b, as written by editcap --inject-secrets
-// tls,FILE) of a pcapng stream, in all its sections, and returns them merged
-// (nil when there are none). It walks the block headers only and skips
-// packet blocks without reading them into memory.
-//
-// gopacket's pcapgo.NgReader (v1.7.7) parses DSBs that come before the first
-// Interface Description Block but keeps them in an unexported field with no
-// accessor, and skips DSBs that come later; so the capture is read a second
-// time here, by this function.
-func KeyLogFromPcapng(r io.Reader) (*KeyLog, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var hdr [12]byte
-	var order binary.ByteOrder
-	var out *KeyLog
-	for first := true; ; first = false {
-		if _, err := io.ReadFull(br, hdr[:8]); err != nil {
-			if err == io.EOF && !first {
-				return out, nil
-			}
-			if first {
-				return nil, ErrNotPcapng
-			}
-			return out, fmt.Errorf("pcapng: truncated block header: %w", err)
-		}
-		if binary.LittleEndian.Uint32(hdr[:4]) == pcapngSHB {
-			// The byte order is in the SHB body: read it before the length.
-			if _, err := io.ReadFull(br, hdr[8:12]); err != nil {
-				return out, fmt.Errorf("pcapng: truncated section header: %w", err)
-			}
-			switch {
-			case binary.LittleEndian.Uint32(hdr[8:12]) == pcapngByteOrder:
-				order = binary.LittleEndian
-			case binary.BigEndian.Uint32(hdr[8:12]) == pcapngByteOrder:
-				order = binary.BigEndian
-			default:
-				return out, errors.New("pcapng: bad byte-order magic")
-			}
-			n := order.Uint32(hdr[4:8])
-			if n < 28 || n%4 != 0 {
-				return out, fmt.Errorf("pcapng: bad section header length %d", n)
-			}
-			if _, err := br.Discard(int(n) - 12); err != nil {
-				return out, fmt.Errorf("pcapng: truncated section header: %w", err)
-			}
-			continue
-		}
-		if first || order == nil {
-			return nil, ErrNotPcapng
-		}
-		typ, n := order.Uint32(hdr[:4]), order.Uint32(hdr[4:8])
-		if n < 12 || n%4 != 0 {
-			return out, fmt.Errorf("pcapng: bad block length %d", n)
-		}
-		body := int(n) - 12 // without type, length and trailing length
-		if typ != pcapngDSB {
-			if _, err := br.Discard(body + 4); err != nil {
-				return out, fmt.Errorf("pcapng: truncated block: %w", err)
-			}
-			continue
-		}
-		if body < 8 || body > 64<<20 {
-			return out, fmt.Errorf("pcapng: bad decryption secrets block length %d", n)
-		}
-		buf := make([]byte, body+4)
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return out, fmt.Errorf("pcapng: truncated decryption secrets block: %w", err)
-		}
-		styp, slen := order.Uint32(buf[:4]), order.Uint32(buf[4:8])
-		if styp != dsbTLSKeyLog {
-			continue
-		}
-		if int(slen) > body-8 {
-			return out, fmt.Errorf("pcapng: decryption secrets length %d exceeds its block", slen)
-		}
-		kl, err := ParseKeyLog(bytes.NewReader(buf[8 : 8+slen]))
-		if err != nil {
-			return out, fmt.Errorf("pcapng decryption secrets block: %w", err)
-		}
-		if out == nil {
-			out = NewKeyLog()
-		}
-		out.Add(kl)
-	}
 }
