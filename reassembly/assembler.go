@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/http1"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"math"
 	"time"
@@ -9,6 +10,12 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	tcpr "github.com/gopacket/gopacket/reassembly"
 )
+
+// Limits bound what one direction may buffer (http1.Limits).
+type Limits = http1.Limits
+
+// DefaultLimits are safe for hostile input and ample for real proxies.
+var DefaultLimits = http1.DefaultLimits
 
 // Options configure an Assembler.
 type Options struct {
@@ -134,6 +141,7 @@ func (a *Assembler) newStream(netFlow gopacket.Flow, tcp *layers.TCP, t time.Tim
 	a.nextID += stride
 	a.stats.Connections++
 	s := &stream{asm: a, id: a.nextID, first: t, last: t}
+	s.initParsers()
 	s.ends[0] = addrPort(netFlow.Src(), uint16(tcp.SrcPort))
 	s.ends[1] = addrPort(netFlow.Dst(), uint16(tcp.DstPort))
 	a.stats.Open++

@@ -1,10 +1,10 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/http1"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/proto/wsframe"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -12,8 +12,10 @@ import (
 	tcpr "github.com/gopacket/gopacket/reassembly"
 )
 
-// stream is one TCP connection: two push parsers and the connection
-// record. gopacket's reassembly calls it in capture order; nothing here
+// stream is one TCP connection: the connection record, and the glue that
+// routes each direction's bytes to the proto parsers (TLS first when the
+// connection is TLS, then HTTP/1.x, then WebSocket frames after a 101) and
+// turns what they find into events. gopacket's reassembly calls it in capture order; nothing here
 // runs on its own goroutine.
 type stream struct {
 	asm *Assembler
@@ -21,7 +23,11 @@ type stream struct {
 	// ends[0] sent the first packet the assembler saw (gopacket's
 	// client-to-server direction), ends[1] the other.
 	ends [2]netip.AddrPort
-	dir  [2]parser
+	dir  [2]http1.Parser
+	half [2]half // dir's handlers
+	// body collects the prefix of the response being collected, by the
+	// direction it came in.
+	body [2][]byte
 
 	first, last time.Time
 	closes      [2]Close
@@ -161,283 +167,68 @@ func (s *stream) ReassemblyComplete(ac tcpr.AssemblerContext) bool {
 func (s *stream) gap(d int, n int) {
 	s.gaps++
 	s.gapBytes += uint64(n)
-	p := &s.dir[d]
-	switch p.state {
-	case stBody, stChunkData:
-		if p.remain >= int64(n) {
-			p.remain -= int64(n)
-			if p.kind == kindResponse {
-				s.emitResponse() // its body prefix is no longer contiguous
-			}
-			return
-		}
-	case stTunnel:
-		if s.ws != nil {
-			s.ws.Gap(d, n)
-		}
-		return
-	case stUntilClose, stDead:
-		if p.kind == kindResponse {
-			s.emitResponse()
-		}
-		return
-	case stSniff:
-		p.buf = p.buf[:0]
-		return
-	}
-	if p.kind == kindResponse {
-		s.emitResponse()
-	}
-	p.resetBuf()
-	p.state = stResync
-	// A message may start right where the lost bytes end.
-	p.afterGap = true
+	s.dir[d].Gap(n)
 }
 
-// feed runs data through direction d's parser.
+// feed runs data through direction d's HTTP parser.
 func (s *stream) feed(d int, data []byte, t time.Time) {
-	p := &s.dir[d]
+	s.dir[d].Feed(data, t)
+}
+
+// half is the http1.Handler of one direction of a stream: it turns what
+// the parser finds into events.
+type half struct {
+	s *stream
+	d int
+}
+
+// initParsers readies both directions' HTTP parsers.
+func (s *stream) initParsers() {
+	for d := range s.dir {
+		s.half[d] = half{s, d}
+		s.dir[d].Init(&s.half[d], &s.asm.opt.Limits)
+	}
+}
+
+func (h *half) Sniffed(k http1.Kind, data []byte, t time.Time) bool {
+	s, d := h.s, h.d
+	switch k {
+	case http1.KindRequest:
+		s.engage()
+		s.setClient(d)
+	case http1.KindResponse:
+		s.engage()
+		s.setClient(1 - d)
+	case http1.KindTLS:
+		if s.tls != nil {
+			return false // TLS inside TLS: not ours
+		}
+		s.engage()
+		// From here on both directions' bytes go through TLS; whatever it
+		// decrypts comes back to feed, to be sniffed as plaintext.
+		s.tls = tlsrec.NewConn(s.asm.opt.KeyLog, s.feed)
+		if s.asm.tlsSink != nil {
+			s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
+		}
+		s.tls.Feed(d, data, t)
+		return true
+	case http1.KindOther:
+		// A connection whose first payload is neither HTTP nor TLS is
+		// dropped before anything more is buffered.
+		o := s.dir[1-d].Kind()
+		if o == http1.KindOther || o == http1.KindUnknown && s.bytes[1-d] == 0 {
+			s.ignored = true
+		}
+	}
+	return true
+}
+
+func (h *half) Head(m http1.Head) (noBody bool) {
+	s := h.s
 	lim := &s.asm.opt.Limits
-	for len(data) > 0 {
-		switch p.state {
-		case stSniff:
-			if len(p.buf) > 0 {
-				// A start line split across segments (rare): join the
-				// pieces, so the header buffer below only ever holds
-				// bytes that were already searched.
-				data = append(p.buf, data...)
-				p.buf = nil
-			}
-			k := sniff(data)
-			if k == kindUnknown && len(data) >= 32 {
-				k = kindOther
-			}
-			switch k {
-			case kindUnknown:
-				p.buf = append(p.buf[:0], data...) // fewer than 32 bytes
-				return
-			case kindRequest:
-				s.engage()
-				p.kind, p.state = kindRequest, stHeader
-				s.setClient(d)
-				s.hdrStart[d] = t
-			case kindResponse:
-				s.engage()
-				p.kind, p.state = kindResponse, stHeader
-				s.setClient(1 - d)
-				s.hdrStart[d] = t
-			case kindTLS:
-				if s.tls == nil {
-					s.engage()
-					// From here on both directions' bytes go through TLS;
-					// whatever it decrypts comes back to feed, to be sniffed
-					// as plaintext.
-					s.tls = tlsrec.NewConn(s.asm.opt.KeyLog, s.feed)
-					p.buf = nil
-					if s.asm.tlsSink != nil {
-						s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
-					}
-					s.tls.Feed(d, data, t)
-					return
-				}
-				p.kind, p.state, p.buf = kindOther, stDead, nil // TLS inside TLS: not ours
-				return
-			case kindOther:
-				p.kind, p.state, p.buf = k, stDead, nil
-				// A connection whose first payload is neither HTTP nor TLS
-				// is dropped before anything more is buffered.
-				o := s.dir[1-d].kind
-				if k == kindOther && (o == kindOther || o == kindUnknown && s.bytes[1-d] == 0) {
-					s.ignored = true
-				}
-				return
-			}
-		case stHeader:
-			if len(p.buf) == 0 {
-				// Empty lines between messages are ignored (RFC 9112 §2.2).
-				for len(data) > 0 && (data[0] == '\r' || data[0] == '\n') {
-					data = data[1:]
-				}
-				if len(data) == 0 {
-					return
-				}
-				s.hdrStart[d] = t
-				if e := headerEnd(data); e >= 0 && e <= lim.MaxHeaderBytes {
-					s.onBlock(d, data[:e], t, false)
-					data = data[e:]
-					continue
-				}
-			}
-			old := len(p.buf)
-			take := min(len(data), lim.MaxHeaderBytes-old)
-			p.buf = append(p.buf, data[:take]...)
-			// buf[:old] was searched already; the end may straddle.
-			from := max(0, old-3)
-			if e := headerEnd(p.buf[from:]); e >= 0 {
-				e += from
-				s.onBlock(d, p.buf[:e], t, false)
-				p.resetBuf()
-				data = data[e-old:] // the rest of data follows the block
-				continue
-			}
-			data = data[take:]
-			if len(p.buf) >= lim.MaxHeaderBytes {
-				// A header block that never ends: report what it had and
-				// look for the next message.
-				s.onBlock(d, p.buf, t, true)
-				p.resetBuf()
-				p.state = stResync
-			}
-		case stBody, stChunkData:
-			n := int(min(p.remain, int64(len(data))))
-			s.bodyBytes(d, data[:n])
-			p.remain -= int64(n)
-			data = data[n:]
-			if p.remain == 0 {
-				if p.state == stChunkData {
-					p.state = stChunkCRLF
-				} else {
-					s.endMessage(d)
-				}
-			}
-		case stChunkCRLF:
-			i := indexNL(data)
-			if i < 0 {
-				return
-			}
-			data = data[i+1:]
-			p.state = stChunkSize
-		case stChunkSize, stTrailer:
-			line, rest, ok := p.line(data, 1024)
-			data = rest
-			if !ok {
-				if line == nil && len(p.buf) >= 1024 {
-					p.resetBuf()
-					p.state = stResync
-				}
-				continue
-			}
-			if p.state == stTrailer {
-				if len(trimCRLF(line)) == 0 {
-					p.resetBuf()
-					s.endMessage(d)
-				} else {
-					p.buf = p.buf[:0]
-				}
-				continue
-			}
-			n, good := parseChunkSize(line)
-			p.buf = p.buf[:0]
-			switch {
-			case !good:
-				s.emitResponseIf(d)
-				p.state = stResync
-			case n == 0:
-				p.state = stTrailer
-			default:
-				p.state, p.remain = stChunkData, n
-			}
-		case stUntilClose:
-			s.bodyBytes(d, data)
-			return
-		case stTunnel:
-			// Bytes after a 101 in the same segment are already frames.
-			if s.ws != nil {
-				s.ws.Feed(d, data, t)
-			}
-			return
-		case stResync:
-			i := 0
-			if !p.afterGap || !startsMessage(data, p.kind) {
-				i = resyncPoint(data, p.kind)
-			}
-			p.afterGap = false
-			if i < 0 {
-				return
-			}
-			data = data[i:]
-			p.state = stHeader
-		default: // stDead
-			return
-		}
-	}
-}
-
-func trimCRLF(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func indexNL(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-// line returns the next complete line (with its LF) from the buffered
-// bytes plus data, and the rest of data. ok is false when data ended first;
-// the partial line is then buffered (up to max bytes).
-func (p *parser) line(data []byte, maxLen int) (line, rest []byte, ok bool) {
-	i := indexNL(data)
-	if i < 0 {
-		room := maxLen - len(p.buf)
-		if room > 0 {
-			p.buf = append(p.buf, data[:min(room, len(data))]...)
-		}
-		return nil, nil, false
-	}
-	if len(p.buf) == 0 {
-		return data[:i+1], data[i+1:], true
-	}
-	p.buf = append(p.buf, data[:i+1]...)
-	return p.buf, data[i+1:], true
-}
-
-// resetBuf empties the buffer and lets a large one go, so that a
-// connection that once saw a big header block does not keep it.
-func (p *parser) resetBuf() {
-	if cap(p.buf) > 4096 {
-		p.buf = nil
-	} else {
-		p.buf = p.buf[:0]
-	}
-}
-
-// resyncPoint finds the first line start in data that begins a message of
-// kind k, or -1. Only line starts inside data are considered; a message
-// that starts exactly at a segment boundary after a gap is lost.
-func resyncPoint(data []byte, k msgKind) int {
-	for i := 0; i < len(data); {
-		j := indexNL(data[i:])
-		if j < 0 {
-			return -1
-		}
-		i += j + 1
-		if startsMessage(data[i:], k) {
-			return i
-		}
-	}
-	return -1
-}
-
-// onBlock handles a complete (or, when truncated, overflowing) header
-// block in direction d.
-func (s *stream) onBlock(d int, raw []byte, t time.Time, truncated bool) {
-	p := &s.dir[d]
-	lim := &s.asm.opt.Limits
-	blk := parseBlock(raw, lim.MaxHeaders)
-	start := s.hdrStart[d]
-	if start.IsZero() {
-		start = t
-	}
-	if p.kind == kindRequest {
-		req := &Request{Conn: s.conn(), Index: s.nreq, Method: blk.a, Target: blk.b, Version: blk.c,
-			Headers: blk.headers, Start: start, End: t, Truncated: truncated}
+	if !m.Response {
+		req := &Request{Conn: s.conn(), Index: s.nreq, Method: m.Method, Target: m.Target, Version: m.Version,
+			Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated}
 		s.nreq++
 		if len(s.pending) >= lim.MaxPending {
 			copy(s.pending, s.pending[1:])
@@ -445,23 +236,11 @@ func (s *stream) onBlock(d int, raw []byte, t time.Time, truncated bool) {
 		}
 		s.pending = append(s.pending, req)
 		s.asm.sink.Request(req)
-		if truncated {
-			return
-		}
-		chunked, n := bodyLength(req.Headers)
-		switch {
-		case chunked:
-			p.state = stChunkSize
-		case n > 0:
-			p.state, p.remain = stBody, n
-		default: // requests without a length have no body
-			p.state = stHeader
-		}
-		return
+		return false
 	}
-	status, _ := strconv.Atoi(blk.b)
-	resp := &Response{Conn: s.conn(), Index: s.nresp, Version: blk.a, Status: status, Reason: blk.c,
-		Headers: blk.headers, Start: start, End: t, Truncated: truncated}
+	status := m.Status
+	resp := &Response{Conn: s.conn(), Index: s.nresp, Version: m.Version, Status: status, Reason: m.Reason,
+		Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated}
 	s.nresp++
 	if status >= 200 || status == 101 {
 		if len(s.pending) > 0 {
@@ -471,70 +250,55 @@ func (s *stream) onBlock(d int, raw []byte, t time.Time, truncated bool) {
 		}
 	}
 	s.emitResponse() // a previous response still collecting its body
-	if truncated {
+	if m.Truncated {
 		s.asm.sink.Response(resp)
-		return
+		return false
 	}
-	if status == 101 {
+	if m.Switches() {
 		s.asm.sink.Response(resp)
-		s.upgraded, s.upgradeTime = true, t
-		for i := range s.dir {
-			s.dir[i].state = stTunnel
-			s.dir[i].buf = nil
-		}
+		s.upgraded, s.upgradeTime = true, m.End
+		s.dir[1-h.d].Tunnel() // the parser switches its own direction
 		s.ws = &wsframe.Session{}
 		s.ws.Init(int(s.clientDir), wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
 		s.pending = nil
-		return
+		return false
 	}
-	noBody := status < 200 || status == 204 || status == 304 ||
-		resp.Request != nil && (resp.Request.Method == "HEAD" || resp.Request.Method == "CONNECT" && status < 300)
-	if noBody {
-		s.asm.sink.Response(resp)
-		p.state = stHeader
-		return
-	}
+	// Collected until the parser ends it (at once when it has no body).
 	s.cur = resp
-	chunked, n := bodyLength(resp.Headers)
-	switch {
-	case chunked:
-		p.state = stChunkSize
-	case n == 0:
-		s.emitResponse()
-		p.state = stHeader
-	case n > 0:
-		p.state, p.remain = stBody, n
-	default:
-		p.state = stUntilClose
-	}
+	return resp.Request != nil && (resp.Request.Method == "HEAD" || resp.Request.Method == "CONNECT" && status < 300)
 }
 
-// bodyBytes sees body bytes of direction d; a response keeps its prefix.
-func (s *stream) bodyBytes(d int, b []byte) {
-	if s.dir[d].kind != kindResponse || s.cur == nil {
+// Body sees body bytes; a response keeps its prefix.
+func (h *half) Body(b []byte) {
+	s, d := h.s, h.d
+	if s.dir[d].Kind() != http1.KindResponse || s.cur == nil {
 		return
 	}
-	p := &s.dir[d]
-	room := s.asm.opt.BodyPrefix - len(p.body)
+	room := s.asm.opt.BodyPrefix - len(s.body[d])
 	if room > 0 {
-		p.body = append(p.body, b[:min(room, len(b))]...)
+		s.body[d] = append(s.body[d], b[:min(room, len(b))]...)
 	}
-	if len(p.body) >= s.asm.opt.BodyPrefix {
+	if len(s.body[d]) >= s.asm.opt.BodyPrefix {
 		s.emitResponse()
 	}
 }
 
-// endMessage finishes the message in direction d.
-func (s *stream) endMessage(d int) {
-	if s.dir[d].kind == kindResponse {
-		s.emitResponse()
+// End delivers a response when its body ends or stops being contiguous.
+func (h *half) End() {
+	if h.s.dir[h.d].Kind() == http1.KindResponse {
+		h.s.emitResponse()
 	}
-	s.dir[d].state = stHeader
 }
 
-func (s *stream) emitResponseIf(d int) {
-	if s.dir[d].kind == kindResponse {
-		s.emitResponse()
+func (h *half) Tunnel(b []byte, t time.Time) {
+	if h.s.ws != nil {
+		h.s.ws.Feed(h.d, b, t)
+	}
+}
+
+func (h *half) TunnelGap(n int) {
+	if h.s.ws != nil {
+		h.s.ws.Gap(h.d, n)
 	}
 }
 
@@ -547,10 +311,9 @@ func (s *stream) emitResponse() {
 	r := s.cur
 	s.cur = nil
 	d := 1 - int(s.clientDir)
-	p := &s.dir[d]
-	if len(p.body) > 0 {
-		r.Body = string(p.body)
-		p.body = p.body[:0]
+	if len(s.body[d]) > 0 {
+		r.Body = string(s.body[d])
+		s.body[d] = s.body[d][:0]
 	}
 	s.asm.sink.Response(r)
 }
@@ -563,8 +326,9 @@ func (s *stream) finish() {
 	s.ended = true
 	s.asm.stats.Open--
 	s.emitResponse()
-	httpSeen := s.dir[0].kind == kindRequest || s.dir[0].kind == kindResponse ||
-		s.dir[1].kind == kindRequest || s.dir[1].kind == kindResponse
+	k0, k1 := s.dir[0].Kind(), s.dir[1].Kind()
+	httpSeen := k0 == http1.KindRequest || k0 == http1.KindResponse ||
+		k1 == http1.KindRequest || k1 == http1.KindResponse
 	tls := s.tls != nil
 	noData := s.bytes[0] == 0 && s.bytes[1] == 0
 	// Connections that carried something else are of no interest; ones that

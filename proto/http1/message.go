@@ -1,4 +1,4 @@
-package reassembly
+package http1
 
 import (
 	"bytes"
@@ -6,117 +6,56 @@ import (
 	"strings"
 )
 
-// This file holds the push-style HTTP/1.x parser: one per direction, fed
-// whatever bytes TCP reassembly hands over, in pieces of any size. It never
-// waits for more data than a header block, skips bodies by length, and
-// survives gaps by resynchronising on the next start line.
+// This file holds the HTTP/1.x syntax the Parser (parser.go) relies on:
+// what a direction's first bytes are, where a header block ends, and how
+// a start line, header fields, body length and chunk size are read.
 
-// msgKind is what a direction carries, decided by its first bytes.
-type msgKind uint8
-
-const (
-	kindUnknown  msgKind = iota // not decided yet
-	kindRequest                 // request lines
-	kindResponse                // status lines
-	kindTLS                     // a TLS record
-	kindOther                   // neither: ignored
-)
-
-// pstate is the parser's position in the message grammar.
-type pstate uint8
-
-const (
-	stSniff      pstate = iota // deciding what the direction carries
-	stHeader                   // inside a start line + header block
-	stBody                     // Content-Length body: remain bytes left
-	stChunkSize                // reading a chunk-size line
-	stChunkData                // inside chunk data: remain bytes left
-	stChunkCRLF                // the CRLF after chunk data
-	stTrailer                  // trailer lines after the last chunk
-	stUntilClose               // body delimited by the connection's close
-	stTunnel                   // after a 101: not HTTP any more
-	stResync                   // lost our place: looking for a start line
-	stDead                     // ignoring everything
-)
-
-// Limits bound what one direction may buffer.
-type Limits struct {
-	// MaxHeaderBytes caps a start line plus header block.
-	MaxHeaderBytes int
-	// MaxHeaders caps the header lines kept per message.
-	MaxHeaders int
-	// BodyPrefix is how much of a response body is kept (error pages).
-	BodyPrefix int
-	// MaxPending caps requests waiting for their responses (pipelining).
-	MaxPending int
-}
-
-// DefaultLimits are safe for hostile input and ample for real proxies
-// (nginx's own default for a client header block is 4 x 8 KiB).
-var DefaultLimits = Limits{MaxHeaderBytes: 32 << 10, MaxHeaders: 100, BodyPrefix: 512, MaxPending: 32}
-
-// parser is the state of one direction.
-type parser struct {
-	// buf holds a header block (or the bytes of a start line being sniffed
-	// or a chunk-size line) that spans segments. Bounded by MaxHeaderBytes.
-	buf    []byte
-	remain int64
-	// body collects the prefix of the current response body.
-	body  []byte
-	kind  msgKind
-	state pstate
-	// chunked, for the body state after the current header block
-	chunked bool
-	// afterGap: bytes were lost just before the next data.
-	afterGap bool
-}
-
-// isTokenChar reports whether c may appear in an HTTP method.
+// isMethodChar reports whether c may appear in an HTTP method.
 func isMethodChar(c byte) bool { return c >= 'A' && c <= 'Z' || c == '-' || c == '_' }
 
-// sniff decides what b starts with. It returns kindUnknown when b is too
+// sniff decides what b starts with. It returns KindUnknown when b is too
 // short to tell.
-func sniff(b []byte) msgKind {
+func sniff(b []byte) Kind {
 	if len(b) == 0 {
-		return kindUnknown
+		return KindUnknown
 	}
 	if b[0] == 0x16 || b[0] == 0x15 || b[0] == 0x17 || b[0] == 0x14 { // TLS content types
 		if len(b) < 2 {
-			return kindUnknown
+			return KindUnknown
 		}
 		if b[1] == 0x03 {
-			return kindTLS
+			return KindTLS
 		}
-		return kindOther
+		return KindOther
 	}
 	const httpPrefix = "HTTP/1."
 	n := min(len(b), len(httpPrefix))
 	if string(b[:n]) == httpPrefix[:n] {
 		if n < len(httpPrefix) {
-			return kindUnknown
+			return KindUnknown
 		}
-		return kindResponse
+		return KindResponse
 	}
 	// A method: 1 to 20 capital letters, then a space.
 	for i := 0; i < len(b) && i <= 20; i++ {
 		c := b[i]
 		if c == ' ' && i > 0 {
-			return kindRequest
+			return KindRequest
 		}
 		if !isMethodChar(c) {
-			return kindOther
+			return KindOther
 		}
 	}
 	if len(b) > 20 {
-		return kindOther
+		return KindOther
 	}
-	return kindUnknown
+	return KindUnknown
 }
 
 // startsMessage reports whether b (at a line start) begins a message of kind k.
 // Used to resynchronise after a gap.
-func startsMessage(b []byte, k msgKind) bool {
-	if k == kindResponse {
+func startsMessage(b []byte, k Kind) bool {
+	if k == KindResponse {
 		return bytes.HasPrefix(b, []byte("HTTP/1."))
 	}
 	for _, m := range knownMethods {
@@ -154,8 +93,6 @@ type block struct {
 	// request: a=method, b=target, c=version; response: a=version, b=status, c=reason
 	a, b, c string
 	headers Headers
-	// malformed start line
-	bad bool
 }
 
 // parseBlock parses a complete header block (terminator included).
@@ -164,11 +101,7 @@ func parseBlock(raw []byte, maxHeaders int) block {
 	var blk block
 	line, rest, _ := strings.Cut(s, "\n")
 	line = strings.TrimSuffix(line, "\r")
-	var ok bool
-	blk.a, line, ok = strings.Cut(line, " ")
-	if !ok {
-		blk.bad = true
-	}
+	blk.a, line, _ = strings.Cut(line, " ")
 	blk.b, blk.c, _ = strings.Cut(line, " ")
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\n")
