@@ -107,7 +107,7 @@ func TestParserSplitInput(t *testing.T) {
 		// end within the same piece of input (resyncPoint), so a record
 		// after a resync depends on the cuts: a known limitation.
 		wholeOnly bool
-		want   []string
+		want      []string
 	}{
 		{name: "upgrade request then pipelined POST", in: wsRequest + "\r\nPOST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.0\n\n",
 			want: []string{"sniffed 1",
@@ -133,7 +133,7 @@ func TestParserSplitInput(t *testing.T) {
 		{name: "body until close", in: "HTTP/1.0 200 OK\nConnection: close\n\nbody until close",
 			want: []string{"sniffed 2", "response HTTP/1.0 200 \"OK\" [Connection=close] truncated=false switches=false", "body body until close"}},
 		{name: "header block over the limit, then resync", wholeOnly: true, lim: Limits{MaxHeaderBytes: 64, MaxHeaders: 2},
-			in: "GET /big HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nX-Long: " + strings.Repeat("x", 80) + "\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+			in:   "GET /big HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nX-Long: " + strings.Repeat("x", 80) + "\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
 			want: []string{"sniffed 1", "request GET /big HTTP/1.1 [A=1 B=2] truncated=true", "request GET /next HTTP/1.1 [] truncated=false"}},
 		{name: "neither HTTP nor TLS", in: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", want: []string{"sniffed 4"}},
 		{name: "TLS not taken", in: "\x16\x03\x01\x00\x05hello", want: []string{"sniffed 3"}},
