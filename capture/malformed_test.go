@@ -41,17 +41,17 @@ func (p pkt) String() string {
 
 // readAll drains a reader, returning the segments, the error that ended
 // it (io.EOF for a clean end) and the reader (nil when NewReader failed).
-func readAll(tb testing.TB, nm string, data []byte) ([]pkt, error, *capture.Reader) {
+func readAll(tb testing.TB, nm string, data []byte) ([]pkt, *capture.Reader, error) {
 	tb.Helper()
 	r, err := capture.NewReader(nm, bytes.NewReader(data))
 	if err != nil {
-		return nil, err, nil
+		return nil, nil, err
 	}
 	var out []pkt
 	for {
 		p, err := r.Next()
 		if err != nil {
-			return out, err, r
+			return out, r, err
 		}
 		t := p.TCP
 		fl := ""
@@ -137,7 +137,7 @@ func checkOneLine(t *testing.T, err error, nm string) {
 
 func TestCorrectCaptureReference(t *testing.T) {
 	b := readCapture(t, "correct.pcap")
-	ref, err, r := readAll(t, name, b)
+	ref, r, err := readAll(t, name, b)
 	if err != io.EOF {
 		t.Fatalf("reading the real capture: %v", err)
 	}
@@ -160,7 +160,7 @@ func TestTruncatedEveryOffset(t *testing.T) {
 	t.Parallel()
 	defer lessGC()()
 	b := readCapture(t, "correct.pcap")
-	ref, err, _ := readAll(t, name, b)
+	ref, _, err := readAll(t, name, b)
 	if err != io.EOF {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestTruncatedEveryOffset(t *testing.T) {
 	}
 	var bugCuts []int
 	for cut := 0; cut < len(b); cut++ {
-		got, err, r := readAll(t, name, b[:cut])
+		got, r, err := readAll(t, name, b[:cut])
 		if r == nil {
 			// Only a cut inside the file header may fail at open.
 			if cut >= 24 {
@@ -236,7 +236,7 @@ func TestTruncatedPcapngEveryOffset(t *testing.T) {
 	t.Parallel()
 	defer lessGC()()
 	b := readCapture(t, "pcapng-mixed.pcapng")
-	ref, err, _ := readAll(t, name, b)
+	ref, _, err := readAll(t, name, b)
 	if err != io.EOF {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestTruncatedPcapngEveryOffset(t *testing.T) {
 		if cut > 2048 && cut%7 != 0 && !nearBoundary(cut) {
 			continue
 		}
-		got, err, r := readAll(t, name, b[:cut])
+		got, r, err := readAll(t, name, b[:cut])
 		if r == nil {
 			if cut >= shbEnd {
 				t.Fatalf("cut %d after the section header: open failed: %v", cut, err)
@@ -333,7 +333,7 @@ func TestOpenErrors(t *testing.T) {
 		{"pcapng bad byte-order magic", le32(nil, 0x0a0d0d0a, 28, 0x11223344, 1, 0, 0, 28), name + ": pcapng: …"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			got, err, r := readAll(t, name, tc.data)
+			got, r, err := readAll(t, name, tc.data)
 			if r != nil {
 				t.Fatalf("open succeeded (%d packets, then %v)", len(got), err)
 			}
@@ -357,7 +357,7 @@ func TestSnaplen(t *testing.T) {
 	for _, sl := range []uint32{0, 1, 1 << 31, 0xffffffff} {
 		m := append([]byte(nil), b...)
 		binary.LittleEndian.PutUint32(m[16:], sl)
-		got, err, r := readAll(t, name, m)
+		got, r, err := readAll(t, name, m)
 		if r == nil || err != io.EOF {
 			t.Fatalf("snaplen %d: %v", sl, err)
 		}
@@ -384,7 +384,7 @@ func TestCaptureLengthAboveOriginal(t *testing.T) {
 	recs := pcapRecords(t, b)
 	cl := uint32(len(recs[i].data))
 	m, ref := patchRecord(t, i, cl, cl-1)
-	got, err, r := readAll(t, name, m)
+	got, r, err := readAll(t, name, m)
 	if r == nil {
 		t.Fatal(err)
 	}
@@ -584,7 +584,7 @@ func TestPcapng(t *testing.T) {
 
 	t.Run("little endian", func(t *testing.T) {
 		e := ngFromPcap(t, binary.LittleEndian, recs)
-		got, err, _ := readAll(t, name, e.buf)
+		got, _, err := readAll(t, name, e.buf)
 		if err != io.EOF {
 			t.Fatal(err)
 		}
@@ -592,7 +592,7 @@ func TestPcapng(t *testing.T) {
 	})
 	t.Run("big endian", func(t *testing.T) {
 		e := ngFromPcap(t, binary.BigEndian, recs)
-		got, err, _ := readAll(t, name, e.buf)
+		got, _, err := readAll(t, name, e.buf)
 		if err != io.EOF {
 			t.Fatal(err)
 		}
@@ -602,7 +602,7 @@ func TestPcapng(t *testing.T) {
 		e := ngFromPcap(t, binary.LittleEndian, recs[:half])
 		e2 := ngFromPcap(t, binary.BigEndian, recs[half:])
 		data := append(e.buf, e2.buf...)
-		got, err, _ := readAll(t, name, data)
+		got, _, err := readAll(t, name, data)
 		if err != io.EOF {
 			t.Fatal(err)
 		}
@@ -610,7 +610,7 @@ func TestPcapng(t *testing.T) {
 		// and back again
 		e3 := ngFromPcap(t, binary.BigEndian, recs[:half])
 		e4 := ngFromPcap(t, binary.LittleEndian, recs[half:])
-		got, err, _ = readAll(t, name, append(e3.buf, e4.buf...))
+		got, _, err = readAll(t, name, append(e3.buf, e4.buf...))
 		if err != io.EOF {
 			t.Fatal(err)
 		}
@@ -627,7 +627,7 @@ func TestPcapng(t *testing.T) {
 		for _, rc := range recs[half:] {
 			e2.epbData(0, rc, rc.data[14:]) // strip the Ethernet header
 		}
-		got, err, r := readAll(t, name, append(e.buf, e2.buf...))
+		got, r, err := readAll(t, name, append(e.buf, e2.buf...))
 		if err != io.EOF {
 			t.Fatal(err)
 		}
@@ -653,7 +653,7 @@ func TestPcapng(t *testing.T) {
 			}
 			e.epb(0, rc)
 		}
-		got, err, _ := readAll(t, name, e.buf)
+		got, _, err := readAll(t, name, e.buf)
 		if err != io.EOF {
 			t.Fatal(err)
 		}
@@ -666,7 +666,7 @@ func TestPcapng(t *testing.T) {
 		for _, rc := range recs {
 			e.epb(0, rc)
 		}
-		got, err, r := readAll(t, name, e.buf)
+		got, r, err := readAll(t, name, e.buf)
 		if r == nil {
 			// refusing at open is fine too, with a clear error naming it
 			checkOneLine(t, err, name)
@@ -693,7 +693,7 @@ func TestPcapng(t *testing.T) {
 			}
 			e.epb(iface, rc)
 		}
-		got, err, _ := readAll(t, name, e.buf)
+		got, _, err := readAll(t, name, e.buf)
 		checkOneLine(t, err, name)
 		wantPrefix(t, got, ref, 4)
 	})
@@ -722,7 +722,7 @@ func TestPcapngWrongBlockLength(t *testing.T) {
 			var got []pkt
 			var err error
 			var r *capture.Reader
-			alloc := allocDuring(func() { got, err, r = readAll(t, name, m) })
+			alloc := allocDuring(func() { got, r, err = readAll(t, name, m) })
 			if alloc > 4<<20 {
 				t.Errorf("allocated %d bytes for a %d byte file", alloc, len(m))
 			}
@@ -748,14 +748,14 @@ func TestGzip(t *testing.T) {
 	ref, _, _ := readAll(t, name, b)
 	z := gzipBytes(t, b)
 
-	got, err, _ := readAll(t, name, z)
+	got, _, err := readAll(t, name, z)
 	if err != io.EOF {
 		t.Fatal(err)
 	}
 	wantPrefix(t, got, ref, uint64(len(ref)))
 
 	t.Run("truncated half-way", func(t *testing.T) {
-		got, err, r := readAll(t, name, z[:len(z)/2])
+		got, r, err := readAll(t, name, z[:len(z)/2])
 		if r == nil {
 			t.Fatal(err)
 		}
@@ -774,7 +774,7 @@ func TestGzip(t *testing.T) {
 			for k := pos; k < pos+16 && k < len(m); k++ {
 				m[k] ^= 0x5a
 			}
-			got, err, r := readAll(t, name, m)
+			got, r, err := readAll(t, name, m)
 			if r == nil {
 				t.Fatal(err)
 			}
@@ -792,7 +792,7 @@ func TestGzip(t *testing.T) {
 	t.Run("bad checksum", func(t *testing.T) {
 		m := append([]byte(nil), z...)
 		m[len(m)-6] ^= 0xff // CRC-32 in the trailer
-		got, err, _ := readAll(t, name, m)
+		got, _, err := readAll(t, name, m)
 		if err == io.EOF {
 			t.Fatalf("a gzip with a wrong CRC read to a clean end (%d packets)", len(got))
 		}
@@ -802,7 +802,7 @@ func TestGzip(t *testing.T) {
 	})
 	t.Run("trailing garbage after the gzip member", func(t *testing.T) {
 		m := append(append([]byte(nil), z...), []byte("garbage after the end")...)
-		got, err, _ := readAll(t, name, m)
+		got, _, err := readAll(t, name, m)
 		if err != io.EOF {
 			checkOneLine(t, err, name)
 		}
@@ -820,7 +820,7 @@ func TestTruncatedAllCaptures(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, cut := range []int{len(b) - 1, len(b) / 2} {
-			_, err, r := readAll(t, filepath.Base(p), b[:cut])
+			_, r, err := readAll(t, filepath.Base(p), b[:cut])
 			if r == nil || err == io.EOF {
 				continue
 			}

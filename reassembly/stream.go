@@ -40,7 +40,6 @@ type stream struct {
 	ws          *wsframe.Session // frames after a 101
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
 	cur         *Response        // response whose body prefix is being collected
-	hdrStart    [2]time.Time
 
 	fast // in-order tracking while the connection needs no reassembly
 
