@@ -2,15 +2,17 @@
 // segments.
 //
 // Files: pcap and pcapng (several interfaces of different link types in
-// one pcapng), gzip-compressed or not, from a file or standard input.
-// Live (Linux): AF_PACKET TPACKET_V3 rings through gopacket's pure-Go
-// afpacket, with a kernel BPF filter compiled from a documented subset of
-// pcap-filter syntax (filter.go); on loopback the outgoing copy of every
-// packet is dropped in the kernel. Both decode Ethernet (with 802.1Q),
-// Linux SLL and SLL2, BSD loopback and raw IPv4/IPv6 with gopacket's
-// DecodingLayerParser into structs reused for every packet: reading
-// allocates nothing per packet.
+// one pcapng), gzip-compressed or not, from a file or standard input; the
+// TLS key logs a pcapng carries in Decryption Secrets Blocks are handed to
+// a KeyLogSink as they are read (secrets.go). Live (Linux): AF_PACKET
+// TPACKET_V3 rings through gopacket's pure-Go afpacket, with a kernel BPF
+// filter compiled from a documented subset of pcap-filter syntax
+// (filter.go); on loopback the outgoing copy of every packet is dropped in
+// the kernel. Both decode Ethernet (with 802.1Q), Linux SLL and SLL2, BSD
+// loopback and raw IPv4/IPv6 with gopacket's DecodingLayerParser into
+// structs reused for every packet: reading allocates nothing per packet.
 //
 // It also writes pcapng (writer.go) and drops root after the capture
-// socket is open (privdrop_linux.go). It knows nothing about HTTP.
+// socket is open (privdrop_linux.go). It must not know TCP streams, HTTP,
+// TLS or WebSocket: it hands over segments and secrets, never parses them.
 package capture
