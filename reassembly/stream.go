@@ -23,8 +23,7 @@ type stream struct {
 	// ends[0] sent the first packet the assembler saw (gopacket's
 	// client-to-server direction), ends[1] the other.
 	ends [2]netip.AddrPort
-	dir  [2]http1.Parser
-	half [2]half // dir's handlers
+	dir  [2]http1.Parser // each reports to the stream (an http1.Handler)
 	// body collects the prefix of the response being collected, by the
 	// direction it came in.
 	body [2][]byte
@@ -166,31 +165,25 @@ func (s *stream) ReassemblyComplete(ac tcpr.AssemblerContext) bool {
 func (s *stream) gap(d int, n int) {
 	s.gaps++
 	s.gapBytes += uint64(n)
-	s.dir[d].Gap(n)
+	s.dir[d].Gap(s, n)
 }
 
 // feed runs data through direction d's HTTP parser.
 func (s *stream) feed(d int, data []byte, t time.Time) {
-	s.dir[d].Feed(data, t)
-}
-
-// half is the http1.Handler of one direction of a stream: it turns what
-// the parser finds into events.
-type half struct {
-	s *stream
-	d int
+	s.dir[d].Feed(s, data, t)
 }
 
 // initParsers readies both directions' HTTP parsers.
 func (s *stream) initParsers() {
 	for d := range s.dir {
-		s.half[d] = half{s, d}
-		s.dir[d].Init(&s.half[d], &s.asm.opt.Limits)
+		s.dir[d].Init(d, &s.asm.opt.Limits)
 	}
 }
 
-func (h *half) Sniffed(k http1.Kind, data []byte, t time.Time) bool {
-	s, d := h.s, h.d
+// The stream is the http1.Handler of both its directions: it turns what
+// the parsers find into events.
+
+func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
 	switch k {
 	case http1.KindRequest:
 		s.engage()
@@ -222,8 +215,7 @@ func (h *half) Sniffed(k http1.Kind, data []byte, t time.Time) bool {
 	return true
 }
 
-func (h *half) Head(m http1.Head) (noBody bool) {
-	s := h.s
+func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 	lim := &s.asm.opt.Limits
 	if !m.Response {
 		req := &Request{Conn: s.conn(), Index: s.nreq, Method: m.Method, Target: m.Target, Version: m.Version,
@@ -256,7 +248,7 @@ func (h *half) Head(m http1.Head) (noBody bool) {
 	if m.Switches() {
 		s.asm.sink.Response(resp)
 		s.upgraded, s.upgradeTime = true, m.End
-		s.dir[1-h.d].Tunnel() // the parser switches its own direction
+		s.dir[1-d].Tunnel() // the parser switches its own direction
 		s.ws = &wsframe.Session{}
 		s.ws.Init(int(s.clientDir), wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
 		s.pending = nil
@@ -268,8 +260,7 @@ func (h *half) Head(m http1.Head) (noBody bool) {
 }
 
 // Body sees body bytes; a response keeps its prefix.
-func (h *half) Body(b []byte) {
-	s, d := h.s, h.d
+func (s *stream) Body(d int, b []byte) {
 	if s.dir[d].Kind() != http1.KindResponse || s.cur == nil {
 		return
 	}
@@ -283,21 +274,21 @@ func (h *half) Body(b []byte) {
 }
 
 // End delivers a response when its body ends or stops being contiguous.
-func (h *half) End() {
-	if h.s.dir[h.d].Kind() == http1.KindResponse {
-		h.s.emitResponse()
+func (s *stream) End(d int) {
+	if s.dir[d].Kind() == http1.KindResponse {
+		s.emitResponse()
 	}
 }
 
-func (h *half) Tunnel(b []byte, t time.Time) {
-	if h.s.ws != nil {
-		h.s.ws.Feed(h.d, b, t)
+func (s *stream) Tunnel(d int, b []byte, t time.Time) {
+	if s.ws != nil {
+		s.ws.Feed(d, b, t)
 	}
 }
 
-func (h *half) TunnelGap(n int) {
-	if h.s.ws != nil {
-		h.s.ws.Gap(h.d, n)
+func (s *stream) TunnelGap(d int, n int) {
+	if s.ws != nil {
+		s.ws.Gap(d, n)
 	}
 }
 

@@ -78,7 +78,9 @@ type Head struct {
 // one (Parser.Tunnel).
 func (h *Head) Switches() bool { return h.Response && h.Status == 101 && !h.Truncated }
 
-// Handler receives what a Parser finds, in the order of the bytes.
+// Handler receives what a Parser finds, in the order of the bytes. dir is
+// the direction given to the Parser's Init, so that one Handler serves
+// both directions of a connection.
 type Handler interface {
 	// Sniffed is called once the first bytes tell what the direction
 	// carries. For KindRequest and KindResponse parsing goes on; for
@@ -86,28 +88,29 @@ type Handler interface {
 	// data is everything from the record on: a handler that takes it
 	// (returns true) leaves the Parser at the start, ready to sniff the
 	// plaintext; otherwise the direction is ignored as KindOther.
-	Sniffed(k Kind, data []byte, t time.Time) (took bool)
+	Sniffed(dir int, k Kind, data []byte, t time.Time) (took bool)
 	// Head is called with every header block. noBody says, for a
 	// response, that the request it answers forbids a body (HEAD, or a
 	// CONNECT answered 2xx); the Parser knows the rest (1xx, 204, 304).
-	Head(h Head) (noBody bool)
+	Head(dir int, h Head) (noBody bool)
 	// Body gets the bytes of the current message's body, chunk framing
 	// removed.
-	Body(b []byte)
+	Body(dir int, b []byte)
 	// End says the current message is complete, or that the rest of its
 	// body will not be contiguous (a gap, a malformed chunk): any Body
 	// bytes that still come for it are not its prefix.
-	End()
+	End(dir int)
 	// Tunnel gets the bytes that follow a 101, from the same segment on.
-	Tunnel(b []byte, t time.Time)
+	Tunnel(dir int, b []byte, t time.Time)
 	// TunnelGap says n bytes after a 101 were lost.
-	TunnelGap(n int)
+	TunnelGap(dir int, n int)
 }
 
 // Parser is the HTTP/1.x state of one direction of a connection. The zero
-// value is not usable; call Init.
+// value is not usable; call Init. It does not keep its Handler: Feed and
+// Gap take it, which keeps a connection's two Parsers small (a busy proxy
+// host holds hundreds of thousands).
 type Parser struct {
-	h   Handler
 	lim *Limits
 	// buf holds a header block (or the bytes of a start line being sniffed
 	// or a chunk-size line) that spans segments. Bounded by MaxHeaderBytes.
@@ -118,11 +121,13 @@ type Parser struct {
 	state  pstate
 	// afterGap: bytes were lost just before the next data.
 	afterGap bool
+	dir      uint8 // passed to the Handler
 }
 
-// Init prepares p to report to h within lim, which must outlive p.
-func (p *Parser) Init(h Handler, lim *Limits) {
-	*p = Parser{h: h, lim: lim}
+// Init prepares p for direction dir (0 or 1, passed back to the Handler),
+// within lim, which must outlive p.
+func (p *Parser) Init(dir int, lim *Limits) {
+	*p = Parser{lim: lim, dir: uint8(dir)}
 }
 
 // Kind returns what the direction carries, as far as it is known.
@@ -136,9 +141,9 @@ func (p *Parser) Tunnel() {
 }
 
 // Feed runs the next in-order bytes of the direction, captured at t,
-// through the parser.
-func (p *Parser) Feed(data []byte, t time.Time) {
-	lim := p.lim
+// through the parser, reporting to h.
+func (p *Parser) Feed(h Handler, data []byte, t time.Time) {
+	lim, d := p.lim, int(p.dir)
 	for len(data) > 0 {
 		switch p.state {
 		case stSniff:
@@ -159,19 +164,19 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 				return
 			case KindRequest, KindResponse:
 				p.kind, p.state, p.start = k, stHeader, t
-				p.h.Sniffed(k, data, t)
+				h.Sniffed(d, k, data, t)
 			case KindTLS:
 				// The handler may feed decrypted bytes back into p before
 				// it returns: p must be at the start, with nothing held.
 				p.buf = nil
-				if p.h.Sniffed(KindTLS, data, t) {
+				if h.Sniffed(d, KindTLS, data, t) {
 					return
 				}
 				p.kind, p.state = KindOther, stDead // TLS inside TLS: not ours
 				return
 			case KindOther:
 				p.kind, p.state, p.buf = k, stDead, nil
-				p.h.Sniffed(k, data, t)
+				h.Sniffed(d, k, data, t)
 				return
 			}
 		case stHeader:
@@ -185,7 +190,7 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 				}
 				p.start = t
 				if e := headerEnd(data); e >= 0 && e <= lim.MaxHeaderBytes {
-					p.block(data[:e], t, false)
+					p.block(h, data[:e], t, false)
 					data = data[e:]
 					continue
 				}
@@ -197,7 +202,7 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 			from := max(0, old-3)
 			if e := headerEnd(p.buf[from:]); e >= 0 {
 				e += from
-				p.block(p.buf[:e], t, false)
+				p.block(h, p.buf[:e], t, false)
 				p.resetBuf()
 				data = data[e-old:] // the rest of data follows the block
 				continue
@@ -206,20 +211,20 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 			if len(p.buf) >= lim.MaxHeaderBytes {
 				// A header block that never ends: report what it had and
 				// look for the next message.
-				p.block(p.buf, t, true)
+				p.block(h, p.buf, t, true)
 				p.resetBuf()
 				p.state = stResync
 			}
 		case stBody, stChunkData:
 			n := int(min(p.remain, int64(len(data))))
-			p.h.Body(data[:n])
+			h.Body(d, data[:n])
 			p.remain -= int64(n)
 			data = data[n:]
 			if p.remain == 0 {
 				if p.state == stChunkData {
 					p.state = stChunkCRLF
 				} else {
-					p.endMessage()
+					p.endMessage(h)
 				}
 			}
 		case stChunkCRLF:
@@ -242,7 +247,7 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 			if p.state == stTrailer {
 				if len(trimCRLF(line)) == 0 {
 					p.resetBuf()
-					p.endMessage()
+					p.endMessage(h)
 				} else {
 					p.buf = p.buf[:0]
 				}
@@ -252,7 +257,7 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 			p.buf = p.buf[:0]
 			switch {
 			case !good:
-				p.h.End()
+				h.End(d)
 				p.state = stResync
 			case n == 0:
 				p.state = stTrailer
@@ -260,11 +265,11 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 				p.state, p.remain = stChunkData, n
 			}
 		case stUntilClose:
-			p.h.Body(data)
+			h.Body(d, data)
 			return
 		case stTunnel:
 			// Bytes after a 101 in the same segment are already frames.
-			p.h.Tunnel(data, t)
+			h.Tunnel(d, data, t)
 			return
 		case stResync:
 			i := 0
@@ -284,25 +289,26 @@ func (p *Parser) Feed(data []byte, t time.Time) {
 }
 
 // Gap tells p that the next n bytes of its direction will never come.
-func (p *Parser) Gap(n int) {
+func (p *Parser) Gap(h Handler, n int) {
+	d := int(p.dir)
 	switch p.state {
 	case stBody, stChunkData:
 		if p.remain >= int64(n) {
 			p.remain -= int64(n)
-			p.h.End() // the body prefix is no longer contiguous
+			h.End(d) // the body prefix is no longer contiguous
 			return
 		}
 	case stTunnel:
-		p.h.TunnelGap(n)
+		h.TunnelGap(d, n)
 		return
 	case stUntilClose, stDead:
-		p.h.End()
+		h.End(d)
 		return
 	case stSniff:
 		p.buf = p.buf[:0]
 		return
 	}
-	p.h.End()
+	h.End(d)
 	p.resetBuf()
 	p.state = stResync
 	// A message may start right where the lost bytes end.
@@ -310,7 +316,8 @@ func (p *Parser) Gap(n int) {
 }
 
 // block handles a complete (or, when truncated, overflowing) header block.
-func (p *Parser) block(raw []byte, t time.Time, truncated bool) {
+func (p *Parser) block(hd Handler, raw []byte, t time.Time, truncated bool) {
+	d := int(p.dir)
 	blk := parseBlock(raw, p.lim.MaxHeaders)
 	h := Head{Headers: blk.headers, Start: p.start, End: t, Truncated: truncated}
 	if h.Start.IsZero() {
@@ -318,7 +325,7 @@ func (p *Parser) block(raw []byte, t time.Time, truncated bool) {
 	}
 	if p.kind == KindRequest {
 		h.Method, h.Target, h.Version = blk.a, blk.b, blk.c
-		p.h.Head(h)
+		hd.Head(d, h)
 		if truncated {
 			return
 		}
@@ -336,7 +343,7 @@ func (p *Parser) block(raw []byte, t time.Time, truncated bool) {
 	h.Response = true
 	h.Status, _ = strconv.Atoi(blk.b)
 	h.Version, h.Reason = blk.a, blk.c
-	noBody := p.h.Head(h)
+	noBody := hd.Head(d, h)
 	switch {
 	case truncated:
 		return
@@ -344,7 +351,7 @@ func (p *Parser) block(raw []byte, t time.Time, truncated bool) {
 		p.Tunnel()
 		return
 	case noBody || h.Status < 200 || h.Status == 204 || h.Status == 304:
-		p.endMessage()
+		p.endMessage(hd)
 		return
 	}
 	chunked, n := bodyLength(h.Headers)
@@ -352,7 +359,7 @@ func (p *Parser) block(raw []byte, t time.Time, truncated bool) {
 	case chunked:
 		p.state = stChunkSize
 	case n == 0:
-		p.endMessage()
+		p.endMessage(hd)
 	case n > 0:
 		p.state, p.remain = stBody, n
 	default:
@@ -361,8 +368,8 @@ func (p *Parser) block(raw []byte, t time.Time, truncated bool) {
 }
 
 // endMessage finishes the current message.
-func (p *Parser) endMessage() {
-	p.h.End()
+func (p *Parser) endMessage(h Handler) {
+	h.End(int(p.dir))
 	p.state = stHeader
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // recorder is a Handler that writes down what it is told. Body and tunnel
@@ -28,12 +29,12 @@ func (r *recorder) join(prefix string, b []byte) {
 	r.add(prefix + string(b))
 }
 
-func (r *recorder) Sniffed(k Kind, data []byte, t time.Time) bool {
+func (r *recorder) Sniffed(_ int, k Kind, data []byte, t time.Time) bool {
 	r.add(fmt.Sprintf("sniffed %d", k))
 	return false
 }
 
-func (r *recorder) Head(h Head) bool {
+func (r *recorder) Head(_ int, h Head) bool {
 	var hs []string
 	for _, f := range h.Headers {
 		hs = append(hs, f.Name+"="+f.Value)
@@ -49,21 +50,21 @@ func (r *recorder) Head(h Head) bool {
 	return r.noBody
 }
 
-func (r *recorder) Body(b []byte) { r.join("body ", b) }
-func (r *recorder) End()          { r.add("end") }
-func (r *recorder) Tunnel(b []byte, t time.Time) {
+func (r *recorder) Body(_ int, b []byte) { r.join("body ", b) }
+func (r *recorder) End(int)              { r.add("end") }
+func (r *recorder) Tunnel(_ int, b []byte, t time.Time) {
 	r.join("tunnel ", b)
 }
-func (r *recorder) TunnelGap(n int) { r.add(fmt.Sprintf("tunnel gap %d", n)) }
+func (r *recorder) TunnelGap(_, n int) { r.add(fmt.Sprintf("tunnel gap %d", n)) }
 
 // run feeds the pieces to a fresh parser and returns its record.
 func run(lim Limits, noBody bool, pieces []string) []string {
 	var p Parser
 	r := &recorder{p: &p, noBody: noBody}
-	p.Init(r, &lim)
+	p.Init(0, &lim)
 	t := time.Unix(1700000000, 0)
 	for _, s := range pieces {
-		p.Feed([]byte(s), t)
+		p.Feed(r, []byte(s), t)
 		if p.buf != nil && len(p.buf) > max(lim.MaxHeaderBytes, 1024) {
 			panic("buffer over its limit")
 		}
@@ -163,13 +164,13 @@ func TestParserGap(t *testing.T) {
 	var p Parser
 	r := &recorder{p: &p}
 	lim := DefaultLimits
-	p.Init(r, &lim)
+	p.Init(0, &lim)
 	t0 := time.Unix(1700000000, 0)
-	p.Feed([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 10\r\n\r\nab"), t0)
-	p.Gap(3)
-	p.Feed([]byte("fghijHTTP/1.1 200 OK\r\nContent-"), t0)
-	p.Gap(7)
-	p.Feed([]byte("HTTP/1.1 204 No Content\r\n\r\n"), t0)
+	p.Feed(r, []byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 10\r\n\r\nab"), t0)
+	p.Gap(r, 3)
+	p.Feed(r, []byte("fghijHTTP/1.1 200 OK\r\nContent-"), t0)
+	p.Gap(r, 7)
+	p.Feed(r, []byte("HTTP/1.1 204 No Content\r\n\r\n"), t0)
 	want := []string{"sniffed 2", "response HTTP/1.1 502 \"Bad Gateway\" [Content-Length=10] truncated=false switches=false",
 		"body ab", "end", "body fghij", "end", "end",
 		"response HTTP/1.1 204 \"No Content\" [] truncated=false switches=false", "end"}
@@ -192,19 +193,19 @@ func FuzzParser(f *testing.F) {
 		lim := Limits{MaxHeaderBytes: 256, MaxHeaders: 4}
 		var p Parser
 		r := &recorder{p: &p, noBody: gap&1 != 0}
-		p.Init(r, &lim)
+		p.Init(0, &lim)
 		n := len(in) + 1
 		a, b := int(s1)%n, int(s2)%n
 		if a > b {
 			a, b = b, a
 		}
 		t0 := time.Unix(1700000000, 0)
-		p.Feed(in[:a], t0)
+		p.Feed(r, in[:a], t0)
 		if gap > 0 {
-			p.Gap(int(gap))
+			p.Gap(r, int(gap))
 		}
-		p.Feed(in[a:b], t0)
-		p.Feed(in[b:], t0)
+		p.Feed(r, in[a:b], t0)
+		p.Feed(r, in[b:], t0)
 		if len(p.buf) > max(lim.MaxHeaderBytes, 1024) {
 			t.Fatalf("buffer holds %d bytes", len(p.buf))
 		}
@@ -218,4 +219,12 @@ func FuzzParser(f *testing.F) {
 			t.Fatalf("%d heads from %d bytes", heads, len(in))
 		}
 	})
+}
+
+// Every connection holds two Parsers: keep them small (issue 4's budget
+// for an idle upgraded connection is 2 KiB in all).
+func TestParserSize(t *testing.T) {
+	if n := unsafe.Sizeof(Parser{}); n > 72 {
+		t.Errorf("Parser is %d bytes, more than 72", n)
+	}
 }
