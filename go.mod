@@ -12,4 +12,7 @@ require (
 	golang.org/x/sys v0.45.0
 )
 
-require github.com/mattn/go-colorable v0.1.14 // indirect
+require (
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	golang.org/x/text v0.37.0 // indirect
+)
