@@ -89,6 +89,9 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		connect:            j.connect,
 		idle:               j.idle,
 		upstreamConnection: j.legHeader(1, "Connection"),
+		upNoSNI:            j.upNoSNI,
+		upCertRefused:      j.upCertRefused,
+		upSchemePlain:      j.upSchemePlain,
 	})
 }
 
@@ -100,6 +103,8 @@ type facts struct {
 	connect            []*rs.ConnEnd // failed connect attempts behind a proxy error
 	idle               time.Duration // the silence before an idle_timeout
 	upstreamConnection string        // the Connection header of the first upstream request
+	// what the proxy's failed upstream TLS showed (upstreamtls.go)
+	upNoSNI, upCertRefused, upSchemePlain bool
 }
 
 // noAdvice is for codes that are never primary (notes) or whose verdict

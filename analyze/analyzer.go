@@ -52,7 +52,7 @@ type exchange struct {
 // the end of an upgraded connection.
 func (x *exchange) settled(waitSession bool) (time.Time, bool) {
 	switch {
-	case waitSession && x.resp != nil && x.resp.Status == 101:
+	case waitSession && x.switched():
 		if x.end == nil {
 			return time.Time{}, false
 		}
@@ -85,6 +85,9 @@ type Analyzer struct {
 	proxied map[netip.AddrPort]bool
 	// tlsLegs are TLS connections by ID, while they may still be paired.
 	tlsLegs map[rs.ConnID]*tlsLeg
+	// sawH2WS: an HTTP/2 extended CONNECT was seen; such a client leg has
+	// no key, so keyed upstream legs must be looked at without one.
+	sawH2WS bool
 	stats   Stats
 }
 
@@ -123,6 +126,9 @@ func (a *Analyzer) Request(r *rs.Request) {
 	x.origin, x.hasOrigin = r.Headers.Get("Origin")
 	x.xff = forwardedAddrs(r.Headers)
 	a.stats.Exchanges++
+	if h2WebSocket(r) {
+		a.sawH2WS = true
+	}
 	if r.TLS {
 		if l := a.tlsLegs[r.ID]; l != nil {
 			l.decrypted = true
@@ -176,6 +182,7 @@ func (a *Analyzer) evict() {
 			a.decide(x, true)
 		}
 	}
+	a.flushTLS(true)
 	a.compact()
 }
 
@@ -196,6 +203,9 @@ func (a *Analyzer) Decide(now time.Time) {
 			continue
 		}
 		a.decide(x, false)
+	}
+	if len(a.tlsLegs) > 0 {
+		a.flushTLS(false)
 	}
 	a.compact()
 }
@@ -298,14 +308,14 @@ func (a *Analyzer) upstreamAllowed(y *exchange) bool {
 // its chain got a 101.
 func isAttempt(chain []*exchange) bool {
 	r := chain[0].req
-	if r.Headers.HasToken("Upgrade", "websocket") {
+	if wantsUpgrade(r) {
 		return true
 	}
 	if _, ok := r.Headers.Get("Sec-WebSocket-Key"); ok {
 		return true
 	}
 	for _, x := range chain {
-		if x.resp != nil && x.resp.Status == 101 {
+		if x.switched() {
 			return true
 		}
 	}

@@ -166,10 +166,10 @@ var table = []codeRow{
 	{code: HeadersTooLarge, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "the handshake's header block was refused as too large (400/431)"},
 	{code: OriginMismatch, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "the backend refused the Origin against the Host or scheme it received"},
 	{code: UntrustedProxy, hop: HopBackend, sev: SevError, stage: stageConnect, planned: true, summary: "the backend refused X-Forwarded-For from a proxy not in its trusted list"},
-	{code: H2WebSocketRefused, hop: HopProxy, sev: SevError, stage: stageProxyRequest, planned: true, summary: "an HTTP/2 extended CONNECT (RFC 8441) was refused or never advertised"},
-	{code: ClientHTTP2, hop: HopClient, sev: SevInfo, stage: stageNone, note: true, planned: true, summary: "the client leg is HTTP/2 (ALPN h2) (finding)", advice: noAdvice},
-	{code: UpstreamTLSFailed, hop: HopConnect, sev: SevError, stage: stageConnect, planned: true, summary: "the backend refused the proxy's TLS handshake (no SNI, certificate not verified)"},
-	{code: UpstreamSchemeMismatch, hop: HopConnect, sev: SevError, stage: stageConnect, planned: true, summary: "plain HTTP to a TLS port, or TLS to a plain one, on the upstream leg"},
+	{code: H2WebSocketRefused, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "an HTTP/2 extended CONNECT (RFC 8441) was refused or never advertised", advice: adviceH2WebSocketRefused},
+	{code: ClientHTTP2, hop: HopClient, sev: SevInfo, stage: stageNone, note: true, summary: "the client leg is HTTP/2 (ALPN h2) (finding)", advice: noAdvice},
+	{code: UpstreamTLSFailed, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "the proxy's TLS handshake with the backend failed (no SNI, certificate not verified)", advice: adviceUpstreamTLSFailed},
+	{code: UpstreamSchemeMismatch, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "plain HTTP to a TLS port, or TLS to a plain one, on the upstream leg", advice: adviceUpstreamSchemeMismatch},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice

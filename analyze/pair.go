@@ -42,10 +42,10 @@ func pairScore(x, y *exchange) int {
 			return scoreExact
 		}
 		return 0
-	case !xok && yok:
-		return 0 // a proxy does not invent a key
+	case !xok && yok && !h2WebSocket(xr):
+		return 0 // a proxy does not invent a key (but one from HTTP/2 must)
 	}
-	if xr.Method != yr.Method {
+	if xr.Method != yr.Method && !(h2WebSocket(xr) && yr.Method == "GET") {
 		return 0
 	}
 	s := 0

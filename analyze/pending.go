@@ -78,7 +78,7 @@ func (a *Analyzer) claimUpstream(x *exchange) *exchange {
 			if bounded && y.req.Start.After(end) {
 				break
 			}
-			if keyOf(y) == "" {
+			if keyOf(y) == "" || h2WebSocket(x.req) {
 				consider(y)
 			}
 		}
@@ -135,17 +135,23 @@ func (a *Analyzer) waiting() waitingSet {
 // Earlier exchanges that could be decided were decided before x in
 // Decide's loop, so any candidate found is one that is still waiting.
 func (a *Analyzer) mayBeUpstream(x *exchange, w waitingSet) bool {
+	onlyH2 := false
 	could := func(v *exchange) bool {
-		return v != x && !v.decided && v.up == nil && !v.req.Start.After(x.req.Start) && pairScore(v, x) > 0
+		return v != x && !v.decided && v.up == nil && !v.req.Start.After(x.req.Start) &&
+			(!onlyH2 || h2WebSocket(v.req)) && pairScore(v, x) > 0
 	}
 	if k := keyOf(x); k != "" {
-		// Only an exchange with the same key can claim a keyed one.
+		// Only an exchange with the same key can claim a keyed one, or an
+		// HTTP/2 client leg, which has none.
 		for _, v := range a.byKey[k] {
 			if could(v) {
 				return true
 			}
 		}
-		return false
+		if !a.sawH2WS {
+			return false
+		}
+		onlyH2 = true
 	}
 	for k, v := range w.open {
 		if k == maxScan {

@@ -39,6 +39,10 @@ type judgement struct {
 	upstreamOnly bool
 	encrypted    *tlsLeg
 	encConf      Confidence
+	// upTLS are the proxy's failed TLS connections to the backend behind
+	// its own 5xx (upstreamtls.go), with what they showed.
+	upTLS                                 []*tlsLeg
+	upNoSNI, upCertRefused, upSchemePlain bool
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -225,10 +229,12 @@ func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Ver
 	if n == 1 && A.resp != nil && A.resp.Status >= 500 {
 		to := A.resp.End
 		j.connect = a.failedConnects(A.req.Start, to)
+		j.upTLS = a.claimUpstreamTLS(A)
 	}
 	j.product = productAt(chain, 0, len(j.connect) > 0)
 
 	j.clientRules()
+	j.h2Rules()
 	for i := 0; i+1 < n; i++ {
 		j.proxyRequestRules(i)
 	}
@@ -240,6 +246,7 @@ func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Ver
 			j.proxyResponseRules(i)
 		}
 	}
+	j.h2RefusedNeedsNoUpstream()
 	j.sessionRules()
 	return j.verdict()
 }
@@ -248,6 +255,12 @@ func (j *judgement) clientRules() {
 	A := j.chain[0]
 	r := A.req
 	leg, _ := j.legName(0)
+	if h2WebSocket(r) {
+		if ev := j.h2ClientRules(r); len(ev) > 0 {
+			j.add(ClientNotWebSocket, 0, ev...)
+		}
+		return
+	}
 	var ev []string
 	if !r.Headers.HasToken("Upgrade", "websocket") {
 		ev = append(ev, headerEv(leg, "Upgrade", r.Headers))
@@ -275,11 +288,11 @@ func (j *judgement) proxyRequestRules(i int) {
 	x, y := j.chain[i].req, j.chain[i+1].req
 	lx, _ := j.legName(i)
 	ly, _ := j.legName(i + 1)
-	wsIn := x.Headers.HasToken("Upgrade", "websocket")
+	wsIn := wantsUpgrade(x)
 	if wsIn && !y.Headers.HasToken("Upgrade", "websocket") {
-		j.add(UpgradeHeaderDropped, i, headerEv(lx, "Upgrade", x.Headers), headerEv(ly, "Upgrade", y.Headers))
+		j.add(UpgradeHeaderDropped, i, upgradeEv(lx, x), headerEv(ly, "Upgrade", y.Headers))
 	}
-	if wsIn && x.Headers.HasToken("Connection", "upgrade") && !y.Headers.HasToken("Connection", "upgrade") {
+	if wsIn && asksConnectionUpgrade(x) && !y.Headers.HasToken("Connection", "upgrade") {
 		j.add(ConnectionNotUpgrade, i, headerEv(lx, "Connection", x.Headers), headerEv(ly, "Connection", y.Headers))
 	}
 	if y.Version == "HTTP/1.0" && x.Version != "HTTP/1.0" {
@@ -287,6 +300,9 @@ func (j *judgement) proxyRequestRules(i int) {
 	}
 	var ev []string
 	for _, h := range []string{"Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"} {
+		if h == "Sec-WebSocket-Key" && h2WebSocket(x) {
+			continue // HTTP/2 has no key: the proxy makes one
+		}
 		vx := strings.Join(x.Headers.Values(h), ", ")
 		vy := strings.Join(y.Headers.Values(h), ", ")
 		if vx != vy {
@@ -296,10 +312,8 @@ func (j *judgement) proxyRequestRules(i int) {
 	if len(ev) > 0 {
 		j.add(WSHeaderAltered, i, ev...)
 	}
-	hx, _ := x.Headers.Get("Host")
-	hy, _ := y.Headers.Get("Host")
-	if !strings.EqualFold(hx, hy) {
-		j.add(HostRewritten, i, headerEv(lx, "Host", x.Headers), headerEv(ly, "Host", y.Headers))
+	if !strings.EqualFold(hostOf(x), hostOf(y)) {
+		j.add(HostRewritten, i, headerEv(lx, hostName(x), x.Headers), headerEv(ly, hostName(y), y.Headers))
 	}
 	if pathOf(x.Target) != pathOf(y.Target) {
 		j.add(PathRewritten, i, lx+" request line: "+requestLine(x), ly+" request line: "+requestLine(y))
@@ -319,11 +333,15 @@ func (j *judgement) noUpstreamRules() {
 	st := A.resp.Status
 	sl := rleg + ": " + statusLine(A.resp)
 	switch {
-	case st == 101:
+	case A.switched():
 		j.check101(0)
-		if j.a.hasUpstreamLegs || j.proxyEvident() {
+		if l := j.a.openUpstreamTLS(A); l != nil {
+			j.addNote(EncryptedLeg, 0, fmt.Sprintf("proxy→backend: TLS from %s to %s (proxy_pass https://), no keys: the upstream leg cannot be read; judged from the client leg", l.conn.Client, l.conn.Server))
+		} else if j.a.hasUpstreamLegs || j.proxyEvident() {
 			j.add(Unpaired, 0, sl, leg+": no matching request on an upstream leg in the capture")
 		}
+	case len(j.upTLS) > 0:
+		j.upstreamTLSRules(sl)
 	case len(j.connect) > 0 && (st == 502 || st == 504 || st == 503):
 		ev := []string{sl + j.generatedNote()}
 		for _, c := range j.connect {
@@ -417,6 +435,9 @@ func (j *judgement) backendRules() {
 	switch {
 	case st == 101:
 		j.check101(n - 1)
+	case st >= 400 && schemeMismatchBody(L.resp.Body):
+		j.upSchemePlain = true
+		j.add(UpstreamSchemeMismatch, n-1, sl, rleg+" body: "+quoteBody(L.resp.Body))
 	case st >= 400:
 		if correctUpgrade(L.req) {
 			ev := []string{sl}
@@ -456,8 +477,9 @@ func (j *judgement) proxyResponseRules(i int) {
 		return
 	}
 	switch {
-	case y.resp.Status == 101 && x.resp.Status != 101:
+	case y.switched() && !x.switched():
 		j.add(ResponseAltered, i, ry+": "+statusLine(y.resp), rx+": "+statusLine(x.resp))
+	case x.switched() && x.resp.Status != 101: // a 2xx on an HTTP/2 stream: nothing more to check
 	case x.resp.Status == 101 && !x.resp.Headers.HasToken("Upgrade", "websocket"):
 		j.add(ResponseAltered, i, headerEv(rx, "Upgrade", x.resp.Headers))
 	case x.resp.Status == 101:
@@ -517,7 +539,7 @@ func (j *judgement) verdict() *Verdict {
 		v.StatusClient = A.resp.Status
 	}
 	v.ProxyProduct = j.product
-	succeeded := A.resp != nil && A.resp.Status == 101
+	succeeded := A.switched()
 
 	var primary *finding
 	for i := range j.findings {
@@ -686,6 +708,7 @@ func (j *judgement) judgeUpstreamOnly() *Verdict {
 	j.sessionRules()
 	if j.encrypted != nil {
 		j.addNote(EncryptedLeg, 0, encryptedEvidence(j.encrypted)...)
+		j.keylessH2Note()
 	} else {
 		j.addNote(Unpaired, 0, fmt.Sprintf("client→proxy: not in the capture; %s→%s carries a WebSocket client's Sec-WebSocket-Key without Upgrade, so it is a proxy's upstream request (capture the client's side too: -i any, or a filter with the proxy's port)",
 			r.Client, r.Server))

@@ -531,9 +531,10 @@ func TestRuleCasesCoverCodes(t *testing.T) {
 	elsewhere := map[Code]string{
 		TLSHandshakeFailed: "tls.go; goldens", EncryptedLeg: "a note; goldens", PlainHTTP: "plain()",
 		Unpaired: "primary only on goldens (leg-a-only)", HostRewritten: "a note", PathRewritten: "a note",
+		ClientHTTP2: "a note; h2Cases",
 	}
 	covered := map[Code]bool{}
-	for _, c := range append(handshakeCases(), sessionCases()...) {
+	for _, c := range append(append(handshakeCases(), sessionCases()...), h2Cases()...) {
 		covered[c.code] = true
 	}
 	for _, r := range table {

@@ -21,7 +21,7 @@ type wsLeg struct {
 func (j *judgement) upgradedLegs() []wsLeg {
 	var out []wsLeg
 	for i, x := range j.chain {
-		if x.resp != nil && x.resp.Status == 101 && x.end != nil && x.end.WS != nil {
+		if x.switched() && x.end != nil && x.end.WS != nil {
 			out = append(out, wsLeg{i, x.end, x.end.WS})
 		}
 	}
@@ -293,7 +293,7 @@ func (j *judgement) abnormal(A, L wsLeg) {
 // sessionFigures summarises the client's leg of an upgraded attempt.
 func (j *judgement) sessionFigures() *Session {
 	A := j.chain[0]
-	if A.resp == nil || A.resp.Status != 101 || A.end == nil {
+	if !A.switched() || A.end == nil {
 		return nil
 	}
 	e := A.end

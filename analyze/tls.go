@@ -22,6 +22,9 @@ type tlsLeg struct {
 	end       *rs.ConnEnd
 	decrypted bool // HTTP came out of it: an ordinary leg
 	claimed   bool // paired with an upstream leg
+	// failed is its tls_handshake_failed verdict, held back while an
+	// attempt's proxy may have opened it upstream (upstreamtls.go).
+	failed *Verdict
 }
 
 // TLSStart implements reassembly.TLSSink.
@@ -51,6 +54,10 @@ func (a *Analyzer) tlsEnded(e *rs.ConnEnd) {
 		return
 	}
 	if v := tlsFailure(l); v != nil {
+		if a.mayBeProxyTLS(l) {
+			l.failed = v
+			return
+		}
 		delete(a.tlsLegs, e.ID)
 		a.count(v)
 		a.out(v)

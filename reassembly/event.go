@@ -61,6 +61,19 @@ type Request struct {
 	// Truncated: the header block exceeded the limit; Headers holds what came
 	// before it.
 	Truncated bool
+	// H2 is set for a request on an HTTP/2 stream (Version "HTTP/2"; the
+	// pseudo-header fields stand first in Headers, with their colons).
+	H2 *H2Stream
+}
+
+// H2Stream is what an HTTP/2 request's connection says about it.
+type H2Stream struct {
+	ID uint32
+	// Protocol is the :protocol pseudo-header (RFC 8441), "" if absent.
+	Protocol string
+	// ServerSettings: the server's SETTINGS came before the request;
+	// ConnectProtocol: they carried SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
+	ServerSettings, ConnectProtocol bool
 }
 
 // Response is one HTTP/1.x response header block, with the start of its
@@ -78,6 +91,11 @@ type Response struct {
 	// Request is the request this answers, when it was seen.
 	Request   *Request
 	Truncated bool
+	// Reset: an HTTP/2 stream ended by RST_STREAM (from ResetBy, with
+	// ResetCode) instead of an answer; Status is 0 then.
+	Reset     bool
+	ResetCode uint32
+	ResetBy   Side
 }
 
 // CloseKind says how a side ended its half of the connection.
@@ -136,6 +154,7 @@ type ConnEnd struct {
 	ClientClose, ServerClose Close
 	Reason                   EndReason
 	HTTP                     bool // a direction carried HTTP
+	H2                       bool // the HTTP was HTTP/2
 	TLS                      bool // a direction started with a TLS record
 	// Upgraded: a 101 switched the connection to another protocol at UpgradeTime.
 	Upgraded    bool

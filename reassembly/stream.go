@@ -34,10 +34,11 @@ type stream struct {
 	gapBytes    uint64
 	gaps        int
 	upgradeTime time.Time
-	nreq, nresp int
+	nreq, nresp int32            // messages so far (int32: the struct stays in its size class)
 	pending     []*Request       // requests waiting for a response, oldest first
 	ws          *wsframe.Session // frames after a 101
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
+	h2          *h2conn          // an HTTP/2 connection: bytes go to it, not to dir
 	cur         *Response        // response whose body prefix is being collected
 
 	fast // in-order tracking while the connection needs no reassembly
@@ -136,6 +137,9 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 func (s *stream) lost(d, n int) {
 	if s.tls != nil {
 		s.tls.Gap(d)
+		if s.h2 != nil {
+			s.h2.gap(d, n) // TLS stops decrypting that direction
+		}
 	} else {
 		s.gap(d, n)
 	}
@@ -165,11 +169,24 @@ func (s *stream) ReassemblyComplete(ac tcpr.AssemblerContext) bool {
 func (s *stream) gap(d int, n int) {
 	s.gaps++
 	s.gapBytes += uint64(n)
+	if s.h2 != nil {
+		s.h2.gap(d, n)
+		return
+	}
 	s.dir[d].Gap(s, n)
 }
 
-// feed runs data through direction d's HTTP parser.
+// feed runs data through direction d's HTTP parser, or the HTTP/2 one
+// once the first bytes (or TLS's ALPN) have said HTTP/2.
 func (s *stream) feed(d int, data []byte, t time.Time) {
+	if s.h2 == nil && s.dir[d].Kind() == http1.KindUnknown && len(data) > 0 && !s.startH2(d, data) {
+		s.dir[d].Feed(s, data, t)
+		return
+	}
+	if s.h2 != nil {
+		s.h2.feed(d, data, t)
+		return
+	}
 	s.dir[d].Feed(s, data, t)
 }
 
@@ -218,7 +235,7 @@ func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
 func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 	lim := &s.asm.opt.Limits
 	if !m.Response {
-		req := &Request{Conn: s.conn(), Index: s.nreq, Method: m.Method, Target: m.Target, Version: m.Version,
+		req := &Request{Conn: s.conn(), Index: int(s.nreq), Method: m.Method, Target: m.Target, Version: m.Version,
 			Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated}
 		s.nreq++
 		if len(s.pending) >= lim.MaxPending {
@@ -230,7 +247,7 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 		return false
 	}
 	status := m.Status
-	resp := &Response{Conn: s.conn(), Index: s.nresp, Version: m.Version, Status: status, Reason: m.Reason,
+	resp := &Response{Conn: s.conn(), Index: int(s.nresp), Version: m.Version, Status: status, Reason: m.Reason,
 		Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated}
 	s.nresp++
 	if status >= 200 || status == 101 {
@@ -316,9 +333,12 @@ func (s *stream) finish() {
 	s.ended = true
 	s.asm.stats.Open--
 	s.emitResponse()
+	if s.h2 != nil {
+		s.h2.finish()
+	}
 	k0, k1 := s.dir[0].Kind(), s.dir[1].Kind()
 	httpSeen := k0 == http1.KindRequest || k0 == http1.KindResponse ||
-		k1 == http1.KindRequest || k1 == http1.KindResponse
+		k1 == http1.KindRequest || k1 == http1.KindResponse || s.h2 != nil
 	tls := s.tls != nil
 	noData := s.bytes[0] == 0 && s.bytes[1] == 0
 	// Connections that carried something else are of no interest; ones that
@@ -329,11 +349,13 @@ func (s *stream) finish() {
 	c := int(s.clientDir)
 	e := &ConnEnd{Conn: s.conn(), First: s.first, Last: s.last, SYN: s.syn, SYNACK: s.synack,
 		ClientClose: s.closes[c], ServerClose: s.closes[1-c],
-		HTTP: httpSeen, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
+		HTTP: httpSeen, H2: s.h2 != nil, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
-		Requests: s.nreq, Responses: s.nresp}
+		Requests: int(s.nreq), Responses: int(s.nresp)}
 	if s.ws != nil {
 		e.WS = s.ws.Summary(c)
+	} else if s.h2 != nil && s.h2.ws != nil {
+		e.WS = s.h2.ws.Summary(c)
 	}
 	if s.tls != nil {
 		info := *s.tls.Info()
