@@ -184,5 +184,3 @@ func codes(vs []*Verdict) []Code {
 	}
 	return out
 }
-
-
