@@ -15,6 +15,9 @@
 //	/limited      upgrade and echo with SetReadLimit(64 KiB): a bigger message gets close 1009
 //	/close4000    upgrade, echo the first message, then close 4000 "going away: test"
 //	anything else 404
+//
+// -unix PATH listens on a unix socket (a backend the proxy reaches off the
+// TCP wire); -verbose-errors puts gorilla's handshake error in the body.
 package main
 
 import (
@@ -24,6 +27,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -44,7 +48,13 @@ var (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "listen address (must be on 127.0.0.1)")
+	unixPath := flag.String("unix", "", "listen on this unix socket instead of -addr (the file is replaced, mode 0666)")
+	verbose := flag.Bool("verbose-errors", false, "a failed handshake's body is gorilla's reason (e.g. \"'upgrade' token not found in 'Connection' header\"), as apps that set Upgrader.Error do, instead of \"Bad Request\"")
 	flag.Parse()
+	if *verbose {
+		echoUpgrader.Error = reasonAsBody
+		strictUpgrader.Error = reasonAsBody
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", route)
@@ -53,8 +63,26 @@ func main() {
 		Handler:           logRequests(mux),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
+	if *unixPath != "" {
+		os.Remove(*unixPath)
+		l, err := net.Listen("unix", *unixPath)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := os.Chmod(*unixPath, 0o666); err != nil { // nginx workers run as nobody
+			log.Fatal(err)
+		}
+		log.Printf("backend listening on unix:%s", *unixPath)
+		log.Fatal(srv.Serve(l))
+	}
 	log.Printf("backend listening on %s", *addr)
 	log.Fatal(srv.ListenAndServe())
+}
+
+// reasonAsBody answers a failed handshake with gorilla's reason as the body.
+func reasonAsBody(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	w.Header().Set("Sec-Websocket-Version", "13")
+	http.Error(w, reason.Error(), status)
 }
 
 func logRequests(h http.Handler) http.Handler {

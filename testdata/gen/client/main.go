@@ -41,6 +41,7 @@ var (
 	plainGap    = flag.Duration("plain-gap", 20*time.Millisecond, "delay between two plain GETs")
 	raw         = flag.Bool("raw", false, "send a handcrafted non-WebSocket request (Upgrade: websocket without Sec-WebSocket-Key/Version)")
 	timeout     = flag.Duration("timeout", 10*time.Second, "handshake / response timeout")
+	hostHdr     = flag.String("host", "", "Host header to send instead of the URL's host (a name-based virtual host on 127.0.0.1)")
 	uaTag       = flag.String("ua", "wsdiag-testclient/1", "User-Agent prefix; \" (n=K)\" is appended per attempt")
 )
 
@@ -99,6 +100,9 @@ func attempt(i int, rawURL, ua string) {
 	}
 	h := http.Header{}
 	h.Set("User-Agent", ua)
+	if *hostHdr != "" {
+		h.Set("Host", *hostHdr) // gorilla's Dialer puts it in req.Host
+	}
 	if o := originFor(u); o != "" {
 		h.Set("Origin", o)
 	}
