@@ -38,6 +38,8 @@ SCENARIOS=(
   "haproxy-no-backend|ok=2;proxy_rejected=2|-;proxy|haproxy use_backend only for Host $APP, no default_backend: attempts with another Host get haproxy's own 503 (No server is available), the others go upstream (101)"
   "unix-nginx-broken|upgrade_header_dropped|proxy|nginx proxy_pass http://unix:…/app.sock with no upgrade directives; the backend (gorilla, -verbose-errors) answers 400 'upgrade' token not found in 'Connection' header, relayed; no TCP upstream leg"
   "unix-nginx-correct|ok|-|nginx proxy_pass http://unix:…/app.sock with the correct directives: 101, 2 echoed messages, close 1000; no TCP upstream leg"
+  "unix-nginx-node-ws|ok=1;upgrade_header_dropped=2|-;proxy|nginx to a Node.js ws server (npm ws 8) on a unix socket: /ws/broken proxy_pass only (ws's own HTTP server answers 426 Upgrade Required, relayed), /ws/ok correct (101); no TCP upstream leg"
+  "unix-nginx-python-websockets|ok=1;upgrade_header_dropped=2|-;proxy|nginx to a Python websockets server (Debian python3-websockets 10.4) on a unix socket: /ws/broken proxy_pass only (websockets refuses nginx's HTTP/1.0 request line: 400 \"Failed to open a WebSocket connection: did not receive a valid HTTP request.\", relayed), /ws/ok correct (101); no TCP upstream leg"
   "unix-haproxy|ok=2;upgrade_header_dropped=2|-;proxy|haproxy server on a unix socket: /ws works, /ws/broken has http-request del-header Upgrade (backend 400 with gorilla's reason); no TCP upstream leg"
   "midsession-nginx-timeout|idle_timeout=3;ok=1|session;-|3 sessions open through nginx (proxy_read_timeout 5s) before tcpdump starts; 2 messages each inside the capture, then silence: nginx FINs both legs ~5 s after the last frame, no close frame; one complete attempt inside the capture"
   "midsession-haproxy-tunnel|idle_timeout=3;ok=1|session;-|as midsession-nginx-timeout through haproxy with timeout tunnel 5s: haproxy FINs the client leg and RESETs the upstream leg 5 s after the last frame, no close frame"
@@ -46,7 +48,8 @@ SCENARIOS=(
 
 source "$HERE/lib.sh"
 
-install_missing "nginx caddy haproxy tcpdump ss" nginx-light caddy haproxy tcpdump iproute2
+install_missing "nginx caddy haproxy tcpdump ss node npm" nginx-light caddy haproxy tcpdump iproute2 nodejs npm
+/usr/bin/python3 -c 'import websockets' 2>/dev/null || install_missing "no-such-command-so-install" python3-websockets
 command -v go >/dev/null 2>&1 || die "go is not installed"
 for p in "$NGINX_PORT" "$CADDY_PORT" "$HAPROXY_PORT" "$BACKEND_PORT"; do
   if [[ -n "$(ss -ltnH "sport = :$p")" ]]; then die "port $p is already in use"; fi
@@ -59,6 +62,13 @@ log "building backend and client in $BIN"
 (cd "$HERE" && go build -buildvcs=false -o "$BIN/" ./backend ./client)
 SOCK=$WORK/run/app.sock
 mkdir -p "$WORK/run"; chmod 755 "$WORK/run"
+for n in "${SELECTED[@]}"; do
+  if [[ $n == unix-nginx-node-ws ]]; then   # npm's ws beside a copy of the server
+    mkdir -p "$WORK/node"; cp "$HERE/backend-node/server.js" "$WORK/node/"
+    log "npm install ws@8 in $WORK/node"
+    (cd "$WORK/node" && npm install --silent --no-audit --no-fund ws@8 >&2) || die "npm install ws failed"
+  fi
+done
 
 CORRECT='proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; proxy_set_header Host $host;'
 
@@ -79,6 +89,16 @@ start_backend() { # tcp | unix
     BACKEND_PID=$!; STARTED_PIDS+=("$BACKEND_PID")
     wait_listen "$BACKEND_PORT" "$BACKEND_PID" backend
   fi
+}
+
+start_backend_other() { # node | python: another WebSocket library on the unix socket
+  if [[ $1 == node ]]; then
+    node "$WORK/node/server.js" "$SOCK" 2> "$D/backend.log" &
+  else
+    /usr/bin/python3 "$HERE/backend-python/server.py" "$SOCK" 2> "$D/backend.log" &
+  fi
+  BACKEND_PID=$!; STARTED_PIDS+=("$BACKEND_PID")
+  wait_file_has "$D/backend.log" 'listening on unix' "$BACKEND_PID" "$1 backend"
 }
 
 start_nginx() { # SERVER-BLOCKS
@@ -250,6 +270,18 @@ scn_unix-nginx-correct() {
   client -url "ws://$NGX/ws" -n 1 -msgs 2
   capture_stop
 }
+unix_other() { # node | python
+  start_backend_other "$1"
+  start_nginx "server { listen $NGX; server_name localhost;
+    location /ws/ok { $CORRECT proxy_pass http://unix:$SOCK:; }
+    location /ws/broken { proxy_pass http://unix:$SOCK:; } }"
+  capture_start 0
+  client -url "ws://$NGX/ws/broken" -n 2
+  client -url "ws://$NGX/ws/ok" -n 1 -msgs 1
+  capture_stop
+}
+scn_unix-nginx-node-ws() { unix_other node; }
+scn_unix-nginx-python-websockets() { unix_other python; }
 scn_unix-haproxy() {
   start_backend unix
   haproxy_ok_broken "$SOCK"
