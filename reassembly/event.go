@@ -58,9 +58,13 @@ type Request struct {
 	// Start and End are the times of the first and last byte of the header
 	// block.
 	Start, End time.Time
-	// Truncated: the header block exceeded the limit; Headers holds what came
-	// before it.
+	// Truncated: the header block exceeded the limit, or the capture cut it;
+	// Headers holds what came before it.
 	Truncated bool
+	// Cut: the capture's snap length cut the block after Kept bytes (of
+	// start line and headers): a header that is not in Headers is unknown.
+	Cut  bool
+	Kept int
 	// H2 is set for a request on an HTTP/2 stream (Version "HTTP/2"; the
 	// pseudo-header fields stand first in Headers, with their colons).
 	H2 *H2Stream
@@ -90,7 +94,9 @@ type Response struct {
 	Start, End time.Time
 	// Request is the request this answers, when it was seen.
 	Request   *Request
-	Truncated bool
+	Truncated bool // as Request's
+	Cut       bool
+	Kept      int
 	// Reset: an HTTP/2 stream ended by RST_STREAM (from ResetBy, with
 	// ResetCode) instead of an answer; Status is 0 then.
 	Reset     bool

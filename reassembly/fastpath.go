@@ -157,7 +157,7 @@ func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tc
 		if end > 0 {
 			s.seq[d] += uint32(end)
 			if lost := end - max(got, 0); lost > 0 {
-				s.lost(d, int(lost))
+				s.cut(d, int(lost)) // not lost on the wire: the capture kept less
 			}
 		}
 		if tcp.FIN && end >= 0 {

@@ -158,7 +158,8 @@ func TestFastPathAgrees(t *testing.T) {
 			fast, st := runWire(ws, false, false)
 			handovers[v.how] += st.Handovers
 			name := filepath.Base(f) + "/" + v.how
-			if len(fast.ev) == 0 && len(fast.ends) == 0 {
+			// A capture started mid-session holds no HTTP (issue 11, class 1).
+			if len(fast.ev) == 0 && len(fast.ends) == 0 && !strings.HasPrefix(name, "midsession-nginx-normal") {
 				t.Errorf("%s: no events", name)
 			}
 			diff(t, name+" events", slow.ev, fast.ev)
@@ -205,7 +206,7 @@ func short(s string) string {
 
 // TestCutSegmentsStayFast: told how much the snap length cut off each
 // segment, the fast path steps over those holes in order. No real capture
-// needs gopacket then, the events are as many as gopacket's, and the frame
+// needs gopacket then, the events are at least as many as gopacket's, and the frame
 // parser keeps its place through every cut frame: in backend-read-limit
 // (snap length 400) it counts the 1 MiB message the client sent, where
 // gopacket, finding the holes only later, loses the frame boundaries.
@@ -225,7 +226,9 @@ func TestCutSegmentsStayFast(t *testing.T) {
 			t.Errorf("%s: %d handovers", name, st.Handovers)
 		}
 		slow, _ := runWire(ws, true, false)
-		if len(fast.ev) != len(slow.ev) || len(fast.ends) != len(slow.ends) {
+		// Where the cut falls inside a header block, the fast path reports
+		// the block's whole lines (Cut), which gopacket cannot: more events.
+		if len(fast.ev) < len(slow.ev) || len(fast.ends) != len(slow.ends) {
 			t.Errorf("%s: %d events %d ends, gopacket %d %d", name, len(fast.ev), len(fast.ends), len(slow.ev), len(slow.ends))
 		}
 		for _, w := range fast.wsEnds {

@@ -145,6 +145,19 @@ func (s *stream) lost(d, n int) {
 	}
 }
 
+// cut tells direction d that the capture did not keep its next n bytes
+// (the snap length cut a segment): a header block cut short is still
+// reported, with the lines it kept.
+func (s *stream) cut(d, n int) {
+	if s.tls != nil || s.ignored {
+		s.lost(d, n)
+		return
+	}
+	s.gaps++
+	s.gapBytes += uint64(n)
+	s.dir[d].Cut(s, n)
+}
+
 // deliver runs the next in-order bytes of direction d through TLS or the
 // HTTP parser.
 func (s *stream) deliver(d int, data []byte, t time.Time) {
@@ -236,7 +249,7 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 	lim := &s.asm.opt.Limits
 	if !m.Response {
 		req := &Request{Conn: s.conn(), Index: int(s.nreq), Method: m.Method, Target: m.Target, Version: m.Version,
-			Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated}
+			Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
 		s.nreq++
 		if len(s.pending) >= lim.MaxPending {
 			copy(s.pending, s.pending[1:])
@@ -248,7 +261,7 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 	}
 	status := m.Status
 	resp := &Response{Conn: s.conn(), Index: int(s.nresp), Version: m.Version, Status: status, Reason: m.Reason,
-		Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated}
+		Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
 	s.nresp++
 	if status >= 200 || status == 101 {
 		if len(s.pending) > 0 {
@@ -258,7 +271,7 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 		}
 	}
 	s.emitResponse() // a previous response still collecting its body
-	if m.Truncated {
+	if m.Truncated && !m.Switches() {
 		s.asm.sink.Response(resp)
 		return false
 	}

@@ -1,6 +1,7 @@
 package http1
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 )
@@ -68,15 +69,21 @@ type Head struct {
 	Headers        Headers
 	// Start and End are the times of the first and last byte of the block.
 	Start, End time.Time
-	// Truncated: the block exceeded Limits.MaxHeaderBytes; Headers holds
-	// what came before. The Parser then looks for the next start line.
+	// Truncated: the block exceeded Limits.MaxHeaderBytes, or the capture
+	// cut it (Cut); Headers holds what came before. The Parser then looks
+	// for the next start line.
 	Truncated bool
+	// Cut: the capture's snap length kept only the first Kept bytes of the
+	// block (Parser.Cut): its whole lines are in Headers, and a header
+	// that is not is unknown rather than missing.
+	Cut  bool
+	Kept int
 }
 
 // Switches reports whether the head is a complete 101: the Parser has
 // switched its direction to Tunnel, and the caller must switch the other
 // one (Parser.Tunnel).
-func (h *Head) Switches() bool { return h.Response && h.Status == 101 && !h.Truncated }
+func (h *Head) Switches() bool { return h.Response && h.Status == 101 && (!h.Truncated || h.Cut) }
 
 // Handler receives what a Parser finds, in the order of the bytes. dir is
 // the direction given to the Parser's Init, so that one Handler serves
@@ -190,7 +197,7 @@ func (p *Parser) Feed(h Handler, data []byte, t time.Time) {
 				}
 				p.start = t
 				if e := headerEnd(data); e >= 0 && e <= lim.MaxHeaderBytes {
-					p.block(h, data[:e], t, false)
+					p.block(h, data[:e], t, false, 0)
 					data = data[e:]
 					continue
 				}
@@ -202,7 +209,7 @@ func (p *Parser) Feed(h Handler, data []byte, t time.Time) {
 			from := max(0, old-3)
 			if e := headerEnd(p.buf[from:]); e >= 0 {
 				e += from
-				p.block(h, p.buf[:e], t, false)
+				p.block(h, p.buf[:e], t, false, 0)
 				p.resetBuf()
 				data = data[e-old:] // the rest of data follows the block
 				continue
@@ -211,7 +218,7 @@ func (p *Parser) Feed(h Handler, data []byte, t time.Time) {
 			if len(p.buf) >= lim.MaxHeaderBytes {
 				// A header block that never ends: report what it had and
 				// look for the next message.
-				p.block(h, p.buf, t, true)
+				p.block(h, p.buf, t, true, 0)
 				p.resetBuf()
 				p.state = stResync
 			}
@@ -315,11 +322,45 @@ func (p *Parser) Gap(h Handler, n int) {
 	p.afterGap = true
 }
 
-// block handles a complete (or, when truncated, overflowing) header block.
-func (p *Parser) block(hd Handler, raw []byte, t time.Time, truncated bool) {
+// Cut tells the parser that the capture did not keep the next n bytes of
+// the direction (a snap length shorter than the packet): unlike a Gap, the
+// bytes were on the wire. A header block they cut short is reported with
+// its whole lines, marked Cut; a cut 101 still switches to the tunnel.
+func (p *Parser) Cut(h Handler, n int) {
+	if p.state != stHeader || len(p.buf) == 0 {
+		p.Gap(h, n)
+		return
+	}
+	raw, kept := p.buf, len(p.buf)
+	if i := bytes.LastIndexByte(raw, '\n'); i >= 0 {
+		raw = raw[:i+1] // a cut line ("Host: 127") is no header
+	} else if !(p.kind == KindResponse && statusCut(raw)) {
+		p.Gap(h, n) // a request line cut short: its target is unknown
+		return
+	}
+	p.block(h, raw, p.start, true, kept)
+	p.resetBuf()
+	if p.state == stTunnel {
+		return
+	}
+	h.End(int(p.dir))
+	p.state = stResync
+	p.afterGap = true // the next message may start right where the cut ends
+}
+
+// statusCut reports whether a status line cut short still holds its code
+// ("HTTP/1.1 101 Switching Protoco").
+func statusCut(b []byte) bool {
+	return len(b) >= 13 && bytes.HasPrefix(b, []byte("HTTP/1.")) && b[8] == ' ' && b[12] == ' ' &&
+		'1' <= b[9] && b[9] <= '5' && '0' <= b[10] && b[10] <= '9' && '0' <= b[11] && b[11] <= '9'
+}
+
+// block handles a complete (or, when truncated, overflowing or cut after
+// kept bytes) header block.
+func (p *Parser) block(hd Handler, raw []byte, t time.Time, truncated bool, kept int) {
 	d := int(p.dir)
 	blk := parseBlock(raw, p.lim.MaxHeaders)
-	h := Head{Headers: blk.headers, Start: p.start, End: t, Truncated: truncated}
+	h := Head{Headers: blk.headers, Start: p.start, End: t, Truncated: truncated, Cut: kept > 0, Kept: kept}
 	if h.Start.IsZero() {
 		h.Start = t
 	}
@@ -345,7 +386,7 @@ func (p *Parser) block(hd Handler, raw []byte, t time.Time, truncated bool) {
 	h.Version, h.Reason = blk.a, blk.c
 	noBody := hd.Head(d, h)
 	switch {
-	case truncated:
+	case truncated && !h.Switches():
 		return
 	case h.Status == 101:
 		p.Tunnel()

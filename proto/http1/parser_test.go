@@ -189,6 +189,8 @@ func FuzzParser(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /2 HTTP/1.1\r\n\r\n"), uint16(5), uint16(40), uint8(0))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffff\r\nabc\r\n0\r\n\r\n"), uint16(17), uint16(60), uint8(3))
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello"), uint16(1), uint16(2), uint8(1))
+	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: Upgrade\r\nOrig"), uint16(30), uint16(58), uint8(200))
+	f.Add([]byte("HTTP/1.1 101 Switching Protoco\x81\x05hello"), uint16(30), uint16(31), uint8(130))
 	f.Fuzz(func(t *testing.T, in []byte, s1, s2 uint16, gap uint8) {
 		lim := Limits{MaxHeaderBytes: 256, MaxHeaders: 4}
 		var p Parser
@@ -201,7 +203,10 @@ func FuzzParser(f *testing.F) {
 		}
 		t0 := time.Unix(1700000000, 0)
 		p.Feed(r, in[:a], t0)
-		if gap > 0 {
+		switch {
+		case gap > 127: // the snap length cut the segment (Cut), not a loss
+			p.Cut(r, int(gap-127))
+		case gap > 0:
 			p.Gap(r, int(gap))
 		}
 		p.Feed(r, in[a:b], t0)
