@@ -92,6 +92,9 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		upNoSNI:            j.upNoSNI,
 		upCertRefused:      j.upCertRefused,
 		upSchemePlain:      j.upSchemePlain,
+		cause:              j.cause,
+		offWire:            j.offWire,
+		missingAccept:      j.missingAccept,
 	})
 }
 
@@ -105,6 +108,9 @@ type facts struct {
 	upstreamConnection string        // the Connection header of the first upstream request
 	// what the proxy's failed upstream TLS showed (upstreamtls.go)
 	upNoSNI, upCertRefused, upSchemePlain bool
+	cause                                 string // which of the proxy's rules answered itself, in its terms
+	offWire                               bool   // no upstream leg of the proxy is in the capture
+	missingAccept                         bool   // a 101 came without Sec-WebSocket-Accept
 }
 
 // noAdvice is for codes that are never primary (notes) or whose verdict
@@ -146,19 +152,31 @@ func adviceClientNotWebSocket(*Verdict, facts) (string, string) {
 	return "", "the client's request is not a WebSocket handshake (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, Sec-WebSocket-Version: 13): fix the client, or use a WebSocket library"
 }
 
-func adviceUpgradeHeaderDropped(v *Verdict, _ facts) (string, string) {
-	return upgradeAdvice(v, "nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
+func adviceUpgradeHeaderDropped(v *Verdict, f facts) (string, string) {
+	el, fix := upgradeAdvice(v, "nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
+	return offWireToo(v, f, el, fix)
+}
+
+// offWireToo adds to a fix how to see the upstream leg the capture lacks.
+func offWireToo(v *Verdict, f facts, el, fix string) (string, string) {
+	if f.offWire {
+		fix += "\n(" + offWireAdvice(family(v.ProxyProduct)) + ")"
+	}
+	return el, fix
 }
 
 func adviceConnectionNotUpgrade(v *Verdict, f facts) (string, string) {
 	if conn := f.upstreamConnection; conn != "" {
-		return upgradeAdvice(v, "nginx sends \"Connection: "+conn+"\" upstream unless told otherwise; add:\n")
+		el, fix := upgradeAdvice(v, "nginx sends \"Connection: "+conn+"\" upstream unless told otherwise; add:\n")
+		return offWireToo(v, f, el, fix)
 	}
-	return upgradeAdvice(v, `the upstream request has no Connection header (the keep-alive recipe proxy_set_header Connection ""; removes the upgrade token); use the map instead:`+"\n")
+	el, fix := upgradeAdvice(v, `the upstream request has no Connection header (the keep-alive recipe proxy_set_header Connection ""; removes the upgrade token); use the map instead:`+"\n")
+	return offWireToo(v, f, el, fix)
 }
 
-func adviceUpstreamHTTP10(v *Verdict, _ facts) (string, string) {
-	return upgradeAdvice(v, "the upgrade needs HTTP/1.1 upstream (some backends tolerate 1.0, many do not); add:\n")
+func adviceUpstreamHTTP10(v *Verdict, f facts) (string, string) {
+	el, fix := upgradeAdvice(v, "the upgrade needs HTTP/1.1 upstream (some backends tolerate 1.0, many do not); add:\n")
+	return offWireToo(v, f, el, fix)
 }
 
 // upgradeAdvice is the fix for a proxy that does not forward the upgrade:
@@ -242,14 +260,26 @@ func adviceBackendRejected(v *Verdict, _ facts) (string, string) {
 		}
 		return "", f
 	}
-	return "", fmt.Sprintf("%s refused a correct upgrade with %d: the reason is in its body and logs (subprotocol, auth, origin, path)", backendName(v), v.StatusBackend)
+	return "", fmt.Sprintf("%s refused a correct upgrade with %s: the reason is in its body and logs (subprotocol, auth, origin, path)", backendName(v), statusWord(backendStatus(v)))
 }
 
 func adviceBackendNotWebSocket(v *Verdict, _ facts) (string, string) {
-	return "", fmt.Sprintf("%s answered %d instead of 101: it has no WebSocket handler at this path (wrong upstream, wrong path, or an HTTP-only service)", backendName(v), v.StatusBackend)
+	return "", fmt.Sprintf("%s answered %s instead of 101: it has no WebSocket handler at this path (wrong upstream, wrong path, or an HTTP-only service)", backendName(v), statusWord(backendStatus(v)))
 }
 
-func adviceBadAccept(v *Verdict, _ facts) (string, string) {
+// backendStatus is what the backend answered, or with one leg only what
+// the client got: never 0 when an answer was seen.
+func backendStatus(v *Verdict) int {
+	if v.StatusBackend != 0 {
+		return v.StatusBackend
+	}
+	return v.StatusClient
+}
+
+func adviceBadAccept(v *Verdict, f facts) (string, string) {
+	if f.missingAccept {
+		return "", backendName(v) + " answered 101 without Sec-WebSocket-Accept (it must send base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients refuse the connection; fix the backend's handshake code, or a proxy rule that strips response headers"
+	}
 	return "", backendName(v) + " computes Sec-WebSocket-Accept wrongly (it must be base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients close the connection; fix the backend's handshake code"
 }
 
@@ -262,6 +292,9 @@ func adviceProxyRejected(v *Verdict, f facts) (string, string) {
 		case 502, 503:
 			el = "no live upstreams while connecting to upstream"
 		}
+	}
+	if f.cause != "" {
+		return el, f.cause
 	}
 	p := proxyName(v)
 	switch st := v.StatusClient; {
@@ -326,8 +359,15 @@ func adviceFramesNotRelayed(v *Verdict, _ facts) (string, string) {
 	return "", proxyName(v) + " took frames on one leg that never left on the other: check its buffering and error log, and for filters or middleware that consume WebSocket traffic"
 }
 
-func adviceUnpaired(*Verdict, facts) (string, string) {
+func adviceUnpaired(v *Verdict, f facts) (string, string) {
+	if f.offWire {
+		return "", "only the client's leg of this attempt is in the capture, and it does not show the cause: " + offWireAdvice(family(v.ProxyProduct))
+	}
 	return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
+}
+
+func adviceCannotTell(*Verdict, facts) (string, string) {
+	return "", "the capture's snap length cut the handshake before the bytes that decide it (see which above): capture whole packets, tcpdump -s 0 (tcpdump before 4.0 kept 68 or 96 bytes by default, and tutorials copy -s 96/-s 200), or use wsdiag live"
 }
 
 // legHeader returns a header of leg i's request, or "".

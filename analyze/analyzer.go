@@ -81,8 +81,10 @@ type Analyzer struct {
 	// hasUpstreamLegs: some attempt was seen on more than one hop, so the
 	// capture does hold upstream legs.
 	hasUpstreamLegs bool
-	// proxied holds the servers (proxies) whose upstream legs were seen.
+	// proxied holds the servers (proxies) whose upstream legs were seen,
+	// routes the Hosts and paths they sent upstream.
 	proxied map[netip.AddrPort]bool
+	routes  map[netip.AddrPort]*routes
 	// tlsLegs are TLS connections by ID, while they may still be paired.
 	tlsLegs map[rs.ConnID]*tlsLeg
 	// sawH2WS: an HTTP/2 extended CONNECT was seen; such a client leg has
@@ -103,6 +105,8 @@ type Stats struct {
 	TLSErrorSamples []string
 	ByCode          map[Code]uint64
 	BySev           map[Severity]uint64
+	// CutBlocks counts header blocks the capture's snap length cut.
+	CutBlocks uint64
 }
 
 // New returns an Analyzer that calls out for every verdict.
@@ -110,7 +114,7 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = DefaultOptions.MaxPending
 	}
-	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, tlsLegs: map[rs.ConnID]*tlsLeg{},
+	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, routes: map[netip.AddrPort]*routes{}, tlsLegs: map[rs.ConnID]*tlsLeg{},
 		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
 }
 
@@ -129,6 +133,9 @@ func (a *Analyzer) Request(r *rs.Request) {
 	if h2WebSocket(r) {
 		a.sawH2WS = true
 	}
+	if r.Cut {
+		a.stats.CutBlocks++
+	}
 	if r.TLS {
 		if l := a.tlsLegs[r.ID]; l != nil {
 			l.decrypted = true
@@ -144,6 +151,9 @@ func (a *Analyzer) Request(r *rs.Request) {
 
 // Response implements reassembly.Sink.
 func (a *Analyzer) Response(r *rs.Response) {
+	if r.Cut {
+		a.stats.CutBlocks++
+	}
 	if r.Request == nil {
 		return // an answer to a request we did not see
 	}
@@ -273,6 +283,8 @@ func (a *Analyzer) decide(x *exchange, final bool) {
 			if len(a.proxied) < 4096 {
 				a.proxied[x.req.Server] = true
 			}
+			host, _ := x.req.Headers.Get("Host")
+			a.routed(x.req.Server, host, x.path)
 		}
 	}
 	if !isAttempt(chain) {
@@ -308,7 +320,7 @@ func (a *Analyzer) upstreamAllowed(y *exchange) bool {
 // its chain got a 101.
 func isAttempt(chain []*exchange) bool {
 	r := chain[0].req
-	if wantsUpgrade(r) {
+	if wsAsked(r) || maybeAttempt(r) {
 		return true
 	}
 	if _, ok := r.Headers.Get("Sec-WebSocket-Key"); ok {

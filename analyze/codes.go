@@ -51,6 +51,10 @@ const (
 	ClientHTTP2            Code = "client_http2"
 	UpstreamTLSFailed      Code = "upstream_tls_failed"
 	UpstreamSchemeMismatch Code = "upstream_scheme_mismatch"
+
+	// CannotTell: the capture lacks the bytes that decide the attempt (a
+	// snap length cut them); the evidence says which.
+	CannotTell Code = "cannot_tell"
 )
 
 // Hop is where along the chain a finding sits.
@@ -170,6 +174,9 @@ var table = []codeRow{
 	{code: ClientHTTP2, hop: HopClient, sev: SevInfo, stage: stageNone, note: true, summary: "the client leg is HTTP/2 (ALPN h2) (finding)", advice: noAdvice},
 	{code: UpstreamTLSFailed, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "the proxy's TLS handshake with the backend failed (no SNI, certificate not verified)", advice: adviceUpstreamTLSFailed},
 	{code: UpstreamSchemeMismatch, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "plain HTTP to a TLS port, or TLS to a plain one, on the upstream leg", advice: adviceUpstreamSchemeMismatch},
+
+	// cutRules (cut.go) makes it primary only when nothing else is proven.
+	{code: CannotTell, hop: HopNone, sev: SevWarn, stage: stageNone, note: true, summary: "the capture lacks the bytes that decide the attempt (a snap length cut them): the evidence says which", advice: adviceCannotTell},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice

@@ -27,6 +27,8 @@ var stableCodes = []string{
 	"sticky_session_missing", "proxy_at_capacity", "headers_too_large", "origin_mismatch",
 	"untrusted_proxy", "h2_websocket_refused", "client_http2", "upstream_tls_failed",
 	"upstream_scheme_mismatch",
+	// issue 11
+	"cannot_tell",
 }
 
 func TestCodesNeverRenamed(t *testing.T) {

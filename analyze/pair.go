@@ -42,8 +42,8 @@ func pairScore(x, y *exchange) int {
 			return scoreExact
 		}
 		return 0
-	case !xok && yok && !h2WebSocket(xr):
-		return 0 // a proxy does not invent a key (but one from HTTP/2 must)
+	case !xok && yok && !h2WebSocket(xr) && !xr.Truncated:
+		return 0 // a proxy does not invent a key (but one from HTTP/2 must, and the capture may have cut x's)
 	}
 	if xr.Method != yr.Method && !(h2WebSocket(xr) && yr.Method == "GET") {
 		return 0

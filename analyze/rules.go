@@ -43,6 +43,17 @@ type judgement struct {
 	// its own 5xx (upstreamtls.go), with what they showed.
 	upTLS                                 []*tlsLeg
 	upNoSNI, upCertRefused, upSchemePlain bool
+	// cause says in the proxy's terms which of its rules answered the
+	// client itself (proxy_rejected), when its answer tells.
+	cause string
+	// offWire: no upstream leg of this attempt's proxy is in the capture
+	// at all (a unix-socket backend, an interface not captured).
+	offWire bool
+	// missingAccept: a 101 came without Sec-WebSocket-Accept.
+	missingAccept bool
+	// relayed: the one leg's answer is a backend library's, relayed by a
+	// proxy.
+	relayed bool
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -98,7 +109,7 @@ func (j *judgement) legName(i int) (req, resp string) {
 
 // proxyEvident: with one leg only, is there a sign that a proxy answered?
 func (j *judgement) proxyEvident() bool {
-	return j.generatedBy != "" || len(j.connect) > 0 || j.product != ""
+	return j.generatedBy != "" || len(j.connect) > 0 || j.product != "" || j.relayed
 }
 
 func requestLine(r *rs.Request) string {
@@ -231,7 +242,10 @@ func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Ver
 		j.connect = a.failedConnects(A.req.Start, to)
 		j.upTLS = a.claimUpstreamTLS(A)
 	}
-	j.product = productAt(chain, 0, len(j.connect) > 0)
+	// A server some of whose requests the capture shows going upstream
+	// is a proxy, whatever its answers say.
+	j.product = productAt(chain, 0, len(j.connect) > 0 || a.proxied[A.req.Server])
+	j.offWire = n == 1 && !a.proxied[A.req.Server]
 
 	j.clientRules()
 	j.h2Rules()
@@ -248,7 +262,13 @@ func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Ver
 	}
 	j.h2RefusedNeedsNoUpstream()
 	j.sessionRules()
+	j.cutRules()
 	return j.verdict()
+}
+
+// absentCut: the request's block was cut before header name could show.
+func absentCut(r *rs.Request, name string) bool {
+	return r.Truncated && !hasHeader(r.Headers, name)
 }
 
 func (j *judgement) clientRules() {
@@ -262,16 +282,18 @@ func (j *judgement) clientRules() {
 		return
 	}
 	var ev []string
-	if !r.Headers.HasToken("Upgrade", "websocket") {
+	// In a block the capture cut, a header not there is unknown.
+	tr := r.Truncated
+	if !r.Headers.HasToken("Upgrade", "websocket") && !(tr && !hasHeader(r.Headers, "Upgrade")) {
 		ev = append(ev, headerEv(leg, "Upgrade", r.Headers))
 	}
-	if !r.Headers.HasToken("Connection", "upgrade") {
+	if !r.Headers.HasToken("Connection", "upgrade") && !(tr && !hasHeader(r.Headers, "Connection")) {
 		ev = append(ev, headerEv(leg, "Connection", r.Headers))
 	}
-	if k, ok := r.Headers.Get("Sec-WebSocket-Key"); !ok || !validKey(k) {
+	if k, ok := r.Headers.Get("Sec-WebSocket-Key"); (ok || !tr) && (!ok || !validKey(k)) {
 		ev = append(ev, headerEv(leg, "Sec-WebSocket-Key", r.Headers)+" (need 16 random bytes, base64)")
 	}
-	if v, _ := r.Headers.Get("Sec-WebSocket-Version"); strings.TrimSpace(v) != "13" {
+	if v, ok := r.Headers.Get("Sec-WebSocket-Version"); (ok || !tr) && strings.TrimSpace(v) != "13" {
 		ev = append(ev, headerEv(leg, "Sec-WebSocket-Version", r.Headers)+" (need 13)")
 	}
 	if r.Method != "GET" || r.Version != "HTTP/1.1" {
@@ -288,11 +310,20 @@ func (j *judgement) proxyRequestRules(i int) {
 	x, y := j.chain[i].req, j.chain[i+1].req
 	lx, _ := j.legName(i)
 	ly, _ := j.legName(i + 1)
-	wsIn := wantsUpgrade(x)
+	wsIn := wsAsked(x)
 	if wsIn && !y.Headers.HasToken("Upgrade", "websocket") {
-		j.add(UpgradeHeaderDropped, i, upgradeEv(lx, x), headerEv(ly, "Upgrade", y.Headers))
+		switch {
+		case hasHeader(y.Headers, "Upgrade") || !y.Truncated:
+			j.add(UpgradeHeaderDropped, i, upgradeEvCut(lx, x), headerEv(ly, "Upgrade", y.Headers))
+		default:
+			// cut before Upgrade could show; nginx's header order may still tell
+			if rel, ok := nginxSetHeaders(productAt(j.chain, i, true), x, y); ok {
+				j.add(UpgradeHeaderDropped, i, upgradeEvCut(lx, x),
+					ly+": no Upgrade among the headers nginx sets (it writes them before those it relays, and the relayed "+rel+" is in the part the capture kept)")
+			}
+		}
 	}
-	if wsIn && asksConnectionUpgrade(x) && !y.Headers.HasToken("Connection", "upgrade") {
+	if wsIn && asksConnectionUpgrade(x) && !y.Headers.HasToken("Connection", "upgrade") && !absentCut(y, "Connection") {
 		j.add(ConnectionNotUpgrade, i, headerEv(lx, "Connection", x.Headers), headerEv(ly, "Connection", y.Headers))
 	}
 	if y.Version == "HTTP/1.0" && x.Version != "HTTP/1.0" {
@@ -305,14 +336,14 @@ func (j *judgement) proxyRequestRules(i int) {
 		}
 		vx := strings.Join(x.Headers.Values(h), ", ")
 		vy := strings.Join(y.Headers.Values(h), ", ")
-		if vx != vy {
+		if vx != vy && !absentCut(x, h) && !absentCut(y, h) {
 			ev = append(ev, headerEv(lx, h, x.Headers), headerEv(ly, h, y.Headers))
 		}
 	}
 	if len(ev) > 0 {
 		j.add(WSHeaderAltered, i, ev...)
 	}
-	if !strings.EqualFold(hostOf(x), hostOf(y)) {
+	if !strings.EqualFold(hostOf(x), hostOf(y)) && !absentCut(x, hostName(x)) && !absentCut(y, hostName(y)) {
 		j.add(HostRewritten, i, headerEv(lx, hostName(x), x.Headers), headerEv(ly, hostName(y), y.Headers))
 	}
 	if pathOf(x.Target) != pathOf(y.Target) {
@@ -342,6 +373,7 @@ func (j *judgement) noUpstreamRules() {
 		}
 	case len(j.upTLS) > 0:
 		j.upstreamTLSRules(sl)
+	case j.relayedRefusal():
 	case len(j.connect) > 0 && (st == 502 || st == 504 || st == 503):
 		ev := []string{sl + j.generatedNote()}
 		for _, c := range j.connect {
@@ -355,16 +387,23 @@ func (j *judgement) noUpstreamRules() {
 		}
 		j.add(Redirected, 0, ev...)
 	case j.generatedBy != "" || st >= 500:
-		j.add(ProxyRejected, 0, sl+j.generatedNote(), "proxy→backend: no request for this attempt (no upstream leg, no connect attempt)")
+		ev := []string{sl + j.generatedNote(), "proxy→backend: no request for this attempt (no upstream leg, no connect attempt)"}
+		if j.a.proxied[A.req.Server] {
+			ev[1] = fmt.Sprintf("proxy→backend: no request for this attempt (no connect attempt), while other requests through %s show theirs", A.req.Server)
+		}
+		j.add(ProxyRejected, 0, append(ev, j.selfAnswerEvidence()...)...)
+		j.cause = j.selfAnswerCause()
 	case j.a.proxied[A.req.Server]:
 		// Other attempts through this proxy show their upstream legs in the
 		// capture, this one has none: the proxy answered itself (with a
 		// page of its own configuration, so no built-in signature).
-		j.add(ProxyRejected, 0, sl, fmt.Sprintf("proxy→backend: no request for this attempt, while other requests through %s show theirs", A.req.Server))
+		ev := []string{sl, fmt.Sprintf("proxy→backend: no request for this attempt, while other requests through %s show theirs", A.req.Server)}
+		j.add(ProxyRejected, 0, append(ev, j.selfAnswerEvidence()...)...)
+		j.cause = j.selfAnswerCause()
 	default:
 		// An answer that is not a proxy's own page, with no upstream leg to
 		// compare: the cause hides on the missing leg.
-		j.add(Unpaired, 0, sl, leg+": no matching request on an upstream leg in the capture (capture both legs: -i any, or a filter with the backend port)")
+		j.add(Unpaired, 0, sl, leg+": no matching request on an upstream leg in the capture"+j.offWireNote())
 		if st >= 200 && st < 300 {
 			j.add(BackendNotWebSocket, 0, sl)
 		}
@@ -458,11 +497,19 @@ func (j *judgement) check101(i int) {
 	x := j.chain[i]
 	_, rleg := j.legName(i)
 	key, _ := x.req.Headers.Get("Sec-WebSocket-Key")
-	got, _ := x.resp.Headers.Get("Sec-WebSocket-Accept")
+	got, present := x.resp.Headers.Get("Sec-WebSocket-Accept")
 	if key == "" {
 		return
 	}
-	if want := AcceptFor(strings.TrimSpace(key)); strings.TrimSpace(got) != want {
+	want := AcceptFor(strings.TrimSpace(key))
+	if !present {
+		if !x.resp.Truncated {
+			j.missingAccept = true
+			j.add(BadAccept, i, fmt.Sprintf("%s: no Sec-WebSocket-Accept header (expected %s for key %s)", rleg, want, key))
+		}
+		return
+	}
+	if strings.TrimSpace(got) != want {
 		j.add(BadAccept, i, fmt.Sprintf("%s: Sec-WebSocket-Accept: %s (expected %s for key %s)", rleg, got, want, key))
 	}
 }
@@ -480,21 +527,13 @@ func (j *judgement) proxyResponseRules(i int) {
 	case y.switched() && !x.switched():
 		j.add(ResponseAltered, i, ry+": "+statusLine(y.resp), rx+": "+statusLine(x.resp))
 	case x.switched() && x.resp.Status != 101: // a 2xx on an HTTP/2 stream: nothing more to check
-	case x.resp.Status == 101 && !x.resp.Headers.HasToken("Upgrade", "websocket"):
+	case x.resp.Status == 101 && !x.resp.Headers.HasToken("Upgrade", "websocket") && !(x.resp.Truncated && !hasHeader(x.resp.Headers, "Upgrade")):
 		j.add(ResponseAltered, i, headerEv(rx, "Upgrade", x.resp.Headers))
 	case x.resp.Status == 101:
 		j.check101(i)
 	case x.resp.Status != y.resp.Status && y.resp.Status >= 200:
 		j.add(ResponseAltered, i, ry+": "+statusLine(y.resp), rx+": "+statusLine(x.resp))
 	}
-}
-
-func quoteBody(b string) string {
-	b = strings.Join(strings.Fields(b), " ")
-	if len(b) > 120 {
-		b = b[:120] + "…"
-	}
-	return fmt.Sprintf("%q", b)
 }
 
 func ts(t time.Time) string { return t.UTC().Format("15:04:05.000") }
@@ -555,7 +594,7 @@ func (j *judgement) verdict() *Verdict {
 	}
 	if primary == nil && !succeeded {
 		for i := range j.findings {
-			if j.findings[i].code == Unpaired {
+			if j.findings[i].code == Unpaired && primary == nil || j.findings[i].code == CannotTell {
 				primary = &j.findings[i]
 			}
 		}
@@ -600,6 +639,12 @@ func (j *judgement) verdict() *Verdict {
 		_, rl := j.legName(i)
 		if x.resp != nil && !containsPrefix(v.Evidence, rl+": "+statusLine(x.resp)) {
 			v.Evidence = append(v.Evidence, rl+": "+statusLine(x.resp))
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		_, rl := j.legName(i)
+		if b := bodyEvidence(rl, j.chain[i].resp); b != "" && !containsPrefix(v.Evidence, rl+" body:") {
+			v.Evidence = append(v.Evidence, b)
 		}
 	}
 	v.Evidence = collapse(v.Evidence)
@@ -679,7 +724,7 @@ func collapse(ev []string) []string {
 // make a key send Upgrade), whose client leg is not in the capture.
 func strippedUpstream(r *rs.Request) bool {
 	k, _ := r.Headers.Get("Sec-WebSocket-Key")
-	return validKey(k) && !r.Headers.HasToken("Upgrade", "websocket")
+	return validKey(k) && !r.Headers.HasToken("Upgrade", "websocket") && !r.Truncated
 }
 
 // judgeUpstreamOnly judges an attempt from the upstream legs alone: the

@@ -384,6 +384,68 @@ func handshakeCases() []ruleCase {
 			errorLog: "access forbidden by rule",
 			fix:      "refused the request itself (403",
 		},
+		// issue 11: a proxy answering itself, upstream legs off the wire, cut packets
+		{
+			name: "gorilla's refusal relayed by nginx, no upstream leg on the wire",
+			chain: func(*Analyzer) []*exchange {
+				return []*exchange{withBody(clientLeg(ws, 400, with(nginx, "Sec-Websocket-Version", "13")),
+					"websocket: the client is not using the websocket protocol: 'upgrade' token not found in 'Connection' header\n")}
+			},
+			code: UpgradeHeaderDropped, hop: HopProxy,
+			findings: []Code{UpgradeHeaderDropped, Unpaired},
+			evidence: []string{"gorilla/websocket refused the handshake it got for lacking the upgrade token in Connection", "high confidence"},
+			fix:      "ss -xlp",
+		},
+		{
+			name: "a 426 relayed: the backend wanted the upgrade the proxy dropped",
+			chain: func(*Analyzer) []*exchange {
+				x := withBody(clientLeg(ws, 426, nginx), "Upgrade Required")
+				x.resp.Reason = "Upgrade Required"
+				return []*exchange{x}
+			},
+			code: UpgradeHeaderDropped, hop: HopProxy,
+			findings: []Code{UpgradeHeaderDropped, Unpaired},
+			evidence: []string{"medium confidence"},
+		},
+		{
+			name: "both legs cut before their headers: cannot tell",
+			chain: func(*Analyzer) []*exchange {
+				a := clientLeg(rs.Headers{}, 400, nil)
+				b := upLeg("GET /ws HTTP/1.0", rs.Headers{}, 400, nil)
+				for _, x := range []*exchange{a, b} {
+					x.req.Truncated, x.req.Cut, x.req.Kept = true, true, 30
+					x.resp.Truncated, x.resp.Cut, x.resp.Kept = true, true, 30
+				}
+				return []*exchange{a, b}
+			},
+			code: CannotTell, hop: HopNone,
+			findings: []Code{CannotTell, UpstreamHTTP10},
+			evidence: []string{"client→proxy: the capture kept only the first 30 bytes of this request (snap length): no Upgrade, Connection, Sec-WebSocket-* header is in the file"},
+			fix:      "tcpdump -s 0",
+		},
+		{
+			name: "client leg cut after Connection: nginx's own headers prove Upgrade dropped",
+			chain: func(*Analyzer) []*exchange {
+				a := clientLeg(rs.Headers{{Name: "Host", Value: "example.org"}, {Name: "User-Agent", Value: "t/1"}, {Name: "Connection", Value: "Upgrade"}}, 400, nginx)
+				b := upLeg("GET /ws HTTP/1.0", rs.Headers{{Name: "Host", Value: "127.0.0.1:9001"}, {Name: "Connection", Value: "close"}, {Name: "User-Agent", Value: "t/1"}}, 400, nil)
+				a.req.Truncated, a.req.Cut, a.req.Kept = true, true, 134
+				b.req.Truncated, b.req.Cut, b.req.Kept = true, true, 134
+				return []*exchange{a, b}
+			},
+			code: UpgradeHeaderDropped, hop: HopProxy,
+			findings: []Code{UpgradeHeaderDropped, ConnectionNotUpgrade, UpstreamHTTP10, HostRewritten},
+			evidence: []string{"client→proxy: Upgrade not in the part the capture kept", "no Upgrade among the headers nginx sets"},
+		},
+		{
+			name: "a 101 without Sec-WebSocket-Accept",
+			chain: func(*Analyzer) []*exchange {
+				noAccept := rs.Headers{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}}
+				return []*exchange{clientLeg(ws, 101, noAccept), upLeg("GET /ws HTTP/1.1", ws, 101, noAccept)}
+			},
+			code: BadAccept, hop: HopBackend,
+			evidence: []string{"backend→proxy: no Sec-WebSocket-Accept header (expected "},
+			fix:      "answered 101 without Sec-WebSocket-Accept",
+		},
 		{
 			name: "the proxy closes without answering",
 			chain: func(*Analyzer) []*exchange {

@@ -253,7 +253,8 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if expr != "" {
 		sink = &filtered{match: match, next: sink}
 	}
-	warnings := pump(readers, sink, prog, &attempts)
+	var cuts cutCount
+	warnings := pump(readers, sink, prog, &attempts, &cuts)
 	if prog != nil {
 		prog.done()
 	}
@@ -281,6 +282,9 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if st.TLSErrors > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d TLS connections could not be decrypted (wrong or missing keys), e.g. %s", st.TLSErrors, st.TLSErrorSamples[0]))
+	}
+	if cuts.packets > 0 && st.CutBlocks > 0 { // payloads cut behind whole headers change no verdict
+		warnings = append(warnings, cuts.warning(st.CutBlocks))
 	}
 	if st.Evicted > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d exchanges decided before their partner could arrive: more than --max-pending=%d waiting", st.Evicted, c.maxPending))
@@ -345,7 +349,7 @@ func (s *single) add(p *capture.Packet) {
 // pump merges the readers by timestamp (like mergecap) and feeds every
 // TCP segment to the sink. Read errors end that file with a warning: the
 // verdicts that can be made from what was read still are.
-func pump(readers []*capture.Reader, sink packetSink, prog *progress, attempts *atomic.Uint64) (warnings []string) {
+func pump(readers []*capture.Reader, sink packetSink, prog *progress, attempts *atomic.Uint64, cuts *cutCount) (warnings []string) {
 	type head struct {
 		r   *capture.Reader
 		pkt *capture.Packet
@@ -375,6 +379,9 @@ func pump(readers []*capture.Reader, sink packetSink, prog *progress, attempts *
 			}
 		}
 		h := &heads[best]
+		if h.pkt.Cut > 0 {
+			cuts.add(h.pkt)
+		}
 		sink.add(h.pkt)
 		n++
 		if prog != nil && n&0xffff == 0 {

@@ -43,7 +43,7 @@ SCENARIOS=(
   "concurrent-20|ok=10;upgrade_header_dropped=10|-;proxy|one nginx: /ws/ok correct, /ws/broken no directives; 20 concurrent attempts (10 each, alternating) + 20 plain keep-alive GETs to /health in the same window"
   "any-sll2|ok|-|the correct scenario captured with tcpdump -i any: link type LINUX_SLL2 (276)"
   "pcapng-mixed|ok|-|the correct scenario captured by dumpcap into pcapng with two interfaces: lo (EN10MB, leg A, port $NGINX_PORT) and any (LINUX_SLL2, leg B, port $BACKEND_PORT)"
-  "leg-a-only|unpaired|-|the nginx-defaults scenario captured with a filter on port $NGINX_PORT only: leg A only (leg B missing from the file)"
+  "leg-a-only|upgrade_header_dropped|proxy|the nginx-defaults scenario captured with a filter on port $NGINX_PORT only: leg A only (leg B missing from the file); the relayed answer is gorilla's default refusal (400 Bad Request, Sec-Websocket-Version: 13) of the handshake the client sent whole"
   "idle-timeout|idle_timeout|session|correct config + proxy_read_timeout 5s: one message echoed, then both sides silent; nginx FINs both legs ~5 s after the last frame, no close frame (the client sees 1006)"
   "idle-one-direction|ok|-|correct config + proxy_read_timeout 5s, backend /sink never writes: the client sends a message every 1 s for 8 s; nginx keeps the tunnel open (one active direction is enough), client close 1000 answered"
   "big-message-nginx|ok|-|correct config + proxy_buffer_size 4k, proxy_buffers 4 4k: a 3 MiB binary message (one frame) echoed through nginx; snaplen 400 (big payloads cut, packet and HTTP headers kept)"

@@ -1,0 +1,98 @@
+package analyze
+
+import (
+	"fmt"
+	"strings"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// Upstream legs that are not on the wire: a backend on a unix socket
+// (proxy_pass http://unix:…, haproxy "server s1 /run/app.sock"), or on an
+// interface the capture did not see. The client's leg still tells who
+// wrote the answer: a backend's WebSocket library refusing a handshake
+// that the client sent correctly means the proxy changed it on the way.
+
+// offWireNote ends the evidence that an attempt's upstream leg is missing.
+func (j *judgement) offWireNote() string {
+	if j.offWire {
+		return "; no upstream leg of this proxy is on the wire (a unix-socket backend, or an interface or filter that left it out)"
+	}
+	return " (capture both legs: -i any, or a filter with the backend port)"
+}
+
+// relayedRefusal judges a one-leg attempt whose answer is a backend
+// WebSocket library's refusal of the handshake, relayed by the proxy,
+// while the client's own request was a correct handshake. It reports
+// whether it did.
+func (j *judgement) relayedRefusal() bool {
+	A := j.chain[0]
+	if len(j.chain) != 1 || A.resp == nil || A.req.Truncated || A.resp.Truncated || !correctUpgrade(A.req) {
+		return false
+	}
+	lib, ok := refusedBy(A.resp)
+	if !ok {
+		return false
+	}
+	j.relayed = true
+	if j.product == "" {
+		j.product = guessProduct(A.resp)
+	}
+	leg, rleg := j.legName(0)
+	code := UpgradeHeaderDropped
+	if lib.wsHdr {
+		code = WSHeaderAltered
+	}
+	ev := []string{rleg + ": " + statusLine(A.resp)}
+	if b := bodyEvidence(rleg, A.resp); b != "" {
+		ev = append(ev, b)
+	}
+	ev = append(ev, fmt.Sprintf("%s refused the handshake it got for lacking %s, and the proxy relayed its answer; the client's request had it:", lib.name, lib.missing))
+	if lib.requestLine {
+		ev = append(ev, leg+" request line: "+requestLine(A.req))
+	} else {
+		ev = append(ev, headerEv(leg, "Upgrade", A.req.Headers), headerEv(leg, "Connection", A.req.Headers))
+	}
+	conf := "high confidence: the library names what it missed"
+	if lib.generic {
+		conf = "medium confidence: the answer is typical of the library, not its own words"
+	}
+	ev = append(ev, "judged from the client leg alone ("+conf+"); the request the backend got is not in the capture")
+	j.add(code, 0, ev...)
+	j.addNote(Unpaired, 0, "proxy→backend: not in the capture"+j.offWireNote())
+	return true
+}
+
+// guessProduct names the proxy that relayed an answer from how it wrote
+// it, when no Server header or error page does: haproxy writes every
+// header name in lower case (the backends here canonicalise theirs).
+func guessProduct(r *rs.Response) string {
+	if len(r.Headers) < 3 {
+		return ""
+	}
+	for _, h := range r.Headers {
+		if strings.ToLower(h.Name) != h.Name {
+			return ""
+		}
+	}
+	return "haproxy (guessed from its lower-case header names)"
+}
+
+// offWireAdvice is how to see an upstream leg that a packet capture
+// cannot show, added to a fix when the capture holds none of the proxy's.
+func offWireAdvice(fam string) string {
+	where := "the proxy's config"
+	switch fam {
+	case "nginx":
+		where = "proxy_pass (http://unix:/path:) in nginx's config"
+	case "haproxy":
+		where = `the "server" line (a path, or unix@/path) in haproxy's backend`
+	case "caddy":
+		where = "reverse_proxy unix//path in the Caddyfile"
+	case "apache":
+		where = "ProxyPass unix:/path|http://… in Apache's config"
+	}
+	return "no capture shows the proxy's upstream leg when it goes over a unix socket: find the socket in " + where +
+		", see who listens on it with ss -xlp, and to watch the traffic point the proxy at socat -v UNIX-LISTEN:/tmp/ws-debug.sock,fork UNIX-CONNECT:/path/app.sock for a test" +
+		"; if the backend is on TCP, capture on the interface that carries it (-i any) with its port in the filter"
+}
