@@ -246,6 +246,9 @@ func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Ver
 	// is a proxy, whatever its answers say.
 	j.product = productAt(chain, 0, len(j.connect) > 0 || a.proxied[A.req.Server])
 	j.offWire = n == 1 && !a.proxied[A.req.Server]
+	if n == 1 && A.resp != nil && caddyEmpty(A.resp) {
+		j.product = "Caddy" // its own answer: Caddy is a proxy here
+	}
 
 	j.clientRules()
 	j.h2Rules()
@@ -386,6 +389,12 @@ func (j *judgement) noUpstreamRules() {
 			ev = append(ev, rleg+": Location: "+loc)
 		}
 		j.add(Redirected, 0, ev...)
+	case caddyEmpty(A.resp) && !j.a.proxied[A.req.Server]:
+		// No upstream leg of this Caddy anywhere in the capture, but an
+		// empty 200 from Caddy to an upgrade is its own answer.
+		j.add(ProxyRejected, 0, append([]string{sl + " (Caddy's own empty answer: no site or route matched the request)",
+			"proxy→backend: no request for this attempt"}, j.selfAnswerEvidence()...)...)
+		j.cause = j.selfAnswerCause()
 	case j.generatedBy != "" || st >= 500:
 		ev := []string{sl + j.generatedNote(), "proxy→backend: no request for this attempt (no upstream leg, no connect attempt)"}
 		if j.a.proxied[A.req.Server] {
