@@ -386,6 +386,15 @@ func handshakeCases() []ruleCase {
 		},
 		// issue 11: a proxy answering itself, upstream legs off the wire, cut packets
 		{
+			name: "Caddy's empty 200: no site for the Host",
+			chain: func(*Analyzer) []*exchange {
+				return []*exchange{clientLeg(ws, 200, rs.Headers{{Name: "Server", Value: "Caddy"}, {Name: "Content-Length", Value: "0"}})}
+			},
+			code: ProxyRejected, hop: HopProxy,
+			evidence: []string{"Caddy's own empty answer", "proxy→client: Server: Caddy"},
+			fix:      "Caddy has no site for Host example.org",
+		},
+		{
 			name: "gorilla's refusal relayed by nginx, no upstream leg on the wire",
 			chain: func(*Analyzer) []*exchange {
 				return []*exchange{withBody(clientLeg(ws, 400, with(nginx, "Sec-Websocket-Version", "13")),
