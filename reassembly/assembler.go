@@ -64,6 +64,9 @@ type Stats struct {
 	// QuietEvicted counts connections that carried no HTTP or TLS, ended
 	// early because more than MaxFlows/10 of them were open.
 	QuietEvicted uint64
+	// HeaderCuts counts segments whose tail the capture's snap length cut
+	// inside a start line or header block.
+	HeaderCuts uint64
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for

@@ -155,7 +155,9 @@ func (s *stream) cut(d, n int) {
 	}
 	s.gaps++
 	s.gapBytes += uint64(n)
-	s.dir[d].Cut(s, n)
+	if s.dir[d].Cut(s, n) {
+		s.asm.stats.HeaderCuts++
+	}
 }
 
 // deliver runs the next in-order bytes of direction d through TLS or the

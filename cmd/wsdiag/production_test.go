@@ -1,5 +1,14 @@
 package main
 
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
 // Expectations for the production captures (testdata/gen/production.sh,
 // issue 11): what a proxy host really records. They come from what each
 // capture shows on the wire (testdata/gen/README.md, "Production
@@ -84,5 +93,47 @@ func init() {
 	// their expectations come with the rule that reads them.
 	for _, n := range []string{"midsession-nginx-timeout", "midsession-haproxy-tunnel", "midsession-nginx-normal"} {
 		sessionCases[n] = true
+	}
+}
+
+// TestSnapLengthCutsEverything: a capture cut to 68 bytes a packet (old
+// tcpdump's default) keeps 2 bytes of each request: nothing can be judged,
+// and wsdiag says so and why, with exit 1, instead of "no attempts", 0.
+func TestSnapLengthCutsEverything(t *testing.T) {
+	in, err := os.Open(filepath.Join(capturesDir, "nginx-defaults.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	r, err := pcapgo.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "s68.pcap")
+	out, err := os.Create(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(out)
+	if err := w.WriteFileHeader(68, r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		if len(data) > 68 {
+			data = data[:68]
+		}
+		ci.CaptureLength = len(data)
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.Close()
+	vs, _, code, stderr := readJSON(t, cut)
+	if len(vs) != 0 || code != exitNotOK || !strings.Contains(stderr, "snap length 68") || !strings.Contains(stderr, "cannot tell") {
+		t.Errorf("%d verdicts, exit %d, stderr %q", len(vs), code, stderr)
 	}
 }

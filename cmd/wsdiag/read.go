@@ -283,7 +283,7 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if st.TLSErrors > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d TLS connections could not be decrypted (wrong or missing keys), e.g. %s", st.TLSErrors, st.TLSErrorSamples[0]))
 	}
-	if cuts.packets > 0 && st.CutBlocks > 0 { // payloads cut behind whole headers change no verdict
+	if cuts.packets > 0 && (st.CutBlocks > 0 || as.HeaderCuts > 0) { // payloads cut behind whole headers change no verdict
 		warnings = append(warnings, cuts.warning(st.CutBlocks))
 	}
 	if st.Evicted > 0 {
@@ -292,12 +292,14 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "wsdiag: warning: %s\n", w)
 	}
-	if st.Attempts == 0 {
+	if st.Attempts == 0 && as.HeaderCuts > 0 {
+		fmt.Fprintf(stderr, "wsdiag: cannot tell: the snap length cut every request before it could show an upgrade (%d packets, %d TCP, %d HTTP exchanges)\n", pk, tcp, st.Exchanges)
+	} else if st.Attempts == 0 {
 		fmt.Fprintf(stderr, "wsdiag: no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)\n", pk, tcp, st.Exchanges)
 	}
 	rend.summary(summary{stats: st, packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, warnings: warnings})
-	if st.Attempts > st.ByCode[analyze.OK] {
-		return exitNotOK
+	if st.Attempts > st.ByCode[analyze.OK] || st.Attempts == 0 && as.HeaderCuts > 0 {
+		return exitNotOK // a snap length that cut every handshake judged nothing: not ok
 	}
 	return exitOK
 }

@@ -219,6 +219,7 @@ func (s *sharded) stats() rs.Stats {
 		st.Connections += x.Connections
 		st.Evicted += x.Evicted
 		st.QuietEvicted += x.QuietEvicted
+		st.HeaderCuts += x.HeaderCuts
 		st.Open += x.Open
 	}
 	return st

@@ -325,27 +325,33 @@ func (p *Parser) Gap(h Handler, n int) {
 // Cut tells the parser that the capture did not keep the next n bytes of
 // the direction (a snap length shorter than the packet): unlike a Gap, the
 // bytes were on the wire. A header block they cut short is reported with
-// its whole lines, marked Cut; a cut 101 still switches to the tunnel.
-func (p *Parser) Cut(h Handler, n int) {
+// its whole lines, marked Cut; a cut 101 still switches to the tunnel. It
+// reports whether the cut fell in a start line or header block.
+func (p *Parser) Cut(h Handler, n int) (inHeader bool) {
+	if p.state == stSniff && len(p.buf) > 0 {
+		p.Gap(h, n) // fewer bytes kept than it takes to tell what they are
+		return true
+	}
 	if p.state != stHeader || len(p.buf) == 0 {
 		p.Gap(h, n)
-		return
+		return false
 	}
 	raw, kept := p.buf, len(p.buf)
 	if i := bytes.LastIndexByte(raw, '\n'); i >= 0 {
 		raw = raw[:i+1] // a cut line ("Host: 127") is no header
 	} else if !(p.kind == KindResponse && statusCut(raw)) {
 		p.Gap(h, n) // a request line cut short: its target is unknown
-		return
+		return true
 	}
 	p.block(h, raw, p.start, true, kept)
 	p.resetBuf()
 	if p.state == stTunnel {
-		return
+		return true
 	}
 	h.End(int(p.dir))
 	p.state = stResync
 	p.afterGap = true // the next message may start right where the cut ends
+	return true
 }
 
 // statusCut reports whether a status line cut short still holds its code
