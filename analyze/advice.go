@@ -208,6 +208,14 @@ func adviceWSHeaderAltered(v *Verdict, _ facts) (string, string) {
 func adviceUpstreamConnectFailed(v *Verdict, f facts) (string, string) {
 	nginx, _ := isNginx(v)
 	nginxLog := nginx || f.generatedBy == "nginx"
+	if len(f.connect) == 0 && f.offWire {
+		el := ""
+		if nginxLog {
+			el = "connect() to unix:/path failed (2: No such file or directory) while connecting to upstream (logged at crit), or (111: Connection refused) / (13: Permission denied)"
+		}
+		return el, "the proxy could not reach its upstream, whose leg is not on the wire: for a unix socket, start the backend that creates it (php-fpm, gunicorn, uvicorn …), check that the path in " +
+			whereUpstream(family(v.ProxyProduct)) + " is the one it listens on (ss -xlp) and that the proxy's user may write to it; for a TCP upstream, capture its interface and port to see the SYN and its answer"
+	}
 	refused := false
 	for _, c := range f.connect {
 		if c.ServerClose.Kind == rs.CloseRST && !c.SYNACK {

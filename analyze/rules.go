@@ -395,6 +395,13 @@ func (j *judgement) noUpstreamRules() {
 		j.add(ProxyRejected, 0, append([]string{sl + " (Caddy's own empty answer: no site or route matched the request)",
 			"proxy→backend: no request for this attempt"}, j.selfAnswerEvidence()...)...)
 		j.cause = j.selfAnswerCause()
+	case j.offWire && strings.HasPrefix(j.generatedBy, "nginx") && st == 502 && A.resp.Start.Sub(A.req.End) < 50*time.Millisecond:
+		// nginx's own 502 at once, and none of its upstream legs on the
+		// wire: it could not connect (a unix socket that is missing,
+		// refused or not writable is the common case).
+		j.add(UpstreamConnectFailed, 0, sl+j.generatedNote(),
+			fmt.Sprintf("%s: the 502 came %s after the request: nginx did not wait for an upstream answer", rleg, dur(A.resp.Start.Sub(A.req.End))),
+			"proxy→backend: not on the wire"+j.offWireNote()+"; judged from the client leg (medium confidence: an upstream that accepted and closed at once looks the same)")
 	case j.generatedBy != "" || st >= 500:
 		ev := []string{sl + j.generatedNote(), "proxy→backend: no request for this attempt (no upstream leg, no connect attempt)"}
 		if j.a.proxied[A.req.Server] {

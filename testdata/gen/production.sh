@@ -40,6 +40,7 @@ SCENARIOS=(
   "unix-nginx-correct|ok|-|nginx proxy_pass http://unix:…/app.sock with the correct directives: 101, 2 echoed messages, close 1000; no TCP upstream leg"
   "unix-nginx-node-ws|ok=1;upgrade_header_dropped=2|-;proxy|nginx to a Node.js ws server (npm ws 8) on a unix socket: /ws/broken proxy_pass only (ws's own HTTP server answers 426 Upgrade Required, relayed), /ws/ok correct (101); no TCP upstream leg"
   "unix-nginx-python-websockets|ok=1;upgrade_header_dropped=2|-;proxy|nginx to a Python websockets server (Debian python3-websockets 10.4) on a unix socket: /ws/broken proxy_pass only (websockets refuses nginx's HTTP/1.0 request line: 400 \"Failed to open a WebSocket connection: did not receive a valid HTTP request.\", relayed), /ws/ok correct (101); no TCP upstream leg"
+  "unix-nginx-no-socket|upstream_connect_failed|connect|nginx proxy_pass http://unix:…/app.sock where no backend runs (the socket file does not exist): nginx's own 502 page at once, error log connect() to unix:… failed (2: No such file or directory); no TCP upstream leg"
   "unix-haproxy|ok=2;upgrade_header_dropped=2|-;proxy|haproxy server on a unix socket: /ws works, /ws/broken has http-request del-header Upgrade (backend 400 with gorilla's reason); no TCP upstream leg"
   "midsession-nginx-timeout|idle_timeout=3;ok=1|session;-|3 sessions open through nginx (proxy_read_timeout 5s) before tcpdump starts; 2 messages each inside the capture, then silence: nginx FINs both legs ~5 s after the last frame, no close frame; one complete attempt inside the capture"
   "midsession-haproxy-tunnel|idle_timeout=3;ok=1|session;-|as midsession-nginx-timeout through haproxy with timeout tunnel 5s: haproxy FINs the client leg and RESETs the upstream leg 5 s after the last frame, no close frame"
@@ -282,6 +283,15 @@ unix_other() { # node | python
 }
 scn_unix-nginx-node-ws() { unix_other node; }
 scn_unix-nginx-python-websockets() { unix_other python; }
+scn_unix-nginx-no-socket() {
+  start_nginx "server { listen $NGX; server_name localhost;
+    location /ws { $CORRECT proxy_pass http://unix:$SOCK:; } }"
+  capture_start 0
+  client -url "ws://$NGX/ws" -n 2
+  capture_stop
+  grep -E '\[(warn|error|crit)\]' "$D/error.log" > "$OUT/unix-nginx-no-socket.nginx-error.log" || true
+  chmod 644 "$OUT/unix-nginx-no-socket.nginx-error.log"
+}
 scn_unix-haproxy() {
   start_backend unix
   haproxy_ok_broken "$SOCK"
@@ -341,7 +351,8 @@ for name in "${SELECTED[@]}"; do
   BG_CLIENTS=()
   "scn_$name"
   stop_pid "$PROXY_PID" TERM
-  stop_pid "$BACKEND_PID" TERM
+  [[ -n $BACKEND_PID ]] && stop_pid "$BACKEND_PID" TERM
+  BACKEND_PID=""
   sed 's/^/   /' "$D/client.log" >&2
   install -m 644 "$D/cap.pcap" "$OUT/$name.pcap"
   log "[$name] wrote $OUT/$name.pcap ($(stat -c %s "$OUT/$name.pcap") bytes)"
