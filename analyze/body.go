@@ -40,7 +40,7 @@ var (
 
 // secretInBody matches credentials an error page may echo: a bearer
 // token, or a value after a name that says it is secret.
-var secretInBody = regexp.MustCompile(`(?i)(bearer\s+|(?:token|password|passwd|secret|api[_-]?key|session(?:id)?|auth[a-z_]*)["']?\s*[=:]\s*["']?)([^\s"'&,;]+)`)
+var secretInBody = regexp.MustCompile(`(?i)((?:bearer|basic)\s+|(?:token|password|passwd|secret|api[_-]?key|session(?:id)?|auth[a-z_]*)["']?\s*[=:]\s*["']?(?:(?:bearer|basic)\s+)?)([^\s"'&,;]+)`)
 
 // redactBody replaces credentials in a quoted body with "[redacted]", as
 // evidence never quotes a secret header.
