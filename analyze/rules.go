@@ -249,6 +249,9 @@ func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Ver
 	if n == 1 && A.resp != nil && caddyEmpty(A.resp) {
 		j.product = "Caddy" // its own answer: Caddy is a proxy here
 	}
+	if n == 1 && A.resp != nil && j.product == "" {
+		j.product = guessProduct(A.resp)
+	}
 
 	j.clientRules()
 	j.h2Rules()
@@ -372,7 +375,7 @@ func (j *judgement) noUpstreamRules() {
 		if l := j.a.openUpstreamTLS(A); l != nil {
 			j.addNote(EncryptedLeg, 0, fmt.Sprintf("proxy→backend: TLS from %s to %s (proxy_pass https://), no keys: the upstream leg cannot be read; judged from the client leg", l.conn.Client, l.conn.Server))
 		} else if j.a.hasUpstreamLegs || j.proxyEvident() {
-			j.add(Unpaired, 0, sl, leg+": no matching request on an upstream leg in the capture")
+			j.add(Unpaired, 0, sl, leg+": no matching request on an upstream leg in the capture"+j.offWireNote())
 		}
 	case len(j.upTLS) > 0:
 		j.upstreamTLSRules(sl)
