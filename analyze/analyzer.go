@@ -222,10 +222,17 @@ func (a *Analyzer) Decide(now time.Time) {
 
 // Finish decides everything: the input is over.
 func (a *Analyzer) Finish() {
+	// Pair everything first, then judge: whether a proxy's other requests
+	// went upstream (a proxy answering itself, an upstream off the wire)
+	// must not depend on which attempt the file holds first.
+	var chains [][]*exchange
 	for _, x := range a.xs {
 		if !x.decided {
-			a.decide(x, true)
+			chains = append(chains, a.pairChain(x))
 		}
+	}
+	for _, c := range chains {
+		a.judgeChain(c)
 	}
 	a.compact()
 }
@@ -265,6 +272,11 @@ func removeX(xs []*exchange, x *exchange) []*exchange {
 // decide builds x's chain of upstream legs and, when x is a WebSocket
 // attempt at its root, judges it.
 func (a *Analyzer) decide(x *exchange, final bool) {
+	a.judgeChain(a.pairChain(x))
+}
+
+// pairChain claims x's upstream legs, hop by hop, and marks them decided.
+func (a *Analyzer) pairChain(x *exchange) []*exchange {
 	chain := []*exchange{x}
 	for cur := x; ; {
 		up := a.claimUpstream(cur)
@@ -287,6 +299,11 @@ func (a *Analyzer) decide(x *exchange, final bool) {
 			a.routed(x.req.Server, host, x.path)
 		}
 	}
+	return chain
+}
+
+// judgeChain judges a chain whose root is a WebSocket attempt.
+func (a *Analyzer) judgeChain(chain []*exchange) {
 	if !isAttempt(chain) {
 		if a.opt.All {
 			a.stats.Plain++

@@ -141,3 +141,13 @@ func TestSnapLengthCutsEverything(t *testing.T) {
 		t.Errorf("%d verdicts, exit %d, stderr %q", len(vs), code, stderr)
 	}
 }
+
+// TestSelfAnswerFirstInFile: the proxy's own answer is judged against its
+// other requests even when it comes first in the file (the first attempt
+// that went upstream filtered out).
+func TestSelfAnswerFirstInFile(t *testing.T) {
+	vs, _, _, _ := readJSON(t, filepath.Join(capturesDir, "nginx-default-server.pcap"), "--", "not port 40592 and not port 45016")
+	if len(vs) != 5 || vs[0].Code != "proxy_rejected" || !strings.Contains(vs[0].Fix, "default server") {
+		t.Fatalf("%d verdicts; first %s %q", len(vs), vs[0].Code, vs[0].Fix)
+	}
+}
