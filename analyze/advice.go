@@ -88,7 +88,7 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		generatedBy:        j.generatedBy,
 		connect:            j.connect,
 		idle:               j.idle,
-		upstreamConnection: j.legHeader(1, "Connection"),
+		upstreamConnection: j.upstreamConnection(),
 		upNoSNI:            j.upNoSNI,
 		upCertRefused:      j.upCertRefused,
 		upSchemePlain:      j.upSchemePlain,
@@ -376,6 +376,15 @@ func adviceUnpaired(v *Verdict, f facts) (string, string) {
 
 func adviceCannotTell(*Verdict, facts) (string, string) {
 	return "", "the capture's snap length cut the handshake before the bytes that decide it (see which above): capture whole packets, tcpdump -s 0 (tcpdump before 4.0 kept 68 or 96 bytes by default, and tutorials copy -s 96/-s 200), or use wsdiag live"
+}
+
+// upstreamConnection is the Connection header of the first upstream
+// request: leg 0 when the chain starts upstream (the client's leg unseen).
+func (j *judgement) upstreamConnection() string {
+	if j.upstreamOnly {
+		return j.legHeader(0, "Connection")
+	}
+	return j.legHeader(1, "Connection")
 }
 
 // legHeader returns a header of leg i's request, or "".

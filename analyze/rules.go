@@ -783,6 +783,7 @@ func (j *judgement) judgeUpstreamOnly() *Verdict {
 	if r.Version == "HTTP/1.0" && r.Headers.HasToken("Connection", "close") {
 		j.product = "nginx (guessed from its default upstream request)"
 	}
+	j.cutRules()
 	v := j.verdict()
 	if j.encrypted != nil {
 		v.Client, v.Proxy = j.encrypted.conn.Client, j.encrypted.conn.Server

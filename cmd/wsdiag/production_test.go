@@ -36,6 +36,15 @@ var productionCases = map[string][]want{
 		{code: "cannot_tell", hop: "-", n: 2, backend: 400, client: 400, conf: "low", path: "/ws/broken",
 			evidence: []string{"the capture kept only the first 62 bytes of this request (snap length)"}, fix: "tcpdump -s 0"}},
 
+	// The client leg TLS, its records cut (no key decrypts them): only the
+	// upstream request says what happened, and it cannot say whether the
+	// client asked for an upgrade where nginx sent Connection: close.
+	"snap200-tls.pcap": {
+		{code: "ok", hop: "-", n: 1, backend: 101, conf: "low", path: "/ws/ok"},
+		{code: "cannot_tell", hop: "-", n: 1, backend: 400, conf: "low", path: "/ws/broken",
+			evidence: []string{"proxy→backend: the capture kept only the first 134 bytes of this request (snap length)", "proxy→backend: Connection: close"},
+			findings: []string{"connection_not_upgrade", "upstream_http10", "encrypted_leg"}, fix: "tcpdump -s 0"}},
+
 	// Class 4: the proxy answering on its own.
 	"caddy-no-site.pcap": {
 		{code: "ok", hop: "-", n: 2, backend: 101, client: 101, conf: "exact"},
@@ -87,6 +96,7 @@ var productionWarnings = map[string]string{
 	"snap96-nginx.pcap":    "snap length 96",
 	"snap200-nginx.pcap":   "snap length 200",
 	"snap128-haproxy.pcap": "snap length 128",
+	"snap200-tls.pcap":     "snap length 200",
 }
 
 func init() {

@@ -281,7 +281,11 @@ func cmdRead(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		warnings = append(warnings, quietWarning(ev, c.maxFlows))
 	}
 	if st.TLSErrors > 0 {
-		warnings = append(warnings, fmt.Sprintf("%d TLS connections could not be decrypted (wrong or missing keys), e.g. %s", st.TLSErrors, st.TLSErrorSamples[0]))
+		why := "wrong or missing keys"
+		if cuts.packets > 0 {
+			why = "the snap length cut their records, which no key decrypts; or wrong or missing keys"
+		}
+		warnings = append(warnings, fmt.Sprintf("%d TLS connections could not be decrypted (%s), e.g. %s", st.TLSErrors, why, st.TLSErrorSamples[0]))
 	}
 	if cuts.packets > 0 && (st.CutBlocks > 0 || as.HeaderCuts > 0) { // payloads cut behind whole headers change no verdict
 		warnings = append(warnings, cuts.warning(st.CutBlocks))

@@ -33,6 +33,7 @@ SCENARIOS=(
   "snap96-nginx|ok=2;cannot_tell=2|-;-|nginx /ws/ok correct, /ws/broken proxy_pass only (upstream HTTP/1.0, no Upgrade, backend 400), alternating; tcpdump -s 96: 30 payload bytes per packet, request and status lines only, no header"
   "snap200-nginx|ok=2;upgrade_header_dropped=2|-;proxy|as snap96-nginx with tcpdump -s 200 (134 payload bytes): request lines, Connection: Upgrade on leg A, the upstream request without Upgrade and both status lines are there; the rest of each header block is cut"
   "snap128-haproxy|ok=2;cannot_tell=2|-;-|haproxy /ws/ok correct, /ws/broken with http-request del-header Upgrade (backend 400); tcpdump -s 128: 62 payload bytes, request line, Host and the start of User-Agent only, so the broken attempts cannot be judged; the 101 status lines are whole"
+  "snap200-tls|ok=1;cannot_tell=1|-;-|nginx TLS on 127.0.0.1:8143 (TLS 1.3, key log in snap200-tls.keylog), /ws/ok correct and /ws/broken proxy_pass only, one attempt each; tcpdump -s 200: the client leg's TLS records are cut (they cannot be decrypted even with the keys), the plaintext upstream leg keeps 134 bytes a packet as in snap200-nginx"
   "caddy-no-site|ok=2;proxy_rejected=2|-;proxy|Caddy site http://$APP:$CADDY_PORT reverse_proxy to the backend; attempts with Host $APP go upstream (101), attempts with Host 127.0.0.1:$CADDY_PORT match no site: Caddy answers 200 with an empty body itself, no upstream leg"
   "nginx-default-server|ok=2;proxy_rejected=4|-;proxy|nginx server_name $APP proxies /ws correctly and has location /ws/closed { return 403; }; the default_server (Host 127.0.0.1:$NGINX_PORT) has only a root: its own 404 page; 2 attempts each of 101, 403, 404"
   "haproxy-no-backend|ok=2;proxy_rejected=2|-;proxy|haproxy use_backend only for Host $APP, no default_backend: attempts with another Host get haproxy's own 503 (No server is available), the others go upstream (101)"
@@ -49,7 +50,7 @@ SCENARIOS=(
 
 source "$HERE/lib.sh"
 
-install_missing "nginx caddy haproxy tcpdump ss node npm" nginx-light caddy haproxy tcpdump iproute2 nodejs npm
+install_missing "nginx caddy haproxy tcpdump ss node npm openssl" nginx-light caddy haproxy tcpdump iproute2 nodejs npm openssl
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || install_missing "no-such-command-so-install" python3-websockets
 command -v go >/dev/null 2>&1 || die "go is not installed"
 for p in "$NGINX_PORT" "$CADDY_PORT" "$HAPROXY_PORT" "$BACKEND_PORT"; do
@@ -60,7 +61,7 @@ WORK=$(mktemp -d /tmp/wsdiag-production.XXXXXX)
 chmod 755 "$WORK"   # nginx workers (user nobody) reach their temp dirs and the socket
 BIN=$WORK/bin
 log "building backend and client in $BIN"
-(cd "$HERE" && go build -buildvcs=false -o "$BIN/" ./backend ./client)
+(cd "$HERE" && go build -buildvcs=false -o "$BIN/" ./backend ./client ./tlsclient)
 SOCK=$WORK/run/app.sock
 mkdir -p "$WORK/run"; chmod 755 "$WORK/run"
 for n in "${SELECTED[@]}"; do
@@ -205,6 +206,35 @@ scn_snap128-haproxy() {
   capture_start 128
   client -url "ws://$HAP/ws/ok,ws://$HAP/ws/broken" -n 4 -msgs 1
   capture_stop
+}
+
+scn_snap200-tls() {
+  local tls=127.0.0.1:8143
+  openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$D/key.pem" -out "$D/cert.pem" 2>/dev/null || die "openssl req failed"
+  chmod 644 "$D/key.pem" "$D/cert.pem"
+  start_backend tcp
+  { nginx_preamble "$D"; cat <<EOF
+    server { listen $tls ssl; server_name localhost;
+      ssl_certificate $D/cert.pem; ssl_certificate_key $D/key.pem; ssl_protocols TLSv1.3;
+      location /ws/ok { $CORRECT proxy_pass http://$BACKEND; }
+      location /ws/broken { proxy_pass http://$BACKEND; } }
+}
+EOF
+  } > "$D/nginx.conf"
+  nginx -t -q -c "$D/nginx.conf" -p "$D" -e "$D/error.log" || die "nginx -t failed"
+  nginx -c "$D/nginx.conf" -p "$D" -e "$D/error.log" &
+  PROXY_PID=$!; STARTED_PIDS+=("$PROXY_PID")
+  wait_listen 8143 "$PROXY_PID" nginx
+  : > "$D/keylog"
+  capture_start 200
+  local u
+  for u in ok broken; do
+    log "  tlsclient wss://$tls/ws/$u"
+    "$BIN/tlsclient" -url "wss://$tls/ws/$u" -servername localhost -cacert "$D/cert.pem" -min 1.3 -n 1 -msgs 1 -keylog "$D/keylog" >> "$D/client.log" 2>&1 || die "tlsclient failed"
+  done
+  capture_stop
+  install -m 644 "$D/keylog" "$OUT/snap200-tls.keylog"
 }
 
 scn_caddy-no-site() {
