@@ -59,6 +59,9 @@ func (j *judgement) relayedRefusal() bool {
 	}
 	ev = append(ev, "judged from the client leg alone ("+conf+"); the request the backend got is not in the capture")
 	j.add(code, 0, ev...)
+	if lib.requestLine {
+		j.add(UpstreamHTTP10, 0, "the library wants an HTTP/1.1 GET request line and the client sent "+requestLine(A.req)+": the proxy's request line was not that (nginx sends HTTP/1.0 upstream unless told otherwise)")
+	}
 	j.addNote(Unpaired, 0, "proxy→backend: not in the capture"+j.offWireNote())
 	return true
 }
