@@ -192,7 +192,6 @@ func (a *Analyzer) evict() {
 			a.decide(x, true)
 		}
 	}
-	a.flushTLS(true)
 	a.compact()
 }
 
@@ -215,7 +214,7 @@ func (a *Analyzer) Decide(now time.Time) {
 		a.decide(x, false)
 	}
 	if len(a.tlsLegs) > 0 {
-		a.flushTLS(false)
+		a.flushTLS(now, false)
 	}
 	a.compact()
 }
@@ -234,6 +233,7 @@ func (a *Analyzer) Finish() {
 	for _, c := range chains {
 		a.judgeChain(c)
 	}
+	a.flushTLS(time.Time{}, true)
 	a.compact()
 }
 

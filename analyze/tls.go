@@ -54,13 +54,9 @@ func (a *Analyzer) tlsEnded(e *rs.ConnEnd) {
 		return
 	}
 	if v := tlsFailure(l); v != nil {
-		if a.mayBeProxyTLS(l) {
-			l.failed = v
-			return
-		}
-		delete(a.tlsLegs, e.ID)
-		a.count(v)
-		a.out(v)
+		// Held until Decide: with several workers the request of the
+		// attempt whose proxy opened it may still be on its way.
+		l.failed = v
 	}
 }
 

@@ -60,13 +60,15 @@ func (a *Analyzer) claimUpstreamTLS(A *exchange) []*tlsLeg {
 }
 
 // flushTLS reports held-back handshake failures that no attempt can claim
-// any more (all of them when final).
-func (a *Analyzer) flushTLS(final bool) {
+// any more: a grace after the connection ended (events of other workers
+// arrive late), and no undecided attempt through its host (all of them
+// when final).
+func (a *Analyzer) flushTLS(now time.Time, final bool) {
 	for id, l := range a.tlsLegs {
 		if l.failed == nil || l.claimed {
 			continue
 		}
-		if !final && a.mayBeProxyTLS(l) {
+		if !final && (now.Sub(l.end.Last) < a.opt.Grace || a.mayBeProxyTLS(l)) {
 			continue
 		}
 		delete(a.tlsLegs, id)
