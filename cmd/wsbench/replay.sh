@@ -10,6 +10,9 @@ set -euo pipefail
 FILE=${1:?usage: replay.sh FILE.pcap [RATE...]}
 shift
 RATES=("$@")
+for tool in tcpreplay ip tcpdump go; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "replay.sh: $tool not found (Debian: apt-get install tcpreplay iproute2 tcpdump golang)" >&2; exit 1; }
+done
 ((${#RATES[@]})) || RATES=(50000 100000 200000 400000)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 W=$(mktemp -d /tmp/wsdiag-replay.XXXXXX)
