@@ -37,8 +37,10 @@ type judgement struct {
 	// upstreamOnly: the chain starts at a proxy's upstream request, the
 	// client's leg being opaque (encrypted, the TLS leg) or not captured.
 	upstreamOnly bool
-	encrypted    *tlsLeg
-	encConf      Confidence
+	// lone: a single leg to an --upstream backend (issue 17, bug 6).
+	lone      bool
+	encrypted *tlsLeg
+	encConf   Confidence
 	// upTLS are the proxy's failed TLS connections to the backend behind
 	// its own 5xx (upstreamtls.go), with what they showed.
 	upTLS                                 []*tlsLeg
@@ -228,7 +230,10 @@ func sameHeader(h rs.Headers, name, v string) bool {
 // judge applies the rules to a chain of legs (leg 0 is the client's).
 func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Verdict {
 	j := &judgement{chain: chain, a: a, encrypted: enc, encConf: encConf}
-	if enc != nil || strippedUpstream(chain[0].req) {
+	// --upstream names this leg's server: it is a proxy's upstream leg
+	// whose client leg is missing, whatever its headers say.
+	j.lone = enc == nil && len(chain) == 1 && len(a.opt.Upstreams) > 0 && a.upstreamAllowed(chain[0])
+	if enc != nil || strippedUpstream(chain[0].req) || j.lone {
 		j.upstreamOnly = true
 		return j.judgeUpstreamOnly()
 	}
@@ -611,7 +616,7 @@ func (j *judgement) verdict() *Verdict {
 			primary = f
 		}
 	}
-	if primary == nil && !succeeded {
+	if primary == nil && (!succeeded || j.lone) {
 		for i := range j.findings {
 			if j.findings[i].code == Unpaired && primary == nil || j.findings[i].code == CannotTell {
 				primary = &j.findings[i]
@@ -773,6 +778,9 @@ func (j *judgement) judgeUpstreamOnly() *Verdict {
 	if j.encrypted != nil {
 		j.addNote(EncryptedLeg, 0, encryptedEvidence(j.encrypted)...)
 		j.keylessH2Note()
+	} else if j.lone && !strippedUpstream(r) {
+		j.add(Unpaired, 0, fmt.Sprintf("client→proxy: not in the capture; %s is an --upstream backend, so %s→%s is a proxy's upstream leg (capture the client's side too: --client-ports, -i any, or a filter with the proxy's port)",
+			r.Server, r.Client, r.Server))
 	} else {
 		j.addNote(Unpaired, 0, fmt.Sprintf("client→proxy: not in the capture; %s→%s carries a WebSocket client's Sec-WebSocket-Key without Upgrade, so it is a proxy's upstream request (capture the client's side too: -i any, or a filter with the proxy's port)",
 			r.Client, r.Server))
