@@ -51,8 +51,8 @@ func TestSyntheticVerdicts(t *testing.T) {
 	if code != exitNotOK || stderr != "" {
 		t.Fatalf("exit %d stderr %q", code, stderr)
 	}
-	if sum.ByCode["ok"] != counts["ok"] || sum.ByCode["upgrade_header_dropped"] != counts["upgrade_header_dropped"] ||
-		sum.Attempts != counts["ok"]+counts["upgrade_header_dropped"] {
+	ok, bad := uint64(counts["ok"]), uint64(counts["upgrade_header_dropped"])
+	if sum.ByCode["ok"] != ok || sum.ByCode["upgrade_header_dropped"] != bad || sum.Attempts != ok+bad {
 		t.Fatalf("verdicts %v, generator scripted %v", sum.ByCode, counts)
 	}
 }

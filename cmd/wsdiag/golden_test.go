@@ -17,46 +17,53 @@ var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt (read eve
 
 const capturesDir = "../../testdata/captures"
 
-// jsonVerdict is the stable JSON shape scripts rely on.
-type jsonVerdict struct {
-	Type           string         `json:"type"`
-	TS             string         `json:"ts"`
-	Code           string         `json:"code"`
-	Severity       string         `json:"severity"`
-	Hop            string         `json:"hop"`
-	Findings       []string       `json:"findings"`
-	Client         *string        `json:"client"`
-	Proxy          *string        `json:"proxy"`
-	Backend        *string        `json:"backend"`
-	Path           string         `json:"path"`
-	StatusBackend  *int           `json:"status_backend"`
-	StatusClient   *int           `json:"status_client"`
-	PairConfidence string         `json:"pair_confidence"`
-	Evidence       []string       `json:"evidence"`
-	Fix            string         `json:"fix"`
-	ErrorLog       string         `json:"error_log"`
-	Attempts       int            `json:"attempts"`
-	ByCode         map[string]int `json:"by_code"`
+// jsonVerdict is the stable JSON shape scripts rely on: the type the
+// renderer encodes.
+type jsonVerdict = VerdictLine
+
+// decodeVerdictLine decodes a verdict line; ok is false for other lines.
+func decodeVerdictLine(t *testing.T, line string) (v VerdictLine, ok bool) {
+	t.Helper()
+	if !strings.Contains(line, `"type":"verdict"`) {
+		return v, false
+	}
+	if err := json.Unmarshal([]byte(line), &v); err != nil {
+		t.Fatalf("bad JSON line %q: %v", line, err)
+	}
+	return v, v.Type == "verdict"
 }
 
-func readJSON(t *testing.T, args ...string) ([]jsonVerdict, jsonVerdict, int, string) {
+// decodeSummaryLine decodes the summary line; ok is false for other lines.
+func decodeSummaryLine(t *testing.T, line string) (s SummaryLine, ok bool) {
+	t.Helper()
+	if !strings.Contains(line, `"type":"summary"`) {
+		return s, false
+	}
+	if err := json.Unmarshal([]byte(line), &s); err != nil {
+		t.Fatalf("bad JSON line %q: %v", line, err)
+	}
+	return s, s.Type == "summary"
+}
+
+func readJSON(t *testing.T, args ...string) ([]VerdictLine, SummaryLine, int, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(append([]string{"read", "--format", "json"}, args...), nil, &out, &errb)
-	var vs []jsonVerdict
-	var sum jsonVerdict
+	var vs []VerdictLine
+	var sum SummaryLine
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var v jsonVerdict
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+		var typ struct{ Type string }
+		if err := json.Unmarshal(sc.Bytes(), &typ); err != nil {
 			t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
 		}
-		switch v.Type {
+		switch typ.Type {
 		case "verdict":
+			v, _ := decodeVerdictLine(t, sc.Text())
 			vs = append(vs, v)
 		case "summary":
-			sum = v
+			sum, _ = decodeSummaryLine(t, sc.Text())
 		}
 	}
 	return vs, sum, code, errb.String()
@@ -211,7 +218,7 @@ func TestGoldenVerdicts(t *testing.T) {
 					checkVerdict(t, v, w)
 				}
 			}
-			if len(vs) != total || sum.Attempts != total {
+			if len(vs) != total || sum.Attempts != uint64(total) {
 				t.Errorf("%d verdicts, summary says %d attempts, want %d", len(vs), sum.Attempts, total)
 			}
 			wantExit := exitNotOK

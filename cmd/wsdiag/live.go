@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/spf13/pflag"
 
 	"github.com/wsdiag/wsdiag/analyze"
@@ -35,102 +36,96 @@ type liveFlags struct {
 	write        string
 	writeFailing bool
 	duration     time.Duration
-	count        int
 	user         string
 	snaplen      int
 	bufferMB     int
 }
 
-func cmdLive(args []string, stdout, stderr io.Writer) int {
+func cmdLive(e *env, args []string) (int, error) {
 	fs := pflag.NewFlagSet("wsdiag live", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(e.stderr)
 	var c common
 	var lf liveFlags
 	c.register(fs)
+	fs.StringSliceVar(&c.clientPorts, "client-ports", []string{"80", "443"}, "the proxy's client-facing ports, watched with --upstream by the kernel filter (legs are recognised by pairing, not by port)")
 	fs.StringVarP(&lf.iface, "interface", "i", "any", "interface to capture on (\"any\": all)")
 	fs.BoolVarP(&lf.list, "list-interfaces", "D", false, "list the interfaces and exit")
-	fs.StringVarP(&lf.write, "write", "w", "", "also write the captured packets to FILE as pcapng (mode 0600; - for stdout)")
+	fs.StringVarP(&lf.write, "write", "w", "", "also write the captured packets to FILE as pcapng (mode 0600; - for stdout, the text then goes to stderr)")
 	fs.BoolVar(&lf.writeFailing, "write-failing", false, "with -w: write only the packets of attempts whose verdict is not ok")
 	fs.DurationVar(&lf.duration, "duration", 0, "stop after this long (e.g. 30s, 10m)")
-	fs.IntVarP(&lf.count, "count", "c", 0, "stop after this many attempts")
 	fs.StringVarP(&lf.user, "user", "Z", "nobody", "drop root to USER once the capture socket is open (-Z root keeps it)")
 	fs.IntVarP(&lf.snaplen, "snaplen", "s", 0, "bytes kept of each packet (default 262144)")
 	fs.IntVarP(&lf.bufferMB, "buffer-size", "B", 32, "kernel ring size in MiB")
-	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", liveUsage, fs.FlagUsages()) }
+	fs.Usage = func() { fmt.Fprintf(e.stderr, "%s%s", liveUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
-		return exitTrouble
+		return exitOK, err
 	}
+	e.log = newLogger(c.logFormat, e.stderr)
 	if lf.list {
-		return listInterfaces(stdout, stderr)
+		return listInterfaces(e.stdout)
 	}
 	opt, err := c.analyzeOptions()
 	if err == nil && lf.writeFailing && lf.write == "" {
 		err = errors.New("--write-failing needs -w FILE")
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
-		return exitTrouble
+		return 0, err
 	}
 	ropt, err := c.reassemblyOptions()
 	if err == nil {
 		ropt.KeyLog, err = c.keyLog(nil)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
-		return exitTrouble
+		return 0, err
 	}
 	// Verdicts as they happen: the other legs' events trail the client's
 	// answer by milliseconds.
 	opt.Grace = 500 * time.Millisecond
 
+	filter := strings.Join(fs.Args(), " ")
 	l, err := capture.OpenLive(lf.iface, capture.LiveOptions{Snaplen: lf.snaplen, BufferMB: lf.bufferMB,
-		Filter: strings.Join(fs.Args(), " "), ClientPorts: c.ports, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond})
+		Filter: filter, ClientPorts: c.ports, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond})
 	if err != nil {
-		fmt.Fprintf(stderr, "wsdiag: %v\n", oneLine(err))
-		return exitTrouble
+		return 0, errors.New(oneLine(err))
 	}
 	defer l.Close()
-	var w *capture.Writer
+	// -w -: stdout carries the packets alone, the text goes to stderr.
+	out := e.stdout
+	var pw *pcapOut
 	if lf.write != "" {
-		if w, err = capture.CreateWriter(lf.write, l.LinkType()); err != nil {
-			fmt.Fprintf(stderr, "wsdiag: %v\n", err)
-			return exitTrouble
+		var w *capture.Writer
+		if lf.write == "-" {
+			w, err = capture.NewWriter(e.stdout, l.LinkType())
+			out = e.stderr
+		} else {
+			w, err = capture.CreateWriter(lf.write, l.LinkType())
 		}
-		defer w.Close()
+		if err != nil {
+			return 0, err
+		}
+		pw = &pcapOut{w: w}
+		defer pw.close()
 	}
 	// The socket and the output file are open: root is no longer needed.
 	if os.Geteuid() == 0 && lf.user != "root" {
 		if err := capture.DropPrivileges(lf.user); err != nil {
-			fmt.Fprintf(stderr, "wsdiag: %v (use -Z root to keep root)\n", err)
-			return exitTrouble
+			return 0, fmt.Errorf("%v (use -Z root to keep root)", err)
 		}
 	}
 
-	outFile, _ := stdout.(*os.File)
-	errFile, _ := stderr.(*os.File)
-	rend := newRenderer(c.format, stdout, c.verbose, c.showSecrets, wantTTY(c.color, outFile) && os.Getenv("NO_COLOR") == "")
+	s := newSession(e, &c, opt, out)
+	if len(c.upstreams) > 0 && filter == "" && !fs.Changed("client-ports") {
+		s.warn("--upstream without --client-ports or a filter expression: the kernel filter captures only ports %s and the upstreams (a proxy listening elsewhere: --client-ports PORT)", strings.Join(c.clientPorts, ", "))
+		s.flushWarnings()
+	}
 	var ring *packetRing
 	if lf.writeFailing {
 		ring = newPacketRing(64<<20, 200000)
+		s.consumers = append(s.consumers, func(v *analyze.Verdict) {
+			ring.take(v, !v.OK(), func(ci gopacket.CaptureInfo, b []byte) { pw.write(ci, b) })
+		})
 	}
-	var decided atomic.Int64
-	an := analyze.New(opt, func(v *analyze.Verdict) {
-		rend.verdict(v)
-		if v.Attempt() {
-			decided.Add(1)
-		}
-		if ring != nil && !v.OK() {
-			for _, e := range ring.matching(v) {
-				w.WritePacket(e.ci, ring.bytesOf(e))
-			}
-			w.Flush()
-		}
-	})
-	asm := reassembly.New(an, ropt)
+	asm := reassembly.New(s.an, ropt)
 
 	var stop atomic.Bool
 	sigs := make(chan os.Signal, 2)
@@ -142,22 +137,22 @@ func cmdLive(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	status := wantTTY(c.progress, errFile)
+	status := wantTTY(c.progress, e.stderr)
 	start := time.Now()
 	var deadline time.Time
 	if lf.duration > 0 {
 		deadline = start.Add(lf.duration)
 	}
-	var lastDecide, lastStatus time.Time
+	var lastDecide, lastStatus, lastFlush time.Time
 	var readErr error
-	for !stop.Load() {
+	for !stop.Load() && !s.full.Load() && (pw == nil || pw.err == nil) {
 		p, err := l.Next()
 		var now time.Time
 		switch {
 		case err == nil:
 			now = p.CI.Timestamp
-			if w != nil && ring == nil {
-				w.WritePacket(p.CI, l.Raw())
+			if pw != nil && ring == nil {
+				pw.write(p.CI, l.Raw())
 			}
 			if ring != nil {
 				ring.add(p, l.Raw())
@@ -175,52 +170,82 @@ func cmdLive(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if now.Sub(lastDecide) >= 100*time.Millisecond {
-			an.Decide(now)
+			s.an.Decide(now)
 			lastDecide = now
 			if status && time.Since(lastStatus) >= time.Second {
 				lastStatus = time.Now()
-				drawStatus(stderr, l, asm, an)
+				drawStatus(e.stderr, l, asm, s.an)
 			}
-			if !deadline.IsZero() && time.Now().After(deadline) || lf.count > 0 && decided.Load() >= int64(lf.count) {
+			if pw != nil && time.Since(lastFlush) >= time.Second {
+				lastFlush = time.Now()
+				pw.flush()
+			}
+			if !deadline.IsZero() && time.Now().After(deadline) {
 				break
 			}
 		}
 	}
 	if status {
-		fmt.Fprint(stderr, "\r\x1b[K")
+		fmt.Fprint(e.stderr, "\r\x1b[K")
 	}
 	l.Close()
 	asm.Close()
-	an.Finish()
+	s.an.Finish()
 	ls := l.Stats()
-	st := an.Stats()
-	var warnings []string
+	var wErr error
+	if pw != nil {
+		wErr = pw.close()
+	}
 	if readErr != nil {
-		warnings = append(warnings, oneLine(readErr))
+		s.warn("%s", oneLine(readErr))
 	}
 	if ls.KernelDrops > 0 {
-		warnings = append(warnings, fmt.Sprintf("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.KernelDrops, ls.Packets))
+		s.warn("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.KernelDrops, ls.Packets)
 	}
-	if ev := asm.Stats().QuietEvicted; ev > 0 {
-		warnings = append(warnings, quietWarning(ev, c.maxFlows))
+	as := asm.Stats()
+	s.resourceWarnings(as.Evicted, as.QuietEvicted)
+	if wErr != nil {
+		s.warn("-w: %v", wErr)
 	}
-	if ev := asm.Stats().Evicted; ev > 0 {
-		warnings = append(warnings, fmt.Sprintf("%d connections evicted early: more than --max-flows=%d open at once", ev, c.maxFlows))
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "wsdiag: warning: %s\n", w)
-	}
-	fmt.Fprintf(stderr, "wsdiag: %d packets captured on %s, %d dropped by kernel, %d attempts\n", ls.TCP, l.Name(), ls.KernelDrops, st.Attempts)
+	s.flushWarnings()
+	e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", ls.TCP, l.Name(), ls.KernelDrops, s.attempts.Load())
 	drops := ls.KernelDrops
-	rend.summary(summary{stats: st, packets: ls.Received, tcp: ls.TCP, conns: asm.Stats().Connections,
-		evictedFlows: asm.Stats().Evicted + asm.Stats().QuietEvicted, kernelDrops: &drops, warnings: warnings})
-	if readErr != nil {
-		return exitTrouble
+	code := s.finish(summary{packets: ls.Received, tcp: ls.TCP, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, kernelDrops: &drops})
+	if readErr != nil || wErr != nil {
+		return exitTrouble, nil
 	}
-	if st.Attempts > st.ByCode[analyze.OK] {
-		return exitNotOK
+	return code, nil
+}
+
+// pcapOut writes -w: the first error stops the writing (and the capture)
+// and is reported.
+type pcapOut struct {
+	w      *capture.Writer
+	err    error
+	closed bool
+}
+
+func (o *pcapOut) write(ci gopacket.CaptureInfo, b []byte) {
+	if o.err == nil {
+		o.err = o.w.WritePacket(ci, b)
 	}
-	return exitOK
+}
+
+func (o *pcapOut) flush() {
+	if o.err == nil {
+		o.err = o.w.Flush()
+	}
+}
+
+func (o *pcapOut) close() error {
+	if o.closed {
+		return o.err
+	}
+	o.closed = true
+	if err := o.w.Close(); o.err == nil {
+		o.err = err
+	}
+	return o.err
 }
 
 func drawStatus(w io.Writer, l *capture.Live, asm *reassembly.Assembler, an *analyze.Analyzer) {
@@ -229,11 +254,10 @@ func drawStatus(w io.Writer, l *capture.Live, asm *reassembly.Assembler, an *ana
 		ls.TCP, as.Open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.KernelDrops)
 }
 
-func listInterfaces(stdout, stderr io.Writer) int {
+func listInterfaces(stdout io.Writer) (int, error) {
 	ifs, err := capture.ListInterfaces()
 	if err != nil {
-		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
-		return exitTrouble
+		return 0, err
 	}
 	for i, ifc := range ifs {
 		var flags []string
@@ -251,7 +275,7 @@ func listInterfaces(stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%d.%s%s [%s]\n", i+1, ifc.Name, desc, strings.Join(flags, ", "))
 	}
-	return exitOK
+	return exitOK, nil
 }
 
 // oneLine keeps an error message on one line (the filter error's syntax

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 const (
@@ -53,33 +55,80 @@ func exitOnPanic() {
 	}
 }
 
-// errUsage marks a mistake on the command line (already explained).
-var errUsage = errors.New("usage")
-
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitTrouble
 	}
-	switch cmd := args[0]; {
-	case cmd == "read":
-		return cmdRead(args[1:], stdin, stdout, stderr)
-	case cmd == "-r" || strings.HasPrefix(cmd, "-r") && !strings.HasPrefix(cmd, "--"):
-		return cmdRead(args, stdin, stdout, stderr)
-	case cmd == "live":
-		return cmdLive(args[1:], stdout, stderr)
-	case cmd == "-i" || cmd == "-D" || strings.HasPrefix(cmd, "-i") && !strings.HasPrefix(cmd, "--"):
-		return cmdLive(args, stdout, stderr)
-	case cmd == "codes":
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger("text", stderr)}
+	var cmd func(*env, []string) (int, error)
+	switch name, rest := command(args); name {
+	case "read":
+		cmd, args = cmdRead, rest
+	case "live":
+		cmd, args = cmdLive, rest
+	case "codes":
 		return cmdCodes(stdout)
-	case cmd == "version" || cmd == "--version":
+	case "version":
 		fmt.Fprintln(stdout, "wsdiag", version)
 		return exitOK
-	case cmd == "help" || cmd == "-h" || cmd == "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "wsdiag: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "wsdiag: unknown command %q\n\n%s", args[0], usage)
 		return exitTrouble
 	}
+	code, err := cmd(e, args)
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		return exitOK
+	case err != nil:
+		e.log.Error().Msg(oneLine(err))
+		return exitTrouble
+	}
+	return code
+}
+
+// command picks the subcommand and its arguments. Without one, tcpdump's
+// flags choose: -r FILE reads, -i IFACE (or -D) captures, wherever they
+// stand among the other flags (wsdiag -v -r FILE).
+func command(args []string) (string, []string) {
+	switch a := args[0]; a {
+	case "read", "live", "codes", "version":
+		return a, args[1:]
+	case "--version":
+		return "version", nil
+	case "help", "-h", "--help":
+		return "help", nil
+	}
+	for _, a := range args {
+		switch {
+		case a == "--":
+			return "", nil
+		case a == "--read" || strings.HasPrefix(a, "--read=") || shortFlag(a, 'r'):
+			return "read", args
+		case a == "--interface" || strings.HasPrefix(a, "--interface=") || a == "--list-interfaces" || shortFlag(a, 'i') || shortFlag(a, 'D'):
+			return "live", args
+		}
+	}
+	return "", nil
+}
+
+// shortFlag: a is -X, or a cluster of -v's ending in X (-vvr FILE), or -X
+// with its value attached (-rFILE).
+func shortFlag(a string, x byte) bool {
+	if len(a) < 2 || a[0] != '-' || a[1] == '-' {
+		return false
+	}
+	for i := 1; i < len(a); i++ {
+		switch a[i] {
+		case x:
+			return true
+		case 'v':
+		default:
+			return false
+		}
+	}
+	return false
 }

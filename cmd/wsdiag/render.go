@@ -1,14 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/wsdiag/wsdiag/analyze"
 	rs "github.com/wsdiag/wsdiag/reassembly"
@@ -31,7 +30,7 @@ type summary struct {
 
 func newRenderer(format string, w io.Writer, verbosity int, showSecrets, color bool) renderer {
 	if format == "json" {
-		return &jsonRenderer{log: zerolog.New(w), headers: verbosity >= 2, showSecrets: showSecrets}
+		return &jsonRenderer{w: w, headers: verbosity >= 2, showSecrets: showSecrets}
 	}
 	return &textRenderer{w: w, verbose: verbosity >= 1, headers: verbosity >= 2, showSecrets: showSecrets, color: color}
 }
@@ -92,16 +91,22 @@ func status(n int) string {
 }
 
 func (t *textRenderer) verdict(v *analyze.Verdict) {
+	at := v.Time.In(time.Local)
 	if !t.header {
 		t.header = true
-		fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %-24s  %-8s  %s\n", "TIME", "CLIENT", "PATH", "CODE", "HOP", "BACKEND→CLIENT")
+		// the column follows TZ, and says so unless it is UTC
+		head := "TIME"
+		if z, off := at.Zone(); z != "UTC" || off != 0 {
+			head += " " + z
+		}
+		fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %-24s  %-8s  %s\n", head, "CLIENT", "PATH", "CODE", "HOP", "BACKEND→CLIENT")
 	}
 	path := v.Path
 	if len(path) > 20 {
 		path = path[:19] + "…"
 	}
 	code := fmt.Sprintf("%-24s", v.Code)
-	fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %s  %-8s  %s→%s\n", v.Time.UTC().Format("15:04:05.000"), addrText(v.Client), path,
+	fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %s  %-8s  %s→%s\n", at.Format("15:04:05.000"), addrText(v.Client), path,
 		t.paint(code, sevColor(v.Severity)), v.Hop, status(v.StatusBackend), status(v.StatusClient))
 	if !t.verbose {
 		return
@@ -211,125 +216,25 @@ func (t *textRenderer) summary(s summary) {
 	if !t.verbose {
 		fmt.Fprintln(t.w)
 	}
-	fmt.Fprintf(t.w, "%d WebSocket attempts: %s\n", s.stats.Attempts, byCodeLine(s.stats.ByCode))
+	fmt.Fprintf(t.w, "%s: %s\n", plural(s.stats.Attempts, "WebSocket attempt"), byCodeLine(s.stats.ByCode))
 	if s.stats.Attempts > s.stats.ByCode[analyze.OK] && !t.verbose {
 		fmt.Fprintln(t.w, "run with -v for the evidence and the fix")
 	}
 }
 
-// jsonRenderer writes one JSON object per line; field names are stable.
+// jsonRenderer writes one JSON object per line (jsonline.go).
 type jsonRenderer struct {
-	log         zerolog.Logger
+	w           io.Writer
+	buf         bytes.Buffer
 	headers     bool
 	showSecrets bool
 }
 
-func addrOrNull(e *zerolog.Event, key string, s string, ok bool) *zerolog.Event {
-	if !ok {
-		return e.Interface(key, nil)
-	}
-	return e.Str(key, s)
-}
-
-func intOrNull(e *zerolog.Event, key string, n int) *zerolog.Event {
-	if n == 0 {
-		return e.Interface(key, nil)
-	}
-	return e.Int(key, n)
-}
-
 func (j *jsonRenderer) verdict(v *analyze.Verdict) {
-	typ := "verdict"
-	if !v.Attempt() {
-		typ = "exchange"
-	}
-	e := j.log.Log().Str("type", typ).Str("ts", v.Time.UTC().Format(time.RFC3339Nano)).
-		Str("code", string(v.Code)).Str("severity", string(v.Severity)).Str("hop", string(v.Hop))
-	fs := make([]string, len(v.Findings))
-	for i, f := range v.Findings {
-		fs[i] = string(f)
-	}
-	e = e.Strs("findings", fs)
-	e = addrOrNull(e, "client", v.Client.String(), v.Client.IsValid())
-	e = addrOrNull(e, "proxy", v.Proxy.String(), v.Proxy.IsValid())
-	e = addrOrNull(e, "backend", v.Backend.String(), v.Backend.IsValid())
-	e = e.Str("path", v.Path)
-	e = intOrNull(e, "status_backend", v.StatusBackend)
-	e = intOrNull(e, "status_client", v.StatusClient)
-	e = e.Str("pair_confidence", string(v.PairConfidence))
-	if v.Evidence == nil {
-		v.Evidence = []string{}
-	}
-	e = e.Strs("evidence", v.Evidence)
-	e = e.Str("fix", v.Fix)
-	if v.ErrorLog != "" {
-		e = e.Str("error_log", v.ErrorLog)
-	}
-	if v.ProxyProduct != "" {
-		e = e.Str("proxy_product", v.ProxyProduct)
-	}
-	legs := zerolog.Arr()
-	for _, l := range v.Legs {
-		d := zerolog.Dict().Str("client", l.Client.String()).Str("server", l.Server.String()).Str("request", l.RequestLine)
-		if l.StatusLine != "" {
-			d = d.Str("response", l.StatusLine)
-		}
-		if j.headers {
-			d = d.Strs("request_headers", headerLines(l.RequestHeaders, j.showSecrets))
-			if l.StatusLine != "" {
-				d = d.Strs("response_headers", headerLines(l.ResponseHeaders, j.showSecrets))
-			}
-		}
-		legs = legs.Dict(d)
-	}
-	e = e.Array("legs", legs)
-	if s := v.Session; s != nil {
-		d := zerolog.Dict().Float64("duration_s", round3(s.Duration.Seconds())).
-			Uint64("frames_c2s", s.FramesC2S).Uint64("frames_s2c", s.FramesS2C).
-			Uint64("bytes_c2s", s.BytesC2S).Uint64("bytes_s2c", s.BytesS2C).
-			Float64("longest_silence_s", round3(s.LongestSilence.Seconds())).Uint32("pings", s.Pings).Bool("open", s.Open)
-		if s.ClosedBy != "" {
-			d = d.Str("closed_by", s.ClosedBy)
-		} else {
-			d = d.Interface("closed_by", nil)
-		}
-		if s.CloseCode != 0 {
-			d = d.Uint16("close_code", s.CloseCode)
-		} else {
-			d = d.Interface("close_code", nil)
-		}
-		d = d.Str("close_reason", s.CloseReason)
-		e = e.Dict("session", d)
-	}
-	e.Send()
+	writeLine(j.w, &j.buf, verdictLine(v, j.headers, j.showSecrets))
 }
 
-func (j *jsonRenderer) summary(s summary) {
-	by := zerolog.Dict()
-	codes := make([]string, 0, len(s.stats.ByCode))
-	for c := range s.stats.ByCode {
-		codes = append(codes, string(c))
-	}
-	sort.Strings(codes)
-	for _, c := range codes {
-		by = by.Uint64(c, s.stats.ByCode[analyze.Code(c)])
-	}
-	sev := zerolog.Dict()
-	for _, x := range []analyze.Severity{analyze.SevOK, analyze.SevInfo, analyze.SevWarn, analyze.SevError} {
-		sev = sev.Uint64(string(x), s.stats.BySev[x])
-	}
-	w := s.warnings
-	if w == nil {
-		w = []string{}
-	}
-	e := j.log.Log().Str("type", "summary").Uint64("attempts", s.stats.Attempts).Dict("by_code", by).Dict("by_severity", sev).
-		Uint64("packets", s.packets).Uint64("tcp_packets", s.tcp).Uint64("connections", s.conns).
-		Uint64("http_exchanges", s.stats.Exchanges).Uint64("evicted", s.stats.Evicted).Uint64("evicted_flows", s.evictedFlows).Strs("warnings", w)
-	if s.kernelDrops != nil {
-		e = e.Uint64("kernel_drops", *s.kernelDrops)
-	}
-	e.Send()
-}
+func (j *jsonRenderer) summary(s summary) { writeLine(j.w, &j.buf, summaryLine(s)) }
 
 func plural(n uint64, what string) string {
 	if n == 1 {

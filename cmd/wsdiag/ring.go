@@ -27,6 +27,8 @@ type ringEntry struct {
 	ci     gopacket.CaptureInfo
 	off, l int
 	a, b   netip.AddrPort // the two ends, in packet order
+	// claimed: on a leg of some verdict; written: in the -w file
+	claimed, written bool
 }
 
 func newPacketRing(bytes, packets int) *packetRing {
@@ -67,31 +69,43 @@ func endpoint(ip []byte, port layers.TCPPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Unmap(), uint16(port))
 }
 
-// matching returns, oldest first, the packets of the verdict's legs and
-// of connections to its backend since shortly before the attempt (its
-// failed connect attempts).
-func (r *packetRing) matching(v *analyze.Verdict) []ringEntry {
+// take goes through the packets of the verdict's legs, and, when its
+// upstream leg is missing (a failed connect), of connections to its
+// backend that no verdict claimed, since shortly before the attempt. Every
+// verdict claims its legs' packets; with write, those not written yet are
+// written, oldest first, so each packet is written once.
+func (r *packetRing) take(v *analyze.Verdict, write bool, fn func(gopacket.CaptureInfo, []byte)) {
 	from := v.Time.Add(-time.Second)
-	var out []ringEntry
+	connect := v.Backend.IsValid()
+	for _, l := range v.Legs {
+		if l.Server == v.Backend {
+			connect = false
+		}
+	}
 	for i := 0; i < r.n; i++ {
-		e := r.entries[(r.first+i)%len(r.entries)]
+		e := &r.entries[(r.first+i)%len(r.entries)]
 		if e.ci.Timestamp.Before(from) {
 			continue
 		}
-		if matchesVerdict(e, v) {
-			out = append(out, e)
+		leg := onLegs(e, v)
+		if leg {
+			e.claimed = true
 		}
+		if !write || e.written || !leg && (!connect || e.claimed || e.a != v.Backend && e.b != v.Backend) {
+			continue
+		}
+		e.written = true
+		fn(e.ci, r.bytesOf(*e))
 	}
-	return out
 }
 
-func matchesVerdict(e ringEntry, v *analyze.Verdict) bool {
+func onLegs(e *ringEntry, v *analyze.Verdict) bool {
 	for _, l := range v.Legs {
 		if e.a == l.Client && e.b == l.Server || e.a == l.Server && e.b == l.Client {
 			return true
 		}
 	}
-	return v.Backend.IsValid() && (e.a == v.Backend || e.b == v.Backend)
+	return false
 }
 
 func (r *packetRing) bytesOf(e ringEntry) []byte { return r.arena[e.off : e.off+e.l] }

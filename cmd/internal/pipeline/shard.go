@@ -1,7 +1,6 @@
-package main
+package pipeline
 
 import (
-	"runtime"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -71,19 +70,19 @@ func shardOf(p *capture.Packet, n int) int {
 
 // sharded runs the pipeline over n workers.
 type sharded struct {
-	n       int
-	work    []chan *batch // to each worker
-	free    []chan *batch // each worker's empty batches
-	done    chan *batch   // to the analyzer goroutine
-	cur     []*batch      // batches being filled, per worker
-	asms    []*rs.Assembler
-	an      *analyze.Analyzer
-	finish  chan struct{}
-	flowCap int
+	n      int
+	work   []chan *batch // to each worker
+	free   []chan *batch // each worker's empty batches
+	done   chan *batch   // to the analyzer goroutine
+	cur    []*batch      // batches being filled, per worker
+	asms   []*rs.Assembler
+	an     *analyze.Analyzer
+	finish chan struct{}
+	guard  func()
 }
 
-func newSharded(n int, an *analyze.Analyzer, opt rs.Options) *sharded {
-	s := &sharded{n: n, an: an, done: make(chan *batch, 4*n), finish: make(chan struct{})}
+func newSharded(n int, an *analyze.Analyzer, opt rs.Options, guard func()) *sharded {
+	s := &sharded{n: n, an: an, done: make(chan *batch, 4*n), finish: make(chan struct{}), guard: guard}
 	opt.MaxFlows = max(100, opt.MaxFlows/n)
 	for w := 0; w < n; w++ {
 		s.work = append(s.work, make(chan *batch, 4))
@@ -137,7 +136,7 @@ func (s *sharded) close() {
 }
 
 func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
-	defer exitOnPanic()
+	defer s.guard()
 	var tcp layers.TCP
 	for b := range in {
 		sink.b = b
@@ -160,7 +159,7 @@ func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
 // apply owns the Analyzer: it applies each batch's events and decides as
 // capture time passes on every worker.
 func (s *sharded) apply() {
-	defer exitOnPanic()
+	defer s.guard()
 	upTo := make([]time.Time, s.n)
 	lastSeen := make([]bool, s.n)
 	var lastDecide time.Time
@@ -224,5 +223,3 @@ func (s *sharded) stats() rs.Stats {
 	}
 	return st
 }
-
-func defaultWorkers() int { return runtime.NumCPU() }

@@ -1,0 +1,172 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/capture"
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// Sink takes decoded TCP segments in capture order.
+type Sink interface{ Add(p *capture.Packet) }
+
+// Filtered passes on the segments Match matches.
+type Filtered struct {
+	Match capture.Matcher
+	Next  Sink
+}
+
+func (f *Filtered) Add(p *capture.Packet) {
+	if f.Match.Match(p) {
+		f.Next.Add(p)
+	}
+}
+
+// Pipeline reassembles segments and hands the events to an Analyzer,
+// deciding settled attempts as capture time passes.
+type Pipeline struct {
+	single *single
+	shard  *sharded
+}
+
+// New returns a pipeline of workers goroutines (1: all inline, on the
+// caller's goroutine). guard, if not nil, is deferred by each goroutine it
+// starts, so that the caller may turn a panic into an exit of its own.
+func New(an *analyze.Analyzer, opt rs.Options, workers int, guard func()) *Pipeline {
+	if guard == nil {
+		guard = func() {}
+	}
+	if workers > 1 {
+		return &Pipeline{shard: newSharded(workers, an, opt, guard)}
+	}
+	return &Pipeline{single: &single{asm: rs.New(an, opt), an: an}}
+}
+
+// Add feeds one segment.
+func (p *Pipeline) Add(pkt *capture.Packet) {
+	if p.single != nil {
+		p.single.add(pkt)
+	} else {
+		p.shard.add(pkt)
+	}
+}
+
+// Close ends every connection, waits until the analyzer has every event,
+// and returns the reassembly counters. The caller then calls an.Finish.
+func (p *Pipeline) Close() rs.Stats {
+	if p.single != nil {
+		p.single.asm.Close()
+		return p.single.asm.Stats()
+	}
+	p.shard.close()
+	return p.shard.stats()
+}
+
+// single is the one-goroutine pipeline: reassembly and analysis inline.
+type single struct {
+	asm        *rs.Assembler
+	an         *analyze.Analyzer
+	now        time.Time
+	lastDecide time.Time
+	since      int // packets since the last decision
+}
+
+// decideEvery is the fewest packets between two decisions: deciding once
+// per second of capture time alone would let a capture whose every packet
+// is a second later make it once per packet.
+const decideEvery = 4096
+
+func (s *single) add(p *capture.Packet) {
+	s.asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
+	if t := p.CI.Timestamp; t.After(s.now) {
+		s.now = t
+	}
+	s.since++
+	if s.since >= decideEvery && s.now.Sub(s.lastDecide) >= time.Second {
+		s.since = 0
+		// Decide settled attempts as capture time passes, so memory stays
+		// bounded on long captures.
+		s.an.Decide(s.now)
+		s.lastDecide = s.now
+	}
+}
+
+// PumpOptions are Pump's hooks, all optional.
+type PumpOptions struct {
+	// Tick is called every 64 Ki packets (a progress line).
+	Tick func()
+	// Stop, once true, ends the pump before the next packet.
+	Stop *atomic.Bool
+	// Cuts, when set, counts the packets the snap length cut.
+	Cuts *Cuts
+}
+
+// Cuts tallies the packets a capture's snap length cut (tcpdump -s 96 or
+// -s 200): Snaplen is the longest captured length of a cut packet.
+type Cuts struct {
+	Packets uint64
+	Snaplen int
+}
+
+// Pump merges the readers by timestamp (like mergecap) and feeds every
+// TCP segment to the sink. A read error ends that file with a warning: the
+// verdicts that can be made from what was read still are.
+func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []string) {
+	type head struct {
+		r   *capture.Reader
+		pkt *capture.Packet
+	}
+	heads := make([]head, 0, len(readers))
+	advance := func(r *capture.Reader) *capture.Packet {
+		p, err := r.Next()
+		if err != nil {
+			if err != io.EOF {
+				warnings = append(warnings, err.Error()+"; verdicts use the packets before it")
+			}
+			return nil
+		}
+		return p
+	}
+	for _, r := range readers {
+		if p := advance(r); p != nil {
+			heads = append(heads, head{r, p})
+		}
+	}
+	var n uint64
+	for len(heads) > 0 {
+		if o.Stop != nil && o.Stop.Load() {
+			break
+		}
+		best := 0
+		for i := 1; i < len(heads); i++ {
+			if heads[i].pkt.CI.Timestamp.Before(heads[best].pkt.CI.Timestamp) {
+				best = i
+			}
+		}
+		h := &heads[best]
+		if h.pkt.Cut > 0 && o.Cuts != nil {
+			o.Cuts.Packets++
+			o.Cuts.Snaplen = max(o.Cuts.Snaplen, h.pkt.CI.CaptureLength)
+		}
+		sink.Add(h.pkt)
+		n++
+		if o.Tick != nil && n&0xffff == 0 {
+			o.Tick()
+		}
+		if next := advance(h.r); next != nil {
+			h.pkt = next
+		} else {
+			heads = append(heads[:best], heads[best+1:]...)
+		}
+	}
+	for _, r := range readers {
+		if r.Skipped > 0 {
+			warnings = append(warnings, fmt.Sprintf("%s: skipped packets of link types wsdiag cannot decode: %s", r.Name(), r.SkippedLinkTypes()))
+		}
+	}
+	return warnings
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/wsdiag/wsdiag/analyze"
+)
+
+// The JSON lines of --format json. README calls these field names stable:
+// they are spelled here only, in the order they are written; the tests
+// decode into the same types.
+
+// VerdictLine is one attempt's verdict ("type":"verdict"), or a plain
+// exchange's with --all ("type":"exchange").
+type VerdictLine struct {
+	Type           string       `json:"type"`
+	TS             string       `json:"ts"`
+	Code           string       `json:"code"`
+	Severity       string       `json:"severity"`
+	Hop            string       `json:"hop"`
+	Findings       []string     `json:"findings"`
+	Client         *string      `json:"client"`
+	Proxy          *string      `json:"proxy"`
+	Backend        *string      `json:"backend"`
+	Path           string       `json:"path"`
+	StatusBackend  *int         `json:"status_backend"`
+	StatusClient   *int         `json:"status_client"`
+	PairConfidence string       `json:"pair_confidence"`
+	Evidence       []string     `json:"evidence"`
+	Fix            string       `json:"fix"`
+	ErrorLog       string       `json:"error_log,omitempty"`
+	ProxyProduct   string       `json:"proxy_product,omitempty"`
+	Legs           []LegLine    `json:"legs"`
+	Session        *SessionLine `json:"session,omitempty"`
+}
+
+// LegLine is one HTTP leg of an attempt; the headers only with -vv.
+type LegLine struct {
+	Client          string   `json:"client"`
+	Server          string   `json:"server"`
+	Request         string   `json:"request"`
+	Response        string   `json:"response,omitempty"`
+	RequestHeaders  []string `json:"request_headers,omitzero"`
+	ResponseHeaders []string `json:"response_headers,omitzero"`
+}
+
+// SessionLine is what happened after a 101.
+type SessionLine struct {
+	DurationS       float64 `json:"duration_s"`
+	FramesC2S       uint64  `json:"frames_c2s"`
+	FramesS2C       uint64  `json:"frames_s2c"`
+	BytesC2S        uint64  `json:"bytes_c2s"`
+	BytesS2C        uint64  `json:"bytes_s2c"`
+	LongestSilenceS float64 `json:"longest_silence_s"`
+	Pings           uint32  `json:"pings"`
+	Open            bool    `json:"open"`
+	ClosedBy        *string `json:"closed_by"`
+	CloseCode       *uint16 `json:"close_code"`
+	CloseReason     string  `json:"close_reason"`
+}
+
+// SummaryLine closes the output ("type":"summary").
+type SummaryLine struct {
+	Type          string            `json:"type"`
+	Attempts      uint64            `json:"attempts"`
+	ByCode        map[string]uint64 `json:"by_code"`
+	BySeverity    BySeverity        `json:"by_severity"`
+	Packets       uint64            `json:"packets"`
+	TCPPackets    uint64            `json:"tcp_packets"`
+	Connections   uint64            `json:"connections"`
+	HTTPExchanges uint64            `json:"http_exchanges"`
+	Evicted       uint64            `json:"evicted"`
+	EvictedFlows  uint64            `json:"evicted_flows"`
+	Warnings      []string          `json:"warnings"`
+	KernelDrops   *uint64           `json:"kernel_drops,omitempty"` // live only
+}
+
+// BySeverity counts attempts per severity, in this order.
+type BySeverity struct {
+	OK    uint64 `json:"ok"`
+	Info  uint64 `json:"info"`
+	Warn  uint64 `json:"warn"`
+	Error uint64 `json:"error"`
+}
+
+// writeLine encodes one JSON line: no HTML escaping (evidence quotes
+// headers with < and &).
+func writeLine(w io.Writer, buf *bytes.Buffer, v any) error {
+	buf.Reset()
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func strOrNil(s string, ok bool) *string {
+	if !ok {
+		return nil
+	}
+	return &s
+}
+
+func intOrNil(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+// verdictLine fills a VerdictLine; headers (-vv) quote every header.
+func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
+	l := &VerdictLine{Type: "verdict", TS: v.Time.UTC().Format(time.RFC3339Nano), Code: string(v.Code),
+		Severity: string(v.Severity), Hop: string(v.Hop), Findings: make([]string, len(v.Findings)),
+		Client:  strOrNil(v.Client.String(), v.Client.IsValid()),
+		Proxy:   strOrNil(v.Proxy.String(), v.Proxy.IsValid()),
+		Backend: strOrNil(v.Backend.String(), v.Backend.IsValid()),
+		Path:    v.Path, StatusBackend: intOrNil(v.StatusBackend), StatusClient: intOrNil(v.StatusClient),
+		PairConfidence: string(v.PairConfidence), Evidence: v.Evidence, Fix: v.Fix, ErrorLog: v.ErrorLog,
+		ProxyProduct: v.ProxyProduct, Legs: make([]LegLine, len(v.Legs))}
+	if !v.Attempt() {
+		l.Type = "exchange"
+	}
+	for i, f := range v.Findings {
+		l.Findings[i] = string(f)
+	}
+	if l.Evidence == nil {
+		l.Evidence = []string{}
+	}
+	for i, g := range v.Legs {
+		x := LegLine{Client: g.Client.String(), Server: g.Server.String(), Request: g.RequestLine, Response: g.StatusLine}
+		if headers {
+			x.RequestHeaders = headerLines(g.RequestHeaders, showSecrets)
+			if g.StatusLine != "" {
+				x.ResponseHeaders = headerLines(g.ResponseHeaders, showSecrets)
+			}
+		}
+		l.Legs[i] = x
+	}
+	if s := v.Session; s != nil {
+		l.Session = &SessionLine{DurationS: round3(s.Duration.Seconds()), FramesC2S: s.FramesC2S, FramesS2C: s.FramesS2C,
+			BytesC2S: s.BytesC2S, BytesS2C: s.BytesS2C, LongestSilenceS: round3(s.LongestSilence.Seconds()),
+			Pings: s.Pings, Open: s.Open, ClosedBy: strOrNil(s.ClosedBy, s.ClosedBy != ""), CloseReason: s.CloseReason}
+		if s.CloseCode != 0 {
+			c := s.CloseCode
+			l.Session.CloseCode = &c
+		}
+	}
+	return l
+}
+
+// summaryLine fills a SummaryLine.
+func summaryLine(s summary) *SummaryLine {
+	l := &SummaryLine{Type: "summary", Attempts: s.stats.Attempts, ByCode: make(map[string]uint64, len(s.stats.ByCode)),
+		BySeverity: BySeverity{OK: s.stats.BySev[analyze.SevOK], Info: s.stats.BySev[analyze.SevInfo],
+			Warn: s.stats.BySev[analyze.SevWarn], Error: s.stats.BySev[analyze.SevError]},
+		Packets: s.packets, TCPPackets: s.tcp, Connections: s.conns, HTTPExchanges: s.stats.Exchanges,
+		Evicted: s.stats.Evicted, EvictedFlows: s.evictedFlows, Warnings: s.warnings, KernelDrops: s.kernelDrops}
+	for c, n := range s.stats.ByCode {
+		l.ByCode[string(c)] = n // encoding/json writes the keys sorted
+	}
+	if l.Warnings == nil {
+		l.Warnings = []string{}
+	}
+	return l
+}
