@@ -56,7 +56,6 @@ type synth struct {
 	rng      *rand.Rand
 	nextPort uint16
 	nextCli  uint32
-	scripts  [][]pkt
 	written  int
 	target   int
 	now      time.Time
