@@ -30,7 +30,7 @@ const usage = `wsdiag — why do WebSocket clients fail behind this reverse prox
 
 Usage:
   wsdiag read [flags] FILE...     judge every WebSocket attempt in pcap/pcapng files ("-" for stdin)
-  wsdiag -r FILE [flags]          the same, tcpdump style
+  wsdiag [flags] -r FILE [EXPR]   the same, tcpdump style
   sudo wsdiag live [flags] [EXPR] capture on the proxy host, verdicts as they happen (-i IFACE, -w FILE)
   wsdiag codes                    list the verdict codes
   wsdiag version
