@@ -64,7 +64,7 @@ func TestH2Captures(t *testing.T) {
 						t.Errorf("keys=%v: %d %s verdicts, want %d (all: %v)", keys, n, w.code, w.n, codesOf(vs))
 					}
 				}
-				if len(vs) != total || sum.Attempts != total {
+				if len(vs) != total || sum.Attempts != uint64(total) {
 					t.Errorf("keys=%v: %d verdicts, %d attempts in the summary, want %d (%v)", keys, len(vs), sum.Attempts, total, codesOf(vs))
 				}
 				switch {
