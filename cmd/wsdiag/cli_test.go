@@ -201,3 +201,14 @@ func TestJSONKeyOrder(t *testing.T) {
 		t.Errorf("summary %s", lines[1])
 	}
 }
+
+// Issue 17, bug 3, offline: read -c N gives N verdicts, also when the
+// verdicts come from the sharded pipeline's analyzer goroutine.
+func TestReadCountExact(t *testing.T) {
+	for _, workers := range []string{"1", "2"} {
+		vs, sum, code, stderr := readJSON(t, "-c", "3", "--workers", workers, filepath.Join(capturesDir, "concurrent-20.pcap"))
+		if len(vs) != 3 || sum.Attempts != 3 || code == exitTrouble || stderr != "" {
+			t.Errorf("--workers %s: %d verdicts, summary %d, exit %d, stderr %q", workers, len(vs), sum.Attempts, code, stderr)
+		}
+	}
+}
