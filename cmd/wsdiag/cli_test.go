@@ -30,7 +30,7 @@ func runArgs(args ...string) (int, string, string) {
 func TestReadTrailingFilterWithoutDash(t *testing.T) {
 	f := filepath.Join(capturesDir, "concurrent-20.pcap")
 	code, out, stderr := runArgs("read", "--format", "json", f, "port 8080")
-	if code != exitNotOK || !strings.Contains(out, `"by_code":{"ok":10,"unpaired":10}`) {
+	if code != exitNotOK || !strings.Contains(out, `"by_code":{"ok":10,"upgrade_header_dropped":10}`) {
 		t.Errorf("read FILE 'port 8080': exit %d, stderr %q, output %q", code, stderr, out[max(0, len(out)-200):])
 	}
 	// words, unquoted, as a shell passes them
