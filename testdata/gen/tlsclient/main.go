@@ -13,16 +13,19 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
 var (
-	rawURL     = flag.String("url", "wss://127.0.0.1:8443/ws", "WebSocket URL (wss://)")
+	rawURL     = flag.String("url", "wss://127.0.0.1:8443/ws", "WebSocket URL (wss://); a comma list is used round robin (attempt i gets the (i-1) mod n'th)")
 	attempts   = flag.Int("n", 1, "number of WebSocket attempts")
 	msgs       = flag.Int("msgs", 2, "text messages to send and read back after a successful upgrade")
 	serverName = flag.String("servername", "localhost", "TLS server name (SNI, and the name the certificate is checked against)")
@@ -35,6 +38,11 @@ var (
 	ciphers    = flag.String("ciphers", "", "comma-separated TLS 1.2 cipher suite names (Go's names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256); TLS 1.3 suites cannot be chosen in Go")
 	alpn       = flag.String("alpn", "http/1.1", "comma-separated ALPN protocols to offer (\"\" offers none)")
 	timeout    = flag.Duration("timeout", 10*time.Second, "handshake / response timeout")
+	conc       = flag.Int("c", 1, "attempts at once (all of them start together)")
+	laddr      = flag.String("laddr", "", "source address of attempt 1; attempt i binds the i-1'th address after it (127.0.0.11, .12, …), so each client has its own address")
+	size       = flag.Int("size", 0, "message size in bytes (0: a short text naming the attempt)")
+	sizeStep   = flag.Int("size-step", 0, "with -size: message k of attempt i has size+(i-1)*step+(k-1)*3 bytes, so every client's frames differ")
+	hold       = flag.Duration("hold", 0, "after the messages, wait this long before the close frame (tunnels stay open together)")
 )
 
 var out = log.New(os.Stdout, "tlsclient: ", log.Ltime|log.Lmicroseconds)
@@ -108,17 +116,53 @@ func tlsConfig() *tls.Config {
 func main() {
 	flag.Parse()
 	cfg := tlsConfig()
+	urls := strings.Split(*rawURL, ",")
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(*conc, 1))
 	for i := 1; i <= *attempts; i++ {
-		attempt(i, cfg)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			attempt(i, urls[(i-1)%len(urls)], cfg)
+		}(i)
 	}
+	wg.Wait()
 }
 
-func attempt(i int, cfg *tls.Config) {
+// localAddr is the source address of attempt i (nil: the kernel's choice).
+func localAddr(i int) net.Addr {
+	if *laddr == "" {
+		return nil
+	}
+	a, err := netip.ParseAddr(*laddr)
+	if err != nil {
+		out.Fatalf("-laddr: %v", err)
+	}
+	for k := 1; k < i; k++ {
+		a = a.Next()
+	}
+	return &net.TCPAddr{IP: a.AsSlice()}
+}
+
+func message(i, k int) []byte {
+	if *size <= 0 {
+		return []byte(fmt.Sprintf("hello %d from tls attempt %d", k, i))
+	}
+	n := *size + (i-1)**sizeStep + (k-1)*3
+	return []byte(strings.Repeat(string(rune('a'+(i+k)%26)), n))
+}
+
+func attempt(i int, rawURL string, cfg *tls.Config) {
 	d := websocket.Dialer{HandshakeTimeout: *timeout, TLSClientConfig: cfg} // Proxy nil: dial directly
+	if la := localAddr(i); la != nil {
+		nd := &net.Dialer{LocalAddr: la, Timeout: *timeout}
+		d.NetDialContext = nd.DialContext
+	}
 	h := http.Header{}
 	h.Set("User-Agent", fmt.Sprintf("wsdiag-tlsclient/1 (n=%d)", i))
 	h.Set("Origin", "https://"+*serverName+":8443")
-	c, resp, err := d.Dial(*rawURL, h)
+	c, resp, err := d.Dial(rawURL, h)
 	if err != nil {
 		if resp != nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -135,7 +179,7 @@ func attempt(i int, cfg *tls.Config) {
 	}
 	out.Printf("attempt %d: upgraded: %s", i, resp.Status)
 	for k := 1; k <= *msgs; k++ {
-		msg := []byte(fmt.Sprintf("hello %d from tls attempt %d", k, i))
+		msg := message(i, k)
 		if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
 			out.Printf("attempt %d: write: %v", i, err)
 			return
@@ -150,6 +194,7 @@ func attempt(i int, cfg *tls.Config) {
 			out.Printf("attempt %d: echo mismatch", i)
 		}
 	}
+	time.Sleep(*hold)
 	err = c.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
 	if err != nil {
