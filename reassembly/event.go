@@ -58,6 +58,10 @@ type Request struct {
 	// Start and End are the times of the first and last byte of the header
 	// block.
 	Start, End time.Time
+	// Opened is when the request's connection was first seen (its SYN,
+	// when captured): a proxy opens its upstream connection right after
+	// reading the client's request, which pairs opaque TLS legs.
+	Opened time.Time
 	// Truncated: the header block exceeded the limit, or the capture cut it;
 	// Headers holds what came before it.
 	Truncated bool
@@ -194,7 +198,12 @@ type TLSSink interface {
 type (
 	TLSInfo  = tlsrec.Info
 	TLSAlert = tlsrec.Alert
+	// TLSRecord is one of TLSInfo.AppRecords.
+	TLSRecord = tlsrec.Record
 )
+
+// TLSAppRecords bounds TLSInfo.AppRecords per direction.
+const TLSAppRecords = tlsrec.AppRecords
 
 // WSSession and WSDir are the WebSocket figures of an upgraded connection.
 type (

@@ -251,7 +251,7 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 	lim := &s.asm.opt.Limits
 	if !m.Response {
 		req := &Request{Conn: s.conn(), Index: int(s.nreq), Method: m.Method, Target: m.Target, Version: m.Version,
-			Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
+			Headers: m.Headers, Start: m.Start, End: m.End, Opened: s.first, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
 		s.nreq++
 		if len(s.pending) >= lim.MaxPending {
 			copy(s.pending, s.pending[1:])

@@ -136,7 +136,24 @@ type Info struct {
 	Gaps int
 	// Records counts the records per direction: [0] client→server.
 	Records [2]int
+	// AppRecords are the first application_data records after the client's
+	// Finished (at most AppRecords per direction), in order: without keys,
+	// when and how big they were is what pairs the connection with the
+	// upstream leg a proxy opened for it (the request arrives just before
+	// the proxy connects upstream; relayed frames keep their sizes).
+	AppRecords []Record
 }
+
+// Record is one protected record: its arrival and length (the record
+// header's, so without the 5-byte header).
+type Record struct {
+	At         time.Time
+	Len        int
+	FromClient bool
+}
+
+// AppRecords bounds Info.AppRecords per direction.
+const AppRecords = 8
 
 // Conn follows one TCP connection carrying TLS in both directions.
 //
@@ -368,6 +385,9 @@ func (c *Conn) record(d int, hdr, body []byte, t time.Time, out func(int, []byte
 	}
 	c.inf.Records[idx]++
 	typ := hdr[0]
+	if typ == recApplicationData && dd.protected && c.inf.Records[idx] <= 64 {
+		c.noteAppRecord(fromClient, len(body), t)
+	}
 
 	switch {
 	case typ == recHeartbeat:
@@ -433,6 +453,28 @@ func (c *Conn) record(d int, hdr, body []byte, t time.Time, out func(int, []byte
 		dd.hs.reset()
 	}
 	c.checkDone(false)
+}
+
+// noteAppRecord keeps a protected application_data record's time and size
+// once the client's Finished is behind (TLS 1.3 sends its handshake in such
+// records too), up to AppRecords per direction.
+func (c *Conn) noteAppRecord(fromClient bool, n int, t time.Time) {
+	if c.version == versionTLS13 && !c.cliFinGuess && !c.dir[c.cli].finished {
+		return
+	}
+	k := 0
+	for _, r := range c.inf.AppRecords {
+		if r.FromClient == fromClient {
+			k++
+		}
+	}
+	if k >= AppRecords {
+		return
+	}
+	if c.inf.AppRecords == nil {
+		c.inf.AppRecords = make([]Record, 0, 2*AppRecords)
+	}
+	c.inf.AppRecords = append(c.inf.AppRecords, Record{At: t, Len: n, FromClient: fromClient})
 }
 
 // opaqueRecord accounts for a protected record that is not decrypted.

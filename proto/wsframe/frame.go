@@ -206,6 +206,10 @@ func (p *frameParser) header(h []byte, t time.Time, st *wsDirStats) {
 	p.state = fsPayload
 	firstClose := op == wsOpClose && st.closes == 0
 	st.frame(n, t)
+	if masked {
+		i += 4
+	}
+	st.noteHead(uint64(i)+n, t)
 	switch op {
 	case wsOpContinuation:
 		st.dataFrames++

@@ -326,7 +326,8 @@ func TestFrameTimes(t *testing.T) {
 		text: 2, binary: 1, ping: 2, closes: 1,
 		first: wsTimeOf(at(1)), last: wsTimeOf(at(10)), silence: 5 * time.Second, silenceStart: wsTimeOf(at(2)),
 		closeAt: wsTimeOf(at(10)), closeReason: "gone", closeCode: 1001,
-		protoErr: wsErrReservedOpcode, errAt: wsTimeOf(at(12))}
+		protoErr: wsErrReservedOpcode, errAt: wsTimeOf(at(12)),
+		headAt: [HeadFrames]wsTime{wsTimeOf(at(1)), wsTimeOf(at(2)), wsTimeOf(at(7))}, headSize: [HeadFrames]uint32{3, 3, 1004}}
 	if st != want {
 		t.Fatalf("\n got %+v\nwant %+v", st, want)
 	}

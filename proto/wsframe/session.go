@@ -117,6 +117,21 @@ type wsDirStats struct {
 	inMsg bool
 	// degraded: a gap lost a frame boundary; parsing stopped.
 	degraded bool
+	// headAt, headSize: the first frames' arrival and wire size (header
+	// included, capped at 4 GiB), which pair a relayed leg with an opaque
+	// TLS leg by record sizes.
+	headAt   [HeadFrames]wsTime
+	headSize [HeadFrames]uint32
+}
+
+// HeadFrames is how many first frames per direction DirSummary.Head keeps.
+const HeadFrames = 3
+
+// noteHead keeps a frame's wire size while head has room.
+func (s *wsDirStats) noteHead(size uint64, t time.Time) {
+	if k := s.frames - 1; k < HeadFrames {
+		s.headAt[k], s.headSize[k] = wsTimeOf(t), uint32(min(size, 1<<32-1))
+	}
 }
 
 // closed reports whether a close frame was seen.
@@ -209,6 +224,9 @@ func (s *wsDirStats) export() DirSummary {
 	if s.protoErr != 0 {
 		d.ProtocolError = s.protoErr.String()
 	}
+	for i, n := range s.headSize {
+		d.Head[i] = FrameMark{At: s.headAt[i].Time(), Size: uint64(n)}
+	}
 	if s.inMsg {
 		d.MessageLen = s.msgLen
 	}
@@ -239,4 +257,12 @@ type DirSummary struct {
 	InMessage          bool   // a data message was incomplete at the end
 	MessageLen         uint64 // its bytes so far
 	Degraded           bool   // a gap lost a frame boundary
+	// Head: the first frames (Size 0: none), wire size with the header.
+	Head [HeadFrames]FrameMark
+}
+
+// FrameMark is one frame's arrival and wire size.
+type FrameMark struct {
+	At   time.Time
+	Size uint64
 }
