@@ -90,6 +90,8 @@ type Analyzer struct {
 	// sawH2WS: an HTTP/2 extended CONNECT was seen; such a client leg has
 	// no key, so keyed upstream legs must be looked at without one.
 	sawH2WS bool
+	// encWait are attempts waiting to be paired with an opaque TLS leg.
+	encWait []*encWait
 	stats   Stats
 }
 
@@ -128,7 +130,7 @@ func (a *Analyzer) Request(r *rs.Request) {
 	x.path = pathOf(r.Target)
 	x.ua, x.hasUA = r.Headers.Get("User-Agent")
 	x.origin, x.hasOrigin = r.Headers.Get("Origin")
-	x.xff = forwardedAddrs(r.Headers)
+	x.xff = forwardedAddrsAll(r.Headers)
 	a.stats.Exchanges++
 	if h2WebSocket(r) {
 		a.sawH2WS = true
@@ -217,6 +219,7 @@ func (a *Analyzer) Decide(now time.Time) {
 		a.flushTLS(now, false)
 	}
 	a.compact()
+	a.pairEncrypted(now, false)
 }
 
 // Finish decides everything: the input is over.
@@ -235,6 +238,7 @@ func (a *Analyzer) Finish() {
 	}
 	a.flushTLS(time.Time{}, true)
 	a.compact()
+	a.pairEncrypted(time.Time{}, true)
 }
 
 // compact forgets decided exchanges.
@@ -311,12 +315,10 @@ func (a *Analyzer) judgeChain(chain []*exchange) {
 		}
 		return
 	}
-	var enc *tlsLeg
-	var encConf Confidence
-	if len(a.tlsLegs) > 0 && !chain[0].req.TLS {
-		enc, encConf = a.claimEncrypted(chain[0])
+	if a.deferEncrypted(chain) {
+		return // judged by pairEncrypted
 	}
-	v := judge(chain, a, enc, encConf)
+	v := judge(chain, a, nil, ConfNone)
 	a.count(v)
 	a.out(v)
 }

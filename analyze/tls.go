@@ -10,9 +10,8 @@ import (
 
 // TLS on a leg. With the keys, its HTTP arrives decrypted and the leg is
 // judged like any other. Without them the leg is opaque: it is paired with
-// the upstream request the proxy made for it (by time, and by
-// X-Forwarded-For when the proxy sets it), and the verdict comes from that
-// upstream leg. A TLS connection whose handshake failed is a verdict of its
+// the upstream request the proxy made for it (tlspair.go), and the verdict
+// comes from that upstream leg. A TLS connection whose handshake failed is a verdict of its
 // own.
 
 // tlsLeg is a TLS connection seen from its first record.
@@ -20,8 +19,9 @@ type tlsLeg struct {
 	conn      rs.Conn
 	start     time.Time
 	end       *rs.ConnEnd
-	decrypted bool // HTTP came out of it: an ordinary leg
-	claimed   bool // paired with an upstream leg
+	decrypted bool   // HTTP came out of it: an ordinary leg
+	claimed   bool   // paired with an upstream leg
+	why       string // how it was paired (evidence)
 	// failed is its tls_handshake_failed verdict, held back while an
 	// attempt's proxy may have opened it upstream (upstreamtls.go).
 	failed *Verdict
@@ -68,42 +68,6 @@ func (a *Analyzer) expireTLS(now time.Time, force bool) {
 			delete(a.tlsLegs, id)
 		}
 	}
-}
-
-// claimEncrypted finds the opaque TLS leg that x (a request nobody
-// claimed) was made for: a TLS connection open when x started, to a proxy
-// on x's client host; X-Forwarded-For naming its client decides among
-// several.
-func (a *Analyzer) claimEncrypted(x *exchange) (*tlsLeg, Confidence) {
-	var best *tlsLeg
-	bestScore := 0
-	for _, l := range a.tlsLegs {
-		if l.decrypted || l.claimed || l.start.After(x.req.Start) || l.end != nil && l.end.Last.Before(x.req.Start) {
-			continue
-		}
-		if l.conn.Server == x.req.Server || l.conn.ID == x.req.ID {
-			continue
-		}
-		s := 1
-		if l.conn.Server.Addr() == x.req.Client.Addr() {
-			s++
-		}
-		if forwardedFor(x, l.conn.Client.Addr()) {
-			s += 4
-		}
-		if s > bestScore || s == bestScore && l.start.After(best.start) {
-			best, bestScore = l, s
-		}
-	}
-	if best == nil {
-		return nil, ConfNone
-	}
-	best.claimed = true
-	switch {
-	case bestScore >= 5:
-		return best, ConfMedium
-	}
-	return best, ConfLow
 }
 
 // tlsVersion names a TLS version number.
@@ -261,6 +225,9 @@ func encryptedEvidence(l *tlsLeg) []string {
 	ev := []string{fmt.Sprintf("%s: TLS from %s to %s, no keys: the verdict comes from the upstream leg (decrypt with --keylog FILE)", leg, l.conn.Client, l.conn.Server)}
 	if l.end != nil && l.end.TLSInfo != nil {
 		ev = append(ev, helloEvidence(leg, l.end.TLSInfo)...)
+	}
+	if l.why != "" {
+		ev = append(ev, l.why)
 	}
 	return ev
 }
