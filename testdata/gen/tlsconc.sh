@@ -38,6 +38,7 @@ SCENARIOS=(
   "tls-conc30-5|$CODES|$HOPS|$SAME (run 5)"
   "tls-conc30-haproxy|$CODES|$HOPS|as tls-conc30-1 through haproxy (bind … ssl crt) on 127.0.0.1:$HAPROXY_PORT: /ws/ok forwarded natively with X-Forwarded-For set, /ws/broken with Upgrade and Connection deleted (no X-Forwarded-For)"
   "tls-conc30-sizes|$CODES|$HOPS|as tls-conc30-1 with 3 messages per client of 20+9*(i-1)+3*(k-1) bytes: every client's frames have their own sizes"
+  "tls-conc30-tls12|$CODES|$HOPS|as tls-conc30-1 with ssl_protocols TLSv1.2 (ECDHE-ECDSA-AES128-GCM-SHA256): no session tickets after the handshake, so the proxy sends nothing on reading the request"
 )
 
 source "$HERE/lib.sh"
@@ -69,7 +70,7 @@ write_nginx_conf() { # DIR
         server_name localhost;
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_protocols $PROTOCOLS;
         location /ws/ok { $CORRECT proxy_pass http://$BACKEND; }
         location /ws/broken { proxy_pass http://$BACKEND; }
     }
@@ -105,6 +106,8 @@ run_scenario() { # NAME
   local name=$1 d="$WORK/$1" px_pid be_pid cap_pid cl_pid port cap_file
   local client=(-servername localhost -cacert "$WORK/cert.pem" -n 30 -c 30 -laddr 127.0.0.11 -msgs 1 -hold 300ms)
   mkdir -p "$d"; chmod 755 "$d"
+  PROTOCOLS="TLSv1.2 TLSv1.3"
+  if [[ $name == tls-conc30-tls12 ]]; then PROTOCOLS=TLSv1.2; client+=(-max 1.2); fi
   cap_file="$d/$name.pcap"
   for p in "$NGINX_PORT" "$HAPROXY_PORT" "$BACKEND_PORT"; do
     [[ -z "$(ss -ltnH "sport = :$p")" ]] || die "port $p is already in use"
