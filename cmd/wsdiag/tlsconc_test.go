@@ -17,8 +17,8 @@ import (
 // /ws/broken (proxy_pass only: no Upgrade, no X-Forwarded-For), the
 // others to /ws/ok (correct, X-Forwarded-For set). Five captures of the
 // same traffic through nginx, one through haproxy, one with frames of
-// per-client sizes, one in TLS 1.2.
-var tlsConcCaptures = []string{"tls-conc30-1", "tls-conc30-2", "tls-conc30-3", "tls-conc30-4", "tls-conc30-5", "tls-conc30-haproxy", "tls-conc30-sizes", "tls-conc30-tls12"}
+// per-client sizes, one in TLS 1.2, one with two nginx workers.
+var tlsConcCaptures = []string{"tls-conc30-1", "tls-conc30-2", "tls-conc30-3", "tls-conc30-4", "tls-conc30-5", "tls-conc30-haproxy", "tls-conc30-sizes", "tls-conc30-tls12", "tls-conc30-2workers"}
 
 // concVerdict is the part of a JSON verdict pairing is judged on.
 type concVerdict struct {

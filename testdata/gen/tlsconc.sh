@@ -38,6 +38,7 @@ SCENARIOS=(
   "tls-conc30-5|$CODES|$HOPS|$SAME (run 5)"
   "tls-conc30-haproxy|$CODES|$HOPS|as tls-conc30-1 through haproxy (bind … ssl crt) on 127.0.0.1:$HAPROXY_PORT: /ws/ok forwarded natively with X-Forwarded-For set, /ws/broken with Upgrade and Connection deleted (no X-Forwarded-For)"
   "tls-conc30-sizes|$CODES|$HOPS|as tls-conc30-1 with 3 messages per client of 20+9*(i-1)+3*(k-1) bytes: every client's frames have their own sizes"
+  "tls-conc30-2workers|$CODES|$HOPS|as tls-conc30-1 with worker_processes 2: two nginx processes accept and proxy at once, so no single event loop orders the relaying"
   "tls-conc30-tls12|$CODES|$HOPS|as tls-conc30-1 with ssl_protocols TLSv1.2 (ECDHE-ECDSA-AES128-GCM-SHA256): no session tickets after the handshake, so the proxy sends nothing on reading the request"
 )
 
@@ -63,7 +64,11 @@ CORRECT='proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_s
 write_nginx_conf() { # DIR
   local d=$1
   {
-  nginx_preamble "$d"
+  if [[ $NAME == tls-conc30-2workers ]]; then
+    nginx_preamble "$d" | sed 's/^worker_processes 1;/worker_processes 2;/'
+  else
+    nginx_preamble "$d"
+  fi
   cat <<EOF
     server {
         listen 127.0.0.1:$NGINX_PORT ssl;
@@ -104,6 +109,7 @@ EOF
 
 run_scenario() { # NAME
   local name=$1 d="$WORK/$1" px_pid be_pid cap_pid cl_pid port cap_file
+  NAME=$name
   local client=(-servername localhost -cacert "$WORK/cert.pem" -n 30 -c 30 -laddr 127.0.0.11 -msgs 1 -hold 300ms)
   mkdir -p "$d"; chmod 755 "$d"
   PROTOCOLS="TLSv1.2 TLSv1.3"
