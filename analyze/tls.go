@@ -25,6 +25,8 @@ type tlsLeg struct {
 	// failed is its tls_handshake_failed verdict, held back while an
 	// attempt's proxy may have opened it upstream (upstreamtls.go).
 	failed *Verdict
+	// recs: its application-data records so far, while it is open.
+	recs *rs.TLSRecords
 }
 
 // TLSStart implements reassembly.TLSSink.
@@ -33,6 +35,13 @@ func (a *Analyzer) TLSStart(e *rs.TLSStart) {
 		a.expireTLS(e.Time, true)
 	}
 	a.tlsLegs[e.ID] = &tlsLeg{conn: e.Conn, start: e.Time}
+}
+
+// TLSRecords implements reassembly.TLSSink.
+func (a *Analyzer) TLSRecords(e *rs.TLSRecords) {
+	if l := a.tlsLegs[e.ID]; l != nil {
+		l.recs = e
+	}
 }
 
 // tlsEnded records the end of a TLS connection and judges a failed

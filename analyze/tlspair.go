@@ -111,8 +111,9 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 	}
 	var recs []rs.TLSRecord
 	var anchor time.Time
-	if in := tlsInfoOf(l); in != nil {
-		recs = in.AppRecords
+	lr, known := recordsOf(l)
+	if known {
+		recs = lr.recs
 		n := 0
 		for _, rec := range recs {
 			if rec.FromClient {
@@ -154,22 +155,32 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 			}
 		}
 	}
-	f.frames, f.mirrored = mirroredFrames(x, tlsInfoOf(l))
+	f.frames, f.mirrored = mirroredFrames(x, lr)
 	f.cost += costFrameMiss * float64(f.frames-f.mirrored)
 	return f, true
 }
 
-// tlsInfoOf returns l's records when they can be trusted: the connection
-// ended, its handshake was followed to the end and no bytes were lost.
-func tlsInfoOf(l *tlsLeg) *rs.TLSInfo {
-	if l.end == nil || l.end.TLSInfo == nil {
-		return nil
+// legRecords are what is known of an opaque leg's records.
+type legRecords struct {
+	recs            []rs.TLSRecord
+	version, cipher uint16
+}
+
+// recordsOf returns l's records when they can be trusted (ok false: none
+// yet, or the handshake was not followed to its end, or bytes were lost):
+// from its end, or while it is open from the latest TLSRecords event.
+func recordsOf(l *tlsLeg) (legRecords, bool) {
+	if l.end != nil && l.end.TLSInfo != nil {
+		in := l.end.TLSInfo
+		if !in.HandshakeDone || in.Gaps > 0 || in.Malformed != "" {
+			return legRecords{}, false
+		}
+		return legRecords{in.AppRecords, in.Version, in.Cipher}, true
 	}
-	in := l.end.TLSInfo
-	if !in.HandshakeDone || in.Gaps > 0 || in.Malformed != "" {
-		return nil
+	if l.recs != nil {
+		return legRecords{l.recs.Records, l.recs.Version, l.recs.Cipher}, true
 	}
-	return in
+	return legRecords{}, false
 }
 
 func lastClientRecord(recs []rs.TLSRecord) time.Time {
@@ -194,11 +205,11 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // mirroredFrames compares the first client→backend frames of x's upstream
 // connection with the client's records: a proxy relays each frame as is,
 // so a record of frame size + the cipher's overhead arrived before it.
-func mirroredFrames(x *exchange, in *rs.TLSInfo) (n, same int) {
-	if in == nil || x.end == nil || x.end.WS == nil {
+func mirroredFrames(x *exchange, lr legRecords) (n, same int) {
+	if x.end == nil || x.end.WS == nil {
 		return 0, 0
 	}
-	over := recordOverhead(in)
+	over := recordOverhead(lr.version, lr.cipher)
 	if over < 0 {
 		return 0, 0
 	}
@@ -207,7 +218,7 @@ func mirroredFrames(x *exchange, in *rs.TLSInfo) (n, same int) {
 			break
 		}
 		n++
-		for _, rec := range in.AppRecords {
+		for _, rec := range lr.recs {
 			if rec.FromClient && !rec.At.After(fr.At) && rec.Len == int(fr.Size)+over && fr.At.Sub(rec.At) < time.Second {
 				same++
 				break
@@ -219,14 +230,14 @@ func mirroredFrames(x *exchange, in *rs.TLSInfo) (n, same int) {
 
 // recordOverhead is what a protected record adds to its content under the
 // negotiated cipher (-1: unknown).
-func recordOverhead(in *rs.TLSInfo) int {
+func recordOverhead(version, cipher uint16) int {
 	switch {
-	case in.Version == 0x0304:
+	case version == 0x0304:
 		return 16 + 1 // AEAD tag + inner content type
-	case in.Version != 0x0303:
+	case version != 0x0303:
 		return -1
 	}
-	switch in.Cipher {
+	switch cipher {
 	case 0xc02b, 0xc02c, 0xc02f, 0xc030, 0x009c, 0x009d, 0x009e, 0x009f: // AES-GCM: explicit nonce + tag
 		return 8 + 16
 	case 0xcca8, 0xcca9, 0xccaa: // ChaCha20-Poly1305

@@ -98,3 +98,36 @@ func TestTLSPairingStepwise(t *testing.T) {
 		t.Fatalf("verdicts %d: %v %v", len(f.vs), f.vs[0].Client, f.vs[len(f.vs)-1].Client)
 	}
 }
+
+// A TLS leg that stays open (keep-alive after a 400, a long session) is
+// paired by the records reassembly reported so far (TLSRecords), not only
+// at its end.
+func TestTLSPairingOpenLeg(t *testing.T) {
+	f := newFeeder(DefaultOptions)
+	ms := time.Millisecond
+	open := func(client string, start time.Duration, recs ...rs.TLSRecord) {
+		f.conn++
+		c := rs.Conn{ID: f.conn, Client: ap(client), Server: ap("10.0.0.1:443")}
+		f.a.TLSStart(&rs.TLSStart{Conn: c, Time: t0.Add(start)})
+		for i := range recs {
+			f.a.TLSRecords(&rs.TLSRecords{Conn: c, Records: recs[:i+1], Version: 0x0304, Cipher: 0x1301})
+		}
+	}
+	// .12 started first and sent its request at 4.9 ms, just before the
+	// first upstream connection opened; .11 sent its own at 1 ms. Without
+	// the records the two pairings cost the same.
+	open("10.0.0.12:5000", 0, rec(4900*time.Microsecond, 240, true), rec(6500*time.Microsecond, 261, false))
+	open("10.0.0.11:5000", ms/2, rec(1*ms, 240, true), rec(9200*time.Microsecond, 261, false))
+	dropped := rs.Headers{{Name: "Host", Value: "app"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}}
+	_, u1 := f.exchange("10.0.0.1:40000", "10.0.0.2:9000", 5*ms, 1*ms, dropped, "GET /ws HTTP/1.0", 400, nil)
+	_, u2 := f.exchange("10.0.0.1:40001", "10.0.0.2:9000", 8*ms, 1*ms, dropped, "GET /ws HTTP/1.0", 400, nil)
+	u1()
+	u2()
+	f.a.Finish()
+	if len(f.vs) != 2 || f.vs[0].Client != ap("10.0.0.12:5000") || f.vs[1].Client != ap("10.0.0.11:5000") {
+		for _, v := range f.vs {
+			t.Logf("%s at %s: %s", v.Client, v.Time.Sub(t0), v.PairConfidence)
+		}
+		t.Fatalf("%d verdicts; want the request at 5 ms from 10.0.0.12, the one at 8 ms from 10.0.0.11", len(f.vs))
+	}
+}

@@ -189,9 +189,20 @@ type TLSStart struct {
 	Time time.Time
 }
 
-// TLSSink is implemented by sinks that want TLSStart events.
+// TLSRecords carries a TLS connection's AppRecords so far; it is sent each
+// time one is added (at most 2×TLSAppRecords times per connection), so an
+// opaque leg that stays open (keep-alive, a long session) can be paired
+// before it ends.
+type TLSRecords struct {
+	Conn
+	Records         []TLSRecord // never written again: the sink may keep it
+	Version, Cipher uint16
+}
+
+// TLSSink is implemented by sinks that want TLSStart and TLSRecords events.
 type TLSSink interface {
 	TLSStart(*TLSStart)
+	TLSRecords(*TLSRecords)
 }
 
 // TLSInfo and TLSAlert describe a TLS connection's handshake.

@@ -169,9 +169,26 @@ func (s *stream) deliver(d int, data []byte, t time.Time) {
 	s.bytes[d] += uint64(len(data))
 	if s.tls != nil {
 		s.tls.Feed(d, data, t)
+		s.tlsRecords()
 		return
 	}
 	s.feed(d, data, t)
+}
+
+// tlsRecords passes the TLS connection's AppRecords on, one event per new
+// record, until the connection's end was reported.
+func (s *stream) tlsRecords() {
+	if s.asm.tlsSink == nil || s.ended {
+		return
+	}
+	for {
+		recs, ok := s.tls.NextAppRecords()
+		if !ok {
+			return
+		}
+		in := s.tls.Info()
+		s.asm.tlsSink.TLSRecords(&TLSRecords{Conn: s.conn(), Records: recs, Version: in.Version, Cipher: in.Cipher})
+	}
 }
 
 // ReassemblyComplete is called when both directions have ended.
@@ -235,6 +252,7 @@ func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
 			s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
 		}
 		s.tls.Feed(d, data, t)
+		s.tlsRecords()
 		return true
 	case http1.KindOther:
 		// A connection whose first payload is neither HTTP nor TLS is

@@ -168,6 +168,7 @@ type Conn struct {
 	inf      Info
 	dir      [2]tlsDir
 	cli      int // direction the client sends in
+	told     int // records NextAppRecords has returned
 
 	sawCH, sawSH bool
 	clientRandom [32]byte
@@ -227,6 +228,18 @@ func (c *Conn) Gap(dir int) { c.gap(dir) }
 // Info returns what the connection has shown so far: the Conn's own
 // record, valid until the next Feed, not to be modified.
 func (c *Conn) Info() *Info { return c.info() }
+
+// NextAppRecords returns Info().AppRecords up to the oldest record not yet
+// returned, or false when there is none: one answer per record, however
+// the bytes were cut. The slice is never written again (AppRecords only
+// grows within its capacity), so it may be kept.
+func (c *Conn) NextAppRecords() ([]Record, bool) {
+	if c.told >= len(c.inf.AppRecords) {
+		return nil, false
+	}
+	c.told++
+	return c.inf.AppRecords[:c.told:c.told], true
+}
 
 // info returns the metadata so far. The result is the connection's own
 // record: valid until the next feed, not to be modified.

@@ -36,6 +36,7 @@ type event struct {
 	resp *rs.Response
 	end  *rs.ConnEnd
 	tls  *rs.TLSStart
+	recs *rs.TLSRecords
 }
 
 type batch struct {
@@ -55,6 +56,9 @@ func (s *batchSink) Request(r *rs.Request)   { s.b.events = append(s.b.events, e
 func (s *batchSink) Response(r *rs.Response) { s.b.events = append(s.b.events, event{resp: r}) }
 func (s *batchSink) ConnEnd(e *rs.ConnEnd)   { s.b.events = append(s.b.events, event{end: e}) }
 func (s *batchSink) TLSStart(e *rs.TLSStart) { s.b.events = append(s.b.events, event{tls: e}) }
+func (s *batchSink) TLSRecords(e *rs.TLSRecords) {
+	s.b.events = append(s.b.events, event{recs: e})
+}
 
 // shardOf deals a segment's connection to a worker, the same way in both
 // directions. The ports alone spread connections well (a client's
@@ -175,6 +179,8 @@ func (s *sharded) apply() {
 				s.an.ConnEnd(e.end)
 			case e.tls != nil:
 				s.an.TLSStart(e.tls)
+			case e.recs != nil:
+				s.an.TLSRecords(e.recs)
 			}
 		}
 		if b.upTo.After(upTo[b.worker]) {
