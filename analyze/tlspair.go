@@ -35,7 +35,7 @@ import (
 // encWait is an attempt whose client leg may be an opaque TLS connection.
 type encWait struct {
 	chain   []*exchange
-	settled time.Time // when it was decided
+	settled time.Time // when it settled (its answer, or its session's end)
 }
 
 // Costs, in milliseconds of timing mismatch.
@@ -50,7 +50,7 @@ const (
 	maxAssignRows  = 256  // attempts solved in one assignment
 	maxLegScan     = 512  // candidate legs looked at per attempt
 	maxRegretRows  = 48   // groups up to this size get each pair's regret
-	confMarginMs   = 1.0  // runner-up at least this much worse for medium
+	confMarginMs   = 1.0  // regret (or runner-up) at least this for medium
 	confTightMs    = 5.0  // timing this close counts as fitting
 )
 
