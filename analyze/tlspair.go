@@ -87,9 +87,12 @@ type legFit struct {
 func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 	r := x.req
 	f := legFit{leg: l}
-	if l.decrypted || l.claimed || l.conn.Server == r.Server || l.conn.ID == r.ID || l.start.After(r.Start) ||
+	if l.decrypted || l.claimed || l.failed != nil || l.conn.Server == r.Server || l.conn.ID == r.ID || l.start.After(r.Start) ||
 		l.end != nil && l.end.Last.Before(r.Start) {
 		return f, false
+	}
+	if l.end != nil && l.end.TLSInfo != nil && !l.end.TLSInfo.HandshakeDone {
+		return f, false // no request could pass (a failed handshake, maybe a proxy's own upstream one)
 	}
 	if len(x.xff) > 0 {
 		if !forwardedFor(x, l.conn.Client.Addr()) {
@@ -167,12 +170,12 @@ type legRecords struct {
 }
 
 // recordsOf returns l's records when they can be trusted (ok false: none
-// yet, or the handshake was not followed to its end, or bytes were lost):
+// yet, or bytes were lost):
 // from its end, or while it is open from the latest TLSRecords event.
 func recordsOf(l *tlsLeg) (legRecords, bool) {
 	if l.end != nil && l.end.TLSInfo != nil {
 		in := l.end.TLSInfo
-		if !in.HandshakeDone || in.Gaps > 0 || in.Malformed != "" {
+		if in.Gaps > 0 || in.Malformed != "" {
 			return legRecords{}, false
 		}
 		return legRecords{in.AppRecords, in.Version, in.Cipher}, true
