@@ -215,11 +215,11 @@ func (a *Analyzer) Decide(now time.Time) {
 		}
 		a.decide(x, false)
 	}
-	if len(a.tlsLegs) > 0 {
-		a.flushTLS(now, false)
-	}
 	a.compact()
 	a.pairEncrypted(now, false)
+	if len(a.tlsLegs) > 0 {
+		a.flushTLS(now, false) // after the attempts that may claim them
+	}
 }
 
 // Finish decides everything: the input is over.
@@ -236,9 +236,9 @@ func (a *Analyzer) Finish() {
 	for _, c := range chains {
 		a.judgeChain(c)
 	}
-	a.flushTLS(time.Time{}, true)
 	a.compact()
 	a.pairEncrypted(time.Time{}, true)
+	a.flushTLS(time.Time{}, true) // after the attempts that may claim them
 }
 
 // compact forgets decided exchanges.

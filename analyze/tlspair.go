@@ -91,8 +91,11 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 		l.end != nil && l.end.Last.Before(r.Start) {
 		return f, false
 	}
-	if l.end != nil && l.end.TLSInfo != nil && !l.end.TLSInfo.HandshakeDone {
-		return f, false // no request could pass (a failed handshake, maybe a proxy's own upstream one)
+	if in := tlsInfoOf(l); in != nil && !in.HandshakeDone && in.Gaps == 0 {
+		// No request could pass (a failed handshake, maybe a proxy's own
+		// upstream one). Bytes lost or cut by the snap length stop the
+		// parse before it can see the handshake end: no proof either way.
+		return f, false
 	}
 	if len(x.xff) > 0 {
 		if !forwardedFor(x, l.conn.Client.Addr()) {
@@ -557,4 +560,11 @@ func forwardedAddrsAll(h rs.Headers) []netip.Addr {
 		}
 	}
 	return out
+}
+
+func tlsInfoOf(l *tlsLeg) *rs.TLSInfo {
+	if l.end == nil {
+		return nil
+	}
+	return l.end.TLSInfo
 }

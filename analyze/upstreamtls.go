@@ -28,6 +28,14 @@ func (a *Analyzer) mayBeProxyTLS(l *tlsLeg) bool {
 			return true
 		}
 	}
+	// Attempts already paired, waiting for their opaque client leg.
+	for _, w := range a.encWait {
+		x := w.chain[0]
+		if len(w.chain) == 1 && x.req.Server.Addr() == host && !x.req.Start.After(l.start) &&
+			(x.resp == nil || !x.resp.Start.Before(l.start)) {
+			return true
+		}
+	}
 	return false
 }
 
