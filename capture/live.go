@@ -31,6 +31,11 @@ type LiveOptions struct {
 	// Timeout is how long Next waits for a packet before it returns
 	// ErrTimeout; 0 means one second.
 	Timeout time.Duration
+	// FanoutGroup, when not 0, joins the socket to the PACKET_FANOUT group
+	// of that id with flow hashing: the kernel spreads the connections
+	// over the group's sockets, both directions of a connection to the same
+	// one. OpenLiveFanout sets it.
+	FanoutGroup uint16
 }
 
 // LiveStats count a live capture's packets.

@@ -197,6 +197,14 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 		tp.Close()
 		return nil, fmt.Errorf("live capture on %s: attaching the filter: %w", l.name, err)
 	}
+	if opt.FanoutGroup != 0 {
+		// The kernel's flow hash is symmetric (__skb_get_hash_symmetric),
+		// so a connection's two directions meet in one socket.
+		if err := tp.SetFanout(afpacket.FanoutHash, opt.FanoutGroup); err != nil {
+			tp.Close()
+			return nil, fmt.Errorf("live capture on %s: PACKET_FANOUT: %w", l.name, err)
+		}
+	}
 	if opt.Promisc && !isAny {
 		if err := tp.SetPromiscuous(true); err != nil {
 			tp.Close()
@@ -364,4 +372,33 @@ func (l *Live) updateKernelStats() {
 	l.kDrops += uint64(d - l.lastD)
 	l.kFreezes += uint64(f - l.lastF)
 	l.lastP, l.lastD, l.lastF = p, d, f
+}
+
+// OpenLiveFanout opens n sockets on iface in one PACKET_FANOUT group with
+// flow hashing, one per worker, so that capture scales over cores the way
+// reading a file with several workers does: each socket gets whole
+// connections. n ≤ 1 opens one socket outside any group.
+func OpenLiveFanout(iface string, opt LiveOptions, n int) ([]*Live, error) {
+	if n <= 1 {
+		l, err := OpenLive(iface, opt)
+		if err != nil {
+			return nil, err
+		}
+		return []*Live{l}, nil
+	}
+	// Group ids are per network namespace; the process id keeps two
+	// wsdiag instances apart (and never 0, which means no group here).
+	opt.FanoutGroup = uint16(os.Getpid()) | 1
+	ls := make([]*Live, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := OpenLive(iface, opt)
+		if err != nil {
+			for _, o := range ls {
+				o.Close()
+			}
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
 }

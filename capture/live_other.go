@@ -37,3 +37,8 @@ func (l *Live) Close() error { return nil }
 
 // Stats returns zeros.
 func (l *Live) Stats() LiveStats { return LiveStats{} }
+
+// OpenLiveFanout is OpenLive where live capture is not implemented.
+func OpenLiveFanout(iface string, opt LiveOptions, n int) ([]*Live, error) {
+	return nil, ErrLiveUnsupported
+}
