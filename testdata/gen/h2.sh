@@ -14,7 +14,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=$(mkdir -p "$HERE/../captures" && cd "$HERE/../captures" && pwd)
+# OUT may be set to record elsewhere (the bench-* scenarios are for timing,
+# not for testdata: H2_OUT=/tmp/h2bench testdata/gen/h2.sh bench-h2 bench-h1).
+OUT=$(mkdir -p "${H2_OUT:-$HERE/../captures}" && cd "${H2_OUT:-$HERE/../captures}" && pwd)
 
 FRONT=8643   # haproxy or nginx, TLS, client-facing
 MID=8644     # nginx behind haproxy
@@ -33,6 +35,8 @@ SCENARIOS=(
   "upstream-tls-verify-failed|upstream_tls_failed|connect|proxy_ssl_verify on with a trusted certificate that did not sign the backend's: nginx refuses the certificate (alert), 502"
   "upstream-plain-to-tls|upstream_scheme_mismatch|connect|proxy_pass http:// to the TLS backend's port: the backend answers the plain request with Go's 400 'Client sent an HTTP request to an HTTPS server'"
   "upstream-tls-to-plain|upstream_scheme_mismatch|connect|proxy_pass https:// to the plain backend: nginx's ClientHello gets an HTTP 400 back, the handshake fails, 502"
+  "bench-h2|ok|-|timing only (H2_OUT): h2client through haproxy over HTTP/2 (RFC 8441), 20000 messages echoed one after the other"
+  "bench-h1|ok|-|timing only (H2_OUT): the same traffic over HTTP/1.1 (haproxy offers only http/1.1, the gorilla tlsclient)"
 )
 
 source "$HERE/lib.sh"
@@ -46,7 +50,7 @@ log "$(haproxy -v | head -1), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), $(ch
 
 WORK=$(mktemp -d /tmp/wsdiag-h2.XXXXXX)
 chmod 755 "$WORK"
-(cd "$HERE" && go build -buildvcs=false -o "$WORK/bin/" ./backend ./tlsbackend ./h2client ./client)
+(cd "$HERE" && go build -buildvcs=false -o "$WORK/bin/" ./backend ./tlsbackend ./h2client ./client ./tlsclient)
 openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
   -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 cat "$WORK/key.pem" "$WORK/cert.pem" > "$WORK/both.pem"
@@ -55,7 +59,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=other CA" \
 
 PAGE="<html><body><script>var w=new WebSocket('wss://localhost:$FRONT/ws');w.onopen=function(){w.send('hello from chromium');};w.onmessage=function(e){document.title='got:'+e.data;w.close(1000,'done');};w.onerror=function(){document.title='error';};w.onclose=function(e){document.title+=' close:'+e.code;};</script></body></html>"
 
-haproxy_conf() { # DIR UPSTREAM
+haproxy_conf() { # DIR UPSTREAM [ALPN] [PAGE]
+  local alpn=${3:-h2,http/1.1} page=${4:-$PAGE}
   cat > "$1/haproxy.cfg" <<EOF
 global
     log stderr format raw local0 info
@@ -68,8 +73,8 @@ defaults
     timeout server 10s
     timeout tunnel 10s
 frontend fe
-    bind 127.0.0.1:$FRONT ssl crt $WORK/both.pem alpn h2,http/1.1
-    http-request return status 200 content-type "text/html" string "$PAGE" if { path / }
+    bind 127.0.0.1:$FRONT ssl crt $WORK/both.pem alpn $alpn
+    http-request return status 200 content-type "text/html" string "$page" if { path / }
     http-request return status 404 if { path /favicon.ico }
     default_backend be
 backend be
@@ -103,6 +108,10 @@ run_scenario() {
   case $name in
     h2-chromium-haproxy)
       haproxy_conf "$d" "127.0.0.1:$BE"; client=(chromium) ;;
+    bench-h2)
+      haproxy_conf "$d" "127.0.0.1:$BE"; client=(h2client -msgs 20000) ;;
+    bench-h1)
+      haproxy_conf "$d" "127.0.0.1:$BE" http/1.1; client=(tlsclient -msgs 20000) ;;
     h2-haproxy-nginx-no-upgrade)
       haproxy_conf "$d" "127.0.0.1:$MID"
       nginx_conf "$d" "        listen 127.0.0.1:$MID;
@@ -158,8 +167,12 @@ run_scenario() {
       grep -o '<title>[^<]*</title>' "$d/client.log" | sed 's/^/   page: /' >&2 || true ;;
     h2client)
       keylog="$d/keylog"; : > "$keylog"
-      "$WORK/bin/h2client" -addr "127.0.0.1:$FRONT" -keylog "$keylog" > "$d/client.log" 2>&1 || true
-      sed 's/^/   /' "$d/client.log" >&2 ;;
+      "$WORK/bin/h2client" -addr "127.0.0.1:$FRONT" -keylog "$keylog" "${client[@]:1}" > "$d/client.log" 2>&1 || true
+      sed 's/^/   /' "$d/client.log" | tail -5 >&2 ;;
+    tlsclient)
+      keylog="$d/keylog"; : > "$keylog"
+      "$WORK/bin/tlsclient" -url "wss://127.0.0.1:$FRONT/ws" -insecure -keylog "$keylog" "${client[@]:1}" > "$d/client.log" 2>&1 || true
+      sed 's/^/   /' "$d/client.log" | tail -3 >&2 ;;
     client)
       "$WORK/bin/client" "${client[@]:1}" > "$d/client.log" 2>&1 || true
       sed 's/^/   /' "$d/client.log" >&2 ;;
@@ -180,4 +193,7 @@ run_scenario() {
 }
 
 for n in "${SELECTED[@]}"; do run_scenario "$n"; done
-write_manifest "$OUT/MANIFEST-h2.tsv"
+if [[ -z "${H2_OUT:-}" ]]; then
+  SCENARIOS=("${SCENARIOS[@]:0:8}") # the bench-* ones are not testdata
+  write_manifest "$OUT/MANIFEST-h2.tsv"
+fi

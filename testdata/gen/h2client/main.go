@@ -24,6 +24,7 @@ func main() {
 	authority := flag.String("authority", "localhost", ":authority and SNI")
 	path := flag.String("path", "/ws", ":path")
 	keyLog := flag.String("keylog", "", "append TLS secrets (NSS key log) here")
+	msgs := flag.Int("msgs", 1, "text messages to send (each read back before the next) when the server answers 200")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -44,7 +45,7 @@ func main() {
 	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
 		log.Fatalf("ALPN %q, not h2", p)
 	}
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	io.WriteString(conn, http2.ClientPreface)
 	fr := http2.NewFramer(conn, conn)
 	fr.WriteSettings()
@@ -74,6 +75,7 @@ func main() {
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
 
 	dec := hpack.NewDecoder(4096, nil)
+	sent, echoed := 0, 0
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -86,9 +88,8 @@ func main() {
 			fmt.Printf("stream %d headers: %v\n", f.StreamID, fields)
 			for _, h := range fields {
 				if h.Name == ":status" && h.Value == "200" {
-					// one masked text frame "hi", then a close 1000
-					fr.WriteData(1, false, []byte{0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2})
-					fr.WriteData(1, false, []byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2})
+					sent = 1
+					fr.WriteData(1, false, masked(0x81, fmt.Sprintf("message %d", sent)))
 				}
 			}
 			if f.StreamEnded() {
@@ -103,11 +104,42 @@ func main() {
 			fmt.Printf("GOAWAY %v\n", f.ErrCode)
 			return
 		case *http2.DataFrame:
-			fmt.Printf("stream %d data %d bytes end=%v\n", f.StreamID, len(f.Data()), f.StreamEnded())
 			if f.StreamEnded() {
+				fmt.Printf("stream %d ended after %d echoes\n", f.StreamID, echoed)
+				return
+			}
+			if n := uint32(f.Length); n > 0 {
+				// flow control: give back what was read, on the stream and the connection
+				fr.WriteWindowUpdate(f.StreamID, n)
+				fr.WriteWindowUpdate(0, n)
+			}
+			if len(f.Data()) > 0 && f.Data()[0] == 0x81 {
+				echoed++
+				switch {
+				case sent < *msgs:
+					sent++
+					fr.WriteData(1, false, masked(0x81, fmt.Sprintf("message %d", sent)))
+				case sent == *msgs:
+					sent++
+					fr.WriteData(1, false, masked(0x88, "\x03\xe8")) // close 1000
+				}
+			} else if len(f.Data()) > 0 && f.Data()[0] == 0x88 {
+				fmt.Printf("closed after %d echoes\n", echoed)
+				fr.WriteGoAway(1, http2.ErrCodeNo, nil)
 				return
 			}
 		case *http2.SettingsFrame, *http2.WindowUpdateFrame, *http2.PingFrame:
 		}
 	}
+}
+
+// masked is one client frame (FIN set) with a fixed masking key.
+func masked(op byte, payload string) []byte {
+	key := [4]byte{1, 2, 3, 4}
+	b := []byte{op, 0x80 | byte(len(payload))}
+	b = append(b, key[:]...)
+	for i := 0; i < len(payload); i++ {
+		b = append(b, payload[i]^key[i%4])
+	}
+	return b
 }
