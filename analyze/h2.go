@@ -157,3 +157,11 @@ func (j *judgement) h2RefusedNeedsNoUpstream() {
 	}
 	j.findings = kept
 }
+
+// legProto names a leg's HTTP for the outputs.
+func legProto(r *rs.Request) string {
+	if r.H2 != nil {
+		return "h2"
+	}
+	return strings.ToLower(r.Version)
+}

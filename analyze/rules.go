@@ -687,7 +687,7 @@ func containsPrefix(ss []string, p string) bool {
 }
 
 func legOf(x *exchange) Leg {
-	l := Leg{Client: x.req.Client, Server: x.req.Server, RequestLine: requestLine(x.req), RequestHeaders: x.req.Headers}
+	l := Leg{Client: x.req.Client, Server: x.req.Server, Proto: legProto(x.req), RequestLine: requestLine(x.req), RequestHeaders: x.req.Headers}
 	if x.resp != nil {
 		l.StatusLine = statusLine(x.resp)
 		l.Status = x.resp.Status

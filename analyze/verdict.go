@@ -21,9 +21,11 @@ const (
 // Leg is one hop's exchange as the verdict saw it.
 type Leg struct {
 	Client, Server netip.AddrPort
-	RequestLine    string
-	StatusLine     string // empty: no response
-	Status         int
+	// Proto is the leg's HTTP: "http/1.1", "http/1.0" or "h2" (RFC 8441).
+	Proto       string
+	RequestLine string
+	StatusLine  string // empty: no response
+	Status      int
 	// The header blocks as on the wire; renderers redact secrets.
 	RequestHeaders, ResponseHeaders rs.Headers
 }

@@ -58,6 +58,10 @@ func TestH2Captures(t *testing.T) {
 						if v.Code == w.code {
 							n++
 							checkVerdict(t, v, w)
+							// The client leg is shown as HTTP/2 when it was read.
+							if keys && (len(v.Legs) == 0 || v.Legs[0].Proto != "h2") {
+								t.Errorf("keys=%v: legs %+v: the client leg is not shown as h2", keys, v.Legs)
+							}
 						}
 					}
 					if n != w.n {

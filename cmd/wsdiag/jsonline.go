@@ -45,6 +45,7 @@ type LegLine struct {
 	Response        string   `json:"response,omitempty"`
 	RequestHeaders  []string `json:"request_headers,omitzero"`
 	ResponseHeaders []string `json:"response_headers,omitzero"`
+	Proto           string   `json:"proto,omitempty"` // "http/1.1", "http/1.0", "h2"
 }
 
 // SessionLine is what happened after a 101.
@@ -133,7 +134,7 @@ func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
 		l.Evidence = []string{}
 	}
 	for i, g := range v.Legs {
-		x := LegLine{Client: g.Client.String(), Server: g.Server.String(), Request: g.RequestLine, Response: g.StatusLine}
+		x := LegLine{Client: g.Client.String(), Server: g.Server.String(), Request: g.RequestLine, Response: g.StatusLine, Proto: g.Proto}
 		if headers {
 			x.RequestHeaders = headerLines(g.RequestHeaders, showSecrets)
 			if g.StatusLine != "" {
