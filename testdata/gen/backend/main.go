@@ -14,6 +14,10 @@
 //	/sink         upgrade, read every message, never write (a close is still answered)
 //	/limited      upgrade and echo with SetReadLimit(64 KiB): a bigger message gets close 1009
 //	/close4000    upgrade, echo the first message, then close 4000 "going away: test"
+//	/trusted      400 (Home Assistant's words) when X-Forwarded-For comes from a
+//	              peer outside -trusted-proxies, else upgrade and echo
+//	/exactconn    400 unless Connection is exactly "Upgrade" (no token list),
+//	              else upgrade and echo
 //	anything else 404
 //
 // -unix PATH listens on a unix socket (a backend the proxy reaches off the
@@ -50,6 +54,8 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "listen address (must be on 127.0.0.1)")
 	unixPath := flag.String("unix", "", "listen on this unix socket instead of -addr (the file is replaced, mode 0666)")
 	verbose := flag.Bool("verbose-errors", false, "a failed handshake's body is gorilla's reason (e.g. \"'upgrade' token not found in 'Connection' header\"), as apps that set Upgrader.Error do, instead of \"Bad Request\"")
+	maxHeader := flag.Int("max-header-bytes", 0, "http.Server.MaxHeaderBytes (0: Go's default 1 MB); Go answers 431 above it (plus its 4 KiB slack)")
+	flag.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated peer IPs /trusted accepts X-Forwarded-For from")
 	flag.Parse()
 	if *verbose {
 		echoUpgrader.Error = reasonAsBody
@@ -62,6 +68,7 @@ func main() {
 		Addr:              *addr,
 		Handler:           logRequests(mux),
 		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    *maxHeader,
 	}
 	if *unixPath != "" {
 		os.Remove(*unixPath)
@@ -125,6 +132,10 @@ func route(w http.ResponseWriter, r *http.Request) {
 		limited(w, r)
 	case p == "/close4000":
 		close4000(w, r)
+	case p == "/trusted":
+		trusted(w, r)
+	case p == "/exactconn":
+		exactConn(w, r)
 	case p == "/health":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -236,6 +247,45 @@ func close4000(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+var trustedProxies string
+
+// trusted refuses, as Home Assistant's http integration does, a request
+// that carries X-Forwarded-For from a peer not listed as a trusted proxy.
+func trusted(w http.ResponseWriter, r *http.Request) {
+	peer, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if r.Header.Get("X-Forwarded-For") != "" && !listed(trustedProxies, peer) {
+		log.Printf("A request from a reverse proxy was received from %s, but your HTTP integration is not set-up for reverse proxies", peer)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "400: Bad Request\n\nA request from a reverse proxy was received from "+peer+
+			", but your HTTP integration is not set-up for reverse proxies\n")
+		return
+	}
+	upgradeAndEcho(&echoUpgrader, w, r)
+}
+
+func listed(list, ip string) bool {
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// exactConn stands for servers that compare Connection with "Upgrade" as a
+// whole string instead of looking for the token in a list, so Firefox's
+// "keep-alive, Upgrade" is refused when a proxy forwards it as is.
+func exactConn(w http.ResponseWriter, r *http.Request) {
+	if c := r.Header.Get("Connection"); !strings.EqualFold(c, "upgrade") {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "Can \"Upgrade\" only to \"WebSocket\": Connection must be \"Upgrade\", got \""+c+"\"\n")
+		return
+	}
+	upgradeAndEcho(&echoUpgrader, w, r)
 }
 
 func hijack(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -42,6 +43,8 @@ var (
 	raw         = flag.Bool("raw", false, "send a handcrafted non-WebSocket request (Upgrade: websocket without Sec-WebSocket-Key/Version)")
 	timeout     = flag.Duration("timeout", 10*time.Second, "handshake / response timeout")
 	hostHdr     = flag.String("host", "", "Host header to send instead of the URL's host (a name-based virtual host on 127.0.0.1)")
+	cookieSize  = flag.Int("cookie-size", 0, "add a Cookie header with a value of this many bytes (headers too large)")
+	firefox     = flag.Bool("firefox", false, "send a raw handshake the way Firefox does: Connection: keep-alive, Upgrade (with key and version), then close")
 	uaTag       = flag.String("ua", "wsdiag-testclient/1", "User-Agent prefix; \" (n=K)\" is appended per attempt")
 )
 
@@ -72,7 +75,7 @@ func main() {
 			defer aw.Done()
 			defer func() { <-sem }()
 			ua := fmt.Sprintf("%s (n=%d)", *uaTag, i)
-			if *raw {
+			if *raw || *firefox {
 				rawAttempt(i, u, ua)
 			} else {
 				attempt(i, u, ua)
@@ -105,6 +108,9 @@ func attempt(i int, rawURL, ua string) {
 	}
 	if o := originFor(u); o != "" {
 		h.Set("Origin", o)
+	}
+	if *cookieSize > 0 {
+		h.Set("Cookie", bigCookie(*cookieSize))
 	}
 	d := websocket.Dialer{HandshakeTimeout: *timeout} // Proxy nil: always dial directly
 	if *size > 4096 {
@@ -240,8 +246,18 @@ func rawAttempt(i int, rawURL, ua string) {
 	req := "GET " + path + " HTTP/1.1\r\n" +
 		"Host: " + u.Host + "\r\n" +
 		"User-Agent: " + ua + "\r\n" +
-		"Upgrade: websocket\r\n" +
-		"Connection: Upgrade\r\n"
+		"Upgrade: websocket\r\n"
+	if *firefox {
+		// Firefox's handshake: the Connection token list and a real key.
+		req += "Connection: keep-alive, Upgrade\r\n" +
+			"Sec-WebSocket-Version: 13\r\n" +
+			fmt.Sprintf("Sec-WebSocket-Key: %s\r\n", firefoxKey(i))
+	} else {
+		req += "Connection: Upgrade\r\n"
+	}
+	if *cookieSize > 0 {
+		req += "Cookie: " + bigCookie(*cookieSize) + "\r\n"
+	}
 	if o := originFor(u); o != "" {
 		req += "Origin: " + o + "\r\n"
 	}
@@ -257,7 +273,23 @@ func rawAttempt(i int, rawURL, ua string) {
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
-	out.Printf("attempt %d %s (raw, no key/version): %s body=%q", i, path, resp.Status, strings.TrimSpace(string(body)))
+	kind := "raw, no key/version"
+	if *firefox {
+		kind = "firefox-style Connection: keep-alive, Upgrade"
+	}
+	out.Printf("attempt %d %s (%s): %s body=%q", i, path, kind, resp.Status, strings.TrimSpace(string(body)))
+}
+
+// bigCookie is a Cookie value of n bytes ("session=" and filler).
+func bigCookie(n int) string {
+	v := "session=" + strings.Repeat("x", max(n-8, 0))
+	return v[:n]
+}
+
+// firefoxKey is a fixed, distinct base64 16-byte key per attempt.
+func firefoxKey(i int) string {
+	b := []byte(fmt.Sprintf("ffkey-attempt-%02d", i%100))
+	return base64.StdEncoding.EncodeToString(b[:16])
 }
 
 func plainGets(u string, n int) {
