@@ -180,6 +180,10 @@ type ConnEnd struct {
 	WS *WSSession
 	// TLSInfo describes a TLS connection's handshake (nil when not TLS).
 	TLSInfo *TLSInfo
+
+	// ClientFIN and ServerFIN are when each side sent its FIN (zero:
+	// none), also when a RST followed: the moment it began to close.
+	ClientFIN, ServerFIN time.Time
 }
 
 // TLSStart announces a connection that began with a TLS record, so that
@@ -221,6 +225,23 @@ type (
 	WSSession = wsframe.Summary
 	WSDir     = wsframe.DirSummary
 )
+
+// Began returns when side began to close: its FIN, else its close.
+func (e *ConnEnd) Began(side Side) time.Time {
+	switch side {
+	case SideClient:
+		if !e.ClientFIN.IsZero() {
+			return e.ClientFIN
+		}
+		return e.ClientClose.Time
+	case SideServer:
+		if !e.ServerFIN.IsZero() {
+			return e.ServerFIN
+		}
+		return e.ServerClose.Time
+	}
+	return time.Time{}
+}
 
 // FirstClose returns the side that closed first and how.
 func (e *ConnEnd) FirstClose() (Side, Close) {

@@ -30,6 +30,10 @@ type stream struct {
 
 	first, last time.Time
 	closes      [2]Close
+	// finAt[d] is when direction d sent its FIN, after first (+1ns, so
+	// zero is none): kept when a RST replaces the FIN in closes. An
+	// offset, not a time.Time, to keep the stream in its size class.
+	finAt       [2]time.Duration
 	bytes       [2]uint64
 	gapBytes    uint64
 	gaps        int
@@ -116,6 +120,9 @@ func (s *stream) flags(tcp *layers.TCP, t time.Time, d int) {
 		s.closes[d] = Close{Kind: CloseRST, Time: t}
 	} else if tcp.FIN && s.closes[d].Kind == CloseNone {
 		s.closes[d] = Close{Kind: CloseFIN, Time: t}
+	}
+	if tcp.FIN && s.finAt[d] == 0 {
+		s.finAt[d] = t.Sub(s.first) + 1
 	}
 }
 
@@ -385,6 +392,12 @@ func (s *stream) finish() {
 		HTTP: httpSeen, H2: s.h2 != nil, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
 		Requests: int(s.nreq), Responses: int(s.nresp)}
+	if f := s.finAt[c]; f > 0 {
+		e.ClientFIN = s.first.Add(f - 1)
+	}
+	if f := s.finAt[1-c]; f > 0 {
+		e.ServerFIN = s.first.Add(f - 1)
+	}
 	if s.ws != nil {
 		e.WS = s.ws.Summary(c)
 	} else if s.h2 != nil && s.h2.ws != nil {
