@@ -44,6 +44,12 @@ func pairScore(x, y *exchange) int {
 		return 0
 	case !xok && yok && !h2WebSocket(xr) && !xr.Truncated:
 		return 0 // a proxy does not invent a key (but one from HTTP/2 must, and the capture may have cut x's)
+	case xok && x.resp != nil && x.resp.Status == 101 && y.resp != nil && y.resp.Status != 101:
+		// A proxy answers 101 only after its upstream did (it cannot tunnel
+		// otherwise): a keyless request answered otherwise is another
+		// client's (socket.io polls alongside its upgrade, same path and
+		// User-Agent).
+		return 0
 	}
 	if xr.Method != yr.Method && !(h2WebSocket(xr) && yr.Method == "GET") {
 		return 0
