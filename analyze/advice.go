@@ -95,6 +95,9 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 		cause:              j.cause,
 		offWire:            j.offWire,
 		missingAccept:      j.missingAccept,
+		connList:           j.connList,
+		cutAge:             j.cutAge,
+		event:              j.event,
 	})
 }
 
@@ -111,6 +114,10 @@ type facts struct {
 	cause                                 string // which of the proxy's rules answered itself, in its terms
 	offWire                               bool   // no upstream leg of the proxy is in the capture
 	missingAccept                         bool   // a 101 came without Sec-WebSocket-Accept
+
+	connList string        // a Connection token list a backend refused
+	cutAge   time.Duration // the age at which a lifetime limit cut
+	event    *Event        // the mass close this tunnel was part of
 }
 
 // noAdvice is for codes that are never primary (notes) or whose verdict
@@ -252,9 +259,15 @@ func adviceUpstreamClosedEarly(v *Verdict, _ facts) (string, string) {
 	return el, backendName(v) + " closed the connection without answering the handshake: check its logs (crash, wrong protocol on that port, a TLS backend spoken to in plain HTTP)"
 }
 
-func adviceBackendRejected(v *Verdict, _ facts) (string, string) {
+func adviceBackendRejected(v *Verdict, f facts) (string, string) {
 	nginx, _ := isNginx(v)
 	switch {
+	case f.connList != "":
+		fix := fmt.Sprintf("the proxy forwarded the client's Connection: %s as is and %s wants exactly \"Upgrade\": send a single token upstream", f.connList, backendName(v))
+		if nginx {
+			fix += ": proxy_set_header Connection $connection_upgrade; (with the map in http {}) or proxy_set_header Connection \"upgrade\"; instead of $http_connection"
+		}
+		return "", fix
 	case v.StatusBackend == 403 && v.hasFinding(HostRewritten):
 		f := "the backend refused the handshake (403) and the proxy rewrote Host: backends that check Origin against Host (gorilla/websocket's default, Socket.IO, Django Channels' AllowedHostsOriginValidator) reject it"
 		if nginx {
@@ -401,4 +414,76 @@ func sessionCode(v *Verdict) uint16 {
 		return v.Session.CloseCode
 	}
 	return 0
+}
+
+// Advice for the codes that look across connections (issue 12).
+
+func secs(d time.Duration) string {
+	if d >= 10*time.Second {
+		return fmt.Sprintf("%d s", int(d.Round(time.Second)/time.Second))
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+func adviceFrontIdleTimeout(v *Verdict, f facts) (string, string) {
+	return "", fmt.Sprintf("something in front of %s (a load balancer or another proxy: AWS ALB's idle timeout is 60 s, Azure's 4 min, haproxy's \"timeout client\"/\"timeout tunnel\") cut the tunnel after %s without a frame: send pings more often than that (every %s or less, from the client or the server), or raise that idle timeout",
+		proxyName(v), secs(f.idle), secs(f.idle/2))
+}
+
+func adviceLifetimeLimit(v *Verdict, f facts) (string, string) {
+	return "", fmt.Sprintf("something in front of %s ends every connection at %s of age whatever the traffic (a maximum connection lifetime: a cloud load balancer's backend or request timeout, a relay's or firewall's session limit): raise that limit, or have clients reconnect before it with backoff and jitter",
+		proxyName(v), secs(f.cutAge))
+}
+
+func adviceMassClose(v *Verdict, f facts) (string, string) {
+	if f.event != nil {
+		return "", "part of the " + f.event.Ref() + ": " + f.event.Cause + "; " + f.event.Fix
+	}
+	return "", "many tunnels were closed at once: clients must reconnect with backoff and jitter"
+}
+
+func adviceStickySessionMissing(v *Verdict, _ facts) (string, string) {
+	fix := "the session's requests must reach the backend that created it: "
+	switch family(v.ProxyProduct) {
+	case "nginx":
+		fix += "in nginx's upstream block add ip_hash; (or hash $remote_addr consistent;); with ingress-nginx, the annotation nginx.ingress.kubernetes.io/affinity: \"cookie\""
+	case "haproxy":
+		fix += "in haproxy's backend: balance source, or cookie SERVERID insert indirect nocache with a cookie on each server line"
+	default:
+		fix += "turn on sticky sessions in the load balancer (nginx ip_hash or hash; haproxy balance source or a cookie; ingress-nginx affinity: cookie)"
+	}
+	return "", fix + "; or let the client skip long-polling (socket.io transports: [\"websocket\"], SignalR skipNegotiation with the WebSockets transport)"
+}
+
+func adviceProxyAtCapacity(v *Verdict, _ facts) (string, string) {
+	if nginx, _ := isNginx(v); nginx || v.ProxyProduct == "" {
+		return "worker_connections are not enough", proxyName(v) + " refuses new connections while its open tunnels hold every slot: raise worker_connections in events {} (each tunnel holds two: the client's connection and the upstream one) and worker_rlimit_nofile (file descriptors) with it"
+	}
+	return "", proxyName(v) + " refuses new connections while its open tunnels hold every slot: raise its connection limit (haproxy maxconn, the process's file descriptor limit)"
+}
+
+func adviceHeadersTooLarge(v *Verdict, _ facts) (string, string) {
+	if v.Hop == HopBackend {
+		return "", backendName(v) + " refused the handshake's header block as too large: raise its limit (Go http.Server MaxHeaderBytes, Node --max-http-header-size, Tomcat maxHttpHeaderSize, uvicorn h11_max_incomplete_event_size) or send fewer/smaller cookies on the WebSocket path"
+	}
+	fix := proxyName(v) + " refused the handshake's header block as too large itself"
+	if nginx, _ := isNginx(v); nginx || strings.HasPrefix(v.ProxyProduct, "nginx") {
+		fix += ": raise large_client_header_buffers (e.g. large_client_header_buffers 4 16k;) in the server block"
+	}
+	return "", fix + ", or send fewer/smaller cookies on the WebSocket path"
+}
+
+func adviceOriginMismatch(v *Verdict, _ facts) (string, string) {
+	if v.Hop == HopBackend {
+		return "", backendName(v) + " refused the page's Origin: it differs from the host the client asked for, so allow that origin in the backend's allowed-origins list (only if that page should connect)"
+	}
+	fix := proxyName(v) + " changed the Host the backend compares the Origin with (gorilla/websocket's default check, Socket.IO, Django Channels' AllowedHostsOriginValidator)"
+	if nginx, _ := isNginx(v); nginx {
+		fix += ": add proxy_set_header Host $http_host; in the location ($http_host keeps the client's Host with its port, $host drops the port; behind TLS also proxy_set_header X-Forwarded-Proto $scheme;)"
+	}
+	return "", fix + "; or allow the origin in the backend"
+}
+
+func adviceUntrustedProxy(v *Verdict, _ facts) (string, string) {
+	return "", backendName(v) + " does not trust the proxy that sent X-Forwarded-For: add the proxy's address as the backend sees it to its trusted proxies (Home Assistant: http: use_x_forwarded_for: true and trusted_proxies: [address]; Django/Rails/Express: their trusted-proxy settings), or stop sending X-Forwarded-For"
 }

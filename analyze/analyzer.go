@@ -23,6 +23,9 @@ type Options struct {
 	// ends, so the verdict covers the session (reading files). Live
 	// capture decides at the handshake instead.
 	WaitSession bool
+	// Events, when set, receives findings about many attempts at once
+	// (mass_close) as soon as they are decided.
+	Events func(*Event)
 }
 
 // DefaultOptions are what the command line starts from.
@@ -92,7 +95,9 @@ type Analyzer struct {
 	sawH2WS bool
 	// encWait are attempts waiting to be paired with an opaque TLS leg.
 	encWait []*encWait
-	stats   Stats
+	// cross is the state across connections (crossconn.go).
+	cross *crossState
+	stats Stats
 }
 
 // Stats count what the analyzer did.
@@ -116,7 +121,7 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = DefaultOptions.MaxPending
 	}
-	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, routes: map[netip.AddrPort]*routes{}, tlsLegs: map[rs.ConnID]*tlsLeg{},
+	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, routes: map[netip.AddrPort]*routes{}, tlsLegs: map[rs.ConnID]*tlsLeg{}, cross: newCrossState(),
 		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
 }
 
@@ -162,12 +167,24 @@ func (a *Analyzer) Response(r *rs.Response) {
 	if x := a.byReq[r.Request]; x != nil {
 		x.resp = r
 	}
+	switch {
+	case r.Status == 101:
+		a.cross.tunnelOpened(r)
+	case r.Status == 200 && r.Body != "":
+		if id := sessionIDFrom(r.Body); id != "" {
+			a.cross.recordSID(id, r.Server)
+		}
+	}
 }
 
 // ConnEnd implements reassembly.Sink.
 func (a *Analyzer) ConnEnd(e *rs.ConnEnd) {
 	if e.TLS {
 		a.tlsEnded(e)
+	}
+	if e.WS != nil {
+		a.cross.tunnelClosed(e)
+		a.cross.closed(e, a)
 	}
 	if xs, ok := a.open[e.ID]; ok {
 		for _, x := range xs {
@@ -200,6 +217,8 @@ func (a *Analyzer) evict() {
 // Decide judges every attempt that settled more than Grace before now
 // (capture time). Live capture calls it as time passes.
 func (a *Analyzer) Decide(now time.Time) {
+	a.flushBursts(now)
+	defer a.releaseHeld(now)
 	cut := now.Add(-a.opt.Grace)
 	w := a.waiting()
 	for _, x := range a.xs {
@@ -224,6 +243,7 @@ func (a *Analyzer) Decide(now time.Time) {
 
 // Finish decides everything: the input is over.
 func (a *Analyzer) Finish() {
+	a.flushBursts(time.Time{})
 	// Pair everything first, then judge: whether a proxy's other requests
 	// went upstream (a proxy answering itself, an upstream off the wire)
 	// must not depend on which attempt the file holds first.
@@ -239,6 +259,7 @@ func (a *Analyzer) Finish() {
 	a.compact()
 	a.pairEncrypted(time.Time{}, true)
 	a.flushTLS(time.Time{}, true) // after the attempts that may claim them
+	a.releaseHeld(time.Time{})
 }
 
 // compact forgets decided exchanges.
@@ -318,7 +339,11 @@ func (a *Analyzer) judgeChain(chain []*exchange) {
 	if a.deferEncrypted(chain) {
 		return // judged by pairEncrypted
 	}
-	v := judge(chain, a, nil, ConfNone)
+	v, j := judgeHeld(chain, a, nil, ConfNone)
+	if v == nil {
+		a.hold(j, j.holdUntil)
+		return
+	}
 	a.count(v)
 	a.out(v)
 }

@@ -19,6 +19,9 @@ type finding struct {
 	evidence []string
 	// note: explains, never primary (a normal close frame on an ok session)
 	note bool
+	// at overrides the row's hop when the code sits at different hops
+	// (headers_too_large: the proxy or the backend refused).
+	at Hop
 }
 
 // judgement collects findings for one attempt.
@@ -56,6 +59,18 @@ type judgement struct {
 	// relayed: the one leg's answer is a backend library's, relayed by a
 	// proxy.
 	relayed bool
+	// holdUntil: the verdict waits (capture time) for what other
+	// connections will show (crossconn.go); zero: put it out now.
+	holdUntil time.Time
+	// connList is a Connection token list forwarded to a backend that
+	// refused it (Firefox's "keep-alive, Upgrade").
+	connList string
+	// cutAge is the age of a tunnel cut at a fixed lifetime.
+	cutAge time.Duration
+	// event is the mass close this attempt's tunnel was part of.
+	event *Event
+	// proxyKnown: a rule found the lone leg's server to be a proxy.
+	proxyKnown bool
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -65,6 +80,16 @@ func (j *judgement) add(c Code, hop int, ev ...string) {
 		}
 	}
 	j.findings = append(j.findings, finding{code: c, hop: hop, evidence: ev})
+}
+
+// addAt records a finding whose hop differs from its row's.
+func (j *judgement) addAt(c Code, hop int, at Hop, ev ...string) {
+	j.add(c, hop, ev...)
+	for i := range j.findings {
+		if j.findings[i].code == c {
+			j.findings[i].at = at
+		}
+	}
 }
 
 // addNote records a finding that explains but is never the primary code.
@@ -111,7 +136,7 @@ func (j *judgement) legName(i int) (req, resp string) {
 
 // proxyEvident: with one leg only, is there a sign that a proxy answered?
 func (j *judgement) proxyEvident() bool {
-	return j.generatedBy != "" || len(j.connect) > 0 || j.product != "" || j.relayed
+	return j.generatedBy != "" || len(j.connect) > 0 || j.product != "" || j.relayed || j.proxyKnown
 }
 
 func requestLine(r *rs.Request) string {
@@ -229,13 +254,24 @@ func sameHeader(h rs.Headers, name, v string) bool {
 
 // judge applies the rules to a chain of legs (leg 0 is the client's).
 func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Verdict {
+	v, j := judgeHeld(chain, a, enc, encConf)
+	if v == nil { // no waiting here: judge on what is known
+		j.crossRules(true)
+		v = j.verdict()
+	}
+	return v
+}
+
+// judgeHeld judges a chain; a nil verdict means the judgement waits for
+// other connections (j.holdUntil).
+func judgeHeld(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) (*Verdict, *judgement) {
 	j := &judgement{chain: chain, a: a, encrypted: enc, encConf: encConf}
 	// --upstream names this leg's server: it is a proxy's upstream leg
 	// whose client leg is missing, whatever its headers say.
 	j.lone = enc == nil && len(chain) == 1 && len(a.opt.Upstreams) > 0 && a.upstreamAllowed(chain[0])
 	if enc != nil || strippedUpstream(chain[0].req) || j.lone {
 		j.upstreamOnly = true
-		return j.judgeUpstreamOnly()
+		return j.judgeUpstreamOnly(), j
 	}
 	A := chain[0]
 	if A.resp != nil {
@@ -274,7 +310,11 @@ func judge(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) *Ver
 	j.h2RefusedNeedsNoUpstream()
 	j.sessionRules()
 	j.cutRules()
-	return j.verdict()
+	j.crossRules(false)
+	if !j.holdUntil.IsZero() {
+		return nil, j
+	}
+	return j.verdict(), j
 }
 
 // absentCut: the request's block was cut before header name could show.
@@ -372,6 +412,9 @@ func (j *judgement) noUpstreamRules() {
 		j.noResponse(leg, rleg)
 		return
 	}
+	if j.proxyTooLarge() {
+		return
+	}
 	st := A.resp.Status
 	sl := rleg + ": " + statusLine(A.resp)
 	switch {
@@ -453,6 +496,9 @@ func (j *judgement) noResponse(leg, rleg string) {
 		who := "the client"
 		if side == rs.SideServer {
 			who = "the proxy"
+			if j.atCapacity(c) {
+				return
+			}
 		}
 		j.add(ProxyRejected, 0, fmt.Sprintf("%s: no response; %s closed the connection (%s) %s after the request", rleg, who, c.Kind, dur(c.Time.Sub(A.req.Start))))
 	}
@@ -502,11 +548,13 @@ func (j *judgement) backendRules() {
 		j.upSchemePlain = true
 		j.add(UpstreamSchemeMismatch, n-1, sl, rleg+" body: "+quoteBody(L.resp.Body))
 	case st >= 400:
+		j.refusalRules()
 		if correctUpgrade(L.req) {
 			ev := []string{sl}
 			if b := strings.TrimSpace(L.resp.Body); b != "" {
 				ev = append(ev, rleg+" body: "+quoteBody(b))
 			}
+			ev = append(ev, j.connectionList()...)
 			j.add(BackendRejected, n-1, ev...)
 		}
 	default:
@@ -628,6 +676,9 @@ func (j *judgement) verdict() *Verdict {
 	} else {
 		ci := rowOf(primary.code)
 		v.Code, v.Severity, v.Hop = primary.code, ci.sev, ci.hop
+		if primary.at != "" {
+			v.Hop = primary.at
+		}
 		if primary.code == UpstreamHTTP10 && !succeeded {
 			v.Severity = SevError
 		}

@@ -605,7 +605,7 @@ func TestRuleCasesCoverCodes(t *testing.T) {
 		ClientHTTP2: "a note; h2Cases",
 	}
 	covered := map[Code]bool{}
-	for _, c := range append(append(handshakeCases(), sessionCases()...), h2Cases()...) {
+	for _, c := range append(append(append(handshakeCases(), sessionCases()...), h2Cases()...), crossCases()...) {
 		covered[c.code] = true
 	}
 	for _, r := range table {

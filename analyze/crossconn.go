@@ -1,0 +1,415 @@
+package analyze
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// State across connections: what no single attempt shows. Every part is
+// capped and evicts its oldest entries, so a capture of any length costs
+// the same memory.
+
+// Caps of the cross-connection state.
+const (
+	maxSessionIDs = 1 << 16 // engine.io sid / SignalR id → the servers that issued it
+	maxTunnels    = 8192    // recent upgraded connections, for open-tunnel counts
+	maxServers    = 4096    // servers with a close burst in progress
+	maxCuts       = 1024    // recent client-side cuts, for lifetime siblings
+	maxEvents     = 256     // recent events, for the verdicts that point to them
+	maxHeld       = 4096    // verdicts waiting for a sibling or a burst to end
+)
+
+// Windows of the cross-connection rules.
+const (
+	// burstGap: closes this close together belong to one burst.
+	burstGap = time.Second
+	// burstMin tunnels closed in one burst make a mass close.
+	burstMin = 3
+	// holdFront: how long (capture time) a busy tunnel cut by the client
+	// side waits for a sibling cut at the same age.
+	holdFront = time.Minute
+)
+
+// Event is a finding about many attempts at once (type "event" in JSON).
+type Event struct {
+	Time   time.Time // the first close of the burst
+	Code   Code
+	Count  int
+	Window time.Duration // first to last close
+	// Server is who closed: the proxy's (or server's) address; ClosedBy
+	// says which role it plays ("proxy", or "server" when it opened no
+	// upstream legs at that moment).
+	Server   netip.AddrPort
+	ClosedBy string
+	Cause    string
+	Evidence []string
+	Fix      string
+}
+
+// Ref is how verdicts point to the event.
+func (e *Event) Ref() string {
+	return string(e.Code) + " event at " + ts(e.Time) + " (" + e.Server.String() + ")"
+}
+
+// sidEntry: the servers whose answers carried a session id (the backend
+// and the proxies that relayed it).
+type sidEntry struct{ servers [2]netip.AddrPort }
+
+// burst is a run of upgraded connections that one server closed without
+// a close frame, each within burstGap of the previous.
+type burst struct {
+	first, last        time.Time
+	count              int
+	minIdle, maxIdle   time.Duration // silence before each close
+	upstreamCloses     int           // same-time closes of upstream legs by their client side
+	upstreamClosesSeen bool
+}
+
+// cut is a client leg ended by its client side without a close frame
+// while frames were flowing.
+type cut struct {
+	proxy netip.AddrPort
+	at    time.Time
+	age   time.Duration
+}
+
+// held is a verdict waiting for what other connections will show.
+type held struct {
+	j       *judgement
+	release time.Time
+}
+
+type crossState struct {
+	sids     map[string]*sidEntry
+	sidOrder []string // FIFO for eviction
+	sidNext  int
+
+	upgraded map[rs.ConnID]int // open upgraded connections → their slot in ring
+	ring     []tunnel
+	ringNext int
+
+	bursts map[netip.AddrPort]*burst
+	// upCloses: times of upgraded connections closed by their client side
+	// without a close frame (a proxy closing its upstream legs), a ring.
+	upCloses []time.Time
+	upNext   int
+
+	events    []*Event
+	eventNext int
+	cuts      []cut
+	cutNext   int
+	held      []held
+}
+
+func newCrossState() *crossState {
+	return &crossState{sids: map[string]*sidEntry{}, upgraded: map[rs.ConnID]int{},
+		bursts: map[netip.AddrPort]*burst{}}
+}
+
+// ---------------------------------------------------------------- session ids
+
+// sessionIDFrom finds the session id a handshake answer hands out:
+// engine.io's `0{"sid":"…"` and SignalR negotiate's connectionToken/Id.
+func sessionIDFrom(body string) string {
+	for _, k := range []string{`"sid":"`, `"connectionToken":"`, `"connectionId":"`} {
+		if i := strings.Index(body, k); i >= 0 {
+			rest := body[i+len(k):]
+			if j := strings.IndexByte(rest, '"'); j > 0 && j <= 128 {
+				return rest[:j]
+			}
+		}
+	}
+	return ""
+}
+
+// sessionIDOf returns the session id a request names in its query
+// (engine.io sid=, SignalR id=).
+func sessionIDOf(target string) (string, string) {
+	_, q, ok := strings.Cut(target, "?")
+	if !ok {
+		return "", ""
+	}
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if (k == "sid" || k == "id") && v != "" && len(v) <= 128 {
+			return k, v
+		}
+	}
+	return "", ""
+}
+
+func (c *crossState) recordSID(id string, server netip.AddrPort) {
+	if e := c.sids[id]; e != nil {
+		if e.servers[0] != server && !e.servers[1].IsValid() {
+			e.servers[1] = server
+		}
+		return
+	}
+	if len(c.sidOrder) < maxSessionIDs {
+		c.sidOrder = append(c.sidOrder, id)
+	} else {
+		delete(c.sids, c.sidOrder[c.sidNext])
+		c.sidOrder[c.sidNext] = id
+		c.sidNext = (c.sidNext + 1) % maxSessionIDs
+	}
+	c.sids[id] = &sidEntry{servers: [2]netip.AddrPort{server}}
+}
+
+// issuer returns the server other than not1/not2 that handed out id.
+func (c *crossState) issuer(id string, not1, not2 netip.AddrPort) (netip.AddrPort, bool) {
+	e := c.sids[id]
+	if e == nil {
+		return netip.AddrPort{}, false
+	}
+	for _, s := range e.servers {
+		if s.IsValid() && s != not1 && s != not2 {
+			return s, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// ---------------------------------------------------------------- open tunnels
+
+// tunnel is one upgraded connection's life at a server, in a ring: events
+// of different connections may arrive out of time order, so the count at
+// a moment is taken from the times when it is asked for.
+type tunnel struct {
+	server      netip.AddrPort
+	id          rs.ConnID
+	open, close time.Time // close zero: still open
+}
+
+func (c *crossState) tunnelOpened(r *rs.Response) {
+	if _, ok := c.upgraded[r.ID]; ok {
+		return
+	}
+	t := tunnel{server: r.Server, id: r.ID, open: r.End}
+	if len(c.ring) < maxTunnels {
+		c.upgraded[r.ID] = len(c.ring)
+		c.ring = append(c.ring, t)
+		return
+	}
+	delete(c.upgraded, c.ring[c.ringNext].id)
+	c.ring[c.ringNext] = t
+	c.upgraded[r.ID] = c.ringNext
+	c.ringNext = (c.ringNext + 1) % maxTunnels
+}
+
+func (c *crossState) tunnelClosed(e *rs.ConnEnd) {
+	i, ok := c.upgraded[e.ID]
+	if !ok {
+		return
+	}
+	delete(c.upgraded, e.ID)
+	_, cl := e.FirstClose()
+	if cl.Time.IsZero() {
+		cl.Time = e.Last
+	}
+	c.ring[i].close = cl.Time
+}
+
+// openAt returns the tunnels open at server at t, and the most open at
+// once among those the ring remembers.
+func (c *crossState) openAt(server netip.AddrPort, t time.Time) (open, peak int) {
+	type edge struct {
+		t time.Time
+		d int
+	}
+	var edges []edge
+	for _, u := range c.ring {
+		if u.server != server {
+			continue
+		}
+		if !u.open.After(t) && (u.close.IsZero() || u.close.After(t)) {
+			open++
+		}
+		edges = append(edges, edge{u.open, 1})
+		if !u.close.IsZero() {
+			edges = append(edges, edge{u.close, -1})
+		}
+	}
+	sort.Slice(edges, func(i, j int) bool {
+		return edges[i].t.Before(edges[j].t) || edges[i].t.Equal(edges[j].t) && edges[i].d < edges[j].d
+	})
+	n := 0
+	for _, e := range edges {
+		n += e.d
+		peak = max(peak, n)
+	}
+	return open, peak
+}
+
+// ---------------------------------------------------------------- mass close
+
+// closed notes how an upgraded connection ended, for bursts.
+func (c *crossState) closed(e *rs.ConnEnd, a *Analyzer) {
+	ws := e.WS
+	if ws == nil || !ws.C2S.CloseAt.IsZero() || !ws.S2C.CloseAt.IsZero() || e.Reason != rs.EndClosed {
+		return
+	}
+	side, cl := e.FirstClose()
+	cl.Time = e.Began(side)
+	switch side {
+	case rs.SideClient:
+		if len(c.upCloses) < maxCuts {
+			c.upCloses = append(c.upCloses, cl.Time)
+		} else {
+			c.upCloses[c.upNext] = cl.Time
+			c.upNext = (c.upNext + 1) % maxCuts
+		}
+	case rs.SideServer:
+		idle := cl.Time.Sub(maxTime(ws.C2S.Last, ws.S2C.Last, e.First))
+		b := c.bursts[e.Server]
+		if b != nil && cl.Time.Sub(b.last) > burstGap {
+			a.flushBurst(e.Server, b)
+			b = nil
+		}
+		if b == nil {
+			if len(c.bursts) >= maxServers {
+				a.flushBursts(time.Time{}) // all of them: a flood of servers
+			}
+			b = &burst{first: cl.Time, last: cl.Time, minIdle: idle, maxIdle: idle}
+			c.bursts[e.Server] = b
+		}
+		b.count++
+		if cl.Time.Before(b.first) {
+			b.first = cl.Time
+		}
+		if cl.Time.After(b.last) {
+			b.last = cl.Time
+		}
+		b.minIdle, b.maxIdle = min(b.minIdle, idle), max(b.maxIdle, idle)
+	}
+}
+
+// flushBursts turns the bursts that ended before now-burstGap (all, with
+// a zero now) into events.
+func (a *Analyzer) flushBursts(now time.Time) {
+	for s, b := range a.cross.bursts {
+		if now.IsZero() || now.Sub(b.last) > burstGap {
+			a.flushBurst(s, b)
+		}
+	}
+}
+
+func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst) {
+	c := a.cross
+	delete(c.bursts, server)
+	if b.count < burstMin {
+		return
+	}
+	// Idle timeouts of tunnels opened together close together too: one
+	// silence, of at least a second, on every tunnel is an idle timeout.
+	if b.minIdle >= time.Second && b.maxIdle-b.minIdle <= b.maxIdle/10 {
+		return
+	}
+	up := 0
+	for _, t := range c.upCloses {
+		if !t.Before(b.first.Add(-10*time.Millisecond)) && !t.After(b.last.Add(100*time.Millisecond)) {
+			up++
+		}
+	}
+	e := &Event{Time: b.first, Code: MassClose, Count: b.count, Window: b.last.Sub(b.first), Server: server, ClosedBy: "server"}
+	e.Evidence = append(e.Evidence, spf("%s closed %d WebSocket connections within %s (%s to %s), without close frames",
+		server, b.count, dur(e.Window), ts(b.first), ts(b.last)))
+	if up > 0 {
+		e.ClosedBy = "proxy"
+		e.Evidence = append(e.Evidence, spf("at the same moment %d upstream WebSocket connections were closed by their client side (the proxy), also without close frames", up))
+		e.Cause = "the proxy ended every tunnel at once: a reload (nginx -s reload with worker_shutdown_timeout, Caddy reload), a restart or a deploy"
+		e.Fix = "tunnels do not survive a proxy restart; an nginx reload keeps old workers serving open tunnels unless worker_shutdown_timeout is set (then they are cut when it expires): reload less often, or make clients reconnect with backoff and jitter so the reconnect wave does not hit at once"
+	} else {
+		e.Cause = "the server (or the backend behind it) ended every tunnel at once: a restart, a deploy or a crash"
+		e.Fix = "clients must reconnect with backoff and jitter; check the server's logs and deploy times at that moment"
+	}
+	if b.minIdle >= time.Second {
+		e.Evidence = append(e.Evidence, spf("silence before the close: %s to %s (different on each tunnel: not an idle timeout)", dur(b.minIdle), dur(b.maxIdle)))
+	}
+	if len(c.events) < maxEvents {
+		c.events = append(c.events, e)
+	} else {
+		c.events[c.eventNext] = e
+		c.eventNext = (c.eventNext + 1) % maxEvents
+	}
+	if a.opt.Events != nil {
+		a.opt.Events(e)
+	}
+}
+
+// eventFor returns the mass close of server that includes a close at t.
+func (c *crossState) eventFor(server netip.AddrPort, t time.Time) *Event {
+	for _, e := range c.events {
+		if e.Server == server && !t.Before(e.Time.Add(-time.Millisecond)) && !t.After(e.Time.Add(e.Window+time.Millisecond)) {
+			return e
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- cuts and held verdicts
+
+func (c *crossState) addCut(k cut) {
+	for _, o := range c.cuts {
+		if o == k {
+			return
+		}
+	}
+	if len(c.cuts) < maxCuts {
+		c.cuts = append(c.cuts, k)
+	} else {
+		c.cuts[c.cutNext] = k
+		c.cutNext = (c.cutNext + 1) % maxCuts
+	}
+}
+
+// siblings returns the other cuts through proxy at the same age as k.
+func (c *crossState) siblings(k cut) []cut {
+	tol := max(50*time.Millisecond, k.age.Abs()/100)
+	var out []cut
+	for _, o := range c.cuts {
+		if o.proxy == k.proxy && o.at != k.at && (o.age-k.age).Abs() <= tol {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// hold keeps j's verdict until release (capture time).
+func (a *Analyzer) hold(j *judgement, release time.Time) {
+	c := a.cross
+	if len(c.held) >= maxHeld {
+		a.release(c.held[0])
+		c.held = c.held[1:]
+	}
+	c.held = append(c.held, held{j, release})
+}
+
+// releaseHeld puts out the held verdicts due at now (all, with a zero now).
+func (a *Analyzer) releaseHeld(now time.Time) {
+	c := a.cross
+	keep := c.held[:0]
+	for _, h := range c.held {
+		if now.IsZero() || !h.release.After(now) {
+			a.release(h)
+			continue
+		}
+		keep = append(keep, h)
+	}
+	for i := len(keep); i < len(c.held); i++ {
+		c.held[i] = held{}
+	}
+	c.held = keep
+}
+
+func (a *Analyzer) release(h held) {
+	h.j.crossRules(true)
+	v := h.j.verdict()
+	a.count(v)
+	a.out(v)
+}

@@ -1,0 +1,260 @@
+package analyze
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// Rule cases of the codes that look across connections or name a
+// refusal's cause. The state other connections would have left is seeded
+// into the analyzer by the chain func; the goldens on the crossconn
+// captures (cmd/wsdiag) show the rules on real traffic.
+
+var proxyAddr = netip.MustParseAddrPort("192.0.2.1:80")
+
+func crossCases() []ruleCase {
+	ws := wsReq(key1, "example.org")
+	nginx := rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
+	busy := dir(50, 9.9, 0, 0) // frames until just before the cut at 10 s
+	quiet := dir(2, 5, 0, 0)   // silent from 5 s on
+	frontCut := ends(rs.SideClient, rs.CloseRST, at(10))
+	proxyAfter := ends(rs.SideClient, rs.CloseFIN, at(10.0002)) // the proxy closes its upstream leg after the cut
+	return []ruleCase{
+		{
+			name:     "cut in front after 5 s of silence",
+			chain:    upgradedChain(quiet, quiet, quiet, quiet, frontCut, proxyAfter),
+			code:     FrontIdleTimeout,
+			hop:      HopFront,
+			findings: []Code{FrontIdleTimeout, AbnormalClose},
+			evidence: []string{"no frame in either direction for 5.00s", "the client side (10.0.0.5:50000: what is in front of the proxy) reset it (RST)"},
+			fix:      "every 2.5 s or less",
+		},
+		{
+			name: "busy tunnel cut at the age of another",
+			chain: func(a *Analyzer) []*exchange {
+				a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 9950 * ms})
+				return upgradedChain(busy, busy, busy, busy, frontCut, proxyAfter)(a)
+			},
+			code:     LifetimeLimit,
+			hop:      HopFront,
+			findings: []Code{LifetimeLimit, AbnormalClose},
+			evidence: []string{"cut at 9.95s of age", "1 other tunnel(s) through 192.0.2.1:80 were cut at the same age (9.95s)"},
+			fix:      "9.9 s of age",
+		},
+		{
+			name: "busy tunnel cut alone: no lifetime",
+			chain: func(a *Analyzer) []*exchange {
+				a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 20 * time.Second})
+				return upgradedChain(busy, busy, busy, busy, frontCut, proxyAfter)(a)
+			},
+			code: AbnormalClose, hop: HopSession,
+		},
+		{
+			name: "the proxy closed it with five others",
+			chain: func(a *Analyzer) []*exchange {
+				a.cross.events = append(a.cross.events, &Event{Time: at(9.9999), Window: ms, Count: 6, Code: MassClose,
+					Server: proxyAddr, ClosedBy: "proxy", Cause: "the proxy ended every tunnel at once", Fix: "reconnect with backoff"})
+				return upgradedChain(busy, busy, busy, busy, ends(rs.SideServer, rs.CloseFIN, at(10)), ends(rs.SideClient, rs.CloseFIN, at(10)))(a)
+			},
+			code:     MassClose,
+			hop:      HopSession,
+			findings: []Code{MassClose, AbnormalClose},
+			evidence: []string{"one of 6 it closed within 1.0ms: see the mass_close event at 12:00:09.999 (192.0.2.1:80)"},
+			fix:      "reconnect with backoff",
+		},
+		{
+			name: "socket.io upgrade sent to the backend that did not hand out its sid",
+			chain: func(a *Analyzer) []*exchange {
+				a.cross.recordSID("s1d", netip.MustParseAddrPort("127.0.0.1:9002"))
+				a.cross.recordSID("s1d", proxyAddr) // the proxy relayed the handshake
+				const target = "GET /socket.io/?EIO=4&transport=websocket&sid=s1d HTTP/1.1"
+				A := legX(0, "10.0.0.5:50000", proxyAddr.String(), target, ws, 400, nginx)
+				L := withBody(upLeg(target, ws, 400, nil), `{"code":1,"message":"Session ID unknown"}`)
+				return []*exchange{A, L}
+			},
+			code:     StickySessionMissing,
+			hop:      HopProxy,
+			findings: []Code{StickySessionMissing, BackendRejected},
+			evidence: []string{"session sid=s1d was handed out by 127.0.0.1:9002", "the upgrade went to 127.0.0.1:9001", "Session ID unknown"},
+			fix:      "ip_hash",
+		},
+		{
+			name: "new connection closed while the tunnels sit at their most",
+			chain: func(a *Analyzer) []*exchange {
+				for i := range 4 {
+					a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
+				}
+				return []*exchange{closed(clientLeg(ws, 0, nil), rs.SideServer, rs.CloseFIN, at(0.001))}
+			},
+			code:     ProxyAtCapacity,
+			hop:      HopProxy,
+			evidence: []string{"192.0.2.1:80 had 4 WebSocket tunnels open then, the most at once"},
+			fix:      "worker_connections",
+			errorLog: "worker_connections are not enough",
+		},
+		{
+			name: "fewer tunnels than before: no capacity",
+			chain: func(a *Analyzer) []*exchange {
+				for i := range 5 {
+					a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
+				}
+				a.cross.tunnelClosed(&rs.ConnEnd{Conn: rs.Conn{ID: 104}, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: at(-0.5)}})
+				return []*exchange{closed(clientLeg(ws, 0, nil), rs.SideServer, rs.CloseFIN, at(0.001))}
+			},
+			code: ProxyRejected, hop: HopProxy,
+		},
+		{
+			name: "nginx refuses a big Cookie itself",
+			chain: func(*Analyzer) []*exchange {
+				page := strings.ReplaceAll(nginxPage, "<title>502 Bad Gateway</title>", "<title>400 Request Header Or Cookie Too Large</title>")
+				return []*exchange{withBody(clientLeg(with(ws, "Cookie", strings.Repeat("x", 1500)), 400, nginx), page)}
+			},
+			code:     HeadersTooLarge,
+			hop:      HopProxy,
+			evidence: []string{"(the nginx/1.22.1 error page: generated by the proxy) \"400 Request Header Or Cookie Too Large\"", "Cookie 1500 bytes; no upstream request"},
+			fix:      "large_client_header_buffers",
+		},
+		{
+			name: "the backend answers 431",
+			chain: func(*Analyzer) []*exchange {
+				big := with(ws, "Cookie", strings.Repeat("x", 6000))
+				return []*exchange{clientLeg(big, 431, nginx), upLeg("GET /ws HTTP/1.1", big, 431, nil)}
+			},
+			code:     HeadersTooLarge,
+			hop:      HopBackend,
+			findings: []Code{HeadersTooLarge, BackendRejected},
+			evidence: []string{"backend→proxy: HTTP/1.1 431", "proxy→backend: header block", "Cookie 6000 bytes"},
+			fix:      "MaxHeaderBytes",
+		},
+		{
+			name: "Host $host drops the port the Origin has",
+			chain: func(*Analyzer) []*exchange {
+				a := with(with(ws, "Host", "example.org:8080"), "Origin", "http://example.org:8080")
+				b := with(a, "Host", "example.org")
+				return []*exchange{clientLeg(a, 403, nginx), upLeg("GET /ws HTTP/1.1", b, 403, nil)}
+			},
+			code:     OriginMismatch,
+			hop:      HopProxy,
+			findings: []Code{OriginMismatch, HostRewritten, BackendRejected},
+			evidence: []string{"Origin: http://example.org:8080, Host: example.org", "the proxy dropped the port from Host"},
+			fix:      "proxy_set_header Host $http_host",
+		},
+		{
+			name: "a cross-origin page",
+			chain: func(*Analyzer) []*exchange {
+				a := with(ws, "Origin", "https://other.example")
+				return []*exchange{clientLeg(a, 403, nginx), upLeg("GET /ws HTTP/1.1", a, 403, nil)}
+			},
+			code:     OriginMismatch,
+			hop:      HopBackend,
+			findings: []Code{OriginMismatch, BackendRejected},
+			evidence: []string{"the client's own Host differs from its Origin"},
+			fix:      "allowed-origins",
+		},
+		{
+			name: "Home Assistant refuses the proxy",
+			chain: func(*Analyzer) []*exchange {
+				b := with(ws, "X-Forwarded-For", "10.0.0.5")
+				return []*exchange{clientLeg(ws, 400, nginx), withBody(upLeg("GET /ws HTTP/1.1", b, 400, nil),
+					"400: Bad Request\n\nA request from a reverse proxy was received from 127.0.0.1, but your HTTP integration is not set-up for reverse proxies")}
+			},
+			code:     UntrustedProxy,
+			hop:      HopBackend,
+			findings: []Code{UntrustedProxy, BackendRejected},
+			evidence: []string{"X-Forwarded-For: 10.0.0.5, from 127.0.0.1 (the proxy as the backend sees it)", "your HTTP integration is not set-up"},
+			fix:      "trusted_proxies",
+		},
+		{
+			name: "Firefox's Connection list forwarded as is",
+			chain: func(*Analyzer) []*exchange {
+				ff := with(ws, "Connection", "keep-alive, Upgrade")
+				return []*exchange{clientLeg(ff, 400, nginx), upLeg("GET /ws HTTP/1.1", ff, 400, nil)}
+			},
+			code:     BackendRejected,
+			hop:      HopBackend,
+			evidence: []string{"proxy→backend: Connection: keep-alive, Upgrade: a token list", "client→proxy had the same"},
+			fix:      "proxy_set_header Connection $connection_upgrade",
+		},
+	}
+}
+
+func TestCrossRules(t *testing.T) { runRuleCases(t, crossCases()) }
+
+// A burst of closes by one server becomes one event, as soon as the burst
+// is over; idle timeouts of tunnels opened together do not.
+func TestMassCloseEvent(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		idle   []float64 // silence before each close, s
+		events int
+	}{
+		{"busy tunnels", []float64{0.1, 0.2, 0.05, 0.3}, 1},
+		{"idle timeouts of tunnels opened together", []float64{5, 5, 5, 5}, 0},
+		{"too few", []float64{0.1, 0.1}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var evs []*Event
+			opt := DefaultOptions
+			opt.Events = func(e *Event) { evs = append(evs, e) }
+			a := New(opt, func(*Verdict) {})
+			for i, idle := range c.idle {
+				close := at(10).Add(time.Duration(i) * 100 * time.Microsecond)
+				last := close.Add(-time.Duration(idle * float64(time.Second)))
+				a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: rs.ConnID(i + 1), Client: netip.MustParseAddrPort(fmt.Sprintf("10.0.0.5:%d", 5000+i)), Server: proxyAddr},
+					First: at(0), Last: close, Upgraded: true, Reason: rs.EndClosed, WS: &rs.WSSession{C2S: rs.WSDir{Last: last}, S2C: rs.WSDir{Last: last}},
+					ServerClose: rs.Close{Kind: rs.CloseFIN, Time: close}, ServerFIN: close, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: close.Add(ms)}})
+			}
+			a.Decide(at(10.5))
+			if len(evs) != 0 {
+				t.Fatalf("event before the burst was over: %+v", evs[0])
+			}
+			a.Decide(at(12))
+			if len(evs) != c.events {
+				t.Fatalf("%d events, want %d", len(evs), c.events)
+			}
+			if c.events == 1 {
+				e := evs[0]
+				if e.Count != len(c.idle) || e.Server != proxyAddr || e.Window != 300*time.Microsecond || e.Code != MassClose || e.ClosedBy != "server" {
+					t.Errorf("event %+v", e)
+				}
+			}
+		})
+	}
+}
+
+// The state across connections stays within its caps however many
+// tunnels, session ids and cuts go by.
+func TestCrossStateBounded(t *testing.T) {
+	c := newCrossState()
+	for i := range 3 * maxSessionIDs {
+		c.recordSID(fmt.Sprintf("sid%d", i), proxyAddr)
+	}
+	for i := range 3 * maxTunnels {
+		c.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(i), Server: proxyAddr}, Status: 101, End: at(float64(i))})
+	}
+	for i := range 3 * maxCuts {
+		c.addCut(cut{proxy: proxyAddr, at: at(float64(i)), age: time.Duration(i)})
+	}
+	switch {
+	case len(c.sids) != maxSessionIDs || len(c.sidOrder) != maxSessionIDs:
+		t.Errorf("%d session ids kept, cap %d", len(c.sids), maxSessionIDs)
+	case len(c.ring) != maxTunnels || len(c.upgraded) != maxTunnels:
+		t.Errorf("%d tunnels (%d indexed) kept, cap %d", len(c.ring), len(c.upgraded), maxTunnels)
+	case len(c.cuts) != maxCuts:
+		t.Errorf("%d cuts kept, cap %d", len(c.cuts), maxCuts)
+	}
+	if _, ok := c.issuer("sid0", netip.AddrPort{}, netip.AddrPort{}); ok {
+		t.Error("the oldest session id was not evicted")
+	}
+	if _, ok := c.issuer(fmt.Sprintf("sid%d", 3*maxSessionIDs-1), netip.AddrPort{}, netip.AddrPort{}); !ok {
+		t.Error("the newest session id is missing")
+	}
+	if open, _ := c.openAt(proxyAddr, at(1e9)); open != maxTunnels {
+		t.Errorf("open %d, want %d", open, maxTunnels)
+	}
+}
