@@ -170,3 +170,24 @@ func summaryLine(s summary) *SummaryLine {
 	}
 	return l
 }
+
+// EventLine is a finding about many attempts at once ("type":"event"):
+// a mass close, written when the burst is over; the verdicts of its
+// tunnels name it in their evidence.
+type EventLine struct {
+	Type     string   `json:"type"`
+	TS       string   `json:"ts"`
+	Code     string   `json:"code"`
+	Count    int      `json:"count"`
+	WindowS  float64  `json:"window_s"`
+	Server   string   `json:"server"`
+	ClosedBy string   `json:"closed_by"`
+	Cause    string   `json:"cause"`
+	Evidence []string `json:"evidence"`
+	Fix      string   `json:"fix"`
+}
+
+func eventLine(e *analyze.Event) *EventLine {
+	return &EventLine{Type: "event", TS: e.Time.UTC().Format(time.RFC3339Nano), Code: string(e.Code), Count: e.Count,
+		WindowS: e.Window.Seconds(), Server: e.Server.String(), ClosedBy: e.ClosedBy, Cause: e.Cause, Evidence: e.Evidence, Fix: e.Fix}
+}

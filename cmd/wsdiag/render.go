@@ -16,6 +16,7 @@ import (
 // renderer writes verdicts and the closing summary.
 type renderer interface {
 	verdict(v *analyze.Verdict)
+	event(e *analyze.Event)
 	summary(s summary)
 }
 
@@ -90,8 +91,26 @@ func status(n int) string {
 	return fmt.Sprint(n)
 }
 
-func (t *textRenderer) verdict(v *analyze.Verdict) {
-	at := v.Time.In(time.Local)
+// event writes a finding about many attempts as one line (with -v its
+// evidence and fix), between the verdicts.
+func (t *textRenderer) event(ev *analyze.Event) {
+	at := ev.Time.In(time.Local)
+	t.tableHeader(at)
+	line := fmt.Sprintf("%-12s  EVENT %s: %s (%s) closed %d tunnels within %s: %s", at.Format("15:04:05.000"),
+		ev.Code, ev.Server, ev.ClosedBy, ev.Count, ev.Window.Round(time.Microsecond), ev.Cause)
+	fmt.Fprintln(t.w, t.paint(line, ansiYellow))
+	if !t.verbose {
+		return
+	}
+	for _, e := range ev.Evidence {
+		fmt.Fprintln(t.w, "      "+e)
+	}
+	fmt.Fprintln(t.w, "    fix: "+ev.Fix)
+	fmt.Fprintln(t.w)
+}
+
+// tableHeader writes the column heads once, before the first line.
+func (t *textRenderer) tableHeader(at time.Time) {
 	if !t.header {
 		t.header = true
 		// the column follows TZ, and says so unless it is UTC
@@ -101,6 +120,11 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 		}
 		fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %-24s  %-8s  %s\n", head, "CLIENT", "PATH", "CODE", "HOP", "BACKEND→CLIENT")
 	}
+}
+
+func (t *textRenderer) verdict(v *analyze.Verdict) {
+	at := v.Time.In(time.Local)
+	t.tableHeader(at)
 	path := v.Path
 	if len(path) > 20 {
 		path = path[:19] + "…"
@@ -233,6 +257,10 @@ type jsonRenderer struct {
 func (j *jsonRenderer) verdict(v *analyze.Verdict) {
 	writeLine(j.w, &j.buf, verdictLine(v, j.headers, j.showSecrets))
 }
+
+// event writes a finding about many attempts (mass_close) as one line of
+// type "event".
+func (j *jsonRenderer) event(ev *analyze.Event) { writeLine(j.w, &j.buf, eventLine(ev)) }
 
 func (j *jsonRenderer) summary(s summary) { writeLine(j.w, &j.buf, summaryLine(s)) }
 

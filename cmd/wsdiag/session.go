@@ -50,6 +50,7 @@ func newSession(e *env, c *common, opt analyze.Options, out io.Writer) *session 
 	s.tally.ByCode, s.tally.BySev = map[analyze.Code]uint64{}, map[analyze.Severity]uint64{}
 	s.rend = newRenderer(c.format, out, c.verbose, c.showSecrets, wantTTY(c.color, out) && os.Getenv("NO_COLOR") == "")
 	s.consumers = append(s.consumers, s.rend.verdict)
+	opt.Events = s.rend.event // mass_close: one line when the burst is over
 	s.an = analyze.New(opt, s.verdict)
 	return s
 }
