@@ -3,6 +3,7 @@ package analyze
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -257,4 +258,55 @@ func TestCrossStateBounded(t *testing.T) {
 	if open, _ := c.openAt(proxyAddr, at(1e9)); open != maxTunnels {
 		t.Errorf("open %d, want %d", open, maxTunnels)
 	}
+}
+
+// BenchmarkCrossState feeds 100 000 upgraded tunnels through one proxy
+// (each with its socket.io handshake answer, closed by the proxy in
+// bursts of ten) and reports the heap the analyzer keeps per tunnel once
+// they are decided: the state across connections is capped, so this
+// stays flat however many tunnels go by.
+func BenchmarkCrossState(b *testing.B) {
+	const n = 100000
+	for range b.N {
+		events := 0
+		opt := DefaultOptions
+		opt.WaitSession = true
+		opt.Events = func(*Event) { events++ }
+		a := New(opt, func(*Verdict) {})
+		before := heapInUse()
+		for i := range n {
+			burst := time.Duration(i/10) * 2 * time.Second
+			start := t0.Add(burst + time.Duration(i%10)*ms)
+			closeAt := t0.Add(burst + time.Second + time.Duration(i%10)*time.Microsecond)
+			c := rs.Conn{ID: rs.ConnID(2*i + 1), Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 40000), Server: proxyAddr}
+			poll := &rs.Request{Conn: rs.Conn{ID: rs.ConnID(2*i + 2), Client: c.Client, Server: proxyAddr}, Method: "GET", Target: "/socket.io/?EIO=4&transport=polling", Version: "HTTP/1.1", Start: start, End: start}
+			a.Request(poll)
+			a.Response(&rs.Response{Conn: poll.Conn, Status: 200, Body: fmt.Sprintf(`0{"sid":"sid%08d","upgrades":["websocket"]}`, i), Start: start, End: start, Request: poll})
+			r := &rs.Request{Conn: c, Method: "GET", Target: fmt.Sprintf("/socket.io/?EIO=4&transport=websocket&sid=sid%08d", i), Version: "HTTP/1.1",
+				Headers: wsReq(key1, "example.org"), Start: start, End: start}
+			a.Request(r)
+			a.Response(&rs.Response{Conn: c, Status: 101, Headers: accept(key1), Start: start, End: start, Request: r})
+			a.ConnEnd(&rs.ConnEnd{Conn: c, First: start, Last: closeAt, Upgraded: true, HTTP: true, Reason: rs.EndClosed,
+				WS: &rs.WSSession{C2S: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}, S2C: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}},
+				ServerClose: rs.Close{Kind: rs.CloseFIN, Time: closeAt}, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: closeAt.Add(ms)}})
+			a.ConnEnd(&rs.ConnEnd{Conn: poll.Conn, First: start, Last: start, HTTP: true, Reason: rs.EndClosed})
+			if i%1000 == 999 {
+				a.Decide(closeAt)
+			}
+		}
+		a.Decide(t0.Add(time.Duration(n/10)*2*time.Second + time.Minute))
+		per := float64(heapInUse()-before) / n
+		a.Finish()
+		if events != n/10 {
+			b.Fatalf("%d mass_close events, want %d", events, n/10)
+		}
+		b.ReportMetric(per, "B/tunnel")
+	}
+}
+
+func heapInUse() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
