@@ -287,7 +287,7 @@ func BenchmarkCrossState(b *testing.B) {
 			a.Request(r)
 			a.Response(&rs.Response{Conn: c, Status: 101, Headers: accept(key1), Start: start, End: start, Request: r})
 			a.ConnEnd(&rs.ConnEnd{Conn: c, First: start, Last: closeAt, Upgraded: true, HTTP: true, Reason: rs.EndClosed,
-				WS: &rs.WSSession{C2S: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}, S2C: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}},
+				WS:          &rs.WSSession{C2S: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}, S2C: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}},
 				ServerClose: rs.Close{Kind: rs.CloseFIN, Time: closeAt}, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: closeAt.Add(ms)}})
 			a.ConnEnd(&rs.ConnEnd{Conn: poll.Conn, First: start, Last: start, HTTP: true, Reason: rs.EndClosed})
 			if i%1000 == 999 {
