@@ -35,6 +35,10 @@ var crossconnCases = map[string][]want{
 		// failed
 		{code: "abnormal_close", hop: "session", n: 1, backend: 101, client: 101, conf: "exact",
 			evidence: []string{"client→proxy: the client reset the connection (RST)"}}},
+	"sticky-signalr.pcap": {{code: "sticky_session_missing", hop: "proxy", n: 3, backend: 404, client: 404, conf: "exact",
+		evidence: []string{"SignalR connection id=tok-conn-127.0.0.1-9222-", "was handed out by 127.0.0.1:9222", "and the upgrade went to 127.0.0.1:9223",
+			`backend→proxy body: "No Connection with that ID"`},
+		findings: []string{"backend_rejected"}, fix: "ip_hash"}},
 	"proxy-capacity.pcap": {
 		{code: "ok", hop: "-", n: 7, backend: 101, client: 101, conf: "exact"},
 		{code: "proxy_at_capacity", hop: "proxy", n: 5, conf: "none",

@@ -26,6 +26,7 @@ SCENARIOS=(
   "mass-close-reload|mass_close|session|nginx :8210 with worker_shutdown_timeout 1s, 6 busy tunnels to backend :9210, nginx -s reload after 2 s: the old worker closes all 6 one second later (event mass_close)"
   "mass-close-restart|mass_close|session|nginx :8211, 6 busy tunnels to backend :9211, nginx stopped (SIGTERM, fast shutdown) after 2 s and started again: all 6 closed at once by the proxy (event mass_close)"
   "sticky-socketio|sticky_session_missing|proxy|socket.io 4.8 (node) servers A :9220 and B :9221 behind an nginx :8220 round-robin upstream (no ip_hash): a client's polling handshake answered by one, its later requests and its upgrade (sid in the query) sent to the other, which answers 400 {\"code\":1,\"message\":\"Session ID unknown\"}"
+  "sticky-signalr|sticky_session_missing|proxy|SignalR-style hub (testdata/gen/backend /hub/negotiate and /hub) on two backends :9222 and :9223 behind an nginx :8221 round-robin upstream: each client's negotiate POST is answered by one, its upgrade GET /hub?id=<connectionToken> goes to the other, which answers 404 No Connection with that ID"
   "proxy-capacity|proxy_at_capacity|proxy|nginx :8240 with worker_connections 16 in front of backend :9240: 12 tunnels opened together and held; nginx logs worker_connections are not enough and the attempts beyond the plateau fail"
   "headers-nginx-400|headers_too_large|proxy|nginx :8250 with large_client_header_buffers 2 1k, the client sends a 1500-byte Cookie: nginx answers 400 Request Header Or Cookie Too Large itself, no leg B"
   "headers-backend-431|headers_too_large|backend|nginx :8251 (correct config) passes a 6000-byte Cookie to a Go backend :9251 with MaxHeaderBytes 1024: 431 Request Header Fields Too Large relayed"
@@ -193,6 +194,16 @@ scn_sticky-socketio() {
   start_capture 8220 9220 9221
   node "$WORK/sio/client.js" http://127.0.0.1:8220 3 4000 >> "$D/client.log" 2>&1 || die "[$NAME] socket.io client failed"
   cat "$D/sio-server.log" >&2
+  finish
+}
+scn_sticky-signalr() {
+  start_backend 9222
+  start_backend 9223
+  nginx_conf "$D" 8221 "" "upstream hub { server 127.0.0.1:9222; server 127.0.0.1:9223; }" \
+    "location /hub { $CORRECT proxy_pass http://hub; }"
+  start_nginx "$D" 8221
+  start_capture 8221 9222 9223
+  run_client -url ws://127.0.0.1:8221/hub -n 3 -signalr
   finish
 }
 scn_proxy-capacity() {

@@ -18,6 +18,10 @@
 //	              peer outside -trusted-proxies, else upgrade and echo
 //	/exactconn    400 unless Connection is exactly "Upgrade" (no token list),
 //	              else upgrade and echo
+//	/hub/negotiate SignalR-style negotiate (POST): a connectionToken this
+//	              instance remembers
+//	/hub          upgrade and echo when ?id= is a token this instance handed
+//	              out, else 404 "No Connection with that ID" (SignalR's answer)
 //	anything else 404
 //
 // -unix PATH listens on a unix socket (a backend the proxy reaches off the
@@ -27,12 +31,14 @@ package main
 import (
 	"bufio"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,6 +67,7 @@ func main() {
 		echoUpgrader.Error = reasonAsBody
 		strictUpgrader.Error = reasonAsBody
 	}
+	listenAddr = *addr
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", route)
@@ -136,6 +143,10 @@ func route(w http.ResponseWriter, r *http.Request) {
 		trusted(w, r)
 	case p == "/exactconn":
 		exactConn(w, r)
+	case p == "/hub/negotiate":
+		negotiate(w, r)
+	case p == "/hub":
+		hub(w, r)
 	case p == "/health":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -249,7 +260,42 @@ func close4000(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var trustedProxies string
+var trustedProxies, listenAddr string
+
+// SignalR-style sessions: tokens this instance handed out.
+var (
+	hubMu     sync.Mutex
+	hubTokens = map[string]bool{}
+	hubNext   int
+)
+
+func negotiate(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "negotiate is POST", http.StatusMethodNotAllowed)
+		return
+	}
+	hubMu.Lock()
+	hubNext++
+	id := fmt.Sprintf("conn-%s-%d", strings.ReplaceAll(listenAddr, ":", "-"), hubNext)
+	token := "tok-" + id
+	hubTokens[token] = true
+	hubMu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"negotiateVersion":1,"connectionId":%q,"connectionToken":%q,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}`, id, token)
+}
+
+func hub(w http.ResponseWriter, r *http.Request) {
+	hubMu.Lock()
+	known := hubTokens[r.URL.Query().Get("id")]
+	hubMu.Unlock()
+	if !known {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "No Connection with that ID")
+		return
+	}
+	upgradeAndEcho(&echoUpgrader, w, r)
+}
 
 // trusted refuses, as Home Assistant's http integration does, a request
 // that carries X-Forwarded-For from a peer not listed as a trusted proxy.

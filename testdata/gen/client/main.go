@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ var (
 	timeout     = flag.Duration("timeout", 10*time.Second, "handshake / response timeout")
 	hostHdr     = flag.String("host", "", "Host header to send instead of the URL's host (a name-based virtual host on 127.0.0.1)")
 	cookieSize  = flag.Int("cookie-size", 0, "add a Cookie header with a value of this many bytes (headers too large)")
+	signalr     = flag.Bool("signalr", false, "SignalR style: POST <url as http>/negotiate?negotiateVersion=1 first, then upgrade with ?id=<connectionToken>")
 	firefox     = flag.Bool("firefox", false, "send a raw handshake the way Firefox does: Connection: keep-alive, Upgrade (with key and version), then close")
 	uaTag       = flag.String("ua", "wsdiag-testclient/1", "User-Agent prefix; \" (n=K)\" is appended per attempt")
 )
@@ -97,6 +99,14 @@ func originFor(u *url.URL) string {
 }
 
 func attempt(i int, rawURL, ua string) {
+	if *signalr {
+		tok, err := negotiate(rawURL, ua)
+		if err != nil {
+			out.Printf("attempt %d: negotiate: %v", i, err)
+			return
+		}
+		rawURL += "?id=" + url.QueryEscape(tok)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		out.Fatalf("bad -url %q: %v", rawURL, err)
@@ -278,6 +288,26 @@ func rawAttempt(i int, rawURL, ua string) {
 		kind = "firefox-style Connection: keep-alive, Upgrade"
 	}
 	out.Printf("attempt %d %s (%s): %s body=%q", i, path, kind, resp.Status, strings.TrimSpace(string(body)))
+}
+
+// negotiate does SignalR's negotiate POST for the hub at wsURL and returns
+// the connectionToken.
+func negotiate(wsURL, ua string) (string, error) {
+	u := "http" + strings.TrimPrefix(wsURL, "ws") + "/negotiate?negotiateVersion=1"
+	req, _ := http.NewRequest("POST", u, nil)
+	req.Header.Set("User-Agent", ua)
+	cl := &http.Client{Timeout: *timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var n struct{ ConnectionToken string }
+	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil || n.ConnectionToken == "" {
+		return "", fmt.Errorf("%s: no connectionToken (%v)", resp.Status, err)
+	}
+	out.Printf("negotiate: %s token %s", resp.Status, n.ConnectionToken)
+	return n.ConnectionToken, nil
 }
 
 // bigCookie is a Cookie value of n bytes ("session=" and filler).
