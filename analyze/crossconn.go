@@ -48,6 +48,9 @@ type Event struct {
 	Cause    string
 	Evidence []string
 	Fix      string
+	// relays are the proxies that passed the closes on (their tunnels
+	// point to this event too).
+	relays []relay
 }
 
 // Ref is how verdicts point to the event.
@@ -268,7 +271,7 @@ func (c *crossState) closed(e *rs.ConnEnd, a *Analyzer) {
 		idle := cl.Time.Sub(maxTime(ws.C2S.Last, ws.S2C.Last, e.First))
 		b := c.bursts[e.Server]
 		if b != nil && cl.Time.Sub(b.last) > burstGap {
-			a.flushBurst(e.Server, b)
+			a.flushBursts(cl.Time)
 			b = nil
 		}
 		if b == nil {
@@ -290,18 +293,52 @@ func (c *crossState) closed(e *rs.ConnEnd, a *Analyzer) {
 }
 
 // flushBursts turns the bursts that ended before now-burstGap (all, with
-// a zero now) into events.
+// a zero now) into events. Bursts that overlap are one: the earliest
+// server closed, the others relayed its closes to their clients (a
+// backend restarting behind a proxy).
 func (a *Analyzer) flushBursts(now time.Time) {
-	for s, b := range a.cross.bursts {
+	c := a.cross
+	type due struct {
+		server netip.AddrPort
+		b      *burst
+	}
+	var ds []due
+	for s, b := range c.bursts {
 		if now.IsZero() || now.Sub(b.last) > burstGap {
-			a.flushBurst(s, b)
+			ds = append(ds, due{s, b})
+			delete(c.bursts, s)
 		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].b.first.Before(ds[j].b.first) })
+	for i := 0; i < len(ds); {
+		k := i + 1
+		for k < len(ds) && !ds[k].b.first.After(ds[i].b.last.Add(relayLag)) {
+			k++
+		}
+		root := ds[i]
+		var relays []relay
+		for _, d := range ds[i+1 : k] {
+			if d.b.count >= burstMin {
+				relays = append(relays, relay{d.server, d.b.first, d.b.last, d.b.count})
+			}
+		}
+		a.flushBurst(root.server, root.b, relays)
+		i = k
 	}
 }
 
-func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst) {
+// relayLag: a proxy passes a backend's close on within this.
+const relayLag = 50 * time.Millisecond
+
+// relay is a burst that passed another's closes on.
+type relay struct {
+	server      netip.AddrPort
+	first, last time.Time
+	count       int
+}
+
+func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst, relays []relay) {
 	c := a.cross
-	delete(c.bursts, server)
 	if b.count < burstMin {
 		return
 	}
@@ -316,16 +353,25 @@ func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst) {
 			up++
 		}
 	}
-	e := &Event{Time: b.first, Code: MassClose, Count: b.count, Window: b.last.Sub(b.first), Server: server, ClosedBy: "server"}
+	e := &Event{Time: b.first, Code: MassClose, Count: b.count, Window: b.last.Sub(b.first), Server: server, ClosedBy: "server", relays: relays}
 	e.Evidence = append(e.Evidence, spf("%s closed %d WebSocket connections within %s (%s to %s), without close frames",
 		server, b.count, dur(e.Window), ts(b.first), ts(b.last)))
-	if up > 0 {
+	switch {
+	case len(relays) > 0:
+		e.ClosedBy = "backend"
+		for _, r := range relays {
+			e.Evidence = append(e.Evidence, spf("%s (a proxy) then closed %d of its clients' connections within %s, %s after the first: it relayed the backend's closes",
+				r.server, r.count, dur(r.last.Sub(r.first)), dur(r.first.Sub(b.first))))
+		}
+		e.Cause = "the backend ended every tunnel at once: a restart, a deploy or a crash of " + server.String()
+		e.Fix = "tunnels end with their backend process: deploy with a drain (stop taking new tunnels, close the open ones with close 1001 \"going away\" over a while), and make clients reconnect with backoff and jitter"
+	case up > 0:
 		e.ClosedBy = "proxy"
 		e.Evidence = append(e.Evidence, spf("at the same moment %d upstream WebSocket connections were closed by their client side (the proxy), also without close frames", up))
 		e.Cause = "the proxy ended every tunnel at once: a reload (nginx -s reload with worker_shutdown_timeout, Caddy reload), a restart or a deploy"
 		e.Fix = "tunnels do not survive a proxy restart; an nginx reload keeps old workers serving open tunnels unless worker_shutdown_timeout is set (then they are cut when it expires): reload less often, or make clients reconnect with backoff and jitter so the reconnect wave does not hit at once"
-	} else {
-		e.Cause = "the server (or the backend behind it) ended every tunnel at once: a restart, a deploy or a crash"
+	default:
+		e.Cause = "the server ended every tunnel at once: a restart, a deploy or a crash"
 		e.Fix = "clients must reconnect with backoff and jitter; check the server's logs and deploy times at that moment"
 	}
 	if b.minIdle >= time.Second {
@@ -344,9 +390,17 @@ func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst) {
 
 // eventFor returns the mass close of server that includes a close at t.
 func (c *crossState) eventFor(server netip.AddrPort, t time.Time) *Event {
+	in := func(first, last time.Time) bool {
+		return !t.Before(first.Add(-time.Millisecond)) && !t.After(last.Add(time.Millisecond))
+	}
 	for _, e := range c.events {
-		if e.Server == server && !t.Before(e.Time.Add(-time.Millisecond)) && !t.After(e.Time.Add(e.Window+time.Millisecond)) {
+		if e.Server == server && in(e.Time, e.Time.Add(e.Window)) {
 			return e
+		}
+		for _, r := range e.relays {
+			if r.server == server && in(r.first, r.last) {
+				return e
+			}
 		}
 	}
 	return nil

@@ -310,3 +310,33 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
 }
+
+// A backend closing its tunnels and the proxy passing the closes on are
+// one event, closed by the backend; the proxy's tunnels point to it.
+func TestMassCloseRelayed(t *testing.T) {
+	var evs []*Event
+	opt := DefaultOptions
+	opt.Events = func(e *Event) { evs = append(evs, e) }
+	a := New(opt, func(*Verdict) {})
+	backend := netip.MustParseAddrPort("127.0.0.1:9001")
+	end := func(id int, server netip.AddrPort, at time.Time) {
+		a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: rs.ConnID(id), Server: server}, First: t0, Last: at, Upgraded: true, Reason: rs.EndClosed,
+			WS: &rs.WSSession{C2S: rs.WSDir{Last: at.Add(-ms)}, S2C: rs.WSDir{Last: at.Add(-ms)}}, ServerClose: rs.Close{Kind: rs.CloseFIN, Time: at}})
+	}
+	for i := range 4 {
+		at := at(10).Add(time.Duration(i) * 10 * time.Microsecond)
+		end(2*i+1, backend, at)
+		end(2*i+2, proxyAddr, at.Add(200*time.Microsecond))
+	}
+	a.Decide(at(12))
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+	e := evs[0]
+	if e.Server != backend || e.ClosedBy != "backend" || e.Count != 4 || !strings.Contains(strings.Join(e.Evidence, "\n"), "192.0.2.1:80 (a proxy) then closed 4") {
+		t.Errorf("event %+v", e)
+	}
+	if a.cross.eventFor(proxyAddr, at(10).Add(250*time.Microsecond)) != e {
+		t.Error("the proxy's closes do not point to the backend's event")
+	}
+}

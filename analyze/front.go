@@ -50,6 +50,11 @@ func (j *judgement) massCloseRule(final bool) {
 			how = "FIN, then RST"
 		}
 	}
+	if e.Server != A.req.Server {
+		j.add(MassClose, 0, spf("%s: the proxy closed this tunnel (%s) at %s without a close frame, passing on the %s's close of %d tunnels within %s: see the %s",
+			rleg, how, ts(c.Time), e.ClosedBy, e.Count, dur(e.Window), e.Ref()))
+		return
+	}
 	j.add(MassClose, 0, spf("%s: the %s closed this tunnel (%s) at %s without a close frame, one of %d it closed within %s: see the %s",
 		rleg, e.ClosedBy, how, ts(c.Time), e.Count, dur(e.Window), e.Ref()))
 }

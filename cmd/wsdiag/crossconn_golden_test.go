@@ -26,6 +26,9 @@ var crossconnCases = map[string][]want{
 	"mass-close-restart.pcap": {{code: "mass_close", hop: "session", n: 6, backend: 101, client: 101, conf: "exact",
 		evidence: []string{"one of 6 it closed within 316µs: see the mass_close event at 17:25:17.320 (127.0.0.1:8211)"},
 		findings: []string{"abnormal_close"}, fix: "reconnect with backoff and jitter"}},
+	"mass-close-backend.pcap": {{code: "mass_close", hop: "session", n: 6, backend: 101, client: 101, conf: "exact",
+		evidence: []string{"the proxy closed this tunnel (FIN, then RST)", "passing on the backend's close of 6 tunnels within", "see the mass_close event at 17:44:57.219 (127.0.0.1:9212)"},
+		findings: []string{"abnormal_close"}, fix: "deploy with a drain"}},
 	"sticky-socketio.pcap": {
 		{code: "sticky_session_missing", hop: "proxy", n: 2, backend: 400, client: 400, conf: "exact",
 			evidence: []string{"was handed out by 127.0.0.1:92", "and the upgrade went to 127.0.0.1:92", `backend→proxy body: "Session ID unknown"`},
@@ -71,10 +74,13 @@ func init() {
 // verdicts that point to it, with count, window, who closed and the cause.
 func TestMassCloseEventLine(t *testing.T) {
 	for _, c := range []struct {
-		file   string
-		count  int
-		server string
-	}{{"mass-close-reload.pcap", 6, "127.0.0.1:8210"}, {"mass-close-restart.pcap", 6, "127.0.0.1:8211"}} {
+		file, server, by, cause string
+		count                   int
+	}{
+		{"mass-close-reload.pcap", "127.0.0.1:8210", "proxy", "a reload", 6},
+		{"mass-close-restart.pcap", "127.0.0.1:8211", "proxy", "a reload", 6},
+		{"mass-close-backend.pcap", "127.0.0.1:9212", "backend", "the backend ended every tunnel", 6},
+	} {
 		var out, errb bytes.Buffer
 		run([]string{"read", "--format", "json", filepath.Join(capturesDir, c.file)}, nil, &out, &errb)
 		var events, verdictsBefore int
@@ -97,8 +103,8 @@ func TestMassCloseEventLine(t *testing.T) {
 				}
 			case "event":
 				events++
-				if e.Code != "mass_close" || e.Count != c.count || e.Server != c.server || e.ClosedBy_ != "proxy" ||
-					e.WindowS <= 0 || e.WindowS > 0.001 || !strings.Contains(e.Cause, "reload") {
+				if e.Code != "mass_close" || e.Count != c.count || e.Server != c.server || e.ClosedBy_ != c.by ||
+					e.WindowS <= 0 || e.WindowS > 0.001 || !strings.Contains(e.Cause, c.cause) {
 					t.Errorf("%s: event %s", c.file, sc.Text())
 				}
 			}

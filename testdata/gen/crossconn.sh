@@ -25,6 +25,7 @@ SCENARIOS=(
   "front-lifetime-relay|lifetime_limit|front|relay (testdata/gen/relay, -lifetime 4s) :8202 in front of nginx :8203 → backend :9201; 3 busy tunnels (a message every 250 ms) cut at 4 s of age; only nginx's legs (8203, 9201) captured"
   "mass-close-reload|mass_close|session|nginx :8210 with worker_shutdown_timeout 1s, 6 busy tunnels to backend :9210, nginx -s reload after 2 s: the old worker closes all 6 one second later (event mass_close)"
   "mass-close-restart|mass_close|session|nginx :8211, 6 busy tunnels to backend :9211, nginx stopped (SIGTERM, fast shutdown) after 2 s and started again: all 6 closed at once by the proxy (event mass_close)"
+  "mass-close-backend|mass_close|session|nginx :8212, 6 busy tunnels to backend :9212, the backend stopped (SIGTERM: the Go process exits, the kernel FINs its sockets) after 2 s: nginx passes the 6 closes on to its clients at once (event mass_close, closed by the backend)"
   "sticky-socketio|sticky_session_missing|proxy|socket.io 4.8 (node) servers A :9220 and B :9221 behind an nginx :8220 round-robin upstream (no ip_hash): a client's polling handshake answered by one, its later requests and its upgrade (sid in the query) sent to the other, which answers 400 {\"code\":1,\"message\":\"Session ID unknown\"}"
   "sticky-signalr|sticky_session_missing|proxy|SignalR-style hub (testdata/gen/backend /hub/negotiate and /hub) on two backends :9222 and :9223 behind an nginx :8221 round-robin upstream: each client's negotiate POST is answered by one, its upgrade GET /hub?id=<connectionToken> goes to the other, which answers 404 No Connection with that ID"
   "proxy-capacity|proxy_at_capacity|proxy|nginx :8240 with worker_connections 16 in front of backend :9240: 12 tunnels opened together and held; nginx logs worker_connections are not enough and the attempts beyond the plateau fail"
@@ -174,6 +175,18 @@ scn_mass-close-restart() {
   log "[$NAME] restart: SIGTERM to nginx $NGX_PID, then start again"
   stop_pid "$NGX_PID" TERM
   start_nginx "$D" 8211
+  wait_pid "$CL_PID"
+  finish
+}
+scn_mass-close-backend() {
+  start_backend 9212
+  nginx_conf "$D" 8212 "" "" "location /ws { $CORRECT proxy_pass http://127.0.0.1:9212; }"
+  start_nginx "$D" 8212
+  start_capture 8212 9212
+  client_bg -url ws://127.0.0.1:8212/ws -n 6 -c 6 -stagger 50ms -msgs 40 -interval 200ms
+  sleep 2
+  log "[$NAME] backend stopped: SIGTERM to $BE_PID"
+  stop_pid "$BE_PID" TERM
   wait_pid "$CL_PID"
   finish
 }
