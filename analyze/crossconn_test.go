@@ -99,6 +99,20 @@ func crossCases() []ruleCase {
 			errorLog: "worker_connections are not enough",
 		},
 		{
+			name: "the proxy's own 503 while the tunnels sit at their most",
+			chain: func(a *Analyzer) []*exchange {
+				for i := range 3 {
+					a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
+				}
+				page := strings.ReplaceAll(nginxPage, "502 Bad Gateway", "503 Service Temporarily Unavailable")
+				return []*exchange{withBody(clientLeg(ws, 503, nginx), page)}
+			},
+			code:     ProxyAtCapacity,
+			hop:      HopProxy,
+			evidence: []string{"proxy→client: HTTP/1.1 503", "192.0.2.1:80 had 3 WebSocket tunnels open then"},
+			fix:      "worker_rlimit_nofile",
+		},
+		{
 			name: "fewer tunnels than before: no capacity",
 			chain: func(a *Analyzer) []*exchange {
 				for i := range 5 {
@@ -339,4 +353,26 @@ func TestMassCloseRelayed(t *testing.T) {
 	if a.cross.eventFor(proxyAddr, at(10).Add(250*time.Microsecond)) != e {
 		t.Error("the proxy's closes do not point to the backend's event")
 	}
+}
+
+func TestOriginSchemeLost(t *testing.T) {
+	ws := with(wsReq(key1, "example.org"), "Origin", "https://example.org")
+	runRuleCases(t, []ruleCase{{
+		name: "TLS client leg, plain upstream without X-Forwarded-Proto",
+		chain: func(*Analyzer) []*exchange {
+			A := clientLeg(ws, 403, rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}})
+			A.req.TLS = true
+			return []*exchange{A, upLeg("GET /ws HTTP/1.1", ws, 403, nil)}
+		},
+		code: OriginMismatch, hop: HopProxy, findings: []Code{OriginMismatch, BackendRejected},
+		evidence: []string{"no X-Forwarded-Proto: https"}, fix: "X-Forwarded-Proto $scheme",
+	}, {
+		name: "the scheme forwarded: the 403 is the backend's own",
+		chain: func(*Analyzer) []*exchange {
+			A := clientLeg(ws, 403, nil)
+			A.req.TLS = true
+			return []*exchange{A, upLeg("GET /ws HTTP/1.1", with(ws, "X-Forwarded-Proto", "https"), 403, nil)}
+		},
+		code: BackendRejected, hop: HopBackend,
+	}})
 }

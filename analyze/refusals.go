@@ -41,8 +41,10 @@ func tooLargePage(resp *rs.Response) bool {
 	if resp.Status != 400 {
 		return false
 	}
+	// nginx: "Request Header Or Cookie Too Large"; Apache: "Size of a
+	// request header field exceeds server limit"; others: "… too long".
 	b := strings.ToLower(resp.Body + " " + resp.Reason)
-	return strings.Contains(b, "header") && (strings.Contains(b, "too large") || strings.Contains(b, "too long") || strings.Contains(b, "too big"))
+	return strings.Contains(b, "header") && (strings.Contains(b, "too large") || strings.Contains(b, "too long") || strings.Contains(b, "too big") || strings.Contains(b, "exceeds server limit"))
 }
 
 // proxyTooLarge: the proxy itself refused the client's header block.
@@ -169,7 +171,7 @@ func (j *judgement) originMismatch(body, rleg string) bool {
 	}
 	hostL, _ := L.req.Headers.Get("Host")
 	if sameHost(u, hostL) {
-		return false
+		return j.schemeLost(u, o, rleg)
 	}
 	leg, _ := j.legName(n - 1)
 	ev := []string{spf("%s: Origin: %s, Host: %s: the Origin's host %s is not the Host the backend compares it with", leg, o, hostL, u.Host)}
@@ -191,6 +193,28 @@ func (j *judgement) originMismatch(body, rleg string) bool {
 	}
 	ev = append(ev, "the client's own Host differs from its Origin: a cross-origin page", rleg+": "+statusLine(L.resp))
 	j.addAt(OriginMismatch, n-1, HopBackend, ev...)
+	return true
+}
+
+// schemeLost: the Origin is https, the client's leg TLS, and the proxy's
+// plain request to the backend says nothing of the scheme, so a backend
+// that compares the Origin with its own URL sees http.
+func (j *judgement) schemeLost(u *url.URL, o, rleg string) bool {
+	n := len(j.chain)
+	L := j.chain[n-1]
+	tlsA := j.chain[0].req.TLS || j.encrypted != nil
+	if n < 2 || !tlsA || L.req.TLS || u.Scheme != "https" && u.Scheme != "wss" {
+		return false
+	}
+	if p, _ := L.req.Headers.Get("X-Forwarded-Proto"); strings.EqualFold(strings.TrimSpace(p), "https") {
+		return false
+	}
+	if f, _ := L.req.Headers.Get("Forwarded"); strings.Contains(strings.ToLower(f), "proto=https") {
+		return false
+	}
+	leg, _ := j.legName(n - 1)
+	j.add(OriginMismatch, n-2, spf("%s: Origin: %s on a plain HTTP request with no X-Forwarded-Proto: https: the client's leg is TLS, the backend sees http and its own URL no longer matches the Origin's scheme", leg, o),
+		rleg+": "+statusLine(L.resp))
 	return true
 }
 
@@ -232,9 +256,11 @@ func (j *judgement) connectionList() []string {
 	return []string{ev}
 }
 
-// atCapacity: the proxy closed a client's connection without an answer
-// while its open tunnels sat at the most seen.
-func (j *judgement) atCapacity(c rs.Close) bool {
+// atCapacity: a new connection failed at the proxy (closed without an
+// answer, or the proxy's own 500/503; what says how, without the leg's
+// name) while its open
+// tunnels sat at the most seen.
+func (j *judgement) atCapacity(what string) bool {
 	A := j.chain[0]
 	open, peak := j.a.cross.openAt(A.req.Server, A.req.Start)
 	if open < 3 || open < peak {
@@ -242,8 +268,8 @@ func (j *judgement) atCapacity(c rs.Close) bool {
 	}
 	j.proxyKnown = true
 	_, rleg := j.legName(0)
-	j.add(ProxyAtCapacity, 0, spf("%s: no response; the proxy closed the connection (%s) %s after the request, %s after accepting it",
-		rleg, c.Kind, dur(c.Time.Sub(A.req.Start)), dur(c.Time.Sub(A.end.First))),
-		spf("%s had %d WebSocket tunnels open then, the most at once in the capture (each holds two of the proxy's connections: the client's and the upstream one)", A.req.Server, open))
+	j.add(ProxyAtCapacity, 0, rleg+": "+what,
+		spf("%s had %d WebSocket tunnels open then, the most at once in the capture (each holds two of the proxy's connections: the client's and the upstream one)", A.req.Server, open),
+		"proxy→backend: no request for this attempt")
 	return true
 }

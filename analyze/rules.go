@@ -453,6 +453,7 @@ func (j *judgement) noUpstreamRules() {
 		j.add(UpstreamConnectFailed, 0, sl+j.generatedNote(),
 			fmt.Sprintf("%s: the 502 came %s after the request: nginx did not wait for an upstream answer", rleg, dur(A.resp.Start.Sub(A.req.End))),
 			"proxy→backend: not on the wire"+j.offWireNote()+"; judged from the client leg (medium confidence: an upstream that accepted and closed at once looks the same)")
+	case (st == 500 || st == 503) && j.atCapacity(statusLine(A.resp)+j.generatedNote()):
 	case j.generatedBy != "" || st >= 500:
 		ev := []string{sl + j.generatedNote(), "proxy→backend: no request for this attempt (no upstream leg, no connect attempt)"}
 		if j.a.proxied[A.req.Server] {
@@ -496,7 +497,15 @@ func (j *judgement) noResponse(leg, rleg string) {
 		who := "the client"
 		if side == rs.SideServer {
 			who = "the proxy"
-			if j.atCapacity(c) {
+		}
+		// The proxy closing at once, or the client giving up on a proxy
+		// that neither answered nor forwarded.
+		if side == rs.SideServer || c.Time.Sub(A.req.Start) >= time.Second {
+			what := fmt.Sprintf("no response; %s closed the connection (%s) %s after the request", who, c.Kind, dur(c.Time.Sub(A.req.Start)))
+			if side == rs.SideServer {
+				what += fmt.Sprintf(", %s after accepting it", dur(c.Time.Sub(e.First)))
+			}
+			if j.atCapacity(what) {
 				return
 			}
 		}
