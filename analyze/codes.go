@@ -164,7 +164,7 @@ var table = []codeRow{
 	{code: HandshakeNotCaptured, hop: HopSession, sev: SevInfo, stage: stageNone, note: true, planned: true, summary: "the session started before the capture: its handshake is not in it (finding)", advice: noAdvice},
 	{code: FrontIdleTimeout, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "something in front of the proxy cut the client leg after N s without frames", advice: adviceFrontIdleTimeout},
 	{code: LifetimeLimit, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "the client leg was cut at a fixed age despite traffic (a maximum connection lifetime)", advice: adviceLifetimeLimit},
-	{code: MassClose, hop: HopSession, sev: SevWarn, stage: stageSessionIdle, summary: "many tunnels closed by the proxy within a short window (reload, restart, deploy)", advice: adviceMassClose},
+	{code: MassClose, hop: HopSession, sev: SevWarn, stage: stageSessionIdle, summary: "many tunnels closed at once by the proxy or a backend (reload, restart, deploy): one event line, each tunnel points to it", advice: adviceMassClose},
 	{code: StickySessionMissing, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "the session's polling handshake and its upgrade reached different backends", advice: adviceStickySessionMissing},
 	{code: ProxyAtCapacity, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "new attempts fail while the open tunnels sit at a plateau (worker_connections, file descriptors)", advice: adviceProxyAtCapacity},
 	{code: HeadersTooLarge, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "the handshake's header block was refused as too large (400/431)", advice: adviceHeadersTooLarge},
