@@ -174,6 +174,8 @@ func (a *Analyzer) Response(r *rs.Response) {
 		if id := sessionIDFrom(r.Body); id != "" {
 			a.cross.recordSID(id, r.Server)
 		}
+	case (r.Status == 400 || r.Status == 404) && unknownSession(r.Body):
+		a.cross.recordRefusal(r)
 	}
 }
 

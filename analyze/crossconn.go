@@ -59,8 +59,14 @@ func (e *Event) Ref() string {
 }
 
 // sidEntry: the servers whose answers carried a session id (the backend
-// and the proxies that relayed it).
-type sidEntry struct{ servers [2]netip.AddrPort }
+// and the proxies that relayed it), and the first server that refused it
+// as unknown.
+type sidEntry struct {
+	servers   [2]netip.AddrPort
+	refusedBy netip.AddrPort
+	refusal   string // its status line and body
+	refusedAt time.Time
+}
 
 // burst is a run of upgraded connections that one server closed without
 // a close frame, each within burstGap of the previous.
@@ -149,11 +155,40 @@ func sessionIDOf(target string) (string, string) {
 
 func (c *crossState) recordSID(id string, server netip.AddrPort) {
 	if e := c.sids[id]; e != nil {
-		if e.servers[0] != server && !e.servers[1].IsValid() {
+		if !e.servers[0].IsValid() {
+			e.servers[0] = server
+		} else if e.servers[0] != server && !e.servers[1].IsValid() {
 			e.servers[1] = server
 		}
 		return
 	}
+	c.newSID(id).servers[0] = server
+}
+
+// unknownSession: a backend's words for a session id it never issued.
+func unknownSession(body string) bool {
+	return strings.Contains(body, "Session ID unknown") || strings.Contains(body, "No Connection with that ID")
+}
+
+// recordRefusal notes the first server that refused a session id as
+// unknown (engine.io 400, SignalR 404); the proxy that relays it is told
+// apart when the attempt is judged.
+func (c *crossState) recordRefusal(r *rs.Response) {
+	_, id := sessionIDOf(r.Request.Target)
+	if id == "" {
+		return
+	}
+	e := c.sids[id]
+	if e == nil {
+		e = c.newSID(id)
+	}
+	if !e.refusedBy.IsValid() || r.Start.Before(e.refusedAt) {
+		e.refusedBy, e.refusedAt = r.Server, r.Start
+		e.refusal = statusLine(r) + " " + quoteBody(r.Body)
+	}
+}
+
+func (c *crossState) newSID(id string) *sidEntry {
 	if len(c.sidOrder) < maxSessionIDs {
 		c.sidOrder = append(c.sidOrder, id)
 	} else {
@@ -161,7 +196,9 @@ func (c *crossState) recordSID(id string, server netip.AddrPort) {
 		c.sidOrder[c.sidNext] = id
 		c.sidNext = (c.sidNext + 1) % maxSessionIDs
 	}
-	c.sids[id] = &sidEntry{servers: [2]netip.AddrPort{server}}
+	e := &sidEntry{}
+	c.sids[id] = e
+	return e
 }
 
 // issuer returns the server other than not1/not2 that handed out id.

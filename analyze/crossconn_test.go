@@ -376,3 +376,19 @@ func TestOriginSchemeLost(t *testing.T) {
 		code: BackendRejected, hop: HopBackend,
 	}})
 }
+
+// FuzzSessionID: the session-id parsers take any body or target without
+// panicking and return at most 128 bytes found in their input.
+func FuzzSessionID(f *testing.F) {
+	f.Add(`0{"sid":"fptDuVbXu8B4FllvAAAA","upgrades":["websocket"]}`, "/socket.io/?EIO=4&transport=websocket&sid=abc")
+	f.Add(`{"negotiateVersion":1,"connectionId":"x","connectionToken":"y"}`, "/hub?id=y")
+	f.Add(`"sid":"`, "?sid=&id")
+	f.Fuzz(func(t *testing.T, body, target string) {
+		if id := sessionIDFrom(body); len(id) > 128 || !strings.Contains(body, id) {
+			t.Fatalf("sessionIDFrom(%q) = %q", body, id)
+		}
+		if k, id := sessionIDOf(target); id != "" && (len(id) > 128 || !strings.Contains(target, k+"="+id)) {
+			t.Fatalf("sessionIDOf(%q) = %q, %q", target, k, id)
+		}
+	})
+}

@@ -19,6 +19,30 @@ func (j *judgement) crossRules(final bool) {
 	}
 	j.massCloseRule(final)
 	j.frontRule(final)
+	j.stickyTunnelRule()
+}
+
+// stickyTunnelRule: an upgrade that reached the backend holding its
+// session, but whose tunnel ended without a close frame while another
+// backend refused the same session's other requests (socket.io's client
+// polls alongside the upgrade and drops the session when a poll fails).
+func (j *judgement) stickyTunnelRule() {
+	n := len(j.chain)
+	A, L := j.chain[0], j.chain[n-1]
+	if n < 2 || A.resp == nil || A.resp.Status != 101 || A.end == nil || A.end.WS == nil || j.has(StickySessionMissing) {
+		return
+	}
+	if ws := A.end.WS; !ws.C2S.CloseAt.IsZero() || !ws.S2C.CloseAt.IsZero() {
+		return
+	}
+	k, id := sessionIDOf(L.req.Target)
+	e := j.a.cross.sids[id]
+	if id == "" || e == nil || !e.refusedBy.IsValid() || e.refusedBy == L.req.Server || e.refusedBy == A.req.Server {
+		return
+	}
+	_, c := A.end.FirstClose()
+	j.add(StickySessionMissing, n-2, spf("session %s=%s reached %s for this upgrade, but its other requests went to %s, which refused them at %s: %s; the tunnel then ended at %s without a close frame",
+		k, id, L.req.Server, e.refusedBy, ts(e.refusedAt), e.refusal, ts(c.Time)))
 }
 
 // massCloseRule points a tunnel that the proxy closed together with many
