@@ -149,7 +149,10 @@ func (r EndReason) String() string {
 // Close is how one side ended: FIN or RST, and when.
 type Close struct {
 	Kind CloseKind
-	Time time.Time
+	// finGap: µs from this side's FIN to the RST that replaced it, +1
+	// (0: none); in Kind's padding, so streams keep their size class.
+	finGap uint32
+	Time   time.Time
 }
 
 // ConnEnd is the last event of a connection: how it opened, how it ended,

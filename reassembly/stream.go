@@ -4,6 +4,7 @@ import (
 	"github.com/wsdiag/wsdiag/proto/http1"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/proto/wsframe"
+	"math"
 	"net/netip"
 	"time"
 
@@ -30,10 +31,6 @@ type stream struct {
 
 	first, last time.Time
 	closes      [2]Close
-	// finAt[d] is when direction d sent its FIN, after first (+1ns, so
-	// zero is none): kept when a RST replaces the FIN in closes. An
-	// offset, not a time.Time, to keep the stream in its size class.
-	finAt       [2]time.Duration
 	bytes       [2]uint64
 	gapBytes    uint64
 	gaps        int
@@ -117,13 +114,25 @@ func (s *stream) flags(tcp *layers.TCP, t time.Time, d int) {
 		s.setClient(1 - d)
 	}
 	if tcp.RST && s.closes[d].Kind != CloseRST {
-		s.closes[d] = Close{Kind: CloseRST, Time: t}
+		gap := uint32(0)
+		if s.closes[d].Kind == CloseFIN {
+			gap = uint32(min(t.Sub(s.closes[d].Time).Microseconds(), math.MaxUint32-1)) + 1
+		}
+		s.closes[d] = Close{Kind: CloseRST, Time: t, finGap: gap}
 	} else if tcp.FIN && s.closes[d].Kind == CloseNone {
 		s.closes[d] = Close{Kind: CloseFIN, Time: t}
 	}
-	if tcp.FIN && s.finAt[d] == 0 {
-		s.finAt[d] = t.Sub(s.first) + 1
+}
+
+// finTime is when direction d sent its FIN (zero: none).
+func (s *stream) finTime(d int) time.Time {
+	switch c := s.closes[d]; {
+	case c.Kind == CloseFIN:
+		return c.Time
+	case c.finGap > 0:
+		return c.Time.Add(-time.Duration(c.finGap-1) * time.Microsecond)
 	}
+	return time.Time{}
 }
 
 // ReassembledSG receives the next in-order bytes of one direction.
@@ -392,12 +401,7 @@ func (s *stream) finish() {
 		HTTP: httpSeen, H2: s.h2 != nil, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
 		Requests: int(s.nreq), Responses: int(s.nresp)}
-	if f := s.finAt[c]; f > 0 {
-		e.ClientFIN = s.first.Add(f - 1)
-	}
-	if f := s.finAt[1-c]; f > 0 {
-		e.ServerFIN = s.first.Add(f - 1)
-	}
+	e.ClientFIN, e.ServerFIN = s.finTime(c), s.finTime(1-c)
 	if s.ws != nil {
 		e.WS = s.ws.Summary(c)
 	} else if s.h2 != nil && s.h2.ws != nil {
