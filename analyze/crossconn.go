@@ -459,9 +459,26 @@ func (c *crossState) addCut(k cut) {
 	}
 }
 
+// ageTolerance: cuts this close in age count as the same limit.
+func ageTolerance(age time.Duration) time.Duration {
+	return max(100*time.Millisecond, age.Abs()/50)
+}
+
+// outlived reports whether a tunnel through k's proxy lived longer than
+// k's age: then no fixed lifetime cut k.
+func (c *crossState) outlived(k cut) bool {
+	limit := k.age + ageTolerance(k.age)
+	for _, u := range c.ring {
+		if u.server == k.proxy && !u.close.IsZero() && u.close.Sub(u.open) > limit {
+			return true
+		}
+	}
+	return false
+}
+
 // siblings returns the other cuts through proxy at the same age as k.
 func (c *crossState) siblings(k cut) []cut {
-	tol := max(50*time.Millisecond, k.age.Abs()/100)
+	tol := ageTolerance(k.age)
 	var out []cut
 	for _, o := range c.cuts {
 		if o.proxy == k.proxy && o.at != k.at && (o.age-k.age).Abs() <= tol {

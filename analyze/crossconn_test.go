@@ -38,14 +38,14 @@ func crossCases() []ruleCase {
 		{
 			name: "busy tunnel cut at the age of another",
 			chain: func(a *Analyzer) []*exchange {
-				a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 9950 * ms})
+				a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 10020 * ms})
 				return upgradedChain(busy, busy, busy, busy, frontCut, proxyAfter)(a)
 			},
 			code:     LifetimeLimit,
 			hop:      HopFront,
 			findings: []Code{LifetimeLimit, AbnormalClose},
-			evidence: []string{"cut at 9.95s of age", "1 other tunnel(s) through 192.0.2.1:80 were cut at the same age (9.95s)"},
-			fix:      "9.9 s of age",
+			evidence: []string{"cut at 10.00s of age", "1 other tunnel(s) through 192.0.2.1:80 were cut at the same age (10.02s)"},
+			fix:      "10 s of age",
 		},
 		{
 			name: "busy tunnel cut alone: no lifetime",
@@ -391,4 +391,20 @@ func FuzzSessionID(f *testing.F) {
 			t.Fatalf("sessionIDOf(%q) = %q, %q", target, k, id)
 		}
 	})
+}
+
+// A tunnel through the same proxy that lived longer than the cut age rules
+// out a fixed lifetime, however alike two cuts' ages are.
+func TestLifetimeNotWhenOutlived(t *testing.T) {
+	busy := dir(50, 9.9, 0, 0)
+	runRuleCases(t, []ruleCase{{
+		name: "a sibling cut, but another tunnel lived 60 s",
+		chain: func(a *Analyzer) []*exchange {
+			a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 10 * time.Second})
+			a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: 99, Server: proxyAddr}, Status: 101, End: at(-100)})
+			a.cross.tunnelClosed(&rs.ConnEnd{Conn: rs.Conn{ID: 99}, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: at(-40)}})
+			return upgradedChain(busy, busy, busy, busy, ends(rs.SideClient, rs.CloseRST, at(10)), ends(rs.SideClient, rs.CloseFIN, at(10.0002)))(a)
+		},
+		code: AbnormalClose, hop: HopSession,
+	}})
 }

@@ -114,7 +114,9 @@ func (j *judgement) frontRule(final bool) {
 			frames += d.Frames
 		}
 	}
-	silence, age := ca.Time.Sub(last), ca.Time.Sub(start)
+	// The age counts from the connection's first packet: what is in front
+	// opened it when its own connection began, before the handshake.
+	silence, age := ca.Time.Sub(last), ca.Time.Sub(A.end.First)
 	leg, _ := j.legName(0)
 	front := j.chain[0].req.Client
 	what := "closed it (FIN)"
@@ -140,6 +142,9 @@ func (j *judgement) frontRule(final bool) {
 	k := cut{proxy: j.chain[0].req.Server, at: ca.Time, age: age}
 	j.a.cross.addCut(k)
 	sib := j.a.cross.siblings(k)
+	if len(sib) > 0 && j.a.cross.outlived(k) {
+		return // a fixed lifetime cuts every tunnel: one lived longer
+	}
 	if len(sib) == 0 {
 		if !final {
 			j.holdUntil = ca.Time.Add(holdFront)
