@@ -26,7 +26,10 @@ const (
 // Windows of the cross-connection rules.
 const (
 	// burstGap: closes this close together belong to one burst.
-	burstGap = time.Second
+	burstGap = 250 * time.Millisecond
+	// maxBurstSpan: a longer run of closes is a busy server's steady
+	// stream (sessions ending, idle timeouts), not one event.
+	maxBurstSpan = 5 * time.Second
 	// burstMin tunnels closed in one burst make a mass close.
 	burstMin = 3
 	// holdFront: how long (capture time) a busy tunnel cut by the client
@@ -376,7 +379,7 @@ type relay struct {
 
 func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst, relays []relay) {
 	c := a.cross
-	if b.count < burstMin {
+	if b.count < burstMin || b.last.Sub(b.first) > maxBurstSpan {
 		return
 	}
 	// Idle timeouts of tunnels opened together close together too: one

@@ -224,7 +224,7 @@ func TestMassCloseEvent(t *testing.T) {
 					First: at(0), Last: close, Upgraded: true, Reason: rs.EndClosed, WS: &rs.WSSession{C2S: rs.WSDir{Last: last}, S2C: rs.WSDir{Last: last}},
 					ServerClose: rs.Close{Kind: rs.CloseFIN, Time: close}, ServerFIN: close, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: close.Add(ms)}})
 			}
-			a.Decide(at(10.5))
+			a.Decide(at(10.1))
 			if len(evs) != 0 {
 				t.Fatalf("event before the burst was over: %+v", evs[0])
 			}
@@ -407,4 +407,23 @@ func TestLifetimeNotWhenOutlived(t *testing.T) {
 		},
 		code: AbnormalClose, hop: HopSession,
 	}})
+}
+
+// A busy server's steady stream of closes (one every 200 ms for 10 s) is
+// no mass close.
+func TestSteadyClosesNoEvent(t *testing.T) {
+	var evs []*Event
+	opt := DefaultOptions
+	opt.Events = func(e *Event) { evs = append(evs, e) }
+	a := New(opt, func(*Verdict) {})
+	for i := range 50 {
+		close := at(10).Add(time.Duration(i) * 200 * ms)
+		a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: rs.ConnID(i + 1), Server: proxyAddr}, First: at(0), Last: close, Upgraded: true, Reason: rs.EndClosed,
+			WS: &rs.WSSession{C2S: rs.WSDir{Last: close.Add(-ms)}, S2C: rs.WSDir{Last: close.Add(-ms)}}, ServerClose: rs.Close{Kind: rs.CloseFIN, Time: close}})
+		a.Decide(close)
+	}
+	a.Finish()
+	if len(evs) != 0 {
+		t.Errorf("%d events on a steady stream of closes: %+v", len(evs), evs[0])
+	}
 }
