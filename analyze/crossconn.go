@@ -74,11 +74,9 @@ type sidEntry struct {
 // burst is a run of upgraded connections that one server closed without
 // a close frame, each within burstGap of the previous.
 type burst struct {
-	first, last        time.Time
-	count              int
-	minIdle, maxIdle   time.Duration // silence before each close
-	upstreamCloses     int           // same-time closes of upstream legs by their client side
-	upstreamClosesSeen bool
+	first, last      time.Time
+	count            int
+	minIdle, maxIdle time.Duration // silence before each close
 }
 
 // cut is a client leg ended by its client side without a close frame
