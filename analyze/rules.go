@@ -732,6 +732,9 @@ func (j *judgement) verdict() *Verdict {
 		}
 	}
 	v.Evidence = collapse(v.Evidence)
+	for _, c := range j.connect {
+		v.Connects = append(v.Connects, connectOf(c))
+	}
 	v.Session = j.sessionFigures()
 	v.ErrorLog, v.Fix = advice(v, j)
 	return v
@@ -752,8 +755,29 @@ func legOf(x *exchange) Leg {
 		l.StatusLine = statusLine(x.resp)
 		l.Status = x.resp.Status
 		l.ResponseHeaders = x.resp.Headers
+		l.Times.Response = x.resp.Start
+	}
+	l.Times.Request = x.req.Start
+	if e := x.end; e != nil {
+		t := &l.Times
+		t.Open, t.SYN, t.SYNACK, t.Last, t.OpenAtEnd = e.First, e.SYN, e.SYNACK, e.Last, e.Reason == rs.EndCapture
+		t.ClientEnd, t.ClientEndKind = e.ClientClose.Time, e.ClientClose.Kind.String()
+		t.ServerEnd, t.ServerEndKind = e.ServerClose.Time, e.ServerClose.Kind.String()
+		if ws := e.WS; ws != nil {
+			t.FirstFrameC2S, t.FirstFrameS2C = ws.C2S.First, ws.S2C.First
+			t.CloseFrameC2S, t.CloseFrameS2C = ws.C2S.CloseAt, ws.S2C.CloseAt
+			t.CloseCodeC2S, t.CloseCodeS2C = ws.C2S.CloseCode, ws.S2C.CloseCode
+		}
 	}
 	return l
+}
+
+func connectOf(e *rs.ConnEnd) Connect {
+	c := Connect{Client: e.Client, Server: e.Server, Start: e.First, Last: e.Last, SYNACK: e.SYNACK}
+	if e.ServerClose.Kind != rs.CloseNone {
+		c.End = e.ServerClose.Kind.String()
+	}
+	return c
 }
 
 // plain describes an exchange that is not a WebSocket attempt (--all).

@@ -28,6 +28,41 @@ type Leg struct {
 	Status      int
 	// The header blocks as on the wire; renderers redact secrets.
 	RequestHeaders, ResponseHeaders rs.Headers
+	// Times are when the leg's events were seen, for the report's ladder.
+	Times LegTimes
+}
+
+// LegTimes are when a leg's events were seen; a zero time: not seen.
+type LegTimes struct {
+	// Open is the connection's first packet: its SYN when SYN is set (a
+	// reused keep-alive connection opened before the request). Zero when
+	// the connection had not ended when the verdict was made (live).
+	Open        time.Time
+	SYN, SYNACK bool
+	// Request and Response: the first byte of each header block.
+	Request, Response time.Time
+	// First frame and first close frame per direction (C2S: from this
+	// leg's client); CloseCode 1005: a close frame without a code.
+	FirstFrameC2S, FirstFrameS2C time.Time
+	CloseFrameC2S, CloseFrameS2C time.Time
+	CloseCodeC2S, CloseCodeS2C   uint16
+	// Each side's first FIN or RST ("FIN", "RST"; "" none).
+	ClientEnd, ServerEnd         time.Time
+	ClientEndKind, ServerEndKind string
+	// Last is the connection's last packet; OpenAtEnd: the capture ended
+	// with the connection open.
+	Last      time.Time
+	OpenAtEnd bool
+}
+
+// Connect is a connection attempt that carried no data: a proxy's SYN to
+// a backend that refused it (RST) or never answered.
+type Connect struct {
+	Client, Server netip.AddrPort
+	Start, Last    time.Time
+	SYNACK         bool
+	// End is how the server ended it ("RST", "FIN"; "" no answer).
+	End string
 }
 
 // Redacted returns the value to show for header name: secrets (cookies,
@@ -78,6 +113,8 @@ type Verdict struct {
 	Fix                         string
 	Legs                        []Leg
 	Session                     *Session
+	// Connects are the failed connect attempts behind a proxy's error.
+	Connects []Connect
 }
 
 // OK reports whether the verdict needs no action.
