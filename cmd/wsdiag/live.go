@@ -106,6 +106,10 @@ func cmdLive(e *env, args []string) (int, error) {
 		pw = &pcapOut{w: w}
 		defer pw.close()
 	}
+	rep := c.newReport("live on "+lf.iface, true)
+	if err := rep.WriteFile(c.html); err != nil { // while still root: the file exists for the -Z user
+		return 0, err
+	}
 	// The socket and the output file are open: root is no longer needed.
 	if os.Geteuid() == 0 && lf.user != "root" {
 		if err := capture.DropPrivileges(lf.user); err != nil {
@@ -114,6 +118,8 @@ func cmdLive(e *env, args []string) (int, error) {
 	}
 
 	s := newSession(e, &c, opt, out)
+	s.consumers = append(s.consumers, rep.Add)
+	stopReport := rep.Autosave(c.html, 2*time.Second)
 	if len(c.upstreams) > 0 && filter == "" && !fs.Changed("client-ports") {
 		s.warn("--upstream without --client-ports or a filter expression: the kernel filter captures only ports %s and the upstreams (a proxy listening elsewhere: --client-ports PORT)", strings.Join(c.clientPorts, ", "))
 		s.flushWarnings()
@@ -210,7 +216,12 @@ func cmdLive(e *env, args []string) (int, error) {
 	s.flushWarnings()
 	e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", ls.TCP, l.Name(), ls.KernelDrops, s.attempts.Load())
 	drops := ls.KernelDrops
-	code := s.finish(summary{packets: ls.Received, tcp: ls.TCP, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, kernelDrops: &drops})
+	sum := summary{packets: ls.Received, tcp: ls.TCP, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, kernelDrops: &drops}
+	code := s.finish(sum)
+	reportSummary(rep, sum, s.warnings)
+	if err := stopReport(); err != nil {
+		return 0, fmt.Errorf("%v (the directory must be writable by the -Z user)", err)
+	}
 	if readErr != nil || wErr != nil {
 		return exitTrouble, nil
 	}

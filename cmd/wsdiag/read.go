@@ -83,6 +83,8 @@ func cmdRead(e *env, args []string) (int, error) {
 	}
 
 	s := newSession(e, &c, opt, e.stdout)
+	rep := c.newReport(strings.Join(files, " "), false)
+	s.consumers = append(s.consumers, rep.Add)
 	var prog *progress
 	po := pipeline.PumpOptions{Stop: &s.full}
 	if wantTTY(c.progress, e.stderr) {
@@ -132,7 +134,10 @@ func cmdRead(e *env, args []string) (int, error) {
 	case st.Attempts == 0:
 		e.log.Info().Msgf("no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)", pk, tcp, st.Exchanges)
 	}
-	return s.finish(summary{packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted}), nil
+	sum := summary{packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted}
+	code := s.finish(sum)
+	reportSummary(rep, sum, s.warnings)
+	return code, rep.WriteFile(c.html)
 }
 
 // splitFilter tells capture files from a trailing filter expression: the

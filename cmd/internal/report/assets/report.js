@@ -1,0 +1,649 @@
+// wsdiag report: turns the embedded data into the timeline, the list of
+// attempts (a page at a time) and, on demand, each attempt's details.
+// No framework, no network: everything is drawn here, as SVG and canvas.
+(function () {
+'use strict';
+
+var errBox = document.getElementById('js-errors');
+function showError(msg) { errBox.hidden = false; errBox.textContent += msg + '\n'; }
+window.addEventListener('error', function (e) {
+  showError('Uncaught ' + ((e.error && e.error.stack) || e.message));
+});
+window.addEventListener('unhandledrejection', function (e) {
+  showError('Unhandled rejection: ' + ((e.reason && e.reason.stack) || e.reason));
+});
+
+// An attempt is an array (see data.go). Its fields:
+var R_T = 0, R_CODE = 1, R_SEV = 2, R_HOP = 3, R_CLIENT = 4, R_PATH = 5, R_PROXY = 6, R_PRODUCT = 7,
+  R_BACKEND = 8, R_SB = 9, R_SC = 10, R_CONF = 11, R_FIND = 12, R_EV = 13, R_ERRLOG = 14, R_FIX = 15,
+  R_END = 16, R_LEGS = 17, R_SESS = 18, R_CONN = 19;
+// A leg: [client, server, request line, status line, request headers,
+// response headers, times]; times: [flags (1 SYN, 2 SYN-ACK, 4 open at
+// the end), open, request, response, first frame c2s, s2c, close frame
+// c2s, s2c, close code c2s, s2c, client FIN/RST, its kind, server
+// FIN/RST, its kind, last packet], in µs after the attempt's start.
+var L_CLIENT = 0, L_SERVER = 1, L_REQ = 2, L_STATUS = 3, L_REQH = 4, L_RESPH = 5, L_T = 6;
+// A connect attempt: [client, server, start, last, SYN-ACK, end kind].
+
+var D, S, A, CODES;
+var readyResolve;
+window.wsdiag = { ready: new Promise(function (r) { readyResolve = r; }), loadMs: null };
+
+var PAGE = 100;
+var st = { code: '', hop: '', path: '', client: '', from: null, to: null, page: 0, open: {} };
+var view = []; // indices into A after filtering
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, function (c) {
+    return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
+  });
+}
+function str(i) { return S[i]; }
+function color(code) { return (CODES[code] && CODES[code][3]) || '#7f7f7f'; }
+function pad(n, w) { n = String(n); while (n.length < w) n = '0' + n; return n; }
+
+// clock formats an absolute time in µs since the epoch as UTC, like the
+// text output (digits: 3 for ms, 6 for µs).
+function clock(us, digits) {
+  var ms = Math.floor(us / 1000), d = new Date(ms);
+  var s = pad(d.getUTCHours(), 2) + ':' + pad(d.getUTCMinutes(), 2) + ':' + pad(d.getUTCSeconds(), 2);
+  if (digits === 0) return s;
+  var frac = pad(((us % 1e6) + 1e6) % 1e6, 6);
+  return s + '.' + frac.slice(0, digits || 3);
+}
+function dur(us) {
+  if (us == null) return '';
+  var a = Math.abs(us), s = us < 0 ? '−' : '';
+  if (a < 1000) return s + Math.round(a) + ' µs';
+  if (a < 1e6) return s + (a / 1000).toFixed(a < 1e4 ? 2 : 1) + ' ms';
+  if (a < 120e6) return s + (a / 1e6).toFixed(2) + ' s';
+  var m = Math.floor(a / 60e6);
+  return s + m + 'm' + pad(Math.round((a - m * 60e6) / 1e6), 2) + 's';
+}
+function abs(r) { return D.t0 + r[R_T]; }
+function endOf(r) { return r[R_T] + (r[R_END] || 0); }
+
+// ---- loading ----
+
+function load() {
+  var el = document.getElementById('wsdiag-data');
+  var d = JSON.parse(el.textContent);
+  if (d.gz == null) return Promise.resolve(d);
+  if (typeof DecompressionStream === 'undefined') {
+    return Promise.reject(new Error('this browser cannot inflate the report\'s compressed data (no DecompressionStream)'));
+  }
+  var bytes;
+  if (Uint8Array.fromBase64) {
+    bytes = Uint8Array.fromBase64(d.gz);
+  } else {
+    var bin = atob(d.gz);
+    bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  }
+  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return new Response(stream).text().then(JSON.parse);
+}
+
+function start(d) {
+  D = d; S = d.S; A = d.A; CODES = d.codes;
+  el('n-attempts').textContent = A.length;
+  setupFilters();
+  setupTimeline();
+  applyHash();
+  refilter();
+  window.wsdiag.loadMs = Math.round(performance.now());
+  document.body.setAttribute('data-ready', '1');
+  readyResolve({ loadMs: window.wsdiag.loadMs, attempts: A.length });
+}
+
+function el(id) { return document.getElementById(id); }
+
+// ---- filters ----
+
+function setupFilters() {
+  var sel = el('f-code');
+  var count = {};
+  A.forEach(function (r) { count[r[R_CODE]] = (count[r[R_CODE]] || 0) + 1; });
+  Object.keys(count).sort(function (a, b) { return count[b] - count[a]; }).forEach(function (ci) {
+    var o = document.createElement('option');
+    o.value = S[ci];
+    o.textContent = S[ci] + ' (' + count[ci] + ')';
+    sel.appendChild(o);
+  });
+  sel.addEventListener('change', function () { st.code = sel.value; st.page = 0; refilter(); });
+  var timer;
+  ['f-path', 'f-client'].forEach(function (id) {
+    el(id).addEventListener('input', function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        st.path = el('f-path').value.trim(); st.client = el('f-client').value.trim(); st.page = 0; refilter();
+      }, 120);
+    });
+  });
+  el('f-reset').addEventListener('click', function () {
+    st.code = st.hop = st.path = st.client = ''; st.from = st.to = null; st.page = 0;
+    el('f-path').value = el('f-client').value = ''; sel.value = '';
+    refilter();
+  });
+  document.querySelectorAll('#by-code tbody tr').forEach(function (tr) {
+    tr.addEventListener('click', function () {
+      var c = tr.getAttribute('data-code');
+      st.code = st.code === c ? '' : c; st.page = 0;
+      sel.value = st.code;
+      refilter();
+      el('attempts-card').scrollIntoView({ behavior: 'smooth' });
+    });
+  });
+  document.querySelectorAll('#by-hop tbody tr').forEach(function (tr) {
+    tr.style.cursor = 'pointer';
+    tr.addEventListener('click', function () {
+      var h = tr.getAttribute('data-hop');
+      st.hop = st.hop === h ? '' : h; st.page = 0; refilter();
+    });
+  });
+}
+
+function refilter() {
+  var codeI = -1, hopI = -1, notOK = st.code === '!ok';
+  if (st.code && !notOK) codeI = S.indexOf(st.code);
+  if (st.hop) hopI = S.indexOf(st.hop);
+  var okI = S.indexOf('ok');
+  var path = st.path, client = st.client;
+  var pathI = null;
+  if (path) {
+    pathI = {};
+    for (var k = 0; k < S.length; k++) if (S[k].indexOf(path) >= 0) pathI[k] = true;
+  }
+  view = [];
+  for (var i = 0; i < A.length; i++) {
+    var r = A[i];
+    if (notOK ? r[R_CODE] === okI : st.code && r[R_CODE] !== codeI) continue;
+    if (st.hop && r[R_HOP] !== hopI) continue;
+    if (pathI && !pathI[r[R_PATH]]) continue;
+    if (client && r[R_CLIENT].indexOf(client) < 0) continue;
+    if (st.from != null && (endOf(r) < st.from || r[R_T] > st.to)) continue;
+    view.push(i);
+  }
+  var pages = Math.max(1, Math.ceil(view.length / PAGE));
+  if (st.page >= pages) st.page = pages - 1;
+  document.querySelectorAll('#by-code tbody tr').forEach(function (tr) {
+    tr.classList.toggle('on', tr.getAttribute('data-code') === st.code);
+  });
+  el('f-range').textContent = st.from != null ? 'time ' + clock(D.t0 + st.from) + ' – ' + clock(D.t0 + st.to) : '';
+  el('f-count').textContent = view.length === A.length ? A.length + ' attempts' : view.length + ' of ' + A.length + ' attempts';
+  drawTimeline();
+  renderPage();
+}
+
+// ---- list ----
+
+function rowHTML(i) {
+  var r = A[i], code = S[r[R_CODE]], hop = S[r[R_HOP]];
+  var sb = r[R_SB] || '-', sc = r[R_SC] || '-';
+  return '<div class="att sev-' + esc(S[r[R_SEV]]) + (st.open[i] ? ' open' : '') + '" id="a' + i + '" data-i="' + i +
+    '" data-code="' + esc(code) + '" data-hop="' + esc(hop) + '">' +
+    '<div class="row"><span class="time">' + clock(abs(r)) + '</span><span class="client">' + esc(r[R_CLIENT] || '-') +
+    '</span><span class="path" title="' + esc(S[r[R_PATH]]) + '">' + esc(S[r[R_PATH]]) + '</span><span><span class="badge" style="background:' +
+    color(code) + '">' + esc(code) + '</span></span><span class="hop">' + esc(hop) + '</span><span class="st">' + sb + '→' + sc +
+    '</span></div>' + (st.open[i] ? '<div class="detail">' + detailHTML(i) + '</div>' : '') + '</div>';
+}
+
+function renderPage() {
+  var list = el('list');
+  var from = st.page * PAGE, to = Math.min(view.length, from + PAGE);
+  var h = ['<div class="list-head"><span>time (UTC)</span><span>client</span><span>path</span><span>code</span><span>hop</span><span>backend→client</span></div>'];
+  for (var k = from; k < to; k++) h.push(rowHTML(view[k]));
+  if (view.length === 0) h.push('<div class="empty">no attempt matches</div>');
+  list.innerHTML = h.join('');
+  var pages = Math.max(1, Math.ceil(view.length / PAGE));
+  var pg = el('pager');
+  if (pages <= 1) { pg.innerHTML = ''; return; }
+  pg.innerHTML = '<button type="button" data-p="0">first</button><button type="button" data-p="' + (st.page - 1) + '">prev</button>' +
+    '<span>page <input type="number" min="1" max="' + pages + '" value="' + (st.page + 1) + '"> of ' + pages + '</span>' +
+    '<button type="button" data-p="' + (st.page + 1) + '">next</button><button type="button" data-p="' + (pages - 1) + '">last</button>' +
+    '<span>attempts ' + (from + 1) + '–' + to + ' of ' + view.length + '</span>';
+}
+
+function goPage(p) {
+  var pages = Math.max(1, Math.ceil(view.length / PAGE));
+  st.page = Math.max(0, Math.min(pages - 1, p));
+  renderPage();
+  el('attempts-card').scrollIntoView();
+}
+
+el('pager').addEventListener('click', function (e) {
+  var p = e.target.getAttribute && e.target.getAttribute('data-p');
+  if (p != null) goPage(+p);
+});
+el('pager').addEventListener('change', function (e) {
+  if (e.target.tagName === 'INPUT') goPage(e.target.value - 1);
+});
+el('list').addEventListener('click', function (e) {
+  var t = e.target;
+  if (t.closest('button[data-copy]')) { copyFix(t.closest('.fix')); return; }
+  var row = t.closest('.row');
+  if (!row) return;
+  toggle(+row.parentNode.getAttribute('data-i'));
+});
+
+function toggle(i, on) {
+  var div = el('a' + i);
+  if (on === undefined) on = !st.open[i];
+  if (on) st.open[i] = true; else delete st.open[i];
+  if (!div) return;
+  div.classList.toggle('open', on);
+  var det = div.querySelector('.detail');
+  if (on && !det) {
+    det = document.createElement('div');
+    det.className = 'detail';
+    det.innerHTML = detailHTML(i);
+    div.appendChild(det);
+  } else if (!on && det) {
+    det.remove();
+  }
+}
+
+function copyFix(box) {
+  var text = box.querySelector('code').textContent, btn = box.querySelector('button');
+  function done() { btn.textContent = 'copied'; setTimeout(function () { btn.textContent = 'copy'; }, 1500); }
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    navigator.clipboard.writeText(text).then(done, function () { legacyCopy(text); done(); });
+  } else { legacyCopy(text); done(); }
+}
+function legacyCopy(text) {
+  var ta = document.createElement('textarea');
+  ta.value = text; document.body.appendChild(ta); ta.select();
+  try { document.execCommand('copy'); } catch (e) { /* nothing more to try */ }
+  ta.remove();
+}
+
+// #a=N opens attempt N (its page too); #expand opens every attempt of
+// the first page (for screenshots and tests).
+function applyHash() {
+  var h = location.hash.slice(1);
+  var m = /^a=(\d+)$/.exec(h);
+  if (m && A[+m[1]]) st.open[+m[1]] = true;
+  if (h === 'expand') {
+    for (var i = 0; i < Math.min(A.length, PAGE); i++) st.open[i] = true;
+  }
+  st.jump = m ? +m[1] : null;
+}
+window.addEventListener('hashchange', function () {
+  applyHash();
+  if (st.jump != null) {
+    var k = view.indexOf(st.jump);
+    if (k >= 0) st.page = Math.floor(k / PAGE);
+  }
+  renderPage();
+  if (st.jump != null && el('a' + st.jump)) el('a' + st.jump).scrollIntoView();
+});
+
+// ---- details ----
+
+// laneNames names the ladder's lanes and says where the legs start.
+function lanesOf(r) {
+  var legs = r[R_LEGS], n = legs.length, lanes = [], first = 0;
+  var conns = r[R_CONN] || [];
+  if (n === 0) return { lanes: lanes, first: 0 };
+  var upstreamOnly = r[R_CLIENT] !== legs[0][L_CLIENT];
+  if (upstreamOnly) {
+    lanes.push({ name: 'client', addr: r[R_CLIENT] || 'not in the capture', ghost: true });
+    first = 1;
+  }
+  lanes.push({ name: upstreamOnly ? 'proxy' : 'client', addr: legs[0][L_CLIENT] });
+  var hops = n + first; // lanes after the first
+  for (var k = 0; k < n; k++) {
+    var last = k === n - 1, name;
+    if (!last) name = hops > 2 ? 'proxy' + (k + 1 + first) : 'proxy';
+    else if (hops > 1) name = 'backend';
+    else name = S[r[R_PROXY]] || conns.length ? 'proxy' : 'server';
+    lanes.push({ name: name, addr: S[legs[k][L_SERVER]], out: last ? '' : legs[k + 1][L_CLIENT] });
+  }
+  if (n === 1 && conns.length) lanes.push({ name: 'backend', addr: S[conns[0][1]] });
+  return { lanes: lanes, first: first };
+}
+
+function statusColor(code) {
+  if (code === 101) return '#2e9e44';
+  if (code >= 400) return '#c62828';
+  if (code >= 300) return '#e08e0b';
+  return '#546e7a';
+}
+function closeLabel(code) { return code === 1005 ? 'close (no code)' : code ? 'close ' + code : 'close'; }
+function statusOf(line) { var m = /^\S+\s+(\d{3})/.exec(line || ''); return m ? +m[1] : 0; }
+
+// events lists the ladder's arrows in time order.
+function eventsOf(r, lo) {
+  var legs = r[R_LEGS], ev = [], seq = 0;
+  function add(t, a, b, label, kind, col, extra) {
+    if (t == null) return;
+    var e = { t: t, a: a, b: b, label: label, kind: kind, col: col, seq: seq++ };
+    if (extra) for (var k in extra) e[k] = extra[k];
+    ev.push(e);
+  }
+  legs.forEach(function (l, k) {
+    var T = l[L_T], c = k + lo.first, s = c + 1, flags = T[0];
+    var prev = k > 0 ? legs[k - 1][L_T] : null;
+    function relay(i, fromPrev) {
+      // the delay the proxy added: this leg's event after the previous leg's
+      if (!prev || T[i] == null || prev[i] == null || T[i] < prev[i]) return null;
+      return fromPrev ? T[i] - prev[i] : null;
+    }
+    if (flags & 1) add(T[1], c, s, flags & 2 ? 'SYN → SYN-ACK' : 'SYN (no SYN-ACK)', 'syn', '#546e7a');
+    add(T[2], c, s, S[l[L_REQ]], 'request', '#1565c0', { delay: relay(2, true) });
+    add(T[4], c, s, 'first frame', 'frame', '#00897b', { delay: relay(4, true) });
+    add(T[6], c, s, closeLabel(T[8]), 'close', '#6a1b9a', { delay: relay(6, true) });
+    add(T[10], c, s, S[T[11]] || 'FIN', S[T[11]] === 'RST' ? 'rst' : 'fin', S[T[11]] === 'RST' ? '#c62828' : '#546e7a', { dash: true });
+    var next = k + 1 < legs.length ? legs[k + 1][L_T] : null;
+    function back(i) { return next && T[i] != null && next[i] != null && T[i] >= next[i] ? T[i] - next[i] : null; }
+    add(T[3], s, c, S[l[L_STATUS]], 'response', statusColor(statusOf(S[l[L_STATUS]])), { delay: back(3) });
+    add(T[5], s, c, 'first frame', 'frame', '#00897b', { delay: back(5) });
+    add(T[7], s, c, closeLabel(T[9]), 'close', '#6a1b9a', { delay: back(7) });
+    add(T[12], s, c, S[T[13]] || 'FIN', S[T[13]] === 'RST' ? 'rst' : 'fin', S[T[13]] === 'RST' ? '#c62828' : '#546e7a', { dash: true });
+  });
+  if (legs.length === 1) {
+    (r[R_CONN] || []).forEach(function (c) {
+      var p = lo.first + 1, b = p + 1;
+      add(c[2], p, b, c[4] ? 'SYN → SYN-ACK' : 'SYN', 'syn', '#546e7a');
+      if (S[c[5]]) add(c[3], b, p, S[c[5]], S[c[5]] === 'RST' ? 'rst' : 'fin', S[c[5]] === 'RST' ? '#c62828' : '#546e7a', { dash: true });
+      else if (!c[4]) add(c[3], b, p, 'no answer', 'noanswer', '#9e9e9e', { dash: true });
+    });
+  }
+  ev.sort(function (x, y) { return x.t - y.t || x.seq - y.seq; });
+  return ev;
+}
+
+function ladderSVG(r) {
+  var lo = lanesOf(r), lanes = lo.lanes;
+  if (lanes.length < 2) return '';
+  var ev = eventsOf(r, lo);
+  var laneW = lanes.length > 3 ? 210 : 270, left = 150, top = 72, rowH = 34, gapH = 26;
+  var W = left + (lanes.length - 1) * laneW + 110;
+  var x = function (i) { return left + i * laneW; };
+  var rows = [], y = top + 14, t0 = ev.length ? ev[0].t : 0;
+  ev.forEach(function (e, i) {
+    if (i > 0 && e.t - ev[i - 1].t >= 1e6) {
+      rows.push({ gap: e.t - ev[i - 1].t, y: y + 4 });
+      y += gapH;
+    }
+    y += rowH;
+    rows.push({ e: e, y: y });
+  });
+  var H = y + 26;
+  var out = ['<svg xmlns="http://www.w3.org/2000/svg" width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="ladder diagram">'];
+  lanes.forEach(function (l, i) {
+    var cx = x(i);
+    out.push('<line class="lane" x1="' + cx + '" y1="' + (top - 6) + '" x2="' + cx + '" y2="' + (H - 8) + '"' + (l.ghost ? ' stroke-dasharray="4 4"' : '') + '/>');
+    out.push('<rect class="lanebox" x="' + (cx - 95) + '" y="4" width="190" height="' + (top - 12) + '" rx="6"' + (l.ghost ? ' stroke-dasharray="4 3"' : '') + '/>');
+    out.push('<text class="lanename" x="' + cx + '" y="23" text-anchor="middle">' + esc(l.name) + '</text>');
+    out.push('<text class="laneaddr" x="' + cx + '" y="' + (l.out ? 40 : 44) + '" text-anchor="middle">' + esc(trim(l.addr, 30)) + '<title>' + esc(l.addr) + '</title></text>');
+    if (l.out) out.push('<text class="laneaddr" x="' + cx + '" y="54" text-anchor="middle">→ ' + esc(trim(l.out, 28)) + '<title>its upstream socket</title></text>');
+  });
+  out.push('<text class="t" x="8" y="' + (top + 4) + '">time</text>');
+  rows.forEach(function (row) {
+    if (row.gap != null) {
+      out.push('<line class="gapline" x1="8" x2="' + (W - 8) + '" y1="' + (row.y + 4) + '" y2="' + (row.y + 4) + '"/>');
+      out.push('<text class="gap" x="' + (x(0) + 8) + '" y="' + row.y + '">' + esc(dur(row.gap)) + ' later</text>');
+      return;
+    }
+    var e = row.e, xa = x(e.a), xb = x(e.b), dir = xb > xa ? 1 : -1, yy = row.y;
+    var tip = clock(abs(r) + e.t, 6) + ' UTC · ' + e.label + (e.delay != null ? ' · the proxy relayed it ' + dur(e.delay) + ' later' : '');
+    out.push('<g class="ev" data-ev="' + e.kind + '"><title>' + esc(tip) + '</title>');
+    out.push('<text class="t" x="8" y="' + (yy + 4) + '">' + (e.t === t0 ? '0' : '+' + esc(dur(e.t - t0))) + '</text>');
+    var x2 = xb - dir * 9;
+    out.push('<line class="arrow" x1="' + xa + '" y1="' + yy + '" x2="' + x2 + '" y2="' + yy + '" stroke="' + e.col + '"' + (e.dash ? ' stroke-dasharray="5 3"' : '') + '/>');
+    out.push('<path d="M' + xb + ' ' + yy + ' l' + (-dir * 10) + ' -4.5 v9 z" fill="' + e.col + '"/>');
+    var span = Math.abs(xb - xa), maxChars = Math.floor((span - 16) / 6.9);
+    out.push('<text class="lbl" x="' + ((xa + xb) / 2) + '" y="' + (yy - 6) + '" text-anchor="middle" fill="' + e.col + '">' + esc(trim(e.label, maxChars)) + '</text>');
+    if (e.delay != null) {
+      out.push('<text class="delay" x="' + (xa + dir * 6) + '" y="' + (yy + 13) + '" text-anchor="' + (dir > 0 ? 'start' : 'end') + '">+' + esc(dur(e.delay)) + ' in proxy</text>');
+    }
+    out.push('</g>');
+  });
+  var lastLeg = r[R_LEGS][0][L_T];
+  if (lastLeg[0] & 4) out.push('<text class="gap" x="' + (x(0) + 8) + '" y="' + (H - 8) + '">open at the end of the capture</text>');
+  out.push('</svg>');
+  return out.join('');
+}
+
+function trim(s, n) { s = String(s); return n > 3 && s.length > n ? s.slice(0, n - 1) + '…' : s; }
+
+// diff marks, per side, the header lines the other side dropped, changed
+// or added (names compared case-insensitively, in order of occurrence).
+function parseHeaders(lines) {
+  var seen = {};
+  return lines.map(function (i) {
+    var s = S[i], c = s.indexOf(':');
+    var name = c >= 0 ? s.slice(0, c) : s, key = name.toLowerCase();
+    seen[key] = (seen[key] || 0) + 1;
+    return { text: s, key: key + '#' + seen[key], value: c >= 0 ? s.slice(c + 1).trim() : '' };
+  });
+}
+
+function diffHTML(titleL, firstL, linesL, titleR, firstR, linesR) {
+  var l = parseHeaders(linesL), r = parseHeaders(linesR), byL = {}, byR = {};
+  l.forEach(function (h) { byL[h.key] = h; });
+  r.forEach(function (h) { byR[h.key] = h; });
+  function side(title, first, other, hs, by, missingTag, missingCls) {
+    var h = ['<div class="col"><h4>' + esc(title) + '</h4><div class="lines">'];
+    h.push('<div class="ln first' + (first !== other ? ' chg' : '') + '">' + esc(first || '(none)') + (first !== other ? '<span class="tag">changed</span>' : '') + '</div>');
+    hs.forEach(function (x) {
+      var o = by[x.key], cls = '', tag = '';
+      if (!o) { cls = missingCls; tag = missingTag; } else if (o.value !== x.value) { cls = 'chg'; tag = 'changed'; }
+      h.push('<div class="ln' + (cls ? ' ' + cls : '') + '"' + (cls ? ' data-mark="' + cls + '"' : '') + '>' + esc(x.text) + (tag ? '<span class="tag">' + tag + '</span>' : '') + '</div>');
+    });
+    h.push('</div></div>');
+    return h.join('');
+  }
+  return '<div class="hdrdiff">' + side(titleL, firstL, firstR, l, byR, 'dropped', 'drop') +
+    side(titleR, firstR, firstL, r, byL, 'added', 'add') + '</div>';
+}
+
+function sessionText(s) {
+  var frames = s[1] + ' frames (' + s[3] + ' bytes) client→server, ' + s[2] + ' frames (' + s[4] + ' bytes) server→client, longest silence ' + dur(s[5]);
+  if (s[11]) return 'open at the end of the capture after ' + dur(s[0]) + '; ' + frames;
+  var how = 'closed by the ' + S[s[7]];
+  how += s[8] ? ' with close ' + s[8] + (s[9] ? ' "' + s[9] + '"' : '') : ' without a close frame';
+  return dur(s[0]) + '; ' + frames + ', then ' + how + ' (' + S[s[10]] + ')';
+}
+
+function detailHTML(i) {
+  var r = A[i], h = [], legs = r[R_LEGS];
+  var info = ['severity <b>' + esc(S[r[R_SEV]]) + '</b>'];
+  if (S[r[R_PROXY]]) info.push('proxy <b>' + esc(S[r[R_PROXY]]) + '</b>' + (S[r[R_PRODUCT]] ? ' (' + esc(S[r[R_PRODUCT]]) + ')' : ''));
+  if (S[r[R_BACKEND]]) info.push('backend <b>' + esc(S[r[R_BACKEND]]) + '</b>');
+  info.push('pairing <b>' + esc(S[r[R_CONF]]) + '</b>');
+  info.push('at ' + clock(abs(r), 6) + ' UTC');
+  h.push('<div class="info">' + info.join(' · ') + '</div>');
+  if (r[R_FIND].length) {
+    h.push('<div class="findings">' + r[R_FIND].map(function (f) {
+      var c = S[f];
+      return '<span class="badge" style="background:' + color(c) + '" title="' + esc((CODES[c] || [])[2] || '') + '">' + esc(c) + '</span>';
+    }).join('') + '</div>');
+  }
+  if (r[R_FIX]) {
+    h.push('<h3>Fix</h3><div class="fix"><button type="button" data-copy>copy</button><code>' + esc(S[r[R_FIX]]) + '</code></div>');
+  }
+  if (r[R_ERRLOG]) h.push('<h3>Proxy error log</h3><div class="errlog mono">' + esc(S[r[R_ERRLOG]]) + '</div>');
+  h.push('<h3>Evidence</h3><ul class="evidence">' + r[R_EV].map(function (e) { return '<li>' + esc(S[e]) + '</li>'; }).join('') + '</ul>');
+  if (r[R_SESS]) h.push('<h3>Session</h3><div class="session">' + esc(sessionText(r[R_SESS])) + '</div>');
+  if (legs.length) {
+    h.push('<h3>Ladder</h3><div class="ladder">' + ladderSVG(r) + '</div>');
+    var lanes = lanesOf(r).lanes, f = lanesOf(r).first;
+    var name = function (k) { return lanes[k + f].name + '→' + lanes[k + f + 1].name; };
+    var rname = function (k) { return lanes[k + f + 1].name + '→' + lanes[k + f].name; };
+    h.push('<h3>Headers</h3>');
+    if (legs.length === 1) {
+      var l = legs[0];
+      h.push(diffHTML(name(0) + ' request', S[l[L_REQ]], l[L_REQH], rname(0) + ' response', S[l[L_STATUS]], l[L_RESPH])
+        .replace(/ (chg|add|drop)"/g, '"').replace(/<span class="tag">[a-z]+<\/span>/g, '').replace(/ data-mark="[a-z]+"/g, ''));
+    }
+    for (var k = 0; k + 1 < legs.length; k++) {
+      var a = legs[k], b = legs[k + 1];
+      h.push(diffHTML(name(k) + ' (in)', S[a[L_REQ]], a[L_REQH], name(k + 1) + ' (out)', S[b[L_REQ]], b[L_REQH]));
+      if (b[L_STATUS] || a[L_STATUS]) {
+        h.push(diffHTML(rname(k + 1) + ' (in)', S[b[L_STATUS]], b[L_RESPH], rname(k) + ' (out)', S[a[L_STATUS]], a[L_RESPH]));
+      }
+    }
+  }
+  return h.join('');
+}
+
+// ---- timeline ----
+
+var tl = { canvas: null, from: 0, to: 1, rows: [], drag: null };
+
+function setupTimeline() {
+  var c = el('tl-canvas');
+  tl.canvas = c;
+  window.addEventListener('resize', function () { drawTimeline(); });
+  function tAt(ev) {
+    var b = c.getBoundingClientRect();
+    var f = (ev.clientX - b.left - tl.padL) / (b.width - tl.padL - tl.padR);
+    return tl.from + Math.max(0, Math.min(1, f)) * (tl.to - tl.from);
+  }
+  c.addEventListener('mousedown', function (ev) { tl.drag = { x: ev.clientX, t: tAt(ev) }; });
+  window.addEventListener('mouseup', function (ev) {
+    if (!tl.drag) return;
+    var d = tl.drag; tl.drag = null;
+    if (Math.abs(ev.clientX - d.x) < 4) { clickAt(ev); return; }
+    var t = tAt(ev);
+    st.from = Math.min(d.t, t); st.to = Math.max(d.t, t); st.page = 0;
+    refilter();
+  });
+  c.addEventListener('mousemove', function (ev) {
+    var tip = el('tl-tip'), b = c.getBoundingClientRect(), hit = hitAt(ev);
+    var text = clock(D.t0 + tAt(ev));
+    if (hit != null) { var r = A[hit]; text += ' · ' + S[r[R_CODE]] + ' · ' + S[r[R_PATH]] + ' · ' + r[R_CLIENT]; }
+    tip.textContent = text;
+    tip.hidden = false;
+    tip.style.left = Math.min(ev.clientX - b.left + 12, b.width - 260) + 'px';
+    tip.style.top = (ev.clientY - b.top + 14) + 'px';
+  });
+  c.addEventListener('mouseleave', function () { el('tl-tip').hidden = true; });
+  c.addEventListener('dblclick', function () { st.from = st.to = null; refilter(); });
+}
+
+// hitAt finds the attempt under the pointer when each has its own row.
+function hitAt(ev) {
+  if (!tl.rowH || tl.rowH < 3) return null;
+  var b = tl.canvas.getBoundingClientRect(), y = ev.clientY - b.top - tl.padT, xx = ev.clientX - b.left;
+  var k = Math.floor(y / tl.rowH);
+  if (k < 0 || k >= tl.rows.length) return null;
+  var i = tl.rows[k], r = A[i];
+  var x1 = tl.x(r[R_T]), x2 = Math.max(tl.x(endOf(r)), x1 + 3);
+  return xx >= x1 - 3 && xx <= x2 + 3 ? i : null;
+}
+
+function clickAt(ev) {
+  var i = hitAt(ev);
+  if (i == null) return;
+  location.hash = 'a=' + i;
+}
+
+function drawTimeline() {
+  var c = tl.canvas, dpr = window.devicePixelRatio || 1;
+  var padL = 8, padR = 8, padT = 6, histH = 40, axisH = 20, gap = 8;
+  // up to 18 px per attempt while they fit in 160 px, then shared rows
+  var bodyH = view.length <= 24 ? Math.max(36, view.length * 16) : 160;
+  var W = c.clientWidth || 800, H = padT + bodyH + gap + histH + axisH;
+  c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
+  c.style.height = H + 'px';
+  var g = c.getContext('2d');
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, W, H);
+  tl.padL = padL; tl.padR = padR; tl.padT = padT;
+  // the time range: the filter's, else every attempt's
+  var lo = Infinity, hi = -Infinity;
+  if (st.from != null) { lo = st.from; hi = st.to; } else {
+    for (var i = 0; i < A.length; i++) { var r0 = A[i]; if (r0[R_T] < lo) lo = r0[R_T]; var e0 = endOf(r0); if (e0 > hi) hi = e0; }
+  }
+  if (!isFinite(lo)) { lo = 0; hi = 1; }
+  if (hi - lo < 1000) { hi = lo + 1000; }
+  var padT2 = (hi - lo) * 0.01;
+  tl.from = lo - padT2; tl.to = hi + padT2;
+  var span = tl.to - tl.from, plotW = W - padL - padR;
+  var x = tl.x = function (t) { return padL + (t - tl.from) / span * plotW; };
+  g.fillStyle = '#fbfcfd';
+  g.fillRect(padL, padT, plotW, bodyH);
+  // one row per attempt when they fit, else attempts share rows in start order
+  var n = view.length, rowsN = Math.min(n, Math.floor(bodyH / 2)) || 1;
+  var rowH = bodyH / rowsN;
+  tl.rowH = n <= rowsN ? Math.min(rowH, 18) : 0;
+  if (tl.rowH) rowH = tl.rowH;
+  tl.rows = n <= rowsN ? view : [];
+  var bar = Math.max(1, Math.min(rowH - (rowH > 4 ? 2 : 0.5), 12));
+  for (var k = 0; k < n; k++) {
+    var r = A[view[k]], row = n <= rowsN ? k : Math.floor(k * rowsN / n);
+    var x1 = x(r[R_T]), x2 = x(endOf(r));
+    g.fillStyle = color(S[r[R_CODE]]);
+    g.fillRect(x1, padT + row * rowH + (rowH - bar) / 2, Math.max(2, x2 - x1), bar);
+  }
+  // few attempts: name each bar
+  if (tl.rowH >= 12) {
+    g.font = '11px system-ui, sans-serif';
+    g.textBaseline = 'middle';
+    for (k = 0; k < n; k++) {
+      var ra = A[view[k]], xa = x(ra[R_T]), xe = Math.max(x(endOf(ra)), xa + 2), ym = padT + k * rowH + rowH / 2;
+      var text = S[ra[R_CODE]] + '  ' + S[ra[R_PATH]] + '  ' + ra[R_CLIENT], tw = g.measureText(text).width;
+      g.fillStyle = '#37474f';
+      if (xe + 6 + tw < padL + plotW) g.fillText(text, xe + 6, ym);
+      else if (xa - 6 - tw > padL) g.fillText(text, xa - 6 - tw, ym);
+      else if (xe - xa > tw + 12) { g.fillStyle = '#fff'; g.fillText(text, xa + 6, ym); }
+    }
+  }
+  // the histogram of starts, stacked by code
+  var bins = Math.max(1, Math.floor(plotW / 4)), counts = {}, totals = new Float64Array(bins), maxT = 0;
+  for (k = 0; k < n; k++) {
+    var rr = A[view[k]], b = Math.floor((rr[R_T] - tl.from) / span * bins);
+    if (b < 0 || b >= bins) continue;
+    var cc = counts[rr[R_CODE]] || (counts[rr[R_CODE]] = new Float64Array(bins));
+    cc[b]++; totals[b]++;
+    if (totals[b] > maxT) maxT = totals[b];
+  }
+  var hy = padT + bodyH + gap, base = new Float64Array(bins), bw = plotW / bins;
+  g.fillStyle = '#f1f3f5';
+  g.fillRect(padL, hy, plotW, histH);
+  Object.keys(counts).forEach(function (ci) {
+    var arr = counts[ci];
+    g.fillStyle = color(S[ci]);
+    for (var b = 0; b < bins; b++) {
+      if (!arr[b]) continue;
+      var h = arr[b] / maxT * (histH - 2);
+      g.fillRect(padL + b * bw, hy + histH - base[b] - h, Math.max(1, bw - 0.5), h);
+      base[b] += h;
+    }
+  });
+  g.fillStyle = '#5f6b73';
+  g.font = '11px system-ui, sans-serif';
+  g.textBaseline = 'top';
+  var hl = 'attempts started: up to ' + maxT + ' per ' + dur(span / bins), hw = g.measureText(hl).width;
+  g.fillStyle = 'rgba(255,255,255,.85)';
+  g.fillRect(padL + plotW - hw - 10, hy + 1, hw + 8, 14);
+  g.fillStyle = '#5f6b73';
+  g.fillText(hl, padL + plotW - hw - 6, hy + 2);
+  // the axis
+  var ay = hy + histH + 4;
+  var step = niceStep(span / Math.max(2, plotW / 110));
+  var first = Math.ceil((D.t0 + tl.from) / step) * step;
+  g.strokeStyle = '#c3cbd1';
+  g.textBaseline = 'top';
+  var digits = step < 1000 ? 6 : step < 1e6 ? 3 : 0;
+  for (var t = first; t <= D.t0 + tl.to; t += step) {
+    var xx = x(t - D.t0);
+    g.beginPath(); g.moveTo(xx, padT); g.lineTo(xx, ay); g.globalAlpha = 0.35; g.stroke(); g.globalAlpha = 1;
+    var label = clock(t, digits);
+    var tw = g.measureText(label).width;
+    if (xx - tw / 2 > 0 && xx + tw / 2 < W) g.fillText(label, xx - tw / 2, ay + 2);
+  }
+}
+
+function niceStep(us) {
+  var steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 15e6, 3e7, 6e7,
+    12e7, 3e8, 6e8, 9e8, 18e8, 36e8, 72e8, 216e8, 432e8, 864e8];
+  for (var i = 0; i < steps.length; i++) if (steps[i] >= us) return steps[i];
+  return steps[steps.length - 1];
+}
+
+load().then(start).catch(function (e) { showError('wsdiag report: ' + ((e && e.stack) || e)); });
+})();

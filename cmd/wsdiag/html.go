@@ -1,0 +1,19 @@
+package main
+
+import (
+	"github.com/wsdiag/wsdiag/cmd/internal/report"
+)
+
+// newReport starts the --html report; nil (which ignores everything)
+// without --html.
+func (c *common) newReport(title string, live bool) *report.Report {
+	if c.html == "" {
+		return nil
+	}
+	return report.New(report.Options{Title: title, ShowSecrets: c.showSecrets, Live: live})
+}
+
+// reportSummary gives the report the run's figures.
+func reportSummary(r *report.Report, sum summary, warnings []string) {
+	r.SetSummary(report.Summary{Packets: sum.packets, TCP: sum.tcp, Connections: sum.conns, KernelDrops: sum.kernelDrops, Warnings: warnings})
+}
