@@ -34,7 +34,7 @@ type domPage struct {
 
 // domProbe waits for the report's first page, then reads every attempt
 // element (opened by #expand) from the DOM.
-const domProbe = `window.wsdiag.ready.then(() => ({
+const domProbe = `Promise.all([window.wsdiag.ready, window.wsdiag.details]).then(() => ({
 	Ready: document.body.dataset.ready === '1',
 	Shown: document.getElementById('n-attempts').textContent,
 	JSErrors: document.getElementById('js-errors').textContent,

@@ -26,7 +26,49 @@ type encoder struct {
 	b     []byte
 	index map[string]int
 	table []string
+	// Header blocks are shared too ("B"): a line carrying the attempt's
+	// own Sec-WebSocket-Key or -Accept is written -1 or -2, so blocks that
+	// differ only in those are one.
+	blockIndex map[string]int
+	blocks     [][]int
+	ints       []int
+	sb         []byte
 }
+
+// block writes the index of a header block in "B".
+func (e *encoder) block(lines []string, key, accept string) {
+	e.ints = e.ints[:0]
+	for _, l := range lines {
+		switch {
+		case key != "" && len(l) == len(keyLine)+len(key) && l[:len(keyLine)] == keyLine && l[len(keyLine):] == key:
+			e.ints = append(e.ints, -1)
+		case accept != "" && len(l) == len(acceptLine)+len(accept) && l[:len(acceptLine)] == acceptLine && l[len(acceptLine):] == accept:
+			e.ints = append(e.ints, -2)
+		default:
+			i, ok := e.index[l]
+			if !ok {
+				i = len(e.table)
+				e.index[l] = i
+				e.table = append(e.table, l)
+			}
+			e.ints = append(e.ints, i)
+		}
+	}
+	e.sb = e.sb[:0]
+	for _, i := range e.ints {
+		e.sb = strconv.AppendInt(e.sb, int64(i), 10)
+		e.sb = append(e.sb, ',')
+	}
+	i, ok := e.blockIndex[string(e.sb)]
+	if !ok {
+		i = len(e.blocks)
+		e.blockIndex[string(e.sb)] = i
+		e.blocks = append(e.blocks, append([]int(nil), e.ints...))
+	}
+	e.n(int64(i))
+}
+
+const keyLine, acceptLine = "Sec-WebSocket-Key: ", "Sec-WebSocket-Accept: "
 
 func (e *encoder) s(x string) {
 	i, ok := e.index[x]
@@ -118,28 +160,39 @@ func (e *encoder) qs(xs []string) {
 	e.b = append(e.b, ']')
 }
 
-// data encodes the snapshot's attempts. The result is JSON, or (large
-// reports) a JSON object {"gz": base64 of the gzipped JSON}.
-func (s *snapshot) data() []byte {
-	e := &encoder{index: map[string]int{"": 0}, table: []string{""}, b: make([]byte, 0, 1024+600*len(s.recs))}
-	var t0 time.Time
-	if len(s.recs) > 0 {
-		t0 = s.recs[0].t
-	}
+// index encodes what the page needs at once (the summary's filters, the
+// timeline, the list's rows): one column per field, so 100 000 attempts
+// parse in milliseconds. "S" is its own string table.
+func (s *snapshot) index(t0 time.Time) []byte {
+	e := &encoder{index: map[string]int{"": 0}, table: []string{""}, b: make([]byte, 0, 1024+64*len(s.recs))}
 	e.raw(`{"v":1,"t0":`)
 	if t0.IsZero() {
 		e.raw("0")
 	} else {
 		e.n(t0.UnixMicro())
 	}
-	e.raw(`,"A":[`)
-	for i, r := range s.recs {
-		if i > 0 {
-			e.c()
+	e.raw(`,"n":`)
+	e.n(int64(len(s.recs)))
+	col := func(name string, f func(r *record)) {
+		e.raw(`,"` + name + `":[`)
+		for i, r := range s.recs {
+			if i > 0 {
+				e.c()
+			}
+			f(r)
 		}
-		e.record(r, t0)
+		e.raw("]")
 	}
-	e.raw(`],"S":`)
+	col("T", func(r *record) { e.us(r.t, t0) })
+	col("E", func(r *record) { e.n(r.end.Sub(r.t).Microseconds()) })
+	col("C", func(r *record) { e.s(string(r.code)) })
+	col("V", func(r *record) { e.s(string(r.sev)) })
+	col("H", func(r *record) { e.s(string(r.hop)) })
+	col("K", func(r *record) { e.q(r.client) })
+	col("P", func(r *record) { e.s(r.path) })
+	col("SB", func(r *record) { e.n(int64(r.sb)) })
+	col("SC", func(r *record) { e.n(int64(r.sc)) })
+	e.raw(`,"S":`)
 	e.qs(e.table)
 	e.raw(`,"codes":{`)
 	for i, c := range analyze.Codes {
@@ -159,17 +212,77 @@ func (s *snapshot) data() []byte {
 		e.raw("]")
 	}
 	e.raw("}}")
-	if len(e.b) <= gzipAbove {
-		return e.b
+	return e.b
+}
+
+// details encodes every attempt in full (see report.js for the layout):
+// a first line {"S": strings, "B": header blocks, "chunk": n}, then lines
+// of n attempts each (JSON arrays), so the page parses only the lines of
+// the attempts it shows (a JSON string never holds a raw newline).
+func (s *snapshot) details(t0 time.Time) []byte {
+	e := &encoder{index: map[string]int{"": 0}, table: []string{""}, blockIndex: map[string]int{}, b: make([]byte, 0, 1024+400*len(s.recs))}
+	for i, r := range s.recs {
+		switch {
+		case i%detailChunk == 0 && i > 0:
+			e.raw("]\n[")
+		case i == 0:
+			e.raw("[")
+		default:
+			e.c()
+		}
+		e.record(r, t0)
+	}
+	if len(s.recs) > 0 {
+		e.raw("]")
+	}
+	recs := e.b
+	e.b = make([]byte, 0, 64*len(e.table)+len(recs)+64)
+	e.raw(`{"S":`)
+	e.qs(e.table)
+	e.raw(`,"B":[`)
+	for i, b := range e.blocks {
+		if i > 0 {
+			e.c()
+		}
+		e.raw("[")
+		for j, x := range b {
+			if j > 0 {
+				e.c()
+			}
+			e.n(int64(x))
+		}
+		e.raw("]")
+	}
+	e.raw(`],"chunk":`)
+	e.n(detailChunk)
+	e.raw("}\n")
+	return append(e.b, recs...)
+}
+
+// detailChunk is how many attempts a line of details holds.
+const detailChunk = 500
+
+// pack returns data as it is, or, when large, as {"gz": base64 of the
+// gzipped data}.
+func pack(b []byte) []byte {
+	if len(b) <= gzipAbove {
+		return b
 	}
 	var z bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
-	zw.Write(e.b)
+	zw, _ := gzip.NewWriterLevel(&z, gzip.DefaultCompression)
+	zw.Write(b)
 	zw.Close()
 	out := make([]byte, 0, 16+base64.StdEncoding.EncodedLen(z.Len()))
 	out = append(out, `{"gz":"`...)
 	out = base64.StdEncoding.AppendEncode(out, z.Bytes())
 	return append(out, `"}`...)
+}
+
+func (s *snapshot) t0() time.Time {
+	if len(s.recs) > 0 {
+		return s.recs[0].t
+	}
+	return time.Time{}
 }
 
 // record writes one attempt (see decode() in report.js for the layout).
@@ -213,7 +326,7 @@ func (e *encoder) record(r *record, t0 time.Time) {
 		if i > 0 {
 			e.c()
 		}
-		e.leg(&l, r.t)
+		e.leg(&l, r)
 	}
 	e.raw("],")
 	if ss := r.session; ss != nil {
@@ -260,12 +373,23 @@ func (e *encoder) record(r *record, t0 time.Time) {
 		e.s(c.End)
 		e.raw("]")
 	}
-	e.raw("]]")
+	e.raw("],")
+	e.q(r.key)
+	e.c()
+	e.q(r.accept)
+	e.raw("]")
 }
 
-func (e *encoder) leg(l *leg, base time.Time) {
+// leg writes a leg; its client is "" when it is the attempt's, and its
+// times are each after the previous one given (the first after the
+// attempt's start), which keeps the numbers short.
+func (e *encoder) leg(l *leg, r *record) {
 	e.raw("[")
-	e.q(l.client)
+	if l.client == r.client {
+		e.raw(`""`)
+	} else {
+		e.q(l.client)
+	}
 	e.c()
 	e.s(l.server)
 	e.c()
@@ -273,30 +397,37 @@ func (e *encoder) leg(l *leg, base time.Time) {
 	e.c()
 	e.s(l.statusLine)
 	e.c()
-	e.strs(l.reqHeaders)
+	e.block(l.reqHeaders, r.key, r.accept)
 	e.c()
-	e.strs(l.respHeaders)
+	e.block(l.respHeaders, r.key, r.accept)
 	t := &l.times
+	base := r.t
+	delta := func(x time.Time) {
+		e.us(x, base)
+		if !x.IsZero() {
+			base = x
+		}
+	}
 	e.raw(",[")
 	e.n(b2i(t.SYN) | b2i(t.SYNACK)<<1 | b2i(t.OpenAtEnd)<<2)
 	for _, x := range []time.Time{t.Open, t.Request, t.Response, t.FirstFrameC2S, t.FirstFrameS2C, t.CloseFrameC2S, t.CloseFrameS2C} {
 		e.c()
-		e.us(x, base)
+		delta(x)
 	}
 	e.c()
 	e.n(int64(t.CloseCodeC2S))
 	e.c()
 	e.n(int64(t.CloseCodeS2C))
 	e.c()
-	e.us(t.ClientEnd, base)
+	delta(t.ClientEnd)
 	e.c()
 	e.s(t.ClientEndKind)
 	e.c()
-	e.us(t.ServerEnd, base)
+	delta(t.ServerEnd)
 	e.c()
 	e.s(t.ServerEndKind)
 	e.c()
-	e.us(t.Last, base)
+	delta(t.Last)
 	e.raw("]]")
 }
 

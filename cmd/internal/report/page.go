@@ -49,7 +49,8 @@ type pageData struct {
 	Backends  []count
 	CSS       template.CSS
 	JS        template.JS
-	Data      template.JS
+	Index     template.JS
+	Details   template.JS
 }
 
 func (s *snapshot) write(w io.Writer) error {
@@ -96,7 +97,8 @@ func (s *snapshot) write(w io.Writer) error {
 	d.ByHop = counts(byHop, d.NotOK, func(c *count) {})
 	d.Proxies = counts(proxies, n, func(c *count) { c.Note = product[c.Name] })
 	d.Backends = counts(backends, n, func(c *count) {})
-	d.Data = template.JS(s.data())
+	t0 := s.t0()
+	d.Index, d.Details = template.JS(pack(s.index(t0))), template.JS(pack(s.details(t0)))
 	bw := bufio.NewWriterSize(w, 1<<16)
 	if err := page.Execute(bw, d); err != nil {
 		return err

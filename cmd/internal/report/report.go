@@ -92,6 +92,8 @@ type record struct {
 	session    *analyze.Session
 	connects   []analyze.Connect
 	connServer []string
+	// The client's Sec-WebSocket-Key and the Accept answered to it.
+	key, accept string
 }
 
 type leg struct {
@@ -170,6 +172,14 @@ func (r *Report) Add(v *analyze.Verdict) {
 			later(x)
 		}
 	}
+	for _, l := range v.Legs {
+		if k, ok := l.RequestHeaders.Get("Sec-WebSocket-Key"); ok && rec.key == "" {
+			rec.key = k
+		}
+		if a, ok := l.ResponseHeaders.Get("Sec-WebSocket-Accept"); ok && rec.accept == "" {
+			rec.accept = a
+		}
+	}
 	for _, c := range v.Connects {
 		rec.connServer = append(rec.connServer, r.str(addr(c.Server)))
 		later(c.Last)
@@ -233,7 +243,7 @@ func (r *Report) WriteFile(name string) error {
 func (s *snapshot) writeFile(name string) error {
 	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
 	if err != nil {
-		return fmt.Errorf("--html: %v", err)
+		return fmt.Errorf("--html %s: %v", name, err)
 	}
 	tmp := f.Name()
 	err = s.write(f)

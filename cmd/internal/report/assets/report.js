@@ -16,29 +16,56 @@ window.addEventListener('unhandledrejection', function (e) {
 // An attempt is an array (see data.go). Its fields:
 var R_T = 0, R_CODE = 1, R_SEV = 2, R_HOP = 3, R_CLIENT = 4, R_PATH = 5, R_PROXY = 6, R_PRODUCT = 7,
   R_BACKEND = 8, R_SB = 9, R_SC = 10, R_CONF = 11, R_FIND = 12, R_EV = 13, R_ERRLOG = 14, R_FIX = 15,
-  R_END = 16, R_LEGS = 17, R_SESS = 18, R_CONN = 19;
-// A leg: [client, server, request line, status line, request headers,
-// response headers, times]; times: [flags (1 SYN, 2 SYN-ACK, 4 open at
-// the end), open, request, response, first frame c2s, s2c, close frame
-// c2s, s2c, close code c2s, s2c, client FIN/RST, its kind, server
-// FIN/RST, its kind, last packet], in µs after the attempt's start.
+  R_END = 16, R_LEGS = 17, R_SESS = 18, R_CONN = 19, R_KEY = 20, R_ACCEPT = 21;
+// A leg: [client ("": the attempt's), server, request line, status line,
+// request headers, response headers (both indices into B), times];
+// times: [flags (1 SYN, 2 SYN-ACK, 4 open at the end), open, request,
+// response, first frame c2s, s2c, close frame c2s, s2c, close code c2s,
+// s2c, client FIN/RST, its kind, server FIN/RST, its kind, last packet];
+// each time in µs after the previous one given (see legTimes).
 var L_CLIENT = 0, L_SERVER = 1, L_REQ = 2, L_STATUS = 3, L_REQH = 4, L_RESPH = 5, L_T = 6;
 // A connect attempt: [client, server, start, last, SYN-ACK, end kind].
 
-var D, S, A, CODES;
-var readyResolve;
-window.wsdiag = { ready: new Promise(function (r) { readyResolve = r; }), loadMs: null };
+// X is the index: one column per field of the list (see index() in
+// data.go). The details (details() in data.go) come after the first page
+// is drawn: S and B at once, the attempts a chunk at a time when shown.
+var X, N, S, B, CODES, chunks, parsed = [], chunkN;
+function rec(i) {
+  var c = Math.floor(i / chunkN);
+  if (!parsed[c]) parsed[c] = JSON.parse(chunks[c]);
+  return parsed[c][i % chunkN];
+}
+var TIME_FIELDS = [1, 2, 3, 4, 5, 6, 7, 10, 12, 14];
+
+// legTimes returns a leg's times in µs after the attempt's start.
+function legTimes(l) {
+  var T = l[L_T].slice(), prev = 0;
+  TIME_FIELDS.forEach(function (i) { if (T[i] != null) { T[i] += prev; prev = T[i]; } });
+  return T;
+}
+// headers returns a leg's header lines (req: the request's).
+function headers(r, l, req) {
+  return B[l[req ? L_REQH : L_RESPH]].map(function (i) {
+    return i === -1 ? 'Sec-WebSocket-Key: ' + r[R_KEY] : i === -2 ? 'Sec-WebSocket-Accept: ' + r[R_ACCEPT] : S[i];
+  });
+}
+function legClient(r, l) { return l[L_CLIENT] || r[R_CLIENT]; }
+var readyResolve, detailsResolve;
+window.wsdiag = {
+  ready: new Promise(function (r) { readyResolve = r; }),
+  details: new Promise(function (r) { detailsResolve = r; }),
+  loadMs: null
+};
 
 var PAGE = 100;
 var st = { code: '', hop: '', path: '', client: '', from: null, to: null, page: 0, open: {} };
-var view = []; // indices into A after filtering
+var view = []; // attempts (indices) that pass the filters
 
 function esc(s) {
   return String(s).replace(/[&<>"']/g, function (c) {
     return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
   });
 }
-function str(i) { return S[i]; }
 function color(code) { return (CODES[code] && CODES[code][3]) || '#7f7f7f'; }
 function pad(n, w) { n = String(n); while (n.length < w) n = '0' + n; return n; }
 
@@ -60,15 +87,17 @@ function dur(us) {
   var m = Math.floor(a / 60e6);
   return s + m + 'm' + pad(Math.round((a - m * 60e6) / 1e6), 2) + 's';
 }
-function abs(r) { return D.t0 + r[R_T]; }
-function endOf(r) { return r[R_T] + (r[R_END] || 0); }
+function abs(r) { return X.t0 + r[R_T]; }
+function endOf(i) { return X.T[i] + X.E[i]; }
+function codeOf(i) { return X.S[X.C[i]]; }
 
 // ---- loading ----
 
-function load() {
-  var el = document.getElementById('wsdiag-data');
-  var d = JSON.parse(el.textContent);
-  if (d.gz == null) return Promise.resolve(d);
+// load returns a data element's text, inflated when it was compressed.
+function load(id) {
+  var text = document.getElementById(id).textContent;
+  if (text.slice(0, 7) !== '{"gz":"') return Promise.resolve(text);
+  var d = JSON.parse(text);
   if (typeof DecompressionStream === 'undefined') {
     return Promise.reject(new Error('this browser cannot inflate the report\'s compressed data (no DecompressionStream)'));
   }
@@ -80,20 +109,44 @@ function load() {
     bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   }
+  mark(id + '-base64');
   var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Response(stream).text().then(JSON.parse);
+  return new Response(stream).text().then(function (t) { mark(id + '-inflate'); return t; });
 }
 
-function start(d) {
-  D = d; S = d.S; A = d.A; CODES = d.codes;
-  el('n-attempts').textContent = A.length;
+// phases records how long each step of loading took (ms), for the load
+// benchmark.
+var phases = window.wsdiag.phases = {}, lastMark = performance.now();
+function mark(name) { var t = performance.now(); phases[name] = Math.round(t - lastMark); lastMark = t; }
+
+function start(text) {
+  var d = JSON.parse(text);
+  mark('index');
+  X = d; N = d.n; CODES = d.codes;
+  el('n-attempts').textContent = N;
   setupFilters();
   setupTimeline();
   applyHash();
+  mark('setup');
   refilter();
+  mark('draw');
   window.wsdiag.loadMs = Math.round(performance.now());
   document.body.setAttribute('data-ready', '1');
-  readyResolve({ loadMs: window.wsdiag.loadMs, attempts: A.length });
+  readyResolve({ loadMs: window.wsdiag.loadMs, attempts: N, phases: phases });
+}
+
+// gotDetails fills in the attempts opened before the details were parsed.
+function gotDetails(text) {
+  var nl = text.indexOf('\n'), d = JSON.parse(text.slice(0, nl));
+  S = d.S; B = d.B; chunkN = d.chunk;
+  chunks = text.slice(nl + 1).split('\n');
+  mark('details');
+  document.querySelectorAll('#list .att.open').forEach(function (div) {
+    var det = div.querySelector('.detail');
+    if (det) det.innerHTML = detailHTML(+div.getAttribute('data-i'));
+  });
+  window.wsdiag.detailsMs = Math.round(performance.now());
+  detailsResolve({ detailsMs: window.wsdiag.detailsMs });
 }
 
 function el(id) { return document.getElementById(id); }
@@ -103,11 +156,11 @@ function el(id) { return document.getElementById(id); }
 function setupFilters() {
   var sel = el('f-code');
   var count = {};
-  A.forEach(function (r) { count[r[R_CODE]] = (count[r[R_CODE]] || 0) + 1; });
+  for (var i = 0; i < N; i++) count[X.C[i]] = (count[X.C[i]] || 0) + 1;
   Object.keys(count).sort(function (a, b) { return count[b] - count[a]; }).forEach(function (ci) {
     var o = document.createElement('option');
-    o.value = S[ci];
-    o.textContent = S[ci] + ' (' + count[ci] + ')';
+    o.value = X.S[ci];
+    o.textContent = X.S[ci] + ' (' + count[ci] + ')';
     sel.appendChild(o);
   });
   sel.addEventListener('change', function () { st.code = sel.value; st.page = 0; refilter(); });
@@ -144,24 +197,25 @@ function setupFilters() {
 }
 
 function refilter() {
+  var t0 = performance.now();
   var codeI = -1, hopI = -1, notOK = st.code === '!ok';
-  if (st.code && !notOK) codeI = S.indexOf(st.code);
-  if (st.hop) hopI = S.indexOf(st.hop);
-  var okI = S.indexOf('ok');
+  var XS = X.S;
+  if (st.code && !notOK) codeI = XS.indexOf(st.code);
+  if (st.hop) hopI = XS.indexOf(st.hop);
+  var okI = XS.indexOf('ok');
   var path = st.path, client = st.client;
   var pathI = null;
   if (path) {
     pathI = {};
-    for (var k = 0; k < S.length; k++) if (S[k].indexOf(path) >= 0) pathI[k] = true;
+    for (var k = 0; k < XS.length; k++) if (XS[k].indexOf(path) >= 0) pathI[k] = true;
   }
   view = [];
-  for (var i = 0; i < A.length; i++) {
-    var r = A[i];
-    if (notOK ? r[R_CODE] === okI : st.code && r[R_CODE] !== codeI) continue;
-    if (st.hop && r[R_HOP] !== hopI) continue;
-    if (pathI && !pathI[r[R_PATH]]) continue;
-    if (client && r[R_CLIENT].indexOf(client) < 0) continue;
-    if (st.from != null && (endOf(r) < st.from || r[R_T] > st.to)) continue;
+  for (var i = 0; i < N; i++) {
+    if (notOK ? X.C[i] === okI : st.code && X.C[i] !== codeI) continue;
+    if (st.hop && X.H[i] !== hopI) continue;
+    if (pathI && !pathI[X.P[i]]) continue;
+    if (client && X.K[i].indexOf(client) < 0) continue;
+    if (st.from != null && (endOf(i) < st.from || X.T[i] > st.to)) continue;
     view.push(i);
   }
   var pages = Math.max(1, Math.ceil(view.length / PAGE));
@@ -169,21 +223,23 @@ function refilter() {
   document.querySelectorAll('#by-code tbody tr').forEach(function (tr) {
     tr.classList.toggle('on', tr.getAttribute('data-code') === st.code);
   });
-  el('f-range').textContent = st.from != null ? 'time ' + clock(D.t0 + st.from) + ' – ' + clock(D.t0 + st.to) : '';
-  el('f-count').textContent = view.length === A.length ? A.length + ' attempts' : view.length + ' of ' + A.length + ' attempts';
+  el('f-range').textContent = st.from != null ? 'time ' + clock(X.t0 + st.from) + ' – ' + clock(X.t0 + st.to) : '';
+  el('f-count').textContent = view.length === N ? N + ' attempts' : view.length + ' of ' + N + ' attempts';
+  phases.filter = Math.round(performance.now() - t0);
   drawTimeline();
+  phases.timeline = Math.round(performance.now() - t0) - phases.filter;
   renderPage();
 }
 
 // ---- list ----
 
 function rowHTML(i) {
-  var r = A[i], code = S[r[R_CODE]], hop = S[r[R_HOP]];
-  var sb = r[R_SB] || '-', sc = r[R_SC] || '-';
-  return '<div class="att sev-' + esc(S[r[R_SEV]]) + (st.open[i] ? ' open' : '') + '" id="a' + i + '" data-i="' + i +
+  var code = codeOf(i), hop = X.S[X.H[i]], path = X.S[X.P[i]];
+  var sb = X.SB[i] || '-', sc = X.SC[i] || '-';
+  return '<div class="att sev-' + esc(X.S[X.V[i]]) + (st.open[i] ? ' open' : '') + '" id="a' + i + '" data-i="' + i +
     '" data-code="' + esc(code) + '" data-hop="' + esc(hop) + '">' +
-    '<div class="row"><span class="time">' + clock(abs(r)) + '</span><span class="client">' + esc(r[R_CLIENT] || '-') +
-    '</span><span class="path" title="' + esc(S[r[R_PATH]]) + '">' + esc(S[r[R_PATH]]) + '</span><span><span class="badge" style="background:' +
+    '<div class="row"><span class="time">' + clock(X.t0 + X.T[i]) + '</span><span class="client">' + esc(X.K[i] || '-') +
+    '</span><span class="path" title="' + esc(path) + '">' + esc(path) + '</span><span><span class="badge" style="background:' +
     color(code) + '">' + esc(code) + '</span></span><span class="hop">' + esc(hop) + '</span><span class="st">' + sb + '→' + sc +
     '</span></div>' + (st.open[i] ? '<div class="detail">' + detailHTML(i) + '</div>' : '') + '</div>';
 }
@@ -262,9 +318,9 @@ function legacyCopy(text) {
 function applyHash() {
   var h = location.hash.slice(1);
   var m = /^a=(\d+)$/.exec(h);
-  if (m && A[+m[1]]) st.open[+m[1]] = true;
+  if (m && +m[1] < N) st.open[+m[1]] = true;
   if (h === 'expand') {
-    for (var i = 0; i < Math.min(A.length, PAGE); i++) st.open[i] = true;
+    for (var i = 0; i < Math.min(N, PAGE); i++) st.open[i] = true;
   }
   st.jump = m ? +m[1] : null;
 }
@@ -285,19 +341,19 @@ function lanesOf(r) {
   var legs = r[R_LEGS], n = legs.length, lanes = [], first = 0;
   var conns = r[R_CONN] || [];
   if (n === 0) return { lanes: lanes, first: 0 };
-  var upstreamOnly = r[R_CLIENT] !== legs[0][L_CLIENT];
+  var upstreamOnly = legs[0][L_CLIENT] !== '';
   if (upstreamOnly) {
     lanes.push({ name: 'client', addr: r[R_CLIENT] || 'not in the capture', ghost: true });
     first = 1;
   }
-  lanes.push({ name: upstreamOnly ? 'proxy' : 'client', addr: legs[0][L_CLIENT] });
+  lanes.push({ name: upstreamOnly ? 'proxy' : 'client', addr: legClient(r, legs[0]) });
   var hops = n + first; // lanes after the first
   for (var k = 0; k < n; k++) {
     var last = k === n - 1, name;
     if (!last) name = hops > 2 ? 'proxy' + (k + 1 + first) : 'proxy';
     else if (hops > 1) name = 'backend';
     else name = S[r[R_PROXY]] || conns.length ? 'proxy' : 'server';
-    lanes.push({ name: name, addr: S[legs[k][L_SERVER]], out: last ? '' : legs[k + 1][L_CLIENT] });
+    lanes.push({ name: name, addr: S[legs[k][L_SERVER]], out: last ? '' : legClient(r, legs[k + 1]) });
   }
   if (n === 1 && conns.length) lanes.push({ name: 'backend', addr: S[conns[0][1]] });
   return { lanes: lanes, first: first };
@@ -314,7 +370,7 @@ function statusOf(line) { var m = /^\S+\s+(\d{3})/.exec(line || ''); return m ? 
 
 // events lists the ladder's arrows in time order.
 function eventsOf(r, lo) {
-  var legs = r[R_LEGS], ev = [], seq = 0;
+  var legs = r[R_LEGS], ev = [], seq = 0, times = legs.map(legTimes);
   function add(t, a, b, label, kind, col, extra) {
     if (t == null) return;
     var e = { t: t, a: a, b: b, label: label, kind: kind, col: col, seq: seq++ };
@@ -322,8 +378,8 @@ function eventsOf(r, lo) {
     ev.push(e);
   }
   legs.forEach(function (l, k) {
-    var T = l[L_T], c = k + lo.first, s = c + 1, flags = T[0];
-    var prev = k > 0 ? legs[k - 1][L_T] : null;
+    var T = times[k], c = k + lo.first, s = c + 1, flags = T[0];
+    var prev = k > 0 ? times[k - 1] : null;
     function relay(i, fromPrev) {
       // the delay the proxy added: this leg's event after the previous leg's
       if (!prev || T[i] == null || prev[i] == null || T[i] < prev[i]) return null;
@@ -334,7 +390,7 @@ function eventsOf(r, lo) {
     add(T[4], c, s, 'first frame', 'frame', '#00897b', { delay: relay(4, true) });
     add(T[6], c, s, closeLabel(T[8]), 'close', '#6a1b9a', { delay: relay(6, true) });
     add(T[10], c, s, S[T[11]] || 'FIN', S[T[11]] === 'RST' ? 'rst' : 'fin', S[T[11]] === 'RST' ? '#c62828' : '#546e7a', { dash: true });
-    var next = k + 1 < legs.length ? legs[k + 1][L_T] : null;
+    var next = k + 1 < legs.length ? times[k + 1] : null;
     function back(i) { return next && T[i] != null && next[i] != null && T[i] >= next[i] ? T[i] - next[i] : null; }
     add(T[3], s, c, S[l[L_STATUS]], 'response', statusColor(statusOf(S[l[L_STATUS]])), { delay: back(3) });
     add(T[5], s, c, 'first frame', 'frame', '#00897b', { delay: back(5) });
@@ -400,8 +456,7 @@ function ladderSVG(r) {
     }
     out.push('</g>');
   });
-  var lastLeg = r[R_LEGS][0][L_T];
-  if (lastLeg[0] & 4) out.push('<text class="gap" x="' + (x(0) + 8) + '" y="' + (H - 8) + '">open at the end of the capture</text>');
+  if (r[R_LEGS][0][L_T][0] & 4) out.push('<text class="gap" x="' + (x(0) + 8) + '" y="' + (H - 8) + '">open at the end of the capture</text>');
   out.push('</svg>');
   return out.join('');
 }
@@ -412,8 +467,8 @@ function trim(s, n) { s = String(s); return n > 3 && s.length > n ? s.slice(0, n
 // or added (names compared case-insensitively, in order of occurrence).
 function parseHeaders(lines) {
   var seen = {};
-  return lines.map(function (i) {
-    var s = S[i], c = s.indexOf(':');
+  return lines.map(function (s) {
+    var c = s.indexOf(':');
     var name = c >= 0 ? s.slice(0, c) : s, key = name.toLowerCase();
     seen[key] = (seen[key] || 0) + 1;
     return { text: s, key: key + '#' + seen[key], value: c >= 0 ? s.slice(c + 1).trim() : '' };
@@ -448,7 +503,8 @@ function sessionText(s) {
 }
 
 function detailHTML(i) {
-  var r = A[i], h = [], legs = r[R_LEGS];
+  if (!chunks) return '<div class="info">reading the details…</div>';
+  var r = rec(i), h = [], legs = r[R_LEGS];
   var info = ['severity <b>' + esc(S[r[R_SEV]]) + '</b>'];
   if (S[r[R_PROXY]]) info.push('proxy <b>' + esc(S[r[R_PROXY]]) + '</b>' + (S[r[R_PRODUCT]] ? ' (' + esc(S[r[R_PRODUCT]]) + ')' : ''));
   if (S[r[R_BACKEND]]) info.push('backend <b>' + esc(S[r[R_BACKEND]]) + '</b>');
@@ -475,14 +531,14 @@ function detailHTML(i) {
     h.push('<h3>Headers</h3>');
     if (legs.length === 1) {
       var l = legs[0];
-      h.push(diffHTML(name(0) + ' request', S[l[L_REQ]], l[L_REQH], rname(0) + ' response', S[l[L_STATUS]], l[L_RESPH])
+      h.push(diffHTML(name(0) + ' request', S[l[L_REQ]], headers(r, l, true), rname(0) + ' response', S[l[L_STATUS]], headers(r, l, false))
         .replace(/ (chg|add|drop)"/g, '"').replace(/<span class="tag">[a-z]+<\/span>/g, '').replace(/ data-mark="[a-z]+"/g, ''));
     }
     for (var k = 0; k + 1 < legs.length; k++) {
       var a = legs[k], b = legs[k + 1];
-      h.push(diffHTML(name(k) + ' (in)', S[a[L_REQ]], a[L_REQH], name(k + 1) + ' (out)', S[b[L_REQ]], b[L_REQH]));
+      h.push(diffHTML(name(k) + ' (in)', S[a[L_REQ]], headers(r, a, true), name(k + 1) + ' (out)', S[b[L_REQ]], headers(r, b, true)));
       if (b[L_STATUS] || a[L_STATUS]) {
-        h.push(diffHTML(rname(k + 1) + ' (in)', S[b[L_STATUS]], b[L_RESPH], rname(k) + ' (out)', S[a[L_STATUS]], a[L_RESPH]));
+        h.push(diffHTML(rname(k + 1) + ' (in)', S[b[L_STATUS]], headers(r, b, false), rname(k) + ' (out)', S[a[L_STATUS]], headers(r, a, false)));
       }
     }
   }
@@ -513,8 +569,8 @@ function setupTimeline() {
   });
   c.addEventListener('mousemove', function (ev) {
     var tip = el('tl-tip'), b = c.getBoundingClientRect(), hit = hitAt(ev);
-    var text = clock(D.t0 + tAt(ev));
-    if (hit != null) { var r = A[hit]; text += ' · ' + S[r[R_CODE]] + ' · ' + S[r[R_PATH]] + ' · ' + r[R_CLIENT]; }
+    var text = clock(X.t0 + tAt(ev));
+    if (hit != null) text += ' · ' + codeOf(hit) + ' · ' + X.S[X.P[hit]] + ' · ' + X.K[hit];
     tip.textContent = text;
     tip.hidden = false;
     tip.style.left = Math.min(ev.clientX - b.left + 12, b.width - 260) + 'px';
@@ -530,8 +586,8 @@ function hitAt(ev) {
   var b = tl.canvas.getBoundingClientRect(), y = ev.clientY - b.top - tl.padT, xx = ev.clientX - b.left;
   var k = Math.floor(y / tl.rowH);
   if (k < 0 || k >= tl.rows.length) return null;
-  var i = tl.rows[k], r = A[i];
-  var x1 = tl.x(r[R_T]), x2 = Math.max(tl.x(endOf(r)), x1 + 3);
+  var i = tl.rows[k];
+  var x1 = tl.x(X.T[i]), x2 = Math.max(tl.x(endOf(i)), x1 + 3);
   return xx >= x1 - 3 && xx <= x2 + 3 ? i : null;
 }
 
@@ -556,7 +612,7 @@ function drawTimeline() {
   // the time range: the filter's, else every attempt's
   var lo = Infinity, hi = -Infinity;
   if (st.from != null) { lo = st.from; hi = st.to; } else {
-    for (var i = 0; i < A.length; i++) { var r0 = A[i]; if (r0[R_T] < lo) lo = r0[R_T]; var e0 = endOf(r0); if (e0 > hi) hi = e0; }
+    for (var i = 0; i < N; i++) { if (X.T[i] < lo) lo = X.T[i]; var e0 = endOf(i); if (e0 > hi) hi = e0; }
   }
   if (!isFinite(lo)) { lo = 0; hi = 1; }
   if (hi - lo < 1000) { hi = lo + 1000; }
@@ -573,19 +629,37 @@ function drawTimeline() {
   if (tl.rowH) rowH = tl.rowH;
   tl.rows = n <= rowsN ? view : [];
   var bar = Math.max(1, Math.min(rowH - (rowH > 4 ? 2 : 0.5), 12));
-  for (var k = 0; k < n; k++) {
-    var r = A[view[k]], row = n <= rowsN ? k : Math.floor(k * rowsN / n);
-    var x1 = x(r[R_T]), x2 = x(endOf(r));
-    g.fillStyle = color(S[r[R_CODE]]);
-    g.fillRect(x1, padT + row * rowH + (rowH - bar) / 2, Math.max(2, x2 - x1), bar);
+  // Bars of one code that touch in a row merge into one rectangle; ok is
+  // drawn first, then notes, warnings and errors on top, so failures show.
+  var runs = {}, rects = {};
+  function flush(key, run) {
+    (rects[run.c] || (rects[run.c] = [])).push(run.row, run.x1, run.x2);
+    delete runs[key];
   }
+  for (var k = 0; k < n; k++) {
+    var i = view[k], row = n <= rowsN ? k : Math.floor(k * rowsN / n);
+    var x1 = x(X.T[i]), x2 = Math.max(x(endOf(i)), x1 + 2), c = X.C[i], key = row * 64 + c;
+    var run = runs[key];
+    if (run && x1 <= run.x2 + 1) { if (x2 > run.x2) run.x2 = x2; continue; }
+    if (run) flush(key, run);
+    runs[key] = { row: row, c: c, x1: x1, x2: x2 };
+  }
+  Object.keys(runs).forEach(function (key) { flush(key, runs[key]); });
+  var rank = { ok: 0, info: 1, warn: 2, error: 3 };
+  Object.keys(rects).map(Number).sort(function (a, b) {
+    return (rank[(CODES[X.S[a]] || [])[1]] || 0) - (rank[(CODES[X.S[b]] || [])[1]] || 0);
+  }).forEach(function (c) {
+    var rs = rects[c];
+    g.fillStyle = color(X.S[c]);
+    for (var j = 0; j < rs.length; j += 3) g.fillRect(rs[j + 1], padT + rs[j] * rowH + (rowH - bar) / 2, rs[j + 2] - rs[j + 1], bar);
+  });
   // few attempts: name each bar
   if (tl.rowH >= 12) {
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'middle';
     for (k = 0; k < n; k++) {
-      var ra = A[view[k]], xa = x(ra[R_T]), xe = Math.max(x(endOf(ra)), xa + 2), ym = padT + k * rowH + rowH / 2;
-      var text = S[ra[R_CODE]] + '  ' + S[ra[R_PATH]] + '  ' + ra[R_CLIENT], tw = g.measureText(text).width;
+      var ia = view[k], xa = x(X.T[ia]), xe = Math.max(x(endOf(ia)), xa + 2), ym = padT + k * rowH + rowH / 2;
+      var text = codeOf(ia) + '  ' + X.S[X.P[ia]] + '  ' + X.K[ia], tw = g.measureText(text).width;
       g.fillStyle = '#37474f';
       if (xe + 6 + tw < padL + plotW) g.fillText(text, xe + 6, ym);
       else if (xa - 6 - tw > padL) g.fillText(text, xa - 6 - tw, ym);
@@ -595,9 +669,9 @@ function drawTimeline() {
   // the histogram of starts, stacked by code
   var bins = Math.max(1, Math.floor(plotW / 4)), counts = {}, totals = new Float64Array(bins), maxT = 0;
   for (k = 0; k < n; k++) {
-    var rr = A[view[k]], b = Math.floor((rr[R_T] - tl.from) / span * bins);
+    var ir = view[k], b = Math.floor((X.T[ir] - tl.from) / span * bins);
     if (b < 0 || b >= bins) continue;
-    var cc = counts[rr[R_CODE]] || (counts[rr[R_CODE]] = new Float64Array(bins));
+    var cc = counts[X.C[ir]] || (counts[X.C[ir]] = new Float64Array(bins));
     cc[b]++; totals[b]++;
     if (totals[b] > maxT) maxT = totals[b];
   }
@@ -606,7 +680,7 @@ function drawTimeline() {
   g.fillRect(padL, hy, plotW, histH);
   Object.keys(counts).forEach(function (ci) {
     var arr = counts[ci];
-    g.fillStyle = color(S[ci]);
+    g.fillStyle = color(X.S[ci]);
     for (var b = 0; b < bins; b++) {
       if (!arr[b]) continue;
       var h = arr[b] / maxT * (histH - 2);
@@ -625,12 +699,12 @@ function drawTimeline() {
   // the axis
   var ay = hy + histH + 4;
   var step = niceStep(span / Math.max(2, plotW / 110));
-  var first = Math.ceil((D.t0 + tl.from) / step) * step;
+  var first = Math.ceil((X.t0 + tl.from) / step) * step;
   g.strokeStyle = '#c3cbd1';
   g.textBaseline = 'top';
   var digits = step < 1000 ? 6 : step < 1e6 ? 3 : 0;
-  for (var t = first; t <= D.t0 + tl.to; t += step) {
-    var xx = x(t - D.t0);
+  for (var t = first; t <= X.t0 + tl.to; t += step) {
+    var xx = x(t - X.t0);
     g.beginPath(); g.moveTo(xx, padT); g.lineTo(xx, ay); g.globalAlpha = 0.35; g.stroke(); g.globalAlpha = 1;
     var label = clock(t, digits);
     var tw = g.measureText(label).width;
@@ -645,5 +719,9 @@ function niceStep(us) {
   return steps[steps.length - 1];
 }
 
-load().then(start).catch(function (e) { showError('wsdiag report: ' + ((e && e.stack) || e)); });
+mark('script');
+load('wsdiag-index').then(start).then(function () {
+  // let the first page paint before the details are parsed
+  return new Promise(function (r) { setTimeout(r, 0); });
+}).then(function () { mark('paint'); return load('wsdiag-details'); }).then(gotDetails).catch(function (e) { showError('wsdiag report: ' + ((e && e.stack) || e)); });
 })();
