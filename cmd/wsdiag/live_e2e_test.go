@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -170,8 +171,9 @@ func TestLiveNginxEndToEnd(t *testing.T) {
 	var stderr strings.Builder
 	exit := make(chan int, 1)
 	filter := fmt.Sprintf("port %d or port %d", proxyPort, backendPort)
+	htmlReport := filepath.Join(dir, "live.html")
 	go func() {
-		exit <- run([]string{"live", "-i", "lo", "-Z", "root", "--format", "json", "--duration", runFor.String(), filter}, nil, pw, &stderr)
+		exit <- run([]string{"live", "-i", "lo", "-Z", "root", "--format", "json", "--duration", runFor.String(), "--html", htmlReport, filter}, nil, pw, &stderr)
 		pw.Close()
 	}()
 	time.Sleep(time.Second) // the ring is open before the first handshake
@@ -190,7 +192,15 @@ func TestLiveNginxEndToEnd(t *testing.T) {
 		}
 	}
 	end := time.Now()
+	// --html is rewritten as verdicts arrive (every 2 s), before the end.
+	time.Sleep(2500 * time.Millisecond)
+	if page, err := os.ReadFile(htmlReport); err != nil || !regexp.MustCompile(`id="n-attempts">[1-6]<`).Match(page) {
+		t.Errorf("--html during the run: %v, no attempts in it", err)
+	}
 	code := <-exit
+	if page, err := os.ReadFile(htmlReport); err != nil || !strings.Contains(string(page), `id="n-attempts">6<`) {
+		t.Errorf("--html at the end: %v, not the 6 attempts", err)
+	}
 	runEnded := time.Now()
 	var got []arrival
 	for a := range arrivals {

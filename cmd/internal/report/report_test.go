@@ -161,8 +161,10 @@ func TestLargeReportInBrowser(t *testing.T) {
 		t.Skip("-short: no browser")
 	}
 	path, err := browser.Find()
-	if err != nil {
+	if err != nil && os.Getenv("WSDIAG_REQUIRE_BROWSER") == "" {
 		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
 	}
 	r := New(Options{Title: "synthetic"})
 	for _, v := range synthVerdicts(3000) {

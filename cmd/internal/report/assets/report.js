@@ -67,6 +67,16 @@ function esc(s) {
   });
 }
 function color(code) { return (CODES[code] && CODES[code][3]) || '#7f7f7f'; }
+function badge(code, title) {
+  var c = color(code);
+  return '<span class="badge" style="background:' + c + (light(c) ? ';color:#1d2327' : '') + '"' +
+    (title ? ' title="' + esc(title) + '"' : '') + '>' + esc(code) + '</span>';
+}
+// light tells whether dark text reads better than white on colour c.
+function light(c) {
+  var v = parseInt(c.slice(1), 16);
+  return 0.299 * (v >> 16) + 0.587 * (v >> 8 & 255) + 0.114 * (v & 255) > 150;
+}
 function pad(n, w) { n = String(n); while (n.length < w) n = '0' + n; return n; }
 
 // clock formats an absolute time in µs since the epoch as UTC, like the
@@ -224,7 +234,7 @@ function refilter() {
     tr.classList.toggle('on', tr.getAttribute('data-code') === st.code);
   });
   el('f-range').textContent = st.from != null ? 'time ' + clock(X.t0 + st.from) + ' – ' + clock(X.t0 + st.to) : '';
-  el('f-count').textContent = view.length === N ? N + ' attempts' : view.length + ' of ' + N + ' attempts';
+  el('f-count').textContent = (view.length === N ? '' : view.length + ' of ') + N + (N === 1 ? ' attempt' : ' attempts');
   phases.filter = Math.round(performance.now() - t0);
   drawTimeline();
   phases.timeline = Math.round(performance.now() - t0) - phases.filter;
@@ -239,8 +249,7 @@ function rowHTML(i) {
   return '<div class="att sev-' + esc(X.S[X.V[i]]) + (st.open[i] ? ' open' : '') + '" id="a' + i + '" data-i="' + i +
     '" data-code="' + esc(code) + '" data-hop="' + esc(hop) + '">' +
     '<div class="row"><span class="time">' + clock(X.t0 + X.T[i]) + '</span><span class="client">' + esc(X.K[i] || '-') +
-    '</span><span class="path" title="' + esc(path) + '">' + esc(path) + '</span><span><span class="badge" style="background:' +
-    color(code) + '">' + esc(code) + '</span></span><span class="hop">' + esc(hop) + '</span><span class="st">' + sb + '→' + sc +
+    '</span><span class="path" title="' + esc(path) + '">' + esc(path) + '</span><span>' + badge(code) + '</span><span class="hop">' + esc(hop) + '</span><span class="st">' + sb + '→' + sc +
     '</span></div>' + (st.open[i] ? '<div class="detail">' + detailHTML(i) + '</div>' : '') + '</div>';
 }
 
@@ -413,13 +422,13 @@ function ladderSVG(r) {
   var lo = lanesOf(r), lanes = lo.lanes;
   if (lanes.length < 2) return '';
   var ev = eventsOf(r, lo);
-  var laneW = lanes.length > 3 ? 210 : 270, left = 150, top = 72, rowH = 34, gapH = 26;
+  var laneW = lanes.length > 3 ? 210 : 270, left = 150, top = 72, rowH = 34, gapH = 30;
   var W = left + (lanes.length - 1) * laneW + 110;
   var x = function (i) { return left + i * laneW; };
   var rows = [], y = top + 14, t0 = ev.length ? ev[0].t : 0;
   ev.forEach(function (e, i) {
     if (i > 0 && e.t - ev[i - 1].t >= 1e6) {
-      rows.push({ gap: e.t - ev[i - 1].t, y: y + 4 });
+      rows.push({ gap: e.t - ev[i - 1].t, y: y + 20 });
       y += gapH;
     }
     y += rowH;
@@ -438,8 +447,8 @@ function ladderSVG(r) {
   out.push('<text class="t" x="8" y="' + (top + 4) + '">time</text>');
   rows.forEach(function (row) {
     if (row.gap != null) {
-      out.push('<line class="gapline" x1="8" x2="' + (W - 8) + '" y1="' + (row.y + 4) + '" y2="' + (row.y + 4) + '"/>');
-      out.push('<text class="gap" x="' + (x(0) + 8) + '" y="' + row.y + '">' + esc(dur(row.gap)) + ' later</text>');
+      out.push('<line class="gapline" x1="8" x2="' + (W - 8) + '" y1="' + row.y + '" y2="' + row.y + '"/>');
+      out.push('<text class="gap" x="8" y="' + (row.y + 13) + '">… ' + esc(dur(row.gap)) + ' later</text>');
       return;
     }
     var e = row.e, xa = x(e.a), xb = x(e.b), dir = xb > xa ? 1 : -1, yy = row.y;
@@ -514,7 +523,7 @@ function detailHTML(i) {
   if (r[R_FIND].length) {
     h.push('<div class="findings">' + r[R_FIND].map(function (f) {
       var c = S[f];
-      return '<span class="badge" style="background:' + color(c) + '" title="' + esc((CODES[c] || [])[2] || '') + '">' + esc(c) + '</span>';
+      return badge(c, (CODES[c] || [])[2]);
     }).join('') + '</div>');
   }
   if (r[R_FIX]) {
@@ -663,7 +672,7 @@ function drawTimeline() {
       g.fillStyle = '#37474f';
       if (xe + 6 + tw < padL + plotW) g.fillText(text, xe + 6, ym);
       else if (xa - 6 - tw > padL) g.fillText(text, xa - 6 - tw, ym);
-      else if (xe - xa > tw + 12) { g.fillStyle = '#fff'; g.fillText(text, xa + 6, ym); }
+      else if (xe - xa > tw + 12) { g.fillStyle = light(color(codeOf(ia))) ? '#1d2327' : '#fff'; g.fillText(text, xa + 6, ym); }
     }
   }
   // the histogram of starts, stacked by code
