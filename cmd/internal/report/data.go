@@ -262,6 +262,34 @@ func (s *snapshot) details(t0 time.Time) []byte {
 // detailChunk is how many attempts a line of details holds.
 const detailChunk = 500
 
+// packLines returns details as they are, or, when large, as a line "gz"
+// followed by each line gzipped and base64'd: the page inflates only the
+// lines of the attempts it shows.
+func packLines(b []byte) []byte {
+	if len(b) <= gzipAbove {
+		return b
+	}
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.DefaultCompression)
+	out := make([]byte, 0, len(b)/3)
+	out = append(out, "gz"...)
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		z.Reset()
+		zw.Reset(&z)
+		zw.Write(line)
+		zw.Close()
+		out = append(out, '\n')
+		out = base64.StdEncoding.AppendEncode(out, z.Bytes())
+	}
+	return out
+}
+
 // pack returns data as it is, or, when large, as {"gz": base64 of the
 // gzipped data}.
 func pack(b []byte) []byte {

@@ -98,7 +98,7 @@ func (s *snapshot) write(w io.Writer) error {
 	d.Proxies = counts(proxies, n, func(c *count) { c.Note = product[c.Name] })
 	d.Backends = counts(backends, n, func(c *count) {})
 	t0 := s.t0()
-	d.Index, d.Details = template.JS(pack(s.index(t0))), template.JS(pack(s.details(t0)))
+	d.Index, d.Details = template.JS(pack(s.index(t0))), template.JS(packLines(s.details(t0)))
 	bw := bufio.NewWriterSize(w, 1<<16)
 	if err := page.Execute(bw, d); err != nil {
 		return err

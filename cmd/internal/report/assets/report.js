@@ -29,12 +29,18 @@ var L_CLIENT = 0, L_SERVER = 1, L_REQ = 2, L_STATUS = 3, L_REQH = 4, L_RESPH = 5
 // X is the index: one column per field of the list (see index() in
 // data.go). The details (details() in data.go) come after the first page
 // is drawn: S and B at once, the attempts a chunk at a time when shown.
-var X, N, S, B, CODES, chunks, parsed = [], chunkN;
-function rec(i) {
+var X, N, S, B, CODES, chunks, gzChunks, parsed = [], pending = [], chunkN;
+// chunk makes sure the details of attempt i are parsed (inflating their
+// line first when compressed).
+function chunk(i) {
   var c = Math.floor(i / chunkN);
-  if (!parsed[c]) parsed[c] = JSON.parse(chunks[c]);
-  return parsed[c][i % chunkN];
+  if (parsed[c]) return Promise.resolve();
+  if (!pending[c]) {
+    pending[c] = (gzChunks ? inflate(chunks[c]) : Promise.resolve(chunks[c])).then(function (t) { parsed[c] = JSON.parse(t); });
+  }
+  return pending[c];
 }
+function rec(i) { return parsed[Math.floor(i / chunkN)][i % chunkN]; }
 var TIME_FIELDS = [1, 2, 3, 4, 5, 6, 7, 10, 12, 14];
 
 // legTimes returns a leg's times in µs after the attempt's start.
@@ -54,6 +60,8 @@ var readyResolve, detailsResolve;
 window.wsdiag = {
   ready: new Promise(function (r) { readyResolve = r; }),
   details: new Promise(function (r) { detailsResolve = r; }),
+  // settled resolves once every open attempt shown has its details drawn
+  settled: function () { return fillDetails(); },
   loadMs: null
 };
 
@@ -103,25 +111,28 @@ function codeOf(i) { return X.S[X.C[i]]; }
 
 // ---- loading ----
 
-// load returns a data element's text, inflated when it was compressed.
+// load returns the index's text, inflated when it was compressed.
 function load(id) {
   var text = document.getElementById(id).textContent;
   if (text.slice(0, 7) !== '{"gz":"') return Promise.resolve(text);
-  var d = JSON.parse(text);
+  return inflate(JSON.parse(text).gz);
+}
+
+// inflate decodes base64 gzipped text.
+function inflate(b64) {
   if (typeof DecompressionStream === 'undefined') {
     return Promise.reject(new Error('this browser cannot inflate the report\'s compressed data (no DecompressionStream)'));
   }
   var bytes;
   if (Uint8Array.fromBase64) {
-    bytes = Uint8Array.fromBase64(d.gz);
+    bytes = Uint8Array.fromBase64(b64);
   } else {
-    var bin = atob(d.gz);
+    var bin = atob(b64);
     bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   }
-  mark(id + '-base64');
   var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Response(stream).text().then(function (t) { mark(id + '-inflate'); return t; });
+  return new Response(stream).text();
 }
 
 // phases records how long each step of loading took (ms), for the load
@@ -145,18 +156,40 @@ function start(text) {
   readyResolve({ loadMs: window.wsdiag.loadMs, attempts: N, phases: phases });
 }
 
-// gotDetails fills in the attempts opened before the details were parsed.
-function gotDetails(text) {
-  var nl = text.indexOf('\n'), d = JSON.parse(text.slice(0, nl));
-  S = d.S; B = d.B; chunkN = d.chunk;
-  chunks = text.slice(nl + 1).split('\n');
-  mark('details');
-  document.querySelectorAll('#list .att.open').forEach(function (div) {
-    var det = div.querySelector('.detail');
-    if (det) det.innerHTML = detailHTML(+div.getAttribute('data-i'));
+// loadDetails reads the details' first line (strings, header blocks)
+// and keeps the other lines, a chunk of attempts each, for chunk().
+function loadDetails() {
+  var lines = document.getElementById('wsdiag-details').textContent.split('\n');
+  gzChunks = lines[0] === 'gz';
+  if (gzChunks) lines.shift();
+  return (gzChunks ? inflate(lines[0]) : Promise.resolve(lines[0])).then(function (t) {
+    var d = JSON.parse(t);
+    S = d.S; B = d.B; chunkN = d.chunk;
+    chunks = lines.slice(1);
+    mark('details');
+    return fillDetails();
+  }).then(function () {
+    window.wsdiag.detailsMs = Math.round(performance.now());
+    detailsResolve({ detailsMs: window.wsdiag.detailsMs });
   });
-  window.wsdiag.detailsMs = Math.round(performance.now());
-  detailsResolve({ detailsMs: window.wsdiag.detailsMs });
+}
+
+// fillDetails renders the details of the open attempts shown, as their
+// chunks arrive.
+function fillDetails() {
+  if (!chunks) return Promise.resolve();
+  var waits = [];
+  document.querySelectorAll('#list .att.open').forEach(function (div) {
+    var det = div.querySelector('.detail'), i = +div.getAttribute('data-i');
+    if (!det || det.getAttribute('data-i') === String(i)) return;
+    if (det.pending) { waits.push(det.pending); return; }
+    waits.push(det.pending = chunk(i).then(function () {
+      if (!st.open[i] || !det.isConnected) return;
+      det.innerHTML = detailHTML(i);
+      det.setAttribute('data-i', i);
+    }));
+  });
+  return Promise.all(waits);
 }
 
 function el(id) { return document.getElementById(id); }
@@ -250,7 +283,7 @@ function rowHTML(i) {
     '" data-code="' + esc(code) + '" data-hop="' + esc(hop) + '">' +
     '<div class="row"><span class="time">' + clock(X.t0 + X.T[i]) + '</span><span class="client">' + esc(X.K[i] || '-') +
     '</span><span class="path" title="' + esc(path) + '">' + esc(path) + '</span><span>' + badge(code) + '</span><span class="hop">' + esc(hop) + '</span><span class="st">' + sb + '→' + sc +
-    '</span></div>' + (st.open[i] ? '<div class="detail">' + detailHTML(i) + '</div>' : '') + '</div>';
+    '</span></div>' + (st.open[i] ? '<div class="detail">' + LOADING + '</div>' : '') + '</div>';
 }
 
 function renderPage() {
@@ -260,6 +293,7 @@ function renderPage() {
   for (var k = from; k < to; k++) h.push(rowHTML(view[k]));
   if (view.length === 0) h.push('<div class="empty">no attempt matches</div>');
   list.innerHTML = h.join('');
+  fillDetails();
   var pages = Math.max(1, Math.ceil(view.length / PAGE));
   var pg = el('pager');
   if (pages <= 1) { pg.innerHTML = ''; return; }
@@ -301,8 +335,9 @@ function toggle(i, on) {
   if (on && !det) {
     det = document.createElement('div');
     det.className = 'detail';
-    det.innerHTML = detailHTML(i);
+    det.innerHTML = LOADING;
     div.appendChild(det);
+    fillDetails();
   } else if (!on && det) {
     det.remove();
   }
@@ -352,10 +387,13 @@ function lanesOf(r) {
   if (n === 0) return { lanes: lanes, first: 0 };
   var upstreamOnly = legs[0][L_CLIENT] !== '';
   if (upstreamOnly) {
-    lanes.push({ name: 'client', addr: r[R_CLIENT] || 'not in the capture', ghost: true });
+    // the client's leg is encrypted (its TLS connection is known) or not captured
+    lanes.push({ name: r[R_CLIENT] ? 'client (TLS, no keys)' : 'client', addr: r[R_CLIENT] || 'leg not in the capture', ghost: true });
     first = 1;
+    lanes.push({ name: 'proxy', addr: S[r[R_PROXY]] || legClient(r, legs[0]), out: S[r[R_PROXY]] ? legClient(r, legs[0]) : '' });
+  } else {
+    lanes.push({ name: 'client', addr: legClient(r, legs[0]) });
   }
-  lanes.push({ name: upstreamOnly ? 'proxy' : 'client', addr: legClient(r, legs[0]) });
   var hops = n + first; // lanes after the first
   for (var k = 0; k < n; k++) {
     var last = k === n - 1, name;
@@ -511,8 +549,9 @@ function sessionText(s) {
   return dur(s[0]) + '; ' + frames + ', then ' + how + ' (' + S[s[10]] + ')';
 }
 
+var LOADING = '<div class="info">reading the details…</div>';
+
 function detailHTML(i) {
-  if (!chunks) return '<div class="info">reading the details…</div>';
   var r = rec(i), h = [], legs = r[R_LEGS];
   var info = ['severity <b>' + esc(S[r[R_SEV]]) + '</b>'];
   if (S[r[R_PROXY]]) info.push('proxy <b>' + esc(S[r[R_PROXY]]) + '</b>' + (S[r[R_PRODUCT]] ? ' (' + esc(S[r[R_PRODUCT]]) + ')' : ''));
@@ -732,5 +771,5 @@ mark('script');
 load('wsdiag-index').then(start).then(function () {
   // let the first page paint before the details are parsed
   return new Promise(function (r) { setTimeout(r, 0); });
-}).then(function () { mark('paint'); return load('wsdiag-details'); }).then(gotDetails).catch(function (e) { showError('wsdiag report: ' + ((e && e.stack) || e)); });
+}).then(function () { mark('paint'); return loadDetails(); }).catch(function (e) { showError('wsdiag report: ' + ((e && e.stack) || e)); });
 })();
