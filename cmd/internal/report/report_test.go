@@ -278,6 +278,11 @@ func BenchmarkReportLoad100k(b *testing.B) {
 		details += res.DetailsMs
 		b.Logf("first page at %v ms, details at %v ms; phases (ms) %v", res.LoadMs, res.DetailsMs, res.Phases)
 	}
+	if dir := os.Getenv("WSDIAG_SCREENSHOTS"); dir != "" {
+		if err := p.Screenshot(filepath.Join(dir, "100k.png"), 1400); err != nil {
+			b.Error(err)
+		}
+	}
 	b.ReportMetric(total/float64(b.N), "ms/load")
 	b.ReportMetric(details/float64(b.N), "ms/details")
 	b.ReportMetric(float64(fi.Size())/1e6, "MB")

@@ -649,7 +649,7 @@ function drawTimeline() {
   var c = tl.canvas, dpr = window.devicePixelRatio || 1;
   var padL = 8, padR = 8, padT = 6, histH = 40, axisH = 20, gap = 8;
   // up to 18 px per attempt while they fit in 160 px, then shared rows
-  var bodyH = view.length <= 24 ? Math.max(36, view.length * 16) : 160;
+  var bodyH = view.length <= 24 ? Math.max(36, view.length * 16) : 200;
   var W = c.clientWidth || 800, H = padT + bodyH + gap + histH + axisH;
   c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
   c.style.height = H + 'px';
@@ -670,8 +670,25 @@ function drawTimeline() {
   var x = tl.x = function (t) { return padL + (t - tl.from) / span * plotW; };
   g.fillStyle = '#fbfcfd';
   g.fillRect(padL, padT, plotW, bodyH);
-  // one row per attempt when they fit, else attempts share rows in start order
+  // One row per attempt when they fit. Else each code gets a band of rows
+  // (its height by its share, at least a few rows), in which its attempts
+  // share rows in start order: a burst, a mass close or tunnels cut at
+  // one age show as edges within a band, and no code hides another.
   var n = view.length, rowsN = Math.min(n, Math.floor(bodyH / 2)) || 1;
+  var bands = null, bandList = [];
+  if (n > rowsN) {
+    var cnt = {};
+    for (var q = 0; q < n; q++) cnt[X.C[view[q]]] = (cnt[X.C[view[q]]] || 0) + 1;
+    var order = Object.keys(cnt).map(Number).sort(function (a, b) {
+      return (X.S[a] === 'ok' ? -1 : 0) - (X.S[b] === 'ok' ? -1 : 0) || cnt[b] - cnt[a];
+    });
+    var minR = Math.max(1, Math.min(5, Math.floor(rowsN / order.length))), free = rowsN - minR * order.length, at = 0;
+    bands = {};
+    order.forEach(function (c) {
+      var b = { c: c, start: at, rows: minR + Math.floor(free * cnt[c] / n), n: cnt[c], k: 0 };
+      bands[c] = b; bandList.push(b); at += b.rows;
+    });
+  }
   var rowH = bodyH / rowsN;
   tl.rowH = n <= rowsN ? Math.min(rowH, 18) : 0;
   if (tl.rowH) rowH = tl.rowH;
@@ -685,8 +702,9 @@ function drawTimeline() {
     delete runs[key];
   }
   for (var k = 0; k < n; k++) {
-    var i = view[k], row = n <= rowsN ? k : Math.floor(k * rowsN / n);
-    var x1 = x(X.T[i]), x2 = Math.max(x(endOf(i)), x1 + 2), c = X.C[i], key = row * 64 + c;
+    var i = view[k], c = X.C[i], row = k;
+    if (bands) { var bd = bands[c]; row = bd.start + Math.floor(bd.k++ * bd.rows / bd.n); }
+    var x1 = x(X.T[i]), x2 = Math.max(x(endOf(i)), x1 + 2), key = row * 64 + c;
     var run = runs[key];
     if (run && x1 <= run.x2 + 1) { if (x2 > run.x2) run.x2 = x2; continue; }
     if (run) flush(key, run);
@@ -700,6 +718,19 @@ function drawTimeline() {
     var rs = rects[c];
     g.fillStyle = color(X.S[c]);
     for (var j = 0; j < rs.length; j += 3) g.fillRect(rs[j + 1], padT + rs[j] * rowH + (rowH - bar) / 2, rs[j + 2] - rs[j + 1], bar);
+  });
+  // the bands' names
+  g.font = '11px system-ui, sans-serif';
+  g.textBaseline = 'top';
+  bandList.forEach(function (b, k) {
+    var y0 = padT + b.start * rowH;
+    if (k > 0) { g.fillStyle = '#c3cbd1'; g.fillRect(padL, y0 - 0.5, plotW, 1); }
+    if (b.rows * rowH < 12) return;
+    var label = X.S[b.c] + ' · ' + b.n, lw = g.measureText(label).width;
+    g.fillStyle = 'rgba(255,255,255,.85)';
+    g.fillRect(padL + plotW - lw - 10, y0 + 1, lw + 8, 13);
+    g.fillStyle = '#37474f';
+    g.fillText(label, padL + plotW - lw - 6, y0 + 2);
   });
   // few attempts: name each bar
   if (tl.rowH >= 12) {
