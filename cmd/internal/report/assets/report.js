@@ -518,7 +518,10 @@ function parseHeaders(lines) {
     var c = s.indexOf(':');
     var name = c >= 0 ? s.slice(0, c) : s, key = name.toLowerCase();
     seen[key] = (seen[key] || 0) + 1;
-    return { text: s, key: key + '#' + seen[key], value: c >= 0 ? s.slice(c + 1).trim() : '' };
+    var value = c >= 0 ? s.slice(c + 1).trim() : '';
+    // tokens compare case-insensitively (RFC 9110): "Upgrade" = "upgrade"
+    if (key === 'connection' || key === 'upgrade') value = value.toLowerCase();
+    return { text: s, key: key + '#' + seen[key], value: value };
   });
 }
 
