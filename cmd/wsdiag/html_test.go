@@ -123,8 +123,11 @@ func TestHTMLReportInBrowser(t *testing.T) {
 			for i, a := range got.Attempts {
 				checkAttempt(t, name, i, a)
 			}
-			if err := page.Screenshot(filepath.Join(shots, name+".png"), shotH); err != nil {
+			png := filepath.Join(shots, name+".png")
+			if err := page.Screenshot(png, shotH); err != nil {
 				t.Error(err)
+			} else if b, _ := os.ReadFile(png); len(b) < 10000 || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+				t.Errorf("screenshot %s: %d bytes, not a PNG of the page", png, len(b))
 			}
 			t.Logf("read %s, load %s, screenshot %s", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 		})

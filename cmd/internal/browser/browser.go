@@ -172,6 +172,7 @@ type Page struct {
 	mu      sync.Mutex
 	errs    []string
 	loaded  chan struct{}
+	height  int // the viewport's
 }
 
 // NewPage opens a tab with a viewport of width×height CSS pixels.
@@ -184,7 +185,7 @@ func (b *Browser) NewPage(width, height int) (*Page, error) {
 	if err := b.call("", "Target.attachToTarget", map[string]any{"targetId": t.TargetID, "flatten": true}, &s); err != nil {
 		return nil, err
 	}
-	p := &Page{b: b, session: s.SessionID}
+	p := &Page{b: b, session: s.SessionID, height: height}
 	b.mu.Lock()
 	b.pages[s.SessionID] = p
 	b.mu.Unlock()
@@ -317,6 +318,10 @@ func (p *Page) Screenshot(file string, maxHeight int) error {
 // ScreenshotPart writes a PNG of the page from y down, up to maxHeight
 // CSS pixels.
 func (p *Page) ScreenshotPart(file string, y, maxHeight int) error {
+	if y == 0 && maxHeight <= p.height {
+		// the viewport as it is: cheaper than a clip beyond it
+		return p.capture(file, map[string]any{"format": "png"})
+	}
 	var m struct {
 		CSSContentSize struct{ Width, Height float64 }
 	}
@@ -324,10 +329,13 @@ func (p *Page) ScreenshotPart(file string, y, maxHeight int) error {
 		return err
 	}
 	h := min(m.CSSContentSize.Height-float64(y), float64(maxHeight))
+	return p.capture(file, map[string]any{"format": "png", "captureBeyondViewport": true,
+		"clip": map[string]any{"x": 0, "y": y, "width": m.CSSContentSize.Width, "height": h, "scale": 1}})
+}
+
+func (p *Page) capture(file string, params map[string]any) error {
 	var r struct{ Data string }
-	err := p.b.call(p.session, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true,
-		"clip": map[string]any{"x": 0, "y": y, "width": m.CSSContentSize.Width, "height": h, "scale": 1}}, &r)
-	if err != nil {
+	if err := p.b.call(p.session, "Page.captureScreenshot", params, &r); err != nil {
 		return err
 	}
 	png, err := base64.StdEncoding.DecodeString(r.Data)
