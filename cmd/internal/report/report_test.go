@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/cmd/internal/browser"
@@ -302,5 +303,46 @@ func BenchmarkWrite100k(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(w.Len())/1e6, "MB")
+	}
+}
+
+// FuzzAppendJSON: any string, valid UTF-8 or not, becomes a JSON string
+// that decodes to it (invalid bytes as U+FFFD) and cannot end the
+// <script> element it sits in.
+func FuzzAppendJSON(f *testing.F) {
+	for _, s := range []string{"", "a\"b\\c", "</script><!--", "\x00\x1f\x7f", "\xff\xfe", "\u2028\u2029", "é漢🙂"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSON(nil, s)
+		if bytes.ContainsAny(b, "<>&\n\r") || bytes.Contains(b, []byte("\u2028")) || bytes.Contains(b, []byte("\u2029")) {
+			t.Fatalf("%q: unsafe bytes in %q", s, b)
+		}
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q: %q is not JSON: %v", s, b, err)
+		}
+		if utf8.ValidString(s) && got != s {
+			t.Fatalf("%q decodes to %q", s, got)
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("%q decodes to invalid UTF-8 %q", s, got)
+		}
+	})
+}
+
+// TestNoNetworkReferences: the page loads nothing: no src, href, url()
+// or @import in its template, style or script, and a CSP forbidding any
+// fetch.
+func TestNoNetworkReferences(t *testing.T) {
+	for name, text := range map[string]string{"template": pageText, "css": css, "js": script} {
+		for _, bad := range []string{"src=", "href=", "url(", "@import", "fetch(", "XMLHttpRequest", "http://", "https://"} {
+			if strings.Contains(text, bad) {
+				t.Errorf("%s contains %q", name, bad)
+			}
+		}
+	}
+	if !strings.Contains(pageText, `content="default-src 'none';`) {
+		t.Error("no Content-Security-Policy forbidding fetches")
 	}
 }

@@ -473,7 +473,7 @@ function ladderSVG(r) {
     rows.push({ e: e, y: y });
   });
   var H = y + 26;
-  var out = ['<svg xmlns="http://www.w3.org/2000/svg" width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="ladder diagram">'];
+  var out = ['<svg width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="ladder diagram">'];
   lanes.forEach(function (l, i) {
     var cx = x(i);
     out.push('<line class="lane" x1="' + cx + '" y1="' + (top - 6) + '" x2="' + cx + '" y2="' + (H - 8) + '"' + (l.ghost ? ' stroke-dasharray="4 4"' : '') + '/>');
