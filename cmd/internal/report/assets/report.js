@@ -515,7 +515,7 @@ function trim(s, n) { s = String(s); return n > 3 && s.length > n ? s.slice(0, n
 function parseHeaders(lines) {
   var seen = {};
   return lines.map(function (s) {
-    var c = s.indexOf(':');
+    var c = s.indexOf(':', s.charAt(0) === ':' ? 1 : 0); // HTTP/2 pseudo-headers start with ':' 
     var name = c >= 0 ? s.slice(0, c) : s, key = name.toLowerCase();
     seen[key] = (seen[key] || 0) + 1;
     var value = c >= 0 ? s.slice(c + 1).trim() : '';
@@ -534,7 +534,8 @@ function diffHTML(titleL, firstL, linesL, titleR, firstR, linesR) {
     h.push('<div class="ln first' + (first !== other ? ' chg' : '') + '">' + esc(first || '(none)') + (first !== other ? '<span class="tag">changed</span>' : '') + '</div>');
     hs.forEach(function (x) {
       var o = by[x.key], cls = '', tag = '';
-      if (!o) { cls = missingCls; tag = missingTag; } else if (o.value !== x.value) { cls = 'chg'; tag = 'changed'; }
+      // a pseudo-header (HTTP/2) missing on an HTTP/1 leg went into its request line
+      if (!o && x.key.charAt(0) !== ':') { cls = missingCls; tag = missingTag; } else if (o && o.value !== x.value) { cls = 'chg'; tag = 'changed'; }
       h.push('<div class="ln' + (cls ? ' ' + cls : '') + '"' + (cls ? ' data-mark="' + cls + '"' : '') + '>' + esc(x.text) + (tag ? '<span class="tag">' + tag + '</span>' : '') + '</div>');
     });
     h.push('</div></div>');
