@@ -750,8 +750,9 @@ func containsPrefix(ss []string, p string) bool {
 }
 
 func legOf(x *exchange) Leg {
-	l := Leg{Client: x.req.Client, Server: x.req.Server, Proto: legProto(x.req), RequestLine: requestLine(x.req), RequestHeaders: x.req.Headers}
+	l := Leg{Client: x.req.Client, Server: x.req.Server, Proto: legProto(x.req), RequestLine: requestLine(x.req), RequestHeaders: x.req.Headers, RequestCut: x.req.Truncated}
 	if x.resp != nil {
+		l.ResponseCut = x.resp.Truncated
 		l.StatusLine = statusLine(x.resp)
 		l.Status = x.resp.Status
 		l.ResponseHeaders = x.resp.Headers

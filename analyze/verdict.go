@@ -28,6 +28,9 @@ type Leg struct {
 	Status      int
 	// The header blocks as on the wire; renderers redact secrets.
 	RequestHeaders, ResponseHeaders rs.Headers
+	// RequestCut and ResponseCut: the header block was cut (the capture's
+	// snap length, or --max-header-bytes); the headers hold what came first.
+	RequestCut, ResponseCut bool
 	// Times are when the leg's events were seen, for the report's ladder.
 	Times LegTimes
 }

@@ -49,7 +49,7 @@ func (c *common) register(fs *pflag.FlagSet) {
 	fs.IntVar(&c.maxFlows, "max-flows", reassembly.DefaultOptions.MaxFlows, "open TCP connections tracked at once; past it the idlest are evicted (counted in the summary)")
 	fs.IntVar(&c.maxHeader, "max-header-bytes", reassembly.DefaultLimits.MaxHeaderBytes, "largest HTTP header block parsed; longer ones are cut and flagged")
 	fs.StringArrayVar(&c.keylogs, "keylog", nil, "decrypt TLS with the secrets in FILE (NSS key log: SSLKEYLOGFILE); repeatable. Keys embedded in a pcapng (Decryption Secrets Blocks) are read anyway")
-	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report to FILE (live: rewritten as verdicts arrive)")
+	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report to FILE (a live capture rewrites it as verdicts arrive)")
 	fs.IntVar(&c.maxPending, "max-pending", analyze.DefaultOptions.MaxPending, "HTTP exchanges kept waiting for a pairing partner; past it the oldest are decided unpaired")
 }
 

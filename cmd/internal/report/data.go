@@ -456,7 +456,9 @@ func (e *encoder) leg(l *leg, r *record) {
 	e.s(t.ServerEndKind)
 	e.c()
 	delta(t.Last)
-	e.raw("]]")
+	e.raw("],")
+	e.n(b2i(l.reqCut) | b2i(l.respCut)<<1)
+	e.raw("]")
 }
 
 // colorOf gives each code a fixed colour: green for ok, reds and oranges

@@ -100,6 +100,7 @@ type leg struct {
 	client, server          string
 	reqLine, statusLine     string
 	reqHeaders, respHeaders []string
+	reqCut, respCut         bool
 	times                   analyze.LegTimes
 }
 
@@ -166,7 +167,8 @@ func (r *Report) Add(v *analyze.Verdict) {
 	for _, l := range v.Legs {
 		rec.legs = append(rec.legs, leg{client: addr(l.Client), server: r.str(addr(l.Server)),
 			reqLine: r.str(l.RequestLine), statusLine: r.str(l.StatusLine),
-			reqHeaders: r.headerLines(l.RequestHeaders), respHeaders: r.headerLines(l.ResponseHeaders), times: l.Times})
+			reqHeaders: r.headerLines(l.RequestHeaders), respHeaders: r.headerLines(l.ResponseHeaders),
+			reqCut: l.RequestCut, respCut: l.ResponseCut, times: l.Times})
 		t := l.Times
 		for _, x := range []time.Time{t.Response, t.ClientEnd, t.ServerEnd, t.Last} {
 			later(x)

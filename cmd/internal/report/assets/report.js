@@ -22,8 +22,9 @@ var R_T = 0, R_CODE = 1, R_SEV = 2, R_HOP = 3, R_CLIENT = 4, R_PATH = 5, R_PROXY
 // times: [flags (1 SYN, 2 SYN-ACK, 4 open at the end), open, request,
 // response, first frame c2s, s2c, close frame c2s, s2c, close code c2s,
 // s2c, client FIN/RST, its kind, server FIN/RST, its kind, last packet];
-// each time in µs after the previous one given (see legTimes).
-var L_CLIENT = 0, L_SERVER = 1, L_REQ = 2, L_STATUS = 3, L_REQH = 4, L_RESPH = 5, L_T = 6;
+// each time in µs after the previous one given (see legTimes); then
+// cut flags (1 the request's header block was cut, 2 the response's).
+var L_CLIENT = 0, L_SERVER = 1, L_REQ = 2, L_STATUS = 3, L_REQH = 4, L_RESPH = 5, L_T = 6, L_CUT = 7;
 // A connect attempt: [client, server, start, last, SYN-ACK, end kind].
 
 // X is the index: one column per field of the list (see index() in
@@ -51,9 +52,11 @@ function legTimes(l) {
 }
 // headers returns a leg's header lines (req: the request's).
 function headers(r, l, req) {
-  return B[l[req ? L_REQH : L_RESPH]].map(function (i) {
+  var h = B[l[req ? L_REQH : L_RESPH]].map(function (i) {
     return i === -1 ? 'Sec-WebSocket-Key: ' + r[R_KEY] : i === -2 ? 'Sec-WebSocket-Accept: ' + r[R_ACCEPT] : S[i];
   });
+  h.cut = !!(l[L_CUT] & (req ? 1 : 2));
+  return h;
 }
 function legClient(r, l) { return l[L_CLIENT] || r[R_CLIENT]; }
 var readyResolve, detailsResolve;
@@ -529,20 +532,23 @@ function diffHTML(titleL, firstL, linesL, titleR, firstR, linesR) {
   var l = parseHeaders(linesL), r = parseHeaders(linesR), byL = {}, byR = {};
   l.forEach(function (h) { byL[h.key] = h; });
   r.forEach(function (h) { byR[h.key] = h; });
-  function side(title, first, other, hs, by, missingTag, missingCls) {
+  function side(title, first, other, hs, by, missingTag, missingCls, otherCut) {
     var h = ['<div class="col"><h4>' + esc(title) + '</h4><div class="lines">'];
     h.push('<div class="ln first' + (first !== other ? ' chg' : '') + '">' + esc(first || '(none)') + (first !== other ? '<span class="tag">changed</span>' : '') + '</div>');
     hs.forEach(function (x) {
       var o = by[x.key], cls = '', tag = '';
       // a pseudo-header (HTTP/2) missing on an HTTP/1 leg went into its request line
-      if (!o && x.key.charAt(0) !== ':') { cls = missingCls; tag = missingTag; } else if (o && o.value !== x.value) { cls = 'chg'; tag = 'changed'; }
+      // a line missing from a cut block may be in the part cut off: no mark
+      if (!o && x.key.charAt(0) !== ':' && !otherCut) { cls = missingCls; tag = missingTag; } else if (o && o.value !== x.value) { cls = 'chg'; tag = 'changed'; }
       h.push('<div class="ln' + (cls ? ' ' + cls : '') + '"' + (cls ? ' data-mark="' + cls + '"' : '') + '>' + esc(x.text) + (tag ? '<span class="tag">' + tag + '</span>' : '') + '</div>');
     });
+    if (hs.cut) h.push('<div class="ln cut">… cut here: the rest of the block is not in the capture</div>');
     h.push('</div></div>');
     return h.join('');
   }
-  return '<div class="hdrdiff">' + side(titleL, firstL, firstR, l, byR, 'dropped', 'drop') +
-    side(titleR, firstR, firstL, r, byL, 'added', 'add') + '</div>';
+  l.cut = linesL.cut; r.cut = linesR.cut;
+  return '<div class="hdrdiff">' + side(titleL, firstL, firstR, l, byR, 'dropped', 'drop', linesR.cut) +
+    side(titleR, firstR, firstL, r, byL, 'added', 'add', linesL.cut) + '</div>';
 }
 
 function sessionText(s) {
