@@ -24,8 +24,6 @@ const (
 	exitTrouble = 2
 )
 
-var version = "dev"
-
 const usage = `wsdiag — why do WebSocket clients fail behind this reverse proxy?
 
 Usage:
@@ -70,7 +68,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "codes":
 		return cmdCodes(stdout)
 	case "version":
-		fmt.Fprintln(stdout, "wsdiag", version)
+		ver, rev := buildVersion()
+		fmt.Fprintf(stdout, "wsdiag %s (revision %s)\n", ver, rev)
 		return exitOK
 	case "help":
 		fmt.Fprint(stdout, usage)
