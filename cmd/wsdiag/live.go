@@ -39,6 +39,7 @@ type liveFlags struct {
 	user         string
 	snaplen      int
 	bufferMB     int
+	metrics      string
 }
 
 func cmdLive(e *env, args []string) (int, error) {
@@ -56,6 +57,7 @@ func cmdLive(e *env, args []string) (int, error) {
 	fs.StringVarP(&lf.user, "user", "Z", "nobody", "drop root to USER once the capture socket is open (-Z root keeps it)")
 	fs.IntVarP(&lf.snaplen, "snaplen", "s", 0, "bytes kept of each packet (default 262144)")
 	fs.IntVarP(&lf.bufferMB, "buffer-size", "B", 32, "kernel ring size in MiB")
+	fs.StringVar(&lf.metrics, "metrics", "", "serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469): /metrics and /healthz")
 	fs.Usage = func() { fmt.Fprintf(e.stderr, "%s%s", liveUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		return exitOK, err
@@ -82,6 +84,11 @@ func cmdLive(e *env, args []string) (int, error) {
 	// answer by milliseconds.
 	opt.Grace = 500 * time.Millisecond
 
+	met, err := startMetrics(lf.metrics)
+	if err != nil {
+		return 0, err
+	}
+	defer met.close()
 	filter := strings.Join(fs.Args(), " ")
 	l, err := capture.OpenLive(lf.iface, capture.LiveOptions{Snaplen: lf.snaplen, BufferMB: lf.bufferMB,
 		Filter: filter, ClientPorts: c.ports, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond})
@@ -131,7 +138,8 @@ func cmdLive(e *env, args []string) (int, error) {
 			ring.take(v, !v.OK(), func(ci gopacket.CaptureInfo, b []byte) { pw.write(ci, b) })
 		})
 	}
-	asm := reassembly.New(s.an, ropt)
+	s.consumers = append(s.consumers, met.verdict)
+	asm := reassembly.New(met.sink(s.an), ropt)
 
 	var stop atomic.Bool
 	sigs := make(chan os.Signal, 2)
@@ -178,6 +186,7 @@ func cmdLive(e *env, args []string) (int, error) {
 		if now.Sub(lastDecide) >= 100*time.Millisecond {
 			s.an.Decide(now)
 			lastDecide = now
+			met.tick(now, l, asm, s.an)
 			if status && time.Since(lastStatus) >= time.Second {
 				lastStatus = time.Now()
 				drawStatus(e.stderr, l, asm, s.an)

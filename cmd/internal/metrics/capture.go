@@ -1,0 +1,110 @@
+package metrics
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// Figures are live's running totals, handed over by its capture loop
+// (the capture, reassembly and analyzer stats are not safe to read from
+// the HTTP server's goroutines).
+type Figures struct {
+	Packets     uint64 // read from the capture ring
+	KernelDrops uint64 // dropped by the kernel, ring full
+	OpenFlows   int
+	// Evicted are connections carrying HTTP or TLS ended early at
+	// --max-flows; QuietEvicted the others, at a tenth of it.
+	Evicted, QuietEvicted uint64
+	// Analyzer warnings: exchanges dropped unpaired at --max-pending, TLS
+	// connections the key log could not decrypt.
+	PendingEvicted, TLSUndecrypted uint64
+}
+
+// Capture records live's figures; now is capture time. Live calls it
+// every 100 ms or so; /healthz fails when it stops.
+func (m *Metrics) Capture(now time.Time, f Figures) {
+	c := &m.capture
+	c.packets.Store(f.Packets)
+	c.drops.Store(f.KernelDrops)
+	c.open.Store(int64(f.OpenFlows))
+	c.evicted.Store(f.Evicted)
+	c.quiet.Store(f.QuietEvicted)
+	c.pending.Store(f.PendingEvicted)
+	c.tls.Store(f.TLSUndecrypted)
+	m.tunnels.tick(now)
+	m.lastTick.Store(time.Now().UnixNano())
+}
+
+// captureFigures exports the last Figures as they are, at scrape time.
+type captureFigures struct {
+	packets, drops, evicted, quiet, pending, tls atomic.Uint64
+	open                                         atomic.Int64
+}
+
+var (
+	descPackets = prometheus.NewDesc("wsdiag_capture_packets_total", "Packets read from the capture ring.", nil, nil)
+	descDrops   = prometheus.NewDesc("wsdiag_capture_kernel_drops_total",
+		"Packets the kernel filter accepted and dropped for lack of ring space: verdicts may be missing or wrong (raise -B or narrow the filter).", nil, nil)
+	descOpen    = prometheus.NewDesc("wsdiag_flows_open", "TCP connections followed now.", nil, nil)
+	descEvicted = prometheus.NewDesc("wsdiag_flows_evicted_total",
+		"Connections ended early to stay within --max-flows: class http carried HTTP or TLS, quiet nothing yet (a tenth of the budget).", []string{"class"}, nil)
+	descWarnings = prometheus.NewDesc("wsdiag_warnings_total",
+		"Analyzer warnings: pending_evicted = exchanges judged unpaired at --max-pending; tls_undecrypted = TLS connections the key log did not decrypt.", []string{"kind"}, nil)
+)
+
+func (c *captureFigures) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPackets, descDrops, descOpen, descEvicted, descWarnings} {
+		ch <- d
+	}
+}
+
+func (c *captureFigures) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descPackets, c.packets.Load())
+	counter(descDrops, c.drops.Load())
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.open.Load()))
+	counter(descEvicted, c.evicted.Load(), "http")
+	counter(descEvicted, c.quiet.Load(), "quiet")
+	counter(descWarnings, c.pending.Load(), "pending_evicted")
+	counter(descWarnings, c.tls.Load(), "tls_undecrypted")
+}
+
+// Sink returns a reassembly.Sink that hands every event to inner and
+// watches connections upgrade and end, for the tunnel metrics.
+func (m *Metrics) Sink(inner rs.Sink) rs.Sink {
+	s := sink{inner, m}
+	if t, ok := inner.(rs.TLSSink); ok {
+		return tlsSink{s, t}
+	}
+	return s
+}
+
+type sink struct {
+	rs.Sink
+	m *Metrics
+}
+
+func (s sink) Response(r *rs.Response) {
+	s.Sink.Response(r)
+	if r.Status == 101 {
+		s.m.tunnels.upgraded(r)
+	}
+}
+
+func (s sink) ConnEnd(e *rs.ConnEnd) {
+	s.Sink.ConnEnd(e)
+	s.m.tunnels.connEnd(e)
+}
+
+type tlsSink struct {
+	sink
+	t rs.TLSSink
+}
+
+func (s tlsSink) TLSStart(e *rs.TLSStart) { s.t.TLSStart(e) }

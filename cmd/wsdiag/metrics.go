@@ -1,0 +1,64 @@
+package main
+
+import (
+	"time"
+
+	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/cmd/internal/metrics"
+	"github.com/wsdiag/wsdiag/reassembly"
+)
+
+// liveMetrics is live's hook into cmd/internal/metrics. A nil
+// *liveMetrics (no --metrics) does nothing, so live calls it
+// unconditionally.
+type liveMetrics struct {
+	m   *metrics.Metrics
+	srv *metrics.Server
+}
+
+// startMetrics serves Prometheus metrics on addr ("": none).
+func startMetrics(addr string) (*liveMetrics, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ver, rev := buildVersion()
+	opt := metrics.DefaultOptions
+	opt.Version, opt.Revision = ver, rev
+	m := metrics.New(opt)
+	srv, err := m.Listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	return &liveMetrics{m, srv}, nil
+}
+
+func (lm *liveMetrics) close() {
+	if lm != nil {
+		lm.srv.Close()
+	}
+}
+
+func (lm *liveMetrics) verdict(v *analyze.Verdict) {
+	if lm != nil {
+		lm.m.Verdict(v)
+	}
+}
+
+// sink wraps the analyzer so that tunnels are timed to their end.
+func (lm *liveMetrics) sink(an *analyze.Analyzer) reassembly.Sink {
+	if lm == nil {
+		return an
+	}
+	return lm.m.Sink(an)
+}
+
+// tick hands over the capture loop's figures (its goroutine only).
+func (lm *liveMetrics) tick(now time.Time, l *capture.Live, asm *reassembly.Assembler, an *analyze.Analyzer) {
+	if lm == nil {
+		return
+	}
+	ls, as, st := l.Stats(), asm.Stats(), an.Stats()
+	lm.m.Capture(now, metrics.Figures{Packets: ls.Received, KernelDrops: ls.KernelDrops, OpenFlows: as.Open,
+		Evicted: as.Evicted, QuietEvicted: as.QuietEvicted, PendingEvicted: st.Evicted, TLSUndecrypted: st.TLSErrors})
+}
