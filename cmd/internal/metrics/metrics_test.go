@@ -347,6 +347,8 @@ func TestTunnelTracked(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := New(DefaultOptions)
+			// a live that decided earlier tunnels at their handshake too
+			m.tunnels.tracking = true
 			an := analyze.New(analyze.DefaultOptions, nil)
 			s := m.Sink(an)
 			// the backend's 101, then the proxy's: one tunnel, one key

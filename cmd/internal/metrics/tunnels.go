@@ -3,7 +3,6 @@ package metrics
 import (
 	"encoding/binary"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -137,8 +136,11 @@ type tunnels struct {
 
 	// openKeys counts the open upgraded connections of each key; openConns
 	// is the key of each (a connection's own name when it had no key).
-	openKeys  map[string]int
-	openConns map[rs.ConnID]string
+	openKeys  map[uint64]int32 // by keyHash
+	openConns map[rs.ConnID]uint64
+	// tracking: some verdict came at the handshake, so ends of legs no
+	// tunnel claims yet are worth keeping in recent.
+	tracking bool
 
 	open     prometheus.Gauge
 	duration *prometheus.HistogramVec
@@ -155,8 +157,8 @@ func (ts *tunnels) init(max int) {
 	ts.byUp = map[uint64]*tunnel{}
 	ts.recent = map[uint64]recentEnd{}
 	ts.recentKey = make([]uint64, 256)
-	ts.openKeys = map[string]int{}
-	ts.openConns = map[rs.ConnID]string{}
+	ts.openKeys = map[uint64]int32{}
+	ts.openConns = map[rs.ConnID]uint64{}
 	ts.open = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wsdiag_tunnels_open",
 		Help: "Upgraded client connections (tunnels) open now."})
 	ts.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wsdiag_tunnel_duration_seconds",
@@ -200,6 +202,7 @@ func (ts *tunnels) verdict(v *analyze.Verdict) {
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.tracking = true
 	ck := t.client.hash()
 	if len(ts.byClient) >= ts.max || ts.byClient[ck] != nil {
 		return
@@ -216,14 +219,27 @@ func (ts *tunnels) verdict(v *analyze.Verdict) {
 	ts.byClient[ck] = t
 }
 
+// keyHash is FNV-1a of a Sec-WebSocket-Key, made even and non-zero (odd
+// numbers name keyless connections). Two keys colliding only merge two
+// tunnels in the gauge.
+func keyHash(k string) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	for i := 0; i < len(k); i++ {
+		h = (h ^ uint64(k[i])) * 0x100000001b3
+	}
+	return h<<1 | 2
+}
+
 // upgraded counts the tunnel a 101 opened.
 func (ts *tunnels) upgraded(r *rs.Response) {
-	key := ""
+	var key uint64
 	if r.Request != nil {
-		key, _ = r.Request.Headers.Get("Sec-WebSocket-Key")
+		if k, ok := r.Request.Headers.Get("Sec-WebSocket-Key"); ok {
+			key = keyHash(k)
+		}
 	}
-	if key == "" {
-		key = "\x00" + strconv.FormatUint(uint64(r.ID), 10) // its own tunnel
+	if key == 0 {
+		key = uint64(r.ID)<<1 | 1 // its own tunnel (key hashes are even)
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -240,8 +256,6 @@ func (ts *tunnels) connEnd(e *rs.ConnEnd) {
 	if !e.Upgraded {
 		return
 	}
-	k := connKey{e.Client, e.Server}
-	h := k.hash()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if key, ok := ts.openConns[e.ID]; ok {
@@ -251,6 +265,11 @@ func (ts *tunnels) connEnd(e *rs.ConnEnd) {
 		}
 		ts.open.Set(float64(len(ts.openKeys)))
 	}
+	if !ts.tracking {
+		return // every verdict so far came with its session: nothing to follow
+	}
+	k := connKey{e.Client, e.Server}
+	h := k.hash()
 	if t := ts.byClient[h]; t != nil && t.client == k {
 		delete(ts.byClient, h)
 		if e.Reason == rs.EndCapture {
