@@ -41,7 +41,7 @@ func tunnelEnds(vs []*analyze.Verdict) [][]*reassembly.ConnEnd {
 		}
 		for _, l := range v.Legs {
 			ends[i] = append(ends[i], &reassembly.ConnEnd{Conn: reassembly.Conn{Client: l.Client, Server: l.Server},
-				Upgraded: true, ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: l.ResponseTime.Add(time.Second)}})
+				Upgraded: true, ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: l.Times.Response.Add(time.Second)}})
 		}
 	}
 	return ends

@@ -200,12 +200,12 @@ func (m *Metrics) observeHandshake(v *analyze.Verdict) {
 	}
 	var client, up time.Duration
 	A, L := &v.Legs[0], &v.Legs[n-1]
-	if !encrypted && A.Status == 101 && !A.ResponseTime.IsZero() {
-		client = max(A.ResponseTime.Sub(A.RequestTime), 0)
+	if !encrypted && A.Status == 101 && !A.Times.Response.IsZero() {
+		client = max(A.Times.Response.Sub(A.Times.Request), 0)
 		m.handshake[0].Observe(client.Seconds())
 	}
-	if (n > 1 || encrypted) && L.Status == 101 && !L.ResponseTime.IsZero() {
-		up = max(L.ResponseTime.Sub(L.RequestTime), 0)
+	if (n > 1 || encrypted) && L.Status == 101 && !L.Times.Response.IsZero() {
+		up = max(L.Times.Response.Sub(L.Times.Request), 0)
 		m.handshake[1].Observe(up.Seconds())
 		if client > 0 && n > 1 {
 			m.handshake[2].Observe(max(client-up, 0).Seconds())

@@ -314,8 +314,8 @@ func TestTunnelTracked(t *testing.T) {
 	pclient, backend := ap("127.0.0.1:50000"), ap("127.0.0.1:9001")
 	verdict := &analyze.Verdict{Code: analyze.OK, Hop: analyze.HopNone, StatusClient: 101, StatusBackend: 101,
 		Legs: []analyze.Leg{
-			{Client: client, Server: proxy, Status: 101, RequestTime: t0, ResponseTime: t0.Add(2 * time.Millisecond)},
-			{Client: pclient, Server: backend, Status: 101, RequestTime: t0.Add(time.Millisecond), ResponseTime: t0.Add(time.Millisecond)}}}
+			{Client: client, Server: proxy, Status: 101, Times: analyze.LegTimes{Request: t0, Response: t0.Add(2 * time.Millisecond)}},
+			{Client: pclient, Server: backend, Status: 101, Times: analyze.LegTimes{Request: t0.Add(time.Millisecond), Response: t0.Add(time.Millisecond)}}}}
 	conn := map[netip.AddrPort]reassembly.ConnID{client: 1, pclient: 2}
 	end := func(c, s netip.AddrPort, side reassembly.Side, at time.Duration) *reassembly.ConnEnd {
 		e := &reassembly.ConnEnd{Conn: reassembly.Conn{ID: conn[c], Client: c, Server: s}, Upgraded: true, Last: t0.Add(at + time.Millisecond)}

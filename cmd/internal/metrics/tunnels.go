@@ -196,7 +196,7 @@ func (ts *tunnels) verdict(v *analyze.Verdict) {
 		return
 	}
 	A, L := v.Legs[0], v.Legs[n-1]
-	t := &tunnel{start: A.ResponseTime, client: connKey{A.Client, A.Server}}
+	t := &tunnel{start: A.Times.Response, client: connKey{A.Client, A.Server}}
 	if n > 1 && L.Status == 101 {
 		t.proxied, t.up = true, connKey{L.Client, L.Server}
 	}
