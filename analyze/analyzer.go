@@ -26,6 +26,9 @@ type Options struct {
 	// Events, when set, receives findings about many attempts at once
 	// (mass_close) as soon as they are decided.
 	Events func(*Event)
+	// Config, when set, names the proxy configuration block of each
+	// attempt (config.go).
+	Config ConfigLocator
 }
 
 // DefaultOptions are what the command line starts from.

@@ -55,6 +55,9 @@ const (
 	// CannotTell: the capture lacks the bytes that decide the attempt (a
 	// snap length cut them); the evidence says which.
 	CannotTell Code = "cannot_tell"
+	// From the proxy's own configuration (Options.Config).
+	ConfigReadTimeoutShort    Code = "config_read_timeout_short"
+	ConfigHeadersNotInherited Code = "config_headers_not_inherited"
 )
 
 // Hop is where along the chain a finding sits.
@@ -96,6 +99,8 @@ const (
 	stageSessionRelay
 	stageSessionAbnormal
 	stageSessionClose
+	// Config findings the wire does not show yet come after all of it.
+	stageConfig
 	stageNone
 )
 
@@ -177,6 +182,9 @@ var table = []codeRow{
 
 	// cutRules (cut.go) makes it primary only when nothing else is proven.
 	{code: CannotTell, hop: HopNone, sev: SevWarn, stage: stageNone, note: true, summary: "the capture lacks the bytes that decide the attempt (a snap length cut them): the evidence says which", advice: adviceCannotTell},
+	// config.go: from the proxy's configuration, with --nginx-config or --proxy-config.
+	{code: ConfigReadTimeoutShort, hop: HopProxy, sev: SevWarn, stage: stageConfig, summary: "the location's read timeout is below the longest silence or ping interval on the wire (config)", advice: adviceConfigReadTimeoutShort},
+	{code: ConfigHeadersNotInherited, hop: HopProxy, sev: SevError, stage: stageProxyRequest, note: true, summary: "upgrade headers set in an outer block are not inherited: the block sets its own proxy_set_header (finding)", advice: noAdvice},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice

@@ -29,6 +29,7 @@ var stableCodes = []string{
 	"upstream_scheme_mismatch",
 	// issue 11
 	"cannot_tell",
+	"config_read_timeout_short", "config_headers_not_inherited",
 }
 
 func TestCodesNeverRenamed(t *testing.T) {

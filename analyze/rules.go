@@ -71,6 +71,7 @@ type judgement struct {
 	event *Event
 	// proxyKnown: a rule found the lone leg's server to be a proxy.
 	proxyKnown bool
+	config     *ConfigBlock
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -310,6 +311,7 @@ func judgeHeld(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) 
 	j.h2RefusedNeedsNoUpstream()
 	j.sessionRules()
 	j.cutRules()
+	j.config = j.locateConfig()
 	j.crossRules(false)
 	if !j.holdUntil.IsZero() {
 		return nil, j
@@ -737,6 +739,9 @@ func (j *judgement) verdict() *Verdict {
 	}
 	v.Session = j.sessionFigures()
 	v.ErrorLog, v.Fix = advice(v, j)
+	v.Config = j.config
+	v.Fix = configFix(v, v.Fix)
+	v.End = j.end()
 	return v
 }
 

@@ -602,7 +602,8 @@ func TestRuleCasesCoverCodes(t *testing.T) {
 	elsewhere := map[Code]string{
 		TLSHandshakeFailed: "tls.go; goldens", EncryptedLeg: "a note; goldens", PlainHTTP: "plain()",
 		Unpaired: "primary only on goldens (leg-a-only)", HostRewritten: "a note", PathRewritten: "a note",
-		ClientHTTP2: "a note; h2Cases",
+		ClientHTTP2:            "a note; h2Cases",
+		ConfigReadTimeoutShort: "config_test.go", ConfigHeadersNotInherited: "a note; config_test.go",
 	}
 	covered := map[Code]bool{}
 	for _, c := range append(append(append(handshakeCases(), sessionCases()...), h2Cases()...), crossCases()...) {

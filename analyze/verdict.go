@@ -112,10 +112,20 @@ type Verdict struct {
 	StatusBackend, StatusClient int
 	PairConfidence              Confidence
 	Evidence                    []string
-	ErrorLog                    string
-	Fix                         string
-	Legs                        []Leg
-	Session                     *Session
+	// ErrorLog is the line the proxy logs for this code (nginx's
+	// wording), ErrorLogLines the lines of its error log that match the
+	// attempt (--error-log).
+	ErrorLog      string
+	ErrorLogLines []string
+	// End is the last moment of the attempt on the wire: its answers or,
+	// once upgraded, the end of the session.
+	End time.Time
+	// Config is the proxy's configuration block that served the
+	// attempt, when a configuration was given.
+	Config  *ConfigBlock
+	Fix     string
+	Legs    []Leg
+	Session *Session
 	// Connects are the failed connect attempts behind a proxy's error.
 	Connects []Connect
 }

@@ -1,0 +1,88 @@
+package analyze
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// fakeLocator answers for one proxy address and remembers what it was asked.
+type fakeLocator struct {
+	at    netip.AddrPort
+	block ConfigBlock
+	asked []string
+}
+
+func (f *fakeLocator) Locate(proxy netip.AddrPort, host, path string) *ConfigBlock {
+	f.asked = append(f.asked, proxy.String()+" "+host+" "+path)
+	if proxy != f.at {
+		return nil
+	}
+	b := f.block
+	return &b
+}
+
+func judgeWith(loc ConfigLocator, chain func(*Analyzer) []*exchange) *Verdict {
+	opt := DefaultOptions
+	opt.Config = loc
+	a := New(opt, func(*Verdict) {})
+	return judge(chain(a), a, nil, ConfNone)
+}
+
+// The inheritance trap: the wire shows the upgrade dropped; the config
+// says why, and the fix names the file and line.
+func TestConfigInheritanceTrap(t *testing.T) {
+	loc := &fakeLocator{at: ap("192.0.2.1:80"), block: ConfigBlock{File: "/etc/nginx/conf.d/app.conf", Line: 12, Block: "location /ws", Server: "server example.org",
+		Problems:     []string{"proxy_set_header Upgrade at /etc/nginx/conf.d/app.conf:5 is not inherited"},
+		NotInherited: "proxy_set_header Upgrade at /etc/nginx/conf.d/app.conf:5 is not inherited: location /ws at /etc/nginx/conf.d/app.conf:12 sets its own proxy_set_header, so it inherits none"}}
+	ws := wsReq(key1, "example.org")
+	nginx := rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
+	v := judgeWith(loc, func(*Analyzer) []*exchange {
+		up := with(without(ws, "Upgrade"), "Connection", "close")
+		return []*exchange{clientLeg(ws, 400, nginx), upLeg("GET /ws HTTP/1.0", up, 400, nil)}
+	})
+	if v.Code != UpgradeHeaderDropped || !slices.Contains(v.Findings, ConfigHeadersNotInherited) {
+		t.Fatalf("code %s findings %v", v.Code, v.Findings)
+	}
+	if v.Config == nil || v.Config.Line != 12 {
+		t.Fatalf("config %+v", v.Config)
+	}
+	if !strings.Contains(v.Fix, "in /etc/nginx/conf.d/app.conf:12 (location /ws in server example.org): proxy_set_header Upgrade at /etc/nginx/conf.d/app.conf:5 is not inherited") {
+		t.Errorf("fix does not name the block:\n%s", v.Fix)
+	}
+	if want := "192.0.2.1:80 example.org /ws"; len(loc.asked) == 0 || loc.asked[0] != want {
+		t.Errorf("asked %q, want %q first", loc.asked, want)
+	}
+}
+
+// A tunnel that lives only because one side talks: one direction silent
+// past the configured timeout is a finding the wire does not show yet.
+func TestConfigReadTimeoutShort(t *testing.T) {
+	loc := &fakeLocator{at: ap("192.0.2.1:80"), block: ConfigBlock{File: "nginx.conf", Line: 30, Block: "location /ws", ReadTimeout: 5 * time.Second, ReadTimeoutAt: "nginx.conf:33"}}
+	// client talks throughout, the server is silent for 9 s
+	quiet := dir(1, 0.2, 1000, 9.1)
+	quiet.LongestSilence = 8900 * time.Millisecond
+	chain := upgradedChain(dir(50, 9, 1000, 9), quiet, dir(50, 9, 1000, 9), quiet,
+		ends(rs.SideClient, rs.CloseFIN, at(9.2)), ends(rs.SideClient, rs.CloseFIN, at(9.2)))
+	v := judgeWith(loc, chain)
+	if v.Code != ConfigReadTimeoutShort || v.Severity != SevWarn {
+		t.Fatalf("code %s sev %s findings %v evidence %q", v.Code, v.Severity, v.Findings, v.Evidence)
+	}
+	if !strings.Contains(v.Fix, "nginx.conf:33") || !slices.ContainsFunc(v.Evidence, func(s string) bool { return strings.Contains(s, "below the longest one-way silence") }) {
+		t.Errorf("fix %q evidence %q", v.Fix, v.Evidence)
+	}
+	// The same session under a timeout above the silence is fine.
+	loc.block.ReadTimeout = time.Minute
+	if v := judgeWith(loc, chain); slices.Contains(v.Findings, ConfigReadTimeoutShort) {
+		t.Errorf("60 s timeout, 9 s silence: %v", v.Findings)
+	}
+	// No locator answer: no config, no finding.
+	loc.at = ap("192.0.2.9:80")
+	if v := judgeWith(loc, chain); v.Config != nil || slices.Contains(v.Findings, ConfigReadTimeoutShort) {
+		t.Errorf("unmatched proxy got config %+v findings %v", v.Config, v.Findings)
+	}
+}
