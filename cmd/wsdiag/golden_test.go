@@ -260,8 +260,8 @@ func checkVerdict(t *testing.T, v jsonVerdict, w want) {
 			t.Errorf("%s: findings %v lack %s", v.Code, v.Findings, f)
 		}
 	}
-	if v.ErrorLog != w.errorLog {
-		t.Errorf("%s: error_log %q, want %q", v.Code, v.ErrorLog, w.errorLog)
+	if v.ErrorLogExpected != w.errorLog {
+		t.Errorf("%s: error_log_expected %q, want %q", v.Code, v.ErrorLogExpected, w.errorLog)
 	}
 	if w.proxy != "" && (v.Proxy == nil || *v.Proxy != w.proxy) {
 		t.Errorf("%s: proxy %v, want %s", v.Code, v.Proxy, w.proxy)

@@ -16,25 +16,30 @@ import (
 // VerdictLine is one attempt's verdict ("type":"verdict"), or a plain
 // exchange's with --all ("type":"exchange").
 type VerdictLine struct {
-	Type           string       `json:"type"`
-	TS             string       `json:"ts"`
-	Code           string       `json:"code"`
-	Severity       string       `json:"severity"`
-	Hop            string       `json:"hop"`
-	Findings       []string     `json:"findings"`
-	Client         *string      `json:"client"`
-	Proxy          *string      `json:"proxy"`
-	Backend        *string      `json:"backend"`
-	Path           string       `json:"path"`
-	StatusBackend  *int         `json:"status_backend"`
-	StatusClient   *int         `json:"status_client"`
-	PairConfidence string       `json:"pair_confidence"`
-	Evidence       []string     `json:"evidence"`
-	Fix            string       `json:"fix"`
-	ErrorLog       string       `json:"error_log,omitempty"`
-	ProxyProduct   string       `json:"proxy_product,omitempty"`
-	Legs           []LegLine    `json:"legs"`
-	Session        *SessionLine `json:"session,omitempty"`
+	Type           string   `json:"type"`
+	TS             string   `json:"ts"`
+	Code           string   `json:"code"`
+	Severity       string   `json:"severity"`
+	Hop            string   `json:"hop"`
+	Findings       []string `json:"findings"`
+	Client         *string  `json:"client"`
+	Proxy          *string  `json:"proxy"`
+	Backend        *string  `json:"backend"`
+	Path           string   `json:"path"`
+	StatusBackend  *int     `json:"status_backend"`
+	StatusClient   *int     `json:"status_client"`
+	PairConfidence string   `json:"pair_confidence"`
+	Evidence       []string `json:"evidence"`
+	Fix            string   `json:"fix"`
+	// ErrorLogExpected is the line the code makes nginx log; ErrorLog
+	// the proxy's own lines of the attempt (--error-log); Config the
+	// block that served it (--nginx-config, --proxy-config).
+	ErrorLogExpected string       `json:"error_log_expected,omitempty"`
+	ErrorLog         []string     `json:"error_log,omitempty"`
+	Config           *ConfigLine  `json:"config,omitempty"`
+	ProxyProduct     string       `json:"proxy_product,omitempty"`
+	Legs             []LegLine    `json:"legs"`
+	Session          *SessionLine `json:"session,omitempty"`
 }
 
 // LegLine is one HTTP leg of an attempt; the headers only with -vv.
@@ -122,7 +127,7 @@ func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
 		Proxy:   strOrNil(v.Proxy.String(), v.Proxy.IsValid()),
 		Backend: strOrNil(v.Backend.String(), v.Backend.IsValid()),
 		Path:    v.Path, StatusBackend: intOrNil(v.StatusBackend), StatusClient: intOrNil(v.StatusClient),
-		PairConfidence: string(v.PairConfidence), Evidence: v.Evidence, Fix: v.Fix, ErrorLog: v.ErrorLog,
+		PairConfidence: string(v.PairConfidence), Evidence: v.Evidence, Fix: v.Fix, ErrorLogExpected: v.ErrorLog, ErrorLog: v.ErrorLogLines, Config: configLine(v.Config),
 		ProxyProduct: v.ProxyProduct, Legs: make([]LegLine, len(v.Legs))}
 	if !v.Attempt() {
 		l.Type = "exchange"

@@ -47,7 +47,9 @@ func cmdLive(e *env, args []string) (int, error) {
 	fs.SetOutput(e.stderr)
 	var c common
 	var lf liveFlags
+	var pf proxyFlags
 	c.register(fs)
+	pf.register(fs)
 	fs.StringSliceVar(&c.clientPorts, "client-ports", []string{"80", "443"}, "the proxy's client-facing ports, watched with --upstream by the kernel filter (legs are recognised by pairing, not by port)")
 	fs.StringVarP(&lf.iface, "interface", "i", "any", "interface to capture on (\"any\": all)")
 	fs.BoolVarP(&lf.list, "list-interfaces", "D", false, "list the interfaces and exit")
@@ -83,6 +85,11 @@ func cmdLive(e *env, args []string) (int, error) {
 	// Verdicts as they happen: the other legs' events trail the client's
 	// answer by milliseconds.
 	opt.Grace = 500 * time.Millisecond
+	// The proxy's files are read while still root (nginx -T needs it).
+	hook, err := pf.setup(&opt, true)
+	if err != nil {
+		return 0, err
+	}
 
 	met, err := startMetrics(lf.metrics)
 	if err != nil {
@@ -127,6 +134,7 @@ func cmdLive(e *env, args []string) (int, error) {
 	s := newSession(e, &c, opt, out)
 	s.consumers = append(s.consumers, rep.Add)
 	stopReport := rep.Autosave(c.html, 2*time.Second)
+	hook.attach(s)
 	if len(c.upstreams) > 0 && filter == "" && !fs.Changed("client-ports") {
 		s.warn("--upstream without --client-ports or a filter expression: the kernel filter captures only ports %s and the upstreams (a proxy listening elsewhere: --client-ports PORT)", strings.Join(c.clientPorts, ", "))
 		s.flushWarnings()
@@ -222,6 +230,7 @@ func cmdLive(e *env, args []string) (int, error) {
 	if wErr != nil {
 		s.warn("-w: %v", wErr)
 	}
+	hook.finishInto(s, textOut(c.format, out, e.stderr))
 	s.flushWarnings()
 	e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", ls.TCP, l.Name(), ls.KernelDrops, s.attempts.Load())
 	drops := ls.KernelDrops

@@ -30,7 +30,9 @@ func cmdRead(e *env, args []string) (int, error) {
 	var c common
 	var files []string
 	var workers int
+	var pf proxyFlags
 	c.register(fs)
+	pf.register(fs)
 	fs.IntVar(&workers, "workers", runtime.NumCPU(), "goroutines that reassemble, connections sharded over them (1: all in one)")
 	fs.StringArrayVarP(&files, "read", "r", nil, "read packets from FILE (tcpdump style; repeatable)")
 	fs.Usage = func() { fmt.Fprintf(e.stderr, readUsage, fs.FlagUsages()) }
@@ -45,6 +47,10 @@ func cmdRead(e *env, args []string) (int, error) {
 	opt, err := c.analyzeOptions()
 	if err == nil && (workers < 1 || workers > 64) {
 		err = fmt.Errorf("--workers: %d is not between 1 and 64", workers)
+	}
+	var hook *proxyHook
+	if err == nil {
+		hook, err = pf.setup(&opt, false)
 	}
 	if err != nil {
 		return 0, err
@@ -85,6 +91,7 @@ func cmdRead(e *env, args []string) (int, error) {
 	s := newSession(e, &c, opt, e.stdout)
 	rep := c.newReport(strings.Join(files, " "), false)
 	s.consumers = append(s.consumers, rep.Add)
+	hook.attach(s)
 	var prog *progress
 	po := pipeline.PumpOptions{Stop: &s.full}
 	if wantTTY(c.progress, e.stderr) {
@@ -125,6 +132,7 @@ func cmdRead(e *env, args []string) (int, error) {
 	if st.Evicted > 0 {
 		s.warn("%d exchanges decided before their partner could arrive: more than --max-pending=%d waiting", st.Evicted, c.maxPending)
 	}
+	hook.finishInto(s, textOut(c.format, e.stdout, e.stderr))
 	s.flushWarnings()
 	switch {
 	case st.Attempts == 0 && as.HeaderCuts > 0:

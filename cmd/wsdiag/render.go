@@ -178,9 +178,10 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 			}
 		}
 	}
-	if v.ErrorLog != "" {
-		fmt.Fprintln(t.w, ind+"error log: "+v.ErrorLog)
+	if v.Config != nil {
+		fmt.Fprintln(t.w, ind+"config: "+v.Config.Where())
 	}
+	t.errorLog(v, ind)
 	if v.Fix != "" {
 		lines := strings.Split(v.Fix, "\n")
 		fmt.Fprintln(t.w, ind+t.paint("fix: ", ansiGreen)+lines[0])

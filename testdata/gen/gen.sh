@@ -5,6 +5,8 @@
 #   sudo testdata/gen/gen.sh            # all scenarios (about 2 min)
 #   sudo testdata/gen/gen.sh NAME...    # only these (MANIFEST.tsv is always rewritten whole)
 #   testdata/gen/gen.sh --list          # scenario names
+#   testdata/gen/gen.sh --configs-only [NAME...]  # only write NAME.nginx-T.txt (nginx -T of
+#                                       # each scenario's config), no capture, no root needed
 #
 # Needs root (apt-get, tcpdump/dumpcap on lo and any). Uses only 127.0.0.1:
 # nginx on 8080, the backend on 9001, nothing on 9009 ("backend down").
@@ -53,9 +55,17 @@ SCENARIOS=(
   "client-rst|abnormal_close|session|correct config: after the upgrade and one echoed message the client resets the connection (SO_LINGER 0: RST), no close frame"
 )
 
+CONFIGS_ONLY=0
+if [[ "${1:-}" == "--configs-only" ]]; then CONFIGS_ONLY=1; shift; fi
+if ((CONFIGS_ONLY)) && [[ $(id -u) -ne 0 ]]; then
+  # lib.sh insists on root for captures; writing configs does not need it.
+  id() { if [[ "${1:-}" == -u ]]; then echo 0; else command id "$@"; fi; }
+fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if ((CONFIGS_ONLY)); then unset -f id; fi
 
 # ---------------------------------------------------------------- 1. install
+if ((!CONFIGS_ONLY)); then
 install_missing "nginx tcpdump dumpcap editcap capinfos ss perl" nginx-light tcpdump wireshark-common iproute2 perl
 command -v go >/dev/null 2>&1 || die "go is not installed"
 
@@ -81,6 +91,7 @@ WORK=$(mktemp -d /tmp/wsdiag-gen.XXXXXX)
 chmod 755 "$WORK"     # nginx workers (user nobody) must reach their temp dirs
 log "building backend and client in $WORK/bin"
 (cd "$HERE" && go build -buildvcs=false -o "$WORK/bin/" ./backend ./client)
+fi
 
 # ---------------------------------------------------------------- 3. scenarios
 # nginx location snippets
@@ -353,8 +364,29 @@ wire_summary() {
     END { printf "%6d  %s\n", $n{$_}, $_ for @o }'
 }
 
+# write_config_dump NAME: the scenario's config as `nginx -T` prints it,
+# into NAME.nginx-T.txt beside the capture (for --nginx-config). The
+# config lives in a fixed directory so the dump names stable paths.
+write_config_dump() {
+  local name=$1 d=/tmp/wsdiag-gen.configs/$1
+  set_defaults
+  "scn_$name"
+  mkdir -p "$d"
+  write_nginx_conf "$d"
+  nginx -T -q -c "$d/nginx.conf" -p "$d" -e "$d/error.log" > "$OUT/$name.nginx-T.txt" 2> "$d/nginx-T.err" ||
+    { cat "$d/nginx-T.err" >&2; die "[$name] nginx -T failed"; }
+  chmod 644 "$OUT/$name.nginx-T.txt"
+  log "[$name] wrote $OUT/$name.nginx-T.txt"
+}
+
+if ((CONFIGS_ONLY)); then
+  for n in "${SELECTED[@]}"; do write_config_dump "$n"; done
+  exit 0
+fi
+
 for n in "${SELECTED[@]}"; do
   run_scenario "$n"
+  write_config_dump "$n"
 done
 
 # ---------------------------------------------------------------- manifest

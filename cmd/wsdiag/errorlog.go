@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/wsdiag/wsdiag/analyze"
+)
+
+// Bounds of the error log kept in memory: entries naming a client or an
+// upstream, each line cut at maxLogLine.
+const (
+	maxLogEntries = 100000
+	maxLogLine    = 2048
+	maxLogRead    = 4 << 20 // bytes read per catch-up while following
+	maxPerVerdict = 8
+	logSlack      = time.Second // nginx logs whole seconds
+)
+
+// logEntry is one error-log line that names a client or an upstream.
+type logEntry struct {
+	t        time.Time // whole seconds, the log's local time
+	client   netip.Addr
+	upstream netip.AddrPort
+	request  string // the request line's target
+	host     string
+	conn     string // nginx's connection number, "*12"
+	claimed  bool   // attached to a verdict already
+	line     string
+}
+
+// errorLog holds the nginx error log's lines (read whole, or followed
+// as it grows with live).
+type errorLog struct {
+	name    string
+	f       *os.File
+	follow  bool
+	off     int64
+	partial []byte
+	entries []logEntry // in file order; oldest dropped past maxLogEntries
+	dropped uint64
+	parsed  uint64
+	bad     uint64
+	badEx   string
+}
+
+func openErrorLog(name string, follow bool) (*errorLog, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--error-log: %v", err)
+	}
+	el := &errorLog{name: name, f: f, follow: follow}
+	if follow {
+		// Only what is logged from now on: older lines are of other attempts.
+		if el.off, err = f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("--error-log: %v", err)
+		}
+		return el, nil
+	}
+	defer func() { el.f.Close(); el.f = nil }()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		el.add(sc.Bytes())
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--error-log %s: %v", name, err)
+	}
+	return el, nil
+}
+
+// catchUp reads what was appended since the last call (bounded), and
+// starts over when the file was rotated or truncated.
+func (el *errorLog) catchUp() {
+	if el.f == nil {
+		return
+	}
+	if st, err := os.Stat(el.name); err == nil {
+		if fst, err2 := el.f.Stat(); err2 == nil && (!os.SameFile(st, fst) || st.Size() < el.off) {
+			if nf, err := os.Open(el.name); err == nil {
+				el.f.Close()
+				el.f, el.off, el.partial = nf, 0, nil
+			}
+		}
+	}
+	buf := make([]byte, 64<<10)
+	for read := 0; read < maxLogRead; {
+		n, err := el.f.ReadAt(buf, el.off)
+		if n > 0 {
+			el.off += int64(n)
+			read += n
+			data := append(el.partial, buf[:n]...)
+			for {
+				i := bytes.IndexByte(data, '\n')
+				if i < 0 {
+					break
+				}
+				el.add(data[:i])
+				data = data[i+1:]
+			}
+			if len(data) > maxLogLine*4 {
+				data = data[:0] // a line without end: drop it
+			}
+			el.partial = append(el.partial[:0], data...)
+		}
+		if err != nil || n == 0 {
+			return
+		}
+	}
+}
+
+// add parses one line: "2026/11/21 13:34:11 [error] 8852#8852: *1 …,
+// client: 127.0.0.1, server: …, request: "GET /ws HTTP/1.1", upstream:
+// "http://127.0.0.1:9009/ws", host: "…"".
+func (el *errorLog) add(b []byte) {
+	line := strings.TrimRight(string(b), "\r")
+	if strings.TrimSpace(line) == "" {
+		return
+	}
+	if len(line) < 21 || line[19] != ' ' || line[20] != '[' {
+		el.noteBad(line)
+		return
+	}
+	t, err := time.ParseInLocation("2006/01/02 15:04:05", line[:19], time.Local)
+	if err != nil {
+		el.noteBad(line)
+		return
+	}
+	el.parsed++
+	e := logEntry{t: t}
+	if v, ok := logField(line, ", client: ", false); ok {
+		e.client, _ = netip.ParseAddr(v)
+	}
+	if v, ok := logField(line, ", upstream: ", true); ok {
+		if u, err := url.Parse(v); err == nil {
+			e.upstream, _ = netip.ParseAddrPort(u.Host)
+		}
+	}
+	if v, ok := logField(line, ", request: ", true); ok {
+		if f := strings.Fields(v); len(f) >= 2 {
+			e.request = f[1]
+		}
+	}
+	e.host, _ = logField(line, ", host: ", true)
+	if i := strings.Index(line, ": *"); i >= 0 {
+		if j := strings.IndexByte(line[i+2:], ' '); j > 0 {
+			e.conn = line[i+2 : i+2+j]
+		}
+	}
+	if !e.client.IsValid() && !e.upstream.IsValid() {
+		return
+	}
+	if len(line) > maxLogLine {
+		line = line[:maxLogLine] + "…"
+	}
+	e.line = line
+	if len(el.entries) >= maxLogEntries {
+		n := maxLogEntries / 10
+		el.dropped += uint64(n)
+		el.entries = append(el.entries[:0], el.entries[n:]...)
+	}
+	el.entries = append(el.entries, e)
+}
+
+func (el *errorLog) noteBad(line string) {
+	el.bad++
+	if el.badEx == "" {
+		if len(line) > 80 {
+			line = line[:80] + "…"
+		}
+		el.badEx = line
+	}
+}
+
+// logField returns the value after key: up to the next ", " or, quoted,
+// the closing quote.
+func logField(line, key string, quoted bool) (string, bool) {
+	i := strings.Index(line, key)
+	if i < 0 {
+		return "", false
+	}
+	v := line[i+len(key):]
+	if quoted {
+		if !strings.HasPrefix(v, `"`) {
+			return "", false
+		}
+		j := strings.IndexByte(v[1:], '"')
+		if j < 0 {
+			return "", false
+		}
+		return v[1 : 1+j], true
+	}
+	if j := strings.Index(v, ", "); j >= 0 {
+		v = v[:j]
+	}
+	return v, true
+}
+
+// match returns the lines of the attempt's moment that name its client
+// (and its path and Host, when the line tells them) or its upstream.
+func (el *errorLog) match(v *analyze.Verdict) []string {
+	el.catchUp()
+	from := v.Time.Truncate(time.Second).Add(-logSlack)
+	end := v.End
+	if end.Before(v.Time) {
+		end = v.Time
+	}
+	to := end.Add(logSlack)
+	var host string
+	if len(v.Legs) > 0 {
+		for _, h := range v.Legs[0].RequestHeaders {
+			if strings.EqualFold(h.Name, "Host") {
+				host = h.Value
+			}
+		}
+	}
+	// Lines of one second do not tell attempts of one client apart; nginx
+	// numbers connections in accept order, so the verdicts, coming in
+	// time order, take one connection's lines each, the oldest first.
+	var cands []*logEntry
+	for i := len(el.entries) - 1; i >= 0; i-- {
+		e := &el.entries[i]
+		if e.t.Before(from) {
+			if !el.follow {
+				continue // a file may hold several runs out of order
+			}
+			break
+		}
+		if e.t.After(to) {
+			continue
+		}
+		byClient := e.client.IsValid() && e.client == v.Client.Addr().Unmap() &&
+			(e.request == "" || e.request == v.Path) && (e.host == "" || host == "" || strings.EqualFold(e.host, host))
+		byUpstream := e.upstream.IsValid() && v.Backend.IsValid() && e.upstream == v.Backend &&
+			(e.request == "" || e.request == v.Path)
+		if (byClient || byUpstream) && !e.claimed {
+			cands = append(cands, e)
+		}
+	}
+	conn := ""
+	for _, e := range cands {
+		if e.conn != "" {
+			conn = e.conn // the oldest, as cands run newest first
+		}
+	}
+	var out []string
+	for i := len(cands) - 1; i >= 0 && len(out) < maxPerVerdict; i-- {
+		if e := cands[i]; e.conn == conn || e.conn == "" {
+			e.claimed = true
+			out = append(out, e.line)
+		}
+	}
+	return out
+}
+
+// close ends following and returns warnings about the log.
+func (el *errorLog) close() []string {
+	if el.f != nil {
+		el.f.Close()
+		el.f = nil
+	}
+	var w []string
+	if el.bad > 0 && el.parsed == 0 {
+		w = append(w, fmt.Sprintf("--error-log %s: not an nginx error log (no line starts \"YYYY/MM/DD HH:MM:SS [level]\"; e.g. %q): no lines attached", el.name, el.badEx))
+	} else if el.bad > 0 {
+		w = append(w, fmt.Sprintf("--error-log %s: %d lines not in nginx's format skipped, e.g. %q", el.name, el.bad, el.badEx))
+	}
+	if el.dropped > 0 {
+		w = append(w, fmt.Sprintf("--error-log %s: %d older lines forgotten (more than %d kept)", el.name, el.dropped, maxLogEntries))
+	}
+	return w
+}
