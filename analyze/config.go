@@ -35,7 +35,8 @@ type ConfigBlock struct {
 	// proxy_set_header inherits none); "" when none are lost.
 	NotInherited string
 	// ReadTimeout is the idle timeout in force after the upgrade (0:
-	// unknown), set at ReadTimeoutAt ("file:line", "" for the default).
+	// unknown), set by ReadTimeoutAt ("proxy_read_timeout 5s at
+	// file:line"; "" for the default).
 	ReadTimeout   time.Duration
 	ReadTimeoutAt string
 	// Ref is the reader's own handle on the block (for a patch).
@@ -123,7 +124,7 @@ func configFix(v *Verdict, fix string) string {
 		if at == "" {
 			return fix + "\nin " + b.Where() + ": no read timeout set, the default applies"
 		}
-		return fix + "\nthe timeout is set at " + at + " for " + b.Where()
+		return fix + "\nin " + b.Where() + ": " + at
 	case OK:
 		return fix
 	}

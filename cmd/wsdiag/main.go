@@ -2,6 +2,7 @@
 //
 //	wsdiag read FILE...     judge every WebSocket attempt in captures
 //	wsdiag live [EXPR]      the same, live on the proxy host
+//	wsdiag probe URL        make a handshake and judge it (both legs as root)
 //	wsdiag codes            list the verdict codes
 //
 // Exit status, like grep: 0 every attempt ok, 1 at least one attempt not
@@ -30,6 +31,7 @@ Usage:
   wsdiag read [flags] FILE...     judge every WebSocket attempt in pcap/pcapng files ("-" for stdin)
   wsdiag [flags] -r FILE [EXPR]   the same, tcpdump style
   sudo wsdiag live [flags] [EXPR] capture on the proxy host, verdicts as they happen (-i IFACE, -w FILE)
+  wsdiag probe [flags] URL        make a WebSocket handshake to ws:// or wss:// URL and judge it
   wsdiag codes                    list the verdict codes
   wsdiag version
 
@@ -67,6 +69,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmd, args = cmdLive, rest
 	case "codes":
 		return cmdCodes(stdout)
+	case "probe":
+		cmd, args = func(e *env, a []string) (int, error) { return cmdProbe(a, e.stdout, e.stderr), nil }, rest
 	case "version":
 		ver, rev := buildVersion()
 		fmt.Fprintf(stdout, "wsdiag %s (revision %s)\n", ver, rev)
@@ -94,7 +98,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // stand among the other flags (wsdiag -v -r FILE).
 func command(args []string) (string, []string) {
 	switch a := args[0]; a {
-	case "read", "live", "codes", "version":
+	case "read", "live", "probe", "codes", "version":
 		return a, args[1:]
 	case "--version":
 		return "version", nil

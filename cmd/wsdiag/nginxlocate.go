@@ -42,7 +42,10 @@ func (n *nginxLocator) Locate(proxy netip.AddrPort, host, path string) *analyze.
 	b.NotInherited = notInherited(&u)
 	b.ReadTimeout, _ = nginxDuration(u.ReadTimeout)
 	if d := u.ReadTimeoutFrom; d != nil {
-		b.ReadTimeoutAt = fmt.Sprintf("%s:%d proxy_read_timeout %s", d.File, d.Line, u.ReadTimeout)
+		b.ReadTimeoutAt = "proxy_read_timeout " + u.ReadTimeout
+		if d.File != at.File || d.Line != at.Line {
+			b.ReadTimeoutAt += fmt.Sprintf(" at %s:%d", d.File, d.Line)
+		}
 	}
 	return b
 }

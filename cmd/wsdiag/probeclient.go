@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsdiag/wsdiag/analyze"
+)
+
+// probeOptions are what one probe attempt does.
+type probeOptions struct {
+	url         *url.URL
+	origin      string
+	headers     []string // "Name: value"
+	subprotocol string
+	idle        time.Duration
+	size        int
+	timeout     time.Duration // connect and handshake
+	insecure    bool
+	keyLog      io.Writer // TLS secrets, NSS key log format
+}
+
+// probeResult is what the client itself saw of its attempt.
+type probeResult struct {
+	local, remote netip.AddrPort
+	start         time.Time
+	reqLine       string
+	reqHeaders    []string
+	status        int
+	statusLine    string
+	respHeaders   http.Header
+	body          string
+	acceptOK      bool
+	upgraded      bool
+	// After the upgrade: frames each way, and how it ended.
+	sent, received int
+	pings          int
+	lastFrame      time.Time // the last frame either way
+	closedBy       string    // "server" or "client"
+	closeCode      uint16    // the server's close frame (0: none)
+	closeKind      string    // FIN, RST, or "" while open
+	closedAt       time.Time
+	idleSurvived   bool // --idle: still open after the whole idle time
+	err            error
+}
+
+// dialProbe connects to the URL's host: TCP, then TLS for wss.
+func dialProbe(o *probeOptions) (net.Conn, error) {
+	host := o.url.Hostname()
+	port := o.url.Port()
+	if port == "" {
+		port = "80"
+		if o.url.Scheme == "wss" {
+			port = "443"
+		}
+	}
+	d := net.Dialer{Timeout: o.timeout}
+	c, err := d.Dial("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, err
+	}
+	if o.url.Scheme != "wss" {
+		return c, nil
+	}
+	tc := tls.Client(c, &tls.Config{ServerName: host, InsecureSkipVerify: o.insecure, NextProtos: []string{"http/1.1"}, KeyLogWriter: o.keyLog})
+	tc.SetDeadline(time.Now().Add(o.timeout))
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %v", c.RemoteAddr(), err)
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, nil
+}
+
+// runProbe makes one WebSocket attempt. A connect failure is an error;
+// anything after that is a result.
+func runProbe(o *probeOptions) (*probeResult, error) {
+	conn, err := dialProbe(o)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	r := &probeResult{start: time.Now()}
+	r.local = addrPortOf(conn.LocalAddr())
+	r.remote = addrPortOf(conn.RemoteAddr())
+
+	var kb [16]byte
+	rand.Read(kb[:])
+	key := base64.StdEncoding.EncodeToString(kb[:])
+	target := o.url.RequestURI()
+	r.reqLine = "GET " + target + " HTTP/1.1"
+	hs := []string{"Host: " + o.url.Host, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"}
+	if o.origin != "" {
+		hs = append(hs, "Origin: "+o.origin)
+	}
+	if o.subprotocol != "" {
+		hs = append(hs, "Sec-WebSocket-Protocol: "+o.subprotocol)
+	}
+	hs = append(hs, "User-Agent: wsdiag-probe/"+version)
+	hs = append(hs, o.headers...)
+	r.reqHeaders = hs
+	conn.SetDeadline(time.Now().Add(o.timeout))
+	if _, err := io.WriteString(conn, r.reqLine+"\r\n"+strings.Join(hs, "\r\n")+"\r\n\r\n"); err != nil {
+		r.err = fmt.Errorf("sending the handshake: %v", err)
+		return r, nil
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	if err != nil {
+		r.err = fmt.Errorf("reading the handshake's answer: %v", err)
+		r.closedBy, r.closeKind, r.closedAt = "server", closeKindOf(err), time.Now()
+		return r, nil
+	}
+	r.status = resp.StatusCode
+	r.statusLine = resp.Proto + " " + resp.Status
+	r.respHeaders = resp.Header
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		r.body = string(b)
+		return r, nil
+	}
+	r.acceptOK = resp.Header.Get("Sec-WebSocket-Accept") == analyze.AcceptFor(key)
+	r.upgraded = true
+	r.lastFrame = time.Now()
+	conn.SetDeadline(time.Time{})
+	ws := &wsConn{c: conn, br: br, r: r}
+	if o.size > 0 {
+		msg := make([]byte, o.size)
+		for i := range msg {
+			msg[i] = 'a' + byte(i%26)
+		}
+		if err := ws.write(0x1, msg); err != nil {
+			return r, nil
+		}
+		// The echo, or whatever comes, within a second.
+		ws.readUntil(time.Now().Add(time.Second), true)
+		if r.closeKind != "" {
+			return r, nil
+		}
+	}
+	if o.idle > 0 {
+		ws.readUntil(time.Now().Add(o.idle), false)
+		if r.closeKind != "" {
+			return r, nil
+		}
+		r.idleSurvived = true
+	}
+	// A normal close: ours, then the server's answer and its FIN.
+	ws.write(0x8, []byte{0x03, 0xe8})
+	r.closedBy = "client"
+	ws.readUntil(time.Now().Add(2*time.Second), false)
+	return r, nil
+}
+
+// wsConn reads and writes frames for the probe: client frames masked,
+// pings answered, payloads discarded.
+type wsConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	r  *probeResult
+}
+
+func (w *wsConn) write(op byte, p []byte) error {
+	var hdr [14]byte
+	hdr[0] = 0x80 | op
+	n := 2
+	switch l := len(p); {
+	case l < 126:
+		hdr[1] = 0x80 | byte(l)
+	case l < 1<<16:
+		hdr[1] = 0x80 | 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(l))
+		n = 4
+	default:
+		hdr[1] = 0x80 | 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(l))
+		n = 10
+	}
+	var mask [4]byte
+	rand.Read(mask[:])
+	copy(hdr[n:], mask[:])
+	n += 4
+	buf := make([]byte, 0, n+len(p))
+	buf = append(buf, hdr[:n]...)
+	for i, b := range p {
+		buf = append(buf, b^mask[i&3])
+	}
+	w.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := w.c.Write(buf)
+	if err == nil {
+		w.r.sent++
+		w.r.lastFrame = time.Now()
+	}
+	return err
+}
+
+// readUntil reads frames until the deadline, the server's close, or the
+// end of the connection; with one, it returns after the first data frame.
+func (w *wsConn) readUntil(deadline time.Time, one bool) {
+	for {
+		w.c.SetReadDeadline(deadline)
+		op, payload, err := w.readFrame()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return
+			}
+			if w.r.closeKind == "" {
+				w.r.closeKind, w.r.closedAt = closeKindOf(err), time.Now()
+				if w.r.closedBy == "" {
+					w.r.closedBy = "server"
+				}
+			}
+			return
+		}
+		w.r.received++
+		w.r.lastFrame = time.Now()
+		switch op {
+		case 0x9:
+			w.r.pings++
+			w.write(0xA, payload)
+		case 0x8:
+			if len(payload) >= 2 {
+				w.r.closeCode = binary.BigEndian.Uint16(payload)
+			} else {
+				w.r.closeCode = 1005
+			}
+			if w.r.closedBy == "" {
+				w.r.closedBy = "server"
+				w.write(0x8, payload[:min(2, len(payload))])
+			}
+		case 0x1, 0x2, 0x0:
+			if one {
+				return
+			}
+		}
+	}
+}
+
+func (w *wsConn) readFrame() (byte, []byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(w.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	op := h[0] & 0x0f
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(w.br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(w.br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	if h[1]&0x80 != 0 {
+		var m [4]byte
+		if _, err := io.ReadFull(w.br, m[:]); err != nil {
+			return 0, nil, err
+		}
+	}
+	if op >= 0x8 {
+		p := make([]byte, min(n, 125))
+		_, err := io.ReadFull(w.br, p)
+		return op, p, err
+	}
+	_, err := io.CopyN(io.Discard, w.br, int64(n))
+	return op, nil, err
+}
+
+// closeKindOf tells a reset from an orderly end.
+func closeKindOf(err error) string {
+	if errors.Is(err, syscall.ECONNRESET) {
+		return "RST"
+	}
+	return "FIN"
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
