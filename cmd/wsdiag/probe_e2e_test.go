@@ -1,0 +1,175 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// probeJSON is the part of probe's JSON verdict this test checks.
+type probeJSON struct {
+	Type     string   `json:"type"`
+	Code     string   `json:"code"`
+	Findings []string `json:"findings"`
+	Fix      string   `json:"fix"`
+	Config   *struct {
+		File  string `json:"file"`
+		Line  int    `json:"line"`
+		Block string `json:"block"`
+	} `json:"config"`
+	ErrorLog []string `json:"error_log"`
+	Session  *struct {
+		Duration float64 `json:"duration_s"`
+		ClosedBy string  `json:"closed_by"`
+	} `json:"session"`
+}
+
+func probeRun(t *testing.T, args ...string) (probeJSON, int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"probe", "--format", "json"}, args...), nil, &out, &errb)
+	var v probeJSON
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var x probeJSON
+		if err := json.Unmarshal([]byte(l), &x); err == nil && x.Type == "verdict" {
+			v = x
+		}
+	}
+	if v.Type == "" {
+		t.Fatalf("probe %v: no verdict (exit %d)\nstdout: %s\nstderr: %s", args, code, out.String(), errb.String())
+	}
+	return v, code, errb.String()
+}
+
+// TestProbeFixLoop is the loop issue 14 asks for on real nginx: a config
+// in several files whose WebSocket location falls into the inheritance
+// trap → probe says upgrade_header_dropped and names that location →
+// --patch applied to the running copy of the config → nginx -t → reload
+// (HUP to the master's PID) → probe says ok. Then probe --idle finds the
+// 5 s proxy_read_timeout of another location.
+func TestProbeFixLoop(t *testing.T) {
+	nginx := requireE2E(t)
+	if _, err := exec.LookPath("patch"); err != nil {
+		t.Skip("patch is not installed")
+	}
+	bin := buildTestGen(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	live := filepath.Join(dir, "live")
+	os.MkdirAll(filepath.Join(live, "conf.d"), 0o755)
+	proxyPort, backendPort := freePort(t), freePort(t)
+	backend := fmt.Sprintf("127.0.0.1:%d", backendPort)
+	main := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
+    include conf.d/*.conf;
+}
+`, live)
+	app := fmt.Sprintf(`server {
+    listen 127.0.0.1:%[1]d;
+    server_name app.test;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection "upgrade";
+
+    location /ws {
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_pass http://%[2]s;
+    }
+    location /idle {
+        proxy_read_timeout 5s;
+        proxy_pass http://%[2]s/ws;
+    }
+}
+`, proxyPort, backend)
+	appConf := filepath.Join(live, "conf.d", "app.conf")
+	for name, text := range map[string]string{filepath.Join(live, "nginx.conf"): main, appConf: app} {
+		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startProc(t, filepath.Join(dir, "backend.log"), bin+"/backend", "-addr", backend)
+	ngx := startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-p", live, "-c", filepath.Join(live, "nginx.conf"), "-e", filepath.Join(live, "error.log"), "-g", "daemon off;")
+	waitListen(t, backendPort)
+	waitListen(t, proxyPort)
+
+	url := fmt.Sprintf("ws://127.0.0.1:%d/ws", proxyPort)
+	patchFile := filepath.Join(dir, "fix.patch")
+	conf := "--nginx-config=" + filepath.Join(live, "nginx.conf")
+	v, code, stderr := probeRun(t, conf, "--patch", patchFile, url)
+	if v.Code != "upgrade_header_dropped" || code != exitNotOK {
+		t.Fatalf("broken config: %s (exit %d), want upgrade_header_dropped\n%s", v.Code, code, stderr)
+	}
+	if v.Config == nil || v.Config.File != appConf || v.Config.Line != 8 || v.Config.Block != "location /ws" {
+		t.Errorf("config %+v, want %s:8 location /ws", v.Config, appConf)
+	}
+	if !strings.Contains(strings.Join(v.Findings, " "), "config_headers_not_inherited") {
+		t.Errorf("findings %v lack config_headers_not_inherited", v.Findings)
+	}
+	if !strings.Contains(v.Fix, appConf+":8") {
+		t.Errorf("fix does not name %s:8:\n%s", appConf, v.Fix)
+	}
+	if !strings.Contains(stderr, "patch -p0 < "+patchFile) {
+		t.Errorf("probe does not say how to apply the patch:\n%s", stderr)
+	}
+	diff, err := os.ReadFile(patchFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("patch:\n%s", diff)
+
+	// Apply to the running copy, test, reload by the master's PID.
+	p := exec.Command("patch", "-p0", "-i", patchFile)
+	p.Dir = live
+	if out, err := p.CombinedOutput(); err != nil {
+		t.Fatalf("patch -p0: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(nginx, "-t", "-p", live, "-c", filepath.Join(live, "nginx.conf"), "-e", filepath.Join(live, "error.log")).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t after the patch: %v\n%s", err, out)
+	}
+	if err := ngx.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var after probeJSON
+	for i := 0; i < 20; i++ { // the new workers take over within a moment
+		time.Sleep(250 * time.Millisecond)
+		if after, code, stderr = probeRun(t, conf, url); after.Code == "ok" {
+			break
+		}
+	}
+	if after.Code != "ok" || code != exitOK {
+		t.Fatalf("after the patch and reload: %s (exit %d), want ok\n%s", after.Code, code, stderr)
+	}
+
+	// The idle timeout of /idle, 5 s, found within a second.
+	start := time.Now()
+	idle, code, stderr := probeRun(t, conf, "--idle", "10s", fmt.Sprintf("ws://127.0.0.1:%d/idle", proxyPort))
+	if idle.Code != "idle_timeout" || code != exitNotOK || idle.Session == nil {
+		t.Fatalf("--idle: %s (exit %d), want idle_timeout\n%s", idle.Code, code, stderr)
+	}
+	if d := idle.Session.Duration; d < 5 || d > 6 {
+		t.Errorf("--idle: session of %.3f s, want 5 s (proxy_read_timeout 5s) within a second", d)
+	}
+	if !strings.Contains(stderr, "closed after 5.") {
+		t.Errorf("the client's own view does not say it was closed after 5 s:\n%s", stderr)
+	}
+	if el := time.Since(start); el > 9*time.Second {
+		t.Errorf("--idle 10s took %s: it should end when the path closes", el)
+	}
+	if idle.Config == nil || idle.Config.Block != "location /idle" || !strings.Contains(idle.Fix, "proxy_read_timeout 5s") {
+		t.Errorf("--idle: config %+v fix %q", idle.Config, idle.Fix)
+	}
+}
