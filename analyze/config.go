@@ -62,12 +62,19 @@ func (j *judgement) locateConfig() *ConfigBlock {
 		return nil
 	}
 	n := len(j.chain)
+	// The hop the verdict will blame first: in a chain of proxies, its
+	// configuration is the one to name.
 	hops := make([]int, 0, n)
+	if p := j.primaryHop(); p >= 0 && p+1 < n {
+		hops = append(hops, p)
+	}
 	if n == 1 {
 		hops = append(hops, 0) // the proxy answered itself
 	}
 	for i := 0; i+1 < n; i++ {
-		hops = append(hops, i)
+		if len(hops) == 0 || hops[0] != i {
+			hops = append(hops, i)
+		}
 	}
 	for _, i := range hops {
 		r := j.chain[i].req
@@ -125,10 +132,29 @@ func configFix(v *Verdict, fix string) string {
 			return fix + "\nin " + b.Where() + ": no read timeout set, the default applies"
 		}
 		return fix + "\nin " + b.Where() + ": " + at
-	case OK:
-		return fix
+	case UpstreamConnectFailed:
+		return fix + "\nthe upstream is set in " + b.Where()
 	}
-	return fix + "\nconfig: " + b.Where()
+	return fix
+}
+
+// primaryHop is the hop of the finding verdict() will make primary, or -1.
+func (j *judgement) primaryHop() int {
+	var p *finding
+	for i := range j.findings {
+		f := &j.findings[i]
+		r := rowOf(f.code)
+		if r.note || f.note {
+			continue
+		}
+		if p == nil || r.stage < rowOf(p.code).stage || r.stage == rowOf(p.code).stage && codeIndex(f.code) < codeIndex(p.code) {
+			p = f
+		}
+	}
+	if p == nil {
+		return -1
+	}
+	return p.hop
 }
 
 func adviceConfigReadTimeoutShort(v *Verdict, _ facts) (string, string) {

@@ -4,6 +4,8 @@
 #
 #   sudo testdata/gen/proxies.sh            # all scenarios
 #   sudo testdata/gen/proxies.sh NAME...    # only these
+#   testdata/gen/proxies.sh --configs-only [NAME...]  # only the proxies' configs
+#        (NAME.haproxy.cfg, NAME.apache2.conf, NAME.Caddyfile, NAME.nginx-T.txt)
 #
 # Uses only 127.0.0.1: the proxy on 8080 (and nginx on 8081 behind haproxy
 # in the chain), the gorilla/websocket backend of gen.sh on 9001, nothing on
@@ -28,11 +30,13 @@ SCENARIOS=(
 
 die() { echo "proxies.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
-[[ $(id -u) -eq 0 ]] || die "run as root (apt-get, packet capture)"
+CONFIGS_ONLY=0
+if [[ "${1:-}" == "--configs-only" ]]; then CONFIGS_ONLY=1; shift; fi
+((CONFIGS_ONLY)) || [[ $(id -u) -eq 0 ]] || die "run as root (apt-get, packet capture)"
 
 missing=()
 for c in haproxy apache2 caddy nginx tcpdump; do command -v "$c" >/dev/null || missing+=("$c"); done
-if ((${#missing[@]})); then
+if ((${#missing[@]} && !CONFIGS_ONLY)); then
   created=
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -52,8 +56,10 @@ trap cleanup EXIT
 start() { "$@" & PIDS+=($!); }
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-mkdir -p "$WORK/bin"
-(cd "$HERE" && go build -buildvcs=false -o "$WORK/bin/" ./backend ./client)
+if ((!CONFIGS_ONLY)); then
+  mkdir -p "$WORK/bin"
+  (cd "$HERE" && go build -buildvcs=false -o "$WORK/bin/" ./backend ./client)
+fi
 
 wait_port() {
   local i
@@ -168,9 +174,35 @@ run_scenario() {
   sed 's/^/   client: /' "$d/client.out" >&2
 }
 
+# save_configs NAME: the scenario's proxy configs beside its capture, as
+# written in a fixed directory (stable paths), for --proxy-config KIND:FILE
+# and --nginx-config.
+save_configs() {
+  local name=$1 d=/tmp/wsdiag-proxies.configs/$1
+  mkdir -p "$d"
+  case $name in
+    haproxy-chain)
+      nginx_chain_conf "$d"; haproxy_conf "$d" 127.0.0.1:8081
+      nginx -T -q -c "$d/nginx.conf" -p "$d" -e "$d/logs/error.log" >"$OUT/$name.nginx-T.txt" || die "[$name] nginx -T failed"
+      cp "$d/haproxy.cfg" "$OUT/$name.haproxy.cfg" ;;
+    haproxy-correct) haproxy_conf "$d" 127.0.0.1:9001; cp "$d/haproxy.cfg" "$OUT/$name.haproxy.cfg" ;;
+    haproxy-backend-down) haproxy_conf "$d" 127.0.0.1:9009; cp "$d/haproxy.cfg" "$OUT/$name.haproxy.cfg" ;;
+    apache-no-upgrade) apache_conf "$d" ""; cp "$d/apache2.conf" "$OUT/$name.apache2.conf" ;;
+    apache-correct) apache_conf "$d" "upgrade=websocket"; cp "$d/apache2.conf" "$OUT/$name.apache2.conf" ;;
+    caddy-correct) caddy_conf "$d" 127.0.0.1:9001; cp "$d/Caddyfile" "$OUT/$name.Caddyfile" ;;
+    caddy-backend-down) caddy_conf "$d" 127.0.0.1:9009; cp "$d/Caddyfile" "$OUT/$name.Caddyfile" ;;
+  esac
+  chmod 644 "$OUT/$name".*
+  log "[$name] configs saved beside the capture"
+}
+
 names=("$@")
 if ((${#names[@]} == 0)); then for s in "${SCENARIOS[@]}"; do names+=("${s%%|*}"); done; fi
-for n in "${names[@]}"; do run_scenario "$n"; done
+if ((CONFIGS_ONLY)); then
+  for n in "${names[@]}"; do save_configs "$n"; done
+  exit 0
+fi
+for n in "${names[@]}"; do run_scenario "$n"; save_configs "$n"; done
 
 {
   printf 'name\texpected_code\texpected_hop\tdescription\n'
