@@ -186,6 +186,11 @@ var goldenCases = map[string][]want{
 		evidence: []string{"proxy→backend: no Upgrade header", "proxy→backend: Connection: Keep-Alive"}, fix: "upgrade=websocket"}},
 	"apache-correct.pcap": {{code: "ok", hop: "-", n: 3, backend: 101, client: 101, conf: "exact"}},
 	"caddy-correct.pcap":  {{code: "ok", hop: "-", n: 3, backend: 101, client: 101, conf: "exact"}},
+	// configs.sh: twelve attempts through one nginx; TestConfigMulti checks each one's block.
+	"configs-multi.pcap": {{code: "ok", hop: "-", n: 5, backend: 101, client: 101, conf: "exact"},
+		{code: "upgrade_header_dropped", hop: "proxy", n: 5, backend: 400, client: 400, conf: "exact", fix: "proxy_set_header Upgrade $http_upgrade"},
+		{code: "upstream_http10", hop: "proxy", n: 1, backend: 101, client: 101, conf: "exact"},
+		{code: "proxy_rejected", hop: "proxy", n: 1, client: 403, conf: "none", errorLog: "access forbidden by rule"}},
 	"caddy-backend-down.pcap": {{code: "upstream_connect_failed", hop: "connect", n: 3, client: 502, conf: "none",
 		evidence: []string{"SYN answered by RST"}, fix: "reverse_proxy"}},
 }
