@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/analyze/nginxconf"
 )
 
@@ -312,4 +314,36 @@ func FuzzErrorLog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestErrorLogFollow: live follows the log from its end, reads what is
+// appended (a partial last line waits for its end), and starts over when
+// the file is rotated.
+func TestErrorLogFollow(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "error.log")
+	os.WriteFile(name, []byte("2026/11/21 13:34:10 [error] 1#1: *9 old line, client: 127.0.0.1, server: x, request: \"GET /ws HTTP/1.1\", host: \"h\"\n"), 0o644)
+	el, err := openErrorLog(name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer el.close()
+	at := time.Date(2026, 11, 21, 13, 34, 11, 0, time.Local)
+	v := &analyze.Verdict{Time: at, End: at, Client: netip.MustParseAddrPort("127.0.0.1:5000"), Path: "/ws"}
+	line := "2026/11/21 13:34:11 [error] 1#1: *10 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: x, request: \"GET /ws HTTP/1.1\", host: \"h\"\n"
+	f, _ := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(line[:40])
+	if got := el.match(v); len(got) != 0 {
+		t.Fatalf("old or partial lines attached: %q", got)
+	}
+	f.WriteString(line[40:])
+	f.Close()
+	if got := el.match(v); len(got) != 1 || !strings.Contains(got[0], "*10 connect() failed") {
+		t.Fatalf("appended line: %q", got)
+	}
+	// rotated: a new file under the name
+	os.Rename(name, name+".1")
+	os.WriteFile(name, []byte(strings.Replace(line, "*10", "*11", 1)), 0o644)
+	if got := el.match(v); len(got) != 1 || !strings.Contains(got[0], "*11") {
+		t.Fatalf("after rotation: %q", got)
+	}
 }
