@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -153,7 +154,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	if cp != nil {
 		cp.stop()
 		keysMu.Lock()
-		kl, _ := reassembly.ParseKeyLog(bytes.NewReader(keys.Bytes()))
+		kl, _ := tlsrec.ParseKeyLog(bytes.NewReader(keys.Bytes()))
 		keysMu.Unlock()
 		if err := cp.judge(opt, kl, collect); err != nil {
 			warnings = append(warnings, err.Error())
@@ -342,7 +343,7 @@ func (p *probeCapture) remove() {
 }
 
 // judge runs the read pipeline over the probe's capture.
-func (p *probeCapture) judge(opt analyze.Options, keys *reassembly.KeyLog, out func(*analyze.Verdict)) error {
+func (p *probeCapture) judge(opt analyze.Options, keys *tlsrec.KeyLog, out func(*analyze.Verdict)) error {
 	r, err := capture.Open(p.f.Name())
 	if err != nil {
 		return err
