@@ -4,8 +4,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,4 +180,71 @@ http {
 	if idle.Config == nil || idle.Config.Block != "location /idle" || !strings.Contains(idle.Fix, "proxy_read_timeout 5s") {
 		t.Errorf("--idle: config %+v fix %q", idle.Config, idle.Fix)
 	}
+}
+
+// TestProbeWSS: probe holds its own TLS keys, so the client leg through
+// nginx's TLS is decrypted and paired exactly, not judged keyless.
+func TestProbeWSS(t *testing.T) {
+	nginx := requireE2E(t)
+	bin := buildTestGen(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	cert, key := selfSigned(t, dir)
+	proxyPort, backendPort := freePort(t), freePort(t)
+	conf := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
+    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+    server {
+        listen 127.0.0.1:%[2]d ssl;
+        ssl_certificate %[3]s;
+        ssl_certificate_key %[4]s;
+        location /ws {
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_pass http://127.0.0.1:%[5]d;
+        }
+    }
+}
+`, dir, proxyPort, cert, key, backendPort)
+	path := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(path, []byte(conf), 0o644)
+	startProc(t, filepath.Join(dir, "backend.log"), bin+"/backend", "-addr", fmt.Sprintf("127.0.0.1:%d", backendPort))
+	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	waitListen(t, backendPort)
+	waitListen(t, proxyPort)
+	var out, errb bytes.Buffer
+	code := run([]string{"probe", "--format", "json", "--insecure", "--nginx-config", path, "--size", "1000", fmt.Sprintf("wss://127.0.0.1:%d/ws", proxyPort)}, nil, &out, &errb)
+	s := out.String()
+	if code != exitOK || !strings.Contains(s, `"code":"ok"`) || !strings.Contains(s, `"pair_confidence":"exact"`) || strings.Contains(s, "encrypted_leg") || !strings.Contains(s, `"block":"location /ws"`) {
+		t.Fatalf("wss probe: exit %d\n%s\n%s", code, s, errb.String())
+	}
+	if !strings.Contains(s, `"frames_c2s":2`) {
+		t.Errorf("the 1000-byte message and the close are not in the session: %s", s)
+	}
+}
+
+// selfSigned writes a throwaway certificate for 127.0.0.1.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalECPrivateKey(k)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
+	return certFile, keyFile
 }
