@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
 )
 
 // ConfigLocator names the block of a proxy's own configuration that
@@ -104,10 +106,11 @@ func (j *judgement) configFindings(b *ConfigBlock, hop int) {
 	// One direction silent past the timeout: the tunnel lived only
 	// because the other direction talked. Pings further apart than the
 	// timeout do not keep it open either.
+	silence := max(s.LongestSilence, j.oneWaySilence())
 	switch {
-	case s.LongestSilence > b.ReadTimeout:
+	case silence > b.ReadTimeout:
 		j.add(ConfigReadTimeoutShort, hop, fmt.Sprintf("config: the read timeout %s (%s, %s) is below the longest one-way silence on the wire, %s: the tunnel stays open only while the other direction talks",
-			dur(b.ReadTimeout), at, b.Block, dur(s.LongestSilence)))
+			dur(b.ReadTimeout), at, b.Block, dur(silence)))
 	case s.Pings >= 2 && s.Duration/time.Duration(s.Pings) > b.ReadTimeout:
 		j.add(ConfigReadTimeoutShort, hop, fmt.Sprintf("config: the read timeout %s (%s, %s) is below the ping interval on the wire, about %s",
 			dur(b.ReadTimeout), at, b.Block, dur(s.Duration/time.Duration(s.Pings))))
@@ -181,4 +184,24 @@ func (j *judgement) end() time.Time {
 		}
 	}
 	return t
+}
+
+// oneWaySilence is the longest time one direction of the client's
+// upgraded leg carried no frame, counting from the upgrade and to the
+// end (a direction that never spoke was silent throughout).
+func (j *judgement) oneWaySilence() time.Duration {
+	A := j.chain[0]
+	if A.resp == nil || A.end == nil || A.end.WS == nil {
+		return 0
+	}
+	start, end := A.resp.End, A.end.Last
+	var longest time.Duration
+	for _, d := range []rs.WSDir{A.end.WS.C2S, A.end.WS.S2C} {
+		gap := end.Sub(start)
+		if d.Frames > 0 {
+			gap = max(d.LongestSilence, d.First.Sub(start), end.Sub(d.Last))
+		}
+		longest = max(longest, gap)
+	}
+	return longest
 }

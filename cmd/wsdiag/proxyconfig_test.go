@@ -347,3 +347,38 @@ func TestErrorLogFollow(t *testing.T) {
 		t.Fatalf("after rotation: %q", got)
 	}
 }
+
+// TestConfigReadTimeoutShort: in idle-one-direction the backend never
+// writes for 8 s while the client talks every second; nginx keeps the
+// tunnel only because of the client. With the config (proxy_read_timeout
+// 5s) that is a warning the wire alone does not give; idle-timeout's fix
+// names the directive.
+func TestConfigReadTimeoutShort(t *testing.T) {
+	c := func(name string) []confVerdict {
+		vs, _, _ := readConf(t, "--nginx-config", filepath.Join(capturesDir, name+".nginx-T.txt"), filepath.Join(capturesDir, name+".pcap"))
+		if len(vs) != 1 {
+			t.Fatalf("%s: %d verdicts", name, len(vs))
+		}
+		return vs
+	}
+	if v := c("idle-one-direction")[0]; v.Code != "config_read_timeout_short" || !strings.Contains(v.Fix, "nginx.conf:20") {
+		t.Errorf("idle-one-direction: %s, fix %q", v.Code, v.Fix)
+	}
+	if v := c("idle-timeout")[0]; v.Code != "idle_timeout" || contains(v.Findings, "config_read_timeout_short") || !strings.Contains(v.Fix, "proxy_read_timeout 5s") {
+		t.Errorf("idle-timeout: %s %v, fix %q", v.Code, v.Findings, v.Fix)
+	}
+	for _, name := range []string{"correct", "backend-close-4000", "big-message-nginx"} {
+		if v := c2(t, name); contains(v, "config_read_timeout_short") {
+			t.Errorf("%s (60 s default timeout): %v", name, v)
+		}
+	}
+}
+
+func c2(t *testing.T, name string) []string {
+	vs, _, _ := readConf(t, "--nginx-config", filepath.Join(capturesDir, name+".nginx-T.txt"), filepath.Join(capturesDir, name+".pcap"))
+	var fs []string
+	for _, v := range vs {
+		fs = append(fs, v.Findings...)
+	}
+	return fs
+}
