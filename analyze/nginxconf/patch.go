@@ -111,6 +111,15 @@ func (c *Config) fixLocation(loc *Directive, u *Upstream) []edit {
 			b.WriteString("\n" + in)
 		}
 		edits = append(edits, edit{loc.File, from, to, b.String()})
+		// A block written on one line now spans several: its closing
+		// brace goes on a line of its own too.
+		if brace := loc.endPos - 1; loc.End == loc.Line && brace > to && brace < len(text) && text[brace] == '}' {
+			k := brace
+			for k > to && (text[k-1] == ' ' || text[k-1] == '\t') {
+				k--
+			}
+			edits = append(edits, edit{loc.File, k, brace, "\n" + loc.Indent})
+		}
 	}
 	return edits
 }

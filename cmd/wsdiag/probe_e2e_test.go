@@ -154,12 +154,16 @@ http {
 	var after probeJSON
 	for i := 0; i < 20; i++ { // the new workers take over within a moment
 		time.Sleep(250 * time.Millisecond)
-		if after, code, stderr = probeRun(t, conf, url); after.Code == "ok" {
+		// --proxy-config auto: nginx -T as the running master was started
+		if after, code, stderr = probeRun(t, "--proxy-config=auto", url); after.Code == "ok" {
 			break
 		}
 	}
 	if after.Code != "ok" || code != exitOK {
 		t.Fatalf("after the patch and reload: %s (exit %d), want ok\n%s", after.Code, code, stderr)
+	}
+	if after.Config == nil || after.Config.File != appConf || after.Config.Line != 8 {
+		t.Errorf("--proxy-config auto: config %+v, want %s:8\n%s", after.Config, appConf, stderr)
 	}
 
 	// The idle timeout of /idle, 5 s, found within a second.

@@ -200,7 +200,7 @@ func TestPatchNginxDefaults(t *testing.T) {
 	}
 	const want = `--- nginx.conf
 +++ nginx.conf
-@@ -17,7 +17,11 @@
+@@ -17,7 +17,12 @@
      server {
          listen 127.0.0.1:8080;
          server_name localhost;
@@ -209,7 +209,8 @@ func TestPatchNginxDefaults(t *testing.T) {
 +            proxy_http_version 1.1;
 +            proxy_set_header Upgrade $http_upgrade;
 +            proxy_set_header Connection $connection_upgrade;
-+            proxy_pass http://127.0.0.1:9001; }
++            proxy_pass http://127.0.0.1:9001;
++        }
          location = /health { proxy_pass http://127.0.0.1:9001; }
      }
  }
