@@ -252,3 +252,93 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
 	return certFile, keyFile
 }
+
+// TestLiveProxyFiles: live with --nginx-config and --error-log names the
+// location of each attempt and attaches the error-log lines nginx writes
+// while the capture runs (the log is followed from its end).
+func TestLiveProxyFiles(t *testing.T) {
+	nginx := requireE2E(t)
+	bin := buildTestGen(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	proxyPort, backendPort, deadPort := freePort(t), freePort(t), freePort(t)
+	conf := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
+    server {
+        listen 127.0.0.1:%[2]d;
+        location /ws {
+            proxy_pass http://127.0.0.1:%[3]d;
+        }
+        location /down {
+            proxy_pass http://127.0.0.1:%[4]d;
+        }
+    }
+}
+`, dir, proxyPort, backendPort, deadPort)
+	path := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(path, []byte(conf), 0o644)
+	elog := filepath.Join(dir, "error.log")
+	startProc(t, filepath.Join(dir, "backend.log"), bin+"/backend", "-addr", fmt.Sprintf("127.0.0.1:%d", backendPort))
+	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-p", dir, "-c", path, "-e", elog, "-g", "daemon off;")
+	waitListen(t, backendPort)
+	waitListen(t, proxyPort)
+	// an old line of the same client that must not be attached
+	f, _ := os.OpenFile(elog, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	fmt.Fprintf(f, "%s [error] 1#1: *99 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: , request: \"GET /down HTTP/1.1\", upstream: \"http://127.0.0.1:%d/down\", host: \"x\"\n", time.Now().Format("2006/01/02 15:04:05"), deadPort)
+	f.Close()
+
+	var out, errb bytes.Buffer
+	exit := make(chan int, 1)
+	filter := fmt.Sprintf("port %d or port %d or port %d", proxyPort, backendPort, deadPort)
+	go func() {
+		exit <- run([]string{"live", "-i", "lo", "-Z", "root", "--format", "json", "--duration", "5s", "--nginx-config", path, "--error-log", elog, filter}, nil, &out, &errb)
+	}()
+	time.Sleep(time.Second)
+	for _, p := range []string{"/ws", "/down", "/down"} {
+		cl := exec.Command(filepath.Join(bin, "client"), "-url", fmt.Sprintf("ws://127.0.0.1:%d%s", proxyPort, p), "-n", "1", "-msgs", "1")
+		cl.Run()
+		time.Sleep(300 * time.Millisecond)
+	}
+	<-exit
+	var down, ws int
+	seen := map[string]bool{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		var v probeJSON
+		var p struct {
+			Path string `json:"path"`
+		}
+		if json.Unmarshal([]byte(l), &v) != nil || v.Type != "verdict" {
+			continue
+		}
+		json.Unmarshal([]byte(l), &p)
+		if v.Config == nil || v.Config.File != path {
+			t.Errorf("%s: config %+v", p.Path, v.Config)
+			continue
+		}
+		switch p.Path {
+		case "/ws":
+			ws++
+			if v.Code != "upgrade_header_dropped" || v.Config.Line != 10 {
+				t.Errorf("/ws: %s at line %d", v.Code, v.Config.Line)
+			}
+		case "/down":
+			down++
+			if v.Code != "upstream_connect_failed" || v.Config.Line != 13 || len(v.ErrorLog) != 1 || strings.Contains(v.ErrorLog[0], "*99 ") || seen[v.ErrorLog[0]] {
+				t.Errorf("/down: %s at line %d, error_log %q", v.Code, v.Config.Line, v.ErrorLog)
+			} else {
+				seen[v.ErrorLog[0]] = true
+			}
+			if !strings.Contains(v.Fix, path+":13") {
+				t.Errorf("/down: the fix does not name %s:13: %q", path, v.Fix)
+			}
+		}
+	}
+	if ws != 1 || down != 2 {
+		t.Errorf("%d /ws and %d /down verdicts, want 1 and 2\n%s\n%s", ws, down, out.String(), errb.String())
+	}
+}
