@@ -49,6 +49,11 @@ type errorLog struct {
 	parsed  uint64
 	bad     uint64
 	badEx   string
+	// The span of the log's lines and of the attempts matched against
+	// it, to tell a log in another time zone (nginx logs local time).
+	logFirst, logLast time.Time
+	vFirst, vLast     time.Time
+	attached          int
 }
 
 func openErrorLog(name string, follow bool) (*errorLog, error) {
@@ -135,6 +140,12 @@ func (el *errorLog) add(b []byte) {
 		return
 	}
 	el.parsed++
+	if el.logFirst.IsZero() || t.Before(el.logFirst) {
+		el.logFirst = t
+	}
+	if t.After(el.logLast) {
+		el.logLast = t
+	}
 	e := logEntry{t: t}
 	if v, ok := logField(line, ", client: ", false); ok {
 		e.client, _ = netip.ParseAddr(v)
@@ -208,6 +219,12 @@ func logField(line, key string, quoted bool) (string, bool) {
 // (and its path and Host, when the line tells them) or its upstream.
 func (el *errorLog) match(v *analyze.Verdict) []string {
 	el.catchUp()
+	if el.vFirst.IsZero() || v.Time.Before(el.vFirst) {
+		el.vFirst = v.Time
+	}
+	if v.Time.After(el.vLast) {
+		el.vLast = v.Time
+	}
 	from := v.Time.Truncate(time.Second).Add(-logSlack)
 	end := v.End
 	if end.Before(v.Time) {
@@ -256,6 +273,7 @@ func (el *errorLog) match(v *analyze.Verdict) []string {
 		if e := cands[i]; e.conn == conn || e.conn == "" {
 			e.claimed = true
 			out = append(out, e.line)
+			el.attached++
 		}
 	}
 	return out
@@ -273,8 +291,40 @@ func (el *errorLog) close() []string {
 	} else if el.bad > 0 {
 		w = append(w, fmt.Sprintf("--error-log %s: %d lines not in nginx's format skipped, e.g. %q", el.name, el.bad, el.badEx))
 	}
+	if h := el.zoneHint(); h != "" {
+		w = append(w, "--error-log "+el.name+": "+h)
+	}
 	if el.dropped > 0 {
 		w = append(w, fmt.Sprintf("--error-log %s: %d older lines forgotten (more than %d kept)", el.name, el.dropped, maxLogEntries))
 	}
 	return w
+}
+
+// zoneHint: nothing was attached, and the log's lines and the attempts
+// do not overlap in time but would a whole number of hours apart: nginx
+// logs local time, and the log comes from a host in another zone.
+func (el *errorLog) zoneHint() string {
+	if el.attached > 0 || el.parsed == 0 || el.vFirst.IsZero() {
+		return ""
+	}
+	if !el.logLast.Before(el.vFirst.Add(-logSlack)) && !el.logFirst.After(el.vLast.Add(logSlack)) {
+		return "" // they overlap: the lines are just about other attempts
+	}
+	mid := func(a, b time.Time) time.Time { return a.Add(b.Sub(a) / 2) }
+	off := mid(el.logFirst, el.logLast).Sub(mid(el.vFirst, el.vLast)).Round(time.Hour)
+	if off == 0 || off > 14*time.Hour || off < -14*time.Hour {
+		return "no line of the log's time span matches the capture's"
+	}
+	// Read in our zone, the log's times are off from the truth by the
+	// proxy's UTC offset minus ours.
+	_, ours := el.vFirst.In(time.Local).Zone()
+	h := int((time.Duration(ours)*time.Second + off) / time.Hour)
+	tz := "UTC"
+	switch {
+	case h > 0:
+		tz = fmt.Sprintf("Etc/GMT-%d", h) // POSIX signs: GMT-3 is UTC+3
+	case h < 0:
+		tz = fmt.Sprintf("Etc/GMT+%d", -h)
+	}
+	return fmt.Sprintf("its times are %s off the capture's: nginx logs local time, and the proxy host's zone seems to be UTC%+d; run wsdiag with TZ=%s", off, h, tz)
 }

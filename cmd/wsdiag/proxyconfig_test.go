@@ -383,3 +383,20 @@ func c2(t *testing.T, name string) []string {
 	}
 	return fs
 }
+
+// TestErrorLogOtherZone: a log written in UTC read where local time is
+// UTC-3 matches nothing, and the warning names the zone to use.
+func TestErrorLogOtherZone(t *testing.T) {
+	saved := time.Local
+	time.Local = time.FixedZone("UTC-3", -3*3600)
+	defer func() { time.Local = saved }()
+	vs, _, stderr := readConf(t, "--error-log", filepath.Join(capturesDir, "backend-down.nginx-error.log"), filepath.Join(capturesDir, "backend-down.pcap"))
+	for _, v := range vs {
+		if len(v.ErrorLog) > 0 {
+			t.Errorf("lines three hours off attached: %q", v.ErrorLog)
+		}
+	}
+	if !strings.Contains(stderr, "3h0m0s off the capture's") || !strings.Contains(stderr, "TZ=UTC") {
+		t.Errorf("no time-zone hint: %q", stderr)
+	}
+}
