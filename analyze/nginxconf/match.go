@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Match is what nginx chose for one request: the server block, the
@@ -224,7 +226,7 @@ func byServerName(servers []*Directive, host string) *Directive {
 				if !strings.HasPrefix(n, "~") {
 					continue
 				}
-				if re, err := regexp.Compile("(?i)" + n[1:]); err == nil && re.MatchString(host) {
+				if re := compiled("(?i)" + n[1:]); re != nil && re.MatchString(host) {
 					return s
 				}
 			}
@@ -364,11 +366,37 @@ func findLocation(level []*Directive, uri string) []*Directive {
 		if k == locRegexI {
 			p = "(?i)" + p
 		}
-		re, err := regexp.Compile(p)
-		if err != nil || !re.MatchString(uri) {
+		re := compiled(p)
+		if re == nil || !re.MatchString(uri) {
 			continue
 		}
 		return append([]*Directive{d}, findLocation(d.Block, uri)...)
 	}
 	return chain
+}
+
+// regexCache keeps the compiled server_name and location regexes: Find
+// runs for every attempt. nil marks a pattern RE2 cannot compile (PCRE
+// lookarounds, backreferences): it never matches.
+var (
+	regexCache  sync.Map // string → *regexp.Regexp
+	regexCached atomic.Int32
+)
+
+// maxCachedRegexes bounds the cache (configs read one after another, a
+// fuzzer's inputs); past it patterns are compiled each time.
+const maxCachedRegexes = 4096
+
+func compiled(p string) *regexp.Regexp {
+	if v, ok := regexCache.Load(p); ok {
+		return v.(*regexp.Regexp)
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		re = nil
+	}
+	if regexCached.Add(1) <= maxCachedRegexes {
+		regexCache.Store(p, re)
+	}
+	return re
 }
