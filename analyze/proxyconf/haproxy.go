@@ -19,6 +19,14 @@ func (r *reader) haproxy(file string) ([]Site, error) {
 		files = m
 	}
 	var sites []Site
+	// The tunnel timeout of a frontend's default_backend, when the
+	// backend sets its own (read after all sections).
+	uses := map[int]string{}
+	type tt struct {
+		d  string
+		at string
+	}
+	backends := map[string]tt{}
 	for _, f := range files {
 		ls, err := r.lines(f)
 		if err != nil {
@@ -26,7 +34,7 @@ func (r *reader) haproxy(file string) ([]Site, error) {
 		}
 		var cur *Site
 		var defTimeout, defAt string
-		inDefaults := false
+		inDefaults, backend := false, ""
 		for _, l := range ls {
 			w := fields(l.text)
 			if len(w) == 0 {
@@ -34,8 +42,12 @@ func (r *reader) haproxy(file string) ([]Site, error) {
 			}
 			section := l.text != "" && l.text[0] != ' ' && l.text[0] != '\t'
 			if section {
-				cur, inDefaults = nil, false
+				cur, inDefaults, backend = nil, false, ""
 				switch w[0] {
+				case "backend":
+					if len(w) > 1 {
+						backend = w[1]
+					}
 				case "frontend", "listen":
 					name := ""
 					if len(w) > 1 {
@@ -58,20 +70,28 @@ func (r *reader) haproxy(file string) ([]Site, error) {
 			switch {
 			case w[0] == "bind" && cur != nil && len(w) > 1:
 				addBinds(cur, w[1])
+			case w[0] == "default_backend" && cur != nil && len(w) > 1:
+				uses[len(sites)-1] = w[1]
 			case w[0] == "timeout" && len(w) > 2 && w[1] == "tunnel":
 				at := fmt.Sprintf("timeout tunnel %s at %s:%d", w[2], l.file, l.n)
-				if inDefaults {
+				switch {
+				case inDefaults:
 					defTimeout, defAt = w[2], at
-				} else if cur != nil {
+				case backend != "":
+					backends[backend] = tt{w[2], at}
+				case cur != nil:
 					cur.Timeout, _ = duration(w[2])
 					cur.TimeoutAt = at
 				}
 			}
 		}
 	}
-	// A frontend's tunnel timeout lives in its backend too; this light
-	// reader keeps the defaults' and listen's own, and fills the rest in
-	// index order after all sections are read.
+	for i, b := range uses {
+		if t, ok := backends[b]; ok {
+			sites[i].Timeout, _ = duration(t.d)
+			sites[i].TimeoutAt = t.at + " (backend " + b + ")"
+		}
+	}
 	for i := range sites {
 		sites[i].Binds = dedupe(sites[i].Binds)
 	}

@@ -33,6 +33,7 @@ listen stats
   bind *:9000
   timeout tunnel 2m
 backend be
+  timeout tunnel 1h
   server s1 127.0.0.1:9001
 `)
 	c, err := Load("haproxy", f)
@@ -40,7 +41,7 @@ backend be
 		t.Fatal(err)
 	}
 	s := c.Find(ap("127.0.0.1:8443"), "x")
-	if s == nil || s.Line != 6 || s.Block != "frontend www" || s.Timeout != 30*time.Second || !strings.Contains(s.TimeoutAt, f+":5") {
+	if s == nil || s.Line != 6 || s.Block != "frontend www" || s.Timeout != time.Hour || !strings.Contains(s.TimeoutAt, f+":13 (backend be)") {
 		t.Fatalf("8443: %+v", s)
 	}
 	if s := c.Find(ap("10.0.0.1:9000"), ""); s == nil || s.Block != "listen stats" || s.Timeout != 2*time.Minute {
