@@ -80,7 +80,10 @@ func (j *judgement) locateConfig() *ConfigBlock {
 	}
 	for _, i := range hops {
 		r := j.chain[i].req
-		host, _ := r.Headers.Get("Host")
+		host, ok := r.Headers.Get("Host")
+		if !ok {
+			host, _ = r.Headers.Get(":authority") // HTTP/2
+		}
 		b := loc.Locate(r.Server, host, r.Target)
 		if b == nil {
 			continue
