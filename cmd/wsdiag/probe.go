@@ -191,6 +191,9 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 		if v == nil {
 			continue
 		}
+		if cp != nil && iface == "lo" && v.Code == analyze.Unpaired {
+			warnings = append(warnings, "the proxy's upstream leg was not on lo: when the backend is on another host, probe with -i any")
+		}
 		hook.verdict(v)
 		rend.verdict(v)
 		st.Attempts++
