@@ -250,7 +250,7 @@ func describeProbe(w io.Writer, r *probeResult, o *probeOptions) {
 		}
 	}
 	if o.size > 0 {
-		say("message of %d bytes: %d frames back, %s", o.size, r.received, closeText(r))
+		say("message of %d bytes: %s back, %s", o.size, plural(uint64(r.received), "frame"), closeText(r))
 	}
 }
 
