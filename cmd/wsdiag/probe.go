@@ -56,7 +56,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
 	pf.register(fs)
 	fs.StringVar(&o.origin, "origin", "", "send Origin: ORIGIN")
-	fs.StringArrayVar(&headers, "header", nil, `send an extra header "Name: value" (repeatable)`)
+	fs.StringArrayVar(&headers, "header", nil, `send header "Name: value", replacing probe's own of that name (Host: for a virtual host; repeatable)`)
 	fs.StringVar(&o.subprotocol, "subprotocol", "", "offer this Sec-WebSocket-Protocol")
 	fs.DurationVar(&o.idle, "idle", 0, "after the handshake stay silent this long, to find the idle timeout on the path (who closes, after how long)")
 	fs.IntVar(&o.size, "size", 0, "send one message of N bytes, to find a message size limit")

@@ -110,7 +110,19 @@ func runProbe(o *probeOptions) (*probeResult, error) {
 		hs = append(hs, "Sec-WebSocket-Protocol: "+o.subprotocol)
 	}
 	hs = append(hs, "User-Agent: wsdiag-probe/"+version)
-	hs = append(hs, o.headers...)
+	for _, h := range o.headers {
+		// --header replaces a header of the same name (Host: a virtual host).
+		name, _, _ := strings.Cut(h, ":")
+		replaced := false
+		for i, x := range hs {
+			if n, _, _ := strings.Cut(x, ":"); strings.EqualFold(n, strings.TrimSpace(name)) {
+				hs[i], replaced = h, true
+			}
+		}
+		if !replaced {
+			hs = append(hs, h)
+		}
+	}
 	r.reqHeaders = hs
 	conn.SetDeadline(time.Now().Add(o.timeout))
 	if _, err := io.WriteString(conn, r.reqLine+"\r\n"+strings.Join(hs, "\r\n")+"\r\n\r\n"); err != nil {
