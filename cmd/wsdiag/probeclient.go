@@ -129,8 +129,12 @@ func runProbe(o *probeOptions) (*probeResult, error) {
 		r.err = fmt.Errorf("sending the handshake: %v", err)
 		return r, nil
 	}
-	br := bufio.NewReaderSize(conn, 64<<10)
+	// The answer's header block is bounded (a hostile server cannot grow
+	// it without end); frames after it are read without the bound.
+	lim := &boundedReader{r: conn, left: maxProbeHeader}
+	br := bufio.NewReaderSize(lim, 64<<10)
 	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	lim.left = -1
 	if err != nil {
 		r.err = fmt.Errorf("reading the handshake's answer: %v", err)
 		r.closedBy, r.closeKind, r.closedAt = "server", closeKindOf(err), time.Now()
@@ -312,4 +316,27 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	return netip.AddrPort{}
+}
+
+// maxProbeHeader bounds the handshake answer's header block.
+const maxProbeHeader = 1 << 20
+
+// boundedReader reads at most left bytes (left < 0: no bound).
+type boundedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		return 0, errors.New("the handshake answer's header block is larger than 1 MiB")
+	}
+	if b.left > 0 && int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
+	return n, err
 }
