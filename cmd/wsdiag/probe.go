@@ -177,8 +177,12 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 				warnings = append(warnings, fmt.Sprintf("the capture on %s did not show the attempt from %s: judged from the client's side", iface, r.local))
 			}
 			clientSideVerdict(r, &o, opt, func(v *analyze.Verdict) {
-				if v.Code == analyze.Unpaired {
-					v.Fix = "the client's side alone does not show which hop refused the upgrade: run wsdiag probe as root on the proxy host, where it captures the proxy's upstream leg too"
+				const asRoot = "run wsdiag probe as root on the proxy host, where it captures the proxy's upstream leg too"
+				switch {
+				case v.Code == analyze.Unpaired:
+					v.Fix = "the client's side alone does not show which hop refused the upgrade: " + asRoot
+				case !v.OK():
+					v.Fix += "\n(judged from the client's side alone: to see the upstream leg, " + asRoot + ")"
 				}
 				collect(v)
 			})
