@@ -70,7 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "codes":
 		return cmdCodes(stdout)
 	case "probe":
-		cmd, args = func(e *env, a []string) (int, error) { return cmdProbe(a, e.stdout, e.stderr), nil }, rest
+		cmd, args = cmdProbe, rest
 	case "version":
 		ver, rev := buildVersion()
 		fmt.Fprintf(stdout, "wsdiag %s (revision %s)\n", ver, rev)

@@ -38,7 +38,8 @@ Flags:
 // the interface while the probe runs).
 const maxProbeCapture = 256 << 20
 
-func cmdProbe(args []string, stdout, stderr io.Writer) int {
+func cmdProbe(e *env, args []string) (int, error) {
+	stdout, stderr := e.stdout, e.stderr
 	fs := pflag.NewFlagSet("wsdiag probe", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -52,6 +53,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.CountVarP(&c.verbose, "verbose", "v", "show evidence, config block, error-log lines and fix (-vv: every header of every leg)")
 	fs.StringVar(&c.format, "format", "text", "output format: text or json (one JSON object per line)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "warnings and errors on stderr: text or json (one JSON object per line)")
 	fs.BoolVar(&c.showSecrets, "show-secrets", false, "quote Cookie, Authorization and Set-Cookie values instead of redacting them")
 	fs.StringVar(&c.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
 	pf.register(fs)
@@ -67,15 +69,11 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&noCap, "no-capture", false, "do not capture even as root: judge from the client's side only")
 	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", probeUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "wsdiag: %v\n", err)
-		return exitTrouble
+		return exitOK, err
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "wsdiag: probe: "+format+"\n", a...)
-		return exitTrouble
+	e.log = newLogger(c.logFormat, stderr)
+	fail := func(format string, a ...any) (int, error) {
+		return 0, fmt.Errorf("probe: "+format, a...)
 	}
 	if fs.NArg() != 1 {
 		return fail("give one ws:// or wss:// URL")
@@ -107,7 +105,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	opt.Grace, opt.WaitSession = 10*time.Second, true
 	hook, err := pf.setup(&opt, true)
 	if err != nil {
-		return fail("%v", err)
+		return 0, err
 	}
 	if iface == "" {
 		iface = "any"
@@ -131,15 +129,16 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			if cp != nil {
 				cp.stop()
+				cp.remove()
 			}
-			return fail("%v", err)
+			return 0, fmt.Errorf("probe: %v", err)
 		}
 		results = append(results, r)
 		describeProbe(stderr, r, &o)
 	}
 
-	outFile, _ := stdout.(*os.File)
-	rend := newRenderer(c.format, stdout, c.verbose, c.showSecrets, wantTTY(c.color, outFile) && os.Getenv("NO_COLOR") == "")
+	sess := newSession(e, &c, opt, stdout)
+	hook.attach(sess)
 	ours := map[netip.AddrPort]bool{}
 	for _, r := range results {
 		ours[r.local] = true
@@ -150,16 +149,17 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 			got[v.Client] = v
 		}
 	}
-	var warnings []string
 	if cp != nil {
 		cp.stop()
 		keysMu.Lock()
 		kl, _ := tlsrec.ParseKeyLog(bytes.NewReader(keys.Bytes()))
 		keysMu.Unlock()
 		if err := cp.judge(opt, kl, collect); err != nil {
-			warnings = append(warnings, err.Error())
+			sess.warn("%s", err)
 		}
-		warnings = append(warnings, cp.warnings...)
+		for _, w := range cp.warnings {
+			sess.warn("%s", w)
+		}
 		cp.remove()
 	} else {
 		why := "not root (capturing needs CAP_NET_RAW)"
@@ -174,7 +174,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	for _, r := range results {
 		if got[r.local] == nil {
 			if cp != nil {
-				warnings = append(warnings, fmt.Sprintf("the capture on %s did not show the attempt from %s: judged from the client's side", iface, r.local))
+				sess.warn("the capture on %s did not show the attempt from %s: judged from the client's side", iface, r.local)
 			}
 			clientSideVerdict(r, &o, opt, func(v *analyze.Verdict) {
 				const asRoot = "run wsdiag probe as root on the proxy host, where it captures the proxy's upstream leg too"
@@ -188,31 +188,24 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 			})
 		}
 	}
-	var st analyze.Stats
-	st.ByCode, st.BySev = map[analyze.Code]uint64{}, map[analyze.Severity]uint64{}
+	judged := 0
 	for _, r := range results {
 		v := got[r.local]
 		if v == nil {
 			continue
 		}
 		if cp != nil && iface == "lo" && v.Code == analyze.Unpaired {
-			warnings = append(warnings, "the proxy's upstream leg was not on lo: when the backend is on another host, probe with -i any")
+			sess.warn("the proxy's upstream leg was not on lo: when the backend is on another host, probe with -i any")
 		}
-		hook.verdict(v)
-		rend.verdict(v)
-		st.Attempts++
-		st.ByCode[v.Code]++
-		st.BySev[v.Severity]++
+		sess.verdict(v)
+		judged++
 	}
-	warnings = append(warnings, hook.finish(textOut(c.format, stdout, stderr))...)
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "wsdiag: warning: %s\n", w)
+	hook.finishInto(sess, textOut(c.format, stdout, stderr))
+	code := sess.finish(summary{})
+	if judged < len(results) {
+		code = exitNotOK
 	}
-	rend.summary(summary{stats: st, warnings: warnings})
-	if st.Attempts > st.ByCode[analyze.OK] || st.Attempts < uint64(len(results)) {
-		return exitNotOK
-	}
-	return exitOK
+	return code, nil
 }
 
 type lockedWriter struct {
