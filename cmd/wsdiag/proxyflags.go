@@ -26,9 +26,9 @@ type proxyFlags struct {
 
 func (p *proxyFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&p.nginxConfig, "nginx-config", nil, "the nginx configuration: FILE: a saved nginx -T output, or the main config file (includes read from disk); names the server and location of every attempt")
-	fs.StringArrayVar(&p.proxyConfigs, "proxy-config", nil, "auto (live, on the proxy host: run nginx -T and read haproxy's, Apache's and Caddy's files before dropping root), or KIND:FILE with KIND nginx, haproxy, apache or caddy; repeatable")
+	fs.StringArrayVar(&p.proxyConfigs, "proxy-config", nil, "auto (capturing on the proxy host: run nginx -T and read haproxy's, Apache's and Caddy's files before dropping root), or KIND:FILE with KIND nginx, haproxy, apache or caddy; repeatable")
 	fs.StringVar(&p.patch, "patch", "", "write a unified diff to FILE that fixes every nginx location that failed to pass the upgrade (never edits the config itself)")
-	fs.StringVar(&p.errorLog, "error-log", "", "the proxy's error log (nginx format): lines of the same moment naming an attempt's client or upstream are attached to its verdict (live: followed)")
+	fs.StringVar(&p.errorLog, "error-log", "", "the proxy's error log (nginx format): lines of the same moment naming an attempt's client or upstream are attached to its verdict (followed as it grows when capturing)")
 }
 
 // proxyHook is what the flags set up.
