@@ -158,6 +158,13 @@ func (r *Report) Add(v *analyze.Verdict) {
 	for _, e := range v.Evidence {
 		rec.evidence = append(rec.evidence, r.str(e))
 	}
+	// The proxy's own word, when read: the config block and its error log.
+	if c := v.Config; c != nil {
+		rec.evidence = append(rec.evidence, r.str(fmt.Sprintf("config: %s:%d (%s)", c.File, c.Line, c.Block)))
+	}
+	for _, l := range v.ErrorLogLines {
+		rec.evidence = append(rec.evidence, r.str("error log: "+l))
+	}
 	rec.end = v.Time
 	later := func(t time.Time) {
 		if t.After(rec.end) {

@@ -346,3 +346,20 @@ func TestNoNetworkReferences(t *testing.T) {
 		t.Error("no Content-Security-Policy forbidding fetches")
 	}
 }
+
+// The proxy's config block and its error-log lines, when wsdiag read
+// them, are among the attempt's evidence in the report.
+func TestConfigAndErrorLogShown(t *testing.T) {
+	r := New(Options{})
+	v := synthVerdicts(1)[0]
+	v.Config = &analyze.ConfigBlock{File: "/etc/nginx/sites-enabled/app", Line: 12, Block: "location /ws"}
+	v.ErrorLogLines = []string{"2026/12/04 10:00:00 [error] 1#1: *1 connect() failed (111: Connection refused)"}
+	r.Add(v)
+	s := r.snapshot()
+	ev := strings.Join(s.recs[0].evidence, "\n")
+	for _, want := range []string{"config: /etc/nginx/sites-enabled/app:12 (location /ws)", "error log: 2026/12/04 10:00:00 [error]"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("evidence lacks %q:\n%s", want, ev)
+		}
+	}
+}
