@@ -227,6 +227,7 @@ const TLSAppRecords = tlsrec.AppRecords
 type (
 	WSSession = wsframe.Summary
 	WSDir     = wsframe.DirSummary
+	WSPrint   = wsframe.Print
 )
 
 // Began returns when side began to close: its FIN, else its close.

@@ -41,6 +41,7 @@ type stream struct {
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
 	h2          *h2conn          // an HTTP/2 connection: bytes go to it, not to dir
 	cur         *Response        // response whose body prefix is being collected
+	mid         *wsframe.Resync  // hunting for frames: the start was not captured (midstream.go)
 
 	fast // in-order tracking while the connection needs no reassembly
 
@@ -52,6 +53,7 @@ type stream struct {
 	upgraded    bool
 	ended       bool
 	ignored     bool // neither direction carries HTTP or TLS
+	midDone     bool // a hunt for frames was given up
 }
 
 func dirIndex(d tcpr.TCPFlowDirection) int {
@@ -151,6 +153,10 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d, n int) {
+	if s.mid != nil {
+		s.mid.Gap(d, n)
+		return
+	}
 	if s.tls != nil {
 		s.tls.Gap(d)
 		if s.h2 != nil {
@@ -183,6 +189,10 @@ func (s *stream) deliver(d int, data []byte, t time.Time) {
 		return
 	}
 	s.bytes[d] += uint64(len(data))
+	if s.mid != nil {
+		s.midFeed(d, data, t)
+		return
+	}
 	if s.tls != nil {
 		s.tls.Feed(d, data, t)
 		s.tlsRecords()
@@ -249,6 +259,9 @@ func (s *stream) initParsers() {
 // the parsers find into events.
 
 func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
+	if s.mid != nil && k != http1.KindOther {
+		s.dropMid()
+	}
 	switch k {
 	case http1.KindRequest:
 		s.engage()
@@ -272,7 +285,11 @@ func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
 		return true
 	case http1.KindOther:
 		// A connection whose first payload is neither HTTP nor TLS is
-		// dropped before anything more is buffered.
+		// dropped before anything more is buffered, unless it began before
+		// the capture: then it may be a WebSocket session.
+		if s.startMid(d, data, t) {
+			return true
+		}
 		o := s.dir[1-d].Kind()
 		if o == http1.KindOther || o == http1.KindUnknown && s.bytes[1-d] == 0 {
 			s.ignored = true
@@ -390,9 +407,10 @@ func (s *stream) finish() {
 		k1 == http1.KindRequest || k1 == http1.KindResponse || s.h2 != nil
 	tls := s.tls != nil
 	noData := s.bytes[0] == 0 && s.bytes[1] == 0
+	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
-	if !httpSeen && !tls && !(noData && s.syn) {
+	if !httpSeen && !tls && mid == nil && !(noData && s.syn) {
 		return
 	}
 	c := int(s.clientDir)
@@ -406,6 +424,8 @@ func (s *stream) finish() {
 		e.WS = s.ws.Summary(c)
 	} else if s.h2 != nil && s.h2.ws != nil {
 		e.WS = s.h2.ws.Summary(c)
+	} else if mid != nil {
+		e.WS = mid
 	}
 	if s.tls != nil {
 		info := *s.tls.Info()

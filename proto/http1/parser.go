@@ -140,6 +140,15 @@ func (p *Parser) Init(dir int, lim *Limits) {
 // Kind returns what the direction carries, as far as it is known.
 func (p *Parser) Kind() Kind { return p.kind }
 
+// Held returns the bytes a direction still being sniffed holds (fewer
+// than it needs to decide), nil otherwise. They stay the Parser's.
+func (p *Parser) Held() []byte {
+	if p.state == stSniff {
+		return p.buf
+	}
+	return nil
+}
+
 // Tunnel switches the direction to the protocol a 101 started: from now on
 // its bytes go to Handler.Tunnel.
 func (p *Parser) Tunnel() {

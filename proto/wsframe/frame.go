@@ -59,6 +59,12 @@ type frameParser struct {
 	fromClient bool // client→server: frames must be masked
 	deflate    bool // permessage-deflate negotiated: RSV1 allowed on a message's first frame
 	frag       bool // a data frame with FIN=0 was seen: continuations expected
+	// mid: the direction is parsed from a frame boundary found mid-stream
+	// (resync.go): lengths must be minimally encoded, and until the first
+	// data frame (loose) a message may or may not be in progress.
+	mid, loose bool
+	// pr, when set, records the first frames' prints (resync.go).
+	pr *printLog
 }
 
 // init resets p for one direction. fromClient: the client→server
@@ -129,10 +135,16 @@ func (p *frameParser) feed(b []byte, t time.Time, st *wsDirStats) {
 			p.header(h, t, st)
 		case fsPayload:
 			k := min(p.remain, uint64(len(b)))
+			if p.pr != nil {
+				p.pr.payload(b[:k])
+			}
 			b = b[k:]
 			p.consume(k, t, st)
 		case fsClose:
 			k := min(p.remain, uint64(len(b)))
+			if p.pr != nil {
+				p.pr.payload(b[:k])
+			}
 			for _, c := range b[:k] {
 				if p.masked {
 					c ^= p.mask[p.cpos&3]
@@ -187,12 +199,14 @@ func (p *frameParser) header(h []byte, t time.Time, st *wsDirStats) {
 		} else {
 			err = wsErrMasked
 		}
-	case op == wsOpContinuation && !p.frag:
+	case op == wsOpContinuation && !p.frag && !p.loose:
 		err = wsErrContinuation
-	case data && p.frag:
+	case data && p.frag && !p.loose:
 		err = wsErrInterleaved
 	case op == wsOpClose && n == 1:
 		err = wsErrCloseOneByte
+	case p.mid && (i == 4 && n < 126 || i == 10 && n <= 0xFFFF):
+		err = wsErrLengthEncoding
 	}
 	if err != wsErrNone {
 		p.fail(err, t, st)
@@ -204,6 +218,12 @@ func (p *frameParser) header(h []byte, t time.Time, st *wsDirStats) {
 		copy(p.mask[:], h[i:i+4])
 	}
 	p.state = fsPayload
+	if op <= wsOpBinary {
+		p.loose = false
+	}
+	if p.pr != nil {
+		p.pr.start(h, n, t)
+	}
 	firstClose := op == wsOpClose && st.closes == 0
 	st.frame(n, t)
 	if masked {
@@ -305,6 +325,9 @@ func (p *frameParser) fail(err wsProtoErr, t time.Time, st *wsDirStats) {
 func (p *frameParser) gap(n int, st *wsDirStats) {
 	if n <= 0 || p.state == fsStopped {
 		return
+	}
+	if p.pr != nil {
+		p.pr.payload(nil) // the print ends with what came before the gap
 	}
 	if (p.state == fsPayload || p.state == fsClose) && p.remain >= uint64(n) {
 		if p.state == fsClose {

@@ -47,6 +47,7 @@ const (
 	wsErrCloseOneByte                 // close frame with a 1-byte payload
 	wsErrCloseCode                    // close code that must not appear on the wire
 	wsErrLength64                     // 64-bit payload length with the most significant bit set
+	wsErrLengthEncoding               // a length in a longer form than needed (checked mid-stream only)
 )
 
 var wsProtoErrText = [...]string{
@@ -62,6 +63,7 @@ var wsProtoErrText = [...]string{
 	wsErrCloseOneByte:      "close frame with a 1-byte payload",
 	wsErrCloseCode:         "invalid close code",
 	wsErrLength64:          "64-bit payload length with the top bit set",
+	wsErrLengthEncoding:    "payload length not minimally encoded",
 }
 
 func (e wsProtoErr) String() string {
@@ -236,6 +238,9 @@ func (s *wsDirStats) export() DirSummary {
 // Summary is what the two directions of an upgraded connection carried.
 type Summary struct {
 	C2S, S2C DirSummary // client→server, server→client
+	// MidStream: the handshake was not captured; the frames were found by
+	// resynchronising (Resync) and the figures start there.
+	MidStream bool
 }
 
 // DirSummary sums up one direction of WebSocket frames (RFC 6455).
@@ -259,6 +264,9 @@ type DirSummary struct {
 	Degraded           bool   // a gap lost a frame boundary
 	// Head: the first frames (Size 0: none), wire size with the header.
 	Head [HeadFrames]FrameMark
+	// Prints identify the first frames (MaxPrints) of a direction found
+	// mid-stream, for pairing the legs of a proxy; nil otherwise.
+	Prints []Print
 }
 
 // FrameMark is one frame's arrival and wire size.
