@@ -23,7 +23,6 @@ func segments(r *Resync, d int, stream []byte, sizes ...int) {
 	}
 }
 
-
 // keyed is a masked frame with its own key (prints tell keys apart).
 func keyed(b0 byte, key uint32, payload []byte) []byte {
 	f := wsFrame(b0, true, payload)
@@ -52,7 +51,7 @@ func TestResyncFindsFrames(t *testing.T) {
 		{name: "the capture begins inside a 3000-byte frame",
 			// the tail of a frame (1000 bytes: its header is not captured),
 			// then whole frames, each in its own segment
-			c2s: cat(bytes.Repeat([]byte{'y'}, 1000), keyed(bFIN|wsOpBinary, 3, big), keyed(bFIN|wsOpPing, 4, nil), keyed(bFIN|wsOpText, 5, msg)),
+			c2s:    cat(bytes.Repeat([]byte{'y'}, 1000), keyed(bFIN|wsOpBinary, 3, big), keyed(bFIN|wsOpPing, 4, nil), keyed(bFIN|wsOpText, 5, msg)),
 			c2sCut: []int{1000, 1448, 1448, 112, 6},
 			s2c:    cat(msg[:7], wsFrame(bFIN|wsOpText, false, msg), wsFrame(bFIN|wsOpPong, false, nil)), s2cCut: []int{7, 24},
 			want: 2, frames: [2]uint64{3, 2}},
