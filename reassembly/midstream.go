@@ -20,7 +20,7 @@ import (
 // startMid begins hunting on s, whose direction d sniffed data as neither
 // HTTP nor TLS, and reports whether it did.
 func (s *stream) startMid(d int, data []byte, t time.Time) bool {
-	if s.mid != nil {
+	if s.mid() {
 		return true // the other direction started it; deliver feeds it
 	}
 	if s.syn || s.synack || s.tls != nil || s.midDone || s.upgraded || s.nreq > 0 || s.nresp > 0 {
@@ -29,23 +29,27 @@ func (s *stream) startMid(d int, data []byte, t time.Time) bool {
 	if k := s.dir[1-d].Kind(); k != http1.KindUnknown && k != http1.KindOther {
 		return false
 	}
-	s.mid = &wsframe.Resync{}
+	s.ws = &wsframe.Session{}
+	s.ws.InitMidStream()
 	if held := s.dir[1-d].Held(); len(held) > 0 {
-		s.mid.Feed(1-d, held, t)
+		s.ws.Feed(1-d, held, t)
 	}
-	s.mid.Feed(d, data, t)
+	s.ws.Feed(d, data, t)
 	s.midCheck()
 	return true
 }
+
+// mid reports whether s is hunting for frames.
+func (s *stream) mid() bool { return s.ws != nil && s.ws.MidStream() }
 
 // midFeed runs the next bytes of direction d through the hunt; a direction
 // still undecided goes on being sniffed for HTTP too (a keep-alive
 // connection caught in a body may carry a request next).
 func (s *stream) midFeed(d int, data []byte, t time.Time) {
-	s.mid.Feed(d, data, t)
+	s.ws.Feed(d, data, t)
 	if s.dir[d].Kind() == http1.KindUnknown {
 		s.feed(d, data, t)
-		if s.mid == nil {
+		if !s.mid() {
 			return // it was HTTP after all
 		}
 	}
@@ -55,9 +59,9 @@ func (s *stream) midFeed(d int, data []byte, t time.Time) {
 // midCheck follows the hunt: frames found make the connection one that
 // matters; a hunt that cannot succeed any more leaves it ignored.
 func (s *stream) midCheck() {
-	m := s.mid
+	m := s.ws
 	if m.Hopeless() {
-		s.mid, s.midDone, s.ignored = nil, true, true
+		s.ws, s.midDone, s.ignored = nil, true, true
 		return
 	}
 	if cd, n := m.Found(); n > 0 {
@@ -68,18 +72,18 @@ func (s *stream) midCheck() {
 
 // dropMid gives up hunting: a direction turned out to carry HTTP.
 func (s *stream) dropMid() {
-	s.mid, s.midDone = nil, true
+	s.ws, s.midDone = nil, true
 }
 
 // midSummary is the WebSocket session found mid-stream, nil when none.
 func (s *stream) midSummary() *WSSession {
-	if s.mid == nil {
+	if !s.mid() {
 		return nil
 	}
-	cd, n := s.mid.Found()
+	cd, n := s.ws.Found()
 	if n == 0 {
 		return nil
 	}
 	s.clientDir = uint8(cd)
-	return s.mid.Summary(cd)
+	return s.ws.Summary(cd)
 }

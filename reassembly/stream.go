@@ -37,11 +37,10 @@ type stream struct {
 	upgradeTime time.Time
 	nreq, nresp int32            // messages so far (int32: the struct stays in its size class)
 	pending     []*Request       // requests waiting for a response, oldest first
-	ws          *wsframe.Session // frames after a 101
+	ws          *wsframe.Session // frames after a 101, or hunted for (midstream.go)
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
 	h2          *h2conn          // an HTTP/2 connection: bytes go to it, not to dir
 	cur         *Response        // response whose body prefix is being collected
-	mid         *wsframe.Resync  // hunting for frames: the start was not captured (midstream.go)
 
 	fast // in-order tracking while the connection needs no reassembly
 
@@ -153,8 +152,8 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d, n int) {
-	if s.mid != nil {
-		s.mid.Gap(d, n)
+	if s.mid() {
+		s.ws.Gap(d, n)
 		return
 	}
 	if s.tls != nil {
@@ -189,7 +188,7 @@ func (s *stream) deliver(d int, data []byte, t time.Time) {
 		return
 	}
 	s.bytes[d] += uint64(len(data))
-	if s.mid != nil {
+	if s.mid() {
 		s.midFeed(d, data, t)
 		return
 	}
@@ -259,7 +258,7 @@ func (s *stream) initParsers() {
 // the parsers find into events.
 
 func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
-	if s.mid != nil && k != http1.KindOther {
+	if s.mid() && k != http1.KindOther {
 		s.dropMid()
 	}
 	switch k {
@@ -420,12 +419,12 @@ func (s *stream) finish() {
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
 		Requests: int(s.nreq), Responses: int(s.nresp)}
 	e.ClientFIN, e.ServerFIN = s.finTime(c), s.finTime(1-c)
-	if s.ws != nil {
+	if mid != nil {
+		e.WS = mid
+	} else if s.ws != nil && !s.mid() {
 		e.WS = s.ws.Summary(c)
 	} else if s.h2 != nil && s.h2.ws != nil {
 		e.WS = s.h2.ws.Summary(c)
-	} else if mid != nil {
-		e.WS = mid
 	}
 	if s.tls != nil {
 		info := *s.tls.Info()

@@ -54,19 +54,29 @@ type hunt struct {
 	masked  bool // the trial's (and then the direction's) frames are masked
 }
 
-// Resync is a connection's WebSocket state when its start was not
-// captured: a Session whose directions are found by hunting. The zero
-// value is ready; Feed and Gap take bytes as Session's do.
-type Resync struct {
-	s    Session
+// resync is what a Session hunting for frames holds beside its parsers
+// (InitMidStream): a Session that followed a 101 has none, so it costs
+// the many ordinary ones a pointer only.
+type resync struct {
 	hunt [2]hunt
 	log  [2]printLog
 }
 
-// Feed runs bytes of direction d, captured at t, through its hunt or, once
-// locked, its frame parser. Each call is taken to start a segment.
-func (r *Resync) Feed(d int, b []byte, t time.Time) {
-	h, dir := &r.hunt[d], &r.s.dir[d]
+// InitMidStream prepares s for a connection whose start was not captured:
+// its directions hunt for frames before they are parsed, and which one
+// is the client's is found from the masking. Feed takes each call to
+// start a segment.
+func (s *Session) InitMidStream() {
+	*s = Session{r: &resync{}}
+}
+
+// MidStream reports whether s was prepared by InitMidStream.
+func (s *Session) MidStream() bool { return s.r != nil }
+
+// feed runs bytes of direction d, captured at t, through its hunt or, once
+// locked, its frame parser.
+func (r *resync) feed(s *Session, d int, b []byte, t time.Time) {
+	h, dir := &r.hunt[d], &s.dir[d]
 	switch h.state {
 	case huntLocked:
 		dir.p.feed(b, t, &dir.st)
@@ -85,8 +95,7 @@ func (r *Resync) Feed(d int, b []byte, t time.Time) {
 		h.tries++
 		h.state, h.trial, h.aligned, h.masked = huntTrial, 0, 0, b[1]&0x80 != 0
 		r.log[d] = printLog{}
-		dir.st = wsDirStats{}
-		dir.p = frameParser{fromClient: h.masked, deflate: true, mid: true, loose: true, pr: &r.log[d]}
+		*dir = wsDir{p: frameParser{fromClient: h.masked, deflate: true, mid: true, loose: true, pr: &r.log[d]}}
 	}
 	dir.p.feed(b, t, &dir.st)
 	h.seen += uint32(min(len(b), resyncBudget))
@@ -110,38 +119,39 @@ func (r *Resync) Feed(d int, b []byte, t time.Time) {
 	}
 }
 
-// Gap tells direction d that n bytes were lost: a trial fails (its next
+// gap tells direction d that n bytes were lost: a trial fails (its next
 // frame boundary is unknown), a locked direction steps over them.
-func (r *Resync) Gap(d int, n int) {
+func (r *resync) gap(s *Session, d int, n int) {
 	h := &r.hunt[d]
 	switch h.state {
 	case huntLocked:
-		r.s.Gap(d, n)
+		s.dir[d].p.gap(n, &s.dir[d].st)
 	case huntTrial:
 		h.state = huntIdle
 	}
 }
 
-// Locked reports whether direction d found frames.
-func (r *Resync) Locked(d int) bool { return r.hunt[d].state == huntLocked }
+// Locked reports whether direction d of a hunting Session found frames.
+func (s *Session) Locked(d int) bool { return s.r != nil && s.r.hunt[d].state == huntLocked }
 
-// Hopeless reports whether neither direction can lock any more.
-func (r *Resync) Hopeless() bool {
-	return r.hunt[0].state == huntGaveUp && r.hunt[1].state == huntGaveUp
+// Hopeless reports whether neither direction of a hunting Session can lock
+// any more.
+func (s *Session) Hopeless() bool {
+	return s.r != nil && s.r.hunt[0].state == huntGaveUp && s.r.hunt[1].state == huntGaveUp
 }
 
 // Found says what the hunt found: n is the number of directions locked
 // (0 when the connection does not carry WebSocket frames: none locked, or
 // both locked with the same masking, which no WebSocket connection has),
 // clientDir the direction whose frames are masked (the client's).
-func (r *Resync) Found() (clientDir, n int) {
-	l0, l1 := r.Locked(0), r.Locked(1)
+func (s *Session) Found() (clientDir, n int) {
+	l0, l1 := s.Locked(0), s.Locked(1)
 	switch {
 	case l0 && l1:
-		if r.hunt[0].masked == r.hunt[1].masked {
+		if s.r.hunt[0].masked == s.r.hunt[1].masked {
 			return 0, 0
 		}
-		if r.hunt[0].masked {
+		if s.r.hunt[0].masked {
 			return 0, 2
 		}
 		return 1, 2
@@ -150,7 +160,7 @@ func (r *Resync) Found() (clientDir, n int) {
 		if l1 {
 			d = 1
 		}
-		if r.hunt[d].masked {
+		if s.r.hunt[d].masked {
 			return d, 1
 		}
 		return 1 - d, 1
@@ -158,23 +168,21 @@ func (r *Resync) Found() (clientDir, n int) {
 	return 0, 0
 }
 
-// Summary copies the figures out (Session.Summary), with the prints of
-// each direction's first frames.
-func (r *Resync) Summary(clientDir int) *Summary {
-	s := r.s.Summary(clientDir)
-	s.MidStream = true
-	// a direction that did not lock has only a failed trial's figures
-	if r.Locked(clientDir) {
-		s.C2S.Prints = r.log[clientDir].export()
+// midSummary completes a hunting Session's summary: the prints of each
+// direction's first frames, and no figures for a direction that did not
+// lock (it has only a failed trial's).
+func (s *Session) midSummary(sum *Summary, clientDir int) {
+	sum.MidStream = true
+	if s.Locked(clientDir) {
+		sum.C2S.Prints = s.r.log[clientDir].export()
 	} else {
-		s.C2S = DirSummary{}
+		sum.C2S = DirSummary{}
 	}
-	if r.Locked(1 - clientDir) {
-		s.S2C.Prints = r.log[1-clientDir].export()
+	if s.Locked(1 - clientDir) {
+		sum.S2C.Prints = s.r.log[1-clientDir].export()
 	} else {
-		s.S2C = DirSummary{}
+		sum.S2C = DirSummary{}
 	}
-	return s
 }
 
 // Print identifies one frame as a relay copies it: the hash of its header

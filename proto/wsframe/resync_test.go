@@ -10,7 +10,7 @@ import (
 
 // segments feeds stream to direction d of r in pieces of the given sizes
 // (the last piece takes the rest), one per 10 ms.
-func segments(r *Resync, d int, stream []byte, sizes ...int) {
+func segments(r *Session, d int, stream []byte, sizes ...int) {
 	at := tBase
 	for i := 0; len(stream) > 0; i++ {
 		k := len(stream)
@@ -21,6 +21,12 @@ func segments(r *Resync, d int, stream []byte, sizes ...int) {
 		stream = stream[k:]
 		at = at.Add(10 * time.Millisecond)
 	}
+}
+
+func midSession() *Session {
+	var s Session
+	s.InitMidStream()
+	return &s
 }
 
 // keyed is a masked frame with its own key (prints tell keys apart).
@@ -75,9 +81,9 @@ func TestResyncFindsFrames(t *testing.T) {
 		{name: "a 16-bit length that fits in 7 bits",
 			c2s: cat(wsFrameLen(bFIN|wsOpText, true, 5, 16, []byte("hello")), keyed(bFIN|wsOpText, 2, msg)), want: 0},
 	} {
-		var r Resync
-		segments(&r, 0, c.c2s, c.c2sCut...)
-		segments(&r, 1, c.s2c, c.s2cCut...)
+		r := midSession()
+		segments(r, 0, c.c2s, c.c2sCut...)
+		segments(r, 1, c.s2c, c.s2cCut...)
 		cd, n := r.Found()
 		if n != c.want {
 			t.Errorf("%s: %d directions locked, want %d", c.name, n, c.want)
@@ -102,9 +108,9 @@ func TestResyncFindsFrames(t *testing.T) {
 func TestResyncPrints(t *testing.T) {
 	msg := []byte("hello 3 from attempt 1")
 	stream := cat(keyed(bFIN|wsOpText, 1, msg), keyed(bFIN|wsOpText, 2, msg), keyed(bFIN|wsOpText, 3, msg))
-	var a, b Resync
-	segments(&a, 0, stream, 28, 28)
-	segments(&b, 0, stream, 3, 30, 1, 100)
+	a, b := midSession(), midSession()
+	segments(a, 0, stream, 28, 28)
+	segments(b, 0, stream, 3, 30, 1, 100)
 	pa, pb := a.Summary(0).C2S.Prints, b.Summary(0).C2S.Prints
 	if len(pa) != 3 || len(pb) != 3 {
 		t.Fatalf("prints %v %v", pa, pb)
@@ -126,7 +132,7 @@ func TestResyncRandomBytes(t *testing.T) {
 	const conns = 3000
 	one := 0
 	for i := 0; i < conns; i++ {
-		var r Resync
+		r := midSession()
 		for d := 0; d < 2; d++ {
 			for k := 0; k < 40; k++ {
 				b := make([]byte, 1+rng.Intn(1448))
@@ -152,11 +158,11 @@ func TestResyncRandomBytes(t *testing.T) {
 func TestResyncAllocs(t *testing.T) {
 	msg := []byte("hello 3 from attempt 1")
 	f := keyed(bFIN|wsOpText, 1, msg)
-	var r Resync
-	segments(&r, 0, cat(f, f))
+	r := midSession()
+	segments(r, 0, cat(f, f))
 	allocs := testing.AllocsPerRun(100, func() { r.Feed(0, f, tBase) })
 	noise := bytes.Repeat([]byte{0x47}, 1448)
-	var q Resync
+	q := midSession()
 	allocs += testing.AllocsPerRun(100, func() { q.Feed(1, noise, tBase) })
 	if allocs != 0 || !r.Locked(0) {
 		t.Fatalf("%v allocs per segment, locked %v", allocs, r.Locked(0))
@@ -170,7 +176,7 @@ func FuzzResync(f *testing.F) {
 	f.Add(cat(keyed(bFIN|wsOpText, 1, msg), keyed(bFIN|wsOpText, 2, msg)), []byte{10, 3}, cat(wsFrame(bFIN|wsOpText, false, msg), wsFrame(bFIN|wsOpClose, false, closePayload(1000, "x"))), false)
 	f.Add(make([]byte, 64), []byte{1, 2, 3}, []byte{0x17, 3, 3, 0, 1, 0}, true)
 	f.Fuzz(func(t *testing.T, c2s, cuts, s2c []byte, gap bool) {
-		var r Resync
+		r := midSession()
 		rest := c2s
 		for _, c := range cuts {
 			if len(rest) == 0 {

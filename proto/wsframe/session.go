@@ -176,6 +176,7 @@ type wsDir struct {
 // direction numbers (0 or 1).
 type Session struct {
 	dir [2]wsDir
+	r   *resync // hunting for frames: the start was not captured (resync.go)
 }
 
 // Init prepares both directions; clientDir is the index of the direction
@@ -189,11 +190,19 @@ func (s *Session) Init(clientDir int, deflate bool) {
 
 // Feed runs bytes of direction d, captured at t, through its frame parser.
 func (s *Session) Feed(d int, b []byte, t time.Time) {
+	if s.r != nil {
+		s.r.feed(s, d, b, t)
+		return
+	}
 	s.dir[d].p.feed(b, t, &s.dir[d].st)
 }
 
 // Gap tells direction d that n bytes were lost.
 func (s *Session) Gap(d int, n int) {
+	if s.r != nil {
+		s.r.gap(s, d, n)
+		return
+	}
 	s.dir[d].p.gap(n, &s.dir[d].st)
 }
 
@@ -215,7 +224,11 @@ func DeflateNegotiated(extensions []string) bool {
 // Summary copies the figures out; clientDir is the index of the direction
 // the client sends in.
 func (s *Session) Summary(clientDir int) *Summary {
-	return &Summary{C2S: s.dir[clientDir].st.export(), S2C: s.dir[1-clientDir].st.export()}
+	sum := &Summary{C2S: s.dir[clientDir].st.export(), S2C: s.dir[1-clientDir].st.export()}
+	if s.r != nil {
+		s.midSummary(sum, clientDir)
+	}
+	return sum
 }
 
 func (s *wsDirStats) export() DirSummary {
