@@ -100,6 +100,7 @@ type Analyzer struct {
 	encWait []*encWait
 	// cross is the state across connections (crossconn.go).
 	cross *crossState
+	mid   midState // sessions whose handshake is not in the capture (midstream.go)
 	stats Stats
 }
 
@@ -113,8 +114,11 @@ type Stats struct {
 	// the keys given (wrong or missing keys); a few are described.
 	TLSErrors       uint64
 	TLSErrorSamples []string
-	ByCode          map[Code]uint64
-	BySev           map[Severity]uint64
+	// NoHandshake counts the attempts that are sessions whose handshake
+	// is not in the capture (among Attempts).
+	NoHandshake uint64
+	ByCode      map[Code]uint64
+	BySev       map[Severity]uint64
 	// CutBlocks counts header blocks the capture's snap length cut.
 	CutBlocks uint64
 }
@@ -184,6 +188,10 @@ func (a *Analyzer) Response(r *rs.Response) {
 
 // ConnEnd implements reassembly.Sink.
 func (a *Analyzer) ConnEnd(e *rs.ConnEnd) {
+	if e.WS != nil && e.WS.MidStream {
+		a.midEnded(e)
+		return
+	}
 	if e.TLS {
 		a.tlsEnded(e)
 	}
@@ -244,6 +252,7 @@ func (a *Analyzer) Decide(now time.Time) {
 	if len(a.tlsLegs) > 0 {
 		a.flushTLS(now, false) // after the attempts that may claim them
 	}
+	a.decideMid(now.Add(-max(a.opt.Grace, midWait)), false)
 }
 
 // Finish decides everything: the input is over.
@@ -265,6 +274,7 @@ func (a *Analyzer) Finish() {
 	a.pairEncrypted(time.Time{}, true)
 	a.flushTLS(time.Time{}, true) // after the attempts that may claim them
 	a.releaseHeld(time.Time{})
+	a.decideMid(time.Time{}, true)
 }
 
 // compact forgets decided exchanges.
@@ -349,6 +359,7 @@ func (a *Analyzer) judgeChain(chain []*exchange) {
 		a.hold(j, j.holdUntil)
 		return
 	}
+	a.noteProduct(v)
 	a.count(v)
 	a.out(v)
 }

@@ -166,7 +166,7 @@ var table = []codeRow{
 	// Planned: no advice func yet, the summary stands in. A rule's author
 	// drops planned and adds the advice. Stages put a code before the one
 	// it refines (untrusted_proxy before backend_rejected).
-	{code: HandshakeNotCaptured, hop: HopSession, sev: SevInfo, stage: stageNone, note: true, planned: true, summary: "the session started before the capture: its handshake is not in it (finding)", advice: noAdvice},
+	{code: HandshakeNotCaptured, hop: HopSession, sev: SevInfo, stage: stageNone, note: true, summary: "the session started before the capture: its handshake is not in it (finding)", advice: adviceHandshakeNotCaptured},
 	{code: FrontIdleTimeout, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "something in front of the proxy cut the client leg after N s without frames", advice: adviceFrontIdleTimeout},
 	{code: LifetimeLimit, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "the client leg was cut at a fixed age despite traffic (a maximum connection lifetime)", advice: adviceLifetimeLimit},
 	{code: MassClose, hop: HopSession, sev: SevWarn, stage: stageSessionIdle, summary: "many tunnels closed at once by the proxy or a backend (reload, restart, deploy): one event line, each tunnel points to it", advice: adviceMassClose},

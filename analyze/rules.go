@@ -72,6 +72,9 @@ type judgement struct {
 	// proxyKnown: a rule found the lone leg's server to be a proxy.
 	proxyKnown bool
 	config     *ConfigBlock
+	// midstream: the chain's legs began before the capture (midstream.go):
+	// no request or response was seen, only frames.
+	midstream bool
 }
 
 func (j *judgement) add(c Code, hop int, ev ...string) {
@@ -716,6 +719,9 @@ func (j *judgement) verdict() *Verdict {
 	for i, x := range j.chain {
 		l, _ := j.legName(i)
 		v.Legs = append(v.Legs, legOf(x))
+		if j.midstream {
+			continue // no request, no status line
+		}
 		if !containsPrefix(v.Evidence, l+" request line:") {
 			v.Evidence = append(v.Evidence, l+" request line: "+requestLine(x.req))
 		}
@@ -723,7 +729,7 @@ func (j *judgement) verdict() *Verdict {
 	for i := n - 1; i >= 0; i-- {
 		x := j.chain[i]
 		_, rl := j.legName(i)
-		if x.resp != nil && !containsPrefix(v.Evidence, rl+": "+statusLine(x.resp)) {
+		if x.resp != nil && !j.midstream && !containsPrefix(v.Evidence, rl+": "+statusLine(x.resp)) {
 			v.Evidence = append(v.Evidence, rl+": "+statusLine(x.resp))
 		}
 	}

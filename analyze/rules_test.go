@@ -604,6 +604,7 @@ func TestRuleCasesCoverCodes(t *testing.T) {
 		Unpaired: "primary only on goldens (leg-a-only)", HostRewritten: "a note", PathRewritten: "a note",
 		ClientHTTP2:            "a note; h2Cases",
 		ConfigReadTimeoutShort: "config_test.go", ConfigHeadersNotInherited: "a note; config_test.go",
+		HandshakeNotCaptured: "a note; midstream_test.go, goldens",
 	}
 	covered := map[Code]bool{}
 	for _, c := range append(append(append(handshakeCases(), sessionCases()...), h2Cases()...), crossCases()...) {

@@ -81,7 +81,10 @@ type SummaryLine struct {
 	Evicted       uint64            `json:"evicted"`
 	EvictedFlows  uint64            `json:"evicted_flows"`
 	Warnings      []string          `json:"warnings"`
-	KernelDrops   *uint64           `json:"kernel_drops,omitempty"` // live only
+	// NoHandshake: attempts that are sessions begun before the capture
+	// (handshake_not_captured); only when there are some.
+	NoHandshake uint64  `json:"no_handshake,omitempty"`
+	KernelDrops *uint64 `json:"kernel_drops,omitempty"` // live only
 }
 
 // BySeverity counts attempts per severity, in this order.
@@ -166,7 +169,7 @@ func summaryLine(s summary) *SummaryLine {
 		BySeverity: BySeverity{OK: s.stats.BySev[analyze.SevOK], Info: s.stats.BySev[analyze.SevInfo],
 			Warn: s.stats.BySev[analyze.SevWarn], Error: s.stats.BySev[analyze.SevError]},
 		Packets: s.packets, TCPPackets: s.tcp, Connections: s.conns, HTTPExchanges: s.stats.Exchanges,
-		Evicted: s.stats.Evicted, EvictedFlows: s.evictedFlows, Warnings: s.warnings, KernelDrops: s.kernelDrops}
+		Evicted: s.stats.Evicted, EvictedFlows: s.evictedFlows, Warnings: s.warnings, NoHandshake: s.stats.NoHandshake, KernelDrops: s.kernelDrops}
 	for c, n := range s.stats.ByCode {
 		l.ByCode[string(c)] = n // encoding/json writes the keys sorted
 	}

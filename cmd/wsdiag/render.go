@@ -126,6 +126,9 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 	at := v.Time.In(time.Local)
 	t.tableHeader(at)
 	path := v.Path
+	if path == "" {
+		path = "-" // a session whose handshake is not in the capture
+	}
 	if len(path) > 20 {
 		path = path[:19] + "…"
 	}
@@ -242,6 +245,9 @@ func (t *textRenderer) summary(s summary) {
 		fmt.Fprintln(t.w)
 	}
 	fmt.Fprintf(t.w, "%s: %s\n", plural(s.stats.Attempts, "WebSocket attempt"), byCodeLine(s.stats.ByCode))
+	if n := s.stats.NoHandshake; n > 0 {
+		fmt.Fprintf(t.w, "%s began before the capture (handshake_not_captured), judged from their frames\n", plural(n, "session"))
+	}
 	if s.stats.Attempts > s.stats.ByCode[analyze.OK] && !t.verbose {
 		fmt.Fprintln(t.w, "run with -v for the evidence and the fix")
 	}

@@ -1,0 +1,317 @@
+package analyze
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	rs "github.com/wsdiag/wsdiag/reassembly"
+)
+
+// Sessions whose handshake is not in the capture (tcpdump started while
+// they were open, a rotated file): reassembly found WebSocket frames on a
+// connection without a SYN or a request (ConnEnd.WS.MidStream). Such legs
+// are paired by their frames, since a proxy tunnels each frame byte for
+// byte: a client frame leaves on the upstream leg with the same header
+// (masking key included) and payload a few hundred µs after it arrived on
+// the client's leg, and a server frame goes the other way. Each chain is
+// judged by the session rules alone, with handshake_not_captured among
+// its findings.
+
+// midRelayMax is the longest a proxy may take to relay a frame.
+const midRelayMax = time.Second
+
+// midWait is how long (capture time) after a leg ended its partner may
+// still end: a proxy closes its two legs at about the same time.
+const midWait = 10 * time.Second
+
+// midMaxPending bounds the legs waiting to be paired.
+const midMaxPending = 4096
+
+// midLeg is a connection carrying frames without its handshake.
+type midLeg struct {
+	end      *rs.ConnEnd
+	up, down *midLeg
+	// score of the link to up, and what matched
+	score          int
+	masked, server int
+	relay          [2]time.Duration // fastest and slowest relay seen
+	decided        bool
+}
+
+// midState is the Analyzer's record of such legs.
+type midState struct {
+	legs []*midLeg // waiting, in the order their connections ended
+	// products: what handshakes through a proxy address told of it, for
+	// the sessions through it whose own handshake is missing.
+	products map[netip.AddrPort]string
+	paired   bool // some chain of such legs had two legs or more
+	n        uint64
+}
+
+// midEnded takes the end of a connection found carrying frames mid-stream.
+func (a *Analyzer) midEnded(e *rs.ConnEnd) {
+	m := &a.mid
+	m.legs = append(m.legs, &midLeg{end: e})
+	if len(m.legs) > midMaxPending {
+		a.decideMid(m.legs[len(m.legs)/10].end.Last, true)
+	}
+}
+
+// noteProduct remembers what a verdict told of its proxy.
+func (a *Analyzer) noteProduct(v *Verdict) {
+	if v.ProxyProduct == "" || !v.Proxy.IsValid() {
+		return
+	}
+	m := &a.mid
+	if m.products == nil {
+		m.products = map[netip.AddrPort]string{}
+	}
+	if len(m.products) < 4096 {
+		m.products[v.Proxy] = v.ProxyProduct
+	}
+}
+
+// decideMid judges the chains of waiting legs whose every leg ended before
+// cut (all of them when final).
+func (a *Analyzer) decideMid(cut time.Time, final bool) {
+	m := &a.mid
+	if len(m.legs) == 0 {
+		return
+	}
+	linkMid(m.legs)
+	for _, l := range m.legs {
+		if l.decided || l.down != nil {
+			continue
+		}
+		var chain []*midLeg
+		ready := true
+		for c := l; c != nil; c = c.up {
+			chain = append(chain, c)
+			ready = ready && (final || c.end.Last.Before(cut))
+		}
+		if !ready {
+			continue
+		}
+		for _, c := range chain {
+			c.decided = true
+		}
+		if v := a.judgeMid(chain); v != nil {
+			a.count(v)
+			a.out(v)
+		}
+	}
+	keep := m.legs[:0]
+	for _, l := range m.legs {
+		if !l.decided {
+			l.up, l.down = nil, nil
+			keep = append(keep, l)
+		}
+	}
+	for i := len(keep); i < len(m.legs); i++ {
+		m.legs[i] = nil
+	}
+	m.legs = keep
+}
+
+// linkMid pairs waiting legs one to one, best relay evidence first. A
+// proxy chain relays the same bytes over every hop, so the client's leg
+// matches the backend's as well as the next one's: of equal evidence the
+// quickest relay wins (one hop is quicker than two). Remaining ties go to
+// the earlier connection, so the same capture pairs the same way.
+func linkMid(legs []*midLeg) {
+	type cand struct {
+		x, y                  *midLeg
+		score, masked, server int
+		relay                 [2]time.Duration
+		mean                  time.Duration
+	}
+	var cs []cand
+	for _, x := range legs {
+		if x.decided {
+			continue
+		}
+		for _, y := range legs {
+			if y == x || y.decided {
+				continue
+			}
+			if s, mk, sv, r, mean := relayScore(x.end, y.end); s > 0 {
+				cs = append(cs, cand{x, y, s, mk, sv, r, mean})
+			}
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		if cs[i].score != cs[j].score {
+			return cs[i].score > cs[j].score
+		}
+		if cs[i].mean != cs[j].mean {
+			return cs[i].mean < cs[j].mean
+		}
+		if cs[i].x.end.ID != cs[j].x.end.ID {
+			return cs[i].x.end.ID < cs[j].x.end.ID
+		}
+		return cs[i].y.end.ID < cs[j].y.end.ID
+	})
+	for _, c := range cs {
+		if c.x.up != nil || c.y.down != nil || reaches(c.y, c.x) || revisits(c.x, c.y.end.Server) {
+			continue
+		}
+		c.x.up, c.y.down = c.y, c.x
+		c.x.score, c.x.masked, c.x.server, c.x.relay = c.score, c.masked, c.server, c.relay
+	}
+}
+
+// reaches reports whether following up links from a gets to b (a link
+// from b to a would close a loop).
+func reaches(a, b *midLeg) bool {
+	for c := a; c != nil; c = c.up {
+		if c == b {
+			return true
+		}
+	}
+	return false
+}
+
+// revisits reports whether x or a leg below it already goes to server: a
+// chain of proxies never passes the same server twice.
+func revisits(x *midLeg, server netip.AddrPort) bool {
+	for c := x; c != nil; c = c.down {
+		if c.end.Server == server {
+			return true
+		}
+	}
+	return false
+}
+
+// relayScore rates y as the upstream leg a proxy opened for x, from the
+// frames both carried: each client frame of x that left on y (same print,
+// up to midRelayMax later) and each server frame of y that left on x. A
+// client frame's print holds its random masking key, so one match is
+// strong; server frames are only counted when two or more match. 0: not
+// a pair. relay is the quickest and slowest relay, mean their mean.
+func relayScore(x, y *rs.ConnEnd) (score, masked, server int, relay [2]time.Duration, mean time.Duration) {
+	if y.Server == x.Server || y.ID == x.ID {
+		return 0, 0, 0, relay, 0
+	}
+	var sum time.Duration
+	note := func(d time.Duration) {
+		if relay[0] == 0 || d < relay[0] {
+			relay[0] = d
+		}
+		relay[1] = max(relay[1], d)
+		sum += d
+	}
+	masked = matchPrints(x.WS.C2S.Prints, y.WS.C2S.Prints, note)
+	server = matchPrints(y.WS.S2C.Prints, x.WS.S2C.Prints, note)
+	if masked+server > 0 {
+		mean = sum / time.Duration(masked+server)
+	}
+	switch {
+	case masked > 0:
+		return 4*masked + server, masked, server, relay, mean
+	case server >= 2 && (len(x.WS.C2S.Prints) == 0 || len(y.WS.C2S.Prints) == 0) &&
+		(y.Client.Addr() == x.Server.Addr() || bothLoopback(x.Server.Addr(), y.Client.Addr())):
+		// Server frames alone, when a leg has no client frame to compare
+		// (where both have, their keys must match): concurrent sessions
+		// often send alike, so the upstream leg must at least leave from
+		// the proxy's address.
+		return server, 0, server, relay, mean
+	}
+	return 0, 0, 0, relay, 0
+}
+
+// bothLoopback: on lo a proxy may use any 127/8 address for its legs.
+func bothLoopback(a, b netip.Addr) bool { return a.IsLoopback() && b.IsLoopback() }
+
+// matchPrints counts the prints of from that reappear in to, in order,
+// each 0 to midRelayMax later.
+func matchPrints(from, to []rs.WSPrint, note func(time.Duration)) int {
+	n, k := 0, 0
+	for _, p := range from {
+		for j := k; j < len(to); j++ {
+			q := to[j]
+			d := q.At.Sub(p.At)
+			if d > midRelayMax {
+				break
+			}
+			if q.Hash == p.Hash && q.Len == p.Len && d >= 0 {
+				n++
+				note(d)
+				k = j + 1
+				break
+			}
+		}
+	}
+	return n
+}
+
+// judgeMid judges a chain of legs, the client's first; nil when a lone
+// leg is not evidence enough.
+func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
+	A := legs[0].end
+	if len(legs) == 1 && (A.WS.C2S.Frames == 0 || A.WS.S2C.Frames == 0) {
+		// frames in one direction only, and no leg relaying them: too
+		// little to tell WebSocket from another binary protocol
+		return nil
+	}
+	chain := make([]*exchange, len(legs))
+	for i, l := range legs {
+		e := l.end
+		chain[i] = &exchange{end: e,
+			req:  &rs.Request{Conn: e.Conn, Start: e.First, End: e.First},
+			resp: &rs.Response{Conn: e.Conn, Status: 101, Start: e.First, End: e.First}}
+	}
+	j := &judgement{chain: chain, a: a, midstream: true}
+	j.product = a.mid.products[A.Server]
+	j.sessionRules()
+	leg, _ := j.legName(0)
+	ev := []string{fmt.Sprintf("%s %s→%s: no handshake in the capture; its first packet at %s already carries WebSocket frames (%d masked from the client, %d from the server): the session began before the capture",
+		leg, A.Client, A.Server, ts(A.First), A.WS.C2S.Frames, A.WS.S2C.Frames)}
+	for i := 1; i < len(legs); i++ {
+		l, up := legs[i-1], legs[i].end
+		name, _ := j.legName(i)
+		ev = append(ev, fmt.Sprintf("%s %s→%s relays the same frames: %d client frames with the same masking keys, %d server frames, %s–%s apart",
+			name, up.Client, up.Server, l.masked, l.server, dur(l.relay[0]), dur(l.relay[1])))
+	}
+	j.addNote(HandshakeNotCaptured, 0, ev...)
+	if len(legs) == 1 && (a.hasUpstreamLegs || a.mid.paired) {
+		j.addNote(Unpaired, 0, leg+": no other leg in the capture relays its frames")
+	}
+	if len(legs) > 1 {
+		a.mid.paired = true
+	}
+	v := j.verdict()
+	a.mid.n++
+	a.stats.NoHandshake++
+	v.Path, v.StatusBackend, v.StatusClient = "", 0, 0
+	v.PairConfidence = ConfNone
+	if len(legs) > 1 {
+		v.PairConfidence = midConfidence(legs[0])
+	}
+	v.Legs = v.Legs[:0]
+	for _, l := range legs {
+		v.Legs = append(v.Legs, Leg{Client: l.end.Client, Server: l.end.Server})
+	}
+	if v.Code == OK {
+		_, v.Fix = adviceHandshakeNotCaptured(v, facts{})
+	}
+	return v
+}
+
+// midConfidence: two client frames with the same masking keys are as good
+// as a shared Sec-WebSocket-Key; one is strong; server frames alone (no
+// key in them) are only sizes and timing.
+func midConfidence(l *midLeg) Confidence {
+	switch {
+	case l.masked >= 2:
+		return ConfHigh
+	case l.masked == 1:
+		return ConfMedium
+	}
+	return ConfLow
+}
+
+func adviceHandshakeNotCaptured(*Verdict, facts) (string, string) {
+	return "", "nothing to fix in what the capture shows; the session began before the capture, so its handshake was not checked: start the capture before the clients connect to see it"
+}
