@@ -32,6 +32,7 @@ var (
 	subprotocol = flag.String("subprotocol", "", "subprotocol to offer (Sec-WebSocket-Protocol)")
 	msgs        = flag.Int("msgs", 2, "text messages to send and read back after a successful upgrade")
 	size        = flag.Int("size", 0, "message size in bytes (0: a short \"hello K from attempt I\"); a message is sent as one frame")
+	bigLast     = flag.Bool("big-last", false, "only the last message has -size bytes; the others are short")
 	binaryMsg   = flag.Bool("binary", false, "send binary messages instead of text")
 	interval    = flag.Duration("interval", 0, "pause between two messages")
 	echo        = flag.Bool("echo", true, "read each message back before the next (false: send only)")
@@ -152,7 +153,7 @@ func attempt(i int, rawURL, ua string) {
 			time.Sleep(*interval)
 		}
 		msg := []byte(fmt.Sprintf("hello %d from attempt %d", k, i))
-		if *size > 0 {
+		if *size > 0 && (!*bigLast || k == *msgs) {
 			msg = bytes.Repeat(msg, *size/len(msg)+1)[:*size]
 		}
 		if err := c.WriteMessage(mt, msg); err != nil {
