@@ -252,7 +252,7 @@ func (a *Analyzer) Decide(now time.Time) {
 	if len(a.tlsLegs) > 0 {
 		a.flushTLS(now, false) // after the attempts that may claim them
 	}
-	a.decideMid(now.Add(-max(a.opt.Grace, midWait)), false)
+	a.decideMid(now, false)
 }
 
 // Finish decides everything: the input is over.

@@ -23,8 +23,10 @@ import (
 const midRelayMax = time.Second
 
 // midWait is how long (capture time) after a leg ended its partner may
-// still end: a proxy closes its two legs at about the same time.
-const midWait = 10 * time.Second
+// still end, at least: a proxy closes its two legs at about the same
+// time. Reading a file the analyzer's Grace is longer (a pcapng's
+// interfaces may be written in blocks).
+const midWait = 2 * time.Second
 
 // midMaxPending bounds the legs waiting to be paired.
 const midMaxPending = 4096
@@ -55,7 +57,7 @@ func (a *Analyzer) midEnded(e *rs.ConnEnd) {
 	m := &a.mid
 	m.legs = append(m.legs, &midLeg{end: e})
 	if len(m.legs) > midMaxPending {
-		a.decideMid(m.legs[len(m.legs)/10].end.Last, true)
+		a.decideMid(time.Time{}, true)
 	}
 }
 
@@ -73,12 +75,16 @@ func (a *Analyzer) noteProduct(v *Verdict) {
 	}
 }
 
-// decideMid judges the chains of waiting legs whose every leg ended before
-// cut (all of them when final).
-func (a *Analyzer) decideMid(cut time.Time, final bool) {
+// decideMid judges the chains of waiting legs whose every leg ended long
+// enough before now (all of them when final).
+func (a *Analyzer) decideMid(now time.Time, final bool) {
 	m := &a.mid
 	if len(m.legs) == 0 {
 		return
+	}
+	cut := now.Add(-max(a.opt.Grace, midWait))
+	if !final && !m.legs[0].end.Last.Before(cut) {
+		return // legs wait in the order they ended: none is due
 	}
 	linkMid(m.legs)
 	for _, l := range m.legs {
@@ -127,17 +133,41 @@ func linkMid(legs []*midLeg) {
 		relay                 [2]time.Duration
 		mean                  time.Duration
 	}
+	// Candidates share a print: a client frame's, or a server frame's for
+	// a leg without client frames. Each print indexes a bounded number of
+	// legs, so a mass close of thousands of sessions stays cheap.
+	const perPrint = 64
+	byPrint := map[uint64][]*midLeg{}
+	index := func(l *midLeg, ps []rs.WSPrint) {
+		for _, p := range ps {
+			if ls := byPrint[p.Hash]; len(ls) < perPrint && (len(ls) == 0 || ls[len(ls)-1] != l) {
+				byPrint[p.Hash] = append(ls, l)
+			}
+		}
+	}
+	for _, l := range legs {
+		if !l.decided {
+			index(l, l.end.WS.C2S.Prints)
+			index(l, l.end.WS.S2C.Prints)
+		}
+	}
 	var cs []cand
+	seen := map[[2]*midLeg]bool{}
 	for _, x := range legs {
 		if x.decided {
 			continue
 		}
-		for _, y := range legs {
-			if y == x || y.decided {
-				continue
-			}
-			if s, mk, sv, r, mean := relayScore(x.end, y.end); s > 0 {
-				cs = append(cs, cand{x, y, s, mk, sv, r, mean})
+		for _, ps := range [][]rs.WSPrint{x.end.WS.C2S.Prints, x.end.WS.S2C.Prints} {
+			for _, p := range ps {
+				for _, y := range byPrint[p.Hash] {
+					if y == x || seen[[2]*midLeg{x, y}] {
+						continue
+					}
+					seen[[2]*midLeg{x, y}] = true
+					if s, mk, sv, r, mean := relayScore(x.end, y.end); s > 0 {
+						cs = append(cs, cand{x, y, s, mk, sv, r, mean})
+					}
+				}
 			}
 		}
 	}
