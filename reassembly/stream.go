@@ -170,7 +170,7 @@ func (s *stream) lost(d, n int) {
 // (the snap length cut a segment): a header block cut short is still
 // reported, with the lines it kept.
 func (s *stream) cut(d, n int) {
-	if s.tls != nil || s.ignored {
+	if s.tls != nil || s.ignored || s.mid() {
 		s.lost(d, n)
 		return
 	}
