@@ -63,8 +63,6 @@ type frameParser struct {
 	// (resync.go): lengths must be minimally encoded, and until the first
 	// data frame (loose) a message may or may not be in progress.
 	mid, loose bool
-	// pr, when set, records the first frames' prints (resync.go).
-	pr *printLog
 }
 
 // init resets p for one direction. fromClient: the client→server
@@ -102,7 +100,12 @@ func wsHeaderLen(b1 byte) int {
 
 // feed parses as much of b as it can, at capture time t, into st. st must
 // be the same for every call on p.
-func (p *frameParser) feed(b []byte, t time.Time, st *wsDirStats) {
+func (p *frameParser) feed(b []byte, t time.Time, st *wsDirStats) { p.feedPrints(b, t, st, nil) }
+
+// feedPrints is feed recording the first frames' prints in pr, when not
+// nil (resync.go). pr is an argument rather than a field: every upgraded
+// connection holds two frameParsers, and Session stays within 512 bytes.
+func (p *frameParser) feedPrints(b []byte, t time.Time, st *wsDirStats, pr *printLog) {
 	for len(b) > 0 {
 		switch p.state {
 		case fsHeader:
@@ -132,18 +135,18 @@ func (p *frameParser) feed(b []byte, t time.Time, st *wsDirStats) {
 				h = p.hdr[:need]
 				p.n = 0
 			}
-			p.header(h, t, st)
+			p.header(h, t, st, pr)
 		case fsPayload:
 			k := min(p.remain, uint64(len(b)))
-			if p.pr != nil {
-				p.pr.payload(b[:k])
+			if pr != nil {
+				pr.payload(b[:k])
 			}
 			b = b[k:]
 			p.consume(k, t, st)
 		case fsClose:
 			k := min(p.remain, uint64(len(b)))
-			if p.pr != nil {
-				p.pr.payload(b[:k])
+			if pr != nil {
+				pr.payload(b[:k])
 			}
 			for _, c := range b[:k] {
 				if p.masked {
@@ -165,7 +168,7 @@ func (p *frameParser) feed(b []byte, t time.Time, st *wsDirStats) {
 }
 
 // header handles a complete frame header h.
-func (p *frameParser) header(h []byte, t time.Time, st *wsDirStats) {
+func (p *frameParser) header(h []byte, t time.Time, st *wsDirStats, pr *printLog) {
 	b0, b1 := h[0], h[1]
 	fin := b0&0x80 != 0
 	rsv := b0 & 0x70
@@ -221,8 +224,8 @@ func (p *frameParser) header(h []byte, t time.Time, st *wsDirStats) {
 	if op <= wsOpBinary {
 		p.loose = false
 	}
-	if p.pr != nil {
-		p.pr.start(h, n, t)
+	if pr != nil {
+		pr.start(h, n, t)
 	}
 	firstClose := op == wsOpClose && st.closes == 0
 	st.frame(n, t)
@@ -325,9 +328,6 @@ func (p *frameParser) fail(err wsProtoErr, t time.Time, st *wsDirStats) {
 func (p *frameParser) gap(n int, st *wsDirStats) {
 	if n <= 0 || p.state == fsStopped {
 		return
-	}
-	if p.pr != nil {
-		p.pr.payload(nil) // the print ends with what came before the gap
 	}
 	if (p.state == fsPayload || p.state == fsClose) && p.remain >= uint64(n) {
 		if p.state == fsClose {

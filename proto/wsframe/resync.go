@@ -79,7 +79,7 @@ func (r *resync) feed(s *Session, d int, b []byte, t time.Time) {
 	h, dir := &r.hunt[d], &s.dir[d]
 	switch h.state {
 	case huntLocked:
-		dir.p.feed(b, t, &dir.st)
+		dir.p.feedPrints(b, t, &dir.st, &r.log[d])
 		return
 	case huntGaveUp:
 		return
@@ -95,9 +95,9 @@ func (r *resync) feed(s *Session, d int, b []byte, t time.Time) {
 		h.tries++
 		h.state, h.trial, h.aligned, h.masked = huntTrial, 0, 0, b[1]&0x80 != 0
 		r.log[d] = printLog{}
-		*dir = wsDir{p: frameParser{fromClient: h.masked, deflate: true, mid: true, loose: true, pr: &r.log[d]}}
+		*dir = wsDir{p: frameParser{fromClient: h.masked, deflate: true, mid: true, loose: true}}
 	}
-	dir.p.feed(b, t, &dir.st)
+	dir.p.feedPrints(b, t, &dir.st, &r.log[d])
 	h.seen += uint32(min(len(b), resyncBudget))
 	h.trial += uint32(min(len(b), resyncTrialMax))
 	switch {
@@ -125,6 +125,7 @@ func (r *resync) gap(s *Session, d int, n int) {
 	h := &r.hunt[d]
 	switch h.state {
 	case huntLocked:
+		r.log[d].payload(nil) // the print ends with what came before the gap
 		s.dir[d].p.gap(n, &s.dir[d].st)
 	case huntTrial:
 		h.state = huntIdle
