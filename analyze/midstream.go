@@ -37,7 +37,7 @@ type midLeg struct {
 	up, down *midLeg
 	// score of the link to up, and what matched
 	score          int
-	masked, server int
+	masked, server int              // client and server frames matched
 	relay          [2]time.Duration // fastest and slowest relay seen
 	decided        bool
 }
@@ -49,7 +49,6 @@ type midState struct {
 	// the sessions through it whose own handshake is missing.
 	products map[netip.AddrPort]string
 	paired   bool // some chain of such legs had two legs or more
-	n        uint64
 }
 
 // midEnded takes the end of a connection found carrying frames mid-stream.
@@ -57,7 +56,7 @@ func (a *Analyzer) midEnded(e *rs.ConnEnd) {
 	m := &a.mid
 	m.legs = append(m.legs, &midLeg{end: e})
 	if len(m.legs) > midMaxPending {
-		a.decideMid(time.Time{}, true)
+		a.decideMid(time.Time{}, true) // pairs what is there, then forgets it
 	}
 }
 
@@ -312,7 +311,6 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 		a.mid.paired = true
 	}
 	v := j.verdict()
-	a.mid.n++
 	a.stats.NoHandshake++
 	v.Path, v.StatusBackend, v.StatusClient = "", 0, 0
 	v.PairConfidence = ConfNone
