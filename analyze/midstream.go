@@ -317,9 +317,13 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 	if len(legs) > 1 {
 		v.PairConfidence = midConfidence(legs[0])
 	}
-	v.Legs = v.Legs[:0]
-	for _, l := range legs {
-		v.Legs = append(v.Legs, Leg{Client: l.end.Client, Server: l.end.Server})
+	// The legs keep their frames' and ends' times (the report's ladder),
+	// nothing of a request or response.
+	for i := range v.Legs {
+		l := &v.Legs[i]
+		l.Proto, l.RequestLine, l.RequestHeaders, l.RequestCut = "", "", nil, false
+		l.StatusLine, l.Status, l.ResponseHeaders, l.ResponseCut = "", 0, nil, false
+		l.Times.Request, l.Times.Response = time.Time{}, time.Time{}
 	}
 	if v.Code == OK {
 		_, v.Fix = adviceHandshakeNotCaptured(v, facts{})

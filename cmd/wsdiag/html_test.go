@@ -27,6 +27,9 @@ type domAttempt struct {
 	Diffs     int      // header blocks compared across a proxy (the "(out)" sides)
 	InUpgrade bool     // a block a proxy received carries Upgrade
 	Cut       int      // header blocks marked cut by the capture
+	// NoHandshake: a session that began before the capture (its findings
+	// say handshake_not_captured): frames and ends, no request, no answer.
+	NoHandshake bool
 }
 
 type domPage struct {
@@ -52,6 +55,7 @@ const domProbe = `Promise.all([window.wsdiag.ready, window.wsdiag.details]).then
 		Diffs: [...a.querySelectorAll('.hdrdiff h4')].filter(h => h.textContent.endsWith('(out)')).length,
 		InUpgrade: [...a.querySelectorAll('.hdrdiff .col:first-child .ln')].some(l => /^upgrade:/i.test(l.textContent)),
 		Cut: a.querySelectorAll('.hdrdiff .ln.cut').length,
+		NoHandshake: [...a.querySelectorAll('.findings')].some(f => f.textContent.includes('handshake_not_captured')),
 	})),
 }))`
 
@@ -151,6 +155,13 @@ func checkAttempt(t *testing.T, capture string, i int, a domAttempt) {
 			}
 		}
 		return false
+	}
+	if a.NoHandshake {
+		// issue 11, class 1: the frames and how the legs ended are all there is
+		if has("request") || has("response") || !has("frame") || !has("fin") && !has("rst") && !has("close") {
+			t.Errorf("attempt %d (%s, no handshake): ladder arrows %v", i, a.Code, a.Arrows)
+		}
+		return
 	}
 	if !has("request") && a.Code != "tls_handshake_failed" { // a failed TLS handshake carries no HTTP
 		t.Errorf("attempt %d (%s): ladder without a request arrow: %v", i, a.Code, a.Arrows)
