@@ -8,9 +8,13 @@ import (
 )
 
 func cmdCodes(w io.Writer) int {
+	width := 0
+	for _, c := range analyze.Codes {
+		width = max(width, len(c))
+	}
 	for _, c := range analyze.Codes {
 		hop, sev := analyze.Describe(c)
-		fmt.Fprintf(w, "%-24s %-8s %-6s %s\n", c, hop, sev, analyze.Summary(c))
+		fmt.Fprintf(w, "%-*s %-8s %-6s %s\n", width, c, hop, sev, analyze.Summary(c))
 	}
 	return exitOK
 }
