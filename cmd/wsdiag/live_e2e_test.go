@@ -96,14 +96,7 @@ func buildTestGen(t *testing.T) string {
 // directives, /ws/broken, both to backend.
 func writeNginxConf(t *testing.T, dir, listen, backend string) string {
 	t.Helper()
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+	conf := nginxMain(dir, "warn", fmt.Sprintf(`    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
   server {
     listen %[2]s;
     location /ws/ok {
@@ -114,13 +107,26 @@ http {
     }
     location /ws/broken { proxy_pass http://%[3]s; }
   }
-}
-`, dir, listen, backend)
+`, dir, listen, backend))
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// nginxMain is a main nginx config that keeps its pid, error log (at
+// level) and temp files in dir, with http holding the given blocks.
+func nginxMain(dir, level, http string) string {
+	return fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log %[2]s;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
+%[3]s}
+`, dir, level, http)
 }
 
 func waitListen(t *testing.T, port int) {

@@ -24,14 +24,7 @@ func TestLiveMidSession(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildTestGen(t)
 	proxyPort, backendPort := freePort(t), freePort(t)
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-  server {
+	conf := nginxMain(dir, "warn", fmt.Sprintf(`    server {
     listen 127.0.0.1:%[2]d;
     location /ws {
       proxy_pass http://127.0.0.1:%[3]d;
@@ -41,8 +34,7 @@ http {
       proxy_read_timeout 2s;
     }
   }
-}
-`, dir, proxyPort, backendPort)
+`, dir, proxyPort, backendPort))
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -76,16 +76,7 @@ func TestProbeFixLoop(t *testing.T) {
 	os.MkdirAll(filepath.Join(live, "conf.d"), 0o755)
 	proxyPort, backendPort := freePort(t), freePort(t)
 	backend := fmt.Sprintf("127.0.0.1:%d", backendPort)
-	main := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-    include conf.d/*.conf;
-}
-`, live)
+	main := nginxMain(live, "info", "    include conf.d/*.conf;\n")
 	app := fmt.Sprintf(`server {
     listen 127.0.0.1:%[1]d;
     server_name app.test;
@@ -199,14 +190,7 @@ func TestProbeWSS(t *testing.T) {
 	os.Chmod(dir, 0o755)
 	cert, key := selfSigned(t, dir)
 	proxyPort, backendPort := freePort(t), freePort(t)
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+	conf := nginxMain(dir, "warn", fmt.Sprintf(`    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
     server {
         listen 127.0.0.1:%[2]d ssl;
         ssl_certificate %[3]s;
@@ -218,8 +202,7 @@ http {
             proxy_pass http://127.0.0.1:%[5]d;
         }
     }
-}
-`, dir, proxyPort, cert, key, backendPort)
+`, dir, proxyPort, cert, key, backendPort))
 	path := filepath.Join(dir, "nginx.conf")
 	os.WriteFile(path, []byte(conf), 0o644)
 	startProc(t, filepath.Join(dir, "backend.log"), bin+"/backend", "-addr", fmt.Sprintf("127.0.0.1:%d", backendPort))
@@ -266,14 +249,7 @@ func TestLiveProxyFiles(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	proxyPort, backendPort, deadPort := freePort(t), freePort(t), freePort(t)
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-    server {
+	conf := nginxMain(dir, "warn", fmt.Sprintf(`    server {
         listen 127.0.0.1:%[2]d;
         location /ws {
             proxy_pass http://127.0.0.1:%[3]d;
@@ -282,8 +258,7 @@ http {
             proxy_pass http://127.0.0.1:%[4]d;
         }
     }
-}
-`, dir, proxyPort, backendPort, deadPort)
+`, dir, proxyPort, backendPort, deadPort))
 	path := filepath.Join(dir, "nginx.conf")
 	os.WriteFile(path, []byte(conf), 0o644)
 	elog := filepath.Join(dir, "error.log")
