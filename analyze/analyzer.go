@@ -29,6 +29,9 @@ type Options struct {
 	// Config, when set, names the proxy configuration block of each
 	// attempt (config.go).
 	Config ConfigLocator
+	// Memory, when set, is the analyzer's share of a byte budget: past it
+	// the oldest waiting exchanges are decided early.
+	Memory Memory
 }
 
 // DefaultOptions are what the command line starts from.
@@ -46,6 +49,8 @@ type exchange struct {
 	decided  bool
 	// key is the request's Sec-WebSocket-Key ("" when none), looked up once.
 	key string
+	// mem is what x was charged to the budget (cost).
+	mem int64
 	// What pairing compares, taken from the request once: pairing asks
 	// about each candidate many times.
 	path, ua, origin string
@@ -102,6 +107,10 @@ type Analyzer struct {
 	cross *crossState
 	mid   midState // sessions whose handshake is not in the capture (midstream.go)
 	stats Stats
+	// xsMem estimates what the undecided exchanges hold; charged, what
+	// the budget was last charged.
+	xsMem, charged int64
+	tlsMem         int64 // what the TLS legs hold
 }
 
 // Stats count what the analyzer did.
@@ -110,6 +119,9 @@ type Stats struct {
 	Attempts  uint64
 	Plain     uint64 // plain exchanges reported (--all)
 	Evicted   uint64 // exchanges dropped unpaired because MaxPending was hit
+	// MemEvicted counts exchanges decided early because the memory budget
+	// was reached.
+	MemEvicted uint64
 	// TLSErrors counts TLS connections that could not be decrypted with
 	// the keys given (wrong or missing keys); a few are described.
 	TLSErrors       uint64
@@ -161,6 +173,11 @@ func (a *Analyzer) Request(r *rs.Request) {
 	if len(a.xs) > a.opt.MaxPending {
 		a.evict()
 	}
+	if a.opt.Memory != nil {
+		a.recost(x)
+		a.account()
+		a.shed(r.Start)
+	}
 }
 
 // Response implements reassembly.Sink.
@@ -173,6 +190,8 @@ func (a *Analyzer) Response(r *rs.Response) {
 	}
 	if x := a.byReq[r.Request]; x != nil {
 		x.resp = r
+		a.recost(x)
+		a.account()
 	}
 	switch {
 	case r.Status == 101:
@@ -202,6 +221,7 @@ func (a *Analyzer) ConnEnd(e *rs.ConnEnd) {
 	if xs, ok := a.open[e.ID]; ok {
 		for _, x := range xs {
 			x.end = e
+			a.recost(x)
 		}
 		delete(a.open, e.ID)
 		return
@@ -253,6 +273,7 @@ func (a *Analyzer) Decide(now time.Time) {
 		a.flushTLS(now, false) // after the attempts that may claim them
 	}
 	a.decideMid(now, false)
+	a.account()
 }
 
 // Finish decides everything: the input is over.
@@ -275,6 +296,7 @@ func (a *Analyzer) Finish() {
 	a.flushTLS(time.Time{}, true) // after the attempts that may claim them
 	a.releaseHeld(time.Time{})
 	a.decideMid(time.Time{}, true)
+	a.account()
 }
 
 // compact forgets decided exchanges.
@@ -282,6 +304,7 @@ func (a *Analyzer) compact() {
 	keep := a.xs[:0]
 	for _, x := range a.xs {
 		if x.decided {
+			a.xsMem -= x.mem
 			a.unindex(x)
 			delete(a.byReq, x.req)
 			if xs, ok := a.open[x.req.ID]; ok {

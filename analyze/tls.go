@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,14 +28,58 @@ type tlsLeg struct {
 	failed *Verdict
 	// recs: its application-data records so far, while it is open.
 	recs *rs.TLSRecords
+	// mem is what it was charged to the memory budget (tlsLegCost).
+	mem int64
 }
 
 // TLSStart implements reassembly.TLSSink.
 func (a *Analyzer) TLSStart(e *rs.TLSStart) {
 	if len(a.tlsLegs) >= 65536 {
 		a.expireTLS(e.Time, true)
+		if len(a.tlsLegs) >= 65536/2 {
+			// Not a minute old, all of them (a flood of handshakes): the
+			// oldest half goes, or every new leg would scan them all.
+			a.dropOldestTLS(false)
+		}
 	}
-	a.tlsLegs[e.ID] = &tlsLeg{conn: e.Conn, start: e.Time}
+	a.tlsLegs[e.ID] = &tlsLeg{conn: e.Conn, start: e.Time, mem: tlsLegCost}
+	a.tlsMem += tlsLegCost
+	if a.opt.Memory != nil {
+		a.account()
+		a.shed(e.Time)
+	}
+}
+
+// shedTLS forgets the oldest half of the TLS legs when the budget is
+// reached and they hold more than the connections.
+func (a *Analyzer) shedTLS(now time.Time) {
+	a.expireTLS(now, false)
+	a.dropOldestTLS(true)
+	a.account()
+}
+
+// dropOldestTLS forgets the oldest half of the TLS legs, reporting the
+// handshake failures held back among them; counted as evictions for the
+// memory budget when forMem.
+func (a *Analyzer) dropOldestTLS(forMem bool) {
+	ls := make([]*tlsLeg, 0, len(a.tlsLegs))
+	for _, l := range a.tlsLegs {
+		ls = append(ls, l)
+	}
+	sort.Slice(ls, func(i, j int) bool {
+		return ls[i].start.Before(ls[j].start) || ls[i].start.Equal(ls[j].start) && ls[i].conn.ID < ls[j].conn.ID
+	})
+	for _, l := range ls[:len(ls)/2] {
+		if l.failed != nil && !l.claimed {
+			a.count(l.failed)
+			a.out(l.failed)
+		}
+		a.dropTLS(l.conn.ID)
+		if forMem {
+			a.opt.Memory.Evicted(tlsLegCost)
+			a.stats.MemEvicted++
+		}
+	}
 }
 
 // TLSRecords implements reassembly.TLSSink.
@@ -59,13 +104,17 @@ func (a *Analyzer) tlsEnded(e *rs.ConnEnd) {
 		}
 	}
 	if l.decrypted || l.claimed || e.HTTP {
-		delete(a.tlsLegs, e.ID)
+		a.dropTLS(e.ID)
 		return
 	}
+	a.tlsMem += tlsEndCost
+	l.mem += tlsEndCost
 	if v := tlsFailure(l); v != nil {
 		// Held until Decide: with several workers the request of the
 		// attempt whose proxy opened it may still be on its way.
 		l.failed = v
+		a.tlsMem += verdictCost
+		l.mem += verdictCost
 	}
 }
 
@@ -74,8 +123,16 @@ func (a *Analyzer) tlsEnded(e *rs.ConnEnd) {
 func (a *Analyzer) expireTLS(now time.Time, force bool) {
 	for id, l := range a.tlsLegs {
 		if l.end != nil && now.Sub(l.end.Last) > time.Minute || force && l.start.Before(now.Add(-time.Minute)) {
-			delete(a.tlsLegs, id)
+			a.dropTLS(id)
 		}
+	}
+}
+
+// dropTLS forgets a TLS leg.
+func (a *Analyzer) dropTLS(id rs.ConnID) {
+	if l := a.tlsLegs[id]; l != nil {
+		a.tlsMem -= l.mem
+		delete(a.tlsLegs, id)
 	}
 }
 

@@ -79,7 +79,7 @@ func (a *Analyzer) flushTLS(now time.Time, final bool) {
 		if !final && (now.Sub(l.end.Last) < a.opt.Grace || a.mayBeProxyTLS(l)) {
 			continue
 		}
-		delete(a.tlsLegs, id)
+		a.dropTLS(id)
 		a.count(l.failed)
 		a.out(l.failed)
 	}

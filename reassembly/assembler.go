@@ -39,6 +39,9 @@ type Options struct {
 	// IDBase and IDStride number connections IDBase+IDStride, +2·IDStride…
 	// so that several Assemblers (one per worker) give unique IDs.
 	IDBase, IDStride ConnID
+	// Budget, when set, bounds in bytes what connections hold
+	// (--max-memory); past it the idlest are evicted, quiet ones first.
+	Budget *Budget
 
 	// slowOnly sends every segment through gopacket (tests compare).
 	slowOnly bool
@@ -67,6 +70,9 @@ type Stats struct {
 	// HeaderCuts counts segments whose tail the capture's snap length cut
 	// inside a start line or header block.
 	HeaderCuts uint64
+	// MemEvicted counts connections ended early because the memory
+	// budget was reached.
+	MemEvicted uint64
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for
@@ -87,6 +93,7 @@ type Assembler struct {
 	// The fast path's connections; the same by last activity, and those
 	// ended by a RST that still linger.
 	conns             map[connKey]connRef
+	deletes           int // from conns since it was made (rebuild)
 	live, quiet, dead connList
 	maxQuiet          int
 	handing           *stream    // the stream being handed to gopacket
@@ -148,6 +155,7 @@ func (a *Assembler) newStream(netFlow gopacket.Flow, tcp *layers.TCP, t time.Tim
 	s.ends[0] = addrPort(netFlow.Src(), uint16(tcp.SrcPort))
 	s.ends[1] = addrPort(netFlow.Dst(), uint16(tcp.DstPort))
 	a.stats.Open++
+	s.account()
 	return s
 }
 
@@ -171,6 +179,9 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 	}
 	if a.opt.MaxFlows > 0 && a.stats.Open+a.dead.n > a.opt.MaxFlows {
 		a.evict(ci.Timestamp)
+	}
+	if a.opt.Budget.Over() {
+		a.shed()
 	}
 	now := ci.Timestamp
 	if a.nextFlush.IsZero() {

@@ -52,10 +52,10 @@ type fast struct {
 	// connection is quiet (a handshake, a SYN flood, a protocol we ignore)
 	// and is kept under a tighter budget.
 	engaged bool
+	linked  bool // in one of the lists below (here: the struct packs tighter)
 	// older and newer link the stream into one of the Assembler's lists
 	// (live or quiet by last activity, or dead by time of death).
 	older, newer *stream
-	linked       bool
 }
 
 // linger is how long (capture time) a connection ended by a RST keeps
@@ -241,8 +241,26 @@ func (a *Assembler) forget(s *stream) {
 	if a.conns[s.key].s == s {
 		delete(a.conns, s.key)
 		delete(a.conns, s.key.reverse())
+		a.deletes++
+		if a.deletes > len(a.conns)+1<<16 {
+			a.rebuild()
+		}
 	}
 	a.unlink(s)
+	s.release()
+}
+
+// rebuild copies the map into a new one: a Go map never shrinks, and
+// deletions leave tombstones that make it grow, so that under a flood of
+// short connections it would outgrow what is open (and the memory budget's
+// estimate). Done once per as many deletions as entries, it costs O(1) a
+// connection.
+func (a *Assembler) rebuild() {
+	m := make(map[connKey]connRef, len(a.conns))
+	for k, r := range a.conns {
+		m[k] = r
+	}
+	a.conns, a.deletes = m, 0
 }
 
 // touch makes s the most recently active connection of its list.
@@ -290,6 +308,7 @@ func (s *stream) engage() {
 	if linked {
 		a.live.push(s)
 	}
+	s.account()
 }
 
 // evictQuiet ends the oldest quiet connections until a tenth of the quiet

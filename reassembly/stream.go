@@ -53,6 +53,12 @@ type stream struct {
 	ended       bool
 	ignored     bool // neither direction carries HTTP or TLS
 	midDone     bool // a hunt for frames was given up
+	// mem is what the budget was charged for s, to subsystem memSub;
+	// forgotten: given back. (The struct, with its allocation header, stays
+	// in the 640-byte size class.)
+	memSub    Mem
+	forgotten bool
+	mem       int32
 }
 
 func dirIndex(d tcpr.TCPFlowDirection) int {
@@ -164,6 +170,7 @@ func (s *stream) lost(d, n int) {
 	} else {
 		s.gap(d, n)
 	}
+	s.account()
 }
 
 // cut tells direction d that the capture did not keep its next n bytes
@@ -179,6 +186,7 @@ func (s *stream) cut(d, n int) {
 	if s.dir[d].Cut(s, n) {
 		s.asm.stats.HeaderCuts++
 	}
+	s.account()
 }
 
 // deliver runs the next in-order bytes of direction d through TLS or the
@@ -195,9 +203,10 @@ func (s *stream) deliver(d int, data []byte, t time.Time) {
 	if s.tls != nil {
 		s.tls.Feed(d, data, t)
 		s.tlsRecords()
-		return
+	} else {
+		s.feed(d, data, t)
 	}
-	s.feed(d, data, t)
+	s.account()
 }
 
 // tlsRecords passes the TLS connection's AppRecords on, one event per new

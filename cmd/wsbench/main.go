@@ -3,6 +3,8 @@
 //
 //	wsbench gen -o big.pcap [-n 1000000] [-seed 1]   write a synthetic capture
 //	wsbench run [-wsdiag PATH] [-runs 3] big.pcap     time wsdiag, tcpdump, tshark on it
+//	wsbench floods [-wsdiag PATH] [-budget 64M]       peak RSS under each flood of issue 19
+//	wsbench slowloris [-addr 127.0.0.1:8980] [-n N]   hold N half-sent requests open (livefloods.sh)
 //
 // The capture is generated deterministically (same seed, same bytes) in
 // the shape of the real nginx captures in testdata/captures.
@@ -35,6 +37,10 @@ func main() {
 		os.Exit(gen(os.Args[2:]))
 	case "run":
 		os.Exit(runAll(os.Args[2:]))
+	case "floods":
+		os.Exit(floods(os.Args[2:]))
+	case "slowloris":
+		os.Exit(slowloris(os.Args[2:]))
 	}
 	fmt.Fprintf(os.Stderr, "wsbench: unknown command %q\n", os.Args[1])
 	os.Exit(2)
@@ -45,7 +51,11 @@ func gen(args []string) int {
 	out := fs.String("o", "", "output pcap")
 	n := fs.Int("n", 1000000, "packets")
 	seed := fs.Int64("seed", 1, "random seed")
+	flood := fs.String("flood", "", "write this flood of issue 19 instead (syn, slowloris, tunnels, tlshello, headercap, newconn; -n: its connections, 0 for the default)")
 	fs.Parse(args)
+	if *flood != "" {
+		return genFlood(*out, *flood, *n, *seed)
+	}
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "wsbench gen: -o FILE is required")
 		return 2

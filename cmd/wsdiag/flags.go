@@ -34,6 +34,7 @@ type common struct {
 	maxPending  int
 	keylogs     []string
 	html        string
+	maxMemory   string
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -50,6 +51,7 @@ func (c *common) register(fs *pflag.FlagSet) {
 	fs.IntVar(&c.maxHeader, "max-header-bytes", reassembly.DefaultLimits.MaxHeaderBytes, "largest HTTP header block parsed; longer ones are cut and flagged")
 	fs.StringArrayVar(&c.keylogs, "keylog", nil, "decrypt TLS with the secrets in FILE (NSS key log: SSLKEYLOGFILE); repeatable. Keys embedded in a pcapng (Decryption Secrets Blocks) are read anyway")
 	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report to FILE (a live capture rewrites it as verdicts arrive)")
+	fs.StringVar(&c.maxMemory, "max-memory", defaultMaxMemory, "bytes of state held at once (512M, 1G): connections, header blocks, TLS, waiting exchanges; past it the idlest are evicted, quiet connections first (counted in the summary)")
 	fs.IntVar(&c.maxPending, "max-pending", analyze.DefaultOptions.MaxPending, "HTTP exchanges kept waiting for a pairing partner; past it the oldest are decided unpaired")
 }
 

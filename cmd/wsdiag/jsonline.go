@@ -85,6 +85,10 @@ type SummaryLine struct {
 	// (handshake_not_captured); only when there are some.
 	NoHandshake uint64  `json:"no_handshake,omitempty"`
 	KernelDrops *uint64 `json:"kernel_drops,omitempty"` // live only
+	// EvictedBytes and MemEvicted (objects by subsystem): state given up
+	// for --max-memory; absent when none was.
+	EvictedBytes uint64            `json:"evicted_bytes,omitempty"`
+	MemEvicted   map[string]uint64 `json:"mem_evicted,omitempty"`
 }
 
 // BySeverity counts attempts per severity, in this order.
@@ -169,7 +173,8 @@ func summaryLine(s summary) *SummaryLine {
 		BySeverity: BySeverity{OK: s.stats.BySev[analyze.SevOK], Info: s.stats.BySev[analyze.SevInfo],
 			Warn: s.stats.BySev[analyze.SevWarn], Error: s.stats.BySev[analyze.SevError]},
 		Packets: s.packets, TCPPackets: s.tcp, Connections: s.conns, HTTPExchanges: s.stats.Exchanges,
-		Evicted: s.stats.Evicted, EvictedFlows: s.evictedFlows, Warnings: s.warnings, NoHandshake: s.stats.NoHandshake, KernelDrops: s.kernelDrops}
+		Evicted: s.stats.Evicted, EvictedFlows: s.evictedFlows, Warnings: s.warnings, NoHandshake: s.stats.NoHandshake, KernelDrops: s.kernelDrops,
+		EvictedBytes: s.evictedBytes, MemEvicted: s.memEvicted}
 	for c, n := range s.stats.ByCode {
 		l.ByCode[string(c)] = n // encoding/json writes the keys sorted
 	}

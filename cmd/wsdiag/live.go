@@ -76,7 +76,17 @@ func cmdLive(e *env, args []string) (int, error) {
 		return 0, err
 	}
 	ropt, err := c.reassemblyOptions()
+	var mb *memBudget
 	if err == nil {
+		mb, err = c.budget(&ropt, &opt, 1, lf.writeFailing)
+	}
+	if err == nil && !fs.Changed("buffer-size") {
+		// The kernel ring is mapped into the process: its share of the
+		// budget, an eighth, at most the default.
+		lf.bufferMB = min(lf.bufferMB, max(2, int(mb.b.Limit()>>20)/8))
+	}
+	if err == nil {
+		mb.b.Add(reassembly.MemFixed, int64(lf.bufferMB)<<20)
 		ropt.KeyLog, err = c.keyLog(nil)
 	}
 	if err != nil {
@@ -141,7 +151,7 @@ func cmdLive(e *env, args []string) (int, error) {
 	}
 	var ring *packetRing
 	if lf.writeFailing {
-		ring = newPacketRing(64<<20, 200000)
+		ring = newPacketRing(mb.ringSize, mb.ringSize/335)
 		s.consumers = append(s.consumers, func(v *analyze.Verdict) {
 			ring.take(v, !v.OK(), func(ci gopacket.CaptureInfo, b []byte) { pw.write(ci, b) })
 		})
@@ -227,6 +237,7 @@ func cmdLive(e *env, args []string) (int, error) {
 	}
 	as := asm.Stats()
 	s.resourceWarnings(as.Evicted, as.QuietEvicted)
+	mb.warnings(s, as.MemEvicted, s.an.Stats().MemEvicted)
 	if wErr != nil {
 		s.warn("-w: %v", wErr)
 	}
@@ -235,6 +246,7 @@ func cmdLive(e *env, args []string) (int, error) {
 	e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", ls.TCP, l.Name(), ls.KernelDrops, s.attempts.Load())
 	drops := ls.KernelDrops
 	sum := summary{packets: ls.Received, tcp: ls.TCP, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, kernelDrops: &drops}
+	mb.summary(&sum)
 	code := s.finish(sum)
 	reportSummary(rep, sum, s.warnings)
 	if err := stopReport(); err != nil {

@@ -56,6 +56,10 @@ func cmdRead(e *env, args []string) (int, error) {
 		return 0, err
 	}
 	ropt, err := c.reassemblyOptions()
+	var mb *memBudget
+	if err == nil {
+		mb, err = c.budget(&ropt, &opt, workers, false)
+	}
 	if err == nil {
 		ropt.KeyLog, err = c.keyLog(files)
 	}
@@ -119,6 +123,7 @@ func cmdRead(e *env, args []string) (int, error) {
 		tcp += r.TCP
 	}
 	s.resourceWarnings(as.Evicted, as.QuietEvicted)
+	mb.warnings(s, as.MemEvicted, st.MemEvicted)
 	if st.TLSErrors > 0 {
 		why := "wrong or missing keys"
 		if cuts.Packets > 0 {
@@ -143,6 +148,7 @@ func cmdRead(e *env, args []string) (int, error) {
 		e.log.Info().Msgf("no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)", pk, tcp, st.Exchanges)
 	}
 	sum := summary{packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted}
+	mb.summary(&sum)
 	code := s.finish(sum)
 	reportSummary(rep, sum, s.warnings)
 	return code, rep.WriteFile(c.html)

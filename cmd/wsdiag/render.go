@@ -27,6 +27,10 @@ type summary struct {
 	evictedFlows uint64
 	kernelDrops  *uint64 // live capture only
 	warnings     []string
+	// evictedBytes and memEvicted (by subsystem): state given up for
+	// --max-memory.
+	evictedBytes uint64
+	memEvicted   map[string]uint64
 }
 
 func newRenderer(format string, w io.Writer, verbosity int, showSecrets, color bool) renderer {

@@ -3,6 +3,7 @@ package main
 import (
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -30,6 +31,9 @@ type ringEntry struct {
 	// claimed: on a leg of some verdict; written: in the -w file
 	claimed, written bool
 }
+
+// ringEntrySize is what an entry costs, for the memory budget.
+const ringEntrySize = int(unsafe.Sizeof(ringEntry{}))
 
 func newPacketRing(bytes, packets int) *packetRing {
 	return &packetRing{arena: make([]byte, bytes), entries: make([]ringEntry, packets)}

@@ -149,6 +149,11 @@ func (p *Parser) Held() []byte {
 	return nil
 }
 
+// Buffered is the capacity of the buffer holding a header block that
+// spans segments: what the parser holds beyond its own struct, for a
+// memory budget.
+func (p *Parser) Buffered() int { return cap(p.buf) }
+
 // Tunnel switches the direction to the protocol a 101 started: from now on
 // its bytes go to Handler.Tunnel.
 func (p *Parser) Tunnel() {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // This file holds the TLS layer: a push-style record parser per direction
@@ -180,6 +181,22 @@ type Conn struct {
 	keys12       [2]*recordKeys // TLS 1.2 keys by direction, installed at ChangeCipherSpec
 	cliFinGuess  bool           // TLS 1.3 without keys: the client's Finished was seen
 	offered13    bool           // the ClientHello offered TLS 1.3
+}
+
+// Footprint estimates the bytes c holds (its struct, buffers and keys),
+// for a memory budget. It allocates nothing.
+func (c *Conn) Footprint() int {
+	n := int(unsafe.Sizeof(*c))
+	for d := range c.dir {
+		n += cap(c.dir[d].buf) + cap(c.dir[d].pt) + cap(c.dir[d].hs.buf)
+		if c.keys12[d] != nil {
+			n += 512 // the AEAD's expanded key schedule
+		}
+	}
+	if c.haveKeys {
+		n += 1024 // TLS 1.3 traffic keys by direction
+	}
+	return n
 }
 
 // tlsDir is the state of one direction.

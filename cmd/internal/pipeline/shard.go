@@ -225,6 +225,7 @@ func (s *sharded) stats() rs.Stats {
 		st.Evicted += x.Evicted
 		st.QuietEvicted += x.QuietEvicted
 		st.HeaderCuts += x.HeaderCuts
+		st.MemEvicted += x.MemEvicted
 		st.Open += x.Open
 	}
 	return st

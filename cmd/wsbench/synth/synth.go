@@ -65,11 +65,13 @@ type synth struct {
 	buf      gopacket.SerializeBuffer
 	w        *pcapgo.Writer
 	counts   map[string]int
+	// proxy and backend are the ports of the proxy and its backend.
+	proxy, backend uint16
 }
 
 func newSynth(w io.Writer, target int, seed int64) (*synth, error) {
 	s := &synth{rng: rand.New(rand.NewSource(seed)), nextPort: 20000, target: target,
-		now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC), buf: gopacket.NewSerializeBuffer(), counts: map[string]int{}}
+		now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC), buf: gopacket.NewSerializeBuffer(), counts: map[string]int{}, proxy: proxyPort, backend: backendPort}
 	s.eth = layers.Ethernet{SrcMAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}, DstMAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}, EthernetType: layers.EthernetTypeIPv4}
 	s.ip = layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, Flags: layers.IPv4DontFragment}
 	s.w = pcapgo.NewWriter(w)
@@ -173,8 +175,8 @@ func frame(payload []byte, masked bool, opcode byte) []byte {
 func (s *synth) wsAttempt(ok bool, frames int) []pkt {
 	n := s.written
 	key := s.key()
-	a := s.newConn(s.clientIP(), proxyPort)
-	b := s.newConn(net.IPv4(127, 0, 0, 1).To4(), backendPort)
+	a := s.newConn(s.clientIP(), s.proxy)
+	b := s.newConn(net.IPv4(127, 0, 0, 1).To4(), s.backend)
 	var p []pkt
 	p = append(p, handshake(a)...)
 	p = append(p, data(a, false, wsRequestA(key, n))...)
