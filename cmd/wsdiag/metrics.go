@@ -60,5 +60,5 @@ func (lm *liveMetrics) tick(now time.Time, l *capture.Live, asm *reassembly.Asse
 	}
 	ls, as, st := l.Stats(), asm.Stats(), an.Stats()
 	lm.m.Capture(now, metrics.Figures{Packets: ls.Received, KernelDrops: ls.KernelDrops, OpenFlows: as.Open,
-		Evicted: as.Evicted, QuietEvicted: as.QuietEvicted, PendingEvicted: st.Evicted, TLSUndecrypted: st.TLSErrors})
+		Evicted: as.Evicted, QuietEvicted: as.QuietEvicted, MemEvicted: as.MemEvicted, PendingEvicted: st.Evicted, TLSUndecrypted: st.TLSErrors})
 }

@@ -19,6 +19,8 @@ type Figures struct {
 	// Evicted are connections carrying HTTP or TLS ended early at
 	// --max-flows; QuietEvicted the others, at a tenth of it.
 	Evicted, QuietEvicted uint64
+	// MemEvicted are connections ended early to stay within --max-memory.
+	MemEvicted uint64
 	// Analyzer warnings: exchanges dropped unpaired at --max-pending, TLS
 	// connections the key log could not decrypt.
 	PendingEvicted, TLSUndecrypted uint64
@@ -33,6 +35,7 @@ func (m *Metrics) Capture(now time.Time, f Figures) {
 	c.open.Store(int64(f.OpenFlows))
 	c.evicted.Store(f.Evicted)
 	c.quiet.Store(f.QuietEvicted)
+	c.mem.Store(f.MemEvicted)
 	c.pending.Store(f.PendingEvicted)
 	c.tls.Store(f.TLSUndecrypted)
 	m.tunnels.tick(now)
@@ -41,8 +44,8 @@ func (m *Metrics) Capture(now time.Time, f Figures) {
 
 // captureFigures exports the last Figures as they are, at scrape time.
 type captureFigures struct {
-	packets, drops, evicted, quiet, pending, tls atomic.Uint64
-	open                                         atomic.Int64
+	packets, drops, evicted, quiet, mem, pending, tls atomic.Uint64
+	open                                              atomic.Int64
 }
 
 var (
@@ -51,7 +54,7 @@ var (
 		"Packets the kernel filter accepted and dropped for lack of ring space: verdicts may be missing or wrong (raise -B or narrow the filter).", nil, nil)
 	descOpen    = prometheus.NewDesc("wsdiag_flows_open", "TCP connections followed now.", nil, nil)
 	descEvicted = prometheus.NewDesc("wsdiag_flows_evicted_total",
-		"Connections ended early to stay within --max-flows: class http carried HTTP or TLS, quiet nothing yet (a tenth of the budget).", []string{"class"}, nil)
+		"Connections ended early to stay within --max-flows: class http carried HTTP or TLS, quiet nothing yet (a tenth of the budget); class memory, within --max-memory.", []string{"class"}, nil)
 	descWarnings = prometheus.NewDesc("wsdiag_warnings_total",
 		"Analyzer warnings: pending_evicted = exchanges judged unpaired at --max-pending; tls_undecrypted = TLS connections the key log did not decrypt.", []string{"kind"}, nil)
 )
@@ -71,6 +74,7 @@ func (c *captureFigures) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(c.open.Load()))
 	counter(descEvicted, c.evicted.Load(), "http")
 	counter(descEvicted, c.quiet.Load(), "quiet")
+	counter(descEvicted, c.mem.Load(), "memory")
 	counter(descWarnings, c.pending.Load(), "pending_evicted")
 	counter(descWarnings, c.tls.Load(), "tls_undecrypted")
 }

@@ -266,7 +266,7 @@ func TestLabelsBounded(t *testing.T) {
 
 func TestEndpoints(t *testing.T) {
 	m := New(DefaultOptions)
-	m.Capture(time.Now(), Figures{Packets: 1234, KernelDrops: 5, Evicted: 2, QuietEvicted: 3, TLSUndecrypted: 1})
+	m.Capture(time.Now(), Figures{Packets: 1234, KernelDrops: 5, Evicted: 2, QuietEvicted: 3, MemEvicted: 4, TLSUndecrypted: 1})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {
@@ -283,7 +283,7 @@ func TestEndpoints(t *testing.T) {
 		t.Fatalf("/metrics: %d", code)
 	}
 	for _, want := range []string{"wsdiag_capture_packets_total 1234", "wsdiag_capture_kernel_drops_total 5",
-		`wsdiag_flows_evicted_total{class="http"} 2`, `wsdiag_flows_evicted_total{class="quiet"} 3`,
+		`wsdiag_flows_evicted_total{class="http"} 2`, `wsdiag_flows_evicted_total{class="quiet"} 3`, `wsdiag_flows_evicted_total{class="memory"} 4`,
 		`wsdiag_warnings_total{kind="tls_undecrypted"} 1`, "wsdiag_tunnels_open 0", "process_cpu_seconds_total", "wsdiag_build_info{"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
