@@ -45,6 +45,9 @@ var secretInBody = regexp.MustCompile(`(?i)((?:bearer|basic)\s+|(?:token|passwor
 // redactBody replaces credentials in a quoted body with "[redacted]", as
 // evidence never quotes a secret header.
 func redactBody(b string) string {
+	if !secretInBody.MatchString(b) { // matching allocates nothing, replacing does
+		return b
+	}
 	return secretInBody.ReplaceAllString(b, "${1}[redacted]")
 }
 

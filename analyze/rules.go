@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,6 +136,22 @@ func (j *judgement) legName(i int) (req, resp string) {
 			to = "server"
 		}
 	}
+	return legPair(from, to)
+}
+
+// legPair joins the names both ways; the names of one- and two-leg
+// chains are constants, so judging allocates none for them.
+func legPair(from, to string) (req, resp string) {
+	switch {
+	case from == "client" && to == "proxy":
+		return "client→proxy", "proxy→client"
+	case from == "proxy" && to == "backend":
+		return "proxy→backend", "backend→proxy"
+	case from == "client" && to == "server":
+		return "client→server", "server→client"
+	case from == "client" && to == "backend":
+		return "client→backend", "backend→client"
+	}
 	return from + "→" + to, to + "→" + from
 }
 
@@ -148,7 +165,14 @@ func requestLine(r *rs.Request) string {
 }
 
 func statusLine(r *rs.Response) string {
-	return strings.TrimSpace(fmt.Sprintf("%s %d %s", r.Version, r.Status, r.Reason))
+	// as strings.TrimSpace(fmt.Sprintf("%s %d %s", ...)), in one allocation
+	var a [128]byte
+	b := append(a[:0], r.Version...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, ' ')
+	b = append(b, r.Reason...)
+	return strings.TrimSpace(string(b))
 }
 
 // headerEv quotes a header as evidence, or says it is absent.
@@ -702,6 +726,13 @@ func (j *judgement) verdict() *Verdict {
 		}
 	}
 	// findings: primary first, then the rest in path order
+	nev := 3 * n
+	for _, f := range j.findings {
+		nev += len(f.evidence)
+	}
+	v.Findings = make([]Code, 0, len(j.findings))
+	v.Evidence = make([]string, 0, nev)
+	v.Legs = make([]Leg, 0, n)
 	if primary != nil {
 		v.Findings = append(v.Findings, primary.code)
 		v.Evidence = append(v.Evidence, primary.evidence...)
@@ -729,13 +760,19 @@ func (j *judgement) verdict() *Verdict {
 	for i := n - 1; i >= 0; i-- {
 		x := j.chain[i]
 		_, rl := j.legName(i)
-		if x.resp != nil && !j.midstream && !containsPrefix(v.Evidence, rl+": "+statusLine(x.resp)) {
-			v.Evidence = append(v.Evidence, rl+": "+statusLine(x.resp))
+		if x.resp == nil || j.midstream {
+			continue
+		}
+		if sl := rl + ": " + v.Legs[i].StatusLine; !containsPrefix(v.Evidence, sl) {
+			v.Evidence = append(v.Evidence, sl)
 		}
 	}
 	for i := n - 1; i >= 0; i-- {
 		_, rl := j.legName(i)
-		if b := bodyEvidence(rl, j.chain[i].resp); b != "" && !containsPrefix(v.Evidence, rl+" body:") {
+		if r := j.chain[i].resp; r == nil || r.Status < 400 || containsPrefix2(v.Evidence, rl, " body:") {
+			continue
+		}
+		if b := bodyEvidence(rl, j.chain[i].resp); b != "" {
 			v.Evidence = append(v.Evidence, b)
 		}
 	}
@@ -749,6 +786,16 @@ func (j *judgement) verdict() *Verdict {
 	v.Fix = configFix(v, v.Fix)
 	v.End = j.end()
 	return v
+}
+
+// containsPrefix2 is containsPrefix(ss, a+b) without building a+b.
+func containsPrefix2(ss []string, a, b string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s, a) && strings.HasPrefix(s[len(a):], b) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsPrefix(ss []string, p string) bool {

@@ -38,10 +38,15 @@ func (h Headers) HasToken(name, token string) bool {
 		if !strings.EqualFold(f.Name, name) {
 			continue
 		}
-		for _, t := range strings.Split(f.Value, ",") {
+		for v := f.Value; ; {
+			t, rest, more := strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}
+			if !more {
+				break
+			}
+			v = rest
 		}
 	}
 	return false

@@ -100,6 +100,8 @@ func parseBlock(raw []byte, maxHeaders int) block {
 	s := string(raw)
 	var blk block
 	line, rest, _ := strings.Cut(s, "\n")
+	// one allocation for the fields: at most a field per line
+	blk.headers = make(Headers, 0, max(0, min(strings.Count(rest, "\n")+1, maxHeaders)))
 	line = strings.TrimSuffix(line, "\r")
 	blk.a, line, _ = strings.Cut(line, " ")
 	blk.b, blk.c, _ = strings.Cut(line, " ")
