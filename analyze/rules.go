@@ -177,12 +177,29 @@ func statusLine(r *rs.Response) string {
 
 // headerEv quotes a header as evidence, or says it is absent.
 func headerEv(leg, name string, h rs.Headers) string {
-	vs := h.Values(name)
-	if len(vs) == 0 {
+	v, ok := joinValues(h, name)
+	if !ok {
 		return leg + ": no " + name + " header"
 	}
-	v := strings.Join(vs, ", ")
 	return leg + ": " + canonicalName(h, name) + ": " + v
+}
+
+// joinValues is strings.Join(h.Values(name), ", "), allocating only when
+// the header has several lines; ok is false when it has none.
+func joinValues(h rs.Headers, name string) (v string, ok bool) {
+	n := 0
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			if n == 0 {
+				v = f.Value
+			}
+			n++
+		}
+	}
+	if n > 1 {
+		v = strings.Join(h.Values(name), ", ")
+	}
+	return v, n > 0
 }
 
 // canonicalName returns the header name as it was spelled on the wire.
@@ -414,8 +431,8 @@ func (j *judgement) proxyRequestRules(i int) {
 		if h == "Sec-WebSocket-Key" && h2WebSocket(x) {
 			continue // HTTP/2 has no key: the proxy makes one
 		}
-		vx := strings.Join(x.Headers.Values(h), ", ")
-		vy := strings.Join(y.Headers.Values(h), ", ")
+		vx, _ := joinValues(x.Headers, h)
+		vy, _ := joinValues(y.Headers, h)
 		if vx != vy && !absentCut(x, h) && !absentCut(y, h) {
 			ev = append(ev, headerEv(lx, h, x.Headers), headerEv(ly, h, y.Headers))
 		}

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	rs "github.com/wsdiag/wsdiag/reassembly"
@@ -60,12 +61,12 @@ func (j *judgement) dirName(i int, c2s bool) string {
 func normalClose(code uint16) bool { return code == 1000 || code == 1001 || code == 1005 }
 
 func closeText(d *rs.WSDir) string {
-	s := fmt.Sprintf("close %d", d.CloseCode)
-	if d.CloseCode == 1005 {
-		s = "close (no code)"
+	s := "close (no code)"
+	if d.CloseCode != 1005 {
+		s = "close " + strconv.Itoa(int(d.CloseCode))
 	}
 	if d.CloseReason != "" {
-		s += fmt.Sprintf(" %q", d.CloseReason)
+		s += " " + strconv.Quote(d.CloseReason) // as %q
 	}
 	return s
 }
@@ -225,7 +226,7 @@ func (j *judgement) closeFrameRule(legs []wsLeg) {
 	if by != "client" {
 		code = ClosedByBackend
 	}
-	ev := fmt.Sprintf("%s: %s sent %s at %s", j.dirName(i, c2s), by, closeText(d), ts(d.CloseAt))
+	ev := j.dirName(i, c2s) + ": " + by + " sent " + closeText(d) + " at " + ts(d.CloseAt)
 	if normalClose(d.CloseCode) {
 		j.addNote(code, i, ev)
 	} else if !j.has(MessageTooBig) {

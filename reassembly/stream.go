@@ -326,9 +326,11 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 	s.nresp++
 	if status >= 200 || status == 101 {
 		if len(s.pending) > 0 {
+			// shifted, not resliced: the next request reuses the capacity
 			resp.Request = s.pending[0]
-			s.pending[0] = nil
-			s.pending = s.pending[1:]
+			copy(s.pending, s.pending[1:])
+			s.pending[len(s.pending)-1] = nil
+			s.pending = s.pending[:len(s.pending)-1]
 		}
 	}
 	s.emitResponse() // a previous response still collecting its body

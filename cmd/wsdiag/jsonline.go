@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
@@ -128,11 +129,14 @@ func intOrNil(n int) *int {
 
 // verdictLine fills a VerdictLine; headers (-vv) quote every header.
 func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
+	// the same addresses recur (the client's in the verdict and its leg,
+	// the proxy's): each is formatted once
+	var memo addrMemo
 	l := &VerdictLine{Type: "verdict", TS: v.Time.UTC().Format(time.RFC3339Nano), Code: string(v.Code),
 		Severity: string(v.Severity), Hop: string(v.Hop), Findings: make([]string, len(v.Findings)),
-		Client:  strOrNil(v.Client.String(), v.Client.IsValid()),
-		Proxy:   strOrNil(v.Proxy.String(), v.Proxy.IsValid()),
-		Backend: strOrNil(v.Backend.String(), v.Backend.IsValid()),
+		Client:  strOrNil(memo.str(v.Client), v.Client.IsValid()),
+		Proxy:   strOrNil(memo.str(v.Proxy), v.Proxy.IsValid()),
+		Backend: strOrNil(memo.str(v.Backend), v.Backend.IsValid()),
 		Path:    v.Path, StatusBackend: intOrNil(v.StatusBackend), StatusClient: intOrNil(v.StatusClient),
 		PairConfidence: string(v.PairConfidence), Evidence: v.Evidence, Fix: v.Fix, ErrorLogExpected: v.ErrorLog, ErrorLog: v.ErrorLogLines, Config: configLine(v.Config),
 		ProxyProduct: v.ProxyProduct, Legs: make([]LegLine, len(v.Legs))}
@@ -146,7 +150,7 @@ func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
 		l.Evidence = []string{}
 	}
 	for i, g := range v.Legs {
-		x := LegLine{Client: g.Client.String(), Server: g.Server.String(), Request: g.RequestLine, Response: g.StatusLine, Proto: g.Proto}
+		x := LegLine{Client: memo.str(g.Client), Server: memo.str(g.Server), Request: g.RequestLine, Response: g.StatusLine, Proto: g.Proto}
 		if headers {
 			x.RequestHeaders = headerLines(g.RequestHeaders, showSecrets)
 			if g.StatusLine != "" {
@@ -165,6 +169,27 @@ func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
 		}
 	}
 	return l
+}
+
+// addrMemo formats addresses, each once.
+type addrMemo struct {
+	n    int
+	addr [8]netip.AddrPort
+	s    [8]string
+}
+
+func (m *addrMemo) str(a netip.AddrPort) string {
+	for i := 0; i < m.n; i++ {
+		if m.addr[i] == a {
+			return m.s[i]
+		}
+	}
+	s := a.String()
+	if m.n < len(m.addr) {
+		m.addr[m.n], m.s[m.n] = a, s
+		m.n++
+	}
+	return s
 }
 
 // summaryLine fills a SummaryLine.
