@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -39,6 +40,7 @@ type liveFlags struct {
 	user         string
 	snaplen      int
 	bufferMB     int
+	workers      int
 	metrics      string
 }
 
@@ -58,8 +60,9 @@ func cmdLive(e *env, args []string) (int, error) {
 	fs.DurationVar(&lf.duration, "duration", 0, "stop after this long (e.g. 30s, 10m)")
 	fs.StringVarP(&lf.user, "user", "Z", "nobody", "drop root to USER once the capture socket is open (-Z root keeps it)")
 	fs.IntVarP(&lf.snaplen, "snaplen", "s", 0, "bytes kept of each packet (default 262144)")
-	fs.IntVarP(&lf.bufferMB, "buffer-size", "B", 32, "kernel ring size in MiB")
+	fs.IntVarP(&lf.bufferMB, "buffer-size", "B", 32, "kernel ring size in MiB (per worker)")
 	fs.StringVar(&lf.metrics, "metrics", "", "serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469): /metrics and /healthz")
+	fs.IntVar(&lf.workers, "workers", runtime.NumCPU(), "capture sockets in one PACKET_FANOUT group, each with its own reassembly goroutine (connections hashed over them)")
 	fs.Usage = func() { fmt.Fprintf(e.stderr, "%s%s", liveUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		return exitOK, err
@@ -72,6 +75,9 @@ func cmdLive(e *env, args []string) (int, error) {
 	if err == nil && lf.writeFailing && lf.write == "" {
 		err = errors.New("--write-failing needs -w FILE")
 	}
+	if err == nil && (lf.workers < 1 || lf.workers > 64) {
+		err = fmt.Errorf("--workers: %d is not between 1 and 64", lf.workers)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -81,12 +87,12 @@ func cmdLive(e *env, args []string) (int, error) {
 		mb, err = c.budget(&ropt, &opt, 1, lf.writeFailing)
 	}
 	if err == nil && !fs.Changed("buffer-size") {
-		// The kernel ring is mapped into the process: its share of the
-		// budget, an eighth, at most the default.
-		lf.bufferMB = min(lf.bufferMB, max(2, int(mb.b.Limit()>>20)/8))
+		// The kernel rings are mapped into the process: their share of
+		// the budget, an eighth, at most the default each.
+		lf.bufferMB = min(lf.bufferMB, max(2, int(mb.b.Limit()>>20)/8/lf.workers))
 	}
 	if err == nil {
-		mb.b.Add(reassembly.MemFixed, int64(lf.bufferMB)<<20)
+		mb.b.Add(reassembly.MemFixed, int64(lf.bufferMB)<<20*int64(lf.workers))
 		ropt.KeyLog, err = c.keyLog(nil)
 	}
 	if err != nil {
@@ -107,15 +113,20 @@ func cmdLive(e *env, args []string) (int, error) {
 	}
 	defer met.close()
 	filter := strings.Join(fs.Args(), " ")
-	l, err := capture.OpenLive(lf.iface, capture.LiveOptions{Snaplen: lf.snaplen, BufferMB: lf.bufferMB,
-		Filter: filter, ClientPorts: c.ports, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond})
+	socks, err := capture.OpenLiveFanout(lf.iface, capture.LiveOptions{Snaplen: lf.snaplen, BufferMB: lf.bufferMB,
+		Filter: filter, ClientPorts: c.ports, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond}, lf.workers)
 	if err != nil {
 		return 0, errors.New(oneLine(err))
 	}
-	defer l.Close()
+	l := socks[0]
+	defer func() {
+		for _, l := range socks {
+			l.Close()
+		}
+	}()
 	// -w -: stdout carries the packets alone, the text goes to stderr.
 	out := e.stdout
-	var pw *pcapOut
+	tap := &liveTap{}
 	if lf.write != "" {
 		var w *capture.Writer
 		if lf.write == "-" {
@@ -127,8 +138,8 @@ func cmdLive(e *env, args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		pw = &pcapOut{w: w}
-		defer pw.close()
+		tap.pw = &pcapOut{w: w}
+		defer tap.pw.close()
 	}
 	rep := c.newReport("live on "+lf.iface, true)
 	if err := rep.WriteFile(c.html); err != nil { // while still root: the file exists for the -Z user
@@ -149,15 +160,16 @@ func cmdLive(e *env, args []string) (int, error) {
 		s.warn("--upstream without --client-ports or a filter expression: the kernel filter captures only ports %s and the upstreams (a proxy listening elsewhere: --client-ports PORT)", strings.Join(c.clientPorts, ", "))
 		s.flushWarnings()
 	}
-	var ring *packetRing
 	if lf.writeFailing {
-		ring = newPacketRing(mb.ringSize, mb.ringSize/335)
+		tap.ring = newPacketRing(mb.ringSize, mb.ringSize/335)
 		s.consumers = append(s.consumers, func(v *analyze.Verdict) {
-			ring.take(v, !v.OK(), func(ci gopacket.CaptureInfo, b []byte) { pw.write(ci, b) })
+			tap.mu.Lock()
+			defer tap.mu.Unlock()
+			tap.ring.take(v, !v.OK(), func(ci gopacket.CaptureInfo, b []byte) { tap.pw.write(ci, b) })
 		})
 	}
+
 	s.consumers = append(s.consumers, met.verdict)
-	asm := reassembly.New(met.sink(s.an), ropt)
 
 	var stop atomic.Bool
 	sigs := make(chan os.Signal, 2)
@@ -175,59 +187,30 @@ func cmdLive(e *env, args []string) (int, error) {
 	if lf.duration > 0 {
 		deadline = start.Add(lf.duration)
 	}
-	var lastDecide, lastStatus, lastFlush time.Time
-	var readErr error
-	for !stop.Load() && !s.full.Load() && (pw == nil || pw.err == nil) {
-		p, err := l.Next()
-		var now time.Time
-		switch {
-		case err == nil:
-			now = p.CI.Timestamp
-			if pw != nil && ring == nil {
-				pw.write(p.CI, l.Raw())
-			}
-			if ring != nil {
-				ring.add(p, l.Raw())
-			}
-			asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
-		case errors.Is(err, capture.ErrTimeout):
-			now = time.Now()
-			asm.Flush(now)
-		case errors.Is(err, io.EOF):
-			stop.Store(true)
-			continue
-		default:
-			readErr = err
-			stop.Store(true)
-			continue
+	workers := startLiveWorkers(socks, ropt, tap)
+	var lastStatus, lastFlush time.Time
+	readErr := workers.run(met.sink(s.an), s.an, &stop, func(now time.Time) bool {
+		if met != nil {
+			met.tick(now, workers.liveStats(), workers.asmStats(), s.an)
 		}
-		if now.Sub(lastDecide) >= 100*time.Millisecond {
-			s.an.Decide(now)
-			lastDecide = now
-			met.tick(now, l, asm, s.an)
-			if status && time.Since(lastStatus) >= time.Second {
-				lastStatus = time.Now()
-				drawStatus(e.stderr, l, asm, s.an)
-			}
-			if pw != nil && time.Since(lastFlush) >= time.Second {
-				lastFlush = time.Now()
-				pw.flush()
-			}
-			if !deadline.IsZero() && time.Now().After(deadline) {
-				break
-			}
+		if status && time.Since(lastStatus) >= time.Second {
+			lastStatus = time.Now()
+			drawStatus(e.stderr, workers.liveStats(), workers.asmStats().Open, s.an)
 		}
-	}
+		if time.Since(lastFlush) >= time.Second {
+			lastFlush = time.Now()
+			tap.flush()
+		}
+		return s.full.Load() || tap.failed() || !deadline.IsZero() && time.Now().After(deadline)
+	})
 	if status {
 		fmt.Fprint(e.stderr, "\r\x1b[K")
 	}
-	l.Close()
-	asm.Close()
 	s.an.Finish()
-	ls := l.Stats()
+	ls, as := workers.stats()
 	var wErr error
-	if pw != nil {
-		wErr = pw.close()
+	if tap.pw != nil {
+		wErr = tap.pw.close()
 	}
 	if readErr != nil {
 		s.warn("%s", oneLine(readErr))
@@ -235,7 +218,6 @@ func cmdLive(e *env, args []string) (int, error) {
 	if ls.KernelDrops > 0 {
 		s.warn("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.KernelDrops, ls.Packets)
 	}
-	as := asm.Stats()
 	s.resourceWarnings(as.Evicted, as.QuietEvicted)
 	mb.warnings(s, as.MemEvicted, s.an.Stats().MemEvicted)
 	if wErr != nil {
@@ -289,10 +271,10 @@ func (o *pcapOut) close() error {
 	return o.err
 }
 
-func drawStatus(w io.Writer, l *capture.Live, asm *reassembly.Assembler, an *analyze.Analyzer) {
-	ls, as, st := l.Stats(), asm.Stats(), an.Stats()
+func drawStatus(w io.Writer, ls capture.LiveStats, open int, an *analyze.Analyzer) {
+	st := an.Stats()
 	fmt.Fprintf(w, "\r\x1b[Kwsdiag: %d packets, %d open flows, %d attempts (%d ok, %d warn, %d error), %d kernel drops",
-		ls.TCP, as.Open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.KernelDrops)
+		ls.TCP, open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.KernelDrops)
 }
 
 func listInterfaces(stdout io.Writer) (int, error) {

@@ -54,11 +54,11 @@ func (lm *liveMetrics) sink(an *analyze.Analyzer) reassembly.Sink {
 }
 
 // tick hands over the capture loop's figures (its goroutine only).
-func (lm *liveMetrics) tick(now time.Time, l *capture.Live, asm *reassembly.Assembler, an *analyze.Analyzer) {
+func (lm *liveMetrics) tick(now time.Time, ls capture.LiveStats, as reassembly.Stats, an *analyze.Analyzer) {
 	if lm == nil {
 		return
 	}
-	ls, as, st := l.Stats(), asm.Stats(), an.Stats()
+	st := an.Stats()
 	lm.m.Capture(now, metrics.Figures{Packets: ls.Received, KernelDrops: ls.KernelDrops, OpenFlows: as.Open,
 		Evicted: as.Evicted, QuietEvicted: as.QuietEvicted, MemEvicted: as.MemEvicted, PendingEvicted: st.Evicted, TLSUndecrypted: st.TLSErrors})
 }
