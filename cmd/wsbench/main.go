@@ -2,12 +2,14 @@
 // large capture.
 //
 //	wsbench gen -o big.pcap [-n 1000000] [-seed 1]   write a synthetic capture
-//	wsbench run [-wsdiag PATH] [-runs 3] big.pcap     time wsdiag, tcpdump, tshark on it
+//	wsbench run [-wsdiag PATH] [-runs 3] FILE...      time wsdiag, tcpdump, tshark on each; the ratios side by side
 //	wsbench floods [-wsdiag PATH] [-budget 64M]       peak RSS under each flood of issue 19
 //	wsbench slowloris [-addr 127.0.0.1:8980] [-n N]   hold N half-sent requests open (livefloods.sh)
 //
-// The capture is generated deterministically (same seed, same bytes) in
-// the shape of the real nginx captures in testdata/captures.
+// The synthetic capture is generated deterministically (same seed, same
+// bytes) in the shape of the real nginx captures in testdata/captures;
+// realwork.sh records real nginx traffic at a high connection rate, and
+// bench.sh does all of it from a clean clone.
 package main
 
 import (
@@ -29,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: wsbench gen -o FILE [-n PACKETS] [-seed N] | wsbench run [-wsdiag PATH] [-runs N] FILE")
+		fmt.Fprintln(os.Stderr, "usage: wsbench gen -o FILE [-n PACKETS] [-seed N] | wsbench run [-wsdiag PATH] [-runs N] FILE...")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -87,6 +89,8 @@ type result struct {
 	maxRSS int64 // KiB
 	ok     bool
 	note   string
+	// attempts: from wsdiag's summary line
+	attempts int
 }
 
 // measure runs argv runs times and keeps the fastest run (the machine
@@ -121,7 +125,10 @@ func measureOnce(name string, argv ...string) result {
 	cmd.Stdout, cmd.Stderr = f, f
 	start := time.Now()
 	err = cmd.Run()
-	out, _ := os.ReadFile(f.Name())
+	// Only the tail (the summary line, an error): reading the whole
+	// output would grow this process, and a child started by fork counts
+	// the parent's pages in its peak RSS until it execs.
+	out := tail(f, 64<<10)
 	r := result{name: name, wall: time.Since(start)}
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -136,9 +143,20 @@ func measureOnce(name string, argv ...string) result {
 		r.note = strings.TrimSpace(lastLine(string(out)))
 	}
 	if r.ok && strings.HasPrefix(name, "wsdiag") {
-		r.note = summaryNote(out)
+		r.note, r.attempts = summaryNote(out)
 	}
 	return r
+}
+
+func tail(f *os.File, n int64) []byte {
+	st, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	off := max(st.Size()-n, 0)
+	b := make([]byte, st.Size()-off)
+	k, _ := f.ReadAt(b, off)
+	return b[:k]
 }
 
 func lastLine(s string) string {
@@ -149,7 +167,7 @@ func lastLine(s string) string {
 	return s
 }
 
-func summaryNote(out []byte) string {
+func summaryNote(out []byte) (string, int) {
 	var sum struct {
 		Type     string         `json:"type"`
 		Attempts int            `json:"attempts"`
@@ -159,58 +177,121 @@ func summaryNote(out []byte) string {
 	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
 	for i := len(lines) - 1; i >= 0; i-- {
 		if json.Unmarshal(lines[i], &sum) == nil && sum.Type == "summary" {
-			return fmt.Sprintf("%d attempts %v", sum.Attempts, sum.ByCode)
+			return fmt.Sprintf("%d attempts %v", sum.Attempts, sum.ByCode), sum.Attempts
 		}
 	}
-	return "no summary line"
+	return "no summary line", 0
 }
 
 func runAll(args []string) int {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	wsdiag := fs.String("wsdiag", "wsdiag", "the wsdiag binary")
 	runs := fs.Int("runs", 3, "runs of each tool; the fastest counts")
+	tsharkRuns := fs.Int("tshark-runs", 1, "runs of tshark (slow)")
 	fs.Parse(args)
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: wsbench run [-wsdiag PATH] [-runs N] FILE")
+	if fs.NArg() < 1 {
+		fmt.Fprintln(os.Stderr, "usage: wsbench run [-wsdiag PATH] [-runs N] FILE...")
 		return 2
 	}
-	file := fs.Arg(0)
+	var ws []workload
+	for _, file := range fs.Args() {
+		w, err := runOne(file, *wsdiag, *runs, *tsharkRuns)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench:", err)
+			return 2
+		}
+		ws = append(ws, w)
+	}
+	// The ratios, one column per workload: speed is the other tool's wall
+	// time over wsdiag's (higher is better for wsdiag).
+	fmt.Printf("ratios (best of %d; speed = the other tool's time / wsdiag's)\n", *runs)
+	fmt.Printf("%-44s", "")
+	for _, w := range ws {
+		fmt.Printf(" %22s", w.short)
+	}
+	fmt.Println()
+	row := func(label string, f func(w workload) string) {
+		fmt.Printf("%-44s", label)
+		for _, w := range ws {
+			fmt.Printf(" %22s", f(w))
+		}
+		fmt.Println()
+	}
+	row("packets, attempts", func(w workload) string { return fmt.Sprintf("%d, %d", w.packets, w.attempts) })
+	row("packets per attempt", func(w workload) string { return fmt.Sprintf("%.0f", float64(w.packets)/float64(max(w.attempts, 1))) })
+	ratio := func(a, b string) func(w workload) string {
+		return func(w workload) string {
+			x, y := w.res[a], w.res[b]
+			if !x.ok || !y.ok {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f×", y.wall.Seconds()/x.wall.Seconds())
+		}
+	}
+	two := fmt.Sprintf("wsdiag (%d workers)", runtime.NumCPU())
+	row("wsdiag one core vs tshark", ratio("wsdiag (1 core)", "tshark"))
+	row(fmt.Sprintf("wsdiag %d workers vs tshark", runtime.NumCPU()), ratio(two, "tshark"))
+	row("wsdiag one core vs tcpdump -r F -w /dev/null", ratio("wsdiag (1 core)", "tcpdump"))
+	row(fmt.Sprintf("wsdiag %d workers vs tcpdump -r F -w /dev/null", runtime.NumCPU()), ratio(two, "tcpdump"))
+	row("decode-only (read F -- port 1) vs tcpdump", ratio("wsdiag decode-only", "tcpdump"))
+	return 0
+}
+
+// workload is one capture's results.
+type workload struct {
+	file, short       string
+	packets, attempts int
+	res               map[string]result
+}
+
+func runOne(file, wsdiag string, runs, tsharkRuns int) (workload, error) {
 	st, err := os.Stat(file)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "wsbench:", err)
-		return 2
+		return workload{}, err
 	}
 	packets := countPackets(file)
 	mb := float64(st.Size()) / 1e6
 	read := []string{"read", "--format", "json", "--progress", "never"}
 	var rs []result
 	// One core: one worker, pinned with taskset (util-linux) when there is one.
-	one := append([]string{*wsdiag}, append(read, "--workers", "1", file)...)
-	if p, err := exec.LookPath("taskset"); err == nil {
-		one = append([]string{p, "-c", "0"}, one...)
+	pin := func(argv []string) []string {
+		if p, err := exec.LookPath("taskset"); err == nil {
+			return append([]string{p, "-c", "0"}, argv...)
+		}
+		return argv
 	}
-	rs = append(rs, measure("wsdiag (1 core)", *runs, one...))
+	rs = append(rs, measure("wsdiag (1 core)", runs, pin(append([]string{wsdiag}, append(read, "--workers", "1", file)...))...))
 	ncpu := runtime.NumCPU()
-	rs = append(rs, measure(fmt.Sprintf("wsdiag (%d workers)", ncpu), *runs, append([]string{*wsdiag}, append(read, file)...)...))
+	rs = append(rs, measure(fmt.Sprintf("wsdiag (%d workers)", ncpu), runs, append([]string{wsdiag}, append(read, file)...)...))
+	// Reading and decoding alone: a filter nothing matches.
+	rs = append(rs, measure("wsdiag decode-only", runs, pin(append([]string{wsdiag}, append(read, "--workers", "1", file, "--", "port", "1")...))...))
 	if p, err := exec.LookPath("tcpdump"); err == nil {
-		rs = append(rs, measure("tcpdump", *runs, p, "-r", file, "-w", "/dev/null"))
+		rs = append(rs, measure("tcpdump", runs, p, "-r", file, "-w", "/dev/null"))
 	}
 	if p, err := exec.LookPath("tshark"); err == nil {
-		rs = append(rs, measure("tshark", 1, p, "-n", "-r", file, "-Y", "http.upgrade || websocket"))
+		rs = append(rs, measure("tshark", tsharkRuns, p, "-n", "-r", file, "-Y", "http.upgrade || websocket"))
 	}
-	fmt.Printf("file %s: %d packets, %.1f MB; best of %d runs (tshark: 1)\n\n", file, packets, mb, *runs)
+	w := workload{file: file, short: shortName(file), packets: packets, res: map[string]result{}}
+	fmt.Printf("file %s: %d packets, %.1f MB; best of %d runs (tshark: %d)\n\n", file, packets, mb, runs, tsharkRuns)
 	fmt.Printf("%-20s %10s %12s %9s %10s  %s\n", "tool", "wall", "packets/s", "MB/s", "peak RSS", "note")
 	for _, r := range rs {
 		fmt.Printf("%-20s %10s %12.0f %9.1f %8.1f MB  %s\n", r.name, r.wall.Round(time.Millisecond),
 			float64(packets)/r.wall.Seconds(), mb/r.wall.Seconds(), float64(r.maxRSS)/1024, r.note)
-	}
-	fmt.Println()
-	for _, w := range rs[:2] {
-		for _, r := range rs[2:] {
-			fmt.Printf("%s / %s speed: %.2f×\n", w.name, r.name, r.wall.Seconds()/w.wall.Seconds())
+		w.res[r.name] = r
+		if r.attempts > 0 {
+			w.attempts = r.attempts
 		}
 	}
-	return 0
+	fmt.Println()
+	return w, nil
+}
+
+func shortName(file string) string {
+	s := file
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(s, ".pcapng"), ".pcap")
 }
 
 // countPackets reads the pcap record headers (little-endian microsecond
