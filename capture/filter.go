@@ -1056,6 +1056,7 @@ type mnode struct {
 type Matcher struct {
 	nodes []mnode
 	expr  string
+	addrs bool // some node looks at addresses (port-only filters do not)
 }
 
 // NewMatcher parses expr (see FilterSyntax; "" matches everything) for
@@ -1089,12 +1090,15 @@ func (m *Matcher) add(n *fnode) int32 {
 		x.a = m.add(n.a)
 	case fNet:
 		x.op, x.dir, x.pfx = mNet, n.dir, n.pfx
+		m.addrs = true
 	case fPort:
 		x.op, x.dir, x.lo, x.hi = mPort, n.dir, n.lo, n.hi
 	case fIP4:
 		x.op = mIP4
+		m.addrs = true
 	case fIP6:
 		x.op = mIP6
+		m.addrs = true
 	case fTCP:
 		x.op = mTrue
 	}
@@ -1122,7 +1126,7 @@ func (m Matcher) Match(p *Packet) bool {
 	if p.TCP == nil {
 		return false
 	}
-	if !flowAddrs(p, &f) {
+	if m.addrs && !flowAddrs(p, &f) {
 		return false
 	}
 	f.sp, f.dp = uint16(p.TCP.SrcPort), uint16(p.TCP.DstPort)

@@ -119,3 +119,16 @@ func benchSummary(tb testing.TB, path string) SummaryLine {
 	}
 	return sum
 }
+
+// BenchmarkDecodeOnly is `wsdiag read FILE -- port 1` on the file in
+// $WSDIAG_BENCH_PCAP: reading and decoding every packet, analysing none
+// (the figure held against tcpdump's bare read).
+func BenchmarkDecodeOnly(b *testing.B) {
+	path := os.Getenv("WSDIAG_BENCH_PCAP")
+	if path == "" {
+		b.Skip("WSDIAG_BENCH_PCAP is not set")
+	}
+	for i := 0; i < b.N; i++ {
+		run([]string{"read", "--format", "json", "--progress", "never", "--workers", "1", path, "--", "port", "1"}, nil, io.Discard, io.Discard)
+	}
+}
