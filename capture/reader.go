@@ -34,7 +34,7 @@ type Reader struct {
 	name   string
 	closer io.Closer
 
-	pcap *pcapgo.Reader
+	pcap *pcapRecords
 	ng   *pcapgo.NgReader
 	// first is the first layer of a pcap's packets; pcapng gives each
 	// packet's link type with the packet (sections may redefine them).
@@ -160,7 +160,10 @@ func NewReader(name string, rd io.Reader) (*Reader, error) {
 		}
 		r.ng = ng
 	case isPcapMagic(magic):
-		pr, err := pcapgo.NewReader(br)
+		// pcapgo checks the file header; the records are read by
+		// pcapRecords, straight out of br.
+		hdr, _ := br.Peek(24)
+		pr, err := pcapgo.NewReader(bytes.NewReader(hdr))
 		if err != nil {
 			return nil, &FileError{name, fmt.Errorf("pcap: %s", describe(err))}
 		}
@@ -173,7 +176,8 @@ func NewReader(name string, rd io.Reader) (*Reader, error) {
 		if pr.Snaplen() == 0 || pr.Snaplen() > 262144 {
 			pr.SetSnaplen(262144)
 		}
-		r.pcap = pr
+		r.pcap = newPcapRecords(br, magic, pr.Snaplen())
+		br.Discard(24)
 		r.first = fl
 	default:
 		return nil, &FileError{name, fmt.Errorf("not a pcap or pcapng capture (magic % x)", magic)}
@@ -226,7 +230,7 @@ func (r *Reader) Next() (*Packet, error) {
 		if r.ng != nil {
 			data, ci, err = r.ng.ZeroCopyReadPacketData()
 		} else {
-			data, ci, err = r.pcap.ZeroCopyReadPacketData()
+			data, ci, err = r.pcap.next()
 		}
 		if err != nil {
 			// pcapgo returns io.EOF both at a clean end and when a record
