@@ -84,6 +84,9 @@ func (d *decoder) decode(first gopacket.LayerType, data []byte, p *Packet) bool 
 	// The common shapes skip the generic parser's per-layer lookups.
 	switch first {
 	case layers.LayerTypeEthernet:
+		if len(data) >= 14 && data[12] == 0x08 && data[13] == 0x00 { // IPv4: no need of the Ethernet layer
+			return d.ip4TCP(data[14:], p)
+		}
 		if d.eth.DecodeFromBytes(data, gopacket.NilDecodeFeedback) == nil {
 			switch d.eth.EthernetType {
 			case layers.EthernetTypeIPv4:
