@@ -45,10 +45,31 @@ var secretInBody = regexp.MustCompile(`(?i)((?:bearer|basic)\s+|(?:token|passwor
 // redactBody replaces credentials in a quoted body with "[redacted]", as
 // evidence never quotes a secret header.
 func redactBody(b string) string {
-	if !secretInBody.MatchString(b) { // matching allocates nothing, replacing does
+	if !maySayASecret(b) || !secretInBody.MatchString(b) { // matching allocates nothing, replacing does
 		return b
 	}
 	return secretInBody.ReplaceAllString(b, "${1}[redacted]")
+}
+
+// secretWords are what every match of secretInBody contains (any case).
+var secretWords = []string{"bearer", "basic", "token", "passw", "secret", "api", "session", "auth"}
+
+// maySayASecret is a cheap test before secretInBody's: most error pages
+// contain none of its words.
+func maySayASecret(b string) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] >= 0x80 {
+			return true // (?i) folds some non-ASCII letters (K, ſ) onto ASCII ones
+		}
+	}
+	for _, w := range secretWords {
+		for i := 0; i+len(w) <= len(b); i++ {
+			if b[i]|0x20 == w[0] && strings.EqualFold(b[i:i+len(w)], w) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // bodyEvidence quotes the body of a 4xx/5xx answer on a leg, or "".
