@@ -21,7 +21,9 @@ func quoteBody(b string) string {
 		b = htmlHead.ReplaceAllString(b, " ") // a <title> repeats the <h1>
 		b = htmlTag.ReplaceAllString(b, " ")
 	}
-	b = strings.Join(strings.Fields(b), " ")
+	if !spacedOnce(b) {
+		b = strings.Join(strings.Fields(b), " ")
+	}
 	b = redactBody(b)
 	if len(b) > maxQuote {
 		cut := maxQuote
@@ -49,6 +51,23 @@ func redactBody(b string) string {
 		return b
 	}
 	return secretInBody.ReplaceAllString(b, "${1}[redacted]")
+}
+
+// spacedOnce reports whether strings.Join(strings.Fields(b), " ") is b:
+// ASCII, words apart by single spaces, none at either end.
+func spacedOnce(b string) bool {
+	if b == "" || b[0] == ' ' || b[len(b)-1] == ' ' {
+		return b == ""
+	}
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c >= 0x80 || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			return false
+		case c == ' ' && b[i+1] == ' ':
+			return false
+		}
+	}
+	return true
 }
 
 // secretWords are what every match of secretInBody contains (any case).

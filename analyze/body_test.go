@@ -63,3 +63,11 @@ func TestMaySayASecret(t *testing.T) {
 		t.Error("the prefilter does not filter")
 	}
 }
+
+func TestSpacedOnce(t *testing.T) {
+	for _, b := range []string{"", "a", "Bad Request", " a", "a ", "a  b", "a\tb", "a\nb", "a\u00a0b", "a\u0085b", "x y z"} {
+		if got, want := spacedOnce(b), strings.Join(strings.Fields(b), " ") == b; got && !want {
+			t.Errorf("spacedOnce(%q) = %v, but Fields changes it", b, got)
+		}
+	}
+}

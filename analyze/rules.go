@@ -222,7 +222,8 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // AcceptFor computes the Sec-WebSocket-Accept a server must send for key.
 func AcceptFor(key string) string {
-	h := sha1.Sum([]byte(key + wsGUID))
+	var a [128]byte
+	h := sha1.Sum(append(append(a[:0], key...), wsGUID...))
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
@@ -237,8 +238,13 @@ func correctUpgrade(r *rs.Request) bool {
 }
 
 func validKey(k string) bool {
-	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
-	return err == nil && len(b) == 16
+	k = strings.TrimSpace(k)
+	var b [64]byte
+	if base64.StdEncoding.DecodedLen(len(k)) > len(b) {
+		return false // far longer than 16 bytes
+	}
+	n, err := base64.StdEncoding.Decode(b[:], []byte(k))
+	return err == nil && n == 16
 }
 
 // proxySignature names the proxy whose own error page body is, or "".
@@ -770,8 +776,8 @@ func (j *judgement) verdict() *Verdict {
 		if j.midstream {
 			continue // no request, no status line
 		}
-		if !containsPrefix(v.Evidence, l+" request line:") {
-			v.Evidence = append(v.Evidence, l+" request line: "+requestLine(x.req))
+		if !containsPrefix2(v.Evidence, l, " request line:") {
+			v.Evidence = append(v.Evidence, l+" request line: "+v.Legs[i].RequestLine)
 		}
 	}
 	for i := n - 1; i >= 0; i-- {
