@@ -28,7 +28,7 @@ ip netns add "$NA"; ip netns add "$NB"
 ip link add vra netns "$NA" type veth peer name vrb netns "$NB"
 ip -n "$NA" link set vra up; ip -n "$NB" link set vrb up
 N=$(tcpdump -r "$FILE" -nn 2>/dev/null | wc -l || true)
-printf '%8s %10s %10s %12s %10s %s\n' "workers" "rate(pps)" "sent" "captured" "drops" "verdicts"
+printf '%8s %10s %10s %10s %12s %10s %s\n' "workers" "rate(pps)" "actual" "sent" "captured" "drops" "verdicts"
 declare -A BEST
 for w in "${WORKERS[@]}"; do
   BEST[$w]=none
@@ -40,14 +40,15 @@ for w in "${WORKERS[@]}"; do
     ip netns exec "$NA" tcpreplay -q -i vra --pps "$rate" "$FILE" >"$W/replay.log" 2>&1 || true
     wait "$WS" || true
     sent=$(grep -o 'Actual: [0-9]* packets' "$W/replay.log" | grep -o '[0-9]*' || echo "?")
+    actual=$(grep -o '[0-9.]* pps' "$W/replay.log" | head -1 | cut -d. -f1 || echo "?")
     line=$(grep 'packets captured' "$W/err" || true)
     cap=$(echo "$line" | grep -o '^wsdiag: [0-9]*' | grep -o '[0-9]*' || echo "?")
     drops=$(echo "$line" | grep -o '[0-9]* dropped' | grep -o '[0-9]*' || echo "?")
     verdicts=$(grep -c '"type":"verdict"' "$W/out.jsonl" || true)
-    printf '%8s %10s %10s %12s %10s %s\n' "$w" "$rate" "$sent" "$cap" "$drops" "$verdicts"
+    printf '%8s %10s %10s %10s %12s %10s %s\n' "$w" "$rate" "$actual" "$sent" "$cap" "$drops" "$verdicts"
     if [[ "$drops" == 0 && "$cap" == "$sent" ]]; then BEST[$w]=$rate; fi
   done
 done
 for w in "${WORKERS[@]}"; do
-  echo "highest zero-drop rate with $w worker(s): ${BEST[$w]} packets/s (of the rates tried)"
+  echo "highest zero-drop rate with $w worker(s): ${BEST[$w]} packets/s asked (of the rates tried; 'actual' is what tcpreplay reached)"
 done
