@@ -17,6 +17,7 @@ type decoder struct {
 	ip4   layers.IPv4
 	ip6   layers.IPv6
 	tcp   layers.TCP
+	tcpd  TCPDecoder
 
 	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
@@ -152,7 +153,7 @@ func (d *decoder) ip4TCP(b []byte, p *Packet) bool {
 		ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 		return false
 	}
-	if d.tcp.DecodeFromBytes(ip.Payload, gopacket.NilDecodeFeedback) != nil {
+	if d.tcpd.Decode(&d.tcp, ip.Payload) != nil {
 		return false
 	}
 	p.Net = ip.NetworkFlow()
@@ -171,7 +172,7 @@ func (d *decoder) ip6TCP(b []byte, p *Packet) (ok, done bool) {
 	if ip.NextHeader != layers.IPProtocolTCP || ip.HopByHop != nil {
 		return false, false
 	}
-	if d.tcp.DecodeFromBytes(ip.Payload, gopacket.NilDecodeFeedback) != nil {
+	if d.tcpd.Decode(&d.tcp, ip.Payload) != nil {
 		return false, true
 	}
 	p.Net = ip.NetworkFlow()

@@ -142,11 +142,12 @@ func (s *sharded) close() {
 func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
 	defer s.guard()
 	var tcp layers.TCP
+	var dec capture.TCPDecoder
 	for b := range in {
 		sink.b = b
 		for i := range b.segs {
 			g := &b.segs[i]
-			if tcp.DecodeFromBytes(b.slab[g.off:g.off+g.n], gopacket.NilDecodeFeedback) != nil {
+			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
 				continue // it decoded once already; cannot happen
 			}
 			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut))
