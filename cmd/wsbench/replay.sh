@@ -8,10 +8,12 @@
 # tcpreplay (Debian: apt-get install tcpreplay). Nothing leaves the two
 # namespaces.
 #
-#   sudo [WORKERS="1 2"] cmd/wsbench/replay.sh FILE.pcap [RATE...]     (default rates: 50000 100000 200000 400000)
+#   sudo [WORKERS="1 2"] [RING_MB=32] cmd/wsbench/replay.sh FILE.pcap [RATE...]     (default rates: 50000 100000 200000 400000)
 #
 # A RATE of "top" replays as fast as tcpreplay can (--topspeed); the
-# "actual" column says what it reached (packets preloaded: -K).
+# "actual" column says what it reached (packets preloaded: -K). RING_MB is
+# live's -B, the kernel ring per socket: a small one shows a worker that
+# falls behind sooner than a sender this machine can run.
 set -euo pipefail
 FILE=${1:?usage: replay.sh FILE.pcap [RATE...]}
 shift
@@ -37,7 +39,7 @@ for w in "${WORKERS[@]}"; do
   BEST[$w]=none
   for rate in "${RATES[@]}"; do
     secs=$(( N / ${rate/top/1000000} + 3 ))
-    ip netns exec "$NB" "$W/wsdiag" live -i vrb -Z root --workers "$w" --format json --progress never --duration "${secs}s" >"$W/out.jsonl" 2>"$W/err" &
+    ip netns exec "$NB" "$W/wsdiag" live -i vrb -Z root -B "${RING_MB:-32}" --workers "$w" --format json --progress never --duration "${secs}s" >"$W/out.jsonl" 2>"$W/err" &
     WS=$!
     sleep 1
     speed=(--pps "$rate")
