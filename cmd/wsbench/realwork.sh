@@ -5,14 +5,14 @@
 # GETs mixed in, both legs, tcpdump on lo. The file goes to /tmp (it is
 # large: not committed); wsbench run times the tools on it.
 #
-#   sudo cmd/wsbench/realwork.sh [OUT=/tmp/realwork.pcap] [ATTEMPTS=4600] [MSGS=24]
+#   sudo cmd/wsbench/realwork.sh [OUT=/tmp/realwork.pcap] [ATTEMPTS=4600] [MSGS=40]
 #
 # Uses only 127.0.0.1: nginx on 8800, the backend on 9800. Ends only the
 # processes it started, by PID; fails when tcpdump reports kernel drops.
 set -euo pipefail
 OUTFILE=${1:-/tmp/realwork.pcap}
 ATTEMPTS=${2:-4600}
-MSGS=${3:-24}
+MSGS=${3:-40}
 SCENARIOS=("realwork|ok;upgrade_header_dropped|-;proxy|benchmark workload")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../testdata/gen" && pwd)
 source "$HERE/lib.sh" realwork
