@@ -75,6 +75,18 @@ type Stats struct {
 	MemEvicted uint64
 }
 
+// Add sums x into s: the figures of several workers' assemblers.
+func (s *Stats) Add(x Stats) {
+	s.Packets += x.Packets
+	s.Connections += x.Connections
+	s.Open += x.Open
+	s.Evicted += x.Evicted
+	s.Handovers += x.Handovers
+	s.QuietEvicted += x.QuietEvicted
+	s.HeaderCuts += x.HeaderCuts
+	s.MemEvicted += x.MemEvicted
+}
+
 // Assembler turns TCP segments into events for a Sink. It is not safe for
 // concurrent use: shard connections over several Assemblers instead.
 type Assembler struct {

@@ -260,14 +260,7 @@ func (f *liveWorkers) stats() (capture.LiveStats, rs.Stats) {
 func sumStats(st []rs.Stats) rs.Stats {
 	var as rs.Stats
 	for _, x := range st {
-		as.Packets += x.Packets
-		as.Connections += x.Connections
-		as.Evicted += x.Evicted
-		as.QuietEvicted += x.QuietEvicted
-		as.HeaderCuts += x.HeaderCuts
-		as.Handovers += x.Handovers
-		as.MemEvicted += x.MemEvicted
-		as.Open += x.Open
+		as.Add(x)
 	}
 	return as
 }

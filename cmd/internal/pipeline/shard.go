@@ -220,14 +220,7 @@ func (s *sharded) apply() {
 func (s *sharded) stats() rs.Stats {
 	var st rs.Stats
 	for _, a := range s.asms {
-		x := a.Stats()
-		st.Packets += x.Packets
-		st.Connections += x.Connections
-		st.Evicted += x.Evicted
-		st.QuietEvicted += x.QuietEvicted
-		st.HeaderCuts += x.HeaderCuts
-		st.MemEvicted += x.MemEvicted
-		st.Open += x.Open
+		st.Add(a.Stats())
 	}
 	return st
 }
