@@ -66,15 +66,7 @@ const domProbe = `Promise.all([window.wsdiag.ready, window.wsdiag.details]).then
 // error. Screenshots go to a temporary directory (WSDIAG_SCREENSHOTS
 // keeps them).
 func TestHTMLReportInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no browser")
-	}
-	path, err := browser.Find()
-	if err != nil && os.Getenv("WSDIAG_REQUIRE_BROWSER") == "" {
-		t.Skip(err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	path := browser.Need(t, testing.Short())
 	// Screenshots of the first screen, or of whole pages (up to 6000 px)
 	// into WSDIAG_SCREENSHOTS, to look at.
 	shots, shotH := os.Getenv("WSDIAG_SCREENSHOTS"), 6000

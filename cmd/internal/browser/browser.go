@@ -344,3 +344,27 @@ func (p *Page) capture(file string, params map[string]any) error {
 	}
 	return os.WriteFile(file, png, 0o644)
 }
+
+// TB is the part of testing.TB that Need uses.
+type TB interface {
+	Helper()
+	Skip(args ...any)
+	Fatal(args ...any)
+}
+
+// Need returns a Chromium for a browser test: without one the test is
+// skipped, or fails when WSDIAG_REQUIRE_BROWSER is set (CI), and -short
+// skips it too.
+func Need(tb TB, short bool) string {
+	tb.Helper()
+	if short {
+		tb.Skip("-short: no browser")
+	}
+	path, err := Find()
+	if err != nil && os.Getenv("WSDIAG_REQUIRE_BROWSER") == "" {
+		tb.Skip(err)
+	} else if err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}

@@ -158,15 +158,7 @@ func TestWriteFileAtomic(t *testing.T) {
 // data, 30 pages) and uses it: the first page, the pager, the code
 // filter, an attempt opened by a click.
 func TestLargeReportInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no browser")
-	}
-	path, err := browser.Find()
-	if err != nil && os.Getenv("WSDIAG_REQUIRE_BROWSER") == "" {
-		t.Skip(err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	path := browser.Need(t, testing.Short())
 	r := New(Options{Title: "synthetic"})
 	for _, v := range synthVerdicts(3000) {
 		r.Add(v)
