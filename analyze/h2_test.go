@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"net/netip"
+	"strconv"
 	"testing"
 
 	rs "github.com/wsdiag/wsdiag/reassembly"
@@ -17,7 +18,7 @@ func h2Leg(advertised bool, status int, reset bool) *exchange {
 	x.req.H2 = &rs.H2Stream{ID: 1, Protocol: "websocket", ServerSettings: true, ConnectProtocol: advertised}
 	if x.resp != nil {
 		x.resp.Version = "HTTP/2"
-		x.resp.Headers = rs.Headers{{Name: ":status", Value: itoaTest(status)}}
+		x.resp.Headers = rs.Headers{{Name: ":status", Value: strconv.Itoa(status)}}
 	}
 	if reset {
 		at := t0.Add(50 * ms)
@@ -25,17 +26,6 @@ func h2Leg(advertised bool, status int, reset bool) *exchange {
 			ResetBy: rs.SideServer, Start: at, End: at, Request: x.req}
 	}
 	return x
-}
-
-func itoaTest(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 // failedTLS puts a proxy's TLS connection to the backend, ended after a
