@@ -26,6 +26,14 @@ var h2Cases = map[string]struct{ keys, noKeys []want }{
 			findings: []string{"encrypted_leg", "client_http2"}, evidence: []string{"proxy2→backend: no Upgrade header"},
 			fix: "proxy_set_header Upgrade $http_upgrade"}},
 	},
+	// Chromium's extended CONNECT, which haproxy advertised, denied on /ws by
+	// an http-request rule: haproxy's own 403, no upstream leg.
+	"h2-refused-haproxy": {
+		keys: []want{{code: "h2_websocket_refused", hop: "proxy", n: 1, client: 403, conf: "none",
+			findings: []string{"client_http2"},
+			evidence: []string{"client→proxy: HTTP/2 stream 3: CONNECT /ws HTTP/2 (:protocol websocket)", "proxy→client: HTTP/2 403"},
+			fix:      "http-request deny"}},
+	},
 	// An x/net/http2 client sends extended CONNECT to nginx, which never
 	// advertises it; without keys nothing shows a WebSocket attempt.
 	"h2-refused-nginx": {

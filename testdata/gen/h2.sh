@@ -29,6 +29,7 @@ BPF="tcp and (port $FRONT or port $MID or port $PLAIN or port $BE or port $TLSBE
 SCENARIOS=(
   "h2-chromium-haproxy|ok|-|headless Chromium loads a page from haproxy 2.6 (TLS, ALPN h2) whose script opens wss:///ws: RFC 8441 extended CONNECT on stream 3, haproxy sends an HTTP/1.1 Upgrade to the backend, 101, then :status 200; one message echoed, close 1000"
   "h2-haproxy-nginx-no-upgrade|upgrade_header_dropped|proxy|as h2-chromium-haproxy, but haproxy forwards to nginx (no upgrade directives) in front of the backend: nginx drops Upgrade, backend 400, haproxy answers the CONNECT stream with 400"
+  "h2-refused-haproxy|h2_websocket_refused|proxy|headless Chromium's extended CONNECT to haproxy (which advertises it) answered 403 by an http-request deny on /ws: haproxy refuses the stream itself, no upstream leg"
   "h2-refused-nginx|h2_websocket_refused|proxy|h2client sends extended CONNECT to nginx 1.22 (listen ssl http2), which never advertises SETTINGS_ENABLE_CONNECT_PROTOCOL: nginx refuses the stream"
   "upstream-tls-no-sni|upstream_tls_failed|connect|client → nginx :8645 → proxy_pass https://backend with proxy_ssl_server_name off (the default): no SNI, the TLS backend requiring SNI aborts the handshake; nginx 502"
   "upstream-tls-sni|ok|-|as upstream-tls-no-sni with proxy_ssl_server_name on and proxy_ssl_name localhost: TLS on leg B, 101 on both legs"
@@ -59,8 +60,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=other CA" \
 
 PAGE="<html><body><script>var w=new WebSocket('wss://localhost:$FRONT/ws');w.onopen=function(){w.send('hello from chromium');};w.onmessage=function(e){document.title='got:'+e.data;w.close(1000,'done');};w.onerror=function(){document.title='error';};w.onclose=function(e){document.title+=' close:'+e.code;};</script></body></html>"
 
-haproxy_conf() { # DIR UPSTREAM [ALPN] [PAGE]
-  local alpn=${3:-h2,http/1.1} page=${4:-$PAGE}
+haproxy_conf() { # DIR UPSTREAM [ALPN] [PAGE] [RULE]
+  local alpn=${3:-h2,http/1.1} page=${4:-$PAGE} rule=${5:-}
   cat > "$1/haproxy.cfg" <<EOF
 global
     log stderr format raw local0 info
@@ -76,6 +77,7 @@ frontend fe
     bind 127.0.0.1:$FRONT ssl crt $WORK/both.pem alpn $alpn
     http-request return status 200 content-type "text/html" string "$page" if { path / }
     http-request return status 404 if { path /favicon.ico }
+    $rule
     default_backend be
 backend be
     server up $2
@@ -108,6 +110,8 @@ run_scenario() {
   case $name in
     h2-chromium-haproxy)
       haproxy_conf "$d" "127.0.0.1:$BE"; client=(chromium) ;;
+    h2-refused-haproxy)
+      haproxy_conf "$d" "127.0.0.1:$BE" h2,http/1.1 "$PAGE" "http-request deny if { path /ws }"; client=(chromium) ;;
     bench-h2)
       haproxy_conf "$d" "127.0.0.1:$BE"; client=(h2client -msgs 20000) ;;
     bench-h1)
@@ -194,6 +198,6 @@ run_scenario() {
 
 for n in "${SELECTED[@]}"; do run_scenario "$n"; done
 if [[ -z "${H2_OUT:-}" ]]; then
-  SCENARIOS=("${SCENARIOS[@]:0:8}") # the bench-* ones are not testdata
+  SCENARIOS=("${SCENARIOS[@]:0:9}") # the bench-* ones are not testdata
   write_manifest "$OUT/MANIFEST-h2.tsv"
 fi
