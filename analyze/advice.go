@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // The nginx recipe for proxying WebSocket, in full.
@@ -105,10 +105,10 @@ func advice(v *Verdict, j *judgement) (errorLog, fix string) {
 // It goes by value: a *judgement passed to a func value would move every
 // judgement to the heap.
 type facts struct {
-	generatedBy        string        // the proxy product whose error page the client got
-	connect            []*rs.ConnEnd // failed connect attempts behind a proxy error
-	idle               time.Duration // the silence before an idle_timeout
-	upstreamConnection string        // the Connection header of the first upstream request
+	generatedBy        string                // the proxy product whose error page the client got
+	connect            []*reassembly.ConnEnd // failed connect attempts behind a proxy error
+	idle               time.Duration         // the silence before an idle_timeout
+	upstreamConnection string                // the Connection header of the first upstream request
 	// what the proxy's failed upstream TLS showed (upstreamtls.go)
 	upNoSNI, upCertRefused, upSchemePlain bool
 	cause                                 string // which of the proxy's rules answered itself, in its terms
@@ -225,7 +225,7 @@ func adviceUpstreamConnectFailed(v *Verdict, f facts) (string, string) {
 	}
 	refused := false
 	for _, c := range f.connect {
-		if c.ServerClose.Kind == rs.CloseRST && !c.SYNACK {
+		if c.ServerClose.Kind == reassembly.CloseRST && !c.SYNACK {
 			refused = true
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Options configure an Analyzer.
@@ -39,9 +39,9 @@ var DefaultOptions = Options{Grace: time.Second, MaxPending: 100000}
 
 // exchange is one request on one hop, with its response and connection end.
 type exchange struct {
-	req  *rs.Request
-	resp *rs.Response
-	end  *rs.ConnEnd
+	req  *reassembly.Request
+	resp *reassembly.Response
+	end  *reassembly.ConnEnd
 	// up is the exchange this proxy hop opened upstream for it; down the
 	// one it serves.
 	up, down *exchange
@@ -84,11 +84,11 @@ type Analyzer struct {
 	// them by Sec-WebSocket-Key (see pending.go).
 	xs    []*exchange
 	byKey map[string][]*exchange
-	byReq map[*rs.Request]*exchange
+	byReq map[*reassembly.Request]*exchange
 	// open maps a connection to its exchanges until the connection ends.
-	open map[rs.ConnID][]*exchange
+	open map[reassembly.ConnID][]*exchange
 	// connects are recent connection attempts that carried no data.
-	connects []*rs.ConnEnd
+	connects []*reassembly.ConnEnd
 	// hasUpstreamLegs: some attempt was seen on more than one hop, so the
 	// capture does hold upstream legs.
 	hasUpstreamLegs bool
@@ -97,7 +97,7 @@ type Analyzer struct {
 	proxied map[netip.AddrPort]bool
 	routes  map[netip.AddrPort]*routes
 	// tlsLegs are TLS connections by ID, while they may still be paired.
-	tlsLegs map[rs.ConnID]*tlsLeg
+	tlsLegs map[reassembly.ConnID]*tlsLeg
 	// sawH2WS: an HTTP/2 extended CONNECT was seen; such a client leg has
 	// no key, so keyed upstream legs must be looked at without one.
 	sawH2WS bool
@@ -140,7 +140,7 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = DefaultOptions.MaxPending
 	}
-	return &Analyzer{opt: opt, out: out, byReq: map[*rs.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[rs.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, routes: map[netip.AddrPort]*routes{}, tlsLegs: map[rs.ConnID]*tlsLeg{}, cross: newCrossState(),
+	return &Analyzer{opt: opt, out: out, byReq: map[*reassembly.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[reassembly.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, routes: map[netip.AddrPort]*routes{}, tlsLegs: map[reassembly.ConnID]*tlsLeg{}, cross: newCrossState(),
 		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
 }
 
@@ -148,7 +148,7 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 func (a *Analyzer) Stats() Stats { return a.stats }
 
 // Request implements reassembly.Sink.
-func (a *Analyzer) Request(r *rs.Request) {
+func (a *Analyzer) Request(r *reassembly.Request) {
 	x := &exchange{req: r}
 	x.key, _ = r.Headers.Get("Sec-WebSocket-Key")
 	x.path = pathOf(r.Target)
@@ -181,7 +181,7 @@ func (a *Analyzer) Request(r *rs.Request) {
 }
 
 // Response implements reassembly.Sink.
-func (a *Analyzer) Response(r *rs.Response) {
+func (a *Analyzer) Response(r *reassembly.Response) {
 	if r.Cut {
 		a.stats.CutBlocks++
 	}
@@ -206,7 +206,7 @@ func (a *Analyzer) Response(r *rs.Response) {
 }
 
 // ConnEnd implements reassembly.Sink.
-func (a *Analyzer) ConnEnd(e *rs.ConnEnd) {
+func (a *Analyzer) ConnEnd(e *reassembly.ConnEnd) {
 	if e.WS != nil && e.WS.MidStream {
 		a.midEnded(e)
 		return
@@ -419,8 +419,8 @@ func isAttempt(chain []*exchange) bool {
 
 // failedConnects returns connect attempts without data that started in
 // [from, to].
-func (a *Analyzer) failedConnects(from, to time.Time) []*rs.ConnEnd {
-	var out []*rs.ConnEnd
+func (a *Analyzer) failedConnects(from, to time.Time) []*reassembly.ConnEnd {
+	var out []*reassembly.ConnEnd
 	for _, c := range a.connects {
 		if !c.First.Before(from) && !c.First.After(to) {
 			out = append(out, c)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // These tests feed the analyzer events directly: the shapes come from the
@@ -20,7 +20,7 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 type feeder struct {
 	a    *Analyzer
 	vs   []*Verdict
-	conn rs.ConnID
+	conn reassembly.ConnID
 }
 
 func newFeeder(opt Options) *feeder {
@@ -30,31 +30,31 @@ func newFeeder(opt Options) *feeder {
 }
 
 // exchange emits one request/response on a new connection and its end.
-func (f *feeder) exchange(client, server string, at time.Duration, took time.Duration, req rs.Headers, line string, status int, resp rs.Headers) (*rs.Request, func()) {
+func (f *feeder) exchange(client, server string, at time.Duration, took time.Duration, req reassembly.Headers, line string, status int, resp reassembly.Headers) (*reassembly.Request, func()) {
 	f.conn++
-	c := rs.Conn{ID: f.conn, Client: ap(client), Server: ap(server)}
+	c := reassembly.Conn{ID: f.conn, Client: ap(client), Server: ap(server)}
 	var method, target, version string
 	fmt.Sscanf(line, "%s %s %s", &method, &target, &version)
-	r := &rs.Request{Conn: c, Method: method, Target: target, Version: version, Headers: req, Start: t0.Add(at), End: t0.Add(at)}
+	r := &reassembly.Request{Conn: c, Method: method, Target: target, Version: version, Headers: req, Start: t0.Add(at), End: t0.Add(at)}
 	f.a.Request(r)
 	answer := func() {
 		if status != 0 {
-			f.a.Response(&rs.Response{Conn: c, Version: "HTTP/1.1", Status: status, Headers: resp, Start: t0.Add(at + took), End: t0.Add(at + took), Request: r})
+			f.a.Response(&reassembly.Response{Conn: c, Version: "HTTP/1.1", Status: status, Headers: resp, Start: t0.Add(at + took), End: t0.Add(at + took), Request: r})
 		}
-		f.a.ConnEnd(&rs.ConnEnd{Conn: c, First: t0.Add(at), Last: t0.Add(at + took), HTTP: true, Reason: rs.EndClosed,
-			ClientClose: rs.Close{Kind: rs.CloseFIN, Time: t0.Add(at + took)}, ServerClose: rs.Close{Kind: rs.CloseFIN, Time: t0.Add(at + took)}})
+		f.a.ConnEnd(&reassembly.ConnEnd{Conn: c, First: t0.Add(at), Last: t0.Add(at + took), HTTP: true, Reason: reassembly.EndClosed,
+			ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: t0.Add(at + took)}, ServerClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: t0.Add(at + took)}})
 	}
 	return r, answer
 }
 
-func wsReq(key, host string, extra ...rs.Header) rs.Headers {
-	h := rs.Headers{{Name: "Host", Value: host}, {Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"},
+func wsReq(key, host string, extra ...reassembly.Header) reassembly.Headers {
+	h := reassembly.Headers{{Name: "Host", Value: host}, {Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"},
 		{Name: "Sec-WebSocket-Key", Value: key}, {Name: "Sec-WebSocket-Version", Value: "13"}}
 	return append(h, extra...)
 }
 
-func accept(key string) rs.Headers {
-	return rs.Headers{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}, {Name: "Sec-WebSocket-Accept", Value: AcceptFor(key)}}
+func accept(key string) reassembly.Headers {
+	return reassembly.Headers{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}, {Name: "Sec-WebSocket-Accept", Value: AcceptFor(key)}}
 }
 
 const key1 = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -65,9 +65,9 @@ func TestChainBlamesTheBreakingHop(t *testing.T) {
 	f := newFeeder(DefaultOptions)
 	_, a := f.exchange("10.0.0.5:50000", "127.0.0.1:80", 0, 30*time.Millisecond, wsReq(key1, "example.org"), "GET /ws HTTP/1.1", 400, nil)
 	_, b := f.exchange("127.0.0.1:40000", "127.0.0.1:8081", 2*time.Millisecond, 20*time.Millisecond,
-		wsReq(key1, "example.org", rs.Header{Name: "X-Forwarded-For", Value: "10.0.0.5"}), "GET /ws HTTP/1.1", 400, nil)
+		wsReq(key1, "example.org", reassembly.Header{Name: "X-Forwarded-For", Value: "10.0.0.5"}), "GET /ws HTTP/1.1", 400, nil)
 	_, c := f.exchange("127.0.0.1:40001", "127.0.0.1:9001", 4*time.Millisecond, 10*time.Millisecond,
-		rs.Headers{{Name: "Host", Value: "backend"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}},
+		reassembly.Headers{{Name: "Host", Value: "backend"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}},
 		"GET /ws HTTP/1.0", 400, nil)
 	c()
 	b()
@@ -100,9 +100,9 @@ func TestFallbackPairingConcurrent(t *testing.T) {
 	var answers []func()
 	for i := 0; i < 20; i++ {
 		client := fmt.Sprintf("10.0.0.%d:5000%d", i+1, i%10)
-		req := wsReq(fmt.Sprintf("AAAAAAAAAAAAAAAAAAAA%02d==", i), "example.org", rs.Header{Name: "User-Agent", Value: "browser"})
+		req := wsReq(fmt.Sprintf("AAAAAAAAAAAAAAAAAAAA%02d==", i), "example.org", reassembly.Header{Name: "User-Agent", Value: "browser"})
 		_, a := f.exchange(client, "192.0.2.1:80", time.Duration(i)*time.Millisecond, 50*time.Millisecond, req, "GET /ws HTTP/1.1", 400, nil)
-		up := rs.Headers{{Name: "Host", Value: "backend"}, {Name: "X-Forwarded-For", Value: fmt.Sprintf("10.0.0.%d", i+1)}, {Name: "User-Agent", Value: "browser"}}
+		up := reassembly.Headers{{Name: "Host", Value: "backend"}, {Name: "X-Forwarded-For", Value: fmt.Sprintf("10.0.0.%d", i+1)}, {Name: "User-Agent", Value: "browser"}}
 		_, b := f.exchange(fmt.Sprintf("127.0.0.1:4%04d", i), "127.0.0.1:9001", 20*time.Millisecond+time.Duration(19-i)*100*time.Microsecond, 10*time.Millisecond, up, "GET /ws HTTP/1.0", 400, nil)
 		answers = append(answers, b, a)
 	}
@@ -170,15 +170,15 @@ func TestDecideWaitsForClientLeg(t *testing.T) {
 func TestUpstreamKeepAlivePool(t *testing.T) {
 	f := newFeeder(DefaultOptions)
 	keys := []string{"AAAAAAAAAAAAAAAAAAAAAA==", "BBBBBBBBBBBBBBBBBBBBBB==", "CCCCCCCCCCCCCCCCCCCCCC=="}
-	pool := rs.Conn{ID: 999, Client: ap("127.0.0.1:45000"), Server: ap("127.0.0.1:9001")}
+	pool := reassembly.Conn{ID: 999, Client: ap("127.0.0.1:45000"), Server: ap("127.0.0.1:9001")}
 	for i, k := range keys {
 		at := time.Duration(i) * 10 * time.Millisecond
 		_, a := f.exchange(fmt.Sprintf("10.0.0.%d:5000", i+1), "192.0.2.1:80", at, 5*time.Millisecond, wsReq(k, "example.org"), "GET /ws HTTP/1.1", 400, nil)
-		r := &rs.Request{Conn: pool, Index: i, Method: "GET", Target: "/ws", Version: "HTTP/1.1",
-			Headers: rs.Headers{{Name: "Host", Value: "backend"}, {Name: "Upgrade", Value: "websocket"}, {Name: "Sec-WebSocket-Key", Value: k}, {Name: "Sec-WebSocket-Version", Value: "13"}},
+		r := &reassembly.Request{Conn: pool, Index: i, Method: "GET", Target: "/ws", Version: "HTTP/1.1",
+			Headers: reassembly.Headers{{Name: "Host", Value: "backend"}, {Name: "Upgrade", Value: "websocket"}, {Name: "Sec-WebSocket-Key", Value: k}, {Name: "Sec-WebSocket-Version", Value: "13"}},
 			Start:   t0.Add(at + time.Millisecond), End: t0.Add(at + time.Millisecond)}
 		f.a.Request(r)
-		f.a.Response(&rs.Response{Conn: pool, Index: i, Version: "HTTP/1.1", Status: 400, Start: t0.Add(at + 2*time.Millisecond), End: t0.Add(at + 2*time.Millisecond), Request: r})
+		f.a.Response(&reassembly.Response{Conn: pool, Index: i, Version: "HTTP/1.1", Status: 400, Start: t0.Add(at + 2*time.Millisecond), End: t0.Add(at + 2*time.Millisecond), Request: r})
 		a()
 	}
 	f.a.Finish()
@@ -229,7 +229,7 @@ func TestHostileTimestampsStayBounded(t *testing.T) {
 				server = "192.0.2.2:9001"
 			}
 			_, a := f.exchange(fmt.Sprintf("10.0.%d.%d:1000", i/250%250, i%250), server, at, took,
-				rs.Headers{{Name: "Host", Value: "h"}, {Name: "User-Agent", Value: "same"}}, "GET /same HTTP/1.1", 200, nil)
+				reassembly.Headers{{Name: "Host", Value: "h"}, {Name: "User-Agent", Value: "same"}}, "GET /same HTTP/1.1", 200, nil)
 			answers = append(answers, a)
 			if i%1000 == 999 {
 				for _, fn := range answers {

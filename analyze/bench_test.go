@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // pairingEvents builds the events of n proxied attempts, concurrent in
@@ -14,18 +14,18 @@ import (
 // them), and n keyless keep-alive GETs that must be paired by method,
 // path, X-Forwarded-For and time: requests first, then the answers and
 // connection ends, upstream legs before client legs.
-func pairingEvents(n int) (reqs []*rs.Request, resps []*rs.Response, ends []*rs.ConnEnd) {
-	var id rs.ConnID
+func pairingEvents(n int) (reqs []*reassembly.Request, resps []*reassembly.Response, ends []*reassembly.ConnEnd) {
+	var id reassembly.ConnID
 	var later []func()
-	leg := func(client, server string, at, took time.Duration, h rs.Headers, method, target, version string, status int, rh rs.Headers) {
+	leg := func(client, server string, at, took time.Duration, h reassembly.Headers, method, target, version string, status int, rh reassembly.Headers) {
 		id++
-		c := rs.Conn{ID: id, Client: ap(client), Server: ap(server)}
-		r := &rs.Request{Conn: c, Method: method, Target: target, Version: version, Headers: h, Start: t0.Add(at), End: t0.Add(at)}
+		c := reassembly.Conn{ID: id, Client: ap(client), Server: ap(server)}
+		r := &reassembly.Request{Conn: c, Method: method, Target: target, Version: version, Headers: h, Start: t0.Add(at), End: t0.Add(at)}
 		reqs = append(reqs, r)
 		later = append(later, func() {
-			resps = append(resps, &rs.Response{Conn: c, Version: "HTTP/1.1", Status: status, Headers: rh, Start: t0.Add(at + took), End: t0.Add(at + took), Request: r})
-			ends = append(ends, &rs.ConnEnd{Conn: c, First: t0.Add(at), Last: t0.Add(at + took), HTTP: true, Reason: rs.EndClosed,
-				ClientClose: rs.Close{Kind: rs.CloseFIN, Time: t0.Add(at + took)}, ServerClose: rs.Close{Kind: rs.CloseFIN, Time: t0.Add(at + took)}})
+			resps = append(resps, &reassembly.Response{Conn: c, Version: "HTTP/1.1", Status: status, Headers: rh, Start: t0.Add(at + took), End: t0.Add(at + took), Request: r})
+			ends = append(ends, &reassembly.ConnEnd{Conn: c, First: t0.Add(at), Last: t0.Add(at + took), HTTP: true, Reason: reassembly.EndClosed,
+				ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: t0.Add(at + took)}, ServerClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: t0.Add(at + took)}})
 		})
 	}
 	for j := 0; j < n; j++ {
@@ -35,15 +35,15 @@ func pairingEvents(n int) (reqs []*rs.Request, resps []*rs.Response, ends []*rs.
 		var k [16]byte
 		k[0], k[1] = byte(j), byte(j>>8)
 		key := base64.StdEncoding.EncodeToString(k[:])
-		upReq, status := rs.Headers{{Name: "Host", Value: "127.0.0.1"}, {Name: "Sec-WebSocket-Key", Value: key}}, 400
+		upReq, status := reassembly.Headers{{Name: "Host", Value: "127.0.0.1"}, {Name: "Sec-WebSocket-Key", Value: key}}, 400
 		if j%2 == 0 {
 			upReq, status = wsReq(key, "127.0.0.1"), 101
 		}
 		leg(fmt.Sprintf("127.0.0.1:%d", 40000+j), "127.0.0.1:9001", at+100*time.Microsecond, time.Millisecond, upReq, "GET", "/ws", "HTTP/1.1", status, accept(key))
 		leg(client, "127.0.0.1:8080", at, 2*time.Millisecond, wsReq(key, "127.0.0.1:8080"), "GET", "/ws", "HTTP/1.1", 101, accept(key))
 		leg(fmt.Sprintf("127.0.0.1:%d", 50000+j), "127.0.0.1:9001", at+110*time.Microsecond, time.Millisecond,
-			rs.Headers{{Name: "Host", Value: "h"}, {Name: "X-Forwarded-For", Value: ip}}, "GET", "/api", "HTTP/1.0", 200, nil)
-		leg(client, "127.0.0.1:8080", at+10*time.Microsecond, 2*time.Millisecond, rs.Headers{{Name: "Host", Value: "h"}}, "GET", "/api", "HTTP/1.1", 200, nil)
+			reassembly.Headers{{Name: "Host", Value: "h"}, {Name: "X-Forwarded-For", Value: ip}}, "GET", "/api", "HTTP/1.0", 200, nil)
+		leg(client, "127.0.0.1:8080", at+10*time.Microsecond, 2*time.Millisecond, reassembly.Headers{{Name: "Host", Value: "h"}}, "GET", "/api", "HTTP/1.1", 200, nil)
 	}
 	for _, f := range later {
 		f()

@@ -4,7 +4,7 @@ import (
 	"regexp"
 	"strings"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // What an answer's body tells: the first bytes quoted as evidence (an
@@ -92,7 +92,7 @@ func maySayASecret(b string) bool {
 }
 
 // bodyEvidence quotes the body of a 4xx/5xx answer on a leg, or "".
-func bodyEvidence(rleg string, r *rs.Response) string {
+func bodyEvidence(rleg string, r *reassembly.Response) string {
 	if r == nil || r.Status < 400 {
 		return ""
 	}
@@ -150,7 +150,7 @@ var librarySignatures = []struct {
 // requires (Node's ws answers every plain request so) and no proxy sends
 // on its own; or gorilla/websocket's default refusal (400 "Bad Request"
 // with Sec-WebSocket-Version: 13).
-func refusedBy(r *rs.Response) (library, bool) {
+func refusedBy(r *reassembly.Response) (library, bool) {
 	if r == nil || r.Status < 400 || r.Status >= 500 {
 		return library{}, false
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 func TestQuoteBody(t *testing.T) {
@@ -28,10 +28,10 @@ func TestQuoteBody(t *testing.T) {
 // Bodies of backend libraries' refusals, as the production captures hold
 // them, and answers that are not such refusals.
 func TestRefusedBy(t *testing.T) {
-	gorillaHdr := rs.Headers{{Name: "Sec-Websocket-Version", Value: "13"}}
+	gorillaHdr := reassembly.Headers{{Name: "Sec-Websocket-Version", Value: "13"}}
 	for _, c := range []struct {
 		status int
-		h      rs.Headers
+		h      reassembly.Headers
 		body   string
 		lib    string // "" : not a library's refusal
 	}{
@@ -44,7 +44,7 @@ func TestRefusedBy(t *testing.T) {
 		{403, gorillaHdr, "Forbidden\n", ""}, // an origin check, not a dropped header
 		{502, nil, nginxPage, ""},
 	} {
-		lib, ok := refusedBy(&rs.Response{Status: c.status, Headers: c.h, Body: c.body})
+		lib, ok := refusedBy(&reassembly.Response{Status: c.status, Headers: c.h, Body: c.body})
 		if ok != (c.lib != "") || !strings.HasPrefix(lib.name, c.lib) {
 			t.Errorf("%d %.40q: %q %v, want %q", c.status, c.body, lib.name, ok, c.lib)
 		}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // ConfigLocator names the block of a proxy's own configuration that
@@ -199,7 +199,7 @@ func (j *judgement) oneWaySilence() time.Duration {
 	}
 	start, end := A.resp.End, A.end.Last
 	var longest time.Duration
-	for _, d := range []rs.WSDir{A.end.WS.C2S, A.end.WS.S2C} {
+	for _, d := range []reassembly.WSDir{A.end.WS.C2S, A.end.WS.S2C} {
 		gap := end.Sub(start)
 		if d.Frames > 0 {
 			gap = max(d.LongestSilence, d.First.Sub(start), end.Sub(d.Last))

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // fakeLocator answers for one proxy address and remembers what it was asked.
@@ -40,7 +40,7 @@ func TestConfigInheritanceTrap(t *testing.T) {
 		Problems:     []string{"proxy_set_header Upgrade at /etc/nginx/conf.d/app.conf:5 is not inherited"},
 		NotInherited: "proxy_set_header Upgrade at /etc/nginx/conf.d/app.conf:5 is not inherited: location /ws at /etc/nginx/conf.d/app.conf:12 sets its own proxy_set_header, so it inherits none"}}
 	ws := wsReq(key1, "example.org")
-	nginx := rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
+	nginx := reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
 	v := judgeWith(loc, func(*Analyzer) []*exchange {
 		up := with(without(ws, "Upgrade"), "Connection", "close")
 		return []*exchange{clientLeg(ws, 400, nginx), upLeg("GET /ws HTTP/1.0", up, 400, nil)}
@@ -67,7 +67,7 @@ func TestConfigReadTimeoutShort(t *testing.T) {
 	quiet := dir(1, 0.2, 1000, 9.1)
 	quiet.LongestSilence = 8900 * time.Millisecond
 	chain := upgradedChain(dir(50, 9, 1000, 9), quiet, dir(50, 9, 1000, 9), quiet,
-		ends(rs.SideClient, rs.CloseFIN, at(9.2)), ends(rs.SideClient, rs.CloseFIN, at(9.2)))
+		ends(reassembly.SideClient, reassembly.CloseFIN, at(9.2)), ends(reassembly.SideClient, reassembly.CloseFIN, at(9.2)))
 	v := judgeWith(loc, chain)
 	if v.Code != ConfigReadTimeoutShort || v.Severity != SevWarn {
 		t.Fatalf("code %s sev %s findings %v evidence %q", v.Code, v.Severity, v.Findings, v.Evidence)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // State across connections: what no single attempt shows. Every part is
@@ -98,7 +98,7 @@ type crossState struct {
 	sidOrder []string // FIFO for eviction
 	sidNext  int
 
-	upgraded map[rs.ConnID]int // open upgraded connections → their slot in ring
+	upgraded map[reassembly.ConnID]int // open upgraded connections → their slot in ring
 	ring     []tunnel
 	ringNext int
 
@@ -116,7 +116,7 @@ type crossState struct {
 }
 
 func newCrossState() *crossState {
-	return &crossState{sids: map[string]*sidEntry{}, upgraded: map[rs.ConnID]int{},
+	return &crossState{sids: map[string]*sidEntry{}, upgraded: map[reassembly.ConnID]int{},
 		bursts: map[netip.AddrPort]*burst{}}
 }
 
@@ -174,7 +174,7 @@ func unknownSession(body string) bool {
 // recordRefusal notes the first server that refused a session id as
 // unknown (engine.io 400, SignalR 404); the proxy that relays it is told
 // apart when the attempt is judged.
-func (c *crossState) recordRefusal(r *rs.Response) {
+func (c *crossState) recordRefusal(r *reassembly.Response) {
 	_, id := sessionIDOf(r.Request.Target)
 	if id == "" {
 		return
@@ -223,11 +223,11 @@ func (c *crossState) issuer(id string, not1, not2 netip.AddrPort) (netip.AddrPor
 // a moment is taken from the times when it is asked for.
 type tunnel struct {
 	server      netip.AddrPort
-	id          rs.ConnID
+	id          reassembly.ConnID
 	open, close time.Time // close zero: still open
 }
 
-func (c *crossState) tunnelOpened(r *rs.Response) {
+func (c *crossState) tunnelOpened(r *reassembly.Response) {
 	if _, ok := c.upgraded[r.ID]; ok {
 		return
 	}
@@ -243,7 +243,7 @@ func (c *crossState) tunnelOpened(r *rs.Response) {
 	c.ringNext = (c.ringNext + 1) % maxTunnels
 }
 
-func (c *crossState) tunnelClosed(e *rs.ConnEnd) {
+func (c *crossState) tunnelClosed(e *reassembly.ConnEnd) {
 	i, ok := c.upgraded[e.ID]
 	if !ok {
 		return
@@ -290,22 +290,22 @@ func (c *crossState) openAt(server netip.AddrPort, t time.Time) (open, peak int)
 // ---------------------------------------------------------------- mass close
 
 // closed notes how an upgraded connection ended, for bursts.
-func (c *crossState) closed(e *rs.ConnEnd, a *Analyzer) {
+func (c *crossState) closed(e *reassembly.ConnEnd, a *Analyzer) {
 	ws := e.WS
-	if ws == nil || !ws.C2S.CloseAt.IsZero() || !ws.S2C.CloseAt.IsZero() || e.Reason != rs.EndClosed {
+	if ws == nil || !ws.C2S.CloseAt.IsZero() || !ws.S2C.CloseAt.IsZero() || e.Reason != reassembly.EndClosed {
 		return
 	}
 	side, cl := e.FirstClose()
 	cl.Time = e.Began(side)
 	switch side {
-	case rs.SideClient:
+	case reassembly.SideClient:
 		if len(c.upCloses) < maxCuts {
 			c.upCloses = append(c.upCloses, cl.Time)
 		} else {
 			c.upCloses[c.upNext] = cl.Time
 			c.upNext = (c.upNext + 1) % maxCuts
 		}
-	case rs.SideServer:
+	case reassembly.SideServer:
 		idle := cl.Time.Sub(maxTime(ws.C2S.Last, ws.S2C.Last, e.First))
 		b := c.bursts[e.Server]
 		if b != nil && cl.Time.Sub(b.last) > burstGap {

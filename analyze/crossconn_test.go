@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Rule cases of the codes that look across connections or name a
@@ -20,11 +20,11 @@ var proxyAddr = netip.MustParseAddrPort("192.0.2.1:80")
 
 func crossCases() []ruleCase {
 	ws := wsReq(key1, "example.org")
-	nginx := rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
+	nginx := reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
 	busy := dir(50, 9.9, 0, 0) // frames until just before the cut at 10 s
 	quiet := dir(2, 5, 0, 0)   // silent from 5 s on
-	frontCut := ends(rs.SideClient, rs.CloseRST, at(10))
-	proxyAfter := ends(rs.SideClient, rs.CloseFIN, at(10.0002)) // the proxy closes its upstream leg after the cut
+	frontCut := ends(reassembly.SideClient, reassembly.CloseRST, at(10))
+	proxyAfter := ends(reassembly.SideClient, reassembly.CloseFIN, at(10.0002)) // the proxy closes its upstream leg after the cut
 	return []ruleCase{
 		{
 			name:     "cut in front after 5 s of silence",
@@ -60,7 +60,7 @@ func crossCases() []ruleCase {
 			chain: func(a *Analyzer) []*exchange {
 				a.cross.events = append(a.cross.events, &Event{Time: at(9.9999), Window: ms, Count: 6, Code: MassClose,
 					Server: proxyAddr, ClosedBy: "proxy", Cause: "the proxy ended every tunnel at once", Fix: "reconnect with backoff"})
-				return upgradedChain(busy, busy, busy, busy, ends(rs.SideServer, rs.CloseFIN, at(10)), ends(rs.SideClient, rs.CloseFIN, at(10)))(a)
+				return upgradedChain(busy, busy, busy, busy, ends(reassembly.SideServer, reassembly.CloseFIN, at(10)), ends(reassembly.SideClient, reassembly.CloseFIN, at(10)))(a)
 			},
 			code:     MassClose,
 			hop:      HopSession,
@@ -88,9 +88,9 @@ func crossCases() []ruleCase {
 			name: "new connection closed while the tunnels sit at their most",
 			chain: func(a *Analyzer) []*exchange {
 				for i := range 4 {
-					a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
+					a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: reassembly.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
 				}
-				return []*exchange{closed(clientLeg(ws, 0, nil), rs.SideServer, rs.CloseFIN, at(0.001))}
+				return []*exchange{closed(clientLeg(ws, 0, nil), reassembly.SideServer, reassembly.CloseFIN, at(0.001))}
 			},
 			code:     ProxyAtCapacity,
 			hop:      HopProxy,
@@ -102,7 +102,7 @@ func crossCases() []ruleCase {
 			name: "the proxy's own 503 while the tunnels sit at their most",
 			chain: func(a *Analyzer) []*exchange {
 				for i := range 3 {
-					a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
+					a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: reassembly.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
 				}
 				page := strings.ReplaceAll(nginxPage, "502 Bad Gateway", "503 Service Temporarily Unavailable")
 				return []*exchange{withBody(clientLeg(ws, 503, nginx), page)}
@@ -116,10 +116,10 @@ func crossCases() []ruleCase {
 			name: "fewer tunnels than before: no capacity",
 			chain: func(a *Analyzer) []*exchange {
 				for i := range 5 {
-					a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
+					a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: reassembly.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
 				}
-				a.cross.tunnelClosed(&rs.ConnEnd{Conn: rs.Conn{ID: 104}, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: at(-0.5)}})
-				return []*exchange{closed(clientLeg(ws, 0, nil), rs.SideServer, rs.CloseFIN, at(0.001))}
+				a.cross.tunnelClosed(&reassembly.ConnEnd{Conn: reassembly.Conn{ID: 104}, ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: at(-0.5)}})
+				return []*exchange{closed(clientLeg(ws, 0, nil), reassembly.SideServer, reassembly.CloseFIN, at(0.001))}
 			},
 			code: ProxyRejected, hop: HopProxy,
 		},
@@ -220,9 +220,9 @@ func TestMassCloseEvent(t *testing.T) {
 			for i, idle := range c.idle {
 				close := at(10).Add(time.Duration(i) * 100 * time.Microsecond)
 				last := close.Add(-time.Duration(idle * float64(time.Second)))
-				a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: rs.ConnID(i + 1), Client: netip.MustParseAddrPort(fmt.Sprintf("10.0.0.5:%d", 5000+i)), Server: proxyAddr},
-					First: at(0), Last: close, Upgraded: true, Reason: rs.EndClosed, WS: &rs.WSSession{C2S: rs.WSDir{Last: last}, S2C: rs.WSDir{Last: last}},
-					ServerClose: rs.Close{Kind: rs.CloseFIN, Time: close}, ServerFIN: close, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: close.Add(ms)}})
+				a.ConnEnd(&reassembly.ConnEnd{Conn: reassembly.Conn{ID: reassembly.ConnID(i + 1), Client: netip.MustParseAddrPort(fmt.Sprintf("10.0.0.5:%d", 5000+i)), Server: proxyAddr},
+					First: at(0), Last: close, Upgraded: true, Reason: reassembly.EndClosed, WS: &reassembly.WSSession{C2S: reassembly.WSDir{Last: last}, S2C: reassembly.WSDir{Last: last}},
+					ServerClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: close}, ServerFIN: close, ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: close.Add(ms)}})
 			}
 			a.Decide(at(10.1))
 			if len(evs) != 0 {
@@ -250,7 +250,7 @@ func TestCrossStateBounded(t *testing.T) {
 		c.recordSID(fmt.Sprintf("sid%d", i), proxyAddr)
 	}
 	for i := range 3 * maxTunnels {
-		c.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: rs.ConnID(i), Server: proxyAddr}, Status: 101, End: at(float64(i))})
+		c.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: reassembly.ConnID(i), Server: proxyAddr}, Status: 101, End: at(float64(i))})
 	}
 	for i := range 3 * maxCuts {
 		c.addCut(cut{proxy: proxyAddr, at: at(float64(i)), age: time.Duration(i)})
@@ -292,18 +292,18 @@ func BenchmarkCrossState(b *testing.B) {
 			burst := time.Duration(i/10) * 2 * time.Second
 			start := t0.Add(burst + time.Duration(i%10)*ms)
 			closeAt := t0.Add(burst + time.Second + time.Duration(i%10)*time.Microsecond)
-			c := rs.Conn{ID: rs.ConnID(2*i + 1), Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 40000), Server: proxyAddr}
-			poll := &rs.Request{Conn: rs.Conn{ID: rs.ConnID(2*i + 2), Client: c.Client, Server: proxyAddr}, Method: "GET", Target: "/socket.io/?EIO=4&transport=polling", Version: "HTTP/1.1", Start: start, End: start}
+			c := reassembly.Conn{ID: reassembly.ConnID(2*i + 1), Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 40000), Server: proxyAddr}
+			poll := &reassembly.Request{Conn: reassembly.Conn{ID: reassembly.ConnID(2*i + 2), Client: c.Client, Server: proxyAddr}, Method: "GET", Target: "/socket.io/?EIO=4&transport=polling", Version: "HTTP/1.1", Start: start, End: start}
 			a.Request(poll)
-			a.Response(&rs.Response{Conn: poll.Conn, Status: 200, Body: fmt.Sprintf(`0{"sid":"sid%08d","upgrades":["websocket"]}`, i), Start: start, End: start, Request: poll})
-			r := &rs.Request{Conn: c, Method: "GET", Target: fmt.Sprintf("/socket.io/?EIO=4&transport=websocket&sid=sid%08d", i), Version: "HTTP/1.1",
+			a.Response(&reassembly.Response{Conn: poll.Conn, Status: 200, Body: fmt.Sprintf(`0{"sid":"sid%08d","upgrades":["websocket"]}`, i), Start: start, End: start, Request: poll})
+			r := &reassembly.Request{Conn: c, Method: "GET", Target: fmt.Sprintf("/socket.io/?EIO=4&transport=websocket&sid=sid%08d", i), Version: "HTTP/1.1",
 				Headers: wsReq(key1, "example.org"), Start: start, End: start}
 			a.Request(r)
-			a.Response(&rs.Response{Conn: c, Status: 101, Headers: accept(key1), Start: start, End: start, Request: r})
-			a.ConnEnd(&rs.ConnEnd{Conn: c, First: start, Last: closeAt, Upgraded: true, HTTP: true, Reason: rs.EndClosed,
-				WS:          &rs.WSSession{C2S: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}, S2C: rs.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}},
-				ServerClose: rs.Close{Kind: rs.CloseFIN, Time: closeAt}, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: closeAt.Add(ms)}})
-			a.ConnEnd(&rs.ConnEnd{Conn: poll.Conn, First: start, Last: start, HTTP: true, Reason: rs.EndClosed})
+			a.Response(&reassembly.Response{Conn: c, Status: 101, Headers: accept(key1), Start: start, End: start, Request: r})
+			a.ConnEnd(&reassembly.ConnEnd{Conn: c, First: start, Last: closeAt, Upgraded: true, HTTP: true, Reason: reassembly.EndClosed,
+				WS:          &reassembly.WSSession{C2S: reassembly.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}, S2C: reassembly.WSDir{Frames: 3, Last: closeAt.Add(-100 * ms)}},
+				ServerClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: closeAt}, ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: closeAt.Add(ms)}})
+			a.ConnEnd(&reassembly.ConnEnd{Conn: poll.Conn, First: start, Last: start, HTTP: true, Reason: reassembly.EndClosed})
 			if i%1000 == 999 {
 				a.Decide(closeAt)
 			}
@@ -334,8 +334,8 @@ func TestMassCloseRelayed(t *testing.T) {
 	a := New(opt, func(*Verdict) {})
 	backend := netip.MustParseAddrPort("127.0.0.1:9001")
 	end := func(id int, server netip.AddrPort, at time.Time) {
-		a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: rs.ConnID(id), Server: server}, First: t0, Last: at, Upgraded: true, Reason: rs.EndClosed,
-			WS: &rs.WSSession{C2S: rs.WSDir{Last: at.Add(-ms)}, S2C: rs.WSDir{Last: at.Add(-ms)}}, ServerClose: rs.Close{Kind: rs.CloseFIN, Time: at}})
+		a.ConnEnd(&reassembly.ConnEnd{Conn: reassembly.Conn{ID: reassembly.ConnID(id), Server: server}, First: t0, Last: at, Upgraded: true, Reason: reassembly.EndClosed,
+			WS: &reassembly.WSSession{C2S: reassembly.WSDir{Last: at.Add(-ms)}, S2C: reassembly.WSDir{Last: at.Add(-ms)}}, ServerClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: at}})
 	}
 	for i := range 4 {
 		at := at(10).Add(time.Duration(i) * 10 * time.Microsecond)
@@ -360,7 +360,7 @@ func TestOriginSchemeLost(t *testing.T) {
 	runRuleCases(t, []ruleCase{{
 		name: "TLS client leg, plain upstream without X-Forwarded-Proto",
 		chain: func(*Analyzer) []*exchange {
-			A := clientLeg(ws, 403, rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}})
+			A := clientLeg(ws, 403, reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}})
 			A.req.TLS = true
 			return []*exchange{A, upLeg("GET /ws HTTP/1.1", ws, 403, nil)}
 		},
@@ -401,9 +401,9 @@ func TestLifetimeNotWhenOutlived(t *testing.T) {
 		name: "a sibling cut, but another tunnel lived 60 s",
 		chain: func(a *Analyzer) []*exchange {
 			a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 10 * time.Second})
-			a.cross.tunnelOpened(&rs.Response{Conn: rs.Conn{ID: 99, Server: proxyAddr}, Status: 101, End: at(-100)})
-			a.cross.tunnelClosed(&rs.ConnEnd{Conn: rs.Conn{ID: 99}, ClientClose: rs.Close{Kind: rs.CloseFIN, Time: at(-40)}})
-			return upgradedChain(busy, busy, busy, busy, ends(rs.SideClient, rs.CloseRST, at(10)), ends(rs.SideClient, rs.CloseFIN, at(10.0002)))(a)
+			a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: 99, Server: proxyAddr}, Status: 101, End: at(-100)})
+			a.cross.tunnelClosed(&reassembly.ConnEnd{Conn: reassembly.Conn{ID: 99}, ClientClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: at(-40)}})
+			return upgradedChain(busy, busy, busy, busy, ends(reassembly.SideClient, reassembly.CloseRST, at(10)), ends(reassembly.SideClient, reassembly.CloseFIN, at(10.0002)))(a)
 		},
 		code: AbnormalClose, hop: HopSession,
 	}})
@@ -418,8 +418,8 @@ func TestSteadyClosesNoEvent(t *testing.T) {
 	a := New(opt, func(*Verdict) {})
 	for i := range 50 {
 		close := at(10).Add(time.Duration(i) * 200 * ms)
-		a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: rs.ConnID(i + 1), Server: proxyAddr}, First: at(0), Last: close, Upgraded: true, Reason: rs.EndClosed,
-			WS: &rs.WSSession{C2S: rs.WSDir{Last: close.Add(-ms)}, S2C: rs.WSDir{Last: close.Add(-ms)}}, ServerClose: rs.Close{Kind: rs.CloseFIN, Time: close}})
+		a.ConnEnd(&reassembly.ConnEnd{Conn: reassembly.Conn{ID: reassembly.ConnID(i + 1), Server: proxyAddr}, First: at(0), Last: close, Upgraded: true, Reason: reassembly.EndClosed,
+			WS: &reassembly.WSSession{C2S: reassembly.WSDir{Last: close.Add(-ms)}, S2C: reassembly.WSDir{Last: close.Add(-ms)}}, ServerClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: close}})
 		a.Decide(close)
 	}
 	a.Finish()

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Header blocks cut by the capture's snap length (tcpdump -s 96 or -s 200):
@@ -15,14 +15,14 @@ import (
 // wsAsked reports whether a request asks for the WebSocket upgrade as far
 // as its bytes show: Upgrade: websocket, or in a cut block the upgrade
 // token in Connection (browsers and libraries send Upgrade after it).
-func wsAsked(r *rs.Request) bool {
+func wsAsked(r *reassembly.Request) bool {
 	return wantsUpgrade(r) ||
 		r.Truncated && r.Headers.HasToken("Connection", "upgrade")
 }
 
 // maybeAttempt: a GET whose header block the capture cut before it could
 // show whether it asks for an upgrade.
-func maybeAttempt(r *rs.Request) bool {
+func maybeAttempt(r *reassembly.Request) bool {
 	return r.Cut && r.Method == "GET" && !r.Headers.HasToken("Upgrade", "websocket")
 }
 
@@ -32,7 +32,7 @@ func maybeAttempt(r *rs.Request) bool {
 // Connection) before those it relays from the client, and clears the
 // client's own Upgrade unless told to set it; a relayed header already in
 // the cut block means the set ones are all there.
-func nginxSetHeaders(product string, x, y *rs.Request) (relayed string, ok bool) {
+func nginxSetHeaders(product string, x, y *reassembly.Request) (relayed string, ok bool) {
 	if family(product) != "nginx" {
 		return "", false
 	}
@@ -50,7 +50,7 @@ func nginxSetHeaders(product string, x, y *rs.Request) (relayed string, ok bool)
 
 // headerEvCut quotes a header, says it is absent, or, in a block the
 // capture cut, that it is not in the part kept.
-func headerEvCut(leg, name string, r *rs.Request) string {
+func headerEvCut(leg, name string, r *reassembly.Request) string {
 	if absentCut(r, name) {
 		return leg + ": " + name + " not in the part the capture kept"
 	}
@@ -137,13 +137,13 @@ func (j *judgement) cutRules() {
 
 func rowNote(c Code) bool { return rowOf(c).note }
 
-func hasHeader(h rs.Headers, name string) bool {
+func hasHeader(h reassembly.Headers, name string) bool {
 	_, ok := h.Get(name)
 	return ok
 }
 
 // upgradeEvCut is upgradeEv for a block the capture may have cut.
-func upgradeEvCut(leg string, r *rs.Request) string {
+func upgradeEvCut(leg string, r *reassembly.Request) string {
 	if h2WebSocket(r) {
 		return upgradeEv(leg, r)
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 var spf = fmt.Sprintf
@@ -53,7 +53,7 @@ func (j *judgement) massCloseRule(final bool) {
 		return
 	}
 	side, c := A.end.FirstClose()
-	if side != rs.SideServer || !A.end.WS.S2C.CloseAt.IsZero() || !A.end.WS.C2S.CloseAt.IsZero() {
+	if side != reassembly.SideServer || !A.end.WS.S2C.CloseAt.IsZero() || !A.end.WS.C2S.CloseAt.IsZero() {
 		return
 	}
 	c.Time = A.end.Began(side)
@@ -68,7 +68,7 @@ func (j *judgement) massCloseRule(final bool) {
 	_, rleg := j.legName(0)
 	j.event = e
 	how := "FIN"
-	if c.Kind == rs.CloseRST {
+	if c.Kind == reassembly.CloseRST {
 		how = "RST"
 		if c.Time != A.end.ServerClose.Time {
 			how = "FIN, then RST"
@@ -97,11 +97,11 @@ func (j *judgement) frontRule(final bool) {
 	}
 	A, L := legs[0], legs[n-1]
 	sa, ca := A.end.FirstClose()
-	if sa != rs.SideClient || A.end.Reason != rs.EndClosed || !A.ws.C2S.CloseAt.IsZero() || !A.ws.S2C.CloseAt.IsZero() {
+	if sa != reassembly.SideClient || A.end.Reason != reassembly.EndClosed || !A.ws.C2S.CloseAt.IsZero() || !A.ws.S2C.CloseAt.IsZero() {
 		return
 	}
 	sl, cl := L.end.FirstClose()
-	if sl != rs.SideClient || cl.Time.Before(ca.Time) || !L.ws.C2S.CloseAt.IsZero() || !L.ws.S2C.CloseAt.IsZero() {
+	if sl != reassembly.SideClient || cl.Time.Before(ca.Time) || !L.ws.C2S.CloseAt.IsZero() || !L.ws.S2C.CloseAt.IsZero() {
 		return
 	}
 	start := j.chain[0].resp.End
@@ -120,7 +120,7 @@ func (j *judgement) frontRule(final bool) {
 	leg, _ := j.legName(0)
 	front := j.chain[0].req.Client
 	what := "closed it (FIN)"
-	if ca.Kind == rs.CloseRST {
+	if ca.Kind == reassembly.CloseRST {
 		what = "reset it (RST)"
 	}
 	cutEv := spf("%s: the client side (%s: what is in front of the proxy) %s at %s without a close frame, while the proxy's leg to the backend was open; the proxy closed that one (%s) %s later",

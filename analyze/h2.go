@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // HTTP/2 client legs (RFC 8441): the attempt is a stream whose request is
@@ -14,18 +14,18 @@ import (
 // proxy makes all three for its HTTP/1.1 upstream request.
 
 // h2WebSocket reports whether r opens a WebSocket the RFC 8441 way.
-func h2WebSocket(r *rs.Request) bool {
+func h2WebSocket(r *reassembly.Request) bool {
 	return r.H2 != nil && r.Method == "CONNECT" && r.H2.Protocol == "websocket"
 }
 
 // wantsUpgrade reports whether r asks for a WebSocket: an HTTP/1.1
 // Upgrade, or an extended CONNECT.
-func wantsUpgrade(r *rs.Request) bool {
+func wantsUpgrade(r *reassembly.Request) bool {
 	return r.Headers.HasToken("Upgrade", "websocket") || h2WebSocket(r)
 }
 
 // asksConnectionUpgrade is the Connection: upgrade half of the same.
-func asksConnectionUpgrade(r *rs.Request) bool {
+func asksConnectionUpgrade(r *reassembly.Request) bool {
 	return r.Headers.HasToken("Connection", "upgrade") || h2WebSocket(r)
 }
 
@@ -38,14 +38,14 @@ func (x *exchange) switched() bool {
 }
 
 // hostName is the header that names the host on r's leg.
-func hostName(r *rs.Request) string {
+func hostName(r *reassembly.Request) string {
 	if r.H2 != nil {
 		return ":authority"
 	}
 	return "Host"
 }
 
-func hostOf(r *rs.Request) string {
+func hostOf(r *reassembly.Request) string {
 	h, _ := r.Headers.Get(hostName(r))
 	return h
 }
@@ -81,7 +81,7 @@ func (j *judgement) h2Rules() {
 	}
 }
 
-func protocolNote(r *rs.Request) string {
+func protocolNote(r *reassembly.Request) string {
 	if r.H2.Protocol == "" {
 		return ""
 	}
@@ -90,7 +90,7 @@ func protocolNote(r *rs.Request) string {
 
 // h2ClientRules checks the client's own extended CONNECT (RFC 8441 §4):
 // :scheme, :path and :authority present, sec-websocket-version 13.
-func (j *judgement) h2ClientRules(r *rs.Request) []string {
+func (j *judgement) h2ClientRules(r *reassembly.Request) []string {
 	leg, _ := j.legName(0)
 	var ev []string
 	for _, p := range []string{":scheme", ":path", ":authority"} {
@@ -106,7 +106,7 @@ func (j *judgement) h2ClientRules(r *rs.Request) []string {
 
 // upgradeEv is the evidence of what the request asked for: its Upgrade
 // header, or the extended CONNECT that stands for it on HTTP/2.
-func upgradeEv(leg string, r *rs.Request) string {
+func upgradeEv(leg string, r *reassembly.Request) string {
 	if h2WebSocket(r) {
 		return leg + ": " + requestLine(r) + " with :protocol websocket (HTTP/2 extended CONNECT)"
 	}
@@ -159,7 +159,7 @@ func (j *judgement) h2RefusedNeedsNoUpstream() {
 }
 
 // legProto names a leg's HTTP for the outputs.
-func legProto(r *rs.Request) string {
+func legProto(r *reassembly.Request) string {
 	if r.H2 != nil {
 		return "h2"
 	}

@@ -5,37 +5,37 @@ import (
 	"strconv"
 	"testing"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // h2Leg is an RFC 8441 client leg: extended CONNECT on stream 1, answered
 // status (0: none) on the same stream; reset makes the answer RST_STREAM.
 func h2Leg(advertised bool, status int, reset bool) *exchange {
-	h := rs.Headers{{Name: ":method", Value: "CONNECT"}, {Name: ":protocol", Value: "websocket"}, {Name: ":scheme", Value: "https"},
+	h := reassembly.Headers{{Name: ":method", Value: "CONNECT"}, {Name: ":protocol", Value: "websocket"}, {Name: ":scheme", Value: "https"},
 		{Name: ":path", Value: "/ws"}, {Name: ":authority", Value: "example.org"}, {Name: "sec-websocket-version", Value: "13"},
 		{Name: "origin", Value: "https://example.org"}}
 	x := legX(0, "10.0.0.5:50000", "192.0.2.1:443", "CONNECT /ws HTTP/2", h, status, nil)
-	x.req.H2 = &rs.H2Stream{ID: 1, Protocol: "websocket", ServerSettings: true, ConnectProtocol: advertised}
+	x.req.H2 = &reassembly.H2Stream{ID: 1, Protocol: "websocket", ServerSettings: true, ConnectProtocol: advertised}
 	if x.resp != nil {
 		x.resp.Version = "HTTP/2"
-		x.resp.Headers = rs.Headers{{Name: ":status", Value: strconv.Itoa(status)}}
+		x.resp.Headers = reassembly.Headers{{Name: ":status", Value: strconv.Itoa(status)}}
 	}
 	if reset {
 		at := t0.Add(50 * ms)
-		x.resp = &rs.Response{Conn: x.req.Conn, Version: "HTTP/2", Reason: "RST_STREAM PROTOCOL_ERROR", Reset: true, ResetCode: 1,
-			ResetBy: rs.SideServer, Start: at, End: at, Request: x.req}
+		x.resp = &reassembly.Response{Conn: x.req.Conn, Version: "HTTP/2", Reason: "RST_STREAM PROTOCOL_ERROR", Reset: true, ResetCode: 1,
+			ResetBy: reassembly.SideServer, Start: at, End: at, Request: x.req}
 	}
 	return x
 }
 
 // failedTLS puts a proxy's TLS connection to the backend, ended after a
 // failed handshake, among the analyzer's TLS legs.
-func failedTLS(a *Analyzer, in rs.TLSInfo, closeBy rs.Side) {
-	c := rs.Conn{ID: 99, Client: netip.MustParseAddrPort("192.0.2.1:41000"), Server: netip.MustParseAddrPort("192.0.2.9:443")}
+func failedTLS(a *Analyzer, in reassembly.TLSInfo, closeBy reassembly.Side) {
+	c := reassembly.Conn{ID: 99, Client: netip.MustParseAddrPort("192.0.2.1:41000"), Server: netip.MustParseAddrPort("192.0.2.9:443")}
 	start := t0.Add(2 * ms)
-	e := &rs.ConnEnd{Conn: c, First: start, Last: start.Add(3 * ms), SYN: true, SYNACK: true, TLS: true, TLSInfo: &in, Reason: rs.EndClosed}
-	cl := rs.Close{Kind: rs.CloseFIN, Time: start.Add(2 * ms)}
-	if closeBy == rs.SideServer {
+	e := &reassembly.ConnEnd{Conn: c, First: start, Last: start.Add(3 * ms), SYN: true, SYNACK: true, TLS: true, TLSInfo: &in, Reason: reassembly.EndClosed}
+	cl := reassembly.Close{Kind: reassembly.CloseFIN, Time: start.Add(2 * ms)}
+	if closeBy == reassembly.SideServer {
 		e.ServerClose = cl
 	} else {
 		e.ClientClose = cl
@@ -47,7 +47,7 @@ func h2Cases() []ruleCase {
 	ws := wsReq(key1, "example.org")
 	ok := accept(key1)
 	nginx502 := func() *exchange {
-		x := withBody(legX(0, "10.0.0.5:50000", "192.0.2.1:80", "GET /ws HTTP/1.1", ws, 502, rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}}), nginxPage)
+		x := withBody(legX(0, "10.0.0.5:50000", "192.0.2.1:80", "GET /ws HTTP/1.1", ws, 502, reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}}), nginxPage)
 		return x
 	}
 	return []ruleCase{
@@ -85,8 +85,8 @@ func h2Cases() []ruleCase {
 		{
 			name: "upstream TLS without SNI refused by the backend",
 			chain: func(a *Analyzer) []*exchange {
-				failedTLS(a, rs.TLSInfo{ClientHello: true, OfferedVersions: []uint16{0x0303}, CipherSuites: 20,
-					Alerts: []rs.TLSAlert{{Level: 2, Description: 112, Time: t0.Add(3 * ms)}}}, rs.SideServer)
+				failedTLS(a, reassembly.TLSInfo{ClientHello: true, OfferedVersions: []uint16{0x0303}, CipherSuites: 20,
+					Alerts: []reassembly.TLSAlert{{Level: 2, Description: 112, Time: t0.Add(3 * ms)}}}, reassembly.SideServer)
 				return []*exchange{nginx502()}
 			},
 			code: UpstreamTLSFailed, hop: HopConnect,
@@ -96,8 +96,8 @@ func h2Cases() []ruleCase {
 		{
 			name: "upstream TLS: the proxy refuses the backend's certificate",
 			chain: func(a *Analyzer) []*exchange {
-				failedTLS(a, rs.TLSInfo{ClientHello: true, ServerHello: true, SNI: "backend.example", Version: 0x0303,
-					Alerts: []rs.TLSAlert{{Level: 2, Description: 48, FromClient: true, Time: t0.Add(3 * ms)}}}, rs.SideClient)
+				failedTLS(a, reassembly.TLSInfo{ClientHello: true, ServerHello: true, SNI: "backend.example", Version: 0x0303,
+					Alerts: []reassembly.TLSAlert{{Level: 2, Description: 48, FromClient: true, Time: t0.Add(3 * ms)}}}, reassembly.SideClient)
 				return []*exchange{nginx502()}
 			},
 			code: UpstreamTLSFailed, hop: HopConnect,
@@ -107,7 +107,7 @@ func h2Cases() []ruleCase {
 		{
 			name: "upstream TLS to a plain HTTP port",
 			chain: func(a *Analyzer) []*exchange {
-				failedTLS(a, rs.TLSInfo{ClientHello: true, SNI: "backend.example", Malformed: "server→client: not a TLS record (type 0x48, version 0x5454)"}, rs.SideServer)
+				failedTLS(a, reassembly.TLSInfo{ClientHello: true, SNI: "backend.example", Malformed: "server→client: not a TLS record (type 0x48, version 0x5454)"}, reassembly.SideServer)
 				return []*exchange{nginx502()}
 			},
 			code: UpstreamSchemeMismatch, hop: HopConnect,
@@ -133,13 +133,13 @@ func TestUpstreamTLSHeldBack(t *testing.T) {
 	var out []*Verdict
 	a := New(DefaultOptions, func(v *Verdict) { out = append(out, v) })
 	start := t0.Add(2 * ms)
-	c := rs.Conn{ID: 7, Client: netip.MustParseAddrPort("192.0.2.1:41000"), Server: netip.MustParseAddrPort("192.0.2.9:443")}
-	in := rs.TLSInfo{ClientHello: true, Alerts: []rs.TLSAlert{{Level: 2, Description: 80, Time: start.Add(ms)}}}
-	end := &rs.ConnEnd{Conn: c, First: start, Last: start.Add(2 * ms), TLS: true, TLSInfo: &in, Reason: rs.EndClosed,
-		ServerClose: rs.Close{Kind: rs.CloseFIN, Time: start.Add(2 * ms)}}
+	c := reassembly.Conn{ID: 7, Client: netip.MustParseAddrPort("192.0.2.1:41000"), Server: netip.MustParseAddrPort("192.0.2.9:443")}
+	in := reassembly.TLSInfo{ClientHello: true, Alerts: []reassembly.TLSAlert{{Level: 2, Description: 80, Time: start.Add(ms)}}}
+	end := &reassembly.ConnEnd{Conn: c, First: start, Last: start.Add(2 * ms), TLS: true, TLSInfo: &in, Reason: reassembly.EndClosed,
+		ServerClose: reassembly.Close{Kind: reassembly.CloseFIN, Time: start.Add(2 * ms)}}
 	x := nginxAttempt()
 	a.Request(x.req)
-	a.TLSStart(&rs.TLSStart{Conn: c, Time: start})
+	a.TLSStart(&reassembly.TLSStart{Conn: c, Time: start})
 	a.ConnEnd(end)
 	if len(out) != 0 {
 		t.Fatalf("the failure was reported before the attempt could claim it: %v", out[0].Code)
@@ -152,7 +152,7 @@ func TestUpstreamTLSHeldBack(t *testing.T) {
 
 	out = nil
 	b := New(DefaultOptions, func(v *Verdict) { out = append(out, v) })
-	b.TLSStart(&rs.TLSStart{Conn: c, Time: start})
+	b.TLSStart(&reassembly.TLSStart{Conn: c, Time: start})
 	b.ConnEnd(end)
 	b.Finish()
 	if len(out) != 1 || out[0].Code != TLSHandshakeFailed {
@@ -161,7 +161,7 @@ func TestUpstreamTLSHeldBack(t *testing.T) {
 }
 
 func nginxAttempt() *exchange {
-	x := legX(0, "10.0.0.5:50000", "192.0.2.1:80", "GET /ws HTTP/1.1", wsReq(key1, "example.org"), 502, rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}})
+	x := legX(0, "10.0.0.5:50000", "192.0.2.1:80", "GET /ws HTTP/1.1", wsReq(key1, "example.org"), 502, reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}})
 	x.resp.Body = nginxPage
 	x.resp.Start, x.resp.End = t0.Add(10*ms), t0.Add(10*ms)
 	return x

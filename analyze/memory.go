@@ -4,7 +4,7 @@ import (
 	"time"
 	"unsafe"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Memory is the analyzer's share of a byte budget (--max-memory): it
@@ -24,17 +24,17 @@ type Memory interface {
 // map entries, the request and response it keeps) and a TLS leg.
 const (
 	exchangeCost = int64(unsafe.Sizeof(exchange{})) + 3*48
-	messageCost  = int64(unsafe.Sizeof(rs.Request{}))
+	messageCost  = int64(unsafe.Sizeof(reassembly.Request{}))
 	tlsLegCost   = int64(unsafe.Sizeof(tlsLeg{})) + 64
 	// A leg that ended keeps its ConnEnd and TLS facts; one whose
 	// handshake failed, its verdict (evidence lines) until it is flushed.
-	tlsEndCost  = int64(unsafe.Sizeof(rs.ConnEnd{})+unsafe.Sizeof(rs.TLSInfo{})) + 256
+	tlsEndCost  = int64(unsafe.Sizeof(reassembly.ConnEnd{})+unsafe.Sizeof(reassembly.TLSInfo{})) + 256
 	verdictCost = int64(unsafe.Sizeof(Verdict{})) + 1024
 )
 
 // headersCost estimates a header block's bytes.
-func headersCost(h rs.Headers) int64 {
-	n := int64(cap(h)) * int64(unsafe.Sizeof(rs.Header{}))
+func headersCost(h reassembly.Headers) int64 {
+	n := int64(cap(h)) * int64(unsafe.Sizeof(reassembly.Header{}))
 	for _, f := range h {
 		n += int64(len(f.Name) + len(f.Value))
 	}

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Sessions whose handshake is not in the capture (tcpdump started while
@@ -33,7 +33,7 @@ const midMaxPending = 4096
 
 // midLeg is a connection carrying frames without its handshake.
 type midLeg struct {
-	end      *rs.ConnEnd
+	end      *reassembly.ConnEnd
 	up, down *midLeg
 	// score of the link to up, and what matched
 	score          int
@@ -52,7 +52,7 @@ type midState struct {
 }
 
 // midEnded takes the end of a connection found carrying frames mid-stream.
-func (a *Analyzer) midEnded(e *rs.ConnEnd) {
+func (a *Analyzer) midEnded(e *reassembly.ConnEnd) {
 	m := &a.mid
 	m.legs = append(m.legs, &midLeg{end: e})
 	if len(m.legs) > midMaxPending {
@@ -137,7 +137,7 @@ func linkMid(legs []*midLeg) {
 	// legs, so a mass close of thousands of sessions stays cheap.
 	const perPrint = 64
 	byPrint := map[uint64][]*midLeg{}
-	index := func(l *midLeg, ps []rs.WSPrint) {
+	index := func(l *midLeg, ps []reassembly.WSPrint) {
 		for _, p := range ps {
 			if ls := byPrint[p.Hash]; len(ls) < perPrint && (len(ls) == 0 || ls[len(ls)-1] != l) {
 				byPrint[p.Hash] = append(ls, l)
@@ -156,7 +156,7 @@ func linkMid(legs []*midLeg) {
 		if x.decided {
 			continue
 		}
-		for _, ps := range [][]rs.WSPrint{x.end.WS.C2S.Prints, x.end.WS.S2C.Prints} {
+		for _, ps := range [][]reassembly.WSPrint{x.end.WS.C2S.Prints, x.end.WS.S2C.Prints} {
 			for _, p := range ps {
 				for _, y := range byPrint[p.Hash] {
 					if y == x || seen[[2]*midLeg{x, y}] {
@@ -219,7 +219,7 @@ func revisits(x *midLeg, server netip.AddrPort) bool {
 // client frame's print holds its random masking key, so one match is
 // strong; server frames are only counted when two or more match. 0: not
 // a pair. relay is the quickest and slowest relay, mean their mean.
-func relayScore(x, y *rs.ConnEnd) (score, masked, server int, relay [2]time.Duration, mean time.Duration) {
+func relayScore(x, y *reassembly.ConnEnd) (score, masked, server int, relay [2]time.Duration, mean time.Duration) {
 	if y.Server == x.Server || y.ID == x.ID {
 		return 0, 0, 0, relay, 0
 	}
@@ -255,7 +255,7 @@ func bothLoopback(a, b netip.Addr) bool { return a.IsLoopback() && b.IsLoopback(
 
 // matchPrints counts the prints of from that reappear in to, in order,
 // each 0 to midRelayMax later.
-func matchPrints(from, to []rs.WSPrint, note func(time.Duration)) int {
+func matchPrints(from, to []reassembly.WSPrint, note func(time.Duration)) int {
 	n, k := 0, 0
 	for _, p := range from {
 		for j := k; j < len(to); j++ {
@@ -288,8 +288,8 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 	for i, l := range legs {
 		e := l.end
 		chain[i] = &exchange{end: e,
-			req:  &rs.Request{Conn: e.Conn, Start: e.First, End: e.First},
-			resp: &rs.Response{Conn: e.Conn, Status: 101, Start: e.First, End: e.First}}
+			req:  &reassembly.Request{Conn: e.Conn, Start: e.First, End: e.First},
+			resp: &reassembly.Response{Conn: e.Conn, Status: 101, Start: e.First, End: e.First}}
 	}
 	j := &judgement{chain: chain, a: a, midstream: true}
 	j.product = a.mid.products[A.Server]

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // midConn is a connection found carrying frames mid-stream: prints of its
@@ -14,12 +14,12 @@ import (
 // negative on a client's leg, whose frames the proxy relays later)
 // and of its server frames (the same content for every session: an echo
 // of alike messages), ended by FINs at end.
-func midConn(id int, client, server string, keys []uint64, server2 int, delay time.Duration, closer rs.Side, end time.Time) *rs.ConnEnd {
-	c := rs.Conn{ID: rs.ConnID(id), Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server)}
-	ws := &rs.WSSession{MidStream: true}
+func midConn(id int, client, server string, keys []uint64, server2 int, delay time.Duration, closer reassembly.Side, end time.Time) *reassembly.ConnEnd {
+	c := reassembly.Conn{ID: reassembly.ConnID(id), Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server)}
+	ws := &reassembly.WSSession{MidStream: true}
 	for i, k := range keys {
 		t := at(float64(i + 1)).Add(delay)
-		ws.C2S.Prints = append(ws.C2S.Prints, rs.WSPrint{At: t, Len: 22, Hash: k})
+		ws.C2S.Prints = append(ws.C2S.Prints, reassembly.WSPrint{At: t, Len: 22, Hash: k})
 		ws.C2S.Frames++
 		ws.C2S.Last = t
 	}
@@ -27,21 +27,21 @@ func midConn(id int, client, server string, keys []uint64, server2 int, delay ti
 		// the server's frames reach the upstream leg (delay 0) first and
 		// the client's leg (delay ≠ 0) |delay| later
 		t := at(float64(i + 1)).Add(time.Millisecond + delay.Abs())
-		ws.S2C.Prints = append(ws.S2C.Prints, rs.WSPrint{At: t, Len: 18, Hash: 0xEC40})
+		ws.S2C.Prints = append(ws.S2C.Prints, reassembly.WSPrint{At: t, Len: 18, Hash: 0xEC40})
 		ws.S2C.Frames++
 		ws.S2C.Last = t
 	}
-	e := &rs.ConnEnd{Conn: c, First: at(0.9), Last: end, WS: ws, Reason: rs.EndClosed}
-	fin := rs.Close{Kind: rs.CloseFIN, Time: end}
-	if closer == rs.SideClient {
-		e.ClientClose, e.ServerClose = fin, rs.Close{Kind: rs.CloseFIN, Time: end.Add(time.Millisecond)}
+	e := &reassembly.ConnEnd{Conn: c, First: at(0.9), Last: end, WS: ws, Reason: reassembly.EndClosed}
+	fin := reassembly.Close{Kind: reassembly.CloseFIN, Time: end}
+	if closer == reassembly.SideClient {
+		e.ClientClose, e.ServerClose = fin, reassembly.Close{Kind: reassembly.CloseFIN, Time: end.Add(time.Millisecond)}
 	} else {
-		e.ServerClose, e.ClientClose = fin, rs.Close{Kind: rs.CloseFIN, Time: end.Add(time.Millisecond)}
+		e.ServerClose, e.ClientClose = fin, reassembly.Close{Kind: reassembly.CloseFIN, Time: end.Add(time.Millisecond)}
 	}
 	return e
 }
 
-func runMid(ends ...*rs.ConnEnd) []*Verdict {
+func runMid(ends ...*reassembly.ConnEnd) []*Verdict {
 	var vs []*Verdict
 	a := New(DefaultOptions, func(v *Verdict) { vs = append(vs, v) })
 	for _, e := range ends {
@@ -59,10 +59,10 @@ func TestMidstreamPairing(t *testing.T) {
 	end := at(7)
 	vs := runMid(
 		// upstream legs end first, in the other order than their clients
-		midConn(4, "127.0.0.1:40002", "127.0.0.1:9001", []uint64{21, 22}, 2, 0, rs.SideClient, end),
-		midConn(3, "127.0.0.1:40001", "127.0.0.1:9001", []uint64{11, 12}, 2, 0, rs.SideClient, end),
-		midConn(1, "10.0.0.5:50001", "192.0.2.1:80", []uint64{11, 12}, 2, -150*us, rs.SideServer, end),
-		midConn(2, "10.0.0.6:50002", "192.0.2.1:80", []uint64{21, 22}, 2, -90*us, rs.SideServer, end),
+		midConn(4, "127.0.0.1:40002", "127.0.0.1:9001", []uint64{21, 22}, 2, 0, reassembly.SideClient, end),
+		midConn(3, "127.0.0.1:40001", "127.0.0.1:9001", []uint64{11, 12}, 2, 0, reassembly.SideClient, end),
+		midConn(1, "10.0.0.5:50001", "192.0.2.1:80", []uint64{11, 12}, 2, -150*us, reassembly.SideServer, end),
+		midConn(2, "10.0.0.6:50002", "192.0.2.1:80", []uint64{21, 22}, 2, -90*us, reassembly.SideServer, end),
 	)
 	if len(vs) != 2 {
 		t.Fatalf("%d verdicts", len(vs))
@@ -84,11 +84,11 @@ func TestMidstreamPairing(t *testing.T) {
 // TestMidstreamAlone: one leg with frames both ways is judged on its own;
 // frames one way and no relaying leg are too little to report.
 func TestMidstreamAlone(t *testing.T) {
-	oneWay := midConn(1, "10.0.0.5:50001", "192.0.2.1:80", []uint64{1, 2, 3}, 0, 0, rs.SideClient, at(5))
+	oneWay := midConn(1, "10.0.0.5:50001", "192.0.2.1:80", []uint64{1, 2, 3}, 0, 0, reassembly.SideClient, at(5))
 	if vs := runMid(oneWay); len(vs) != 0 {
 		t.Errorf("one direction, no partner: %d verdicts (%s)", len(vs), vs[0].Code)
 	}
-	both := midConn(1, "10.0.0.5:50001", "192.0.2.1:80", []uint64{1, 2, 3}, 2, 0, rs.SideClient, at(5))
+	both := midConn(1, "10.0.0.5:50001", "192.0.2.1:80", []uint64{1, 2, 3}, 2, 0, reassembly.SideClient, at(5))
 	both.WS.C2S.CloseAt, both.WS.C2S.CloseCode = at(4), 1000
 	vs := runMid(both)
 	if len(vs) != 1 {
@@ -105,14 +105,14 @@ func TestMidstreamAlone(t *testing.T) {
 // server frames pair only from the proxy's address, at low confidence;
 // where both legs have client frames, server frames alone never pair.
 func TestMidstreamServerFramesOnly(t *testing.T) {
-	A := midConn(1, "127.0.0.1:50001", "127.0.0.1:8080", nil, 3, 200*time.Microsecond, rs.SideServer, at(6))
-	B := midConn(2, "127.0.0.1:40001", "127.0.0.1:9001", nil, 3, 0, rs.SideClient, at(6))
+	A := midConn(1, "127.0.0.1:50001", "127.0.0.1:8080", nil, 3, 200*time.Microsecond, reassembly.SideServer, at(6))
+	B := midConn(2, "127.0.0.1:40001", "127.0.0.1:9001", nil, 3, 0, reassembly.SideClient, at(6))
 	vs := runMid(A, B)
 	if len(vs) != 1 || len(vs[0].Legs) != 2 || vs[0].PairConfidence != ConfLow {
 		t.Fatalf("%d verdicts %+v", len(vs), vs)
 	}
-	C := midConn(1, "127.0.0.1:50001", "127.0.0.1:8080", []uint64{1, 2}, 3, 200*time.Microsecond, rs.SideServer, at(6))
-	D := midConn(2, "127.0.0.1:40001", "127.0.0.1:9001", []uint64{7, 8}, 3, 0, rs.SideClient, at(6))
+	C := midConn(1, "127.0.0.1:50001", "127.0.0.1:8080", []uint64{1, 2}, 3, 200*time.Microsecond, reassembly.SideServer, at(6))
+	D := midConn(2, "127.0.0.1:40001", "127.0.0.1:9001", []uint64{7, 8}, 3, 0, reassembly.SideClient, at(6))
 	if vs := runMid(C, D); len(vs) != 2 || len(vs[0].Legs) != 1 || len(vs[1].Legs) != 1 {
 		t.Errorf("legs with different keys paired: %d verdicts", len(vs))
 	}

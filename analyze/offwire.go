@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Upstream legs that are not on the wire: a backend on a unix socket
@@ -69,7 +69,7 @@ func (j *judgement) relayedRefusal() bool {
 // guessProduct names the proxy that relayed an answer from how it wrote
 // it, when no Server header or error page does: haproxy writes every
 // header name in lower case (the backends here canonicalise theirs).
-func guessProduct(r *rs.Response) string {
+func guessProduct(r *reassembly.Response) string {
 	if len(r.Headers) < 3 {
 		return ""
 	}

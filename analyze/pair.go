@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // pairScore rates y as the upstream leg that the proxy at x's server
@@ -110,7 +110,7 @@ const maxForwarded = 64
 
 // forwardedAddrs parses the addresses in X-Forwarded-For and X-Real-IP
 // ("ip", "ip:port", "[ip6]:port"), unmapped; others are skipped.
-func forwardedAddrs(h rs.Headers) []netip.Addr {
+func forwardedAddrs(h reassembly.Headers) []netip.Addr {
 	var out []netip.Addr
 	for _, f := range h {
 		if !strings.EqualFold(f.Name, "X-Forwarded-For") && !strings.EqualFold(f.Name, "X-Real-IP") {

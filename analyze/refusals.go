@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"strings"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Rules that name why a handshake was refused, beyond the status: header
@@ -14,7 +14,7 @@ import (
 
 // headerBlockSize is the size of a request's start line and header block
 // as on the wire (CRLF line ends).
-func headerBlockSize(r *rs.Request) int {
+func headerBlockSize(r *reassembly.Request) int {
 	n := len(requestLine(r)) + 2 + 2
 	for _, h := range r.Headers {
 		n += len(h.Name) + 2 + len(h.Value) + 2
@@ -22,7 +22,7 @@ func headerBlockSize(r *rs.Request) int {
 	return n
 }
 
-func sizeOf(r *rs.Request) string {
+func sizeOf(r *reassembly.Request) string {
 	s := spf("%d bytes", headerBlockSize(r))
 	if r.Truncated {
 		s = "more than " + s + " (cut at wsdiag's limit)"
@@ -34,7 +34,7 @@ func sizeOf(r *rs.Request) string {
 }
 
 // tooLargePage: an answer that says the request's headers were too big.
-func tooLargePage(resp *rs.Response) bool {
+func tooLargePage(resp *reassembly.Response) bool {
 	if resp.Status == 431 || resp.Status == 494 {
 		return true
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // finding is one rule that held, with its evidence and the hop index it
@@ -31,7 +31,7 @@ type judgement struct {
 	a        *Analyzer
 	findings []finding
 	// connect is the failed connect attempt behind a proxy error, if any.
-	connect []*rs.ConnEnd
+	connect []*reassembly.ConnEnd
 	// generatedBy names the proxy product whose own error page leg A got.
 	generatedBy string
 	// idle is the silence before an idle_timeout.
@@ -160,11 +160,11 @@ func (j *judgement) proxyEvident() bool {
 	return j.generatedBy != "" || len(j.connect) > 0 || j.product != "" || j.relayed || j.proxyKnown
 }
 
-func requestLine(r *rs.Request) string {
+func requestLine(r *reassembly.Request) string {
 	return r.Method + " " + r.Target + " " + r.Version
 }
 
-func statusLine(r *rs.Response) string {
+func statusLine(r *reassembly.Response) string {
 	// as strings.TrimSpace(fmt.Sprintf("%s %d %s", ...)), in one allocation
 	var a [128]byte
 	b := append(a[:0], r.Version...)
@@ -176,7 +176,7 @@ func statusLine(r *rs.Response) string {
 }
 
 // headerEv quotes a header as evidence, or says it is absent.
-func headerEv(leg, name string, h rs.Headers) string {
+func headerEv(leg, name string, h reassembly.Headers) string {
 	v, ok := joinValues(h, name)
 	if !ok {
 		return leg + ": no " + name + " header"
@@ -186,7 +186,7 @@ func headerEv(leg, name string, h rs.Headers) string {
 
 // joinValues is strings.Join(h.Values(name), ", "), allocating only when
 // the header has several lines; ok is false when it has none.
-func joinValues(h rs.Headers, name string) (v string, ok bool) {
+func joinValues(h reassembly.Headers, name string) (v string, ok bool) {
 	n := 0
 	for _, f := range h {
 		if strings.EqualFold(f.Name, name) {
@@ -203,7 +203,7 @@ func joinValues(h rs.Headers, name string) (v string, ok bool) {
 }
 
 // canonicalName returns the header name as it was spelled on the wire.
-func canonicalName(h rs.Headers, name string) string {
+func canonicalName(h reassembly.Headers, name string) string {
 	for _, f := range h {
 		if strings.EqualFold(f.Name, name) {
 			return f.Name
@@ -229,7 +229,7 @@ func AcceptFor(key string) string {
 
 // correctUpgrade reports whether a request is a complete WebSocket
 // handshake request (RFC 6455 §4.1).
-func correctUpgrade(r *rs.Request) bool {
+func correctUpgrade(r *reassembly.Request) bool {
 	k, _ := r.Headers.Get("Sec-WebSocket-Key")
 	v, _ := r.Headers.Get("Sec-WebSocket-Version")
 	return r.Method == "GET" && r.Version == "HTTP/1.1" &&
@@ -248,7 +248,7 @@ func validKey(k string) bool {
 }
 
 // proxySignature names the proxy whose own error page body is, or "".
-func proxySignature(r *rs.Response) string {
+func proxySignature(r *reassembly.Response) string {
 	b := r.Body
 	switch {
 	case strings.Contains(b, "<hr><center>nginx"):
@@ -298,7 +298,7 @@ func productAt(chain []*exchange, i int, evident bool) string {
 	return sig
 }
 
-func sameHeader(h rs.Headers, name, v string) bool {
+func sameHeader(h reassembly.Headers, name, v string) bool {
 	w, ok := h.Get(name)
 	return ok && w == v
 }
@@ -370,7 +370,7 @@ func judgeHeld(chain []*exchange, a *Analyzer, enc *tlsLeg, encConf Confidence) 
 }
 
 // absentCut: the request's block was cut before header name could show.
-func absentCut(r *rs.Request, name string) bool {
+func absentCut(r *reassembly.Request, name string) bool {
 	return r.Truncated && !hasHeader(r.Headers, name)
 }
 
@@ -542,19 +542,19 @@ func (j *judgement) noResponse(leg, rleg string) {
 	A := j.chain[0]
 	e := A.end
 	switch {
-	case e == nil || e.Reason == rs.EndCapture:
+	case e == nil || e.Reason == reassembly.EndCapture:
 		j.add(Unpaired, 0, leg+": request at "+ts(A.req.Start)+", no response before the capture ended")
 	default:
 		side, c := e.FirstClose()
 		who := "the client"
-		if side == rs.SideServer {
+		if side == reassembly.SideServer {
 			who = "the proxy"
 		}
 		// The proxy closing at once, or the client giving up on a proxy
 		// that neither answered nor forwarded.
-		if side == rs.SideServer || c.Time.Sub(A.req.Start) >= time.Second {
+		if side == reassembly.SideServer || c.Time.Sub(A.req.Start) >= time.Second {
 			what := fmt.Sprintf("no response; %s closed the connection (%s) %s after the request", who, c.Kind, dur(c.Time.Sub(A.req.Start)))
-			if side == rs.SideServer {
+			if side == reassembly.SideServer {
 				what += fmt.Sprintf(", %s after accepting it", dur(c.Time.Sub(e.First)))
 			}
 			if j.atCapacity(what) {
@@ -565,9 +565,9 @@ func (j *judgement) noResponse(leg, rleg string) {
 	}
 }
 
-func connectEvidence(c *rs.ConnEnd) string {
+func connectEvidence(c *reassembly.ConnEnd) string {
 	switch {
-	case c.ServerClose.Kind == rs.CloseRST && !c.SYNACK:
+	case c.ServerClose.Kind == reassembly.CloseRST && !c.SYNACK:
 		return fmt.Sprintf("proxy→backend %s: SYN answered by RST (connection refused: nothing listens there)", c.Server)
 	case !c.SYNACK:
 		return fmt.Sprintf("proxy→backend %s: SYN never answered (%s until the proxy gave up)", c.Server, dur(c.Last.Sub(c.First)))
@@ -584,14 +584,14 @@ func (j *judgement) backendRules() {
 	leg, rleg := j.legName(n - 1)
 	if L.resp == nil {
 		e := L.end
-		if e == nil || e.Reason == rs.EndCapture {
+		if e == nil || e.Reason == reassembly.EndCapture {
 			if A.resp != nil && A.resp.Status == 504 {
 				j.add(UpstreamTimeout, n-1, leg+": request at "+ts(L.req.Start)+", no response", "proxy→client: "+statusLine(A.resp))
 			}
 			return
 		}
 		side, c := e.FirstClose()
-		if side == rs.SideServer {
+		if side == reassembly.SideServer {
 			j.add(UpstreamClosedEarly, n-1, fmt.Sprintf("%s: the backend closed the connection (%s) %s after the request, without a response",
 				rleg, c.Kind, dur(c.Time.Sub(L.req.End))))
 		} else {
@@ -842,7 +842,7 @@ func legOf(x *exchange) Leg {
 	l.Times.Request = x.req.Start
 	if e := x.end; e != nil {
 		t := &l.Times
-		t.Open, t.SYN, t.SYNACK, t.Last, t.OpenAtEnd = e.First, e.SYN, e.SYNACK, e.Last, e.Reason == rs.EndCapture
+		t.Open, t.SYN, t.SYNACK, t.Last, t.OpenAtEnd = e.First, e.SYN, e.SYNACK, e.Last, e.Reason == reassembly.EndCapture
 		t.ClientEnd, t.ClientEndKind = e.ClientClose.Time, e.ClientClose.Kind.String()
 		t.ServerEnd, t.ServerEndKind = e.ServerClose.Time, e.ServerClose.Kind.String()
 		if ws := e.WS; ws != nil {
@@ -854,9 +854,9 @@ func legOf(x *exchange) Leg {
 	return l
 }
 
-func connectOf(e *rs.ConnEnd) Connect {
+func connectOf(e *reassembly.ConnEnd) Connect {
 	c := Connect{Client: e.Client, Server: e.Server, Start: e.First, Last: e.Last, SYNACK: e.SYNACK}
-	if e.ServerClose.Kind != rs.CloseNone {
+	if e.ServerClose.Kind != reassembly.CloseNone {
 		c.End = e.ServerClose.Kind.String()
 	}
 	return c
@@ -912,7 +912,7 @@ func collapse(ev []string) []string {
 // strippedUpstream: a request with a WebSocket client's Sec-WebSocket-Key
 // but no Upgrade: websocket is a proxy's upstream request (clients that
 // make a key send Upgrade), whose client leg is not in the capture.
-func strippedUpstream(r *rs.Request) bool {
+func strippedUpstream(r *reassembly.Request) bool {
 	k, _ := r.Headers.Get("Sec-WebSocket-Key")
 	return validKey(k) && !r.Headers.HasToken("Upgrade", "websocket") && !r.Truncated
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Table tests of the rules on synthetic chains, built here leg by leg and
@@ -19,14 +19,14 @@ const ms = time.Millisecond
 // legX builds hop i of a chain: client → server, the request at i ms and
 // its answer (status 0: none) at 50−i ms, so that answers come back in
 // reverse order as through a proxy. line is "METHOD TARGET VERSION".
-func legX(i int, client, server, line string, req rs.Headers, status int, resp rs.Headers) *exchange {
-	c := rs.Conn{ID: rs.ConnID(i + 1), Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server)}
+func legX(i int, client, server, line string, req reassembly.Headers, status int, resp reassembly.Headers) *exchange {
+	c := reassembly.Conn{ID: reassembly.ConnID(i + 1), Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server)}
 	f := strings.Fields(line)
-	r := &rs.Request{Conn: c, Method: f[0], Target: f[1], Version: f[2], Headers: req, Start: t0.Add(time.Duration(i) * ms), End: t0.Add(time.Duration(i) * ms)}
+	r := &reassembly.Request{Conn: c, Method: f[0], Target: f[1], Version: f[2], Headers: req, Start: t0.Add(time.Duration(i) * ms), End: t0.Add(time.Duration(i) * ms)}
 	x := &exchange{req: r, conf: ConfExact}
 	if status != 0 {
 		at := t0.Add(time.Duration(50-i) * ms)
-		x.resp = &rs.Response{Conn: c, Version: "HTTP/1.1", Status: status, Reason: reasonOf(status), Headers: resp, Start: at, End: at, Request: r}
+		x.resp = &reassembly.Response{Conn: c, Version: "HTTP/1.1", Status: status, Reason: reasonOf(status), Headers: resp, Start: at, End: at, Request: r}
 	}
 	return x
 }
@@ -50,17 +50,17 @@ func reasonOf(st int) string {
 }
 
 // client and upstream legs of the usual chain 10.0.0.5 → proxy :80 → backend :9001.
-func clientLeg(req rs.Headers, status int, resp rs.Headers) *exchange {
+func clientLeg(req reassembly.Headers, status int, resp reassembly.Headers) *exchange {
 	return legX(0, "10.0.0.5:50000", "192.0.2.1:80", "GET /ws HTTP/1.1", req, status, resp)
 }
 
-func upLeg(line string, req rs.Headers, status int, resp rs.Headers) *exchange {
+func upLeg(line string, req reassembly.Headers, status int, resp reassembly.Headers) *exchange {
 	return legX(1, "127.0.0.1:40000", "127.0.0.1:9001", line, req, status, resp)
 }
 
 // without returns h without the named headers; with replaces or adds one.
-func without(h rs.Headers, names ...string) rs.Headers {
-	var out rs.Headers
+func without(h reassembly.Headers, names ...string) reassembly.Headers {
+	var out reassembly.Headers
 	for _, f := range h {
 		if !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, f.Name) }) {
 			out = append(out, f)
@@ -69,8 +69,8 @@ func without(h rs.Headers, names ...string) rs.Headers {
 	return out
 }
 
-func with(h rs.Headers, name, value string) rs.Headers {
-	return append(without(h, name), rs.Header{Name: name, Value: value})
+func with(h reassembly.Headers, name, value string) reassembly.Headers {
+	return append(without(h, name), reassembly.Header{Name: name, Value: value})
 }
 
 func withBody(x *exchange, body string) *exchange {
@@ -80,23 +80,23 @@ func withBody(x *exchange, body string) *exchange {
 
 // closed ends x's connection: who closes first (client or server side of
 // the leg) and how, at t.
-func closed(x *exchange, side rs.Side, kind rs.CloseKind, t time.Time) *exchange {
-	e := &rs.ConnEnd{Conn: x.req.Conn, First: x.req.Start, Last: t, SYN: true, SYNACK: true, HTTP: true, Reason: rs.EndClosed}
+func closed(x *exchange, side reassembly.Side, kind reassembly.CloseKind, t time.Time) *exchange {
+	e := &reassembly.ConnEnd{Conn: x.req.Conn, First: x.req.Start, Last: t, SYN: true, SYNACK: true, HTTP: true, Reason: reassembly.EndClosed}
 	first, second := &e.ClientClose, &e.ServerClose
-	if side == rs.SideServer {
+	if side == reassembly.SideServer {
 		first, second = second, first
 	}
-	*first = rs.Close{Kind: kind, Time: t}
-	*second = rs.Close{Kind: rs.CloseFIN, Time: t.Add(ms)}
+	*first = reassembly.Close{Kind: kind, Time: t}
+	*second = reassembly.Close{Kind: reassembly.CloseFIN, Time: t.Add(ms)}
 	e.Last = t.Add(ms)
 	x.end = e
 	return x
 }
 
 // session gives an upgraded leg its frame figures.
-func session(x *exchange, c2s, s2c rs.WSDir) *exchange {
+func session(x *exchange, c2s, s2c reassembly.WSDir) *exchange {
 	x.end.Upgraded = true
-	x.end.WS = &rs.WSSession{C2S: c2s, S2C: s2c}
+	x.end.WS = &reassembly.WSSession{C2S: c2s, S2C: s2c}
 	return x
 }
 
@@ -163,7 +163,7 @@ func TestSessionRules(t *testing.T) { runRuleCases(t, sessionCases()) }
 func handshakeCases() []ruleCase {
 	ws := wsReq(key1, "example.org")
 	ok := accept(key1)
-	nginx := rs.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
+	nginx := reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
 	return []ruleCase{
 		{
 			name: "ok through a proxy",
@@ -272,8 +272,8 @@ func handshakeCases() []ruleCase {
 			name: "nothing listens at the backend",
 			chain: func(a *Analyzer) []*exchange {
 				for k := 0; k < 2; k++ {
-					a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: rs.ConnID(100 + k), Client: ap("127.0.0.1:40000"), Server: ap("127.0.0.1:9001")},
-						First: t0.Add(2 * ms), Last: t0.Add(2 * ms), SYN: true, Reason: rs.EndClosed, ServerClose: rs.Close{Kind: rs.CloseRST, Time: t0.Add(2 * ms)}})
+					a.ConnEnd(&reassembly.ConnEnd{Conn: reassembly.Conn{ID: reassembly.ConnID(100 + k), Client: ap("127.0.0.1:40000"), Server: ap("127.0.0.1:9001")},
+						First: t0.Add(2 * ms), Last: t0.Add(2 * ms), SYN: true, Reason: reassembly.EndClosed, ServerClose: reassembly.Close{Kind: reassembly.CloseRST, Time: t0.Add(2 * ms)}})
 				}
 				return []*exchange{withBody(clientLeg(ws, 502, nginx), nginxPage)}
 			},
@@ -285,8 +285,8 @@ func handshakeCases() []ruleCase {
 		{
 			name: "SYNs never answered",
 			chain: func(a *Analyzer) []*exchange {
-				a.ConnEnd(&rs.ConnEnd{Conn: rs.Conn{ID: 100, Client: ap("127.0.0.1:40000"), Server: ap("127.0.0.1:9001")},
-					First: t0.Add(2 * ms), Last: t0.Add(40 * ms), SYN: true, Reason: rs.EndClosed, ClientClose: rs.Close{Kind: rs.CloseRST, Time: t0.Add(40 * ms)}})
+				a.ConnEnd(&reassembly.ConnEnd{Conn: reassembly.Conn{ID: 100, Client: ap("127.0.0.1:40000"), Server: ap("127.0.0.1:9001")},
+					First: t0.Add(2 * ms), Last: t0.Add(40 * ms), SYN: true, Reason: reassembly.EndClosed, ClientClose: reassembly.Close{Kind: reassembly.CloseRST, Time: t0.Add(40 * ms)}})
 				x := withBody(clientLeg(ws, 504, nginx), nginxPage)
 				return []*exchange{x}
 			},
@@ -299,7 +299,7 @@ func handshakeCases() []ruleCase {
 		{
 			name: "backend closed before answering",
 			chain: func(*Analyzer) []*exchange {
-				return []*exchange{clientLeg(ws, 502, nginx), closed(upLeg("GET /ws HTTP/1.1", ws, 0, nil), rs.SideServer, rs.CloseFIN, t0.Add(5*ms))}
+				return []*exchange{clientLeg(ws, 502, nginx), closed(upLeg("GET /ws HTTP/1.1", ws, 0, nil), reassembly.SideServer, reassembly.CloseFIN, t0.Add(5*ms))}
 			},
 			code: UpstreamClosedEarly, hop: HopBackend,
 			findings: []Code{UpstreamClosedEarly},
@@ -309,7 +309,7 @@ func handshakeCases() []ruleCase {
 		{
 			name: "the proxy gave up on a silent backend",
 			chain: func(*Analyzer) []*exchange {
-				return []*exchange{clientLeg(ws, 504, nginx), closed(upLeg("GET /ws HTTP/1.1", ws, 0, nil), rs.SideClient, rs.CloseFIN, t0.Add(40*ms))}
+				return []*exchange{clientLeg(ws, 504, nginx), closed(upLeg("GET /ws HTTP/1.1", ws, 0, nil), reassembly.SideClient, reassembly.CloseFIN, t0.Add(40*ms))}
 			},
 			code: UpstreamTimeout, hop: HopBackend,
 			evidence: []string{"no response; the proxy gave up and closed the backend leg (FIN)"},
@@ -369,7 +369,7 @@ func handshakeCases() []ruleCase {
 		{
 			name: "redirect",
 			chain: func(*Analyzer) []*exchange {
-				return []*exchange{clientLeg(ws, 301, rs.Headers{{Name: "Location", Value: "https://example.org/ws"}})}
+				return []*exchange{clientLeg(ws, 301, reassembly.Headers{{Name: "Location", Value: "https://example.org/ws"}})}
 			},
 			code: Redirected, hop: HopProxy,
 			evidence: []string{"server→client: Location: https://example.org/ws"},
@@ -388,7 +388,7 @@ func handshakeCases() []ruleCase {
 		{
 			name: "Caddy's empty 200: no site for the Host",
 			chain: func(*Analyzer) []*exchange {
-				return []*exchange{clientLeg(ws, 200, rs.Headers{{Name: "Server", Value: "Caddy"}, {Name: "Content-Length", Value: "0"}})}
+				return []*exchange{clientLeg(ws, 200, reassembly.Headers{{Name: "Server", Value: "Caddy"}, {Name: "Content-Length", Value: "0"}})}
 			},
 			code: ProxyRejected, hop: HopProxy,
 			evidence: []string{"Caddy's own empty answer", "proxy→client: Server: Caddy"},
@@ -419,8 +419,8 @@ func handshakeCases() []ruleCase {
 		{
 			name: "both legs cut before their headers: cannot tell",
 			chain: func(*Analyzer) []*exchange {
-				a := clientLeg(rs.Headers{}, 400, nil)
-				b := upLeg("GET /ws HTTP/1.0", rs.Headers{}, 400, nil)
+				a := clientLeg(reassembly.Headers{}, 400, nil)
+				b := upLeg("GET /ws HTTP/1.0", reassembly.Headers{}, 400, nil)
 				for _, x := range []*exchange{a, b} {
 					x.req.Truncated, x.req.Cut, x.req.Kept = true, true, 30
 					x.resp.Truncated, x.resp.Cut, x.resp.Kept = true, true, 30
@@ -435,8 +435,8 @@ func handshakeCases() []ruleCase {
 		{
 			name: "client leg cut after Connection: nginx's own headers prove Upgrade dropped",
 			chain: func(*Analyzer) []*exchange {
-				a := clientLeg(rs.Headers{{Name: "Host", Value: "example.org"}, {Name: "User-Agent", Value: "t/1"}, {Name: "Connection", Value: "Upgrade"}}, 400, nginx)
-				b := upLeg("GET /ws HTTP/1.0", rs.Headers{{Name: "Host", Value: "127.0.0.1:9001"}, {Name: "Connection", Value: "close"}, {Name: "User-Agent", Value: "t/1"}}, 400, nil)
+				a := clientLeg(reassembly.Headers{{Name: "Host", Value: "example.org"}, {Name: "User-Agent", Value: "t/1"}, {Name: "Connection", Value: "Upgrade"}}, 400, nginx)
+				b := upLeg("GET /ws HTTP/1.0", reassembly.Headers{{Name: "Host", Value: "127.0.0.1:9001"}, {Name: "Connection", Value: "close"}, {Name: "User-Agent", Value: "t/1"}}, 400, nil)
 				a.req.Truncated, a.req.Cut, a.req.Kept = true, true, 134
 				b.req.Truncated, b.req.Cut, b.req.Kept = true, true, 134
 				return []*exchange{a, b}
@@ -448,7 +448,7 @@ func handshakeCases() []ruleCase {
 		{
 			name: "a 101 without Sec-WebSocket-Accept",
 			chain: func(*Analyzer) []*exchange {
-				noAccept := rs.Headers{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}}
+				noAccept := reassembly.Headers{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}}
 				return []*exchange{clientLeg(ws, 101, noAccept), upLeg("GET /ws HTTP/1.1", ws, 101, noAccept)}
 			},
 			code: BadAccept, hop: HopBackend,
@@ -458,7 +458,7 @@ func handshakeCases() []ruleCase {
 		{
 			name: "the proxy closes without answering",
 			chain: func(*Analyzer) []*exchange {
-				return []*exchange{closed(clientLeg(ws, 0, nil), rs.SideServer, rs.CloseRST, t0.Add(3*ms))}
+				return []*exchange{closed(clientLeg(ws, 0, nil), reassembly.SideServer, reassembly.CloseRST, t0.Add(3*ms))}
 			},
 			code: ProxyRejected, hop: HopProxy,
 			evidence: []string{"server→client: no response; the proxy closed the connection (RST) 3.0ms after the request"},
@@ -478,10 +478,10 @@ func handshakeCases() []ruleCase {
 
 // upgradedChain is an attempt upgraded on both legs, with the frames and
 // connection ends the test sets.
-func upgradedChain(c2sA, s2cA, c2sL, s2cL rs.WSDir, endA, endL func(x *exchange) *exchange) func(*Analyzer) []*exchange {
+func upgradedChain(c2sA, s2cA, c2sL, s2cL reassembly.WSDir, endA, endL func(x *exchange) *exchange) func(*Analyzer) []*exchange {
 	return func(*Analyzer) []*exchange {
 		ws, ok := wsReq(key1, "example.org"), accept(key1)
-		A := clientLeg(ws, 101, append(ok, rs.Header{Name: "Server", Value: "nginx/1.22.1"}))
+		A := clientLeg(ws, 101, append(ok, reassembly.Header{Name: "Server", Value: "nginx/1.22.1"}))
 		L := upLeg("GET /ws HTTP/1.1", ws, 101, ok)
 		return []*exchange{session(endA(A), c2sA, s2cA), session(endL(L), c2sL, s2cL)}
 	}
@@ -489,14 +489,14 @@ func upgradedChain(c2sA, s2cA, c2sL, s2cL rs.WSDir, endA, endL func(x *exchange)
 
 func at(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 
-func ends(side rs.Side, kind rs.CloseKind, t time.Time) func(*exchange) *exchange {
+func ends(side reassembly.Side, kind reassembly.CloseKind, t time.Time) func(*exchange) *exchange {
 	return func(x *exchange) *exchange { return closed(x, side, kind, t) }
 }
 
 // dir is a direction's figures: n frames, the last at last, a close frame
 // with code at closeAt (0: none).
-func dir(n uint64, last float64, code uint16, closeAt float64) rs.WSDir {
-	d := rs.WSDir{Frames: n, DataFrames: n, Bytes: 10 * n, MaxFrame: 10, First: at(0.1), Last: at(last)}
+func dir(n uint64, last float64, code uint16, closeAt float64) reassembly.WSDir {
+	d := reassembly.WSDir{Frames: n, DataFrames: n, Bytes: 10 * n, MaxFrame: 10, First: at(0.1), Last: at(last)}
 	if code != 0 {
 		d.CloseCode, d.CloseAt = code, at(closeAt)
 	}
@@ -504,8 +504,8 @@ func dir(n uint64, last float64, code uint16, closeAt float64) rs.WSDir {
 }
 
 func sessionCases() []ruleCase {
-	proxyEnds := ends(rs.SideServer, rs.CloseFIN, at(10))   // the proxy closes the client's leg
-	backendEnds := ends(rs.SideServer, rs.CloseFIN, at(10)) // the backend closes its leg
+	proxyEnds := ends(reassembly.SideServer, reassembly.CloseFIN, at(10))   // the proxy closes the client's leg
+	backendEnds := ends(reassembly.SideServer, reassembly.CloseFIN, at(10)) // the backend closes its leg
 	return []ruleCase{
 		{
 			name:     "client closes normally",
@@ -533,11 +533,11 @@ func sessionCases() []ruleCase {
 		},
 		{
 			name: "unmasked client frame",
-			chain: upgradedChain(func() rs.WSDir {
+			chain: upgradedChain(func() reassembly.WSDir {
 				d := dir(5, 9, 0, 0)
 				d.ProtocolError, d.ErrorAt = "unmasked client frame", at(2)
 				return d
-			}(), dir(5, 9, 1002, 2.1), dir(5, 9, 0, 0), dir(5, 9, 0, 0), proxyEnds, ends(rs.SideClient, rs.CloseFIN, at(2.2))),
+			}(), dir(5, 9, 1002, 2.1), dir(5, 9, 0, 0), dir(5, 9, 0, 0), proxyEnds, ends(reassembly.SideClient, reassembly.CloseFIN, at(2.2))),
 			code: FrameProtocolError,
 			hop:  HopSession,
 			// the proxy's 1002 to the client counts as the far end's close
@@ -546,7 +546,7 @@ func sessionCases() []ruleCase {
 		},
 		{
 			name: "backend refuses a big message with 1009, relayed",
-			chain: upgradedChain(dir(5, 9, 1000, 9.2), dir(5, 9, 1009, 9.1), func() rs.WSDir {
+			chain: upgradedChain(dir(5, 9, 1000, 9.2), dir(5, 9, 1009, 9.1), func() reassembly.WSDir {
 				d := dir(5, 9, 1000, 9.15)
 				d.MaxFrame = 1 << 20
 				return d
@@ -558,11 +558,11 @@ func sessionCases() []ruleCase {
 		},
 		{
 			name: "backend resets in the middle of a large message",
-			chain: upgradedChain(dir(5, 9, 0, 0), dir(5, 9, 0, 0), func() rs.WSDir {
+			chain: upgradedChain(dir(5, 9, 0, 0), dir(5, 9, 0, 0), func() reassembly.WSDir {
 				d := dir(5, 9, 0, 0)
 				d.MaxFrame, d.InMessage = 1<<20, true
 				return d
-			}(), dir(5, 9, 0, 0), ends(rs.SideServer, rs.CloseRST, at(9.5)), ends(rs.SideServer, rs.CloseRST, at(9.4))),
+			}(), dir(5, 9, 0, 0), ends(reassembly.SideServer, reassembly.CloseRST, at(9.5)), ends(reassembly.SideServer, reassembly.CloseRST, at(9.4))),
 			code:     MessageTooBig,
 			hop:      HopSession,
 			findings: []Code{MessageTooBig, AbnormalClose},
@@ -571,7 +571,7 @@ func sessionCases() []ruleCase {
 		{
 			name: "nginx closes an idle tunnel after 60 s",
 			chain: upgradedChain(dir(5, 1, 0, 0), dir(5, 1, 0, 0), dir(5, 1, 0, 0), dir(5, 1, 0, 0),
-				ends(rs.SideServer, rs.CloseFIN, at(61)), ends(rs.SideClient, rs.CloseFIN, at(61))),
+				ends(reassembly.SideServer, reassembly.CloseFIN, at(61)), ends(reassembly.SideClient, reassembly.CloseFIN, at(61))),
 			code:     IdleTimeout,
 			hop:      HopSession,
 			evidence: []string{"no frame in either direction for 60.00s (last at 12:00:01.000)", "no pings were sent"},
@@ -588,7 +588,7 @@ func sessionCases() []ruleCase {
 		},
 		{
 			name:     "client resets without a close frame",
-			chain:    upgradedChain(dir(5, 9, 0, 0), dir(5, 9, 0, 0), dir(5, 9, 0, 0), dir(5, 9, 0, 0), ends(rs.SideClient, rs.CloseRST, at(9.5)), ends(rs.SideClient, rs.CloseFIN, at(9.6))),
+			chain:    upgradedChain(dir(5, 9, 0, 0), dir(5, 9, 0, 0), dir(5, 9, 0, 0), dir(5, 9, 0, 0), ends(reassembly.SideClient, reassembly.CloseRST, at(9.5)), ends(reassembly.SideClient, reassembly.CloseFIN, at(9.6))),
 			code:     AbnormalClose,
 			hop:      HopSession,
 			evidence: []string{"client→proxy: the client reset the connection (RST) at 12:00:09.500"},

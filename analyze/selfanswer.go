@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // A proxy answering a handshake on its own: which of its rules did, in
@@ -166,7 +166,7 @@ func statusWord(st int) string {
 
 // caddyEmpty: Caddy's answer when no site (or no route in the site)
 // matches a request: 200, Server: Caddy, nothing in the body.
-func caddyEmpty(r *rs.Response) bool {
+func caddyEmpty(r *reassembly.Response) bool {
 	srv, _ := r.Headers.Get("Server")
 	cl, hasCL := r.Headers.Get("Content-Length")
 	return r.Status == 200 && strings.EqualFold(srv, "Caddy") && strings.TrimSpace(r.Body) == "" && (!hasCL || strings.TrimSpace(cl) == "0")

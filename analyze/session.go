@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // The session phase: what happened after a 101, judged from the frame
@@ -14,8 +14,8 @@ import (
 // wsLeg is one upgraded leg of a chain.
 type wsLeg struct {
 	i   int
-	end *rs.ConnEnd
-	ws  *rs.WSSession
+	end *reassembly.ConnEnd
+	ws  *reassembly.WSSession
 }
 
 // upgradedLegs returns the legs whose connections upgraded and ended.
@@ -60,7 +60,7 @@ func (j *judgement) dirName(i int, c2s bool) string {
 
 func normalClose(code uint16) bool { return code == 1000 || code == 1001 || code == 1005 }
 
-func closeText(d *rs.WSDir) string {
+func closeText(d *reassembly.WSDir) string {
 	s := "close (no code)"
 	if d.CloseCode != 1005 {
 		s = "close " + strconv.Itoa(int(d.CloseCode))
@@ -130,14 +130,14 @@ func (j *judgement) tooBigRule(legs []wsLeg) {
 				// did the close reach the client?
 				if a := A.ws.S2C; a.CloseCode == 1009 {
 					ev = append(ev, j.dirName(0, false)+": relayed to the client (close 1009)")
-				} else if side, c := A.end.FirstClose(); side == rs.SideServer {
+				} else if side, c := A.end.FirstClose(); side == reassembly.SideServer {
 					ev = append(ev, fmt.Sprintf("%s: not relayed: the proxy ended the client's connection (%s) instead, so the client sees 1006", j.dirName(0, false), c.Kind))
 				}
 			}
 			j.add(MessageTooBig, l.i, ev...)
 		}
 	}
-	if side, c := L.end.FirstClose(); side == rs.SideServer && L.ws.C2S.InMessage && L.ws.S2C.CloseAt.IsZero() && L.ws.C2S.MaxFrame >= 64<<10 {
+	if side, c := L.end.FirstClose(); side == reassembly.SideServer && L.ws.C2S.InMessage && L.ws.S2C.CloseAt.IsZero() && L.ws.C2S.MaxFrame >= 64<<10 {
 		j.add(MessageTooBig, L.i, fmt.Sprintf("%s: the %s ended the connection (%s) in the middle of a %s message, without a close frame",
 			j.dirName(L.i, false), j.sender(L.i, false), c.Kind, sizeText(L.ws.C2S.MaxFrame)))
 	}
@@ -152,14 +152,14 @@ func (j *judgement) idleRule(legs []wsLeg) {
 		return
 	}
 	sa, ca := A.end.FirstClose()
-	proxyA := sa == rs.SideServer && A.ws.S2C.CloseAt.IsZero() && A.ws.C2S.CloseAt.IsZero()
+	proxyA := sa == reassembly.SideServer && A.ws.S2C.CloseAt.IsZero() && A.ws.C2S.CloseAt.IsZero()
 	if j.encrypted != nil {
 		// the client's TLS leg: who closed it, frames unseen
 		sa, ca = j.encrypted.end.FirstClose()
-		proxyA = sa == rs.SideServer
+		proxyA = sa == reassembly.SideServer
 	}
 	sl, cl := L.end.FirstClose()
-	proxyL := sl == rs.SideClient && L.ws.C2S.CloseAt.IsZero() && L.ws.S2C.CloseAt.IsZero()
+	proxyL := sl == reassembly.SideClient && L.ws.C2S.CloseAt.IsZero() && L.ws.S2C.CloseAt.IsZero()
 	if !proxyA || !proxyL {
 		return
 	}
@@ -195,10 +195,10 @@ func (j *judgement) idleRule(legs []wsLeg) {
 func (j *judgement) relayRule(legs []wsLeg) {
 	A, L := legs[0], legs[len(legs)-1]
 	n := len(j.chain)
-	if n < 2 || len(legs) != n || A.end.Reason == rs.EndCapture || L.end.Reason == rs.EndCapture {
+	if n < 2 || len(legs) != n || A.end.Reason == reassembly.EndCapture || L.end.Reason == reassembly.EndCapture {
 		return
 	}
-	check := func(in *rs.WSDir, inName string, out *rs.WSDir, outName string) {
+	check := func(in *reassembly.WSDir, inName string, out *reassembly.WSDir, outName string) {
 		if in.Degraded || out.Degraded || in.ProtocolError != "" {
 			return
 		}
@@ -234,7 +234,7 @@ func (j *judgement) closeFrameRule(legs []wsLeg) {
 	}
 }
 
-func dirOf(ws *rs.WSSession, c2s bool) rs.WSDir {
+func dirOf(ws *reassembly.WSSession, c2s bool) reassembly.WSDir {
 	if c2s {
 		return ws.C2S
 	}
@@ -244,9 +244,9 @@ func dirOf(ws *rs.WSSession, c2s bool) rs.WSDir {
 // firstCloseFrame finds the close frame that started the closing
 // handshake: the client's on leg 0 or the backend's on the last leg (a
 // proxy relays the other ends' close frames).
-func (j *judgement) firstCloseFrame(A, L wsLeg) (by string, d *rs.WSDir, leg int, c2s bool) {
+func (j *judgement) firstCloseFrame(A, L wsLeg) (by string, d *reassembly.WSDir, leg int, c2s bool) {
 	cands := []struct {
-		d   *rs.WSDir
+		d   *reassembly.WSDir
 		i   int
 		c2s bool
 	}{{&A.ws.C2S, A.i, true}, {&L.ws.S2C, L.i, false}, {&A.ws.S2C, A.i, false}}
@@ -269,10 +269,10 @@ func (j *judgement) firstCloseFrame(A, L wsLeg) (by string, d *rs.WSDir, leg int
 func (j *judgement) abnormal(A, L wsLeg) {
 	for _, l := range []wsLeg{A, L} {
 		side, c := l.end.FirstClose()
-		if side == rs.SideNone {
+		if side == reassembly.SideNone {
 			continue
 		}
-		c2s := side == rs.SideClient
+		c2s := side == reassembly.SideClient
 		d := dirOf(l.ws, c2s)
 		// Whether that side sent a close frame at all, not before its FIN
 		// by time stamp: data behind a hole in the capture is delivered
@@ -281,9 +281,9 @@ func (j *judgement) abnormal(A, L wsLeg) {
 		// A reset after close frames went both ways ends a completed
 		// closing handshake (Go's TLS client does this): not abnormal.
 		handshakeDone := !l.ws.C2S.CloseAt.IsZero() && !l.ws.S2C.CloseAt.IsZero()
-		if c.Kind == rs.CloseRST && !handshakeDone || !sentClose {
+		if c.Kind == reassembly.CloseRST && !handshakeDone || !sentClose {
 			what := "closed the connection (FIN) without a close frame"
-			if c.Kind == rs.CloseRST {
+			if c.Kind == reassembly.CloseRST {
 				what = "reset the connection (RST)"
 				if sentClose {
 					what += " after its close frame"
@@ -316,7 +316,7 @@ func (j *judgement) sessionFigures() *Session {
 			s.LongestSilence = gap
 		}
 	}
-	if e.Reason == rs.EndCapture {
+	if e.Reason == reassembly.EndCapture {
 		s.Open = true
 		return s
 	}
@@ -332,16 +332,16 @@ func (j *judgement) sessionFigures() *Session {
 		}
 	}
 	switch side {
-	case rs.SideClient:
+	case reassembly.SideClient:
 		s.ClosedBy = "client"
-	case rs.SideServer:
+	case reassembly.SideServer:
 		s.ClosedBy = j.sender(len(j.chain)-1, false)
 		if len(j.chain) > 1 {
 			// the proxy ended the client's leg; the backend's leg tells who
 			// started it
 			s.ClosedBy = "proxy"
 			if L := j.chain[len(j.chain)-1]; L.end != nil {
-				if ls, _ := L.end.FirstClose(); ls == rs.SideServer {
+				if ls, _ := L.end.FirstClose(); ls == reassembly.SideServer {
 					s.ClosedBy = "backend"
 				}
 			}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // TLS on a leg. With the keys, its HTTP arrives decrypted and the leg is
@@ -17,9 +17,9 @@ import (
 
 // tlsLeg is a TLS connection seen from its first record.
 type tlsLeg struct {
-	conn      rs.Conn
+	conn      reassembly.Conn
 	start     time.Time
-	end       *rs.ConnEnd
+	end       *reassembly.ConnEnd
 	decrypted bool   // HTTP came out of it: an ordinary leg
 	claimed   bool   // paired with an upstream leg
 	why       string // how it was paired (evidence)
@@ -27,13 +27,13 @@ type tlsLeg struct {
 	// attempt's proxy may have opened it upstream (upstreamtls.go).
 	failed *Verdict
 	// recs: its application-data records so far, while it is open.
-	recs *rs.TLSRecords
+	recs *reassembly.TLSRecords
 	// mem is what it was charged to the memory budget (tlsLegCost).
 	mem int64
 }
 
 // TLSStart implements reassembly.TLSSink.
-func (a *Analyzer) TLSStart(e *rs.TLSStart) {
+func (a *Analyzer) TLSStart(e *reassembly.TLSStart) {
 	if len(a.tlsLegs) >= 65536 {
 		a.expireTLS(e.Time, true)
 		if len(a.tlsLegs) >= 65536/2 {
@@ -83,7 +83,7 @@ func (a *Analyzer) dropOldestTLS(forMem bool) {
 }
 
 // TLSRecords implements reassembly.TLSSink.
-func (a *Analyzer) TLSRecords(e *rs.TLSRecords) {
+func (a *Analyzer) TLSRecords(e *reassembly.TLSRecords) {
 	if l := a.tlsLegs[e.ID]; l != nil {
 		l.recs = e
 	}
@@ -91,7 +91,7 @@ func (a *Analyzer) TLSRecords(e *rs.TLSRecords) {
 
 // tlsEnded records the end of a TLS connection and judges a failed
 // handshake.
-func (a *Analyzer) tlsEnded(e *rs.ConnEnd) {
+func (a *Analyzer) tlsEnded(e *reassembly.ConnEnd) {
 	l := a.tlsLegs[e.ID]
 	if l == nil || e.TLSInfo == nil {
 		return
@@ -129,7 +129,7 @@ func (a *Analyzer) expireTLS(now time.Time, force bool) {
 }
 
 // dropTLS forgets a TLS leg.
-func (a *Analyzer) dropTLS(id rs.ConnID) {
+func (a *Analyzer) dropTLS(id reassembly.ConnID) {
 	if l := a.tlsLegs[id]; l != nil {
 		a.tlsMem -= l.mem
 		delete(a.tlsLegs, id)
@@ -162,7 +162,7 @@ var alertNames = map[uint8]string{
 	112: "unrecognized_name", 116: "certificate_required", 120: "no_application_protocol",
 }
 
-func alertText(al rs.TLSAlert) string {
+func alertText(al reassembly.TLSAlert) string {
 	if al.Opaque {
 		return "an encrypted alert (its kind needs the keys: --keylog)"
 	}
@@ -178,7 +178,7 @@ func alertText(al rs.TLSAlert) string {
 }
 
 // helloEvidence describes a TLS connection's handshake.
-func helloEvidence(leg string, in *rs.TLSInfo) []string {
+func helloEvidence(leg string, in *reassembly.TLSInfo) []string {
 	var ev []string
 	if in.ClientHello {
 		parts := []string{"ClientHello"}
@@ -224,7 +224,7 @@ func reverseLeg(leg string) string {
 func tlsFailure(l *tlsLeg) *Verdict {
 	e := l.end
 	in := e.TLSInfo
-	var fatal *rs.TLSAlert
+	var fatal *reassembly.TLSAlert
 	for i := range in.Alerts {
 		al := &in.Alerts[i]
 		if al.Level == 2 || al.Opaque && !in.HandshakeDone || al.Description != 0 && al.Level != 1 {
@@ -253,7 +253,7 @@ func tlsFailure(l *tlsLeg) *Verdict {
 	default:
 		side, c := e.FirstClose()
 		who = "the " + side.String()
-		if side == rs.SideServer {
+		if side == reassembly.SideServer {
 			who = "the proxy"
 		}
 		v.Evidence = append(v.Evidence, fmt.Sprintf("the handshake never completed: %s closed the connection (%s) at %s", who, c.Kind, ts(c.Time)))
@@ -262,7 +262,7 @@ func tlsFailure(l *tlsLeg) *Verdict {
 	return v
 }
 
-func tlsFix(al *rs.TLSAlert, who string) string {
+func tlsFix(al *reassembly.TLSAlert, who string) string {
 	if al == nil {
 		return who + " gave up during the TLS handshake: check the proxy's ssl_protocols/ssl_ciphers against what the client offers, and the proxy's error log"
 	}

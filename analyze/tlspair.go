@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Pairing opaque TLS client legs with the upstream requests made for them.
@@ -115,7 +115,7 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 	if r.Index == 0 && !r.Opened.IsZero() && !r.Opened.After(r.Start) {
 		open = r.Opened
 	}
-	var recs []rs.TLSRecord
+	var recs []reassembly.TLSRecord
 	var anchor time.Time
 	lr, known := recordsOf(l)
 	if known {
@@ -132,7 +132,7 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 		if anchor.IsZero() {
 			return f, false // the client had sent nothing the proxy could forward
 		}
-		if n == rs.TLSAppRecords && anchor.Equal(lastClientRecord(recs)) {
+		if n == reassembly.TLSAppRecords && anchor.Equal(lastClientRecord(recs)) {
 			anchor = time.Time{} // the request may be a later record than those kept
 		}
 	}
@@ -168,7 +168,7 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 
 // legRecords are what is known of an opaque leg's records.
 type legRecords struct {
-	recs            []rs.TLSRecord
+	recs            []reassembly.TLSRecord
 	version, cipher uint16
 }
 
@@ -189,7 +189,7 @@ func recordsOf(l *tlsLeg) (legRecords, bool) {
 	return legRecords{}, false
 }
 
-func lastClientRecord(recs []rs.TLSRecord) time.Time {
+func lastClientRecord(recs []reassembly.TLSRecord) time.Time {
 	for i := len(recs) - 1; i >= 0; i-- {
 		if recs[i].FromClient {
 			return recs[i].At
@@ -326,7 +326,7 @@ func (a *Analyzer) rivals(rows []*encWait) []*exchange {
 	return out
 }
 
-func lessReq(a, b *rs.Request) bool {
+func lessReq(a, b *reassembly.Request) bool {
 	if !a.Start.Equal(b.Start) {
 		return a.Start.Before(b.Start)
 	}
@@ -540,7 +540,7 @@ func pairingEvidence(f legFit, all []legFit, regret float64, conf Confidence) st
 
 // forwardedAddrsAll is forwardedAddrs plus the for= addresses of
 // Forwarded (RFC 7239): whether the request names its client at all.
-func forwardedAddrsAll(h rs.Headers) []netip.Addr {
+func forwardedAddrsAll(h reassembly.Headers) []netip.Addr {
 	out := forwardedAddrs(h)
 	for _, v := range h.Values("Forwarded") {
 		for _, elem := range strings.Split(v, ",") {
@@ -561,7 +561,7 @@ func forwardedAddrsAll(h rs.Headers) []netip.Addr {
 	return out
 }
 
-func tlsInfoOf(l *tlsLeg) *rs.TLSInfo {
+func tlsInfoOf(l *tlsLeg) *reassembly.TLSInfo {
 	if l.end == nil {
 		return nil
 	}

@@ -4,21 +4,21 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // tlsLegAt feeds an opaque TLS connection from client to the proxy that
 // starts at 0 and ends at end, with the given records.
-func (f *feeder) tlsLegAt(client, proxy string, end time.Duration, recs ...rs.TLSRecord) {
+func (f *feeder) tlsLegAt(client, proxy string, end time.Duration, recs ...reassembly.TLSRecord) {
 	f.conn++
-	c := rs.Conn{ID: f.conn, Client: ap(client), Server: ap(proxy)}
-	f.a.TLSStart(&rs.TLSStart{Conn: c, Time: t0})
-	f.a.ConnEnd(&rs.ConnEnd{Conn: c, First: t0, Last: t0.Add(end), TLS: true, Reason: rs.EndClosed,
-		TLSInfo: &rs.TLSInfo{ClientHello: true, ServerHello: true, HandshakeDone: true, Version: 0x0304, AppRecords: recs}})
+	c := reassembly.Conn{ID: f.conn, Client: ap(client), Server: ap(proxy)}
+	f.a.TLSStart(&reassembly.TLSStart{Conn: c, Time: t0})
+	f.a.ConnEnd(&reassembly.ConnEnd{Conn: c, First: t0, Last: t0.Add(end), TLS: true, Reason: reassembly.EndClosed,
+		TLSInfo: &reassembly.TLSInfo{ClientHello: true, ServerHello: true, HandshakeDone: true, Version: 0x0304, AppRecords: recs}})
 }
 
-func rec(at time.Duration, n int, fromClient bool) rs.TLSRecord {
-	return rs.TLSRecord{At: t0.Add(at), Len: n, FromClient: fromClient}
+func rec(at time.Duration, n int, fromClient bool) reassembly.TLSRecord {
+	return reassembly.TLSRecord{At: t0.Add(at), Len: n, FromClient: fromClient}
 }
 
 // The client record nearest to an upstream request is not its client when
@@ -31,10 +31,10 @@ func TestTLSPairingFollowsXFF(t *testing.T) {
 	// 1 ms after the backend.
 	f.tlsLegAt("10.0.0.11:5000", "10.0.0.1:443", 20*ms, rec(1*ms, 240, true), rec(7*ms, 261, false))
 	f.tlsLegAt("10.0.0.12:5000", "10.0.0.1:443", 20*ms, rec(4900*time.Microsecond, 240, true), rec(10*ms, 261, false))
-	dropped := func(extra ...rs.Header) rs.Headers {
-		return append(rs.Headers{{Name: "Host", Value: "app"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}}, extra...)
+	dropped := func(extra ...reassembly.Header) reassembly.Headers {
+		return append(reassembly.Headers{{Name: "Host", Value: "app"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}}, extra...)
 	}
-	_, u1 := f.exchange("10.0.0.1:40000", "10.0.0.2:9000", 5*ms, 1*ms, dropped(rs.Header{Name: "X-Forwarded-For", Value: "10.0.0.11"}), "GET /ws HTTP/1.0", 400, nil)
+	_, u1 := f.exchange("10.0.0.1:40000", "10.0.0.2:9000", 5*ms, 1*ms, dropped(reassembly.Header{Name: "X-Forwarded-For", Value: "10.0.0.11"}), "GET /ws HTTP/1.0", 400, nil)
 	_, u2 := f.exchange("10.0.0.1:40001", "10.0.0.2:9000", 8*ms, 1*ms, dropped(), "GET /ws HTTP/1.0", 400, nil)
 	u1()
 	u2()
@@ -59,7 +59,7 @@ func TestTLSPairingFollowsXFF(t *testing.T) {
 
 // Forwarded (RFC 7239) counts like X-Forwarded-For.
 func TestForwardedAddrsAll(t *testing.T) {
-	h := rs.Headers{{Name: "Forwarded", Value: `for=192.0.2.60;proto=https, for="[2001:db8::1]:4711"`}, {Name: "X-Real-IP", Value: "10.1.1.1"}}
+	h := reassembly.Headers{{Name: "Forwarded", Value: `for=192.0.2.60;proto=https, for="[2001:db8::1]:4711"`}, {Name: "X-Real-IP", Value: "10.1.1.1"}}
 	got := forwardedAddrsAll(h)
 	want := []string{"10.1.1.1", "192.0.2.60", "2001:db8::1"}
 	if len(got) != len(want) {
@@ -79,8 +79,8 @@ func TestTLSPairingStepwise(t *testing.T) {
 	ms := time.Millisecond
 	f.tlsLegAt("10.0.0.11:5000", "10.0.0.1:443", 20*ms, rec(1*ms, 240, true), rec(7*ms, 261, false))
 	f.tlsLegAt("10.0.0.12:5000", "10.0.0.1:443", 20*ms, rec(4900*time.Microsecond, 240, true), rec(10*ms, 261, false))
-	dropped := rs.Headers{{Name: "Host", Value: "app"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}}
-	_, u1 := f.exchange("10.0.0.1:40000", "10.0.0.2:9000", 5*ms, 1*ms, append(dropped, rs.Header{Name: "X-Forwarded-For", Value: "10.0.0.11"}), "GET /ws HTTP/1.0", 400, nil)
+	dropped := reassembly.Headers{{Name: "Host", Value: "app"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}}
+	_, u1 := f.exchange("10.0.0.1:40000", "10.0.0.2:9000", 5*ms, 1*ms, append(dropped, reassembly.Header{Name: "X-Forwarded-For", Value: "10.0.0.11"}), "GET /ws HTTP/1.0", 400, nil)
 	_, u2 := f.exchange("10.0.0.1:40001", "10.0.0.2:9000", 8*ms, 1*ms, dropped, "GET /ws HTTP/1.0", 400, nil)
 	u1()
 	u2()
@@ -105,12 +105,12 @@ func TestTLSPairingStepwise(t *testing.T) {
 func TestTLSPairingOpenLeg(t *testing.T) {
 	f := newFeeder(DefaultOptions)
 	ms := time.Millisecond
-	open := func(client string, start time.Duration, recs ...rs.TLSRecord) {
+	open := func(client string, start time.Duration, recs ...reassembly.TLSRecord) {
 		f.conn++
-		c := rs.Conn{ID: f.conn, Client: ap(client), Server: ap("10.0.0.1:443")}
-		f.a.TLSStart(&rs.TLSStart{Conn: c, Time: t0.Add(start)})
+		c := reassembly.Conn{ID: f.conn, Client: ap(client), Server: ap("10.0.0.1:443")}
+		f.a.TLSStart(&reassembly.TLSStart{Conn: c, Time: t0.Add(start)})
 		for i := range recs {
-			f.a.TLSRecords(&rs.TLSRecords{Conn: c, Records: recs[:i+1], Version: 0x0304, Cipher: 0x1301})
+			f.a.TLSRecords(&reassembly.TLSRecords{Conn: c, Records: recs[:i+1], Version: 0x0304, Cipher: 0x1301})
 		}
 	}
 	// .12 started first and sent its request at 4.9 ms, just before the
@@ -118,7 +118,7 @@ func TestTLSPairingOpenLeg(t *testing.T) {
 	// the records the two pairings cost the same.
 	open("10.0.0.12:5000", 0, rec(4900*time.Microsecond, 240, true), rec(6500*time.Microsecond, 261, false))
 	open("10.0.0.11:5000", ms/2, rec(1*ms, 240, true), rec(9200*time.Microsecond, 261, false))
-	dropped := rs.Headers{{Name: "Host", Value: "app"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}}
+	dropped := reassembly.Headers{{Name: "Host", Value: "app"}, {Name: "Connection", Value: "close"}, {Name: "Sec-WebSocket-Key", Value: key1}, {Name: "Sec-WebSocket-Version", Value: "13"}}
 	_, u1 := f.exchange("10.0.0.1:40000", "10.0.0.2:9000", 5*ms, 1*ms, dropped, "GET /ws HTTP/1.0", 400, nil)
 	_, u2 := f.exchange("10.0.0.1:40001", "10.0.0.2:9000", 8*ms, 1*ms, dropped, "GET /ws HTTP/1.0", 400, nil)
 	u1()

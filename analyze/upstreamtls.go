@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // The proxy's upstream leg can be TLS (proxy_pass https://). When that
@@ -111,7 +111,7 @@ func (j *judgement) upstreamTLSRules(sl string) {
 		default:
 			side, c := l.end.FirstClose()
 			who := "the proxy"
-			if side == rs.SideServer {
+			if side == reassembly.SideServer {
 				who = "the backend"
 			} else {
 				j.upCertRefused = in.ServerHello
@@ -122,7 +122,7 @@ func (j *judgement) upstreamTLSRules(sl string) {
 	j.add(code, 0, ev...)
 }
 
-func fatalAlert(in *rs.TLSInfo) *rs.TLSAlert {
+func fatalAlert(in *reassembly.TLSInfo) *reassembly.TLSAlert {
 	for i := range in.Alerts {
 		al := &in.Alerts[i]
 		if al.Level == 2 || al.Opaque && !in.HandshakeDone || al.Description != 0 && al.Level != 1 {

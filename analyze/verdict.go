@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Confidence says how sure a pairing of legs is.
@@ -27,7 +27,7 @@ type Leg struct {
 	StatusLine  string // empty: no response
 	Status      int
 	// The header blocks as on the wire; renderers redact secrets.
-	RequestHeaders, ResponseHeaders rs.Headers
+	RequestHeaders, ResponseHeaders reassembly.Headers
 	// RequestCut and ResponseCut: the header block was cut (the capture's
 	// snap length, or --max-header-bytes); the headers hold what came first.
 	RequestCut, ResponseCut bool

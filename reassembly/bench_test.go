@@ -11,7 +11,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 type seg struct {
@@ -51,9 +51,9 @@ func synthSegments(b *testing.B, packets int) []seg {
 
 type nullSink struct{ reqs int }
 
-func (s *nullSink) Request(*rs.Request) { s.reqs++ }
-func (*nullSink) Response(*rs.Response) {}
-func (*nullSink) ConnEnd(*rs.ConnEnd)   {}
+func (s *nullSink) Request(*reassembly.Request) { s.reqs++ }
+func (*nullSink) Response(*reassembly.Response) {}
+func (*nullSink) ConnEnd(*reassembly.ConnEnd)   {}
 
 // BenchmarkAssembler runs the segments of a synthetic capture (handshakes
 // on both legs, WebSocket frames, keep-alive GETs) through an Assembler:
@@ -66,21 +66,21 @@ func BenchmarkAssembler(b *testing.B) {
 	segs := synthSegments(b, 100000)
 	for _, mode := range []string{"fast", "gopacket"} {
 		b.Run(mode, func(b *testing.B) {
-			opt := rs.DefaultOptions
+			opt := reassembly.DefaultOptions
 			if mode == "gopacket" {
-				rs.GopacketOnly(&opt)
+				reassembly.GopacketOnly(&opt)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			sink := &nullSink{}
-			var a *rs.Assembler
+			var a *reassembly.Assembler
 			for i := 0; i < b.N; i++ {
 				j := i % len(segs)
 				if j == 0 {
 					if a != nil {
 						a.Close()
 					}
-					a = rs.New(sink, opt)
+					a = reassembly.New(sink, opt)
 				}
 				s := &segs[j]
 				a.Packet(s.net, &s.tcp, s.ci, 0)
@@ -109,7 +109,7 @@ func BenchmarkHTTPParser(b *testing.B) {
 	ip := layers.IPv4{SrcIP: []byte{10, 0, 0, 1}, DstIP: []byte{127, 0, 0, 1}}
 	c2s, s2c := ip.NetworkFlow(), ip.NetworkFlow().Reverse()
 	sink := &nullSink{}
-	a := rs.New(sink, rs.DefaultOptions)
+	a := reassembly.New(sink, reassembly.DefaultOptions)
 	var ci gopacket.CaptureInfo
 	cseq, sseq := uint32(1), uint32(1)
 	q := layers.TCP{SrcPort: 40000, DstPort: 80, ACK: true}

@@ -7,26 +7,26 @@ import (
 	"testing"
 	"time"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // checkSink checks every event as it arrives against the limits and the
 // events before it.
 type checkSink struct {
 	t       *testing.T
-	lim     rs.Limits
-	reqs    map[rs.ConnID][]*rs.Request
-	resps   map[rs.ConnID]int
-	ended   map[rs.ConnID]bool
+	lim     reassembly.Limits
+	reqs    map[reassembly.ConnID][]*reassembly.Request
+	resps   map[reassembly.ConnID]int
+	ended   map[reassembly.ConnID]bool
 	nreq    int
 	nresp   int
 	nend    int
-	allReqs map[*rs.Request]bool
+	allReqs map[*reassembly.Request]bool
 }
 
-func newCheckSink(t *testing.T, lim rs.Limits) *checkSink {
-	return &checkSink{t: t, lim: lim, reqs: map[rs.ConnID][]*rs.Request{}, resps: map[rs.ConnID]int{},
-		ended: map[rs.ConnID]bool{}, allReqs: map[*rs.Request]bool{}}
+func newCheckSink(t *testing.T, lim reassembly.Limits) *checkSink {
+	return &checkSink{t: t, lim: lim, reqs: map[reassembly.ConnID][]*reassembly.Request{}, resps: map[reassembly.ConnID]int{},
+		ended: map[reassembly.ConnID]bool{}, allReqs: map[*reassembly.Request]bool{}}
 }
 
 func (s *checkSink) fail(format string, a ...any) {
@@ -34,7 +34,7 @@ func (s *checkSink) fail(format string, a ...any) {
 	s.t.Errorf(format, a...)
 }
 
-func (s *checkSink) checkHeaders(what string, h rs.Headers) {
+func (s *checkSink) checkHeaders(what string, h reassembly.Headers) {
 	if len(h) > s.lim.MaxHeaders {
 		s.fail("%s: %d headers, limit %d", what, len(h), s.lim.MaxHeaders)
 	}
@@ -47,7 +47,7 @@ func (s *checkSink) checkHeaders(what string, h rs.Headers) {
 	}
 }
 
-func (s *checkSink) Request(r *rs.Request) {
+func (s *checkSink) Request(r *reassembly.Request) {
 	s.nreq++
 	if s.ended[r.ID] {
 		s.fail("request on connection %d after its ConnEnd", r.ID)
@@ -66,7 +66,7 @@ func (s *checkSink) Request(r *rs.Request) {
 	s.allReqs[r] = true
 }
 
-func (s *checkSink) Response(r *rs.Response) {
+func (s *checkSink) Response(r *reassembly.Response) {
 	s.nresp++
 	if s.ended[r.ID] {
 		s.fail("response on connection %d after its ConnEnd", r.ID)
@@ -91,7 +91,7 @@ func (s *checkSink) Response(r *rs.Response) {
 	}
 }
 
-func (s *checkSink) ConnEnd(e *rs.ConnEnd) {
+func (s *checkSink) ConnEnd(e *reassembly.ConnEnd) {
 	s.nend++
 	if s.ended[e.ID] {
 		s.fail("second ConnEnd for connection %d", e.ID)
@@ -108,7 +108,7 @@ func (s *checkSink) ConnEnd(e *rs.ConnEnd) {
 	}
 }
 
-var smallLimits = rs.Limits{MaxHeaderBytes: 200, MaxHeaders: 4, BodyPrefix: 16, MaxPending: 2}
+var smallLimits = reassembly.Limits{MaxHeaderBytes: 200, MaxHeaders: 4, BodyPrefix: 16, MaxPending: 2}
 
 // fuzz modes (bits of mode)
 const (
@@ -130,12 +130,12 @@ func cuts(b []byte, s1, s2 uint16) [][]byte {
 }
 
 func runStream(t *testing.T, c2s, s2c []byte, s1, s2 uint16, mode uint8) *checkSink {
-	opt := rs.DefaultOptions
+	opt := reassembly.DefaultOptions
 	if mode&modeSmallLimits != 0 {
 		opt.Limits = smallLimits
 	}
 	sink := newCheckSink(t, opt.Limits)
-	asm := rs.New(sink, opt)
+	asm := reassembly.New(sink, opt)
 	c := newConn(asm)
 	if mode&modeNoHandshake == 0 {
 		c.handshake()

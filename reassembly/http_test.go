@@ -12,36 +12,36 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // ---- a sink that records events ----
 
 type recSink struct {
-	reqs  []*rs.Request
-	resps []*rs.Response
-	ends  []*rs.ConnEnd
+	reqs  []*reassembly.Request
+	resps []*reassembly.Response
+	ends  []*reassembly.ConnEnd
 	// ev is every event in order, printed without times (so that a split
 	// stream can be compared with an unsplit one).
 	ev []string
 }
 
-func (s *recSink) Request(r *rs.Request) {
+func (s *recSink) Request(r *reassembly.Request) {
 	s.reqs = append(s.reqs, r)
 	s.ev = append(s.ev, fmtReq(r))
 }
 
-func (s *recSink) Response(r *rs.Response) {
+func (s *recSink) Response(r *reassembly.Response) {
 	s.resps = append(s.resps, r)
 	s.ev = append(s.ev, fmtResp(r))
 }
 
-func (s *recSink) ConnEnd(e *rs.ConnEnd) {
+func (s *recSink) ConnEnd(e *reassembly.ConnEnd) {
 	s.ends = append(s.ends, e)
 	s.ev = append(s.ev, fmtEnd(e))
 }
 
-func fmtHeaders(h rs.Headers) string {
+func fmtHeaders(h reassembly.Headers) string {
 	var b strings.Builder
 	for i, f := range h {
 		if i > 0 {
@@ -52,11 +52,11 @@ func fmtHeaders(h rs.Headers) string {
 	return b.String()
 }
 
-func fmtReq(r *rs.Request) string {
+func fmtReq(r *reassembly.Request) string {
 	return fmt.Sprintf("REQ c%d %s>%s #%d %q %q %q trunc=%v [%s]", r.ID, r.Client, r.Server, r.Index, r.Method, r.Target, r.Version, r.Truncated, fmtHeaders(r.Headers))
 }
 
-func fmtResp(r *rs.Response) string {
+func fmtResp(r *reassembly.Response) string {
 	req := "-"
 	if r.Request != nil {
 		req = fmt.Sprintf("%s %s #%d", r.Request.Method, r.Request.Target, r.Request.Index)
@@ -64,7 +64,7 @@ func fmtResp(r *rs.Response) string {
 	return fmt.Sprintf("RESP c%d %s>%s #%d %q %d %q trunc=%v req=(%s) [%s] body=%q", r.ID, r.Client, r.Server, r.Index, r.Version, r.Status, r.Reason, r.Truncated, req, fmtHeaders(r.Headers), r.Body)
 }
 
-func fmtEnd(e *rs.ConnEnd) string {
+func fmtEnd(e *reassembly.ConnEnd) string {
 	return fmt.Sprintf("END c%d %s>%s syn=%v synack=%v cclose=%s sclose=%s %s http=%v tls=%v upgraded=%v c2s=%d s2c=%d gaps=%d/%d req=%d resp=%d",
 		e.ID, e.Client, e.Server, e.SYN, e.SYNACK, e.ClientClose.Kind, e.ServerClose.Kind, e.Reason, e.HTTP, e.TLS, e.Upgraded,
 		e.BytesC2S, e.BytesS2C, e.Gaps, e.GapBytes, e.Requests, e.Responses)
@@ -75,14 +75,14 @@ func fmtEnd(e *rs.ConnEnd) string {
 var t0 = time.Date(2026, 11, 21, 13, 34, 41, 0, time.UTC)
 
 type tconn struct {
-	asm          *rs.Assembler
+	asm          *reassembly.Assembler
 	cip, sip     net.IP
 	cport, sport uint16
 	cseq, sseq   uint32 // next sequence number each side sends
 	now          time.Time
 }
 
-func newConn(asm *rs.Assembler) *tconn {
+func newConn(asm *reassembly.Assembler) *tconn {
 	return &tconn{asm: asm, cip: net.IPv4(10, 0, 0, 1).To4(), sip: net.IPv4(10, 0, 0, 2).To4(),
 		cport: 40000, sport: 8080, cseq: 1000, sseq: 500000, now: t0}
 }
@@ -157,9 +157,9 @@ func (c *tconn) close() {
 // wait moves capture time on without a packet.
 func (c *tconn) wait(d time.Duration) { c.now = c.now.Add(d) }
 
-func newAsm() (*rs.Assembler, *recSink) {
+func newAsm() (*reassembly.Assembler, *recSink) {
 	s := &recSink{}
-	return rs.New(s, rs.DefaultOptions), s
+	return reassembly.New(s, reassembly.DefaultOptions), s
 }
 
 // ---- messages from the real captures ----
@@ -687,7 +687,7 @@ func testPortReuse(t *testing.T, lastACK bool) {
 		t.Errorf("the two connections share an ID:\n%s", strings.Join(sink.ev, "\n"))
 	}
 	for i, e := range sink.ends {
-		if !e.SYN || !e.SYNACK || e.Requests != 1 || e.Responses != 1 || e.Reason != rs.EndClosed {
+		if !e.SYN || !e.SYNACK || e.Requests != 1 || e.Responses != 1 || e.Reason != reassembly.EndClosed {
 			t.Errorf("end %d: %s", i, fmtEnd(e))
 		}
 	}
@@ -698,9 +698,9 @@ func testPortReuse(t *testing.T, lastACK bool) {
 
 type countSink struct{ reqs, resps, ends int }
 
-func (s *countSink) Request(*rs.Request)   { s.reqs++ }
-func (s *countSink) Response(*rs.Response) { s.resps++ }
-func (s *countSink) ConnEnd(*rs.ConnEnd)   { s.ends++ }
+func (s *countSink) Request(*reassembly.Request)   { s.reqs++ }
+func (s *countSink) Response(*reassembly.Response) { s.resps++ }
+func (s *countSink) ConnEnd(*reassembly.ConnEnd)   { s.ends++ }
 
 // Connections closed normally (FIN, FIN, last ACK) must not stay in
 // memory: the last ACK must not start a new stream that lives until idle
@@ -708,7 +708,7 @@ func (s *countSink) ConnEnd(*rs.ConnEnd)   { s.ends++ }
 func TestClosedConnectionsFreed(t *testing.T) {
 	const n = 5000
 	sink := &countSink{}
-	asm := rs.New(sink, rs.DefaultOptions)
+	asm := reassembly.New(sink, reassembly.DefaultOptions)
 	before := heapInUse()
 	for i := 0; i < n; i++ {
 		c := newConn(asm)
@@ -786,16 +786,16 @@ func TestEndlessHeaderBlock(t *testing.T) {
 			for _, r := range sink.reqs {
 				if r.Truncated {
 					truncated++
-					if len(r.Headers) > rs.DefaultLimits.MaxHeaders {
-						t.Errorf("%d headers kept, limit %d", len(r.Headers), rs.DefaultLimits.MaxHeaders)
+					if len(r.Headers) > reassembly.DefaultLimits.MaxHeaders {
+						t.Errorf("%d headers kept, limit %d", len(r.Headers), reassembly.DefaultLimits.MaxHeaders)
 					}
 				}
 			}
 			for _, r := range sink.resps {
 				if r.Truncated {
 					truncated++
-					if len(r.Headers) > rs.DefaultLimits.MaxHeaders {
-						t.Errorf("%d headers kept, limit %d", len(r.Headers), rs.DefaultLimits.MaxHeaders)
+					if len(r.Headers) > reassembly.DefaultLimits.MaxHeaders {
+						t.Errorf("%d headers kept, limit %d", len(r.Headers), reassembly.DefaultLimits.MaxHeaders)
 					}
 				}
 			}
@@ -859,10 +859,10 @@ func TestBigSegment(t *testing.T) {
 	c.client(reqs.String())
 	c.close()
 	asm.Close()
-	if len(sink.resps) != 2 || len(sink.resps[0].Body) != rs.DefaultLimits.BodyPrefix || sink.resps[1].Body != "small" {
+	if len(sink.resps) != 2 || len(sink.resps[0].Body) != reassembly.DefaultLimits.BodyPrefix || sink.resps[1].Body != "small" {
 		t.Fatalf("responses:\n%s", strings.Join(shorten(sink.ev), "\n"))
 	}
-	if string(sink.resps[0].Body) != string(body[:rs.DefaultLimits.BodyPrefix]) {
+	if string(sink.resps[0].Body) != string(body[:reassembly.DefaultLimits.BodyPrefix]) {
 		t.Errorf("body prefix wrong")
 	}
 	if len(sink.reqs) != 2+n {
@@ -899,13 +899,13 @@ func TestManySYNs(t *testing.T) {
 	// Idle eviction closes them (capture time moves past IdleAfter).
 	c := newConn(asm)
 	c.cip = net.IPv4(10, 9, 9, 9).To4()
-	c.now = now.Add(rs.DefaultOptions.IdleAfter + time.Minute)
+	c.now = now.Add(reassembly.DefaultOptions.IdleAfter + time.Minute)
 	c.send(true, "A", nil)
 	if len(sink.ends) != n {
 		t.Fatalf("%d ends after idle eviction, want %d", len(sink.ends), n)
 	}
 	for _, e := range sink.ends {
-		if !e.SYN || e.SYNACK || e.HTTP || e.Requests != 0 || e.Reason != rs.EndIdle {
+		if !e.SYN || e.SYNACK || e.HTTP || e.Requests != 0 || e.Reason != reassembly.EndIdle {
 			t.Fatalf("end %s", fmtEnd(e))
 		}
 	}
@@ -921,7 +921,7 @@ func TestManySYNs(t *testing.T) {
 		c := newConn(asm)
 		c.cip = net.IPv4(10, 2, byte(i>>8), byte(i)).To4()
 		c.cport = uint16(1024 + i)
-		c.now = now.Add(rs.DefaultOptions.IdleAfter + 2*time.Minute)
+		c.now = now.Add(reassembly.DefaultOptions.IdleAfter + 2*time.Minute)
 		c.send(true, "S", nil)
 	}
 	if peak2 := heapInUse(); peak2 > peak1+peak1/2 {
@@ -944,7 +944,7 @@ func TestSYNAnsweredByRST(t *testing.T) {
 		t.Fatalf("want a ConnEnd right after the RST, got:\n%s", strings.Join(sink.ev, "\n"))
 	}
 	e := sink.ends[0]
-	if !e.SYN || e.SYNACK || e.HTTP || e.ServerClose.Kind != rs.CloseRST || e.Reason != rs.EndClosed ||
+	if !e.SYN || e.SYNACK || e.HTTP || e.ServerClose.Kind != reassembly.CloseRST || e.Reason != reassembly.EndClosed ||
 		e.Client.Port() != 40000 || e.Server.Port() != 9009 {
 		t.Errorf("end: %s", fmtEnd(e))
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Live capture over every core: one AF_PACKET socket per worker in one
@@ -21,21 +21,21 @@ import (
 
 // liveEvent is one reassembly event on its way to the analyzer.
 type liveEvent struct {
-	req  *rs.Request
-	resp *rs.Response
-	end  *rs.ConnEnd
-	tls  *rs.TLSStart
-	recs *rs.TLSRecords
+	req  *reassembly.Request
+	resp *reassembly.Response
+	end  *reassembly.ConnEnd
+	tls  *reassembly.TLSStart
+	recs *reassembly.TLSRecords
 }
 
 // eventSink collects a worker's events until they are sent.
 type eventSink struct{ ev []liveEvent }
 
-func (s *eventSink) Request(r *rs.Request)       { s.ev = append(s.ev, liveEvent{req: r}) }
-func (s *eventSink) Response(r *rs.Response)     { s.ev = append(s.ev, liveEvent{resp: r}) }
-func (s *eventSink) ConnEnd(e *rs.ConnEnd)       { s.ev = append(s.ev, liveEvent{end: e}) }
-func (s *eventSink) TLSStart(e *rs.TLSStart)     { s.ev = append(s.ev, liveEvent{tls: e}) }
-func (s *eventSink) TLSRecords(e *rs.TLSRecords) { s.ev = append(s.ev, liveEvent{recs: e}) }
+func (s *eventSink) Request(r *reassembly.Request)       { s.ev = append(s.ev, liveEvent{req: r}) }
+func (s *eventSink) Response(r *reassembly.Response)     { s.ev = append(s.ev, liveEvent{resp: r}) }
+func (s *eventSink) ConnEnd(e *reassembly.ConnEnd)       { s.ev = append(s.ev, liveEvent{end: e}) }
+func (s *eventSink) TLSStart(e *reassembly.TLSStart)     { s.ev = append(s.ev, liveEvent{tls: e}) }
+func (s *eventSink) TLSRecords(e *reassembly.TLSRecords) { s.ev = append(s.ev, liveEvent{recs: e}) }
 
 // liveBatch is what a worker sends: its events since the last batch and
 // the time it has reached (a packet's, or the clock's when idle).
@@ -43,9 +43,9 @@ type liveBatch struct {
 	worker int
 	events []liveEvent
 	upTo   time.Time
-	asm    rs.Stats // the worker's Assembler's counters
-	err    error    // a read error ended the worker
-	last   bool     // the worker has ended (after its Assembler's Close)
+	asm    reassembly.Stats // the worker's Assembler's counters
+	err    error            // a read error ended the worker
+	last   bool             // the worker has ended (after its Assembler's Close)
 }
 
 // liveTap is -w and --write-failing, shared by the workers.
@@ -88,23 +88,23 @@ func (t *liveTap) flush() {
 // liveWorkers runs one worker per socket.
 type liveWorkers struct {
 	socks []*capture.Live
-	asms  []*rs.Assembler
+	asms  []*reassembly.Assembler
 	out   chan liveBatch
 	free  []chan []liveEvent // each worker's emptied event slices
 	tap   *liveTap
-	last  []rs.Stats // each worker's Assembler's counters, as last sent
+	last  []reassembly.Stats // each worker's Assembler's counters, as last sent
 }
 
-func startLiveWorkers(socks []*capture.Live, ropt rs.Options, tap *liveTap) *liveWorkers {
+func startLiveWorkers(socks []*capture.Live, ropt reassembly.Options, tap *liveTap) *liveWorkers {
 	n := len(socks)
-	f := &liveWorkers{socks: socks, out: make(chan liveBatch, 64*n), tap: tap, last: make([]rs.Stats, n)}
+	f := &liveWorkers{socks: socks, out: make(chan liveBatch, 64*n), tap: tap, last: make([]reassembly.Stats, n)}
 	ropt.MaxFlows = max(100, ropt.MaxFlows/n)
 	sinks := make([]*eventSink, n)
 	for w := range socks {
 		o := ropt
-		o.IDBase, o.IDStride = rs.ConnID(w), rs.ConnID(n)
+		o.IDBase, o.IDStride = reassembly.ConnID(w), reassembly.ConnID(n)
 		sinks[w] = &eventSink{}
-		f.asms = append(f.asms, rs.New(sinks[w], o))
+		f.asms = append(f.asms, reassembly.New(sinks[w], o))
 		f.free = append(f.free, make(chan []liveEvent, 64))
 	}
 	for w, l := range socks {
@@ -115,7 +115,7 @@ func startLiveWorkers(socks []*capture.Live, ropt rs.Options, tap *liveTap) *liv
 
 // work reads one socket. Events go out as soon as a packet made some (a
 // verdict waits for them), and the worker's time at least every 100 ms.
-func (f *liveWorkers) work(w int, l *capture.Live, asm *rs.Assembler, sink *eventSink) {
+func (f *liveWorkers) work(w int, l *capture.Live, asm *reassembly.Assembler, sink *eventSink) {
 	defer exitOnPanic()
 	var upTo, sent time.Time
 	send := func(last bool, err error) {
@@ -166,8 +166,8 @@ func (f *liveWorkers) close() {
 // every worker has ended, deciding up to the slowest worker's time; tick
 // is called after each decision and ends the capture when it returns
 // true. It returns the first read error.
-func (f *liveWorkers) run(sink rs.Sink, an *analyze.Analyzer, stop *atomic.Bool, tick func(now time.Time) bool) error {
-	tls, _ := sink.(rs.TLSSink)
+func (f *liveWorkers) run(sink reassembly.Sink, an *analyze.Analyzer, stop *atomic.Bool, tick func(now time.Time) bool) error {
+	tls, _ := sink.(reassembly.TLSSink)
 	n := len(f.socks)
 	upTo := make([]time.Time, n)
 	ended := make([]bool, n)
@@ -228,7 +228,7 @@ func (f *liveWorkers) run(sink rs.Sink, an *analyze.Analyzer, stop *atomic.Bool,
 
 // asmStats sums the workers' Assembler counters as last reported (the
 // calling goroutine's view while they run).
-func (f *liveWorkers) asmStats() rs.Stats {
+func (f *liveWorkers) asmStats() reassembly.Stats {
 	return sumStats(f.last)
 }
 
@@ -248,17 +248,17 @@ func (f *liveWorkers) liveStats() capture.LiveStats {
 }
 
 // stats sums the sockets' and the assemblers' counters (after run).
-func (f *liveWorkers) stats() (capture.LiveStats, rs.Stats) {
+func (f *liveWorkers) stats() (capture.LiveStats, reassembly.Stats) {
 	ls := f.liveStats()
-	st := make([]rs.Stats, len(f.asms))
+	st := make([]reassembly.Stats, len(f.asms))
 	for i, a := range f.asms {
 		st[i] = a.Stats()
 	}
 	return ls, sumStats(st)
 }
 
-func sumStats(st []rs.Stats) rs.Stats {
-	var as rs.Stats
+func sumStats(st []reassembly.Stats) reassembly.Stats {
+	var as reassembly.Stats
 	for _, x := range st {
 		as.Add(x)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // renderer writes verdicts and the closing summary.
@@ -41,7 +41,7 @@ func newRenderer(format string, w io.Writer, verbosity int, showSecrets, color b
 }
 
 // headerLines renders a header block, secrets redacted unless show.
-func headerLines(h rs.Headers, show bool) []string {
+func headerLines(h reassembly.Headers, show bool) []string {
 	out := make([]string, len(h))
 	for i, f := range h {
 		out[i] = f.Name + ": " + analyze.Redacted(f.Name, f.Value, show)

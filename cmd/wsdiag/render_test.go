@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 func secretVerdict() *analyze.Verdict {
@@ -20,8 +20,8 @@ func secretVerdict() *analyze.Verdict {
 		Path: "/ws", StatusClient: 403, PairConfidence: analyze.ConfNone,
 		Legs: []analyze.Leg{{Client: netip.MustParseAddrPort("10.0.0.1:5000"), Server: netip.MustParseAddrPort("10.0.0.2:80"),
 			RequestLine: "GET /ws HTTP/1.1", StatusLine: "HTTP/1.1 403 Forbidden", Status: 403,
-			RequestHeaders:  rs.Headers{{Name: "cookie", Value: "session=hunter2"}, {Name: "Authorization", Value: "Bearer hunter2"}, {Name: "Upgrade", Value: "websocket"}},
-			ResponseHeaders: rs.Headers{{Name: "Set-Cookie", Value: "id=hunter2"}}}},
+			RequestHeaders:  reassembly.Headers{{Name: "cookie", Value: "session=hunter2"}, {Name: "Authorization", Value: "Bearer hunter2"}, {Name: "Upgrade", Value: "websocket"}},
+			ResponseHeaders: reassembly.Headers{{Name: "Set-Cookie", Value: "id=hunter2"}}}},
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
-	. "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // This benchmark runs the whole pipeline (reassembly, TLS, HTTP, frames),
@@ -76,9 +76,9 @@ func tcpSegments(tb testing.TB, chunks []tlsrec.PipelineChunk) (gopacket.Flow, [
 
 type countReqs struct{ reqs, resps int }
 
-func (c *countReqs) Request(*Request)   { c.reqs++ }
-func (c *countReqs) Response(*Response) { c.resps++ }
-func (c *countReqs) ConnEnd(*ConnEnd)   {}
+func (c *countReqs) Request(*reassembly.Request)   { c.reqs++ }
+func (c *countReqs) Response(*reassembly.Response) { c.resps++ }
+func (c *countReqs) ConnEnd(*reassembly.ConnEnd)   {}
 
 // BenchmarkReadTLS: the same WebSocket session (an upgrade, then 1 MB of
 // 125-byte frames each way) through the assembler as TLS 1.3 decrypted
@@ -98,9 +98,9 @@ func BenchmarkReadTLS(b *testing.B) {
 			t0 := time.Unix(1700000000, 0)
 			for i := 0; i < b.N; i++ {
 				sink := &countReqs{}
-				opt := DefaultOptions
+				opt := reassembly.DefaultOptions
 				opt.KeyLog = c.keys
-				a := New(sink, opt)
+				a := reassembly.New(sink, opt)
 				for k := range segs {
 					dir := 0
 					if segs[k].SrcPort == 443 {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Figures are live's running totals, handed over by its capture loop
@@ -81,34 +81,34 @@ func (c *captureFigures) Collect(ch chan<- prometheus.Metric) {
 
 // Sink returns a reassembly.Sink that hands every event to inner and
 // watches connections upgrade and end, for the tunnel metrics.
-func (m *Metrics) Sink(inner rs.Sink) rs.Sink {
+func (m *Metrics) Sink(inner reassembly.Sink) reassembly.Sink {
 	s := sink{inner, m}
-	if t, ok := inner.(rs.TLSSink); ok {
+	if t, ok := inner.(reassembly.TLSSink); ok {
 		return tlsSink{s, t}
 	}
 	return s
 }
 
 type sink struct {
-	rs.Sink
+	reassembly.Sink
 	m *Metrics
 }
 
-func (s sink) Response(r *rs.Response) {
+func (s sink) Response(r *reassembly.Response) {
 	s.Sink.Response(r)
 	if r.Status == 101 {
 		s.m.tunnels.upgraded(r)
 	}
 }
 
-func (s sink) ConnEnd(e *rs.ConnEnd) {
+func (s sink) ConnEnd(e *reassembly.ConnEnd) {
 	s.Sink.ConnEnd(e)
 	s.m.tunnels.connEnd(e)
 }
 
 type tlsSink struct {
 	sink
-	t rs.TLSSink
+	t reassembly.TLSSink
 }
 
-func (s tlsSink) TLSStart(e *rs.TLSStart) { s.t.TLSStart(e) }
+func (s tlsSink) TLSStart(e *reassembly.TLSStart) { s.t.TLSStart(e) }

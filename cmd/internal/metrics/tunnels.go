@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsdiag/wsdiag/analyze"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Tunnels are timed from the analyzer's verdicts: when an attempt is
@@ -54,14 +54,14 @@ func (k connKey) hash() uint64 {
 
 // connEnd is what a tunnel's timing needs of a leg's ConnEnd.
 type connEnd struct {
-	side   rs.Side   // who closed the TCP connection first
-	at     time.Time // when (the last packet when nobody did)
-	frame  rs.Side   // who sent the first close frame (SideNone: nobody)
-	s2c    bool      // the server→client direction carried a close frame
-	reason rs.EndReason
+	side   reassembly.Side // who closed the TCP connection first
+	at     time.Time       // when (the last packet when nobody did)
+	frame  reassembly.Side // who sent the first close frame (SideNone: nobody)
+	s2c    bool            // the server→client direction carried a close frame
+	reason reassembly.EndReason
 }
 
-func endOf(e *rs.ConnEnd) connEnd {
+func endOf(e *reassembly.ConnEnd) connEnd {
 	side, c := e.FirstClose()
 	ce := connEnd{side: side, at: c.Time, reason: e.Reason}
 	if ce.at.IsZero() {
@@ -72,9 +72,9 @@ func endOf(e *rs.ConnEnd) connEnd {
 		ce.s2c = !s2c.IsZero()
 		switch {
 		case !c2s.IsZero() && (s2c.IsZero() || !s2c.Before(c2s)):
-			ce.frame = rs.SideClient
+			ce.frame = reassembly.SideClient
 		case !s2c.IsZero():
-			ce.frame = rs.SideServer
+			ce.frame = reassembly.SideServer
 		}
 	}
 	return ce
@@ -103,19 +103,19 @@ type tunnel struct {
 func (t *tunnel) closedBy() string {
 	c := t.clientEnd
 	from := c.side
-	if c.frame != rs.SideNone {
+	if c.frame != reassembly.SideNone {
 		from = c.frame
 	}
 	switch {
-	case from == rs.SideClient:
+	case from == reassembly.SideClient:
 		return "client"
-	case from == rs.SideNone:
+	case from == reassembly.SideNone:
 		return "unknown"
 	case !t.proxied:
 		return "server"
 	case !t.upEnded:
 		return "proxy"
-	case c.frame == rs.SideServer && t.upEnd.s2c, c.frame == rs.SideNone && t.upEnd.side == rs.SideServer:
+	case c.frame == reassembly.SideServer && t.upEnd.s2c, c.frame == reassembly.SideNone && t.upEnd.side == reassembly.SideServer:
 		return "backend"
 	}
 	return "proxy"
@@ -137,7 +137,7 @@ type tunnels struct {
 	// openKeys counts the open upgraded connections of each key; openConns
 	// is the key of each (a connection's own name when it had no key).
 	openKeys  map[uint64]int32 // by keyHash
-	openConns map[rs.ConnID]uint64
+	openConns map[reassembly.ConnID]uint64
 	// tracking: some verdict came at the handshake, so ends of legs no
 	// tunnel claims yet are worth keeping in recent.
 	tracking bool
@@ -158,7 +158,7 @@ func (ts *tunnels) init(max int) {
 	ts.recent = map[uint64]recentEnd{}
 	ts.recentKey = make([]uint64, 256)
 	ts.openKeys = map[uint64]int32{}
-	ts.openConns = map[rs.ConnID]uint64{}
+	ts.openConns = map[reassembly.ConnID]uint64{}
 	ts.open = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wsdiag_tunnels_open",
 		Help: "Upgraded client connections (tunnels) open now."})
 	ts.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wsdiag_tunnel_duration_seconds",
@@ -231,7 +231,7 @@ func keyHash(k string) uint64 {
 }
 
 // upgraded counts the tunnel a 101 opened.
-func (ts *tunnels) upgraded(r *rs.Response) {
+func (ts *tunnels) upgraded(r *reassembly.Response) {
 	var key uint64
 	if r.Request != nil {
 		if k, ok := r.Request.Headers.Get("Sec-WebSocket-Key"); ok {
@@ -252,7 +252,7 @@ func (ts *tunnels) upgraded(r *rs.Response) {
 }
 
 // connEnd closes and times the tunnel an upgraded leg belonged to.
-func (ts *tunnels) connEnd(e *rs.ConnEnd) {
+func (ts *tunnels) connEnd(e *reassembly.ConnEnd) {
 	if !e.Upgraded {
 		return
 	}
@@ -272,7 +272,7 @@ func (ts *tunnels) connEnd(e *rs.ConnEnd) {
 	h := k.hash()
 	if t := ts.byClient[h]; t != nil && t.client == k {
 		delete(ts.byClient, h)
-		if e.Reason == rs.EndCapture {
+		if e.Reason == reassembly.EndCapture {
 			// still open when live stopped: no age to report
 			t.done = true
 			ts.forgetUp(t)
@@ -280,7 +280,7 @@ func (ts *tunnels) connEnd(e *rs.ConnEnd) {
 		}
 		ce := endOf(e)
 		t.clientEnd, t.clientEnded = ce, true
-		if !t.proxied || t.upEnded || ce.side == rs.SideClient || ce.frame == rs.SideClient {
+		if !t.proxied || t.upEnded || ce.side == reassembly.SideClient || ce.frame == reassembly.SideClient {
 			ts.finish(t)
 			return
 		}
@@ -299,7 +299,7 @@ func (ts *tunnels) connEnd(e *rs.ConnEnd) {
 		}
 		return
 	}
-	if e.Reason == rs.EndCapture {
+	if e.Reason == reassembly.EndCapture {
 		return
 	}
 	// maybe an upstream leg whose verdict is yet to come

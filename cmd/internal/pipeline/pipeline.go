@@ -8,7 +8,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Sink takes decoded TCP segments in capture order.
@@ -36,14 +36,14 @@ type Pipeline struct {
 // New returns a pipeline of workers goroutines (1: all inline, on the
 // caller's goroutine). guard, if not nil, is deferred by each goroutine it
 // starts, so that the caller may turn a panic into an exit of its own.
-func New(an *analyze.Analyzer, opt rs.Options, workers int, guard func()) *Pipeline {
+func New(an *analyze.Analyzer, opt reassembly.Options, workers int, guard func()) *Pipeline {
 	if guard == nil {
 		guard = func() {}
 	}
 	if workers > 1 {
 		return &Pipeline{shard: newSharded(workers, an, opt, guard)}
 	}
-	return &Pipeline{single: &single{asm: rs.New(an, opt), an: an}}
+	return &Pipeline{single: &single{asm: reassembly.New(an, opt), an: an}}
 }
 
 // Add feeds one segment.
@@ -57,7 +57,7 @@ func (p *Pipeline) Add(pkt *capture.Packet) {
 
 // Close ends every connection, waits until the analyzer has every event,
 // and returns the reassembly counters. The caller then calls an.Finish.
-func (p *Pipeline) Close() rs.Stats {
+func (p *Pipeline) Close() reassembly.Stats {
 	if p.single != nil {
 		p.single.asm.Close()
 		return p.single.asm.Stats()
@@ -68,7 +68,7 @@ func (p *Pipeline) Close() rs.Stats {
 
 // single is the one-goroutine pipeline: reassembly and analysis inline.
 type single struct {
-	asm        *rs.Assembler
+	asm        *reassembly.Assembler
 	an         *analyze.Analyzer
 	now        time.Time
 	lastDecide time.Time

@@ -8,14 +8,14 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 const captures = "../../../testdata/captures"
 
 // judge runs files through a pipeline of workers goroutines and counts
 // the verdicts by code.
-func judge(t *testing.T, workers int, expr string, files ...string) (map[analyze.Code]int, rs.Stats) {
+func judge(t *testing.T, workers int, expr string, files ...string) (map[analyze.Code]int, reassembly.Stats) {
 	t.Helper()
 	var readers []*capture.Reader
 	for _, f := range files {
@@ -35,7 +35,7 @@ func judge(t *testing.T, workers int, expr string, files ...string) (map[analyze
 		got[v.Code]++
 		mu.Unlock()
 	})
-	p := New(an, rs.DefaultOptions, workers, nil)
+	p := New(an, reassembly.DefaultOptions, workers, nil)
 	var sink Sink = p
 	if expr != "" {
 		m, err := capture.NewMatcher(expr)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // The sharded pipeline (--workers N > 1): the reading goroutine decodes
@@ -32,11 +32,11 @@ type segment struct {
 // event is one reassembly event, kept in its batch until the analyzer
 // goroutine applies it.
 type event struct {
-	req  *rs.Request
-	resp *rs.Response
-	end  *rs.ConnEnd
-	tls  *rs.TLSStart
-	recs *rs.TLSRecords
+	req  *reassembly.Request
+	resp *reassembly.Response
+	end  *reassembly.ConnEnd
+	tls  *reassembly.TLSStart
+	recs *reassembly.TLSRecords
 }
 
 type batch struct {
@@ -52,11 +52,11 @@ type batch struct {
 // batchSink collects a worker's events into the batch being processed.
 type batchSink struct{ b *batch }
 
-func (s *batchSink) Request(r *rs.Request)   { s.b.events = append(s.b.events, event{req: r}) }
-func (s *batchSink) Response(r *rs.Response) { s.b.events = append(s.b.events, event{resp: r}) }
-func (s *batchSink) ConnEnd(e *rs.ConnEnd)   { s.b.events = append(s.b.events, event{end: e}) }
-func (s *batchSink) TLSStart(e *rs.TLSStart) { s.b.events = append(s.b.events, event{tls: e}) }
-func (s *batchSink) TLSRecords(e *rs.TLSRecords) {
+func (s *batchSink) Request(r *reassembly.Request)   { s.b.events = append(s.b.events, event{req: r}) }
+func (s *batchSink) Response(r *reassembly.Response) { s.b.events = append(s.b.events, event{resp: r}) }
+func (s *batchSink) ConnEnd(e *reassembly.ConnEnd)   { s.b.events = append(s.b.events, event{end: e}) }
+func (s *batchSink) TLSStart(e *reassembly.TLSStart) { s.b.events = append(s.b.events, event{tls: e}) }
+func (s *batchSink) TLSRecords(e *reassembly.TLSRecords) {
 	s.b.events = append(s.b.events, event{recs: e})
 }
 
@@ -79,13 +79,13 @@ type sharded struct {
 	free   []chan *batch // each worker's empty batches
 	done   chan *batch   // to the analyzer goroutine
 	cur    []*batch      // batches being filled, per worker
-	asms   []*rs.Assembler
+	asms   []*reassembly.Assembler
 	an     *analyze.Analyzer
 	finish chan struct{}
 	guard  func()
 }
 
-func newSharded(n int, an *analyze.Analyzer, opt rs.Options, guard func()) *sharded {
+func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, guard func()) *sharded {
 	s := &sharded{n: n, an: an, done: make(chan *batch, 4*n), finish: make(chan struct{}), guard: guard}
 	opt.MaxFlows = max(100, opt.MaxFlows/n)
 	for w := 0; w < n; w++ {
@@ -95,9 +95,9 @@ func newSharded(n int, an *analyze.Analyzer, opt rs.Options, guard func()) *shar
 			s.free[w] <- &batch{worker: w, segs: make([]segment, 0, batchSize), slab: make([]byte, 0, 256<<10)}
 		}
 		o := opt
-		o.IDBase, o.IDStride = rs.ConnID(w), rs.ConnID(n)
+		o.IDBase, o.IDStride = reassembly.ConnID(w), reassembly.ConnID(n)
 		sink := &batchSink{}
-		asm := rs.New(sink, o)
+		asm := reassembly.New(sink, o)
 		s.asms = append(s.asms, asm)
 		s.cur = append(s.cur, <-s.free[w])
 		go s.worker(s.work[w], asm, sink)
@@ -139,7 +139,7 @@ func (s *sharded) close() {
 	<-s.finish
 }
 
-func (s *sharded) worker(in chan *batch, asm *rs.Assembler, sink *batchSink) {
+func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *batchSink) {
 	defer s.guard()
 	var tcp layers.TCP
 	var dec capture.TCPDecoder
@@ -217,8 +217,8 @@ func (s *sharded) apply() {
 }
 
 // stats sums the workers' assembler counters (after close).
-func (s *sharded) stats() rs.Stats {
-	var st rs.Stats
+func (s *sharded) stats() reassembly.Stats {
+	var st reassembly.Stats
 	for _, a := range s.asms {
 		st.Add(a.Stats())
 	}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // Options configure a Report.
@@ -127,7 +127,7 @@ func addr(a netip.AddrPort) string {
 
 // headerLines renders a header block as the text output does (render.go):
 // secrets redacted unless shown.
-func (r *Report) headerLines(h rs.Headers) []string {
+func (r *Report) headerLines(h reassembly.Headers) []string {
 	out := make([]string, len(h))
 	for i, f := range h {
 		out[i] = r.str(f.Name + ": " + analyze.Redacted(f.Name, f.Value, r.opt.ShowSecrets))

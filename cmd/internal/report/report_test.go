@@ -12,7 +12,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/cmd/internal/browser"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // detailsOf returns the page's embedded details: the header line
@@ -41,8 +41,8 @@ func detailsOf(t *testing.T, page string) (map[string]any, []string) {
 
 func TestSecretsRedactedAndEscaped(t *testing.T) {
 	v := synthVerdicts(1)[0]
-	v.Legs[0].RequestHeaders = append(v.Legs[0].RequestHeaders, rs.Header{Name: "Authorization", Value: "Bearer hunter2"},
-		rs.Header{Name: "X-Evil", Value: "</script><script>alert(1)</script>\u2028\x00\xff"})
+	v.Legs[0].RequestHeaders = append(v.Legs[0].RequestHeaders, reassembly.Header{Name: "Authorization", Value: "Bearer hunter2"},
+		reassembly.Header{Name: "X-Evil", Value: "</script><script>alert(1)</script>\u2028\x00\xff"})
 	v.Path = "/ws?<b>&amp;"
 	for _, show := range []bool{false, true} {
 		r := New(Options{ShowSecrets: show, Title: "<t>"})

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
-	rs "github.com/wsdiag/wsdiag/reassembly"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // synthVerdicts makes n verdicts shaped like those of a busy nginx: two
@@ -124,10 +124,10 @@ func randB64(n int) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func hdrs(kv ...string) rs.Headers {
-	h := make(rs.Headers, 0, len(kv)/2)
+func hdrs(kv ...string) reassembly.Headers {
+	h := make(reassembly.Headers, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
-		h = append(h, rs.Header{Name: kv[i], Value: kv[i+1]})
+		h = append(h, reassembly.Header{Name: kv[i], Value: kv[i+1]})
 	}
 	return h
 }
