@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# Captures of what a proxy host in a cluster or a cloud records (issue 23):
+# overlay encapsulation on the underlay (VXLAN on 4789 and Flannel's 8472,
+# Geneve, GRE, IPIP), two hosts' captures whose clocks disagree, the PROXY
+# protocol (v1, v2 and both misconfigurations), a 101 a Node.js dev proxy
+# never relays, TLS passthrough by SNI, WebSocket extensions hidden or
+# stripped by the proxy, and the leftovers (tunnels cut on idle with no
+# frame in the capture, a snap length that cuts the 101's extension line, a
+# client that quits after a silence). See README.md beside this file ("The
+# node").
+#
+#   sudo testdata/gen/node.sh            # all scenarios (about 4 min)
+#   sudo testdata/gen/node.sh NAME...    # only these (the manifest is always rewritten whole)
+#   testdata/gen/node.sh --list
+#
+# Everything runs in network namespaces this script creates and deletes
+# (node-c: the clients, node-p: the proxy or load-balancer host, node-b:
+# the backend or app host), joined by veth pairs on 10.231.0.0/16; nothing
+# touches the host's own interfaces. Ends only the processes it started,
+# by PID. Writes NAME.pcap (or .pcapng), NAME.nginx-error.log where nginx
+# ran, and MANIFEST-node.tsv into testdata/captures.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT=$(mkdir -p "$HERE/../captures" && cd "$HERE/../captures" && pwd)
+
+# name | expected_code | expected_hop | description   (the order is the run order)
+# A code list "a=N;b=M" with hops "x;y" is a file with several kinds of attempt.
+SCENARIOS=(
+  "vxlan-nginx|ok=2;backend_rejected=1|-;backend|client (node-c) → nginx on the proxy host (node-p) → backend on another host (node-b) reached over a kernel VXLAN overlay (VNI 42, UDP 4789); captured on the proxy host's client-facing veth and its underlay veth (dumpcap, two interfaces, pcapng): the upstream leg is only in VXLAN; 2 attempts get 101, /nothere gets the backend's 404"
+  "vxlan8472-haproxy|ok=2;backend_rejected=1|-;backend|as vxlan-nginx through haproxy, the overlay on Flannel's port (VNI 1, UDP 8472); tcpdump on each of the two veths, merged into one pcap by mergecap"
+  "vxlan-any-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx, captured with tcpdump -i any on the proxy host: every upstream packet twice, decapsulated on the vxlan device and encapsulated on the underlay veth"
+  "geneve-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over Geneve (UDP 6081, VNI 77, inner Ethernet; testdata/gen/tunnel on TAP devices: this kernel has no geneve module)"
+  "gre-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over GRE with key 1234 (IP protocol 47, inner IPv4; testdata/gen/tunnel on TUN devices: no ip_gre module here)"
+  "ipip-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over IP-in-IP (IP protocol 4, Calico's IPIP mode; testdata/gen/tunnel: no ipip module here)"
+)
+
+source "$HERE/lib.sh"
+
+install_missing "nginx haproxy tcpdump dumpcap mergecap editcap ss perl" nginx-light haproxy tcpdump wireshark-common iproute2 perl
+command -v go >/dev/null 2>&1 || die "go is not installed"
+
+WORK=$(mktemp -d /tmp/wsdiag-node.XXXXXX)
+chmod 755 "$WORK"
+BIN=$WORK/bin
+log "building the programs in $BIN"
+(cd "$HERE" && go build -buildvcs=false -o "$BIN/" ./backend ./client ./tlsclient ./tlsbackend ./tunnel)
+
+CORRECT='proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; proxy_set_header Host $host;'
+NSS=(node-c node-p node-b)
+
+# ---------------------------------------------------------------- network
+# Namespaces are made per scenario and deleted after it (and on any exit).
+net_down() {
+  local n
+  for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+}
+trap 'rc=$?; net_down; (exit $rc); cleanup' EXIT
+
+# in_ns NS CMD...: run CMD in NS (in the background use ip netns exec directly,
+# so that $! is the program itself: ip netns exec execs it)
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# veth NS_A IF_A ADDR_A NS_B IF_B ADDR_B (addresses with /len)
+veth() {
+  ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+  ip -n "$1" addr add "$3" dev "$2"; ip -n "$1" link set "$2" up
+  ip -n "$4" addr add "$6" dev "$5"; ip -n "$4" link set "$5" up
+}
+
+# net_up: node-c 10.231.1.2 ─ 10.231.1.1 node-p 10.231.2.1 ─ 10.231.2.2 node-b
+net_up() {
+  net_down
+  local n
+  for n in "${NSS[@]}"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+  veth node-c c-p 10.231.1.2/24 node-p p-c 10.231.1.1/24
+  veth node-p p-b 10.231.2.1/24 node-b b-p 10.231.2.2/24
+  # no IPv6 chatter (router solicitations, MLD) in the captures
+  for n in "${NSS[@]}"; do in_ns "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
+}
+
+# overlay KIND: 10.231.3.1 (node-p) ─ 10.231.3.2 (node-b) over the underlay
+# veth p-b / b-p. vxlan and vxlan8472 are the kernel's; the others are
+# testdata/gen/tunnel in userspace.
+overlay() {
+  local kind=$1 ns me peer i=1
+  for ns in node-p node-b; do
+    if [[ $ns == node-p ]]; then me=10.231.2.1 peer=10.231.2.2; else me=10.231.2.2 peer=10.231.2.1; fi
+    case $kind in
+      vxlan) ip -n "$ns" link add ov0 type vxlan id 42 local "$me" remote "$peer" dstport 4789 dev "${ns#node-}-$([[ $ns == node-p ]] && echo b || echo p)" ;;
+      vxlan8472) ip -n "$ns" link add ov0 type vxlan id 1 local "$me" remote "$peer" dstport 8472 dev "${ns#node-}-$([[ $ns == node-p ]] && echo b || echo p)" ;;
+      geneve|gre|ipip)
+        local args=(-mode "$kind" -dev ov0 -remote "$peer")
+        [[ $kind == gre ]] && args+=(-key 1234)
+        [[ $kind == geneve ]] && args+=(-vni 77)
+        ip netns exec "$ns" "$BIN/tunnel" "${args[@]}" > "$D/tunnel.$ns.log" 2>&1 &
+        STARTED_PIDS+=("$!")
+        wait_file_has "$D/tunnel.$ns.log" '^ready' "$!" "tunnel in $ns"
+        ip -n "$ns" link set ov0 mtu 1400 ;;
+    esac
+    [[ $ns == node-p ]] && i=1 || i=2
+    ip -n "$ns" addr add "10.231.3.$i/24" dev ov0
+    ip -n "$ns" link set ov0 up
+  done
+}
+
+wait_listen_ns() { # NS PORT PID NAME
+  local i
+  for i in $(seq 100); do
+    in_ns "$1" ss -ltnpH "sport = :$2" | grep -q "pid=$3," && return 0
+    kill -0 "$3" 2>/dev/null || die "$4 exited before listening on $2"
+    sleep 0.05
+  done
+  die "$4 is not listening on $2"
+}
+
+# ---------------------------------------------------------------- programs
+D=""
+
+start_backend() { # NS ADDR:PORT ARGS...
+  local ns=$1 addr=$2; shift 2
+  ip netns exec "$ns" "$BIN/backend" -addr "$addr" "$@" >> "$D/backend.log" 2>&1 &
+  local pid=$!; STARTED_PIDS+=("$pid")
+  wait_listen_ns "$ns" "${addr##*:}" "$pid" backend
+}
+
+start_nginx() { # NS PORT HTTP-BODY [TOP-LEVEL]: the config's http {} after the preamble
+  local ns=$1 port=$2
+  { [[ -n ${4:-} ]] && printf '%s\n' "$4"; nginx_preamble "$D"; printf '%s\n}\n' "$3"; } > "$D/nginx.conf"
+  in_ns "$ns" nginx -t -q -c "$D/nginx.conf" -p "$D" -e "$D/error.log" || die "nginx -t failed"
+  : > "$D/error.log"
+  ip netns exec "$ns" nginx -c "$D/nginx.conf" -p "$D" -e "$D/error.log" &
+  local pid=$!; STARTED_PIDS+=("$pid")
+  wait_listen_ns "$ns" "$port" "$pid" nginx
+  NGINX_RAN=1
+}
+
+start_haproxy() { # NS PORT CONFIG-AFTER-DEFAULTS [MODE]
+  local ns=$1 port=$2
+  cat > "$D/haproxy.cfg" <<EOF
+# generated by testdata/gen/$SCRIPT
+global
+  maxconn 100
+defaults
+  mode ${4:-http}
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  timeout tunnel ${HA_TUNNEL:-30s}
+$3
+EOF
+  haproxy -c -q -f "$D/haproxy.cfg" || die "haproxy -c failed"
+  ip netns exec "$ns" haproxy -db -f "$D/haproxy.cfg" 2> "$D/haproxy.log" &
+  local pid=$!; STARTED_PIDS+=("$pid")
+  wait_listen_ns "$ns" "$port" "$pid" haproxy
+}
+
+client() { # NS ARGS...
+  local ns=$1; shift
+  log "  client ($ns) $*"
+  in_ns "$ns" "$BIN/client" "$@" >> "$D/client.log" 2>&1 || die "client failed"
+}
+
+# ---------------------------------------------------------------- capture
+CAPS=()      # capture processes of the scenario
+CAP_FILES=() # their files, in order
+
+# cap_start NS IFACE FILE [SNAPLEN] [FILTER]: one tcpdump
+cap_start() {
+  local ns=$1 ifc=$2 f=$3 snap=${4:-0} filter=${5:-}
+  ip netns exec "$ns" tcpdump -i "$ifc" -Z root -U -B 8192 -s "$snap" -w "$f" $filter 2> "$f.err" &
+  local pid=$!; STARTED_PIDS+=("$pid"); CAPS+=("$pid"); CAP_FILES+=("$f")
+  wait_file_has "$f.err" 'listening on' "$pid" tcpdump
+}
+
+# dumpcap_start NS FILE IFACE...: one dumpcap over several interfaces (pcapng)
+dumpcap_start() {
+  local ns=$1 f=$2 a=() i; shift 2
+  for i in "$@"; do a+=(-i "$i"); done
+  ip netns exec "$ns" dumpcap -q "${a[@]}" -w "$f" 2> "$f.err" &
+  local pid=$!; STARTED_PIDS+=("$pid"); CAPS+=("$pid"); CAP_FILES+=("$f")
+  local n
+  for n in $(seq 100); do
+    [[ -s $f ]] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$f.err" >&2; die "dumpcap exited"; }
+    sleep 0.05
+  done
+}
+
+cap_stop() {
+  sleep 2 # capture hands packets over in blocks
+  local p f
+  for p in "${CAPS[@]}"; do stop_pid "$p" INT; done
+  for f in "${CAP_FILES[@]}"; do
+    cat "$f.err" >&2
+    if grep -q 'packets dropped by kernel' "$f.err"; then
+      grep -qx '0 packets dropped by kernel' "$f.err" || die "tcpdump dropped packets ($f)"
+    elif grep -q '^Packets received/dropped' "$f.err"; then
+      if grep '^Packets received/dropped' "$f.err" | grep -qvE '/0 \(pcap:0/dumpcap:0/flushed:0'; then die "dumpcap dropped packets ($f)"; fi
+    fi
+  done
+  CAPS=()
+}
+
+# ---------------------------------------------------------------- scenarios
+PX=10.231.1.1     # the proxy, as the client sees it
+OVB=10.231.3.2    # the backend across the overlay
+
+# overlay_run KIND PROXY: client → PROXY on node-p → backend over KIND
+overlay_run() {
+  net_up
+  overlay "$1"
+  start_backend node-b "$OVB:9000"
+  if [[ $2 == nginx ]]; then
+    start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_pass http://$OVB:9000; } }"
+  else
+    start_haproxy node-p 80 "frontend fe
+  bind $PX:80
+  default_backend be
+backend be
+  server s1 $OVB:9000"
+  fi
+}
+overlay_clients() {
+  client node-c -url "ws://$PX/ws" -n 2 -msgs 1
+  client node-c -url "ws://$PX/nothere" -n 1
+}
+
+scn_vxlan-nginx() {
+  overlay_run vxlan nginx
+  dumpcap_start node-p "$D/cap.pcapng" p-c p-b
+  sleep 1
+  overlay_clients
+  cap_stop
+  RESULT=$D/cap.pcapng
+}
+scn_vxlan8472-haproxy() {
+  overlay_run vxlan8472 haproxy
+  cap_start node-p p-c "$D/a.pcap"
+  cap_start node-p p-b "$D/b.pcap"
+  sleep 1
+  overlay_clients
+  cap_stop
+  mergecap -F pcap -w "$D/cap.pcap" "$D/a.pcap" "$D/b.pcap"
+}
+scn_vxlan-any-nginx() {
+  overlay_run vxlan nginx
+  cap_start node-p any "$D/cap.pcap"
+  sleep 1
+  overlay_clients
+  cap_stop
+}
+tunnel_scn() { # KIND
+  overlay_run "$1" nginx
+  cap_start node-p p-c "$D/a.pcap"
+  cap_start node-p p-b "$D/b.pcap"
+  sleep 1
+  overlay_clients
+  cap_stop
+  mergecap -F pcap -w "$D/cap.pcap" "$D/a.pcap" "$D/b.pcap"
+}
+scn_geneve-nginx() { tunnel_scn geneve; }
+scn_gre-nginx() { tunnel_scn gre; }
+scn_ipip-nginx() { tunnel_scn ipip; }
+
+# ---------------------------------------------------------------- run
+wire_summary() { # FILE: request and status lines, FIN/RST, per address pair
+  tshark -r "$1" -Y 'http.request or http.response or tcp.flags.fin==1 or tcp.flags.reset==1' \
+    -T fields -e frame.time_relative -e ip.src -e tcp.srcport -e ip.dst -e tcp.dstport -e tcp.flags.str -e http.request.method -e http.request.uri -e http.response.code 2>/dev/null |
+    awk -F'\t' '{ printf "  %8.4f %s:%s > %s:%s %s %s %s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+}
+
+for name in "${SELECTED[@]}"; do
+  D="$WORK/$name"
+  mkdir -p "$D"; chmod 755 "$D"
+  log "[$name]"
+  RESULT=$D/cap.pcap NGINX_RAN=0
+  "scn_$name"
+  for p in "${STARTED_PIDS[@]}"; do stop_pid "$p" TERM; done
+  net_down
+  [[ -f $D/client.log ]] && sed 's/^/   /' "$D/client.log" >&2
+  ext=${RESULT##*.}
+  install -m 644 "$RESULT" "$OUT/$name.$ext"
+  if [[ $NGINX_RAN -eq 1 ]]; then
+    grep -E '\[(warn|error|crit|alert|emerg)\]' "$D/error.log" > "$OUT/$name.nginx-error.log" || true
+    chmod 644 "$OUT/$name.nginx-error.log"
+  fi
+  log "[$name] wrote $OUT/$name.$ext ($(stat -c %s "$OUT/$name.$ext") bytes)"
+  wire_summary "$OUT/$name.$ext" >&2 || true
+done
+
+write_manifest "$OUT/MANIFEST-node.tsv"
+log "done: ${#SELECTED[@]} scenario(s)"
