@@ -33,6 +33,14 @@ SCENARIOS=(
   "geneve-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over Geneve (UDP 6081, VNI 77, inner Ethernet; testdata/gen/tunnel on TAP devices: this kernel has no geneve module)"
   "gre-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over GRE with key 1234 (IP protocol 47, inner IPv4; testdata/gen/tunnel on TUN devices: no ip_gre module here)"
   "ipip-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over IP-in-IP (IP protocol 4, Calico's IPIP mode; testdata/gen/tunnel: no ipip module here)"
+  "pp-v1-nginx|ok=2;backend_rejected=1|-;backend|haproxy on a load-balancer host (node-p) with send-proxy (PROXY v1, text) in front of nginx on the app host (node-b, listen … proxy_protocol, set_real_ip_from the balancer, X-Forwarded-For \$proxy_protocol_addr) → backend on the app host's loopback; captured on the app host (-i any): the balancer's connection starts with PROXY TCP4 10.231.1.2 …; 2 attempts get 101, /nothere the backend's 404"
+  "pp-v2-nginx|ok=2;backend_rejected=1|-;backend|as pp-v1-nginx with send-proxy-v2 (binary header, 28 bytes for TCP over IPv4)"
+  "pp-v1-lb|ok=2;backend_rejected=1|-;backend|as pp-v1-nginx, captured on the balancer host instead (-i any): the client leg and the balancer's PROXY-prefixed upstream leg; nginx's own upstream is not on the wire"
+  "pp-v1-stream-haproxy|ok=2;backend_rejected=1|-;backend|nginx's stream module (proxy_protocol on: v1) as the balancer, haproxy on the app host (bind … accept-proxy) → backend; captured on the app host"
+  "pp-unexpected-nginx|proxy_protocol_mismatch=3|proxy|haproxy send-proxy to an nginx whose listen lacks proxy_protocol: nginx reads PROXY TCP4 … as a request line and answers 400 itself (haproxy relays it); captured on the app host"
+  "pp-unexpected-v2-nginx|proxy_protocol_mismatch=3|proxy|as pp-unexpected-nginx with send-proxy-v2: nginx answers the binary header with 400"
+  "pp-missing-nginx|proxy_protocol_mismatch=3|proxy|haproxy without send-proxy to nginx listen … proxy_protocol: nginx logs broken header and closes without a byte (haproxy answers the client 502); captured on the app host"
+  "pp-missing-haproxy|proxy_protocol_mismatch=3|proxy|nginx stream without proxy_protocol to haproxy bind … accept-proxy: haproxy closes the connection without a byte; captured on the app host"
 )
 
 source "$HERE/lib.sh"
@@ -124,16 +132,23 @@ start_backend() { # NS ADDR:PORT ARGS...
   wait_listen_ns "$ns" "${addr##*:}" "$pid" backend
 }
 
-start_nginx() { # NS PORT HTTP-BODY [TOP-LEVEL]: the config's http {} after the preamble
-  local ns=$1 port=$2
-  { [[ -n ${4:-} ]] && printf '%s\n' "$4"; nginx_preamble "$D"; printf '%s\n}\n' "$3"; } > "$D/nginx.conf"
-  in_ns "$ns" nginx -t -q -c "$D/nginx.conf" -p "$D" -e "$D/error.log" || die "nginx -t failed"
-  : > "$D/error.log"
-  ip netns exec "$ns" nginx -c "$D/nginx.conf" -p "$D" -e "$D/error.log" &
+# start_nginx NS PORT HTTP-BODY [TOP-LEVEL] [DIR]: the config's http {} after
+# the preamble, TOP-LEVEL (load_module, stream {}) before it; DIR (default
+# $D) holds its config, pid and logs. The scenario's error log is $D's.
+start_nginx() {
+  local ns=$1 port=$2 dir=${5:-$D}
+  mkdir -p "$dir"; chmod 755 "$dir"
+  { [[ -n ${4:-} ]] && printf '%s\n' "$4"; nginx_preamble "$dir"; printf '%s\n}\n' "$3"; } > "$dir/nginx.conf"
+  in_ns "$ns" nginx -t -q -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" || die "nginx -t failed"
+  : > "$dir/error.log"
+  ip netns exec "$ns" nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" &
   local pid=$!; STARTED_PIDS+=("$pid")
   wait_listen_ns "$ns" "$port" "$pid" nginx
-  NGINX_RAN=1
+  [[ $dir == "$D" ]] && NGINX_RAN=1
+  return 0
 }
+STREAM_MODULE='load_module /usr/lib/nginx/modules/ngx_stream_module.so;'
+
 
 start_haproxy() { # NS PORT CONFIG-AFTER-DEFAULTS [MODE]
   local ns=$1 port=$2
@@ -262,6 +277,54 @@ tunnel_scn() { # KIND
 scn_geneve-nginx() { tunnel_scn geneve; }
 scn_gre-nginx() { tunnel_scn gre; }
 scn_ipip-nginx() { tunnel_scn ipip; }
+
+# ---- PROXY protocol: node-c client → node-p balancer → node-b app host
+LB=10.231.2.1     # the balancer, as the app host sees it
+APP=10.231.2.2    # the app host
+
+pp_app_nginx() { # LISTEN-OPTIONS SERVER-DIRECTIVES: nginx on the app host → backend on its loopback
+  start_backend node-b 127.0.0.1:9000
+  start_nginx node-b 80 "server { listen $APP:80 $1; $2
+    location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }"
+}
+pp_app_nginx_pp() { pp_app_nginx proxy_protocol "set_real_ip_from $LB; real_ip_header proxy_protocol; proxy_set_header X-Forwarded-For \$proxy_protocol_addr;"; }
+pp_app_haproxy() {
+  start_backend node-b 127.0.0.1:9000
+  start_haproxy node-b 80 "frontend fe
+  bind $APP:80 accept-proxy
+  default_backend be
+backend be
+  server s1 127.0.0.1:9000"
+}
+pp_front_haproxy() { # SERVER-OPTIONS
+  start_haproxy node-p 80 "frontend fe
+  bind $PX:80
+  default_backend app
+backend app
+  server app $APP:80 $1"
+}
+pp_front_stream() { # STREAM-SERVER-DIRECTIVES
+  start_nginx node-p 80 "" "$STREAM_MODULE
+stream { server { listen $PX:80; proxy_pass $APP:80; $1 } }" "$D/front"
+}
+pp_clients() {
+  client node-c -url "ws://$PX/ws" -n 2 -msgs 1
+  client node-c -url "ws://$PX/nothere" -n 1
+}
+pp_run() { # CAPTURE-NS
+  cap_start "$1" any "$D/cap.pcap"
+  sleep 1
+  pp_clients
+  cap_stop
+}
+scn_pp-v1-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy; pp_run node-b; }
+scn_pp-v2-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy-v2; pp_run node-b; }
+scn_pp-v1-lb() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy; pp_run node-p; }
+scn_pp-v1-stream-haproxy() { net_up; pp_app_haproxy; pp_front_stream "proxy_protocol on;"; pp_run node-b; }
+scn_pp-unexpected-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-proxy; pp_run node-b; }
+scn_pp-unexpected-v2-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-proxy-v2; pp_run node-b; }
+scn_pp-missing-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy ""; pp_run node-b; }
+scn_pp-missing-haproxy() { net_up; pp_app_haproxy; pp_front_stream ""; pp_run node-b; }
 
 # ---------------------------------------------------------------- run
 wire_summary() { # FILE: request and status lines, FIN/RST, per address pair
