@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/proto/http1"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"math"
@@ -113,7 +114,9 @@ type Assembler struct {
 
 	// nextFlush is when (capture time) Packet next calls Flush.
 	nextFlush time.Time
-	stats     Stats
+	// via is the tunnel of the segment PacketVia is feeding (node.go).
+	via   *capture.Tunnel
+	stats Stats
 }
 
 // context hands the capture info to gopacket without an allocation per
@@ -166,6 +169,7 @@ func (a *Assembler) newStream(netFlow gopacket.Flow, tcp *layers.TCP, t time.Tim
 	s.initParsers()
 	s.ends[0] = addrPort(netFlow.Src(), uint16(tcp.SrcPort))
 	s.ends[1] = addrPort(netFlow.Dst(), uint16(tcp.DstPort))
+	a.tunnelNew(s)
 	a.stats.Open++
 	s.account()
 	return s

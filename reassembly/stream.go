@@ -41,6 +41,7 @@ type stream struct {
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
 	h2          *h2conn          // an HTTP/2 connection: bytes go to it, not to dir
 	cur         *Response        // response whose body prefix is being collected
+	ns          *nodeState       // tunnel and PROXY header (node.go), nil for most
 
 	fast // in-order tracking while the connection needs no reassembly
 
@@ -75,7 +76,7 @@ func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 
 func (s *stream) conn() Conn {
 	c := int(s.clientDir)
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c], TLS: s.tls != nil}
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c], TLS: s.tls != nil, Node: s.node()}
 }
 
 // setClient fixes the client's direction once; later evidence does not
@@ -158,6 +159,7 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d, n int) {
+	s.proxyLost(d)
 	if s.mid() {
 		s.ws.Gap(d, n)
 		return
@@ -177,6 +179,7 @@ func (s *stream) lost(d, n int) {
 // (the snap length cut a segment): a header block cut short is still
 // reported, with the lines it kept.
 func (s *stream) cut(d, n int) {
+	s.proxyLost(d)
 	if s.tls != nil || s.ignored || s.mid() {
 		s.lost(d, n)
 		return
@@ -195,7 +198,15 @@ func (s *stream) deliver(d int, data []byte, t time.Time) {
 	if s.ignored {
 		return
 	}
+	first := s.bytes[d] == 0
 	s.bytes[d] += uint64(len(data))
+	if first || s.ns != nil && s.ns.pp != nil {
+		// a PROXY header (node.go) is not the client's HTTP
+		if data = s.proxyHeader(d, data, first, t); len(data) == 0 {
+			s.account()
+			return
+		}
+	}
 	if s.mid() {
 		s.midFeed(d, data, t)
 		return
@@ -420,7 +431,7 @@ func (s *stream) finish() {
 	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
-	if !httpSeen && !tls && mid == nil && !(noData && s.syn) {
+	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && !s.proxySeen() {
 		return
 	}
 	c := int(s.clientDir)

@@ -1,0 +1,175 @@
+package reassembly
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/proto/proxyproto"
+)
+
+// What a connection says beyond its 4-tuple on a cluster node: the overlay
+// tunnel its packets came in (capture.Tunnel), and the PROXY protocol
+// header a load balancer wrote at its start, which is taken off before the
+// bytes reach the HTTP parser (a request line follows it) and kept for the
+// analysis: the original client's address, and a header a server did not
+// expect.
+
+// Node is a connection's tunnel and PROXY header. Events share it by
+// pointer; a Node is never written once an event carries it (a change makes
+// a new one).
+type Node struct {
+	// Tunnel is the overlay the connection's packets came in (the first
+	// one seen, when there are several); Kind None when not tunnelled.
+	Tunnel capture.Tunnel
+	// Proxy is the PROXY header the client sent first, nil when none;
+	// ProxyAt is when its last byte came.
+	Proxy   *proxyproto.Header
+	ProxyAt time.Time
+	// ProxyBroken describes bytes that began like a PROXY header but are
+	// none (malformed, or cut by the capture's snap length); "" otherwise.
+	ProxyBroken string
+}
+
+// String describes the node as evidence, e.g. "PROXY v1 from
+// 10.0.1.2:49690 to 10.0.1.1:80, in VXLAN VNI 42 (UDP 4789) 10.0.2.1 →
+// 10.0.2.2".
+func (n *Node) String() string {
+	if n == nil {
+		return ""
+	}
+	var parts []string
+	switch h := n.Proxy; {
+	case h != nil && h.Local:
+		parts = append(parts, "PROXY v"+strconv.Itoa(int(h.Version))+" LOCAL")
+	case h != nil && h.Src.IsValid():
+		parts = append(parts, "PROXY v"+strconv.Itoa(int(h.Version))+" from "+h.Src.String()+" to "+h.Dst.String())
+	case h != nil:
+		parts = append(parts, "PROXY v"+strconv.Itoa(int(h.Version))+" "+h.Family)
+	case n.ProxyBroken != "":
+		parts = append(parts, n.ProxyBroken)
+	}
+	if n.Tunnel.Kind != capture.TunnelNone {
+		parts = append(parts, "in "+n.Tunnel.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// nodeState is a stream's Node and, while a PROXY header is being read
+// across segments, its parser (one pointer in the stream, nil for almost
+// every connection).
+type nodeState struct {
+	pub   *Node
+	pp    *proxyproto.Parser
+	ppDir uint8 // the direction pp reads
+}
+
+// node returns the Node events carry, nil when none.
+func (s *stream) node() *Node {
+	if s.ns == nil {
+		return nil
+	}
+	return s.ns.pub
+}
+
+// setNode publishes a changed copy of the stream's Node.
+func (s *stream) setNode(change func(*Node)) {
+	if s.ns == nil {
+		s.ns = &nodeState{}
+	}
+	n := &Node{}
+	if s.ns.pub != nil {
+		*n = *s.ns.pub
+	}
+	change(n)
+	s.ns.pub = n
+}
+
+// proxyHeader runs the first bytes of direction d through the PROXY
+// parser when they may start a header (first: nothing came before them),
+// and returns the bytes left for HTTP: none while a header is incomplete,
+// what follows a whole one, and otherwise the bytes as they came (with any
+// the parser held before them).
+func (s *stream) proxyHeader(d int, data []byte, first bool, t time.Time) []byte {
+	if first {
+		// Only the client begins with a PROXY header, and only at the
+		// connection's start (a capture that begins mid-connection has
+		// no SYN, so either direction may be the client's).
+		if s.roleKnown && d != int(s.clientDir) || s.tls != nil || s.mid() || !proxyproto.Start(data) {
+			return data
+		}
+		if s.ns == nil {
+			s.ns = &nodeState{}
+		}
+		s.ns.pp, s.ns.ppDir = &proxyproto.Parser{}, uint8(d)
+	}
+	if s.ns == nil || s.ns.pp == nil || int(s.ns.ppDir) != d {
+		return data
+	}
+	p := s.ns.pp
+	st, n := p.Feed(data)
+	switch st {
+	case proxyproto.NeedMore:
+		return nil
+	case proxyproto.Done:
+		s.ns.pp = nil
+		h := p.Header()
+		s.setNode(func(n *Node) { n.Proxy, n.ProxyAt = &h, t })
+		return data[n:]
+	case proxyproto.Malformed:
+		s.setNode(func(n *Node) { n.ProxyBroken = p.Err().Error() })
+	}
+	s.ns.pp = nil
+	if held := p.Held(); len(held) > 0 {
+		return append(append([]byte(nil), held...), data...)
+	}
+	return data
+}
+
+// proxySeen reports whether the connection began with a PROXY header (or
+// what looked like one): it is reported even when nothing followed it.
+func (s *stream) proxySeen() bool {
+	n := s.node()
+	return n != nil && (n.Proxy != nil || n.ProxyBroken != "")
+}
+
+// proxyLost ends a PROXY header being read when its direction loses
+// bytes (a hole, or a snap length cutting the segment): what it held is
+// dropped, and the header recorded as cut.
+func (s *stream) proxyLost(d int) {
+	if s.ns == nil || s.ns.pp == nil || int(s.ns.ppDir) != d {
+		return
+	}
+	s.ns.pp = nil
+	s.setNode(func(n *Node) { n.ProxyBroken = "PROXY header cut by the capture" })
+}
+
+// tunnelNew gives a new connection the tunnel of the segment that opens it.
+func (a *Assembler) tunnelNew(s *stream) {
+	if a.via != nil {
+		t := *a.via
+		s.setNode(func(n *Node) { n.Tunnel = t })
+	}
+}
+
+// PacketVia is Packet for a segment that came in an overlay tunnel (tun
+// may be nil or of Kind None: not tunnelled); the connection keeps the
+// first tunnel it is seen in.
+func (a *Assembler) PacketVia(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo, cut int, tun *capture.Tunnel) {
+	if tun == nil || tun.Kind == capture.TunnelNone {
+		a.Packet(netFlow, tcp, ci, cut)
+		return
+	}
+	a.via = tun // a connection this segment opens has it from its first event on
+	a.Packet(netFlow, tcp, ci, cut)
+	a.via = nil
+	r := a.conns[connKey{netFlow, uint16(tcp.SrcPort), uint16(tcp.DstPort)}]
+	if s := r.s; s != nil && !s.ended && (s.ns == nil || s.ns.pub == nil || s.ns.pub.Tunnel.Kind == capture.TunnelNone) {
+		t := *tun
+		s.setNode(func(n *Node) { n.Tunnel = t })
+	}
+}
