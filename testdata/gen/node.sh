@@ -41,6 +41,9 @@ SCENARIOS=(
   "pp-unexpected-v2-nginx|proxy_protocol_mismatch=3|proxy|as pp-unexpected-nginx with send-proxy-v2: nginx answers the binary header with 400"
   "pp-missing-nginx|proxy_protocol_mismatch=3|proxy|haproxy without send-proxy to nginx listen … proxy_protocol: nginx logs broken header and closes without a byte (haproxy answers the client 502); captured on the app host"
   "pp-missing-haproxy|proxy_protocol_mismatch=3|proxy|nginx stream without proxy_protocol to haproxy bind … accept-proxy: haproxy closes the connection without a byte; captured on the app host"
+  "devproxy-http-proxy|upgrade_not_relayed=2|proxy|Node's http-proxy 1.18 (createProxyServer, proxy.web in http.createServer, no 'upgrade' handler) on the proxy host → gorilla backend on another host: the Upgrade goes upstream as a plain request, the backend answers 101, Node's HTTP client swallows it and the client's handshake times out after 3 s; captured on the proxy host (-i any)"
+  "devproxy-hpm|upgrade_not_relayed=1;ok=1|proxy;-|express 5 + http-proxy-middleware 4 (createProxyMiddleware({ws: true}) without server.on('upgrade', proxy.upgrade)): the first upgrade, before any plain request, goes upstream as a plain request and its 101 is swallowed; a plain GET then makes the middleware subscribe to upgrades and the next attempt works"
+  "devproxy-upgrade-ok|ok=2|-|http-proxy with server.on('upgrade', (req, socket, head) => proxy.ws(req, socket, head)): both attempts upgrade and echo"
 )
 
 source "$HERE/lib.sh"
@@ -53,6 +56,18 @@ chmod 755 "$WORK"
 BIN=$WORK/bin
 log "building the programs in $BIN"
 (cd "$HERE" && go build -buildvcs=false -o "$BIN/" ./backend ./client ./tlsclient ./tlsbackend ./tunnel)
+
+# npm packages (devproxy/package-lock.json) for the scenarios that run node
+NODE_DIR=$WORK/devproxy
+for n in "${SELECTED[@]}"; do
+  if [[ $n == devproxy-* || $n == ext-*-node* ]]; then
+    command -v npm >/dev/null 2>&1 || die "npm (node) is not installed: apt-get install -y npm"
+    mkdir -p "$NODE_DIR"; cp "$HERE/devproxy/"*.js "$HERE/devproxy/package.json" "$HERE/devproxy/package-lock.json" "$NODE_DIR/"
+    log "npm ci in $NODE_DIR"
+    (cd "$NODE_DIR" && npm ci --silent --no-audit --no-fund >&2) || die "npm ci failed"
+    break
+  fi
+done
 
 CORRECT='proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; proxy_set_header Host $host;'
 NSS=(node-c node-p node-b)
@@ -325,6 +340,35 @@ scn_pp-unexpected-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-pr
 scn_pp-unexpected-v2-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-proxy-v2; pp_run node-b; }
 scn_pp-missing-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy ""; pp_run node-b; }
 scn_pp-missing-haproxy() { net_up; pp_app_haproxy; pp_front_stream ""; pp_run node-b; }
+
+# ---- Node.js dev-server proxies: node-c client → node-p Node proxy → node-b backend
+BE=10.231.2.2     # the backend host, as the proxy host sees it
+
+start_devproxy() { # MODE
+  ip netns exec node-p node "$NODE_DIR/proxy.js" "$1" "$PX" 80 "http://$BE:9000" >> "$D/devproxy.log" 2>&1 &
+  local pid=$!; STARTED_PIDS+=("$pid")
+  wait_listen_ns node-p 80 "$pid" "node $1"
+}
+devproxy_run() { # MODE CLIENT-RUNS…: each run a quoted argument list
+  net_up
+  start_backend node-b "$BE:9000"
+  start_devproxy "$1"; shift
+  cap_start node-p any "$D/cap.pcap"
+  sleep 1
+  local run
+  for run in "$@"; do
+    # shellcheck disable=SC2086
+    client node-c $run
+  done
+  cap_stop
+  sed 's/^/   devproxy: /' "$D/devproxy.log" >&2
+}
+scn_devproxy-http-proxy() { devproxy_run http-proxy "-url ws://$PX/ws -n 2 -msgs 1 -timeout 3s"; }
+scn_devproxy-hpm() {
+  devproxy_run hpm "-url ws://$PX/ws -n 1 -msgs 1 -timeout 3s" \
+    "-url ws://$PX/ws -n 0 -plain http://$PX/health -plain-n 1" "-url ws://$PX/ws -n 1 -msgs 1 -timeout 3s"
+}
+scn_devproxy-upgrade-ok() { devproxy_run http-proxy-upgrade "-url ws://$PX/ws -n 2 -msgs 1 -timeout 3s"; }
 
 # ---------------------------------------------------------------- run
 wire_summary() { # FILE: request and status lines, FIN/RST, per address pair
