@@ -44,6 +44,8 @@ SCENARIOS=(
   "devproxy-http-proxy|upgrade_not_relayed=2|proxy|Node's http-proxy 1.18 (createProxyServer, proxy.web in http.createServer, no 'upgrade' handler) on the proxy host → gorilla backend on another host: the Upgrade goes upstream as a plain request, the backend answers 101, Node's HTTP client swallows it and the client's handshake times out after 3 s; captured on the proxy host (-i any)"
   "devproxy-hpm|upgrade_not_relayed=1;ok=1|proxy;-|express 5 + http-proxy-middleware 4 (createProxyMiddleware({ws: true}) without server.on('upgrade', proxy.upgrade)): the first upgrade, before any plain request, goes upstream as a plain request and its 101 is swallowed; a plain GET then makes the middleware subscribe to upgrades and the next attempt works"
   "devproxy-upgrade-ok|ok=2|-|http-proxy with server.on('upgrade', (req, socket, head) => proxy.ws(req, socket, head)): both attempts upgrade and echo"
+  "tls-passthrough-haproxy|encrypted_leg=2;proxy_rejected=1|-;proxy|haproxy mode tcp on the proxy host routing by SNI (req.ssl_sni -i app.example, no default backend) to a TLS-terminating gorilla backend on another host: no HTTP on either leg; 2 attempts with SNI app.example relay the same TLS bytes both ways; 1 with SNI other.example is closed by haproxy right after its ClientHello; captured on the proxy host (-i any)"
+  "tls-passthrough-stream|encrypted_leg=2;proxy_rejected=1|-;proxy|nginx stream ssl_preread (map \$ssl_preread_server_name, no route for other names) to nginx terminating TLS on the app host → backend on its loopback; captured on the proxy host: two TLS legs per attempt, the unmatched SNI closed by nginx after its ClientHello"
 )
 
 source "$HERE/lib.sh"
@@ -369,6 +371,57 @@ scn_devproxy-hpm() {
     "-url ws://$PX/ws -n 0 -plain http://$PX/health -plain-n 1" "-url ws://$PX/ws -n 1 -msgs 1 -timeout 3s"
 }
 scn_devproxy-upgrade-ok() { devproxy_run http-proxy-upgrade "-url ws://$PX/ws -n 2 -msgs 1 -timeout 3s"; }
+
+# ---- TLS passthrough: node-c tlsclient → node-p SNI router → node-b TLS server
+tls_cert() { # a self-signed certificate for app.example in $D
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj "/CN=app.example" \
+    -addext "subjectAltName=DNS:app.example" -keyout "$D/key.pem" -out "$D/cert.pem" 2>/dev/null || die "openssl req failed"
+  chmod 644 "$D/key.pem" "$D/cert.pem"
+}
+tlsclient() { # NS ARGS…: a wss client; a refused handshake is expected, not a failure
+  local ns=$1; shift
+  log "  tlsclient ($ns) $*"
+  in_ns "$ns" "$BIN/tlsclient" "$@" >> "$D/client.log" 2>&1 || log "  (tlsclient exited $?)"
+}
+passthrough_clients() {
+  tlsclient node-c -url "wss://$PX/ws" -servername app.example -cacert "$D/cert.pem" -n 2 -msgs 1
+  tlsclient node-c -url "wss://$PX/ws" -servername other.example -cacert "$D/cert.pem" -n 1 -msgs 1 -timeout 3s
+}
+scn_tls-passthrough-haproxy() {
+  net_up
+  tls_cert
+  ip netns exec node-b "$BIN/tlsbackend" -addr "$BE:9443" -cert "$D/cert.pem" -key "$D/key.pem" >> "$D/backend.log" 2>&1 &
+  local pid=$!; STARTED_PIDS+=("$pid")
+  wait_listen_ns node-b 9443 "$pid" tlsbackend
+  start_haproxy node-p 443 "frontend fe
+  bind $PX:443
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  use_backend app if { req.ssl_sni -i app.example }
+backend app
+  server s1 $BE:9443" tcp
+  cap_start node-p any "$D/cap.pcap"
+  sleep 1
+  passthrough_clients
+  cap_stop
+}
+scn_tls-passthrough-stream() {
+  net_up
+  tls_cert
+  start_backend node-b 127.0.0.1:9000
+  start_nginx node-b 443 "server { listen $BE:443 ssl; server_name app.example;
+    ssl_certificate $D/cert.pem; ssl_certificate_key $D/key.pem;
+    location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }" "" "$D/app"
+  start_nginx node-p 443 "" "$STREAM_MODULE
+stream {
+  map \$ssl_preread_server_name \$route { app.example $BE:443; default \"\"; }
+  server { listen $PX:443; ssl_preread on; proxy_pass \$route; }
+}"
+  cap_start node-p any "$D/cap.pcap"
+  sleep 1
+  passthrough_clients
+  cap_stop
+}
 
 # ---------------------------------------------------------------- run
 wire_summary() { # FILE: request and status lines, FIN/RST, per address pair
