@@ -46,6 +46,10 @@ SCENARIOS=(
   "devproxy-upgrade-ok|ok=2|-|http-proxy with server.on('upgrade', (req, socket, head) => proxy.ws(req, socket, head)): both attempts upgrade and echo"
   "tls-passthrough-haproxy|encrypted_leg=2;proxy_rejected=1|-;proxy|haproxy mode tcp on the proxy host routing by SNI (req.ssl_sni -i app.example, no default backend) to a TLS-terminating gorilla backend on another host: no HTTP on either leg; 2 attempts with SNI app.example relay the same TLS bytes both ways; 1 with SNI other.example is closed by haproxy right after its ClientHello; captured on the proxy host (-i any)"
   "tls-passthrough-stream|encrypted_leg=2;proxy_rejected=1|-;proxy|nginx stream ssl_preread (map \$ssl_preread_server_name, no route for other names) to nginx terminating TLS on the app host → backend on its loopback; captured on the proxy host: two TLS legs per attempt, the unmatched SNI closed by nginx after its ClientHello"
+  "ext-hidden-nginx|ws_header_altered|proxy|nginx (correct upgrade directives) with proxy_hide_header Sec-WebSocket-Extensions in front of a compressing gorilla backend (EnableCompression): the backend's 101 agrees to permessage-deflate, the client's (gorilla, EnableCompression) does not show it; the backend's compressed echo (RSV1) makes the client fail the connection (close 1002)"
+  "ext-hidden-node|ws_header_altered|proxy|as ext-hidden-nginx with a Node.js ws 8 backend (perMessageDeflate, threshold 0)"
+  "ext-stripped-nginx|ok|-|nginx with proxy_set_header Sec-WebSocket-Extensions \"\": the client's permessage-deflate offer never reaches the compressing backend, which then does not compress; the tunnel works (a finding, not an error)"
+  "ext-stripped-haproxy|ok|-|haproxy with http-request del-header Sec-WebSocket-Extensions: as ext-stripped-nginx"
 )
 
 source "$HERE/lib.sh"
@@ -422,6 +426,36 @@ stream {
   passthrough_clients
   cap_stop
 }
+
+# ---- WebSocket extensions hidden or stripped: node-c → node-p proxy → node-b
+ext_run() { # PROXY(nginx|haproxy) PROXY-DIRECTIVES BACKEND(gorilla|node)
+  net_up
+  if [[ $3 == node ]]; then
+    ip netns exec node-b node "$NODE_DIR/server.js" "$BE" 9000 deflate >> "$D/backend.log" 2>&1 &
+    local pid=$!; STARTED_PIDS+=("$pid")
+    wait_listen_ns node-b 9000 "$pid" "node ws backend"
+  else
+    start_backend node-b "$BE:9000" -compress
+  fi
+  if [[ $1 == nginx ]]; then
+    start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT $2 proxy_pass http://$BE:9000; } }"
+  else
+    start_haproxy node-p 80 "frontend fe
+  bind $PX:80
+  $2
+  default_backend be
+backend be
+  server s1 $BE:9000"
+  fi
+  cap_start node-p any "$D/cap.pcap" "${SNAP:-0}"
+  sleep 1
+  client node-c -url "ws://$PX/ws" -n 1 -msgs 2 -compress -timeout 3s
+  cap_stop
+}
+scn_ext-hidden-nginx() { ext_run nginx "proxy_hide_header Sec-WebSocket-Extensions;" gorilla; }
+scn_ext-hidden-node() { ext_run nginx "proxy_hide_header Sec-WebSocket-Extensions;" node; }
+scn_ext-stripped-nginx() { ext_run nginx 'proxy_set_header Sec-WebSocket-Extensions "";' gorilla; }
+scn_ext-stripped-haproxy() { ext_run haproxy "http-request del-header Sec-WebSocket-Extensions" gorilla; }
 
 # ---------------------------------------------------------------- run
 wire_summary() { # FILE: request and status lines, FIN/RST, per address pair
