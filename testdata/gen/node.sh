@@ -50,6 +50,12 @@ SCENARIOS=(
   "ext-hidden-node|ws_header_altered|proxy|as ext-hidden-nginx with a Node.js ws 8 backend (perMessageDeflate, threshold 0)"
   "ext-stripped-nginx|ok|-|nginx with proxy_set_header Sec-WebSocket-Extensions \"\": the client's permessage-deflate offer never reaches the compressing backend, which then does not compress; the tunnel works (a finding, not an error)"
   "ext-stripped-haproxy|ok|-|haproxy with http-request del-header Sec-WebSocket-Extensions: as ext-stripped-nginx"
+  "idle-cut-nginx|idle_timeout=3|session|3 tunnels through nginx (proxy_read_timeout 5s) echo one message each, then go quiet; tcpdump starts 2 s later (-i any on the proxy host), so the file holds no handshake and no frame of them: only nginx's FINs on both legs of each tunnel 5 s after the last frame, and the peers' FINs; nginx -T beside it gives the timeout"
+  "idle-cut-haproxy|idle_timeout=3|session|as idle-cut-nginx through haproxy with timeout tunnel 5s: haproxy FINs the client leg and resets the upstream leg"
+  "snap200-compress-nginx|ok|-|nginx (correct) to a compressing gorilla backend, compressing gorilla client; tcpdump -s 200 on -i any keeps 128 payload bytes a packet: the 101's Sec-WebSocket-Extensions line is cut on both legs, and the compressed frames (RSV1) that follow are healthy"
+  "snap200-compress-haproxy|ok|-|as snap200-compress-nginx through haproxy"
+  "client-quits-idle|closed_by_client|session|nginx (correct, default 60 s timeouts) with a client on another host that echoes one message, stays silent 4 s and is killed (SIGKILL: its kernel FINs, no close frame); no hop in front of nginx: nothing cut the tunnel but the client"
+  "front-idle-netns|front_idle_timeout|front|haproxy (timeout tunnel 3s, option forwardfor) on a balancer host in front of nginx on the app host; 3 tunnels echo one message and go quiet; haproxy resets nginx's client leg 3 s later (RST from the balancer, not the client, whose address is in X-Forwarded-For); captured on the app host (-i any)"
 )
 
 source "$HERE/lib.sh"
@@ -457,6 +463,72 @@ scn_ext-hidden-node() { ext_run nginx "proxy_hide_header Sec-WebSocket-Extension
 scn_ext-stripped-nginx() { ext_run nginx 'proxy_set_header Sec-WebSocket-Extensions "";' gorilla; }
 scn_ext-stripped-haproxy() { ext_run haproxy "http-request del-header Sec-WebSocket-Extensions" gorilla; }
 
+# ---- leftovers: idle cuts with no frame in the file, snap length on
+# ---- compressed sessions, a client that quits vs a hop in front
+bg_client() { # NS ARGS…: a client in the background (waited for by wait_bg)
+  local ns=$1; shift
+  log "  client ($ns, background) $*"
+  ip netns exec "$ns" "$BIN/client" "$@" >> "$D/client.log" 2>&1 &
+  BG+=("$!"); STARTED_PIDS+=("$!")
+}
+wait_bg() {
+  local p
+  for p in "${BG[@]}"; do wait "$p" || true; forget_pid "$p"; done
+  BG=()
+}
+idle_cut() { # PROXY(nginx|haproxy)
+  net_up
+  BG=()
+  start_backend node-b "$BE:9000"
+  if [[ $1 == nginx ]]; then
+    start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_read_timeout 5s; proxy_pass http://$BE:9000; } }"
+    in_ns node-p nginx -T -q -c "$D/nginx.conf" -p "$D" -e "$D/error.log" > "$D/nginx-T.txt" 2>/dev/null || true
+  else
+    HA_TUNNEL=5s start_haproxy node-p 80 "frontend fe
+  bind $PX:80
+  default_backend be
+backend be
+  server s1 $BE:9000"
+  fi
+  bg_client node-c -url "ws://$PX/ws" -n 3 -c 3 -msgs 1 -hold 10s -hold-read
+  sleep 2
+  cap_start node-p any "$D/cap.pcap"
+  wait_bg
+  cap_stop
+  [[ -f $D/nginx-T.txt ]] && install -m 644 "$D/nginx-T.txt" "$OUT/$CUR.nginx-T.txt"
+  return 0
+}
+scn_idle-cut-nginx() { idle_cut nginx; }
+scn_idle-cut-haproxy() { idle_cut haproxy; }
+scn_snap200-compress-nginx() { SNAP=200 ext_run nginx "" gorilla; }
+scn_snap200-compress-haproxy() { SNAP=200 ext_run haproxy "" gorilla; }
+scn_client-quits-idle() {
+  net_up
+  start_backend node-b "$BE:9000"
+  start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_pass http://$BE:9000; } }"
+  cap_start node-p any "$D/cap.pcap"
+  sleep 1
+  log "  client (node-c) killed after 4 s"
+  ip netns exec node-c timeout -s KILL 4s "$BIN/client" -url "ws://$PX/ws" -n 1 -msgs 1 -hold 10s -hold-read >> "$D/client.log" 2>&1 || true
+  cap_stop
+}
+scn_front-idle-netns() {
+  net_up
+  BG=()
+  start_backend node-b 127.0.0.1:9000
+  start_nginx node-b 80 "server { listen $APP:80; location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }"
+  HA_TUNNEL=3s start_haproxy node-p 80 "frontend fe
+  bind $PX:80
+  option forwardfor
+  default_backend app
+backend app
+  server app $APP:80"
+  cap_start node-b any "$D/cap.pcap"
+  sleep 1
+  client node-c -url "ws://$PX/ws" -n 3 -stagger 300ms -msgs 1 -hold 6s -hold-read
+  cap_stop
+}
+
 # ---------------------------------------------------------------- run
 wire_summary() { # FILE: request and status lines, FIN/RST, per address pair
   tshark -r "$1" -Y 'http.request or http.response or tcp.flags.fin==1 or tcp.flags.reset==1' \
@@ -468,7 +540,7 @@ for name in "${SELECTED[@]}"; do
   D="$WORK/$name"
   mkdir -p "$D"; chmod 755 "$D"
   log "[$name]"
-  RESULT=$D/cap.pcap NGINX_RAN=0
+  RESULT=$D/cap.pcap NGINX_RAN=0 CUR=$name
   "scn_$name"
   for p in "${STARTED_PIDS[@]}"; do stop_pid "$p" TERM; done
   net_down
