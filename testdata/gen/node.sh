@@ -56,6 +56,12 @@ SCENARIOS=(
   "snap200-compress-haproxy|ok|-|as snap200-compress-nginx through haproxy"
   "client-quits-idle|closed_by_client|session|nginx (correct, default 60 s timeouts) with a client on another host that echoes one message, stays silent 4 s and is killed (SIGKILL: its kernel FINs, no close frame); no hop in front of nginx: nothing cut the tunnel but the client"
   "front-idle-netns|front_idle_timeout|front|haproxy (timeout tunnel 3s, option forwardfor) on a balancer host in front of nginx on the app host; 3 tunnels echo one message and go quiet; haproxy resets nginx's client leg 3 s later (RST from the balancer, not the client, whose address is in X-Forwarded-For); captured on the app host (-i any)"
+  "skew-lb|ok=5;backend_rejected=1|-;backend|two hosts, two captures: haproxy (option forwardfor) on the balancer host (node-p) in front of nginx on the app host (node-b) → backend on its loopback; this file is the balancer's (-i any: the client leg and the balancer→app leg); 5 attempts get 101, /nothere the backend's 404; read it with skew-app*.pcap"
+  "skew-app|ok=5;backend_rejected=1|-;backend|the app host's capture of the same run (-i any: the balancer→app leg again, and nginx→backend on its loopback); the clocks agree"
+  "skew-app-ahead|ok=5;backend_rejected=1|-;backend|skew-app.pcap with its clock 7.5 s ahead (editcap -t 7.5)"
+  "skew-app-behind|ok=5;backend_rejected=1|-;backend|skew-app.pcap with its clock 4 s behind (editcap -t -4)"
+  "skew2-lb|ok=3;backend_rejected=1|-;backend|a second shape: nginx as the balancer (node-p) to nginx on the app host (node-b) → backend; the balancer's file (dumpcap, pcapng, the client leg and the balancer→app leg)"
+  "skew2-app-behind|ok=3;backend_rejected=1|-;backend|the app host's file of that run holds only nginx→backend on its loopback (no leg in common with skew2-lb: the three hops share the Sec-WebSocket-Key and the frames), made 4 s behind with editcap -t -4 on the pcapng"
 )
 
 source "$HERE/lib.sh"
@@ -527,6 +533,57 @@ backend app
   sleep 1
   client node-c -url "ws://$PX/ws" -n 3 -stagger 300ms -msgs 1 -hold 6s -hold-read
   cap_stop
+}
+
+# ---- two hosts, two captures, clocks that disagree
+SKEW_RUN=""   # the run skew-lb made, which skew-app* reuse
+skew_run() { # one run, both hosts' captures, kept in $WORK/skew
+  [[ -n $SKEW_RUN ]] && return 0
+  local keep=$D; D=$WORK/skew; mkdir -p "$D"; chmod 755 "$D"
+  net_up
+  start_backend node-b 127.0.0.1:9000
+  start_nginx node-b 80 "server { listen $APP:80; location / { $CORRECT proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_pass http://127.0.0.1:9000; } }"
+  start_haproxy node-p 80 "frontend fe
+  bind $PX:80
+  option forwardfor
+  default_backend app
+backend app
+  server app $APP:80"
+  cap_start node-p any "$D/lb.pcap"
+  cap_start node-b any "$D/app.pcap"
+  sleep 1
+  client node-c -url "ws://$PX/ws" -n 5 -msgs 2 -stagger 50ms
+  client node-c -url "ws://$PX/nothere" -n 1
+  cap_stop
+  for p in "${STARTED_PIDS[@]}"; do stop_pid "$p" TERM; done
+  D=$keep SKEW_RUN=$WORK/skew
+}
+scn_skew-lb() { skew_run; cp "$SKEW_RUN/lb.pcap" "$D/cap.pcap"; }
+scn_skew-app() { skew_run; cp "$SKEW_RUN/app.pcap" "$D/cap.pcap"; cp "$SKEW_RUN/error.log" "$D/error.log"; NGINX_RAN=1; }
+scn_skew-app-ahead() { skew_run; editcap -F pcap -t 7.5 "$SKEW_RUN/app.pcap" "$D/cap.pcap"; }
+scn_skew-app-behind() { skew_run; editcap -F pcap -t -4 "$SKEW_RUN/app.pcap" "$D/cap.pcap"; }
+SKEW2_RUN=""
+skew2_run() {
+  [[ -n $SKEW2_RUN ]] && return 0
+  local keep=$D; D=$WORK/skew2; mkdir -p "$D"; chmod 755 "$D"
+  net_up
+  start_backend node-b 127.0.0.1:9000
+  start_nginx node-b 80 "server { listen $APP:80; location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }" "" "$D/app"
+  start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_pass http://$APP:80; } }"
+  dumpcap_start node-p "$D/lb.pcapng" p-c p-b
+  cap_start node-b lo "$D/app.pcap"
+  sleep 1
+  client node-c -url "ws://$PX/ws" -n 3 -msgs 2 -stagger 50ms
+  client node-c -url "ws://$PX/nothere" -n 1
+  cap_stop
+  for p in "${STARTED_PIDS[@]}"; do stop_pid "$p" TERM; done
+  D=$keep SKEW2_RUN=$WORK/skew2
+}
+scn_skew2-lb() { skew2_run; cp "$SKEW2_RUN/lb.pcapng" "$D/cap.pcapng"; RESULT=$D/cap.pcapng; cp "$SKEW2_RUN/error.log" "$D/error.log"; NGINX_RAN=1; }
+scn_skew2-app-behind() {
+  skew2_run
+  # as pcapng, shifted by editcap like the first way's pcap
+  editcap -F pcapng -t -4 "$SKEW2_RUN/app.pcap" "$D/cap.pcapng"; RESULT=$D/cap.pcapng
 }
 
 # ---------------------------------------------------------------- run
