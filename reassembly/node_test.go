@@ -239,3 +239,36 @@ func TestNodeString(t *testing.T) {
 		t.Error("nil node")
 	}
 }
+
+// TLS passed through by SNI: the balancer relays the ClientHello as it
+// came, so each session's two legs share its random (what pairs them
+// without keys); the ClientHello whose SNI matched no route has no twin.
+func TestPassthroughClientRandom(t *testing.T) {
+	for _, f := range []string{"tls-passthrough-haproxy.pcap", "tls-passthrough-stream.pcap"} {
+		s := readInto(t, f)
+		byRandom := map[[32]byte][]*reassembly.ConnEnd{}
+		for _, e := range s.ends {
+			if e.TLSInfo != nil && e.TLSInfo.ClientHello {
+				byRandom[e.TLSInfo.ClientRandom] = append(byRandom[e.TLSInfo.ClientRandom], e)
+			}
+		}
+		pairs, alone := 0, 0
+		for _, es := range byRandom {
+			switch len(es) {
+			case 2:
+				if es[0].TLSInfo.SNI != "app.example" || es[1].TLSInfo.SNI != "app.example" {
+					t.Errorf("%s: pair with SNI %q, %q", f, es[0].TLSInfo.SNI, es[1].TLSInfo.SNI)
+				}
+				pairs++
+			case 1:
+				if es[0].TLSInfo.SNI != "other.example" {
+					t.Errorf("%s: alone with SNI %q", f, es[0].TLSInfo.SNI)
+				}
+				alone++
+			}
+		}
+		if pairs != 2 || alone != 1 {
+			t.Errorf("%s: %d pairs, %d alone", f, pairs, alone)
+		}
+	}
+}
