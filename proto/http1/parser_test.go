@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // recorder is a Handler that writes down what it is told. Body and tunnel
@@ -29,12 +31,12 @@ func (r *recorder) join(prefix string, b []byte) {
 	r.add(prefix + string(b))
 }
 
-func (r *recorder) Sniffed(_ int, k Kind, data []byte, t time.Time) bool {
+func (r *recorder) Sniffed(_ flow.Dir, k Kind, data []byte, t time.Time) bool {
 	r.add(fmt.Sprintf("sniffed %d", k))
 	return false
 }
 
-func (r *recorder) Head(_ int, h Head) bool {
+func (r *recorder) Head(_ flow.Dir, h Head) bool {
 	var hs []string
 	for _, f := range h.Headers {
 		hs = append(hs, f.Name+"="+f.Value)
@@ -50,12 +52,12 @@ func (r *recorder) Head(_ int, h Head) bool {
 	return r.noBody
 }
 
-func (r *recorder) Body(_ int, b []byte) { r.join("body ", b) }
-func (r *recorder) End(int)              { r.add("end") }
-func (r *recorder) Tunnel(_ int, b []byte, t time.Time) {
+func (r *recorder) Body(_ flow.Dir, b []byte) { r.join("body ", b) }
+func (r *recorder) End(flow.Dir)              { r.add("end") }
+func (r *recorder) Tunnel(_ flow.Dir, b []byte, t time.Time) {
 	r.join("tunnel ", b)
 }
-func (r *recorder) TunnelGap(_, n int) { r.add(fmt.Sprintf("tunnel gap %d", n)) }
+func (r *recorder) TunnelGap(_ flow.Dir, n int) { r.add(fmt.Sprintf("tunnel gap %d", n)) }
 
 // run feeds the pieces to a fresh parser and returns its record.
 func run(lim Limits, noBody bool, pieces []string) []string {

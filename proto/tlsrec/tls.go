@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 	"unsafe"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // This file holds the TLS layer: a push-style record parser per direction
@@ -135,7 +137,8 @@ type Info struct {
 	// Gaps counts holes in the byte stream (gap calls); a direction with a
 	// gap is not parsed any further.
 	Gaps int
-	// Records counts the records per direction: [0] client→server.
+	// Records counts the records per direction, indexed by the sender's
+	// flow.Role.
 	Records [2]int
 	// AppRecords are the first application_data records after the client's
 	// Finished (at most AppRecords per direction), in order: without keys,
@@ -156,20 +159,19 @@ type Record struct {
 // AppRecords bounds Info.AppRecords per direction.
 const AppRecords = 8
 
-// Conn follows one TCP connection carrying TLS in both directions.
-//
-// Direction 0 is normally client→server; if the ClientHello arrives in
-// direction 1 instead, Conn follows it (the out callback still gets the
-// caller's direction numbers).
+// Conn follows one TCP connection carrying TLS in both directions, as the
+// caller numbers them (flow.Dir). The ClientHello says which direction is
+// the client's (flow.Fwd until it is seen); the plaintext callback gets the
+// caller's numbers.
 type Conn struct {
 	keys *KeyLog
 	// plainOut receives the decrypted bytes (NewConn), kept as a func value
 	// made once (a method value per call would allocate per segment).
-	plainOut func(int, []byte, time.Time)
+	plainOut func(flow.Dir, []byte, time.Time)
 	inf      Info
 	dir      [2]tlsDir
-	cli      int // direction the client sends in
-	told     int // records NextAppRecords has returned
+	cli      flow.Dir // direction the client sends in
+	told     int      // records NextAppRecords has returned
 
 	sawCH, sawSH bool
 	clientRandom [32]byte
@@ -178,7 +180,7 @@ type Conn struct {
 	suite        *tlsSuite
 	secrets      *sessionSecrets
 	haveKeys     bool           // decryption was set up
-	keys12       [2]*recordKeys // TLS 1.2 keys by direction, installed at ChangeCipherSpec
+	keys12       [2]*recordKeys // TLS 1.2 keys by sender's role, installed at ChangeCipherSpec
 	cliFinGuess  bool           // TLS 1.3 without keys: the client's Finished was seen
 	offered13    bool           // the ClientHello offered TLS 1.3
 }
@@ -228,19 +230,19 @@ func newTLSConn(keys *KeyLog) *Conn {
 }
 
 // NewConn returns a Conn that decrypts with keys (nil: metadata only) and
-// hands the plaintext of direction dir, captured at t, to plain.
-func NewConn(keys *KeyLog, plain func(dir int, plain []byte, t time.Time)) *Conn {
+// hands the plaintext of direction d, captured at t, to plain.
+func NewConn(keys *KeyLog, plain func(d flow.Dir, plain []byte, t time.Time)) *Conn {
 	c := newTLSConn(keys)
 	c.plainOut = plain
 	return c
 }
 
-// Feed parses the next in-order bytes b of direction dir (0 or 1),
-// captured at t; plaintext goes to the func given to NewConn.
-func (c *Conn) Feed(dir int, b []byte, t time.Time) { c.feed(dir, b, t, c.plainOut) }
+// Feed parses the next in-order bytes b of direction d, captured at t;
+// plaintext goes to the func given to NewConn.
+func (c *Conn) Feed(d flow.Dir, b []byte, t time.Time) { c.feed(d, b, t, c.plainOut) }
 
-// Gap tells direction dir that bytes were lost: it is parsed no further.
-func (c *Conn) Gap(dir int) { c.gap(dir) }
+// Gap tells direction d that bytes were lost: it is parsed no further.
+func (c *Conn) Gap(d flow.Dir) { c.gap(d) }
 
 // Info returns what the connection has shown so far: the Conn's own
 // record, valid until the next Feed, not to be modified.
@@ -265,7 +267,15 @@ func (c *Conn) info() *Info {
 	return &c.inf
 }
 
-func (c *Conn) dirName(d int) string {
+// role is who sends in direction d.
+func (c *Conn) role(d flow.Dir) flow.Role {
+	if d == c.cli {
+		return flow.Client
+	}
+	return flow.Server
+}
+
+func (c *Conn) dirName(d flow.Dir) string {
 	if d == c.cli {
 		return "client→server"
 	}
@@ -274,7 +284,7 @@ func (c *Conn) dirName(d int) string {
 
 // decryptFailed records why decryption stopped in direction d (the first
 // reason only) and stops it.
-func (c *Conn) decryptFailed(d int, why string) {
+func (c *Conn) decryptFailed(d flow.Dir, why string) {
 	dd := &c.dir[d]
 	dd.keys, dd.switchTo = nil, nil
 	dd.failed = true
@@ -293,14 +303,10 @@ func (c *Conn) noDecrypt(why string) {
 
 // gap says bytes were lost in direction d: record boundaries and sequence
 // numbers are unknown from here, so the direction is not parsed further.
-func (c *Conn) gap(d int) {
+func (c *Conn) gap(d flow.Dir) {
 	c.inf.Gaps++
 	dd := &c.dir[d]
-	idx := 1
-	if d == c.cli {
-		idx = 0
-	}
-	if dd.keys != nil || dd.switchTo != nil || c.keys12[idx] != nil {
+	if dd.keys != nil || dd.switchTo != nil || c.keys12[c.role(d)] != nil {
 		c.decryptFailed(d, "bytes lost in the capture; decryption stopped")
 	}
 	dd.stop()
@@ -314,7 +320,7 @@ func (dd *tlsDir) stop() {
 }
 
 // malformed stops direction d as not TLS.
-func (c *Conn) malformed(d int, why string) {
+func (c *Conn) malformed(d flow.Dir, why string) {
 	if c.inf.Malformed == "" {
 		c.inf.Malformed = c.dirName(d) + ": " + why
 	}
@@ -327,7 +333,7 @@ func (c *Conn) malformed(d int, why string) {
 
 // checkHeader validates a record header and returns the body length, or -1
 // after stopping the direction.
-func (c *Conn) checkHeader(d int, h []byte) int {
+func (c *Conn) checkHeader(d flow.Dir, h []byte) int {
 	typ, major := h[0], h[1]
 	n := int(binary.BigEndian.Uint16(h[3:5]))
 	if typ < recChangeCipherSpec || typ > recHeartbeat || major != 3 {
@@ -341,21 +347,20 @@ func (c *Conn) checkHeader(d int, h []byte) int {
 	return n
 }
 
-// feed takes the next in-order bytes of direction dir (0 = client→server,
-// 1 = server→client) and calls out with decrypted application data, in
-// order per direction, when the key log allows. plain is only valid during
-// the call.
-func (c *Conn) feed(dir int, b []byte, t time.Time, out func(dir int, plain []byte, t time.Time)) {
-	dd := &c.dir[dir]
+// feed takes the next in-order bytes of direction d and calls out with
+// decrypted application data, in order per direction, when the key log
+// allows. plain is only valid during the call.
+func (c *Conn) feed(d flow.Dir, b []byte, t time.Time, out func(d flow.Dir, plain []byte, t time.Time)) {
+	dd := &c.dir[d]
 	for len(b) > 0 && !dd.stopped {
 		if len(dd.buf) == 0 && len(b) >= tlsRecordHeader {
 			// Fast path: the record header is in b.
-			n := c.checkHeader(dir, b)
+			n := c.checkHeader(d, b)
 			if n < 0 {
 				return
 			}
 			if len(b) >= tlsRecordHeader+n {
-				c.record(dir, b[:tlsRecordHeader], b[tlsRecordHeader:tlsRecordHeader+n], t, out)
+				c.record(d, b[:tlsRecordHeader], b[tlsRecordHeader:tlsRecordHeader+n], t, out)
 				b = b[tlsRecordHeader+n:]
 				continue
 			}
@@ -373,7 +378,7 @@ func (c *Conn) feed(dir int, b []byte, t time.Time, out func(dir int, plain []by
 				return
 			}
 		}
-		n := c.checkHeader(dir, dd.buf)
+		n := c.checkHeader(d, dd.buf)
 		if n < 0 {
 			return
 		}
@@ -384,7 +389,7 @@ func (c *Conn) feed(dir int, b []byte, t time.Time, out func(dir int, plain []by
 		if len(dd.buf) < tlsRecordHeader+n {
 			return
 		}
-		c.record(dir, dd.buf[:tlsRecordHeader], dd.buf[tlsRecordHeader:], t, out)
+		c.record(d, dd.buf[:tlsRecordHeader], dd.buf[tlsRecordHeader:], t, out)
 		if !dd.stopped {
 			dd.buf = dd.buf[:0]
 		}
@@ -406,16 +411,13 @@ func growBuf(b []byte, n int) []byte {
 }
 
 // record handles one complete record of direction d.
-func (c *Conn) record(d int, hdr, body []byte, t time.Time, out func(int, []byte, time.Time)) {
+func (c *Conn) record(d flow.Dir, hdr, body []byte, t time.Time, out func(flow.Dir, []byte, time.Time)) {
 	dd := &c.dir[d]
 	fromClient := d == c.cli
-	idx := 1
-	if fromClient {
-		idx = 0
-	}
-	c.inf.Records[idx]++
+	role := c.role(d)
+	c.inf.Records[role]++
 	typ := hdr[0]
-	if typ == recApplicationData && dd.protected && c.inf.Records[idx] <= 64 {
+	if typ == recApplicationData && dd.protected && c.inf.Records[role] <= 64 {
 		c.noteAppRecord(fromClient, len(body), t)
 	}
 
@@ -508,7 +510,7 @@ func (c *Conn) noteAppRecord(fromClient bool, n int, t time.Time) {
 }
 
 // opaqueRecord accounts for a protected record that is not decrypted.
-func (c *Conn) opaqueRecord(d int, typ uint8, n int, t time.Time) {
+func (c *Conn) opaqueRecord(d flow.Dir, typ uint8, n int, t time.Time) {
 	fromClient := d == c.cli
 	if c.version != versionTLS13 {
 		if typ == recAlert {
@@ -540,12 +542,12 @@ func (c *Conn) checkDone(appData bool) {
 		return
 	}
 	cf := c.dir[c.cli].finished || c.cliFinGuess
-	if cf && (c.dir[1-c.cli].finished || appData) {
+	if cf && (c.dir[c.cli.Reverse()].finished || appData) {
 		c.inf.HandshakeDone = true
 	}
 }
 
-func (c *Conn) changeCipherSpec(d int) {
+func (c *Conn) changeCipherSpec(d flow.Dir) {
 	dd := &c.dir[d]
 	if c.version == versionTLS13 || c.version == 0 || dd.ccs {
 		// TLS 1.3 middlebox compatibility (RFC 8446 §D.4), or a CCS before
@@ -555,13 +557,9 @@ func (c *Conn) changeCipherSpec(d int) {
 	dd.ccs = true
 	dd.protected = true
 	dd.hs.reset()
-	idx := 1
-	if d == c.cli {
-		idx = 0
-	}
-	if k := c.keys12[idx]; k != nil && !dd.failed {
+	if k := c.keys12[c.role(d)]; k != nil && !dd.failed {
 		dd.keys = k
-		c.keys12[idx] = nil
+		c.keys12[c.role(d)] = nil
 	}
 	if c.dir[0].ccs && c.dir[1].ccs {
 		c.inf.HandshakeDone = true
@@ -569,7 +567,7 @@ func (c *Conn) changeCipherSpec(d int) {
 }
 
 // alerts records the alerts in an alert record's (plaintext) body.
-func (c *Conn) alerts(d int, b []byte, t time.Time, encrypted bool) {
+func (c *Conn) alerts(d flow.Dir, b []byte, t time.Time, encrypted bool) {
 	for ; len(b) >= 2; b = b[2:] {
 		c.addAlert(Alert{Time: t, FromClient: d == c.cli, Level: b[0], Description: b[1], Encrypted: encrypted})
 	}
@@ -585,7 +583,7 @@ func (c *Conn) addAlert(a Alert) {
 
 // handshake handles one handshake message of direction d. msg is its body;
 // whole is false when it was too large to keep (msg is then nil).
-func (c *Conn) handshake(d int, typ uint8, msg []byte, whole bool, t time.Time) {
+func (c *Conn) handshake(d flow.Dir, typ uint8, msg []byte, whole bool, t time.Time) {
 	dd := &c.dir[d]
 	switch typ {
 	case hsClientHello:
@@ -601,7 +599,7 @@ func (c *Conn) handshake(d int, typ uint8, msg []byte, whole bool, t time.Time) 
 			return
 		}
 		if !c.sawCH {
-			c.cli = 1 - d
+			c.cli = d.Reverse()
 		}
 		c.parseServerHello(d, msg)
 	case hsEncryptedExtensions:
@@ -711,7 +709,7 @@ func (c *Conn) parseClientHello(m []byte) bool {
 
 // parseServerHello handles the ServerHello (or HelloRetryRequest) from
 // direction d and sets up decryption.
-func (c *Conn) parseServerHello(d int, m []byte) {
+func (c *Conn) parseServerHello(d flow.Dir, m []byte) {
 	r := tlsReader(m)
 	legacy, ok := r.u16()
 	if !ok {
@@ -774,7 +772,7 @@ func (c *Conn) parseServerHello(d int, m []byte) {
 
 // setupKeys looks the session up in the key log and prepares decryption.
 // sd is the server's direction.
-func (c *Conn) setupKeys(sd int) {
+func (c *Conn) setupKeys(sd flow.Dir) {
 	// Len, not nil: a key log filled from the capture as it is read may
 	// still be empty, which means no key log at all.
 	if c.keys.Len() == 0 {
@@ -796,7 +794,7 @@ func (c *Conn) setupKeys(sd int) {
 		return
 	}
 	c.suite, c.secrets = suite, s
-	cd := 1 - sd
+	cd := sd.Reverse()
 	if c.version == versionTLS13 {
 		if s.clientHS == nil || s.serverHS == nil {
 			c.noDecrypt("the key log has no handshake traffic secrets for client random " + cr + "…")
@@ -825,7 +823,7 @@ func (c *Conn) setupKeys(sd int) {
 		c.noDecrypt(err.Error())
 		return
 	}
-	c.keys12[0], c.keys12[1] = ck, sk
+	c.keys12[flow.Client], c.keys12[flow.Server] = ck, sk
 	c.haveKeys = true
 }
 

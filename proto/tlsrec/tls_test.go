@@ -22,13 +22,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // ---------------------------------------------------------------- sessions
 
 // wireChunk is one Write on one side of an in-process TLS session.
 type wireChunk struct {
-	dir int // 0 client→server, 1 server→client
+	dir flow.Dir // flow.Fwd: the client's, as it wrote them
 	b   []byte
 }
 
@@ -38,13 +40,13 @@ type wireLog struct {
 	chunks []wireChunk
 }
 
-func (l *wireLog) add(dir int, p []byte) {
+func (l *wireLog) add(dir flow.Dir, p []byte) {
 	l.mu.Lock()
 	l.chunks = append(l.chunks, wireChunk{dir, append([]byte(nil), p...)})
 	l.mu.Unlock()
 }
 
-func (l *wireLog) stream(dir int) []byte {
+func (l *wireLog) stream(dir flow.Dir) []byte {
 	var b []byte
 	for _, c := range l.chunks {
 		if c.dir == dir {
@@ -56,7 +58,7 @@ func (l *wireLog) stream(dir int) []byte {
 
 type tapConn struct {
 	net.Conn
-	dir int
+	dir flow.Dir
 	log *wireLog
 }
 
@@ -143,11 +145,11 @@ func runTLSSession(t testing.TB, minV, maxV uint16, suites []uint16, extras ...[
 	deadline := time.Now().Add(sessionTestDeadline)
 	cp.SetDeadline(deadline)
 	sp.SetDeadline(deadline)
-	srv := tls.Server(&tapConn{sp, 1, wire}, &tls.Config{
+	srv := tls.Server(&tapConn{sp, flow.Rev, wire}, &tls.Config{
 		Certificates: certs, MinVersion: minV, MaxVersion: maxV, CipherSuites: suites,
 		NextProtos: []string{testALPN},
 	})
-	cli := tls.Client(&tapConn{cp, 0, wire}, &tls.Config{
+	cli := tls.Client(&tapConn{cp, flow.Fwd, wire}, &tls.Config{
 		ServerName: testServerName, InsecureSkipVerify: true, KeyLogWriter: &keylog,
 		MinVersion: minV, MaxVersion: maxV, CipherSuites: suites, NextProtos: []string{testALPN},
 	})
@@ -218,10 +220,10 @@ type tlsResult struct {
 
 // feedChunks feeds the chunks in order, each split at the cut offsets given
 // (per direction stream offsets), and returns the decrypted output.
-func feedTLS(keys *KeyLog, chunks []wireChunk, cut func(dir, off, n int) []int) *tlsResult {
+func feedTLS(keys *KeyLog, chunks []wireChunk, cut func(dir flow.Dir, off, n int) []int) *tlsResult {
 	c := newTLSConn(keys)
 	r := &tlsResult{}
-	out := func(d int, p []byte, _ time.Time) { r.plain[d] = append(r.plain[d], p...) }
+	out := func(d flow.Dir, p []byte, _ time.Time) { r.plain[d] = append(r.plain[d], p...) }
 	var off [2]int
 	t0 := time.Unix(1700000000, 0)
 	for _, ch := range chunks {
@@ -419,13 +421,13 @@ func TestTLSSplitEveryOffset(t *testing.T) {
 			// upgrade, 3000 bytes each way, the close.
 			s := runTLSSession(t, tc.minV, tc.maxV, tc.suites, clientExtra[:3000], serverExtra[:3000])
 			chunks := s.wire.chunks
-			tot := [2]int{len(s.wire.stream(0)), len(s.wire.stream(1))}
+			tot := [2]int{len(s.wire.stream(flow.Fwd)), len(s.wire.stream(flow.Rev))}
 			keys := mustKeyLog(t, s.keylog)
 			base := feedTLS(keys, chunks, nil)
 			if base.info.DecryptErr != "" || len(base.plain[0]) < 1000 || len(base.plain[1]) < 1000 {
 				t.Fatalf("base: %q, %d/%d bytes", base.info.DecryptErr, len(base.plain[0]), len(base.plain[1]))
 			}
-			one := feedTLS(keys, chunks, func(dir, off, n int) []int {
+			one := feedTLS(keys, chunks, func(dir flow.Dir, off, n int) []int {
 				cuts := make([]int, 0, n)
 				for i := 1; i < n; i++ {
 					cuts = append(cuts, i)
@@ -438,9 +440,9 @@ func TestTLSSplitEveryOffset(t *testing.T) {
 				step = 13
 			}
 			runs := 0
-			for d := range 2 {
+			for _, d := range []flow.Dir{flow.Fwd, flow.Rev} {
 				for at := 1; at < tot[d]; at += step {
-					r := feedTLS(keys, chunks, func(dir, off, n int) []int {
+					r := feedTLS(keys, chunks, func(dir flow.Dir, off, n int) []int {
 						if dir == d && at > off && at < off+n {
 							return []int{at - off}
 						}
@@ -477,11 +479,11 @@ func TestTLSGap(t *testing.T) {
 	keys := mustKeyLog(t, s.keylog)
 	c := newTLSConn(keys)
 	var plain [2][]byte
-	out := func(d int, p []byte, _ time.Time) { plain[d] = append(plain[d], p...) }
+	out := func(d flow.Dir, p []byte, _ time.Time) { plain[d] = append(plain[d], p...) }
 	gapped := false
 	for _, ch := range s.wire.chunks {
-		if ch.dir == 1 && !gapped && bytes.Contains(plain[1], []byte("101 Switching")) {
-			c.gap(1)
+		if ch.dir == flow.Rev && !gapped && bytes.Contains(plain[1], []byte("101 Switching")) {
+			c.gap(flow.Rev)
 			gapped = true
 		}
 		c.feed(ch.dir, ch.b, time.Time{}, out)
@@ -502,26 +504,26 @@ func TestTLSGap(t *testing.T) {
 // records likewise.
 func TestTLSMalformed(t *testing.T) {
 	c := newTLSConn(nil)
-	c.feed(0, []byte("GET / HTTP/1.1\r\n\r\n"), time.Time{}, nil)
+	c.feed(flow.Fwd, []byte("GET / HTTP/1.1\r\n\r\n"), time.Time{}, nil)
 	if inf := c.info(); !strings.Contains(inf.Malformed, "not a TLS record") {
 		t.Errorf("HTTP: %q", inf.Malformed)
 	}
 	c = newTLSConn(nil)
-	c.feed(1, []byte{22, 3, 3, 0x41, 0x01}, time.Time{}, nil)
-	c.feed(1, make([]byte, 100), time.Time{}, nil)
+	c.feed(flow.Rev, []byte{22, 3, 3, 0x41, 0x01}, time.Time{}, nil)
+	c.feed(flow.Rev, make([]byte, 100), time.Time{}, nil)
 	if inf := c.info(); !strings.Contains(inf.Malformed, "exceeds the limit") || c.dir[1].buf != nil {
 		t.Errorf("oversized: %q", inf.Malformed)
 	}
 	// A plaintext fatal alert, split over two feeds.
 	c = newTLSConn(nil)
-	c.feed(1, []byte{21, 3, 3, 0, 2, 2}, time.Time{}, nil)
-	c.feed(1, []byte{40}, time.Time{}, nil)
+	c.feed(flow.Rev, []byte{21, 3, 3, 0, 2, 2}, time.Time{}, nil)
+	c.feed(flow.Rev, []byte{40}, time.Time{}, nil)
 	if inf := c.info(); len(inf.Alerts) != 1 || inf.Alerts[0].Description != 40 || inf.Alerts[0].Level != 2 || inf.Alerts[0].Encrypted {
 		t.Errorf("alert: %+v", inf.Alerts)
 	}
 	// Alerts are bounded.
 	for range 100 {
-		c.feed(0, []byte{21, 3, 3, 0, 2, 1, 0}, time.Time{}, nil)
+		c.feed(flow.Fwd, []byte{21, 3, 3, 0, 2, 1, 0}, time.Time{}, nil)
 	}
 	if inf := c.info(); len(inf.Alerts) != maxAlerts || inf.AlertsDropped != 101-maxAlerts {
 		t.Errorf("%d alerts kept, %d dropped", len(inf.Alerts), inf.AlertsDropped)
@@ -533,30 +535,30 @@ func TestTLSMalformed(t *testing.T) {
 // fuzzCuts turns fuzzer bytes into a feeding script: each byte feeds the next
 // (b&0x7f)*37+1 bytes of direction b>>7. What the script leaves is fed at the
 // end, client first.
-func fuzzFeed(c *Conn, c2s, s2c, cuts []byte, out func(int, []byte, time.Time)) {
+func fuzzFeed(c *Conn, c2s, s2c, cuts []byte, out func(flow.Dir, []byte, time.Time)) {
 	streams := [2][]byte{c2s, s2c}
 	t := time.Unix(0, 0)
 	for _, b := range cuts {
-		d := int(b >> 7)
+		d := flow.Dir(b >> 7)
 		n := min(int(b&0x7f)*37+1, len(streams[d]))
 		c.feed(d, streams[d][:n], t, out)
 		streams[d] = streams[d][n:]
 	}
-	c.feed(0, streams[0], t, out)
-	c.feed(1, streams[1], t, out)
+	c.feed(flow.Fwd, streams[0], t, out)
+	c.feed(flow.Rev, streams[1], t, out)
 }
 
 // fuzzScript encodes chunks as a fuzzFeed script.
 func fuzzScript(chunks []wireChunk) (c2s, s2c, cuts []byte) {
 	for _, ch := range chunks {
-		if ch.dir == 0 {
+		if ch.dir == flow.Fwd {
 			c2s = append(c2s, ch.b...)
 		} else {
 			s2c = append(s2c, ch.b...)
 		}
 		for l := len(ch.b); l > 0; {
 			k := min((l-1)/37, 127)
-			cuts = append(cuts, byte(ch.dir<<7|k))
+			cuts = append(cuts, byte(ch.dir)<<7|byte(k))
 			l -= k*37 + 1
 		}
 	}
@@ -602,7 +604,7 @@ func FuzzTLSConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, c2s, s2c, cuts []byte) {
 		c := newTLSConn(keys)
 		n := 0
-		fuzzFeed(c, c2s, s2c, cuts, func(d int, p []byte, _ time.Time) {
+		fuzzFeed(c, c2s, s2c, cuts, func(d flow.Dir, p []byte, _ time.Time) {
 			if d != 0 && d != 1 {
 				t.Fatalf("out dir %d", d)
 			}
@@ -612,8 +614,8 @@ func FuzzTLSConn(f *testing.F) {
 		if n > len(c2s)+len(s2c) {
 			t.Fatalf("%d plaintext bytes from %d input bytes", n, len(c2s)+len(s2c))
 		}
-		c.gap(0)
-		c.feed(0, c2s, time.Time{}, nil)
+		c.gap(flow.Fwd)
+		c.feed(flow.Fwd, c2s, time.Time{}, nil)
 		c.info()
 	})
 }
@@ -625,7 +627,7 @@ func TestFuzzScript(t *testing.T) {
 	c2s, s2c, cuts := fuzzScript(s.wire.chunks)
 	c := newTLSConn(mustKeyLog(t, s.keylog))
 	var got [2][]byte
-	fuzzFeed(c, c2s, s2c, cuts, func(d int, p []byte, _ time.Time) { got[d] = append(got[d], p...) })
+	fuzzFeed(c, c2s, s2c, cuts, func(d flow.Dir, p []byte, _ time.Time) { got[d] = append(got[d], p...) })
 	if string(got[0]) != upgradeRequest+string(clientExtra) || string(got[1]) != upgradeResponse+string(serverExtra) {
 		t.Fatalf("fuzz script: %d/%d bytes; %+v", len(got[0]), len(got[1]), c.info())
 	}
@@ -639,7 +641,7 @@ func TestFuzzScript(t *testing.T) {
 			b := ch.b
 			for len(b) > 0 {
 				n := min(len(b), 1+rng.IntN(3000))
-				c.feed(ch.dir, b[:n], time.Time{}, func(d int, p []byte, _ time.Time) { out[d] = append(out[d], p...) })
+				c.feed(ch.dir, b[:n], time.Time{}, func(d flow.Dir, p []byte, _ time.Time) { out[d] = append(out[d], p...) })
 				b = b[n:]
 			}
 		}
