@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
+	"github.com/wsdiag/wsdiag/capture/synth"
 )
 
 // floods writes each flood of issue 19 as a pcap (into -dir, not kept

@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
+	"github.com/wsdiag/wsdiag/capture/synth"
 )
 
 func main() {
