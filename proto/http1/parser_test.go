@@ -323,8 +323,8 @@ func TestEmptyLineBeforeRequest(t *testing.T) {
 	}
 }
 
-// Every connection holds two Parsers: keep them small (issue 4's budget
-// for an idle upgraded connection is 2 KiB in all).
+// Every connection holds two Parsers: keep them small (an idle upgraded
+// connection is to cost at most 2 KiB in all).
 func TestParserSize(t *testing.T) {
 	if n := unsafe.Sizeof(Parser{}); n > 72 {
 		t.Errorf("Parser is %d bytes, more than 72", n)

@@ -84,8 +84,8 @@ func (c *countReqs) ConnEnd(*reassembly.ConnEnd)   {}
 
 // BenchmarkReadTLS: the same WebSocket session (an upgrade, then 1 MB of
 // 125-byte frames each way) through the assembler as TLS 1.3 decrypted
-// with its key log, and as plaintext. Issue 5 asks that decrypting keep
-// read above half its plaintext speed; compare the two ns/op.
+// with its key log, and as plaintext. Decrypting is to keep read above
+// half its plaintext speed; compare the two ns/op.
 func BenchmarkReadTLS(b *testing.B) {
 	cf, sf := wsFrames(true, 125, 8000), wsFrames(false, 125, 8000)
 	wire, plainChunks, keys, plainLen := tlsrec.PipelineSession(b, cf, sf)
