@@ -94,11 +94,15 @@ type Assembler struct {
 	opt     Options
 	sink    Sink
 	tlsSink TLSSink // sink, when it wants TLSStart
-	pool    *tcpr.StreamPool
-	asm     *tcpr.Assembler
-	ctx     context
-	nextID  ConnID
-	ending  bool
+	// closeSink is sink, when it wants CloseOnly (closeonly.go); resets
+	// are the connections RSTs ended lately, in slowOnly mode.
+	closeSink CloseSink
+	resets    map[connKey]time.Time
+	pool      *tcpr.StreamPool
+	asm       *tcpr.Assembler
+	ctx       context
+	nextID    ConnID
+	ending    bool
 
 	// reset is a stream that saw a RST in the current segment.
 	reset *stream
@@ -133,6 +137,7 @@ func New(sink Sink, opt Options) *Assembler {
 		a.maxQuiet = math.MaxInt
 	}
 	a.tlsSink, _ = sink.(TLSSink)
+	a.closeSink, _ = sink.(CloseSink)
 	a.pool = tcpr.NewStreamPool((*factory)(a))
 	a.asm = tcpr.NewAssembler(a.pool)
 	a.asm.MaxBufferedPagesPerConnection = opt.MaxPagesPerConn
@@ -148,7 +153,11 @@ func (f *factory) New(netFlow, _ gopacket.Flow, tcp *layers.TCP, ac tcpr.Assembl
 		return a.handing
 	}
 	// Otherwise gopacket holds only the connections handed to it.
-	if !a.opt.slowOnly || !tcp.SYN && len(tcp.Payload) == 0 {
+	if !a.opt.slowOnly {
+		return nil
+	}
+	if !tcp.SYN && len(tcp.Payload) == 0 {
+		a.closeOnly(netFlow, tcp, ac.GetCaptureInfo().Timestamp)
 		return nil
 	}
 	return a.newStream(netFlow, tcp, ac.GetCaptureInfo().Timestamp)
@@ -190,7 +199,7 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 		if r.s != nil && r.s.slow {
 			a.slowPacket(netFlow, tcp)
 		} else {
-			a.fastPacket(r.s, int(r.d), k, netFlow, tcp, ci, cut)
+			a.fastPacket(r.s, r.d, k, netFlow, tcp, ci, cut)
 		}
 	}
 	if a.opt.MaxFlows > 0 && a.stats.Open+a.dead.n > a.opt.MaxFlows {
@@ -212,6 +221,7 @@ func (a *Assembler) slowPacket(netFlow gopacket.Flow, tcp *layers.TCP) {
 	a.asm.AssembleWithContext(netFlow, tcp, &a.ctx)
 	if a.reset != nil {
 		a.reset.finish()
+		a.noteReset(netFlow, tcp, a.ctx.ci.Timestamp)
 		a.reset = nil
 	}
 }

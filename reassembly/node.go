@@ -9,6 +9,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/proto/flow"
 	"github.com/wsdiag/wsdiag/proto/proxyproto"
 )
 
@@ -65,7 +66,7 @@ func (n *Node) String() string {
 type nodeState struct {
 	pub   *Node
 	pp    *proxyproto.Parser
-	ppDir uint8 // the direction pp reads
+	ppDir flow.Dir // the direction pp reads
 }
 
 // node returns the Node events carry, nil when none.
@@ -94,20 +95,20 @@ func (s *stream) setNode(change func(*Node)) {
 // and returns the bytes left for HTTP: none while a header is incomplete,
 // what follows a whole one, and otherwise the bytes as they came (with any
 // the parser held before them).
-func (s *stream) proxyHeader(d int, data []byte, first bool, t time.Time) []byte {
+func (s *stream) proxyHeader(d flow.Dir, data []byte, first bool, t time.Time) []byte {
 	if first {
 		// Only the client begins with a PROXY header, and only at the
 		// connection's start (a capture that begins mid-connection has
 		// no SYN, so either direction may be the client's).
-		if s.roleKnown && d != int(s.clientDir) || s.tls != nil || s.mid() || !proxyproto.Start(data) {
+		if s.roleKnown && d != s.clientDir || s.tls != nil || s.mid() || !proxyproto.Start(data) {
 			return data
 		}
 		if s.ns == nil {
 			s.ns = &nodeState{}
 		}
-		s.ns.pp, s.ns.ppDir = &proxyproto.Parser{}, uint8(d)
+		s.ns.pp, s.ns.ppDir = &proxyproto.Parser{}, d
 	}
-	if s.ns == nil || s.ns.pp == nil || int(s.ns.ppDir) != d {
+	if s.ns == nil || s.ns.pp == nil || s.ns.ppDir != d {
 		return data
 	}
 	p := s.ns.pp
@@ -140,8 +141,8 @@ func (s *stream) proxySeen() bool {
 // proxyLost ends a PROXY header being read when its direction loses
 // bytes (a hole, or a snap length cutting the segment): what it held is
 // dropped, and the header recorded as cut.
-func (s *stream) proxyLost(d int) {
-	if s.ns == nil || s.ns.pp == nil || int(s.ns.ppDir) != d {
+func (s *stream) proxyLost(d flow.Dir) {
+	if s.ns == nil || s.ns.pp == nil || s.ns.ppDir != d {
 		return
 	}
 	s.ns.pp = nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -269,6 +270,69 @@ func TestPassthroughClientRandom(t *testing.T) {
 		}
 		if pairs != 2 || alone != 1 {
 			t.Errorf("%s: %d pairs, %d alone", f, pairs, alone)
+		}
+	}
+}
+
+type closeRec struct {
+	*recSink
+	closes []*reassembly.CloseOnly
+}
+
+func (c *closeRec) CloseOnly(e *reassembly.CloseOnly) { c.closes = append(c.closes, e) }
+
+// Tunnels cut on idle while the capture holds nothing else of them: each
+// FIN or RST comes as a CloseOnly event. nginx (proxy_read_timeout 5s)
+// FINs both legs of each of the 3 tunnels within a millisecond and the
+// peers FIN back; haproxy (timeout tunnel) FINs the client leg and resets
+// the upstream leg.
+func TestCloseOnlyIdleCut(t *testing.T) {
+	for _, c := range []struct {
+		file           string
+		proxyCloses    int                  // FINs and RSTs the proxy sent
+		upstreamCloses reassembly.CloseKind // how it closed the upstream legs
+	}{
+		{"idle-cut-nginx.pcap", 6, reassembly.CloseFIN},
+		{"idle-cut-haproxy.pcap", 6, reassembly.CloseRST},
+	} {
+		r, err := capture.Open(filepath.Join("../testdata/captures", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &closeRec{recSink: &recSink{}}
+		asm := reassembly.New(sink, reassembly.DefaultOptions)
+		for {
+			p, err := r.Next()
+			if err != nil {
+				break
+			}
+			asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
+		}
+		asm.Close()
+		r.Close()
+		if len(sink.reqs)+len(sink.resps)+len(sink.ends) != 0 {
+			t.Errorf("%s: %d requests, %d responses, %d ends", c.file, len(sink.reqs), len(sink.resps), len(sink.ends))
+		}
+		proxy := 0
+		var first, last time.Time
+		for _, e := range sink.closes {
+			fromProxy := e.From.Addr() == netip.MustParseAddr("10.231.1.1") || e.From.Addr() == netip.MustParseAddr("10.231.2.1")
+			if !fromProxy {
+				continue
+			}
+			proxy++
+			if e.To.Port() == 9000 && e.Kind != c.upstreamCloses || e.To.Port() != 9000 && e.Kind != reassembly.CloseFIN {
+				t.Errorf("%s: %s from %s to %s", c.file, e.Kind, e.From, e.To)
+			}
+			if first.IsZero() || e.Time.Before(first) {
+				first = e.Time
+			}
+			if e.Time.After(last) {
+				last = e.Time
+			}
+		}
+		if proxy != c.proxyCloses || last.Sub(first) > 5*time.Millisecond {
+			t.Errorf("%s: %d closes from the proxy over %v", c.file, proxy, last.Sub(first))
 		}
 	}
 }
