@@ -358,7 +358,7 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 		s.upgraded, s.upgradeTime = true, m.End
 		s.dir[d.Reverse()].Tunnel() // the parser switches its own direction
 		s.ws = &wsframe.Session{}
-		s.ws.Init(s.clientDir, wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
+		s.ws.Init(s.clientDir, deflateMayBe(resp))
 		s.pending = nil
 		return false
 	}
