@@ -118,8 +118,10 @@ type Assembler struct {
 
 	// nextFlush is when (capture time) Packet next calls Flush.
 	nextFlush time.Time
-	// via is the tunnel of the segment PacketVia is feeding (node.go).
+	// via is the tunnel of the segment PacketVia is feeding; nodes the
+	// streams that have a tunnel or a PROXY header (node.go).
 	via   *capture.Tunnel
+	nodes map[*stream]*nodeState
 	stats Stats
 }
 

@@ -251,6 +251,9 @@ func (a *Assembler) forget(s *stream) {
 	}
 	a.unlink(s)
 	s.release()
+	if s.hasNode {
+		delete(a.nodes, s)
+	}
 }
 
 // rebuild copies the map into a new one: a Go map never shrinks, and

@@ -61,33 +61,52 @@ func (n *Node) String() string {
 }
 
 // nodeState is a stream's Node and, while a PROXY header is being read
-// across segments, its parser (one pointer in the stream, nil for almost
-// every connection).
+// across segments, its parser. The Assembler holds it for the few streams
+// that have one (stream.hasNode).
 type nodeState struct {
 	pub   *Node
 	pp    *proxyproto.Parser
 	ppDir flow.Dir // the direction pp reads
 }
 
-// node returns the Node events carry, nil when none.
-func (s *stream) node() *Node {
-	if s.ns == nil {
+// ns returns the stream's nodeState, nil when it has none.
+func (s *stream) ns() *nodeState {
+	if !s.hasNode {
 		return nil
 	}
-	return s.ns.pub
+	return s.asm.nodes[s]
+}
+
+// nsMake returns the stream's nodeState, made if needed.
+func (s *stream) nsMake() *nodeState {
+	if ns := s.ns(); ns != nil {
+		return ns
+	}
+	if s.asm.nodes == nil {
+		s.asm.nodes = make(map[*stream]*nodeState)
+	}
+	ns := &nodeState{}
+	s.asm.nodes[s], s.hasNode = ns, true
+	return ns
+}
+
+// node returns the Node events carry, nil when none.
+func (s *stream) node() *Node {
+	if ns := s.ns(); ns != nil {
+		return ns.pub
+	}
+	return nil
 }
 
 // setNode publishes a changed copy of the stream's Node.
 func (s *stream) setNode(change func(*Node)) {
-	if s.ns == nil {
-		s.ns = &nodeState{}
-	}
+	ns := s.nsMake()
 	n := &Node{}
-	if s.ns.pub != nil {
-		*n = *s.ns.pub
+	if ns.pub != nil {
+		*n = *ns.pub
 	}
 	change(n)
-	s.ns.pub = n
+	ns.pub = n
 }
 
 // proxyHeader runs the first bytes of direction d through the PROXY
@@ -103,28 +122,27 @@ func (s *stream) proxyHeader(d flow.Dir, data []byte, first bool, t time.Time) [
 		if s.roleKnown && d != s.clientDir || s.tls != nil || s.mid() || !proxyproto.Start(data) {
 			return data
 		}
-		if s.ns == nil {
-			s.ns = &nodeState{}
-		}
-		s.ns.pp, s.ns.ppDir = &proxyproto.Parser{}, d
+		ns := s.nsMake()
+		ns.pp, ns.ppDir = &proxyproto.Parser{}, d
 	}
-	if s.ns == nil || s.ns.pp == nil || s.ns.ppDir != d {
+	ns := s.ns()
+	if ns == nil || ns.pp == nil || ns.ppDir != d {
 		return data
 	}
-	p := s.ns.pp
+	p := ns.pp
 	st, n := p.Feed(data)
 	switch st {
 	case proxyproto.NeedMore:
 		return nil
 	case proxyproto.Done:
-		s.ns.pp = nil
+		ns.pp = nil
 		h := p.Header()
 		s.setNode(func(n *Node) { n.Proxy, n.ProxyAt = &h, t })
 		return data[n:]
 	case proxyproto.Malformed:
 		s.setNode(func(n *Node) { n.ProxyBroken = p.Err().Error() })
 	}
-	s.ns.pp = nil
+	ns.pp = nil
 	if held := p.Held(); len(held) > 0 {
 		return append(append([]byte(nil), held...), data...)
 	}
@@ -142,10 +160,11 @@ func (s *stream) proxySeen() bool {
 // bytes (a hole, or a snap length cutting the segment): what it held is
 // dropped, and the header recorded as cut.
 func (s *stream) proxyLost(d flow.Dir) {
-	if s.ns == nil || s.ns.pp == nil || s.ns.ppDir != d {
+	ns := s.ns()
+	if ns == nil || ns.pp == nil || ns.ppDir != d {
 		return
 	}
-	s.ns.pp = nil
+	ns.pp = nil
 	s.setNode(func(n *Node) { n.ProxyBroken = "PROXY header cut by the capture" })
 }
 
@@ -169,7 +188,7 @@ func (a *Assembler) PacketVia(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacke
 	a.Packet(netFlow, tcp, ci, cut)
 	a.via = nil
 	r := a.conns[connKey{netFlow, uint16(tcp.SrcPort), uint16(tcp.DstPort)}]
-	if s := r.s; s != nil && !s.ended && (s.ns == nil || s.ns.pub == nil || s.ns.pub.Tunnel.Kind == capture.TunnelNone) {
+	if s := r.s; s != nil && !s.ended && (s.node() == nil || s.node().Tunnel.Kind == capture.TunnelNone) {
 		t := *tun
 		s.setNode(func(n *Node) { n.Tunnel = t })
 	}

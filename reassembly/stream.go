@@ -43,7 +43,6 @@ type stream struct {
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
 	h2          *h2conn          // an HTTP/2 connection: bytes go to it, not to dir
 	cur         *Response        // response whose body prefix is being collected
-	ns          *nodeState       // tunnel and PROXY header (node.go), nil for most
 
 	fast // in-order tracking while the connection needs no reassembly
 
@@ -61,7 +60,11 @@ type stream struct {
 	// in the 640-byte size class.)
 	memSub    Mem
 	forgotten bool
-	mem       int32
+	// hasNode: the Assembler holds a nodeState for s (node.go); a map
+	// entry rather than a field, which would cost every connection a size
+	// class.
+	hasNode bool
+	mem     int32
 }
 
 // dirOf is gopacket's direction as ours: both call the direction of the
@@ -204,7 +207,7 @@ func (s *stream) deliver(d flow.Dir, data []byte, t time.Time) {
 	}
 	first := s.bytes[d] == 0
 	s.bytes[d] += uint64(len(data))
-	if first || s.ns != nil && s.ns.pp != nil {
+	if first || s.hasNode {
 		// a PROXY header (node.go) is not the client's HTTP
 		if data = s.proxyHeader(d, data, first, t); len(data) == 0 {
 			s.account()
