@@ -146,21 +146,10 @@ func configFix(v *Verdict, fix string) string {
 
 // primaryHop is the hop of the finding verdict() will make primary, or -1.
 func (j *judgement) primaryHop() int {
-	var p *finding
-	for i := range j.findings {
-		f := &j.findings[i]
-		r := rowOf(f.code)
-		if r.note || f.note {
-			continue
-		}
-		if p == nil || r.stage < rowOf(p.code).stage || r.stage == rowOf(p.code).stage && codeIndex(f.code) < codeIndex(p.code) {
-			p = f
-		}
+	if p := j.primary(); p != nil {
+		return p.hop
 	}
-	if p == nil {
-		return -1
-	}
-	return p.hop
+	return -1
 }
 
 func adviceConfigReadTimeoutShort(v *Verdict, _ facts) (string, string) {

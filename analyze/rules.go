@@ -713,25 +713,7 @@ func (j *judgement) verdict() *Verdict {
 	v.ProxyProduct = j.product
 	succeeded := A.switched()
 
-	var primary *finding
-	for i := range j.findings {
-		f := &j.findings[i]
-		ci := rowOf(f.code)
-		if ci.note || f.note {
-			continue
-		}
-		if primary == nil || ci.stage < rowOf(primary.code).stage ||
-			ci.stage == rowOf(primary.code).stage && codeIndex(f.code) < codeIndex(primary.code) {
-			primary = f
-		}
-	}
-	if primary == nil && (!succeeded || j.lone) {
-		for i := range j.findings {
-			if j.findings[i].code == Unpaired && primary == nil || j.findings[i].code == CannotTell {
-				primary = &j.findings[i]
-			}
-		}
-	}
+	primary := j.primary()
 	if primary == nil {
 		v.Code, v.Severity, v.Hop = OK, SevOK, HopNone
 	} else {
@@ -972,4 +954,32 @@ func (j *judgement) judgeUpstreamOnly() *Verdict {
 	}
 	v.Backend = j.chain[n-1].req.Server
 	return v
+}
+
+// primary is the finding that gives the verdict its code, or nil (ok):
+// the one at the earliest stage of the handshake's path, of a stage the
+// earlier row in the code table; notes never. When nothing else holds and
+// the attempt failed (or its one leg is an upstream leg), cannot_tell or
+// unpaired says what hid the cause.
+func (j *judgement) primary() *finding {
+	var p *finding
+	for i := range j.findings {
+		f := &j.findings[i]
+		r := rowOf(f.code)
+		if r.note || f.note {
+			continue
+		}
+		if p == nil || r.stage < rowOf(p.code).stage || r.stage == rowOf(p.code).stage && codeIndex(f.code) < codeIndex(p.code) {
+			p = f
+		}
+	}
+	if p != nil || j.chain[0].switched() && !j.lone {
+		return p
+	}
+	for i := range j.findings {
+		if c := j.findings[i].code; c == Unpaired && p == nil || c == CannotTell {
+			p = &j.findings[i]
+		}
+	}
+	return p
 }
