@@ -80,11 +80,7 @@ func isNginx(v *Verdict) (bool, [3]int) {
 // advice returns the proxy error-log line that goes with the verdict (for
 // nginx) and the fix, from the row of its primary code.
 func advice(v *Verdict, j *judgement) (errorLog, fix string) {
-	r := rowOf(v.Code)
-	if r.advice == nil {
-		return "", r.summary // a planned code's rule came before its advice
-	}
-	return r.advice(v, facts{
+	return rowOf(v.Code).advice(v, facts{
 		generatedBy:        j.generatedBy,
 		connect:            j.connect,
 		idle:               j.idle,

@@ -3,8 +3,8 @@ package analyze
 // Code is a stable verdict code: scripts match on these strings.
 type Code string
 
-// The verdict catalogue (DESIGN.md). Each code has one row in table below;
-// codes are appended there and never renamed (codes_test.go holds the list).
+// The verdict catalogue. Each code has one row in table below; codes are
+// appended there and never renamed (codes_test.go holds the list).
 const (
 	OK                    Code = "ok"
 	ClientNotWebSocket    Code = "client_not_websocket"
@@ -37,7 +37,7 @@ const (
 	// only with --all and never counted as an attempt.
 	PlainHTTP Code = "plain_http"
 
-	// Planned (DESIGN.md): rows exist, no rule emits them yet.
+	// Added as real captures showed them.
 	HandshakeNotCaptured   Code = "handshake_not_captured"
 	FrontIdleTimeout       Code = "front_idle_timeout"
 	LifetimeLimit          Code = "lifetime_limit"
@@ -118,15 +118,14 @@ type codeRow struct {
 	// note codes explain others (a rewritten Host behind a backend 403)
 	// and are primary only when nothing else holds.
 	note    bool
-	planned bool // no rule emits it yet
 	summary string
-	advice  adviceFunc // nil only while planned
+	advice  adviceFunc
 }
 
 // table is the catalogue, in the order `wsdiag codes` lists it and ties
 // between findings of one stage are broken. Adding a code:
 //  1. append its constant above and its string to stableCodes (codes_test.go);
-//  2. append its row here (or drop planned from its row);
+//  2. append its row here;
 //  3. write its advice func in advice.go (a field in facts if it needs more);
 //  4. write its rule (rules.go, session.go) calling j.add, with a case in
 //     rules_test.go, and a row in README's verdict tables.
@@ -163,9 +162,8 @@ var table = []codeRow{
 	{code: Unpaired, hop: HopNone, sev: SevWarn, stage: stageNone, note: true, summary: "only one leg is in the capture, and it hides the cause", advice: adviceUnpaired},
 	{code: PlainHTTP, hop: HopNone, sev: SevInfo, stage: stageNone, note: true, summary: "a plain HTTP exchange, not a WebSocket attempt (shown with --all)", advice: noAdvice},
 
-	// Planned: no advice func yet, the summary stands in. A rule's author
-	// drops planned and adds the advice. Stages put a code before the one
-	// it refines (untrusted_proxy before backend_rejected).
+	// Stages put a code before the one it refines (untrusted_proxy before
+	// backend_rejected).
 	{code: HandshakeNotCaptured, hop: HopSession, sev: SevInfo, stage: stageNone, note: true, summary: "the session started before the capture: its handshake is not in it (finding)", advice: adviceHandshakeNotCaptured},
 	{code: FrontIdleTimeout, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "something in front of the proxy cut the client leg after N s without frames", advice: adviceFrontIdleTimeout},
 	{code: LifetimeLimit, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "the client leg was cut at a fixed age despite traffic (a maximum connection lifetime)", advice: adviceLifetimeLimit},
@@ -225,12 +223,5 @@ func Describe(c Code) (Hop, Severity) {
 	return r.hop, r.sev
 }
 
-// Summary is a one-line description of a code; a code no rule emits yet
-// says so.
-func Summary(c Code) string {
-	r := rowOf(c)
-	if r.planned {
-		return "(planned) " + r.summary
-	}
-	return r.summary
-}
+// Summary is a one-line description of a code.
+func Summary(c Code) string { return rowOf(c).summary }
