@@ -113,7 +113,7 @@ func TestCodeTable(t *testing.T) {
 			t.Errorf("%s: hop %q", r.code, r.hop)
 		case !sevs[r.sev]:
 			t.Errorf("%s: severity %q", r.code, r.sev)
-		case r.stage < stageClient || r.stage > stageNone:
+		case r.stage < stageClient || r.stage > stageExplains:
 			t.Errorf("%s: stage %d", r.code, r.stage)
 		case strings.TrimSpace(r.summary) == "" || strings.Contains(r.summary, "\n"):
 			t.Errorf("%s: summary must be one line", r.code)

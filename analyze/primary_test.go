@@ -30,9 +30,10 @@ func TestPrimary(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			j := &judgement{chain: c.chain(), findings: c.findings}
+			a := newAttempt(c.chain(), nil, fromClient)
+			a.findings = c.findings
 			var got Code
-			if p := j.primary(); p != nil {
+			if p := a.primary(); p != nil {
 				got = p.code
 			}
 			if got != c.want {
