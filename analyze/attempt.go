@@ -78,6 +78,8 @@ type finding struct {
 	// atBackend: the code sits at the backend, not at its row's hop
 	// (headers_too_large, origin_mismatch: the backend refused).
 	atBackend bool
+	// by is the rule that found it (its index in rules).
+	by uint8
 }
 
 // found is a finding of code c at hop with its evidence.

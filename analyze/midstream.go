@@ -292,6 +292,18 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 		// little to tell WebSocket from another binary protocol
 		return nil
 	}
+	at := a.observeMid(legs)
+	at.runRules(onWire)
+	if len(legs) > 1 {
+		a.mid.paired = true
+	}
+	a.stats.NoHandshake++
+	return at.midVerdict()
+}
+
+// observeMid makes an attempt of a chain of legs without a handshake:
+// each leg stands as an exchange whose 101 came with its first packet.
+func (a *Analyzer) observeMid(legs []*midLeg) *attempt {
 	chain := make([]*exchange, len(legs))
 	for i, l := range legs {
 		e := l.end
@@ -300,23 +312,24 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 			resp: &reassembly.Response{Conn: e.Conn, Status: 101, Start: e.First, End: e.First}}
 	}
 	at := newAttempt(chain, a, midSession)
-	at.proxy.product = a.mid.products[A.Server]
+	at.proxy.product = a.mid.products[legs[0].end.Server]
 	at.proxy.evident = at.proxy.product != ""
 	at.mid = &midFacts{legs: legs, lone: len(legs) == 1 && (a.hasUpstreamLegs || a.mid.paired)}
 	at.observeLegs()
-	at.runRules(onWire)
-	if len(legs) > 1 {
-		a.mid.paired = true
-	}
-	v := at.verdict()
-	a.stats.NoHandshake++
+	return at
+}
+
+// midVerdict is the verdict of a session without its handshake: no path,
+// no status, the legs keeping their frames' and ends' times (the report's
+// ladder) and nothing of a request or response.
+func (a *attempt) midVerdict() *Verdict {
+	legs := a.mid.legs
+	v := a.verdict()
 	v.Path, v.StatusBackend, v.StatusClient = "", 0, 0
 	v.PairConfidence = ConfNone
 	if len(legs) > 1 {
 		v.PairConfidence = midConfidence(legs[0])
 	}
-	// The legs keep their frames' and ends' times (the report's ladder),
-	// nothing of a request or response.
 	for i := range v.Legs {
 		l := &v.Legs[i]
 		l.Proto, l.RequestLine, l.RequestHeaders, l.RequestCut = "", "", nil, false
@@ -324,7 +337,7 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 		l.Times.Request, l.Times.Response = time.Time{}, time.Time{}
 	}
 	if v.Code == OK {
-		_, v.Fix = adviceHandshakeNotCaptured(v, at, nil)
+		_, v.Fix = adviceHandshakeNotCaptured(v, a, nil)
 	}
 	return v
 }

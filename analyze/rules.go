@@ -72,7 +72,11 @@ func (a *attempt) runRules(from phase) {
 			a.observePhase(cur)
 		}
 		n := len(a.findings)
-		a.keep(r.find(a, a.findings[n:n]))
+		out := r.find(a, a.findings[n:n])
+		for k := range out {
+			out[k].by = uint8(i)
+		}
+		a.keep(out)
 	}
 }
 
