@@ -72,7 +72,6 @@ func (a *attempt) observeAlone() aloneFacts {
 		host, _ := A.req.Headers.Get("Host")
 		f.otherHost, f.otherPath = a.an.otherRoute(A.req.Server, host, pathOf(A.req.Target))
 	}
-	a.proxy.evident = a.proxy.generatedBy != "" || len(a.connect.failed) > 0 || a.proxy.product != "" || f.relayed
 	return f
 }
 

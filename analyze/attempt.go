@@ -12,8 +12,10 @@ type attempt struct {
 	// chain is the legs, leg 0 first: the client's, or with fromUpstream
 	// the first upstream leg.
 	chain []*exchange
-	// an is the analyzer, for the state across connections: rules read
-	// it, never change it.
+	// an is the analyzer, with the state across connections. Rules only
+	// read it; observing claims what only this attempt may use (the TLS
+	// legs its proxy opened upstream) and records what other attempts
+	// compare with (its tunnel's cut).
 	an   *Analyzer
 	kind kind
 	// fromUpstream: lone, a single leg to an --upstream backend; enc, the
@@ -37,7 +39,7 @@ type attempt struct {
 	// block, for the hop the findings so far blame; what other
 	// connections show, again when a held verdict is released.
 	config configFacts
-	cross  *crossFacts
+	cross  *crossFacts // nil: the client's leg did not upgrade and end
 
 	findings []finding
 

@@ -5,7 +5,7 @@ package analyze
 // that read it: the proxy the client talks to (proxyFacts, here), the
 // client's request (clientFacts, client.go; h2Facts, h2.go), each proxy
 // hop's request and answer against the next leg's (hopFacts, proxyhop.go),
-// every leg's 101 (acceptCheck, handshake.go), a client's leg alone and
+// every leg's 101 (acceptState, handshake.go), a client's leg alone and
 // the proxy's upstream connects behind it (aloneFacts, connectFacts,
 // alone.go), the backend's answer (backendFacts, backend.go), the session
 // after the 101 (sessionFacts, session.go), what the snap length cut
@@ -82,6 +82,7 @@ func (a *attempt) observeClientSide() {
 	a.client = clientFactsOf(a)
 	if alone {
 		a.alone = a.observeAlone()
+		p.evident = p.generatedBy != "" || len(a.connect.failed) > 0 || p.product != "" || a.alone.relayed
 	}
 }
 

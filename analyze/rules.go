@@ -60,15 +60,15 @@ var rules = [...]rule{
 // runRules runs the rules of the attempt's kind, from phase from on, in
 // the table's order, observing each phase's facts before its first rule.
 func (a *attempt) runRules(from phase) {
-	observed := false
-	cur := from
+	var cur phase // the phase whose facts were observed last
+	started := false
 	for i := range rules {
 		r := &rules[i]
 		if r.phase < from || r.on&a.kind == 0 {
 			continue
 		}
-		if r.phase != cur || !observed {
-			cur, observed = r.phase, true
+		if !started || r.phase != cur {
+			cur, started = r.phase, true
 			a.observePhase(cur)
 		}
 		n := len(a.findings)
