@@ -244,7 +244,7 @@ func backendStatus(v *Verdict) int {
 }
 
 func adviceBadAccept(v *Verdict, a *attempt, p *finding) (string, string) {
-	if a.accepts[p.hop] == acceptMissing {
+	if a.accepts[int(p.hop)] == acceptMissing {
 		return "", backendName(v) + " answered 101 without Sec-WebSocket-Accept (it must send base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients refuse the connection; fix the backend's handshake code, or a proxy rule that strips response headers"
 	}
 	return "", backendName(v) + " computes Sec-WebSocket-Accept wrongly (it must be base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients close the connection; fix the backend's handshake code"

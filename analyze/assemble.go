@@ -71,9 +71,9 @@ func (a *attempt) blame(v *Verdict, p *finding) {
 	if p.code == UpstreamHTTP10 && !a.chain[0].switched() {
 		v.Severity = SevError
 	}
-	if p.hop+1 < len(a.chain) && (r.stage == stageProxyRequest || r.stage == stageProxyResponse) {
-		v.Proxy = a.chain[p.hop].req.Server
-		v.ProxyProduct = productAt(a.chain, p.hop, true)
+	if i := int(p.hop); i+1 < len(a.chain) && (r.stage == stageProxyRequest || r.stage == stageProxyResponse) {
+		v.Proxy = a.chain[i].req.Server
+		v.ProxyProduct = productAt(a.chain, i, true)
 	}
 }
 

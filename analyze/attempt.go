@@ -16,25 +16,25 @@ type attempt struct {
 	// read it; observing claims what only this attempt may use (the TLS
 	// legs its proxy opened upstream) and records what other attempts
 	// compare with (its tunnel's cut).
-	an   *Analyzer
-	kind kind
-	// fromUpstream: lone, a single leg to an --upstream backend; enc, the
-	// opaque TLS client leg paired with the chain (nil: not captured),
-	// and how sure that pairing is.
-	lone    bool
+	an *Analyzer
+	// fromUpstream: enc, the opaque TLS client leg paired with the chain
+	// (nil: not captured), and how sure that pairing is; lone, a single
+	// leg to an --upstream backend.
 	enc     *tlsLeg
 	encConf Confidence
+	kind    kind
+	lone    bool
 
-	proxy   proxyFacts
 	client  clientFacts
+	cut     cutFacts
+	proxy   proxyFacts
 	hops    []hopFacts    // hop i: the proxy between leg i and leg i+1
 	accepts []acceptState // leg i's 101 against its request's key
 	connect connectFacts
 	alone   aloneFacts
 	backend backendFacts
 	session *sessionFacts // nil: the client's leg did not upgrade and end
-	cut     cutFacts
-	mid     *midFacts // midSession only
+	mid     *midFacts     // midSession only
 	// Observed when their rules' turn comes (phase): the configuration
 	// block, for the hop the findings so far blame; what other
 	// connections show, again when a held verdict is released.
@@ -43,9 +43,10 @@ type attempt struct {
 
 	findings []finding
 
-	// Room for the usual chain, so that judging it allocates no slices.
-	hopBuf    [2]hopFacts
+	// Room for the usual chain (two legs, up to four findings), so that
+	// judging it allocates no slices.
 	acceptBuf [3]acceptState
+	hopBuf    [1]hopFacts
 	foundBuf  [4]finding
 }
 
@@ -70,8 +71,8 @@ const (
 // hop i sits between leg i and leg i+1) and its evidence.
 type finding struct {
 	code     Code
-	hop      int
 	evidence []string
+	hop      int32
 	// note: explains, never primary (a normal close frame on an ok session).
 	note bool
 	// demotes: the findings before this one only explain (whether the
@@ -86,12 +87,12 @@ type finding struct {
 
 // found is a finding of code c at hop with its evidence.
 func found(c Code, hop int, ev ...string) finding {
-	return finding{code: c, hop: hop, evidence: ev}
+	return finding{code: c, hop: int32(hop), evidence: ev}
 }
 
 // explains is a finding that explains but is never the primary code.
 func explains(c Code, hop int, ev ...string) finding {
-	return finding{code: c, hop: hop, evidence: ev, note: true}
+	return finding{code: c, hop: int32(hop), evidence: ev, note: true}
 }
 
 // has reports whether a rule above found c.

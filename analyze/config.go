@@ -72,8 +72,8 @@ func (a *attempt) locateConfig() configFacts {
 	}
 	n := len(a.chain)
 	hops := make([]int, 0, n)
-	if p := a.primary(); p != nil && p.hop+1 < n {
-		hops = append(hops, p.hop)
+	if p := a.primary(); p != nil && int(p.hop)+1 < n {
+		hops = append(hops, int(p.hop))
 	}
 	if n == 1 {
 		hops = append(hops, 0) // the proxy answered itself

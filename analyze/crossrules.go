@@ -73,10 +73,11 @@ type stickyFacts struct {
 
 // observeCross computes the cross-connection facts, and records this
 // tunnel's cut for the others to compare with; nil when the client's leg
-// did not upgrade and end, and other connections have nothing to say.
+// did not upgrade and end without a close frame: then other connections
+// have nothing to say of it.
 func (a *attempt) observeCross() *crossFacts {
 	A := a.chain[0]
-	if !A.switched() || A.end == nil || A.end.WS == nil {
+	if !A.switched() || A.end == nil || A.end.WS == nil || !noCloseFrame(A.end.WS) {
 		return nil
 	}
 	c := &crossFacts{}
