@@ -17,7 +17,8 @@ type backendFacts struct {
 	waited bool
 	closer reassembly.Side
 	close  reassembly.Close
-	// correct: the request it got is a complete WebSocket handshake.
+	// correct: the request it got is a complete WebSocket handshake (asked
+	// only of an answer that is no 101).
 	correct bool
 	// plainToTLS: it answered ≥ 400 as a TLS server answers plain HTTP.
 	plainToTLS bool
@@ -25,10 +26,12 @@ type backendFacts struct {
 
 func backendFactsOf(chain []*exchange) backendFacts {
 	L := chain[len(chain)-1]
-	b := backendFacts{leg: L, correct: correctUpgrade(L.req)}
+	b := backendFacts{leg: L}
 	switch {
-	case L.resp != nil:
+	case L.resp != nil && L.resp.Status != 101:
+		b.correct = correctUpgrade(L.req)
 		b.plainToTLS = L.resp.Status >= 400 && schemeMismatchBody(L.resp.Body)
+	case L.resp != nil:
 	case L.end == nil || L.end.Reason == reassembly.EndCapture:
 		b.waited = true
 	default:
