@@ -745,10 +745,8 @@ func TestRuleTable(t *testing.T) {
 func TestRuleCasesCoverCodes(t *testing.T) {
 	elsewhere := map[Code]string{
 		TLSHandshakeFailed: "tls.go; goldens", EncryptedLeg: "a note; goldens", PlainHTTP: "plain()",
-		Unpaired: "primary only on goldens (leg-a-only)", HostRewritten: "a note", PathRewritten: "a note",
-		ClientHTTP2:            "a note; h2Cases",
-		ConfigReadTimeoutShort: "config_test.go", ConfigHeadersNotInherited: "a note; config_test.go",
-		HandshakeNotCaptured: "a note; midstream_test.go, goldens",
+		HostRewritten: "a note", PathRewritten: "a note", ClientHTTP2: "a note; h2Cases",
+		ConfigHeadersNotInherited: "a note; configCases", HandshakeNotCaptured: "a note; midCases, goldens",
 	}
 	covered := map[Code]bool{}
 	for _, c := range allCases() {
