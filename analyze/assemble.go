@@ -20,7 +20,8 @@ func (a *attempt) verdict() *Verdict {
 	v.Fix = configFix(v, v.Fix)
 	v.End = a.end()
 	if a.kind == fromUpstream {
-		// after the advice, which names the ends as above
+		// The advice above named the ends as any chain's (leg 0's server
+		// as the proxy); the verdict names the client's unseen side.
 		a.upstreamAddresses(v)
 	}
 	return v
