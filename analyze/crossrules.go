@@ -23,10 +23,11 @@ type crossFacts struct {
 	sticky stickyFacts
 }
 
-// massCloseFacts: the proxy (or server) closed the client's upgraded leg
-// without a close frame, at at by kind (fin: its FIN came first); event
-// is the mass close that close was part of, or with none yet, burstEnd
-// is when the burst of closes it belongs to may still grow to one.
+// massCloseFacts: closed, the proxy (or server) closed the client's
+// upgraded leg without a close frame, beginning at at, by kind (finFirst:
+// a FIN came before that RST); event is the mass close the close was part
+// of, or with none yet, burstEnd is until when the burst of closes it
+// belongs to may still grow into one.
 type massCloseFacts struct {
 	closed   bool
 	at       time.Time
