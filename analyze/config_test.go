@@ -127,3 +127,26 @@ func configCases() []ruleCase {
 }
 
 func TestConfigRules(t *testing.T) { runRuleCases(t, configCases()) }
+
+// In a chain of proxies the configuration asked first is that of the hop
+// the primary finding blames: here the second proxy dropped Upgrade.
+func TestConfigAsksBlamedHopFirst(t *testing.T) {
+	loc := &fakeLocator{at: ap("127.0.0.1:8081"), block: ConfigBlock{File: "second.conf", Line: 3, Block: "location /ws"}}
+	ws := wsReq(key1, "example.org")
+	v := judgeWith(loc, func(*Analyzer) []*exchange {
+		return []*exchange{
+			legX(0, "10.0.0.5:50000", "192.0.2.1:80", "GET /ws HTTP/1.1", ws, 400, nil),
+			legX(1, "127.0.0.1:40000", "127.0.0.1:8081", "GET /ws HTTP/1.1", ws, 400, nil),
+			legX(2, "127.0.0.1:40001", "127.0.0.1:9001", "GET /ws HTTP/1.1", without(ws, "Upgrade"), 400, nil),
+		}
+	})
+	if v.Code != UpgradeHeaderDropped || v.Proxy != ap("127.0.0.1:8081") {
+		t.Fatalf("code %s proxy %s findings %v", v.Code, v.Proxy, v.Findings)
+	}
+	if len(loc.asked) == 0 || !strings.HasPrefix(loc.asked[0], "127.0.0.1:8081 ") {
+		t.Errorf("asked %q, want the second proxy first", loc.asked)
+	}
+	if v.Config == nil || v.Config.File != "second.conf" {
+		t.Errorf("config %+v", v.Config)
+	}
+}
