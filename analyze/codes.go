@@ -58,6 +58,9 @@ const (
 	// From the proxy's own configuration (Options.Config).
 	ConfigReadTimeoutShort    Code = "config_read_timeout_short"
 	ConfigHeadersNotInherited Code = "config_headers_not_inherited"
+
+	// The node: what a proxy host in a cluster or a cloud records.
+	UpgradeNotRelayed Code = "upgrade_not_relayed"
 )
 
 // Hop is where along the chain a finding sits.
@@ -186,6 +189,9 @@ var table = []codeRow{
 	// config.go: from the proxy's configuration, with --nginx-config or --proxy-config.
 	{code: ConfigReadTimeoutShort, hop: HopProxy, sev: SevWarn, stage: stageConfig, summary: "the location's read timeout is below the longest silence or ping interval on the wire (config)", advice: adviceConfigReadTimeoutShort},
 	{code: ConfigHeadersNotInherited, hop: HopProxy, sev: SevError, stage: stageExplains, summary: "upgrade headers set in an outer block are not inherited: the block sets its own proxy_set_header (finding)", advice: noAdvice},
+
+	// notrelayed.go
+	{code: UpgradeNotRelayed, hop: HopProxy, sev: SevError, stage: stageProxyResponse, summary: "the backend's 101 reached the proxy and never its client, who waited (a Node.js proxy without its upgrade handler)", advice: adviceUpgradeNotRelayed},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice

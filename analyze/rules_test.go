@@ -705,7 +705,7 @@ func sessionCases() []ruleCase {
 // allCases are the rule cases of every file.
 func allCases() []ruleCase {
 	var all []ruleCase
-	for _, cs := range [][]ruleCase{handshakeCases(), sessionCases(), h2Cases(), crossCases(), configCases(), midCases()} {
+	for _, cs := range [][]ruleCase{handshakeCases(), sessionCases(), h2Cases(), crossCases(), configCases(), midCases(), nodeCases()} {
 		all = append(all, cs...)
 	}
 	return all

@@ -1,0 +1,47 @@
+package analyze
+
+import (
+	"testing"
+
+	"github.com/wsdiag/wsdiag/reassembly"
+)
+
+// Rule cases of the node's failures (issue 23's captures, made by
+// testdata/gen/node.sh, pin the whole verdicts in cmd/wsdiag's goldens).
+func nodeCases() []ruleCase {
+	ws := wsReq(key1, "example.org")
+	ok := accept(key1)
+	return []ruleCase{
+		{
+			// devproxy-http-proxy: Node's http-proxy without its upgrade
+			// handler; the client gives up after 3 s
+			name: "101 swallowed by the proxy",
+			by:   "101 not relayed",
+			chain: func(*Analyzer) []*exchange {
+				x := closed(clientLeg(ws, 0, nil), reassembly.SideClient, reassembly.CloseFIN, t0.Add(3000*ms))
+				y := closed(upLeg("GET /ws HTTP/1.1", ws, 101, ok), reassembly.SideClient, reassembly.CloseFIN, t0.Add(50*ms))
+				return []*exchange{x, y}
+			},
+			code: UpgradeNotRelayed, hop: HopProxy,
+			evidence: []string{"backend→proxy: HTTP/1.1 101 Switching Protocols at 12:00:00.049",
+				"the proxy closed the upstream leg 1.0ms after the 101 (FIN)",
+				"proxy→client: no answer; the client waited 3.00s and closed (FIN) at 12:00:03.000"},
+			fix: "server.on('upgrade'",
+		},
+		{
+			// the client left before the backend's 101 came: not the
+			// proxy's fault, and not ok either
+			name: "client gone before the 101",
+			by:   "a leg without its answer",
+			chain: func(*Analyzer) []*exchange {
+				x := closed(clientLeg(ws, 0, nil), reassembly.SideClient, reassembly.CloseFIN, t0.Add(20*ms))
+				y := closed(upLeg("GET /ws HTTP/1.1", ws, 101, ok), reassembly.SideClient, reassembly.CloseFIN, t0.Add(51*ms))
+				return []*exchange{x, y}
+			},
+			code: CannotTell, hop: HopNone,
+			evidence: []string{"proxy→client: no answer in the capture; the client waited 20.0ms and closed (FIN) at 12:00:00.020"},
+		},
+	}
+}
+
+func TestNodeRules(t *testing.T) { runRuleCases(t, nodeCases()) }
