@@ -60,7 +60,8 @@ const (
 	ConfigHeadersNotInherited Code = "config_headers_not_inherited"
 
 	// The node: what a proxy host in a cluster or a cloud records.
-	UpgradeNotRelayed Code = "upgrade_not_relayed"
+	UpgradeNotRelayed  Code = "upgrade_not_relayed"
+	ExtensionsStripped Code = "extensions_stripped"
 )
 
 // Hop is where along the chain a finding sits.
@@ -192,6 +193,8 @@ var table = []codeRow{
 
 	// notrelayed.go
 	{code: UpgradeNotRelayed, hop: HopProxy, sev: SevError, stage: stageProxyResponse, summary: "the backend's 101 reached the proxy and never its client, who waited (a Node.js proxy without its upgrade handler)", advice: adviceUpgradeNotRelayed},
+	// extensions.go
+	{code: ExtensionsStripped, hop: HopProxy, sev: SevInfo, stage: stageExplains, summary: "the proxy dropped the client's Sec-WebSocket-Extensions offer: the tunnel works, uncompressed (finding)", advice: noAdvice},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice

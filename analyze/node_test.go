@@ -41,6 +41,31 @@ func nodeCases() []ruleCase {
 			code: CannotTell, hop: HopNone,
 			evidence: []string{"proxy→client: no answer in the capture; the client waited 20.0ms and closed (FIN) at 12:00:00.020"},
 		},
+		{
+			// ext-hidden-nginx: proxy_hide_header Sec-WebSocket-Extensions
+			// before a compressing backend
+			name: "extension agreement hidden from the client",
+			by:   "101's headers hidden",
+			chain: func(*Analyzer) []*exchange {
+				offer := with(ws, "Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+				return []*exchange{clientLeg(offer, 101, ok), upLeg("GET /ws HTTP/1.1", offer, 101, with(ok, "Sec-WebSocket-Extensions", "permessage-deflate"))}
+			},
+			code: WSHeaderAltered, hop: HopProxy,
+			evidence: []string{"backend→proxy: Sec-WebSocket-Extensions: permessage-deflate",
+				"proxy→client: no Sec-WebSocket-Extensions header in the proxy's 101"},
+			fix: "or turn compression off on the backend",
+		},
+		{
+			// ext-stripped-nginx: proxy_set_header Sec-WebSocket-Extensions ""
+			name: "extension offer stripped: ok, with the finding",
+			by:   "proxy's requests",
+			chain: func(*Analyzer) []*exchange {
+				offer := with(ws, "Sec-WebSocket-Extensions", "permessage-deflate")
+				return []*exchange{clientLeg(offer, 101, ok), upLeg("GET /ws HTTP/1.1", ws, 101, ok)}
+			},
+			code: OK, hop: HopNone, findings: []Code{ExtensionsStripped},
+			evidence: []string{"proxy→backend: no Sec-WebSocket-Extensions header", "the tunnel runs uncompressed"},
+		},
 	}
 }
 

@@ -41,6 +41,7 @@ var rules = [...]rule{
 	{"backend refused the upgrade", handshake, onWire, backendRejectedRule},
 	{"backend not WebSocket", handshake, onWire, backendNotWebSocketRule},
 	{"proxy's answers", handshake, onWire, proxyResponseRule},
+	{"101's headers hidden", handshake, onWire, hiddenRule},
 	{"101 not relayed", handshake, onWire, notRelayedRule},
 	{"frame protocol error", anyKind, onWire, protocolErrorRule},
 	{"message too big", anyKind, onWire, tooBigRule},

@@ -747,6 +747,7 @@ func TestRuleCasesCoverCodes(t *testing.T) {
 		TLSHandshakeFailed: "tls.go; goldens", EncryptedLeg: "a note; goldens", PlainHTTP: "plain()",
 		HostRewritten: "a note", PathRewritten: "a note", ClientHTTP2: "a note; h2Cases",
 		ConfigHeadersNotInherited: "a note; configCases", HandshakeNotCaptured: "a note; midCases, goldens",
+		ExtensionsStripped: "a note; nodeCases",
 	}
 	covered := map[Code]bool{}
 	for _, c := range allCases() {
