@@ -66,6 +66,30 @@ func nodeCases() []ruleCase {
 			code: OK, hop: HopNone, findings: []Code{ExtensionsStripped},
 			evidence: []string{"proxy→backend: no Sec-WebSocket-Extensions header", "the tunnel runs uncompressed"},
 		},
+		{
+			// client-quits-idle: the client goes quiet and quits (FIN, no
+			// close frame); nothing shows a hop in front of the proxy
+			name: "quiet client that quits: no cut in front",
+			by:   "abnormal close",
+			chain: upgradedChain(dir(2, 5, 0, 0), dir(2, 5, 0, 0), dir(2, 5, 0, 0), dir(2, 5, 0, 0),
+				ends(reassembly.SideClient, reassembly.CloseFIN, at(10)), ends(reassembly.SideClient, reassembly.CloseFIN, at(10.0002))),
+			code: AbnormalClose, hop: HopSession,
+			evidence: []string{"the client closed the connection (FIN) without a close frame"},
+		},
+		{
+			// front-idle-netns: haproxy in front (option forwardfor) closes
+			// with a FIN here; X-Forwarded-For shows the hop
+			name: "quiet tunnel cut by a hop that X-Forwarded-For shows",
+			by:   "cut in front of the proxy",
+			chain: func(a *Analyzer) []*exchange {
+				xs := upgradedChain(dir(2, 5, 0, 0), dir(2, 5, 0, 0), dir(2, 5, 0, 0), dir(2, 5, 0, 0),
+					ends(reassembly.SideClient, reassembly.CloseFIN, at(10)), ends(reassembly.SideClient, reassembly.CloseFIN, at(10.0002)))(a)
+				xs[0].req.Headers = with(xs[0].req.Headers, "X-Forwarded-For", "198.51.100.7")
+				return xs
+			},
+			code: FrontIdleTimeout, hop: HopFront, findings: []Code{FrontIdleTimeout, AbnormalClose},
+			evidence: []string{"X-Forwarded-For: 198.51.100.7 names a client behind 10.0.0.5: a hop in front of the proxy"},
+		},
 	}
 }
 
