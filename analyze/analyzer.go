@@ -103,8 +103,11 @@ type Analyzer struct {
 	encWait []*encWait
 	// cross is the state across connections (crossconn.go).
 	cross *crossState
-	mid   midState // sessions whose handshake is not in the capture (midstream.go)
-	stats Stats
+	// listeners: what each server did with the requests it got
+	// (proxyproto.go: a listener that closes on every request).
+	listeners map[netip.AddrPort]*listenerState
+	mid       midState // sessions whose handshake is not in the capture (midstream.go)
+	stats     Stats
 	// xsMem estimates what the undecided exchanges hold; charged, what
 	// the budget was last charged.
 	xsMem, charged int64
@@ -183,6 +186,7 @@ func (a *Analyzer) Response(r *reassembly.Response) {
 	if r.Cut {
 		a.stats.CutBlocks++
 	}
+	a.listenerAnswered(r.Server)
 	if r.Request == nil {
 		return // an answer to a request we did not see
 	}
@@ -205,6 +209,7 @@ func (a *Analyzer) Response(r *reassembly.Response) {
 
 // ConnEnd implements reassembly.Sink.
 func (a *Analyzer) ConnEnd(e *reassembly.ConnEnd) {
+	a.listenerEnded(e)
 	if e.WS != nil && e.WS.MidStream {
 		a.midEnded(e)
 		return

@@ -60,8 +60,9 @@ const (
 	ConfigHeadersNotInherited Code = "config_headers_not_inherited"
 
 	// The node: what a proxy host in a cluster or a cloud records.
-	UpgradeNotRelayed  Code = "upgrade_not_relayed"
-	ExtensionsStripped Code = "extensions_stripped"
+	UpgradeNotRelayed     Code = "upgrade_not_relayed"
+	ExtensionsStripped    Code = "extensions_stripped"
+	ProxyProtocolMismatch Code = "proxy_protocol_mismatch"
 )
 
 // Hop is where along the chain a finding sits.
@@ -195,6 +196,8 @@ var table = []codeRow{
 	{code: UpgradeNotRelayed, hop: HopProxy, sev: SevError, stage: stageProxyResponse, summary: "the backend's 101 reached the proxy and never its client, who waited (a Node.js proxy without its upgrade handler)", advice: adviceUpgradeNotRelayed},
 	// extensions.go
 	{code: ExtensionsStripped, hop: HopProxy, sev: SevInfo, stage: stageExplains, summary: "the proxy dropped the client's Sec-WebSocket-Extensions offer: the tunnel works, uncompressed (finding)", advice: noAdvice},
+	// proxyproto.go
+	{code: ProxyProtocolMismatch, hop: HopProxy, sev: SevError, stage: stageClient, summary: "the PROXY protocol on one end only: a header the proxy does not expect (answered 400 at once), or none where it expects one (closed without a byte)", advice: adviceProxyProtocolMismatch},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice

@@ -1,8 +1,10 @@
 package analyze
 
 import (
+	"net/netip"
 	"testing"
 
+	"github.com/wsdiag/wsdiag/proto/proxyproto"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -89,6 +91,38 @@ func nodeCases() []ruleCase {
 			},
 			code: FrontIdleTimeout, hop: HopFront, findings: []Code{FrontIdleTimeout, AbnormalClose},
 			evidence: []string{"X-Forwarded-For: 198.51.100.7 names a client behind 10.0.0.5: a hop in front of the proxy"},
+		},
+		{
+			// pp-unexpected-nginx: haproxy send-proxy to an nginx whose
+			// listen lacks proxy_protocol; nginx answers the header
+			name: "PROXY header the proxy does not expect",
+			by:   "PROXY protocol on one end",
+			chain: func(*Analyzer) []*exchange {
+				x := closed(clientLeg(ws, 0, nil), reassembly.SideServer, reassembly.CloseFIN, t0.Add(ms/2))
+				h := proxyproto.Header{Version: 1, Family: "TCP4", Src: netip.MustParseAddrPort("198.51.100.7:40000"), Dst: netip.MustParseAddrPort("203.0.113.1:80"), Len: 45}
+				x.req.Node = &reassembly.Node{Proxy: &h, ProxyAt: t0.Add(-ms / 5),
+					ProxyAnswer: &reassembly.EarlyAnswer{Status: 400, Reason: "Bad Request", Server: "nginx/1.22.1", At: t0.Add(-ms / 10)}}
+				return []*exchange{x}
+			},
+			code: ProxyProtocolMismatch, hop: HopProxy, findings: []Code{ProxyProtocolMismatch, ProxyRejected},
+			evidence: []string{"the connection began with a PROXY v1 from 198.51.100.7:40000 to 203.0.113.1:80",
+				"400 Bad Request at 11:59:59.999, 100µs after the header, before the request had come"},
+			fix: "listen … proxy_protocol",
+		},
+		{
+			// pp-missing-nginx: nginx listen … proxy_protocol, haproxy sends none
+			name: "PROXY header expected and not sent",
+			by:   "PROXY protocol on one end",
+			chain: func(a *Analyzer) []*exchange {
+				x := closed(clientLeg(ws, 0, nil), reassembly.SideServer, reassembly.CloseFIN, t0.Add(ms/10))
+				x.end.Requests = 1
+				a.listenerEnded(x.end)
+				a.listenerEnded(x.end)
+				return []*exchange{x}
+			},
+			code: ProxyProtocolMismatch, hop: HopProxy, findings: []Code{ProxyProtocolMismatch, ProxyRejected},
+			evidence: []string{"the proxy closed the connection (FIN) 100µs after the request, without sending a byte", "closed all 2 connections of the capture so, and answered none"},
+			fix: "send-proxy-v2",
 		},
 	}
 }

@@ -30,6 +30,7 @@ const (
 // a case in rules_test.go (and a code row in codes.go if it is a new code).
 var rules = [...]rule{
 	{"client's request", fromClient, onWire, clientRule},
+	{"PROXY protocol on one end", fromClient, onWire, proxyProtocolRule},
 	{"HTTP/2 client leg", fromClient, onWire, h2Rule},
 	{"upstream request of an unseen client", fromUpstream, onWire, strippedRule},
 	{"proxy's requests", handshake, onWire, proxyRequestRule},

@@ -34,6 +34,30 @@ type Node struct {
 	// ProxyBroken describes bytes that began like a PROXY header but are
 	// none (malformed, or cut by the capture's snap length); "" otherwise.
 	ProxyBroken string
+	// ProxyAnswer is the server's answer that came before any request
+	// after the PROXY header: a server that does not expect the header
+	// answers it as a bad request line (nginx: 400 at once). Nil when none.
+	ProxyAnswer *EarlyAnswer
+}
+
+// EarlyAnswer is a response that answered no request the capture holds.
+type EarlyAnswer struct {
+	Status int
+	Reason string
+	Server string // its Server header, "" when none
+	At     time.Time
+}
+
+// proxyAnswered records resp, which answers no request, on a connection
+// that began with a PROXY header.
+func (s *stream) proxyAnswered(resp *Response) {
+	n := s.node()
+	if n == nil || n.Proxy == nil || n.ProxyAnswer != nil {
+		return
+	}
+	srv, _ := resp.Headers.Get("Server")
+	e := &EarlyAnswer{Status: resp.Status, Reason: resp.Reason, Server: srv, At: resp.Start}
+	s.setNode(func(n *Node) { n.ProxyAnswer = e })
 }
 
 // String describes the node as evidence, e.g. "PROXY v1 from

@@ -351,6 +351,9 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 			s.pending = s.pending[:len(s.pending)-1]
 		}
 	}
+	if resp.Request == nil && s.nreq == 0 && s.hasNode {
+		s.proxyAnswered(resp)
+	}
 	s.emitResponse() // a previous response still collecting its body
 	if m.Truncated && !m.Switches() {
 		s.asm.sink.Response(resp)
