@@ -94,8 +94,11 @@ type Analyzer struct {
 	// routes the Hosts and paths they sent upstream.
 	proxied map[netip.AddrPort]bool
 	routes  map[netip.AddrPort]*routes
-	// tlsLegs are TLS connections by ID, while they may still be paired.
-	tlsLegs map[reassembly.ConnID]*tlsLeg
+	// tlsLegs are TLS connections by ID, while they may still be paired;
+	// byRandom the completed keyless ones by ClientHello random, until the
+	// leg that relays the same handshake ends (passthrough.go).
+	tlsLegs  map[reassembly.ConnID]*tlsLeg
+	byRandom map[[32]byte]*tlsLeg
 	// sawH2WS: an HTTP/2 extended CONNECT was seen; such a client leg has
 	// no key, so keyed upstream legs must be looked at without one.
 	sawH2WS bool

@@ -2,7 +2,9 @@ package analyze
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsdiag/wsdiag/proto/proxyproto"
 	"github.com/wsdiag/wsdiag/reassembly"
@@ -122,9 +124,57 @@ func nodeCases() []ruleCase {
 			},
 			code: ProxyProtocolMismatch, hop: HopProxy, findings: []Code{ProxyProtocolMismatch, ProxyRejected},
 			evidence: []string{"the proxy closed the connection (FIN) 100µs after the request, without sending a byte", "closed all 2 connections of the capture so, and answered none"},
-			fix: "send-proxy-v2",
+			fix:      "send-proxy-v2",
 		},
 	}
 }
 
 func TestNodeRules(t *testing.T) { runRuleCases(t, nodeCases()) }
+
+// tlsEnd feeds a keyless TLS connection (TLSStart, then its end) to an.
+func tlsEnd(an *Analyzer, id int, client, server string, start time.Time, in reassembly.TLSInfo, side reassembly.Side, kind reassembly.CloseKind, closeAt time.Time) {
+	c := reassembly.Conn{ID: reassembly.ConnID(id), Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server), TLS: true}
+	an.TLSStart(&reassembly.TLSStart{Conn: c, Time: start})
+	e := &reassembly.ConnEnd{Conn: c, First: start, Last: closeAt.Add(ms), SYN: true, SYNACK: true, TLS: true, TLSInfo: &in, Reason: reassembly.EndClosed}
+	first, second := &e.ClientClose, &e.ServerClose
+	if side == reassembly.SideServer {
+		first, second = second, first
+	}
+	*first = reassembly.Close{Kind: kind, Time: closeAt}
+	*second = reassembly.Close{Kind: reassembly.CloseFIN, Time: closeAt.Add(ms)}
+	an.ConnEnd(e)
+}
+
+// tls-passthrough-*: a relayed session's two legs share the ClientHello
+// random (encrypted_leg, pairing exact); a ClientHello closed at once
+// without a ServerHello or an alert is the SNI router's refusal.
+func TestPassthrough(t *testing.T) {
+	var got []*Verdict
+	an := New(DefaultOptions, func(v *Verdict) { got = append(got, v) })
+	hello := reassembly.TLSInfo{SNI: "app.example", ClientHello: true, ServerHello: true, HandshakeDone: true, Version: 0x0304, Records: [2]int{7, 10}}
+	hello.ClientRandom[0] = 0x92
+	tlsEnd(an, 2, "10.0.2.1:50000", "10.0.2.2:9443", t0.Add(ms/5), hello, reassembly.SideServer, reassembly.CloseFIN, t0.Add(2*ms))
+	tlsEnd(an, 1, "10.0.1.2:40000", "10.0.1.1:443", t0, hello, reassembly.SideServer, reassembly.CloseFIN, t0.Add(2*ms))
+	refused := reassembly.TLSInfo{SNI: "other.example", ClientHello: true}
+	refused.ClientRandom[0] = 0x17
+	tlsEnd(an, 3, "10.0.1.2:40002", "10.0.1.1:443", t0.Add(10*ms), refused, reassembly.SideServer, reassembly.CloseFIN, t0.Add(10*ms+ms/10))
+	an.Finish()
+	if len(got) != 2 {
+		t.Fatalf("%d verdicts", len(got))
+	}
+	for _, v := range got {
+		switch v.Code {
+		case EncryptedLeg:
+			if v.Client != netip.MustParseAddrPort("10.0.1.2:40000") || v.Backend != netip.MustParseAddrPort("10.0.2.2:9443") || v.PairConfidence != ConfExact ||
+				!strings.Contains(strings.Join(v.Evidence, "\n"), "the same ClientHello (random 920000000000…), 200µs after the client's") {
+				t.Errorf("passthrough verdict %+v", v)
+			}
+		case ProxyRejected:
+			if v.Hop != HopProxy || !strings.Contains(strings.Join(v.Evidence, "\n"), "no route for other.example") || !strings.Contains(v.Fix, "req.ssl_sni -i other.example") {
+				t.Errorf("refusal %+v", v)
+			}
+		default:
+			t.Errorf("verdict %s", v.Code)
+		}
+	}
+}
