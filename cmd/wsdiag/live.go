@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -187,27 +188,31 @@ func cmdLive(e *env, args []string) (int, error) {
 	if lf.duration > 0 {
 		deadline = start.Add(lf.duration)
 	}
-	workers := startLiveWorkers(socks, ropt, tap)
+	feeds := make([]pipeline.Feed, len(socks))
+	for i, l := range socks {
+		feeds[i] = socketFeed{l, tap}
+	}
+	fan := pipeline.NewFanout(feeds, ropt, pipeline.Config{Guard: exitOnPanic})
 	var lastStatus, lastFlush time.Time
-	readErr := workers.run(met.sink(s.an), s.an, &stop, func(now time.Time) bool {
+	readErr := fan.Run(s.an, pipeline.Hooks{Observer: met.observer(), Stop: &stop, Tick: func(now time.Time) bool {
 		if met != nil {
-			met.tick(now, workers.liveStats(), workers.asmStats(), s.an)
+			met.tick(now, sockStats(socks), fan.Stats(), s.an)
 		}
 		if status && time.Since(lastStatus) >= time.Second {
 			lastStatus = time.Now()
-			drawStatus(e.stderr, workers.liveStats(), workers.asmStats().Open, s.an)
+			drawStatus(e.stderr, sockStats(socks), fan.Stats().Open, s.an)
 		}
 		if time.Since(lastFlush) >= time.Second {
 			lastFlush = time.Now()
 			tap.flush()
 		}
 		return s.full.Load() || tap.failed() || !deadline.IsZero() && time.Now().After(deadline)
-	})
+	}})
 	if status {
 		fmt.Fprint(e.stderr, "\r\x1b[K")
 	}
 	s.an.Finish()
-	ls, as := workers.stats()
+	ls, as := sockStats(socks), fan.Stats()
 	var wErr error
 	if tap.pw != nil {
 		wErr = tap.pw.close()
@@ -215,8 +220,8 @@ func cmdLive(e *env, args []string) (int, error) {
 	if readErr != nil {
 		s.warn("%s", oneLine(readErr))
 	}
-	if ls.KernelDrops > 0 {
-		s.warn("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.KernelDrops, ls.Packets)
+	if ls.kernelDrops > 0 {
+		s.warn("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.kernelDrops, ls.accepted)
 	}
 	s.resourceWarnings(as.Evicted, as.QuietEvicted)
 	mb.warnings(s, as.MemEvicted, s.an.Stats().MemEvicted)
@@ -225,9 +230,9 @@ func cmdLive(e *env, args []string) (int, error) {
 	}
 	hook.finishInto(s, textOut(c.format, out, e.stderr))
 	s.flushWarnings()
-	e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", ls.TCP, l.Name(), ls.KernelDrops, s.attempts.Load())
-	drops := ls.KernelDrops
-	sum := summary{packets: ls.Received, tcp: ls.TCP, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, kernelDrops: &drops}
+	e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", ls.tcp, l.Name(), ls.kernelDrops, s.attempts.Load())
+	drops := ls.kernelDrops
+	sum := summary{packets: ls.received, tcp: ls.tcp, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, kernelDrops: &drops}
 	mb.summary(&sum)
 	code := s.finish(sum)
 	reportSummary(rep, sum, s.warnings)
@@ -271,10 +276,10 @@ func (o *pcapOut) close() error {
 	return o.err
 }
 
-func drawStatus(w io.Writer, ls capture.LiveStats, open int, an *analyze.Analyzer) {
+func drawStatus(w io.Writer, ls sockFigures, open int, an *analyze.Analyzer) {
 	st := an.Stats()
 	fmt.Fprintf(w, "\r\x1b[Kwsdiag: %d packets, %d open flows, %d attempts (%d ok, %d warn, %d error), %d kernel drops",
-		ls.TCP, open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.KernelDrops)
+		ls.tcp, open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.kernelDrops)
 }
 
 func listInterfaces(stdout io.Writer) (int, error) {

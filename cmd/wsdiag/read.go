@@ -102,7 +102,7 @@ func cmdRead(e *env, args []string) (int, error) {
 		prog = newProgress(e.stderr, files)
 		po.Tick = func() { prog.update(readers, s.attempts.Load()) }
 	}
-	p := pipeline.New(s.an, ropt, workers, exitOnPanic)
+	p := pipeline.New(s.an, ropt, pipeline.Config{Workers: workers, Guard: exitOnPanic})
 	var sink pipeline.Sink = p
 	if expr != "" {
 		sink = &pipeline.Filtered{Match: match, Next: p}

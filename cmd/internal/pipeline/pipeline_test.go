@@ -35,7 +35,7 @@ func judge(t *testing.T, workers int, expr string, files ...string) (map[analyze
 		got[v.Code]++
 		mu.Unlock()
 	})
-	p := New(an, reassembly.DefaultOptions, workers, nil)
+	p := New(an, reassembly.DefaultOptions, Config{Workers: workers})
 	var sink Sink = p
 	if expr != "" {
 		m, err := capture.NewMatcher(expr)
