@@ -177,7 +177,7 @@ func TestJSONKeyOrder(t *testing.T) {
 	var out bytes.Buffer
 	r := newRenderer("json", &out, 0, false, false)
 	r.verdict(secretVerdict())
-	r.summary(summary{})
+	r.summary(newSummaryLine())
 	keys := func(line string) string {
 		var ks []string
 		dec := json.NewDecoder(strings.NewReader(line))

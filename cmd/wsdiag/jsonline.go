@@ -69,7 +69,10 @@ type SessionLine struct {
 	CloseReason     string  `json:"close_reason"`
 }
 
-// SummaryLine closes the output ("type":"summary").
+// SummaryLine closes the output ("type":"summary"). It is the run's one
+// summary value: the runner and the sources fill it, the text renderer and
+// the HTML report show what they show of it, so a new figure is one field
+// here, set where it is known.
 type SummaryLine struct {
 	Type          string            `json:"type"`
 	Attempts      uint64            `json:"attempts"`
@@ -90,6 +93,12 @@ type SummaryLine struct {
 	// for --max-memory; absent when none was.
 	EvictedBytes uint64            `json:"evicted_bytes,omitempty"`
 	MemEvicted   map[string]uint64 `json:"mem_evicted,omitempty"`
+}
+
+// newSummaryLine returns an empty summary, its lists empty rather than
+// null.
+func newSummaryLine() *SummaryLine {
+	return &SummaryLine{Type: "summary", ByCode: map[string]uint64{}, Warnings: []string{}}
 }
 
 // BySeverity counts attempts per severity, in this order.
@@ -190,23 +199,6 @@ func (m *addrMemo) str(a netip.AddrPort) string {
 		m.n++
 	}
 	return s
-}
-
-// summaryLine fills a SummaryLine.
-func summaryLine(s summary) *SummaryLine {
-	l := &SummaryLine{Type: "summary", Attempts: s.stats.Attempts, ByCode: make(map[string]uint64, len(s.stats.ByCode)),
-		BySeverity: BySeverity{OK: s.stats.BySev[analyze.SevOK], Info: s.stats.BySev[analyze.SevInfo],
-			Warn: s.stats.BySev[analyze.SevWarn], Error: s.stats.BySev[analyze.SevError]},
-		Packets: s.packets, TCPPackets: s.tcp, Connections: s.conns, HTTPExchanges: s.stats.Exchanges,
-		Evicted: s.stats.Evicted, EvictedFlows: s.evictedFlows, Warnings: s.warnings, NoHandshake: s.stats.NoHandshake, KernelDrops: s.kernelDrops,
-		EvictedBytes: s.evictedBytes, MemEvicted: s.memEvicted}
-	for c, n := range s.stats.ByCode {
-		l.ByCode[string(c)] = n // encoding/json writes the keys sorted
-	}
-	if l.Warnings == nil {
-		l.Warnings = []string{}
-	}
-	return l
 }
 
 // EventLine is a finding about many attempts at once ("type":"event"):

@@ -5,7 +5,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gopacket/gopacket"
+
+	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -13,14 +17,16 @@ import (
 // pipeline.Feed: each TCP segment goes to the worker's Assembler, and the
 // raw packet to -w.
 type socketFeed struct {
-	l   *capture.Live
-	tap *liveTap
+	l    *capture.Live
+	tap  *liveTap
+	cuts pipeline.Cuts // read once the worker has ended
 }
 
-func (f socketFeed) Next(asm *reassembly.Assembler) (time.Time, error) {
+func (f *socketFeed) Next(asm *reassembly.Assembler) (time.Time, error) {
 	p, err := f.l.Next()
 	switch {
 	case err == nil:
+		f.cuts.Count(p)
 		f.tap.packet(p, f.l.Raw())
 		asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
 		return p.CI.Timestamp, nil
@@ -33,7 +39,7 @@ func (f socketFeed) Next(asm *reassembly.Assembler) (time.Time, error) {
 }
 
 // Stop closes the socket: Next returns io.EOF within its timeout.
-func (f socketFeed) Stop() { f.l.Close() }
+func (f *socketFeed) Stop() { f.l.Close() }
 
 // liveTap is -w and --write-failing, shared by the workers.
 type liveTap struct {
@@ -53,6 +59,14 @@ func (t *liveTap) packet(p *capture.Packet, raw []byte) {
 		t.pw.write(p.CI, raw)
 	}
 	t.mu.Unlock()
+}
+
+// verdict is --write-failing's consumer: the packets of an attempt that
+// failed are written once its verdict is known.
+func (t *liveTap) verdict(v *analyze.Verdict) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ring.take(v, !v.OK(), func(ci gopacket.CaptureInfo, b []byte) { t.pw.write(ci, b) })
 }
 
 func (t *liveTap) failed() bool {

@@ -128,6 +128,20 @@ type Cuts struct {
 	Snaplen int
 }
 
+// Count counts p when the snap length cut it.
+func (c *Cuts) Count(p *capture.Packet) {
+	if p.Cut > 0 {
+		c.Packets++
+		c.Snaplen = max(c.Snaplen, p.CI.CaptureLength)
+	}
+}
+
+// Add sums x into c: the counts of several inputs.
+func (c *Cuts) Add(x Cuts) {
+	c.Packets += x.Packets
+	c.Snaplen = max(c.Snaplen, x.Snaplen)
+}
+
 // Pump merges the readers by timestamp (like mergecap) and feeds every
 // TCP segment to the sink. A read error ends that file with a warning: the
 // verdicts that can be made from what was read still are.
@@ -164,9 +178,8 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 			}
 		}
 		h := &heads[best]
-		if h.pkt.Cut > 0 && o.Cuts != nil {
-			o.Cuts.Packets++
-			o.Cuts.Snaplen = max(o.Cuts.Snaplen, h.pkt.CI.CaptureLength)
+		if o.Cuts != nil {
+			o.Cuts.Count(h.pkt)
 		}
 		sink.Add(h.pkt)
 		n++
