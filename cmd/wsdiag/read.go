@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/capture/filter"
 	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
@@ -33,7 +34,7 @@ type readSource struct {
 	files   []string
 	workers int
 	expr    string
-	match   capture.Matcher
+	match   filter.Matcher
 	readers []*capture.Reader
 	// what the pipeline left: its reassembly counters, the snap length's
 	// cuts, the files' read errors
@@ -59,7 +60,7 @@ func (r *readSource) plan(s *session, fs *pflag.FlagSet) error {
 		return fmt.Errorf("--workers: %d is not between 1 and 64", r.workers)
 	}
 	if r.expr != "" {
-		if r.match, err = capture.NewMatcher(r.expr); err != nil {
+		if r.match, err = filter.NewMatcher(r.expr); err != nil {
 			return errors.New(oneLine(err))
 		}
 	}
