@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// Expectations for the captures of testdata/gen/crossconn.sh (issue 12),
-// from what each shows on the wire (testdata/gen/README.md), added to
+// Expectations for the captures of testdata/gen/crossconn.sh (findings
+// across connections: fronts, mass closes, capacity, headers), from what each shows on the wire (testdata/gen/README.md), added to
 // goldenCases so that TestGoldenVerdicts, TestGoldenText and
 // TestManifestCovered hold them too.
 var crossconnCases = map[string][]want{

@@ -154,7 +154,7 @@ var goldenCases = map[string][]want{
 	"pcapng-mixed.pcapng": {{code: "ok", hop: "-", n: 3, backend: 101, client: 101, conf: "exact"}},
 	// Only the client leg, but its answer is gorilla's default refusal
 	// (400 "Bad Request" with Sec-Websocket-Version: 13) of a handshake
-	// the client sent whole: the proxy changed it (issue 11, class 5).
+	// the client sent whole: the proxy changed it.
 	"leg-a-only.pcap": {{code: "upgrade_header_dropped", hop: "proxy", n: 3, client: 400, conf: "none",
 		evidence: []string{"gorilla/websocket (its default refusal", "medium confidence", "proxy→backend: not in the capture"},
 		findings: []string{"unpaired"}, fix: "proxy_set_header Upgrade $http_upgrade"}},
@@ -366,8 +366,8 @@ func TestManifestCovered(t *testing.T) {
 	}
 }
 
-// sessionCases lists captures judged by the session phase (issue 4); their
-// tests live with the session rules.
+// sessionCases lists captures judged by the session phase (after the
+// 101); their tests live with the session rules.
 var sessionCases = map[string]bool{}
 
 // TestWorkersAgree: sharding connections over two workers gives the same

@@ -149,7 +149,8 @@ func checkAttempt(t *testing.T, capture string, i int, a domAttempt) {
 		return false
 	}
 	if a.NoHandshake {
-		// issue 11, class 1: the frames and how the legs ended are all there is
+		// a session begun before the capture: the frames and how the legs
+		// ended are all there is
 		if has("request") || has("response") || !has("frame") || !has("fin") && !has("rst") && !has("close") {
 			t.Errorf("attempt %d (%s, no handshake): ladder arrows %v", i, a.Code, a.Arrows)
 		}

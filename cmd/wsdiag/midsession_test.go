@@ -14,8 +14,8 @@ import (
 	"github.com/wsdiag/wsdiag/capture"
 )
 
-// Captures started while WebSocket sessions were open (issue 11, class 1;
-// testdata/gen/midsession.sh, and production.sh for the first three):
+// Captures started while WebSocket sessions were open
+// (testdata/gen/midsession.sh, and production.sh for the first three):
 // the sessions' handshakes are not in the files. Expectations come from
 // what each capture shows on the wire (testdata/gen/README.md).
 var midsessionCases = map[string][]want{

@@ -58,7 +58,7 @@ func probeRun(t *testing.T, args ...string) (probeJSON, int, string) {
 	return v, code, errb.String()
 }
 
-// TestProbeFixLoop is the loop issue 14 asks for on real nginx: a config
+// TestProbeFixLoop is the loop a user goes through on real nginx: a config
 // in several files whose WebSocket location falls into the inheritance
 // trap → probe says upgrade_header_dropped and names that location →
 // --patch applied to the running copy of the config → nginx -t → reload
