@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -16,58 +14,6 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt (read every change before committing it)")
 
 const capturesDir = "../../testdata/captures"
-
-// jsonVerdict is the stable JSON shape scripts rely on: the type the
-// renderer encodes.
-type jsonVerdict = VerdictLine
-
-// decodeVerdictLine decodes a verdict line; ok is false for other lines.
-func decodeVerdictLine(t *testing.T, line string) (v VerdictLine, ok bool) {
-	t.Helper()
-	if !strings.Contains(line, `"type":"verdict"`) {
-		return v, false
-	}
-	if err := json.Unmarshal([]byte(line), &v); err != nil {
-		t.Fatalf("bad JSON line %q: %v", line, err)
-	}
-	return v, v.Type == "verdict"
-}
-
-// decodeSummaryLine decodes the summary line; ok is false for other lines.
-func decodeSummaryLine(t *testing.T, line string) (s SummaryLine, ok bool) {
-	t.Helper()
-	if !strings.Contains(line, `"type":"summary"`) {
-		return s, false
-	}
-	if err := json.Unmarshal([]byte(line), &s); err != nil {
-		t.Fatalf("bad JSON line %q: %v", line, err)
-	}
-	return s, s.Type == "summary"
-}
-
-func readJSON(t *testing.T, args ...string) ([]VerdictLine, SummaryLine, int, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(append([]string{"read", "--format", "json"}, args...), nil, &out, &errb)
-	var vs []VerdictLine
-	var sum SummaryLine
-	sc := bufio.NewScanner(&out)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var typ struct{ Type string }
-		if err := json.Unmarshal(sc.Bytes(), &typ); err != nil {
-			t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
-		}
-		switch typ.Type {
-		case "verdict":
-			v, _ := decodeVerdictLine(t, sc.Text())
-			vs = append(vs, v)
-		case "summary":
-			sum, _ = decodeSummaryLine(t, sc.Text())
-		}
-	}
-	return vs, sum, code, errb.String()
-}
 
 // want is what one capture must yield for each of its attempts.
 type want struct {

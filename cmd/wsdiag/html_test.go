@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -206,16 +204,8 @@ func fileSize(name string) int64 {
 func verdictsOf(t *testing.T, out []byte) []string {
 	t.Helper()
 	var vs []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var v struct{ Type, Code, Hop string }
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
-		}
-		if v.Type == "verdict" {
-			vs = append(vs, v.Code+"/"+v.Hop)
-		}
+	for _, v := range decodeOutput(t, out).verdicts {
+		vs = append(vs, v.Code+"/"+v.Hop)
 	}
 	sort.Strings(vs)
 	return vs
