@@ -284,34 +284,6 @@ func TestGoldenText(t *testing.T) {
 	}
 }
 
-// TestManifestCovered: every capture the generators list has expectations.
-func TestManifestCovered(t *testing.T) {
-	manifests, _ := filepath.Glob(filepath.Join(capturesDir, "MANIFEST*.tsv"))
-	if len(manifests) == 0 {
-		t.Fatal("no MANIFEST*.tsv")
-	}
-	for _, m := range manifests {
-		b, err := os.ReadFile(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if i == 0 {
-				continue
-			}
-			name := strings.SplitN(line, "\t", 2)[0]
-			_, ok1 := goldenCases[name+".pcap"]
-			_, ok2 := goldenCases[name+".pcapng"]
-			_, ok3 := tlsCases[name]
-			_, ok4 := h2Cases[name]
-			ok5 := strings.HasPrefix(name, "tls-conc30-") // TestTLSConcurrentPairing
-			if !ok1 && !ok2 && !ok3 && !ok4 && !ok5 && !sessionCases[name] && name != "tls-13-keys-injected" {
-				t.Errorf("capture %s in %s has no expectations in goldenCases", name, filepath.Base(m))
-			}
-		}
-	}
-}
-
 // sessionCases lists captures judged by the session phase (after the
 // 101); their tests live with the session rules.
 var sessionCases = map[string]bool{}
