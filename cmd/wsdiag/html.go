@@ -15,5 +15,6 @@ func (c *common) newReport(title string, live bool) *report.Report {
 
 // reportSummary gives the report the run's figures it shows.
 func reportSummary(r *report.Report, sum *SummaryLine) {
-	r.SetSummary(report.Summary{Packets: sum.Packets, TCP: sum.TCPPackets, Connections: sum.Connections, KernelDrops: sum.KernelDrops, Warnings: sum.Warnings})
+	r.SetSummary(report.Summary{Packets: sum.Packets, TCP: sum.TCPPackets, Connections: sum.Connections, KernelDrops: sum.KernelDrops,
+		Notes: sum.notes(), Warnings: sum.Warnings})
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/netip"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
@@ -70,9 +72,10 @@ type SessionLine struct {
 }
 
 // SummaryLine closes the output ("type":"summary"). It is the run's one
-// summary value: the runner and the sources fill it, the text renderer and
-// the HTML report show what they show of it, so a new figure is one field
-// here, set where it is known.
+// summary value: the runner and the sources fill it, every view shows it,
+// so a new figure is one field here, set where it is known. A count with a
+// note tag ("noun|the rest of the sentence") is also a line of the text
+// summary and a figure of the HTML report when it is not zero (notes).
 type SummaryLine struct {
 	Type          string            `json:"type"`
 	Attempts      uint64            `json:"attempts"`
@@ -87,12 +90,26 @@ type SummaryLine struct {
 	Warnings      []string          `json:"warnings"`
 	// NoHandshake: attempts that are sessions begun before the capture
 	// (handshake_not_captured); only when there are some.
-	NoHandshake uint64  `json:"no_handshake,omitempty"`
+	NoHandshake uint64  `json:"no_handshake,omitempty" note:"session|began before the capture (handshake_not_captured), judged from their frames"`
 	KernelDrops *uint64 `json:"kernel_drops,omitempty"` // live only
 	// EvictedBytes and MemEvicted (objects by subsystem): state given up
 	// for --max-memory; absent when none was.
 	EvictedBytes uint64            `json:"evicted_bytes,omitempty"`
 	MemEvicted   map[string]uint64 `json:"mem_evicted,omitempty"`
+}
+
+// notes are the summary's counts that have a note tag and are not zero,
+// as sentences, in the order of the fields.
+func (s *SummaryLine) notes() []string {
+	var out []string
+	v, t := reflect.ValueOf(s).Elem(), reflect.TypeFor[SummaryLine]()
+	for i := 0; i < t.NumField(); i++ {
+		noun, rest, ok := strings.Cut(t.Field(i).Tag.Get("note"), "|")
+		if f := v.Field(i); ok && f.Kind() == reflect.Uint64 && f.Uint() > 0 {
+			out = append(out, plural(f.Uint(), noun)+" "+rest)
+		}
+	}
+	return out
 }
 
 // newSummaryLine returns an empty summary, its lists empty rather than

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -85,4 +86,25 @@ func readJSON(t *testing.T, args ...string) ([]VerdictLine, SummaryLine, int, st
 	code := run(append([]string{"read", "--format", "json"}, args...), nil, &out, &errb)
 	o := decodeOutput(t, out.Bytes())
 	return o.verdicts, o.summary, code, errb.String()
+}
+
+// TestSummaryNotes: a count tagged with a note is a sentence of the text
+// summary and the report when not zero; every note tag is on a count and
+// has its noun.
+func TestSummaryNotes(t *testing.T) {
+	s := newSummaryLine()
+	if n := s.notes(); len(n) != 0 {
+		t.Errorf("notes of an empty summary: %q", n)
+	}
+	s.NoHandshake = 1
+	if n := s.notes(); len(n) != 1 || n[0] != "1 session began before the capture (handshake_not_captured), judged from their frames" {
+		t.Errorf("notes %q", n)
+	}
+	typ := reflect.TypeFor[SummaryLine]()
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		if tag, ok := f.Tag.Lookup("note"); ok && (f.Type.Kind() != reflect.Uint64 || !strings.Contains(tag, "|")) {
+			t.Errorf("%s: a note tag %q on a %s (want noun|sentence on a uint64)", f.Name, tag, f.Type)
+		}
+	}
 }

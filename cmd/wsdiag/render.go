@@ -236,8 +236,8 @@ func (t *textRenderer) summary(s *SummaryLine) {
 		fmt.Fprintln(t.w)
 	}
 	fmt.Fprintf(t.w, "%s: %s\n", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode))
-	if n := s.NoHandshake; n > 0 {
-		fmt.Fprintf(t.w, "%s began before the capture (handshake_not_captured), judged from their frames\n", plural(n, "session"))
+	for _, n := range s.notes() {
+		fmt.Fprintln(t.w, n)
 	}
 	if s.Attempts > s.ByCode[string(analyze.OK)] && !t.verbose {
 		fmt.Fprintln(t.w, "run with -v for the evidence and the fix")

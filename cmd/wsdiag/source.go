@@ -12,11 +12,19 @@ import (
 // own connections and its capture of them). The runner (runner.go) calls
 // its methods in the order they are listed and does everything else.
 //
-// A new input plugs in as a source, or as a pipeline.Feed of one: live
-// --tls-plaintext adds, beside its sockets' feeds, a feed of the proxy's
-// own TLS plaintext that hands each connection's bytes to its worker's
-// Assembler as a decrypted leg; probe feeds its own connection the same
-// way. Neither touches the runner.
+// A new input plugs in as a source, or as a pipeline.Feed within one, and
+// touches neither the runner nor the pipeline:
+//
+//   - live --tls-plaintext: liveSource registers the flag, attaches the
+//     eBPF reader in open (as root) and in run wraps each socketFeed in a
+//     Feed whose Next also hands the worker's Assembler the plaintext
+//     chunks of the connections that Assembler holds, as decrypted TLS
+//     legs beside their raw packets; its close sets the summary's new
+//     counts (connections skipped by sampling, ring drops): a field each
+//     in SummaryLine.
+//   - probe's own connection: probeSource holds its plaintext already; it
+//     feeds it the same way, through a Feed reading the capture, in place
+//     of the events clientSideVerdict builds by hand.
 type source interface {
 	// usage is the subcommand's help, up to its list of flags.
 	usage() string

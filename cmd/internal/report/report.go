@@ -43,7 +43,10 @@ const DefaultMaxAttempts = 200000
 type Summary struct {
 	Packets, TCP, Connections uint64
 	KernelDrops               *uint64
-	Warnings                  []string
+	// Notes are figures said as sentences ("3 sessions began before the
+	// capture …").
+	Notes    []string
+	Warnings []string
 }
 
 // Report collects verdicts; it is safe for use by one producer while
