@@ -91,8 +91,8 @@ func assemble(e *env, args []string, src source) (*session, error) {
 	return s, nil
 }
 
-// start serves the metrics, opens the source and writes the report's
-// first page while still root, then drops root and makes the views.
+// start serves the metrics and makes the views, opens the source and
+// writes a live report's first page while still root, then drops root.
 func (s *session) start(src source) error {
 	met, err := startMetrics(s.c.metrics)
 	if err != nil {
