@@ -98,7 +98,7 @@ type single struct {
 const decideEvery = 4096
 
 func (s *single) add(p *capture.Packet) {
-	s.asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
+	s.asm.PacketVia(p.Net, p.TCP, p.CI, p.Cut, &p.Tunnel)
 	if t := p.CI.Timestamp; t.After(s.now) {
 		s.now = t
 	}
