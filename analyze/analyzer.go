@@ -109,6 +109,9 @@ type Analyzer struct {
 	// listeners: what each server did with the requests it got
 	// (proxyproto.go: a listener that closes on every request).
 	listeners map[netip.AddrPort]*listenerState
+	// closeOnly are bare FINs and RSTs of connections the capture holds
+	// nothing else of, until judged (idlecut.go).
+	closeOnly []*reassembly.CloseOnly
 	mid       midState // sessions whose handshake is not in the capture (midstream.go)
 	stats     Stats
 	// xsMem estimates what the undecided exchanges hold; charged, what
@@ -257,6 +260,7 @@ func (a *Analyzer) evict() {
 // (capture time). Live capture calls it as time passes.
 func (a *Analyzer) Decide(now time.Time) {
 	a.flushBursts(now)
+	a.judgeIdleCuts(now, false)
 	defer a.releaseHeld(now)
 	cut := now.Add(-a.opt.Grace)
 	w := a.waiting()
@@ -285,6 +289,7 @@ func (a *Analyzer) Decide(now time.Time) {
 // Finish decides everything: the input is over.
 func (a *Analyzer) Finish() {
 	a.flushBursts(time.Time{})
+	a.judgeIdleCuts(time.Time{}, true)
 	// Pair everything first, then judge: whether a proxy's other requests
 	// went upstream (a proxy answering itself, an upstream off the wire)
 	// must not depend on which attempt the file holds first.

@@ -178,3 +178,50 @@ func TestPassthrough(t *testing.T) {
 		}
 	}
 }
+
+// idle-cut-*: the capture holds only the ends of tunnels that were idle
+// since before it: the proxy cuts both legs of each within a millisecond.
+func TestIdleCutWithoutHandshake(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	cut := func(from, to string, kind reassembly.CloseKind, us int) *reassembly.CloseOnly {
+		return &reassembly.CloseOnly{From: ap(from), To: ap(to), Kind: kind, Time: t0.Add(time.Duration(us) * time.Microsecond)}
+	}
+	for _, c := range []struct {
+		name   string
+		closes []*reassembly.CloseOnly
+		want   int
+	}{
+		{"nginx: upstream then client, answered", []*reassembly.CloseOnly{
+			cut("10.0.2.1:44866", "10.0.2.2:9000", reassembly.CloseFIN, 99),
+			cut("10.0.1.1:80", "10.0.1.2:58238", reassembly.CloseFIN, 194),
+			cut("10.0.1.1:80", "10.0.1.2:58238", reassembly.CloseFIN, 195), // seen twice (-i any)
+			cut("10.0.1.2:58238", "10.0.1.1:80", reassembly.CloseFIN, 411),
+			cut("10.0.2.2:9000", "10.0.2.1:44866", reassembly.CloseFIN, 482)}, 1},
+		{"haproxy: client FIN, upstream RST", []*reassembly.CloseOnly{
+			cut("10.0.1.1:80", "10.0.1.2:36406", reassembly.CloseFIN, 0),
+			cut("10.0.2.1:49714", "10.0.2.2:9000", reassembly.CloseRST, 139)}, 1},
+		{"two client legs: no tunnel", []*reassembly.CloseOnly{
+			cut("10.0.1.1:80", "10.0.1.2:1000", reassembly.CloseFIN, 0),
+			cut("10.0.1.1:80", "10.0.1.2:1001", reassembly.CloseFIN, 100)}, 0},
+		{"too far apart", []*reassembly.CloseOnly{
+			cut("10.0.2.1:44866", "10.0.2.2:9000", reassembly.CloseFIN, 0),
+			cut("10.0.1.1:80", "10.0.1.2:58238", reassembly.CloseFIN, 5000)}, 0},
+	} {
+		var got []*Verdict
+		an := New(DefaultOptions, func(v *Verdict) { got = append(got, v) })
+		for _, e := range c.closes {
+			an.CloseOnly(e)
+		}
+		an.Finish()
+		if len(got) != c.want {
+			t.Errorf("%s: %d verdicts, want %d", c.name, len(got), c.want)
+			continue
+		}
+		for _, v := range got {
+			ev := strings.Join(v.Evidence, "\n")
+			if v.Code != IdleTimeout || v.Client.Port() == 80 || v.Backend.Port() != 9000 || !strings.Contains(ev, "closed both legs within") {
+				t.Errorf("%s: %s %v→%v %s", c.name, v.Code, v.Client, v.Backend, ev)
+			}
+		}
+	}
+}
