@@ -54,14 +54,14 @@ SCENARIOS=(
   "idle-cut-haproxy|idle_timeout=3|session|as idle-cut-nginx through haproxy with timeout tunnel 5s: haproxy FINs the client leg and resets the upstream leg"
   "snap200-compress-nginx|ok|-|nginx (correct) to a compressing gorilla backend, compressing gorilla client; tcpdump -s 200 on -i any keeps 128 payload bytes a packet: the 101's Sec-WebSocket-Extensions line is cut on both legs, and the compressed frames (RSV1) that follow are healthy"
   "snap200-compress-haproxy|ok|-|as snap200-compress-nginx through haproxy"
-  "client-quits-idle|closed_by_client|session|nginx (correct, default 60 s timeouts) with a client on another host that echoes one message, stays silent 4 s and is killed (SIGKILL: its kernel FINs, no close frame); no hop in front of nginx: nothing cut the tunnel but the client"
+  "client-quits-idle|abnormal_close|session|nginx (correct, default 60 s timeouts) with a client on another host that echoes one message, stays silent 4 s and is killed (SIGKILL: its kernel FINs, no close frame); no hop in front of nginx: nothing cut the tunnel but the client"
   "front-idle-netns|front_idle_timeout|front|haproxy (timeout tunnel 3s, option forwardfor) on a balancer host in front of nginx on the app host; 3 tunnels echo one message and go quiet; haproxy resets nginx's client leg 3 s later (RST from the balancer, not the client, whose address is in X-Forwarded-For); captured on the app host (-i any)"
   "skew-lb|ok=5;backend_rejected=1|-;backend|two hosts, two captures: haproxy (option forwardfor) on the balancer host (node-p) in front of nginx on the app host (node-b) → backend on its loopback; this file is the balancer's (-i any: the client leg and the balancer→app leg); 5 attempts get 101, /nothere the backend's 404; read it with skew-app*.pcap"
   "skew-app|ok=5;backend_rejected=1|-;backend|the app host's capture of the same run (-i any: the balancer→app leg again, and nginx→backend on its loopback); the clocks agree"
   "skew-app-ahead|ok=5;backend_rejected=1|-;backend|skew-app.pcap with its clock 7.5 s ahead (editcap -t 7.5)"
   "skew-app-behind|ok=5;backend_rejected=1|-;backend|skew-app.pcap with its clock 4 s behind (editcap -t -4)"
   "skew2-lb|ok=3;backend_rejected=1|-;backend|a second shape: nginx as the balancer (node-p) to nginx on the app host (node-b) → backend; the balancer's file (dumpcap, pcapng, the client leg and the balancer→app leg)"
-  "skew2-app-behind|ok=3;backend_rejected=1|-;backend|the app host's file of that run holds only nginx→backend on its loopback (no leg in common with skew2-lb: the three hops share the Sec-WebSocket-Key and the frames), made 4 s behind with editcap -t -4 on the pcapng"
+  "skew2-app-behind|ok=3;unpaired=1|-;-|the app host's file of that run holds only nginx→backend on its loopback (read alone: the 404 leg is unpaired; read with skew2-lb: ok=3;backend_rejected=1) (no leg in common with skew2-lb: the three hops share the Sec-WebSocket-Key and the frames), made 4 s behind with editcap -t -4 on the pcapng"
 )
 
 source "$HERE/lib.sh"
