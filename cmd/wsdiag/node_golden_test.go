@@ -53,7 +53,7 @@ func init() {
 
 	notRelayed := want{code: "upgrade_not_relayed", hop: "proxy", backend: 101, conf: "exact", path: "/ws",
 		evidence: []string{"backend→proxy: HTTP/1.1 101 Switching Protocols", "proxy→client: no answer; the client waited 3.00s and closed (FIN)"},
-		fix: "server.on('upgrade'"}
+		fix:      "server.on('upgrade'"}
 	notRelayed.n = 2
 	nodeCases["devproxy-http-proxy.pcap"] = []want{notRelayed}
 	notRelayed.n = 1
