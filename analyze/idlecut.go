@@ -122,7 +122,34 @@ func (a *Analyzer) idleCutVerdict(ac, aa, bc, ba *reassembly.CloseOnly) {
 		legEv("proxy→backend", bc, ba),
 		fmt.Sprintf("the proxy (%s, %s) closed both legs within %s, without close frames: its idle timeout cut the tunnel (the silence before it is not in the capture, so this is inferred, not measured)", ac.From.Addr(), bc.From.Addr(), dur((ac.Time.Sub(bc.Time)).Abs())),
 	}
+	v.Legs = []Leg{cutLeg(ac.To, ac.From, aa, ac), cutLeg(bc.From, bc.To, bc, ba)}
 	v.Fix = "the proxy closes a tunnel that carried no frame for its idle timeout (nginx proxy_read_timeout, 60 s by default; haproxy timeout tunnel; with --nginx-config the configured value is named in other verdicts): send pings more often than that from the client or the server, or raise the timeout above the longest silence; start the capture before the clients connect to see the session"
 	a.count(v)
 	a.out(v)
+}
+
+// cutLeg is a leg the capture holds only the end of: its client and
+// server, and who closed when (the client's and the server's close, either
+// may be nil).
+func cutLeg(client, server netip.AddrPort, byClient, byServer *reassembly.CloseOnly) Leg {
+	l := Leg{Client: client, Server: server}
+	t := &l.Times
+	for _, c := range []*reassembly.CloseOnly{byClient, byServer} {
+		if c == nil {
+			continue
+		}
+		if t.Open.IsZero() || c.Time.Before(t.Open) {
+			t.Open = c.Time
+		}
+		if c.Time.After(t.Last) {
+			t.Last = c.Time
+		}
+	}
+	if byClient != nil {
+		t.ClientEnd, t.ClientEndKind = byClient.Time, byClient.Kind.String()
+	}
+	if byServer != nil {
+		t.ServerEnd, t.ServerEndKind = byServer.Time, byServer.Kind.String()
+	}
+	return l
 }

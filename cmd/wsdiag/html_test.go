@@ -149,7 +149,9 @@ func checkAttempt(t *testing.T, capture string, i int, a domAttempt) {
 	if a.NoHandshake {
 		// a session begun before the capture: the frames and how the legs
 		// ended are all there is
-		if has("request") || has("response") || !has("frame") || !has("fin") && !has("rst") && !has("close") {
+		// (a tunnel cut on idle before any frame of it was captured holds
+		// only its ends)
+		if has("request") || has("response") || !has("frame") && !strings.HasPrefix(capture, "idle-cut-") || !has("fin") && !has("rst") && !has("close") {
 			t.Errorf("attempt %d (%s, no handshake): ladder arrows %v", i, a.Code, a.Arrows)
 		}
 		return
