@@ -600,9 +600,26 @@ func dir(n uint64, last float64, code uint16, closeAt float64) reassembly.WSDir 
 	return d
 }
 
+// stopped is a direction whose parsing stopped at a protocol error at
+// errAt, after n frames.
+func stopped(n uint64, errAt float64) reassembly.WSDir {
+	d := dir(n, 0.1, 0, 0)
+	d.ProtocolError, d.ErrorAt = "RSV bits set without a negotiated extension", at(errAt)
+	return d
+}
+
+// headed is d with its first frames at these times.
+func headed(d reassembly.WSDir, times ...float64) reassembly.WSDir {
+	for i, s := range times {
+		d.Head[i].At, d.Head[i].Size = at(s), 12
+	}
+	return d
+}
+
 func sessionCases() []ruleCase {
 	proxyEnds := ends(reassembly.SideServer, reassembly.CloseFIN, at(10))   // the proxy closes the client's leg
 	backendEnds := ends(reassembly.SideServer, reassembly.CloseFIN, at(10)) // the backend closes its leg
+	clientEnds := ends(reassembly.SideClient, reassembly.CloseFIN, at(10))  // the client closes its leg
 	return []ruleCase{
 		{
 			name:     "client closes normally",
@@ -690,6 +707,36 @@ func sessionCases() []ruleCase {
 			hop:      HopSession,
 			findings: []Code{FramesNotRelayed, ClosedByClient},
 			evidence: []string{"client→proxy: 10 frames (100 bytes); proxy→backend: 2 frames (20 bytes)"},
+		},
+		{
+			name: "the backend's frames before the client leg's error never reached the client",
+			by:   "frames not relayed",
+			chain: upgradedChain(dir(5, 9, 1000, 9), stopped(0, 5), dir(5, 9, 1000, 9.05), headed(dir(3, 9, 1000, 9.06), 1, 2, 3),
+				clientEnds, backendEnds),
+			code:     FrameProtocolError,
+			hop:      HopSession,
+			findings: []Code{FrameProtocolError, FramesNotRelayed, ClosedByClient},
+			evidence: []string{"backend→proxy: 3 frames (30 bytes); proxy→client: 0 frames (0 bytes)"},
+		},
+		{
+			// the client leg's parser stopped at the first frame: the
+			// backend's later frames went uncounted there, not missing
+			name:     "frames after the client leg's error are not compared",
+			by:       "frame protocol error",
+			chain:    upgradedChain(dir(5, 9, 1000, 9), stopped(0, 5), dir(5, 9, 1000, 9.05), headed(dir(5, 9, 1000, 9.06), 4.9, 6, 7), clientEnds, backendEnds),
+			code:     FrameProtocolError,
+			hop:      HopSession,
+			findings: []Code{FrameProtocolError, ClosedByClient},
+		},
+		{
+			// whether the proxy sent a close frame after its invalid one
+			// is unknown: parsing stopped there
+			name:     "a FIN after the parsing stopped is not an abnormal close",
+			by:       "frame protocol error",
+			chain:    upgradedChain(dir(5, 9, 0, 0), stopped(0, 5), dir(5, 9, 0, 0), headed(dir(5, 9, 1000, 9), 4.9, 6, 7), proxyEnds, backendEnds),
+			code:     FrameProtocolError,
+			hop:      HopSession,
+			findings: []Code{FrameProtocolError, ClosedByBackend},
 		},
 		{
 			name:     "client resets without a close frame",

@@ -249,7 +249,19 @@ func relayRule(a *attempt, out []finding) []finding {
 		slack = 2 // a frame in flight as the capture began counts on one leg only
 	}
 	check := func(in *reassembly.WSDir, inName string, out *reassembly.WSDir, outName string) (string, bool) {
-		if in.Degraded || out.Degraded || in.ProtocolError != "" || in.Frames <= out.Frames+slack {
+		if in.Degraded || out.Degraded || in.ProtocolError != "" {
+			return "", false
+		}
+		n := in.Frames
+		if out.ProtocolError != "" {
+			// out's frames were counted up to its error only: compare the
+			// frames that came in before it.
+			var ok bool
+			if n, ok = framesBefore(in, out.ErrorAt); !ok {
+				return "", false
+			}
+		}
+		if n <= out.Frames+slack {
 			return "", false
 		}
 		return fmt.Sprintf("%s: %d frames (%s); %s: %d frames (%s)", inName, in.Frames, sizeText(in.Bytes), outName, out.Frames, sizeText(out.Bytes)), true
@@ -261,6 +273,23 @@ func relayRule(a *attempt, out []finding) []finding {
 		return append(out, found(FramesNotRelayed, 0, ev))
 	}
 	return out
+}
+
+// framesBefore is how many of d's frames came before t, when d's first
+// frames (Head) tell: all of its frames are among them, or one of them
+// came after t.
+func framesBefore(d *reassembly.WSDir, t time.Time) (uint64, bool) {
+	var n uint64
+	for _, m := range d.Head {
+		if m.Size == 0 {
+			break
+		}
+		if m.At.After(t) {
+			return n, true
+		}
+		n++
+	}
+	return n, n == d.Frames
 }
 
 // abnormalRule: a connection that ended with RST, or FIN without a close
@@ -282,6 +311,9 @@ func abnormalRule(a *attempt, out []finding) []finding {
 		// by time stamp: data behind a hole in the capture is delivered
 		// later, with a later packet's time.
 		sentClose := !d.CloseAt.IsZero()
+		if !sentClose && (d.ProtocolError != "" || d.Degraded) {
+			continue // parsing stopped before the end: a close frame after it went uncounted
+		}
 		// A reset after close frames went both ways ends a completed
 		// closing handshake (Go's TLS client does this): not abnormal.
 		handshakeDone := !l.ws.C2S.CloseAt.IsZero() && !l.ws.S2C.CloseAt.IsZero()

@@ -23,6 +23,7 @@ type want struct {
 	conf            string
 	evidence        []string // substrings each verdict's evidence must contain
 	findings        []string // codes that must be among the findings
+	absent          []string // codes that must not be among them
 	errorLog        string
 	fix             string // substring of the fix
 	proxy           string // the proxy blamed, when it matters
@@ -209,6 +210,11 @@ func checkVerdict(t *testing.T, v jsonVerdict, w want) {
 	for _, f := range w.findings {
 		if !contains(v.Findings, f) {
 			t.Errorf("%s: findings %v lack %s", v.Code, v.Findings, f)
+		}
+	}
+	for _, f := range w.absent {
+		if contains(v.Findings, f) {
+			t.Errorf("%s: findings %v hold %s", v.Code, v.Findings, f)
 		}
 	}
 	if v.ErrorLogExpected != w.errorLog {
