@@ -118,11 +118,17 @@ type Assembler struct {
 
 	// nextFlush is when (capture time) Packet next calls Flush.
 	nextFlush time.Time
-	// via is the tunnel of the segment PacketVia is feeding; nodes the
-	// streams that have a tunnel or a PROXY header (node.go).
-	via   *capture.Tunnel
-	nodes map[*stream]*nodeState
-	stats Stats
+	// via is the tunnel of the segment PacketVia is feeding, tun its
+	// connKey.tun; nodes the streams that have a tunnel or a PROXY header
+	// (node.go).
+	via       *capture.Tunnel
+	tun       uint32
+	viaStream *stream // the stream gopacket gave via's segment to
+	// slowTuns is, in slowOnly mode, the tunnel of the first connection
+	// seen on each 4-tuple (tunnelkey.go).
+	slowTuns map[connKey]uint32
+	nodes    map[*stream]*nodeState
+	stats    Stats
 }
 
 // context hands the capture info to gopacket without an allocation per
@@ -194,12 +200,15 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 	a.stats.Packets++
 	a.ctx.ci = ci
 	if a.opt.slowOnly {
-		a.slowPacket(netFlow, tcp)
+		a.slowPacket(a.slowOnlyFlow(netFlow, tcp), tcp)
 	} else {
-		k := connKey{netFlow, uint16(tcp.SrcPort), uint16(tcp.DstPort)}
+		k := connKey{netFlow, uint16(tcp.SrcPort), uint16(tcp.DstPort), a.tun}
 		r := a.conns[k]
+		if r.s == nil && k.tun != 0 {
+			r = a.untunnelled(k)
+		}
 		if r.s != nil && r.s.slow {
-			a.slowPacket(netFlow, tcp)
+			a.slowPacket(slowFlow(netFlow, r.s.key.tun), tcp)
 		} else {
 			a.fastPacket(r.s, r.d, k, netFlow, tcp, ci, cut)
 		}

@@ -67,7 +67,7 @@ func TestBudgetEvictsQuietFirst(t *testing.T) {
 		t.Errorf("MemEvicted %d, budget counts %d + %d, %d bytes", got, b.EvictedBy(MemQuiet), b.EvictedBy(MemConns), b.EvictedBytes())
 	}
 	// The newest connection is still open and parsing.
-	if r := a.conns[connKey{ip.NetworkFlow(), uint16(1024 + (2*nHTTP+nSYN+19999)%60000), 80}]; r.s == nil {
+	if r := a.conns[connKey{ip.NetworkFlow(), uint16(1024 + (2*nHTTP+nSYN+19999)%60000), 80, 0}]; r.s == nil {
 		t.Error("the newest connection was evicted")
 	}
 	a.Close()

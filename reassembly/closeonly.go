@@ -60,11 +60,11 @@ func (a *Assembler) noteReset(nf gopacket.Flow, tcp *layers.TCP, t time.Time) {
 	if a.resets == nil {
 		a.resets = map[connKey]time.Time{}
 	}
-	k := connKey{nf, uint16(tcp.SrcPort), uint16(tcp.DstPort)}
+	k := connKey{nf, uint16(tcp.SrcPort), uint16(tcp.DstPort), 0}
 	a.resets[k], a.resets[k.reverse()] = t, t
 }
 
 func (a *Assembler) resetLately(nf gopacket.Flow, tcp *layers.TCP, t time.Time) bool {
-	at, ok := a.resets[connKey{nf, uint16(tcp.SrcPort), uint16(tcp.DstPort)}]
+	at, ok := a.resets[connKey{nf, uint16(tcp.SrcPort), uint16(tcp.DstPort), 0}]
 	return ok && t.Sub(at) < linger
 }

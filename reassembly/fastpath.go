@@ -21,14 +21,18 @@ import (
 
 // connKey names one direction of a connection. The map holds each
 // connection under both directions' keys, so that a segment needs one
-// lookup and no comparison of its endpoints.
+// lookup and no comparison of its endpoints. tun tells apart connections
+// with one 4-tuple in different overlay tunnels (two tenants' VNIs): 0
+// for a segment that came in none (the field fills what was padding, so
+// the key hashes as one block of memory).
 type connKey struct {
 	net          gopacket.Flow
 	sport, dport uint16
+	tun          uint32
 }
 
 // reverse is the key of the other direction.
-func (k connKey) reverse() connKey { return connKey{k.net.Reverse(), k.dport, k.sport} }
+func (k connKey) reverse() connKey { return connKey{k.net.Reverse(), k.dport, k.sport, k.tun} }
 
 // connRef is a map entry: the connection, and which direction the key is.
 type connRef struct {
@@ -143,6 +147,7 @@ func (a *Assembler) fastPacket(s *stream, d flow.Dir, k connKey, nf gopacket.Flo
 	diff := int32(seq - s.seq[d])
 	if diff > 0 && (len(payload) > 0 || tcp.FIN) && !s.ignored && !s.finned[d] {
 		// A hole: from here on gopacket reassembles this connection.
+		nf = slowFlow(nf, s.key.tun)
 		a.handover(s, nf, tcp, d)
 		a.slowPacket(nf, tcp)
 		return
@@ -187,6 +192,9 @@ func (a *Assembler) open(nf gopacket.Flow, tcp *layers.TCP, t time.Time, k connK
 	a.conns[k] = connRef{s, flow.Fwd}
 	if r := k.reverse(); r != k { // (a connection to itself has one key)
 		a.conns[r] = connRef{s, flow.Rev}
+	}
+	if k.tun != 0 {
+		a.alias(s, k)
 	}
 	a.touch(s)
 	return s
@@ -245,6 +253,9 @@ func (a *Assembler) forget(s *stream) {
 		delete(a.conns, s.key)
 		delete(a.conns, s.key.reverse())
 		a.deletes++
+		if s.key.tun != 0 {
+			a.unalias(s)
+		}
 		if a.deletes > len(a.conns)+1<<16 {
 			a.rebuild()
 		}

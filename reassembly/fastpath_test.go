@@ -23,6 +23,7 @@ type wire struct {
 	tcp []byte // header and payload
 	ci  gopacket.CaptureInfo
 	cut int
+	tun capture.Tunnel
 }
 
 func readWire(t *testing.T, path string) []wire {
@@ -42,7 +43,7 @@ func readWire(t *testing.T, path string) []wire {
 			t.Fatal(err)
 		}
 		b := append(append([]byte(nil), p.TCP.Contents...), p.TCP.Payload...)
-		out = append(out, wire{p.Net, b, p.CI, p.Cut})
+		out = append(out, wire{p.Net, b, p.CI, p.Cut, p.Tunnel})
 	}
 }
 
@@ -100,7 +101,7 @@ func runWire(ws []wire, slowOnly, cuts bool) (*eventLog, Stats) {
 		if cuts {
 			cut = w.cut
 		}
-		a.Packet(w.net, &tcp, w.ci, cut)
+		a.PacketVia(w.net, &tcp, w.ci, cut, &w.tun)
 	}
 	a.Close()
 	slices.Sort(l.ends)

@@ -208,10 +208,17 @@ func (a *Assembler) PacketVia(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacke
 		a.Packet(netFlow, tcp, ci, cut)
 		return
 	}
-	a.via = tun // a connection this segment opens has it from its first event on
+	a.via, a.tun = tun, tunnelID(tun) // a connection this segment opens has it from its first event on
 	a.Packet(netFlow, tcp, ci, cut)
-	a.via = nil
-	r := a.conns[connKey{netFlow, uint16(tcp.SrcPort), uint16(tcp.DstPort)}]
+	k := connKey{netFlow, uint16(tcp.SrcPort), uint16(tcp.DstPort), a.tun}
+	r := a.conns[k]
+	if r.s == nil {
+		r = a.untunnelled(k)
+	}
+	if r.s == nil {
+		r.s = a.viaStream // gopacket's alone (slowOnly)
+	}
+	a.via, a.tun, a.viaStream = nil, 0, nil
 	if s := r.s; s != nil && !s.ended && (s.node() == nil || s.node().Tunnel.Kind == capture.TunnelNone) {
 		t := *tun
 		s.setNode(func(n *Node) { n.Tunnel = t })

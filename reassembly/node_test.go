@@ -19,12 +19,18 @@ import (
 // readInto feeds a real capture to an Assembler, tunnels included.
 func readInto(t *testing.T, file string) *recSink {
 	t.Helper()
+	return readIntoWith(t, file, reassembly.DefaultOptions)
+}
+
+func readIntoWith(t *testing.T, file string, opt reassembly.Options) *recSink {
+	t.Helper()
 	r, err := capture.Open(filepath.Join("../testdata/captures", file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	asm, sink := newAsm()
+	sink := &recSink{}
+	asm := reassembly.New(sink, opt)
 	for {
 		p, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -211,6 +217,53 @@ func TestTunnelOnEvents(t *testing.T) {
 	}
 	if tunnelled != 3 || ends != 3 {
 		t.Errorf("%d tunnelled requests, %d ends", tunnelled, ends)
+	}
+}
+
+// Two tenants' connections with the same inner 4-tuples at the same time,
+// in VNI 10 and VNI 20, are four connections, each whole (the fast path
+// and gopacket's alike); a capture on every interface of an overlay host,
+// which holds each upstream packet decapsulated and encapsulated, has
+// each upstream connection once.
+func TestTunnelKeysConnections(t *testing.T) {
+	gopacketOnly := reassembly.DefaultOptions
+	reassembly.GopacketOnly(&gopacketOnly)
+	for name, opt := range map[string]reassembly.Options{"fast": reassembly.DefaultOptions, "gopacket": gopacketOnly} {
+		t.Run(name, func(t *testing.T) {
+			s := readIntoWith(t, "vxlan-tenants-nginx.pcap", opt)
+			paths := map[uint32][]string{}
+			for _, r := range s.reqs {
+				if r.Node == nil {
+					t.Fatalf("request %s without its tunnel", r.Target)
+				}
+				paths[r.Node.Tunnel.VNI] = append(paths[r.Node.Tunnel.VNI], r.Target)
+			}
+			if len(paths) != 2 || strings.Join(paths[10], " ") != "/ws /ws" || strings.Join(paths[20], " ") != "/nothere /nothere" {
+				t.Errorf("requests by VNI %v", paths)
+			}
+			frames := 0
+			for _, e := range s.ends {
+				if e.WS != nil {
+					frames += int(e.WS.C2S.Frames)
+					if e.Node == nil || e.Node.Tunnel.VNI != 10 || e.WS.C2S.CloseCode != 1000 {
+						t.Errorf("upgraded connection %s→%s: node %v, close %d", e.Client, e.Server, e.Node, e.WS.C2S.CloseCode)
+					}
+				}
+			}
+			if len(s.ends) != 4 || frames != 6 {
+				t.Errorf("%d connections ended, %d client frames on the upgraded ones, want 4 and 6", len(s.ends), frames)
+			}
+		})
+	}
+	s := readInto(t, "vxlan-any-nginx.pcap")
+	up := 0
+	for _, r := range s.reqs {
+		if r.Server.Port() == 9000 {
+			up++
+		}
+	}
+	if up != 3 {
+		t.Errorf("vxlan-any-nginx: %d upstream requests, want 3 (each once)", up)
 	}
 }
 

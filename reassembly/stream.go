@@ -102,6 +102,9 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir tcpr.TCPFl
 		return true // the fast path's synthetic segments: not the wire's flags
 	}
 	s.flags(tcp, ci.Timestamp, dirOf(dir))
+	if s.asm.via != nil {
+		s.asm.viaStream = s // PacketVia's connection, when the fast path holds none
+	}
 	if tcp.RST {
 		// gopacket ends only the half a RST came in; the connection is over
 		// now, so report it after this segment rather than at idle eviction.

@@ -26,6 +26,14 @@ func init() {
 	nodeCases["geneve-nginx.pcap"] = overlay("Geneve VNI 77 (UDP 6081) 10.231.2.1 → 10.231.2.2")
 	nodeCases["gre-nginx.pcap"] = overlay("GRE key 1234 10.231.2.1 → 10.231.2.2")
 	nodeCases["ipip-nginx.pcap"] = overlay("IPIP 10.231.2.1 → 10.231.2.2")
+	// two tenants' connections with the same inner 4-tuples at once, one
+	// per VNI: each attempt is its own, whole
+	nodeCases["vxlan-tenants-nginx.pcap"] = []want{
+		{code: "ok", hop: "-", n: 1, backend: 101, client: 101, conf: "exact", path: "/ws",
+			evidence: []string{"client→proxy: in VXLAN VNI 10 (UDP 4789) 10.231.2.2 → 10.231.2.1", "proxy→backend: in VXLAN VNI 10", `client sent close 1000 "bye"`},
+			absent:   []string{"handshake_not_captured"}},
+		{code: "backend_rejected", hop: "backend", n: 1, backend: 404, client: 404, conf: "exact", path: "/nothere",
+			evidence: []string{"client→proxy: in VXLAN VNI 20 (UDP 4789) 10.231.2.2 → 10.231.2.1", "proxy→backend: in VXLAN VNI 20"}}}
 
 	pp := func(version string) []want {
 		r := rejected

@@ -29,6 +29,7 @@ OUT=$(mkdir -p "$HERE/../captures" && cd "$HERE/../captures" && pwd)
 SCENARIOS=(
   "vxlan-nginx|ok=2;backend_rejected=1|-;backend|client (node-c) → nginx on the proxy host (node-p) → backend on another host (node-b) reached over a kernel VXLAN overlay (VNI 42, UDP 4789); captured on the proxy host's client-facing veth and its underlay veth (dumpcap, two interfaces, pcapng): the upstream leg is only in VXLAN; 2 attempts get 101, /nothere gets the backend's 404"
   "vxlan8472-haproxy|ok=2;backend_rejected=1|-;backend|as vxlan-nginx through haproxy, the overlay on Flannel's port (VNI 1, UDP 8472); tcpdump on each of the two veths, merged into one pcap by mergecap"
+  "vxlan-tenants-nginx|ok=1;backend_rejected=1|-;backend|two tenants on one underlay: VXLAN VNI 10 and VNI 20 between the two hosts (kernel vxlan devices made in the hosts' namespaces, moved into a namespace per tenant), each tenant with the same addresses (client and backend 10.231.3.2, nginx 10.231.3.1) and one ephemeral port (ip_local_port_range), so both tenants' connections have the same inner 4-tuples at the same time; tenant A upgrades /ws, tenant B gets the backend's 404 for /nothere; captured on the proxy host's underlay veth only (every packet in VXLAN)"
   "vxlan-any-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx, captured with tcpdump -i any on the proxy host: every upstream packet twice, decapsulated on the vxlan device and encapsulated on the underlay veth"
   "geneve-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over Geneve (UDP 6081, VNI 77, inner Ethernet; testdata/gen/tunnel on TAP devices: this kernel has no geneve module)"
   "gre-nginx|ok=2;backend_rejected=1|-;backend|as vxlan-nginx over GRE with key 1234 (IP protocol 47, inner IPv4; testdata/gen/tunnel on TUN devices: no ip_gre module here)"
@@ -88,14 +89,17 @@ for n in "${SELECTED[@]}"; do
 done
 
 CORRECT='proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; proxy_set_header Host $host;'
-NSS=(node-c node-p node-b)
+# the namespaces: NSP-c, NSP-p, NSP-b (NODE_NS_PREFIX=node2 for node2-c…)
+NSP=${NODE_NS_PREFIX:-node}
+NSS=("$NSP-c" "$NSP-p" "$NSP-b")
 
 # ---------------------------------------------------------------- network
 # Namespaces are made per scenario and deleted after it (and on any exit).
 net_down() {
   local n
-  for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+  for n in "${NSS[@]}" "${TENANT_NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
 }
+TENANT_NSS=("$NSP-pa" "$NSP-pb" "$NSP-ba" "$NSP-bb") # vxlan-tenants-nginx's
 trap 'rc=$?; net_down; (exit $rc); cleanup' EXIT
 
 # in_ns NS CMD...: run CMD in NS (in the background use ip netns exec directly,
@@ -114,8 +118,8 @@ net_up() {
   net_down
   local n
   for n in "${NSS[@]}"; do ip netns add "$n"; ip -n "$n" link set lo up; done
-  veth node-c c-p 10.231.1.2/24 node-p p-c 10.231.1.1/24
-  veth node-p p-b 10.231.2.1/24 node-b b-p 10.231.2.2/24
+  veth $NSP-c c-p 10.231.1.2/24 $NSP-p p-c 10.231.1.1/24
+  veth $NSP-p p-b 10.231.2.1/24 $NSP-b b-p 10.231.2.2/24
   # no IPv6 chatter (router solicitations, MLD) in the captures
   for n in "${NSS[@]}"; do in_ns "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
 }
@@ -125,11 +129,11 @@ net_up() {
 # testdata/gen/tunnel in userspace.
 overlay() {
   local kind=$1 ns me peer i=1
-  for ns in node-p node-b; do
-    if [[ $ns == node-p ]]; then me=10.231.2.1 peer=10.231.2.2; else me=10.231.2.2 peer=10.231.2.1; fi
+  for ns in $NSP-p $NSP-b; do
+    if [[ $ns == $NSP-p ]]; then me=10.231.2.1 peer=10.231.2.2; else me=10.231.2.2 peer=10.231.2.1; fi
     case $kind in
-      vxlan) ip -n "$ns" link add ov0 type vxlan id 42 local "$me" remote "$peer" dstport 4789 dev "${ns#node-}-$([[ $ns == node-p ]] && echo b || echo p)" ;;
-      vxlan8472) ip -n "$ns" link add ov0 type vxlan id 1 local "$me" remote "$peer" dstport 8472 dev "${ns#node-}-$([[ $ns == node-p ]] && echo b || echo p)" ;;
+      vxlan) ip -n "$ns" link add ov0 type vxlan id 42 local "$me" remote "$peer" dstport 4789 dev "${ns#"$NSP"-}-$([[ $ns == $NSP-p ]] && echo b || echo p)" ;;
+      vxlan8472) ip -n "$ns" link add ov0 type vxlan id 1 local "$me" remote "$peer" dstport 8472 dev "${ns#"$NSP"-}-$([[ $ns == $NSP-p ]] && echo b || echo p)" ;;
       geneve|gre|ipip)
         local args=(-mode "$kind" -dev ov0 -remote "$peer")
         [[ $kind == gre ]] && args+=(-key 1234)
@@ -139,7 +143,7 @@ overlay() {
         wait_file_has "$D/tunnel.$ns.log" '^ready' "$!" "tunnel in $ns"
         ip -n "$ns" link set ov0 mtu 1400 ;;
     esac
-    [[ $ns == node-p ]] && i=1 || i=2
+    [[ $ns == $NSP-p ]] && i=1 || i=2
     ip -n "$ns" addr add "10.231.3.$i/24" dev ov0
     ip -n "$ns" link set ov0 up
   done
@@ -258,11 +262,11 @@ OVB=10.231.3.2    # the backend across the overlay
 overlay_run() {
   net_up
   overlay "$1"
-  start_backend node-b "$OVB:9000"
+  start_backend $NSP-b "$OVB:9000"
   if [[ $2 == nginx ]]; then
-    start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_pass http://$OVB:9000; } }"
+    start_nginx $NSP-p 80 "server { listen $PX:80; location / { $CORRECT proxy_pass http://$OVB:9000; } }"
   else
-    start_haproxy node-p 80 "frontend fe
+    start_haproxy $NSP-p 80 "frontend fe
   bind $PX:80
   default_backend be
 backend be
@@ -270,13 +274,13 @@ backend be
   fi
 }
 overlay_clients() {
-  client node-c -url "ws://$PX/ws" -n 2 -msgs 1
-  client node-c -url "ws://$PX/nothere" -n 1
+  client $NSP-c -url "ws://$PX/ws" -n 2 -msgs 1
+  client $NSP-c -url "ws://$PX/nothere" -n 1
 }
 
 scn_vxlan-nginx() {
   overlay_run vxlan nginx
-  dumpcap_start node-p "$D/cap.pcapng" p-c p-b
+  dumpcap_start $NSP-p "$D/cap.pcapng" p-c p-b
   sleep 1
   overlay_clients
   cap_stop
@@ -284,8 +288,8 @@ scn_vxlan-nginx() {
 }
 scn_vxlan8472-haproxy() {
   overlay_run vxlan8472 haproxy
-  cap_start node-p p-c "$D/a.pcap"
-  cap_start node-p p-b "$D/b.pcap"
+  cap_start $NSP-p p-c "$D/a.pcap"
+  cap_start $NSP-p p-b "$D/b.pcap"
   sleep 1
   overlay_clients
   cap_stop
@@ -293,15 +297,50 @@ scn_vxlan8472-haproxy() {
 }
 scn_vxlan-any-nginx() {
   overlay_run vxlan nginx
-  cap_start node-p any "$D/cap.pcap"
+  cap_start $NSP-p any "$D/cap.pcap"
   sleep 1
   overlay_clients
   cap_stop
 }
+# Two tenants, one underlay: VNI 10 (tenant a) and 20 (tenant b), each in a
+# namespace of its own on both hosts (NSP-pa, NSP-ba; NSP-pb, NSP-bb) with
+# the same addresses, and one ephemeral port per host namespace, so that
+# the tenants' connections have equal inner 4-tuples.
+tenants_up() {
+  net_up
+  local t vni
+  for t in a b; do
+    [[ $t == a ]] && vni=10 || vni=20
+    ip netns add "$NSP-p$t"; ip netns add "$NSP-b$t"
+    for n in "$NSP-p$t" "$NSP-b$t"; do ip -n "$n" link set lo up; in_ns "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
+    ip -n "$NSP-p" link add "vx$t" type vxlan id "$vni" local 10.231.2.1 remote 10.231.2.2 dstport 4789 dev p-b
+    ip -n "$NSP-p" link set "vx$t" netns "$NSP-p$t"
+    ip -n "$NSP-b" link add "vx$t" type vxlan id "$vni" local 10.231.2.2 remote 10.231.2.1 dstport 4789 dev b-p
+    ip -n "$NSP-b" link set "vx$t" netns "$NSP-b$t"
+    ip -n "$NSP-p$t" addr add 10.231.3.1/24 dev "vx$t"; ip -n "$NSP-p$t" link set "vx$t" up
+    ip -n "$NSP-b$t" addr add 10.231.3.2/24 dev "vx$t"; ip -n "$NSP-b$t" link set "vx$t" up
+    in_ns "$NSP-p$t" sysctl -qw net.ipv4.ip_local_port_range="40000 40000"
+    in_ns "$NSP-b$t" sysctl -qw net.ipv4.ip_local_port_range="41000 41000"
+    start_backend "$NSP-b$t" "$OVB:9000"
+    start_nginx "$NSP-p$t" 80 "server { listen 10.231.3.1:80; location / { $CORRECT proxy_pass http://$OVB:9000; } }" "" "$D/nginx-$t"
+  done
+}
+scn_vxlan-tenants-nginx() {
+  BG=()
+  tenants_up
+  cap_start "$NSP-p" p-b "$D/cap.pcap"
+  sleep 1
+  bg_client "$NSP-ba" -url "ws://10.231.3.1/ws" -n 1 -msgs 2 -interval 500ms
+  sleep 0.2
+  client "$NSP-bb" -url "ws://10.231.3.1/nothere" -n 1
+  wait_bg
+  cap_stop
+}
+
 tunnel_scn() { # KIND
   overlay_run "$1" nginx
-  cap_start node-p p-c "$D/a.pcap"
-  cap_start node-p p-b "$D/b.pcap"
+  cap_start $NSP-p p-c "$D/a.pcap"
+  cap_start $NSP-p p-b "$D/b.pcap"
   sleep 1
   overlay_clients
   cap_stop
@@ -316,33 +355,33 @@ LB=10.231.2.1     # the balancer, as the app host sees it
 APP=10.231.2.2    # the app host
 
 pp_app_nginx() { # LISTEN-OPTIONS SERVER-DIRECTIVES: nginx on the app host → backend on its loopback
-  start_backend node-b 127.0.0.1:9000
-  start_nginx node-b 80 "server { listen $APP:80 $1; $2
+  start_backend $NSP-b 127.0.0.1:9000
+  start_nginx $NSP-b 80 "server { listen $APP:80 $1; $2
     location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }"
 }
 pp_app_nginx_pp() { pp_app_nginx proxy_protocol "set_real_ip_from $LB; real_ip_header proxy_protocol; proxy_set_header X-Forwarded-For \$proxy_protocol_addr;"; }
 pp_app_haproxy() {
-  start_backend node-b 127.0.0.1:9000
-  start_haproxy node-b 80 "frontend fe
+  start_backend $NSP-b 127.0.0.1:9000
+  start_haproxy $NSP-b 80 "frontend fe
   bind $APP:80 accept-proxy
   default_backend be
 backend be
   server s1 127.0.0.1:9000"
 }
 pp_front_haproxy() { # SERVER-OPTIONS
-  start_haproxy node-p 80 "frontend fe
+  start_haproxy $NSP-p 80 "frontend fe
   bind $PX:80
   default_backend app
 backend app
   server app $APP:80 $1"
 }
 pp_front_stream() { # STREAM-SERVER-DIRECTIVES
-  start_nginx node-p 80 "" "$STREAM_MODULE
+  start_nginx $NSP-p 80 "" "$STREAM_MODULE
 stream { server { listen $PX:80; proxy_pass $APP:80; $1 } }" "$D/front"
 }
 pp_clients() {
-  client node-c -url "ws://$PX/ws" -n 2 -msgs 1
-  client node-c -url "ws://$PX/nothere" -n 1
+  client $NSP-c -url "ws://$PX/ws" -n 2 -msgs 1
+  client $NSP-c -url "ws://$PX/nothere" -n 1
 }
 pp_run() { # CAPTURE-NS
   cap_start "$1" any "$D/cap.pcap"
@@ -350,33 +389,33 @@ pp_run() { # CAPTURE-NS
   pp_clients
   cap_stop
 }
-scn_pp-v1-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy; pp_run node-b; }
-scn_pp-v2-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy-v2; pp_run node-b; }
-scn_pp-v1-lb() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy; pp_run node-p; }
-scn_pp-v1-stream-haproxy() { net_up; pp_app_haproxy; pp_front_stream "proxy_protocol on;"; pp_run node-b; }
-scn_pp-unexpected-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-proxy; pp_run node-b; }
-scn_pp-unexpected-v2-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-proxy-v2; pp_run node-b; }
-scn_pp-missing-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy ""; pp_run node-b; }
-scn_pp-missing-haproxy() { net_up; pp_app_haproxy; pp_front_stream ""; pp_run node-b; }
+scn_pp-v1-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy; pp_run $NSP-b; }
+scn_pp-v2-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy-v2; pp_run $NSP-b; }
+scn_pp-v1-lb() { net_up; pp_app_nginx_pp; pp_front_haproxy send-proxy; pp_run $NSP-p; }
+scn_pp-v1-stream-haproxy() { net_up; pp_app_haproxy; pp_front_stream "proxy_protocol on;"; pp_run $NSP-b; }
+scn_pp-unexpected-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-proxy; pp_run $NSP-b; }
+scn_pp-unexpected-v2-nginx() { net_up; pp_app_nginx "" ""; pp_front_haproxy send-proxy-v2; pp_run $NSP-b; }
+scn_pp-missing-nginx() { net_up; pp_app_nginx_pp; pp_front_haproxy ""; pp_run $NSP-b; }
+scn_pp-missing-haproxy() { net_up; pp_app_haproxy; pp_front_stream ""; pp_run $NSP-b; }
 
 # ---- Node.js dev-server proxies: node-c client → node-p Node proxy → node-b backend
 BE=10.231.2.2     # the backend host, as the proxy host sees it
 
 start_devproxy() { # MODE
-  ip netns exec node-p node "$NODE_DIR/proxy.js" "$1" "$PX" 80 "http://$BE:9000" >> "$D/devproxy.log" 2>&1 &
+  ip netns exec $NSP-p node "$NODE_DIR/proxy.js" "$1" "$PX" 80 "http://$BE:9000" >> "$D/devproxy.log" 2>&1 &
   local pid=$!; STARTED_PIDS+=("$pid")
-  wait_listen_ns node-p 80 "$pid" "node $1"
+  wait_listen_ns $NSP-p 80 "$pid" "node $1"
 }
 devproxy_run() { # MODE CLIENT-RUNS…: each run a quoted argument list
   net_up
-  start_backend node-b "$BE:9000"
+  start_backend $NSP-b "$BE:9000"
   start_devproxy "$1"; shift
-  cap_start node-p any "$D/cap.pcap"
+  cap_start $NSP-p any "$D/cap.pcap"
   sleep 1
   local run
   for run in "$@"; do
     # shellcheck disable=SC2086
-    client node-c $run
+    client $NSP-c $run
   done
   cap_stop
   sed 's/^/   devproxy: /' "$D/devproxy.log" >&2
@@ -400,23 +439,23 @@ tlsclient() { # NS ARGS…: a wss client; a refused handshake is expected, not a
   in_ns "$ns" "$BIN/tlsclient" "$@" >> "$D/client.log" 2>&1 || log "  (tlsclient exited $?)"
 }
 passthrough_clients() {
-  tlsclient node-c -url "wss://$PX/ws" -servername app.example -cacert "$D/cert.pem" -n 2 -msgs 1
-  tlsclient node-c -url "wss://$PX/ws" -servername other.example -cacert "$D/cert.pem" -n 1 -msgs 1 -timeout 3s
+  tlsclient $NSP-c -url "wss://$PX/ws" -servername app.example -cacert "$D/cert.pem" -n 2 -msgs 1
+  tlsclient $NSP-c -url "wss://$PX/ws" -servername other.example -cacert "$D/cert.pem" -n 1 -msgs 1 -timeout 3s
 }
 scn_tls-passthrough-haproxy() {
   net_up
   tls_cert
-  ip netns exec node-b "$BIN/tlsbackend" -addr "$BE:9443" -cert "$D/cert.pem" -key "$D/key.pem" >> "$D/backend.log" 2>&1 &
+  ip netns exec $NSP-b "$BIN/tlsbackend" -addr "$BE:9443" -cert "$D/cert.pem" -key "$D/key.pem" >> "$D/backend.log" 2>&1 &
   local pid=$!; STARTED_PIDS+=("$pid")
-  wait_listen_ns node-b 9443 "$pid" tlsbackend
-  start_haproxy node-p 443 "frontend fe
+  wait_listen_ns $NSP-b 9443 "$pid" tlsbackend
+  start_haproxy $NSP-p 443 "frontend fe
   bind $PX:443
   tcp-request inspect-delay 5s
   tcp-request content accept if { req.ssl_hello_type 1 }
   use_backend app if { req.ssl_sni -i app.example }
 backend app
   server s1 $BE:9443" tcp
-  cap_start node-p any "$D/cap.pcap"
+  cap_start $NSP-p any "$D/cap.pcap"
   sleep 1
   passthrough_clients
   cap_stop
@@ -424,16 +463,16 @@ backend app
 scn_tls-passthrough-stream() {
   net_up
   tls_cert
-  start_backend node-b 127.0.0.1:9000
-  start_nginx node-b 443 "server { listen $BE:443 ssl; server_name app.example;
+  start_backend $NSP-b 127.0.0.1:9000
+  start_nginx $NSP-b 443 "server { listen $BE:443 ssl; server_name app.example;
     ssl_certificate $D/cert.pem; ssl_certificate_key $D/key.pem;
     location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }" "" "$D/app"
-  start_nginx node-p 443 "" "$STREAM_MODULE
+  start_nginx $NSP-p 443 "" "$STREAM_MODULE
 stream {
   map \$ssl_preread_server_name \$route { app.example $BE:443; default \"\"; }
   server { listen $PX:443; ssl_preread on; proxy_pass \$route; }
 }"
-  cap_start node-p any "$D/cap.pcap"
+  cap_start $NSP-p any "$D/cap.pcap"
   sleep 1
   passthrough_clients
   cap_stop
@@ -443,25 +482,25 @@ stream {
 ext_run() { # PROXY(nginx|haproxy) PROXY-DIRECTIVES BACKEND(gorilla|node)
   net_up
   if [[ $3 == node ]]; then
-    ip netns exec node-b node "$NODE_DIR/server.js" "$BE" 9000 deflate >> "$D/backend.log" 2>&1 &
+    ip netns exec $NSP-b node "$NODE_DIR/server.js" "$BE" 9000 deflate >> "$D/backend.log" 2>&1 &
     local pid=$!; STARTED_PIDS+=("$pid")
-    wait_listen_ns node-b 9000 "$pid" "node ws backend"
+    wait_listen_ns $NSP-b 9000 "$pid" "node ws backend"
   else
-    start_backend node-b "$BE:9000" -compress
+    start_backend $NSP-b "$BE:9000" -compress
   fi
   if [[ $1 == nginx ]]; then
-    start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT $2 proxy_pass http://$BE:9000; } }"
+    start_nginx $NSP-p 80 "server { listen $PX:80; location / { $CORRECT $2 proxy_pass http://$BE:9000; } }"
   else
-    start_haproxy node-p 80 "frontend fe
+    start_haproxy $NSP-p 80 "frontend fe
   bind $PX:80
   $2
   default_backend be
 backend be
   server s1 $BE:9000"
   fi
-  cap_start node-p any "$D/cap.pcap" "${SNAP:-0}"
+  cap_start $NSP-p any "$D/cap.pcap" "${SNAP:-0}"
   sleep 1
-  client node-c -url "ws://$PX/ws" -n 1 -msgs 2 -compress -timeout 3s
+  client $NSP-c -url "ws://$PX/ws" -n 1 -msgs 2 -compress -timeout 3s
   cap_stop
 }
 scn_ext-hidden-nginx() { ext_run nginx "proxy_hide_header Sec-WebSocket-Extensions;" gorilla; }
@@ -485,20 +524,20 @@ wait_bg() {
 idle_cut() { # PROXY(nginx|haproxy)
   net_up
   BG=()
-  start_backend node-b "$BE:9000"
+  start_backend $NSP-b "$BE:9000"
   if [[ $1 == nginx ]]; then
-    start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_read_timeout 5s; proxy_pass http://$BE:9000; } }"
-    in_ns node-p nginx -T -q -c "$D/nginx.conf" -p "$D" -e "$D/error.log" > "$D/nginx-T.txt" 2>/dev/null || true
+    start_nginx $NSP-p 80 "server { listen $PX:80; location / { $CORRECT proxy_read_timeout 5s; proxy_pass http://$BE:9000; } }"
+    in_ns $NSP-p nginx -T -q -c "$D/nginx.conf" -p "$D" -e "$D/error.log" > "$D/nginx-T.txt" 2>/dev/null || true
   else
-    HA_TUNNEL=5s start_haproxy node-p 80 "frontend fe
+    HA_TUNNEL=5s start_haproxy $NSP-p 80 "frontend fe
   bind $PX:80
   default_backend be
 backend be
   server s1 $BE:9000"
   fi
-  bg_client node-c -url "ws://$PX/ws" -n 3 -c 3 -msgs 1 -hold 10s -hold-read
+  bg_client $NSP-c -url "ws://$PX/ws" -n 3 -c 3 -msgs 1 -hold 10s -hold-read
   sleep 2
-  cap_start node-p any "$D/cap.pcap"
+  cap_start $NSP-p any "$D/cap.pcap"
   wait_bg
   cap_stop
   [[ -f $D/nginx-T.txt ]] && install -m 644 "$D/nginx-T.txt" "$OUT/$CUR.nginx-T.txt"
@@ -510,28 +549,28 @@ scn_snap200-compress-nginx() { SNAP=200 ext_run nginx "" gorilla; }
 scn_snap200-compress-haproxy() { SNAP=200 ext_run haproxy "" gorilla; }
 scn_client-quits-idle() {
   net_up
-  start_backend node-b "$BE:9000"
-  start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_pass http://$BE:9000; } }"
-  cap_start node-p any "$D/cap.pcap"
+  start_backend $NSP-b "$BE:9000"
+  start_nginx $NSP-p 80 "server { listen $PX:80; location / { $CORRECT proxy_pass http://$BE:9000; } }"
+  cap_start $NSP-p any "$D/cap.pcap"
   sleep 1
-  log "  client (node-c) killed after 4 s"
-  ip netns exec node-c timeout -s KILL 4s "$BIN/client" -url "ws://$PX/ws" -n 1 -msgs 1 -hold 10s -hold-read >> "$D/client.log" 2>&1 || true
+  log "  client ($NSP-c) killed after 4 s"
+  ip netns exec $NSP-c timeout -s KILL 4s "$BIN/client" -url "ws://$PX/ws" -n 1 -msgs 1 -hold 10s -hold-read >> "$D/client.log" 2>&1 || true
   cap_stop
 }
 scn_front-idle-netns() {
   net_up
   BG=()
-  start_backend node-b 127.0.0.1:9000
-  start_nginx node-b 80 "server { listen $APP:80; location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }"
-  HA_TUNNEL=3s start_haproxy node-p 80 "frontend fe
+  start_backend $NSP-b 127.0.0.1:9000
+  start_nginx $NSP-b 80 "server { listen $APP:80; location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }"
+  HA_TUNNEL=3s start_haproxy $NSP-p 80 "frontend fe
   bind $PX:80
   option forwardfor
   default_backend app
 backend app
   server app $APP:80"
-  cap_start node-b any "$D/cap.pcap"
+  cap_start $NSP-b any "$D/cap.pcap"
   sleep 1
-  client node-c -url "ws://$PX/ws" -n 3 -stagger 300ms -msgs 1 -hold 6s -hold-read
+  client $NSP-c -url "ws://$PX/ws" -n 3 -stagger 300ms -msgs 1 -hold 6s -hold-read
   cap_stop
 }
 
@@ -541,19 +580,19 @@ skew_run() { # one run, both hosts' captures, kept in $WORK/skew
   [[ -n $SKEW_RUN ]] && return 0
   local keep=$D; D=$WORK/skew; mkdir -p "$D"; chmod 755 "$D"
   net_up
-  start_backend node-b 127.0.0.1:9000
-  start_nginx node-b 80 "server { listen $APP:80; location / { $CORRECT proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_pass http://127.0.0.1:9000; } }"
-  start_haproxy node-p 80 "frontend fe
+  start_backend $NSP-b 127.0.0.1:9000
+  start_nginx $NSP-b 80 "server { listen $APP:80; location / { $CORRECT proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_pass http://127.0.0.1:9000; } }"
+  start_haproxy $NSP-p 80 "frontend fe
   bind $PX:80
   option forwardfor
   default_backend app
 backend app
   server app $APP:80"
-  cap_start node-p any "$D/lb.pcap"
-  cap_start node-b any "$D/app.pcap"
+  cap_start $NSP-p any "$D/lb.pcap"
+  cap_start $NSP-b any "$D/app.pcap"
   sleep 1
-  client node-c -url "ws://$PX/ws" -n 5 -msgs 2 -stagger 50ms
-  client node-c -url "ws://$PX/nothere" -n 1
+  client $NSP-c -url "ws://$PX/ws" -n 5 -msgs 2 -stagger 50ms
+  client $NSP-c -url "ws://$PX/nothere" -n 1
   cap_stop
   for p in "${STARTED_PIDS[@]}"; do stop_pid "$p" TERM; done
   D=$keep SKEW_RUN=$WORK/skew
@@ -567,14 +606,14 @@ skew2_run() {
   [[ -n $SKEW2_RUN ]] && return 0
   local keep=$D; D=$WORK/skew2; mkdir -p "$D"; chmod 755 "$D"
   net_up
-  start_backend node-b 127.0.0.1:9000
-  start_nginx node-b 80 "server { listen $APP:80; location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }" "" "$D/app"
-  start_nginx node-p 80 "server { listen $PX:80; location / { $CORRECT proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_pass http://$APP:80; } }"
-  dumpcap_start node-p "$D/lb.pcapng" p-c p-b
-  cap_start node-b lo "$D/app.pcap"
+  start_backend $NSP-b 127.0.0.1:9000
+  start_nginx $NSP-b 80 "server { listen $APP:80; location / { $CORRECT proxy_pass http://127.0.0.1:9000; } }" "" "$D/app"
+  start_nginx $NSP-p 80 "server { listen $PX:80; location / { $CORRECT proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_pass http://$APP:80; } }"
+  dumpcap_start $NSP-p "$D/lb.pcapng" p-c p-b
+  cap_start $NSP-b lo "$D/app.pcap"
   sleep 1
-  client node-c -url "ws://$PX/ws" -n 3 -msgs 2 -stagger 50ms
-  client node-c -url "ws://$PX/nothere" -n 1
+  client $NSP-c -url "ws://$PX/ws" -n 3 -msgs 2 -stagger 50ms
+  client $NSP-c -url "ws://$PX/nothere" -n 1
   cap_stop
   for p in "${STARTED_PIDS[@]}"; do stop_pid "$p" TERM; done
   D=$keep SKEW2_RUN=$WORK/skew2
