@@ -20,6 +20,13 @@ type ConfigLocator interface {
 	Locate(proxy netip.AddrPort, host, path string) *ConfigBlock
 }
 
+// UpstreamLocator is a ConfigLocator that can also name the blocks that
+// pass what arrives at the proxy's address to a backend, for a tunnel
+// whose request the capture does not hold (a cut on idle).
+type UpstreamLocator interface {
+	LocateUpstream(proxy, backend netip.AddrPort) []*ConfigBlock
+}
+
 // ConfigBlock is where in the proxy's configuration an attempt was
 // handled, and what that block says about WebSocket.
 type ConfigBlock struct {

@@ -179,6 +179,81 @@ func TestPassthrough(t *testing.T) {
 	}
 }
 
+// upstreamLoc answers LocateUpstream with one block whose read timeout is
+// t, for the proxy 10.0.1.1:80 passing to 10.0.2.2:9000.
+type upstreamLoc struct{ t time.Duration }
+
+func (upstreamLoc) Locate(netip.AddrPort, string, string) *ConfigBlock { return nil }
+func (l upstreamLoc) LocateUpstream(proxy, backend netip.AddrPort) []*ConfigBlock {
+	if proxy != netip.MustParseAddrPort("10.0.1.1:80") || backend != netip.MustParseAddrPort("10.0.2.2:9000") {
+		return nil
+	}
+	return []*ConfigBlock{{File: "/etc/nginx/nginx.conf", Line: 18, Block: "location /", ReadTimeout: l.t, ReadTimeoutAt: "proxy_read_timeout " + dur(l.t)}}
+}
+
+// A tunnel cut on idle, with the peers' TCP timestamps (idle-cut-nginx's
+// values: the client had last sent 4 960 ms before its FIN, the backend
+// 5 003 ms) and the configuration: the verdict names the location's
+// timeout, and its pairing is medium when the silence matches it.
+func TestIdleCutTimeout(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	ts := func(from, to string, us int, val, ecr uint32) *reassembly.CloseOnly {
+		return &reassembly.CloseOnly{From: ap(from), To: ap(to), Kind: reassembly.CloseFIN, Time: t0.Add(time.Duration(us) * time.Microsecond),
+			TS: val != 0, TSval: val, TSecr: ecr}
+	}
+	closes := func(stamped bool) []*reassembly.CloseOnly {
+		cs := []*reassembly.CloseOnly{
+			ts("10.0.2.1:44866", "10.0.2.2:9000", 0, 1619887384, 1384025141),
+			ts("10.0.1.1:80", "10.0.1.2:58238", 95, 2008817654, 3690565859),
+			ts("10.0.1.2:58238", "10.0.1.1:80", 312, 3690570819, 2008817654),
+			ts("10.0.2.2:9000", "10.0.2.1:44866", 383, 1384030144, 1619887384)}
+		if !stamped {
+			for _, c := range cs {
+				c.TS, c.TSval, c.TSecr = false, 0, 0
+			}
+		}
+		return cs
+	}
+	for _, c := range []struct {
+		name     string
+		stamped  bool
+		config   ConfigLocator
+		conf     Confidence
+		evidence []string
+		fix      string
+	}{
+		{"no config", true, nil, ConfLow, []string{"TCP timestamps: the client had last sent to the proxy 4.96s before its FIN, the backend 5.00s", "silent about 4.96s"}, ""},
+		{"config agrees", true, upstreamLoc{5 * time.Second}, ConfMedium,
+			[]string{"config: proxy_read_timeout 5.00s in /etc/nginx/nginx.conf:18 (location /): the measured silence, 4.96s, is that timeout"}, "in /etc/nginx/nginx.conf:18 (location /): proxy_read_timeout 5.00s"},
+		{"config disagrees", true, upstreamLoc{60 * time.Second}, ConfLow, []string{"but the tunnel had been silent only 4.96s: something else cut it"}, "proxy_read_timeout 60.00s"},
+		{"no timestamps", false, upstreamLoc{5 * time.Second}, ConfLow,
+			[]string{"inferred, not measured", "without TCP timestamps on the closes the silence cannot be compared with it"}, "proxy_read_timeout 5.00s"},
+	} {
+		opt := DefaultOptions
+		opt.Config = c.config
+		var got []*Verdict
+		an := New(opt, func(v *Verdict) { got = append(got, v) })
+		for _, e := range closes(c.stamped) {
+			an.CloseOnly(e)
+		}
+		an.Finish()
+		if len(got) != 1 {
+			t.Errorf("%s: %d verdicts", c.name, len(got))
+			continue
+		}
+		v := got[0]
+		ev := strings.Join(v.Evidence, "\n")
+		for _, e := range c.evidence {
+			if !strings.Contains(ev, e) {
+				t.Errorf("%s: evidence lacks %q:\n%s", c.name, e, ev)
+			}
+		}
+		if v.PairConfidence != c.conf || !strings.Contains(v.Fix, c.fix) || (c.config != nil) != (v.Config != nil) {
+			t.Errorf("%s: pairing %s, config %v, fix %q", c.name, v.PairConfidence, v.Config, v.Fix)
+		}
+	}
+}
+
 // idle-cut-*: the capture holds only the ends of tunnels that were idle
 // since before it: the proxy cuts both legs of each within a millisecond.
 func TestIdleCutWithoutHandshake(t *testing.T) {

@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -21,6 +22,12 @@ type CloseOnly struct {
 	From, To netip.AddrPort
 	Kind     CloseKind // CloseRST when the RST flag is set, else CloseFIN
 	Time     time.Time
+	// TSval and TSecr are the segment's TCP timestamps (RFC 7323), when
+	// TS says it carries them: TSecr echoes the TSval of the last segment
+	// From got from To, so the peer's answer tells how long before it
+	// the peer last sent anything, in the peer's clock.
+	TS           bool
+	TSval, TSecr uint32
 }
 
 // CloseSink is implemented by sinks that want CloseOnly events.
@@ -41,10 +48,35 @@ func (a *Assembler) closeOnly(nf gopacket.Flow, tcp *layers.TCP, t time.Time) {
 	if a.opt.slowOnly && a.resetLately(nf, tcp, t) {
 		return
 	}
-	a.closeSink.CloseOnly(&CloseOnly{
+	c := &CloseOnly{
 		From: addrPort(nf.Src(), uint16(tcp.SrcPort)), To: addrPort(nf.Dst(), uint16(tcp.DstPort)),
 		Kind: k, Time: t,
-	})
+	}
+	if len(tcp.Contents) > 20 {
+		c.TSval, c.TSecr, c.TS = timestamps(tcp.Contents[20:])
+	}
+	a.closeSink.CloseOnly(c)
+}
+
+// timestamps finds the TCP timestamps option among a header's options.
+func timestamps(opts []byte) (val, ecr uint32, ok bool) {
+	for len(opts) > 0 {
+		switch opts[0] {
+		case 0: // end of options
+			return 0, 0, false
+		case 1: // no-op
+			opts = opts[1:]
+			continue
+		}
+		if len(opts) < 2 || opts[1] < 2 || int(opts[1]) > len(opts) {
+			return 0, 0, false
+		}
+		if opts[0] == 8 && opts[1] == 10 {
+			return binary.BigEndian.Uint32(opts[2:]), binary.BigEndian.Uint32(opts[6:]), true
+		}
+		opts = opts[opts[1]:]
+	}
+	return 0, 0, false
 }
 
 // gopacket forgets a connection a RST ended at once, where the fast path

@@ -344,9 +344,10 @@ func TestCloseOnlyIdleCut(t *testing.T) {
 		file           string
 		proxyCloses    int                  // FINs and RSTs the proxy sent
 		upstreamCloses reassembly.CloseKind // how it closed the upstream legs
+		answers        int                  // FINs the peers answered with
 	}{
-		{"idle-cut-nginx.pcap", 6, reassembly.CloseFIN},
-		{"idle-cut-haproxy.pcap", 6, reassembly.CloseRST},
+		{"idle-cut-nginx.pcap", 6, reassembly.CloseFIN, 6},
+		{"idle-cut-haproxy.pcap", 6, reassembly.CloseRST, 3},
 	} {
 		r, err := capture.Open(filepath.Join("../testdata/captures", c.file))
 		if err != nil {
@@ -386,6 +387,30 @@ func TestCloseOnlyIdleCut(t *testing.T) {
 		}
 		if proxy != c.proxyCloses || last.Sub(first) > 5*time.Millisecond {
 			t.Errorf("%s: %d closes from the proxy over %v", c.file, proxy, last.Sub(first))
+		}
+		// Every close carries TCP timestamps; a peer's answer says, in its
+		// clock (Linux: ms), how long before it the peer last sent: about
+		// the 5 s the proxy waited.
+		cuts := map[[2]netip.AddrPort]*reassembly.CloseOnly{}
+		for _, e := range sink.closes {
+			if !e.TS {
+				t.Errorf("%s: %s→%s without timestamps", c.file, e.From, e.To)
+			}
+			if e.From.Port() == 80 || e.To.Port() == 9000 {
+				cuts[[2]netip.AddrPort{e.From, e.To}] = e
+			}
+		}
+		answers := 0
+		for _, e := range sink.closes {
+			if cut := cuts[[2]netip.AddrPort{e.To, e.From}]; cut != nil {
+				answers++
+				if ms := e.TSval - cut.TSecr; ms < 4900 || ms > 5100 {
+					t.Errorf("%s: %s last sent %d ms before its FIN", c.file, e.From, ms)
+				}
+			}
+		}
+		if answers != c.answers {
+			t.Errorf("%s: %d answers", c.file, answers)
 		}
 	}
 }

@@ -129,30 +129,7 @@ func (c *Config) Find(local netip.AddrPort, host, uri string) (Match, bool) {
 // server picks the server block as nginx does: the listen sockets of the
 // most specific address for the port, then server_name, then the default.
 func (c *Config) server(h *Directive, local netip.AddrPort, host string) *Directive {
-	addr := local.Addr().Unmap()
-	type cand struct {
-		s   *Directive
-		def bool
-	}
-	var exact, wild []cand
-	for _, s := range blocks(h.Block, "server") {
-		for _, l := range listensOf(s) {
-			if l.unixPath != "" || l.port != local.Port() {
-				continue
-			}
-			if l.addr.IsValid() {
-				if l.addr == addr {
-					exact = append(exact, cand{s, l.def})
-				}
-			} else {
-				wild = append(wild, cand{s, l.def})
-			}
-		}
-	}
-	group := exact
-	if len(group) == 0 {
-		group = wild
-	}
+	group := listening(h, local)
 	if len(group) == 0 {
 		return nil
 	}
@@ -169,6 +146,38 @@ func (c *Config) server(h *Directive, local netip.AddrPort, host string) *Direct
 		}
 	}
 	return group[0].s
+}
+
+// cand is a server block listening at an address, and whether it is that
+// listen socket's default server.
+type cand struct {
+	s   *Directive
+	def bool
+}
+
+// listening returns the server blocks of h that get the connections to
+// local: those listening on its exact address, else on the wildcard.
+func listening(h *Directive, local netip.AddrPort) []cand {
+	addr := local.Addr().Unmap()
+	var exact, wild []cand
+	for _, s := range blocks(h.Block, "server") {
+		for _, l := range listensOf(s) {
+			if l.unixPath != "" || l.port != local.Port() {
+				continue
+			}
+			if l.addr.IsValid() {
+				if l.addr == addr {
+					exact = append(exact, cand{s, l.def})
+				}
+			} else {
+				wild = append(wild, cand{s, l.def})
+			}
+		}
+	}
+	if len(exact) > 0 {
+		return exact
+	}
+	return wild
 }
 
 func hostOnly(h string) string {

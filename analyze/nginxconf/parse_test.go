@@ -55,6 +55,7 @@ func TestLoadFollowsIncludesOnDisk(t *testing.T) {
 
 func FuzzParseDump(f *testing.F) {
 	f.Add([]byte("# configuration file /e/nginx.conf:\nhttp { map $http_upgrade $c { default upgrade; '' close; } server { listen 8080; location /ws { proxy_pass http://x; } } }\n"))
+	f.Add([]byte("# configuration file /e/nginx.conf:\nhttp { upstream u { server 127.0.0.1; } server { listen 127.0.0.1:8080; location / { location /a { proxy_pass http://u/x; } } } }\n"))
 	f.Add([]byte("# configuration file /e/nginx.conf:\nhttp { include /e/*.conf; }\n# configuration file /e/a.conf:\nserver { location ~ ^/a\\d+ { location = /a1 { } } }\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseDump(bytes.NewReader(b), "fuzz")
@@ -73,6 +74,12 @@ func FuzzParseDump(f *testing.F) {
 				}
 				c.Patch([]Match{m})
 			}
+		}
+		for _, m := range c.FindUpstream(netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:80")) {
+			if m.Leaf() == nil || len(find(m.Leaf().Block, "proxy_pass")) == 0 {
+				t.Fatalf("FindUpstream: %+v has no proxy_pass", m)
+			}
+			m.Effective()
 		}
 	})
 }

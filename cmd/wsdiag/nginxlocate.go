@@ -24,6 +24,21 @@ func (n *nginxLocator) Locate(proxy netip.AddrPort, host, path string) *analyze.
 	if !ok {
 		return nil
 	}
+	return blockOf(m)
+}
+
+// LocateUpstream implements analyze.UpstreamLocator: the locations that
+// pass from proxy to backend.
+func (n *nginxLocator) LocateUpstream(proxy, backend netip.AddrPort) []*analyze.ConfigBlock {
+	var bs []*analyze.ConfigBlock
+	for _, m := range n.cfg.FindUpstream(proxy, backend) {
+		bs = append(bs, blockOf(m))
+	}
+	return bs
+}
+
+// blockOf describes what nginx chose.
+func blockOf(m nginxconf.Match) *analyze.ConfigBlock {
 	b := &analyze.ConfigBlock{Server: serverLabel(m.Server), Ref: m}
 	at := m.Leaf()
 	if at == nil {

@@ -164,3 +164,18 @@ func TestClockOffsetPairs(t *testing.T) {
 		}
 	}
 }
+
+// With the nginx configuration of idle-cut-nginx (proxy_read_timeout 5s),
+// each tunnel cut names the location and its timeout, which matches the
+// silence the peers' TCP timestamps measure: pairing medium.
+func TestIdleCutConfig(t *testing.T) {
+	vs, _, _, stderr := readJSON(t, "--nginx-config", filepath.Join(capturesDir, "idle-cut-nginx.nginx-T.txt"), filepath.Join(capturesDir, "idle-cut-nginx.pcap"))
+	if len(vs) != 3 {
+		t.Fatalf("%d verdicts: %s", len(vs), stderr)
+	}
+	for _, v := range vs {
+		checkVerdict(t, v, want{code: "idle_timeout", hop: "session", conf: "medium", findings: []string{"handshake_not_captured"},
+			evidence: []string{"TCP timestamps: the client had last sent to the proxy 4.9", "config: proxy_read_timeout 5s in /tmp/wsdiag-node.ZQgPVS/idle-cut-nginx/nginx.conf:16 (location / in server listen 10.231.1.1:80): the measured silence, 4.9"},
+			fix:      "in /tmp/wsdiag-node.ZQgPVS/idle-cut-nginx/nginx.conf:16 (location / in server listen 10.231.1.1:80): proxy_read_timeout 5s"})
+	}
+}

@@ -55,6 +55,19 @@ func (ls locators) Locate(proxy netip.AddrPort, host, path string) *analyze.Conf
 	return nil
 }
 
+// LocateUpstream asks the configurations that can say (nginx's): the
+// first that names blocks answers.
+func (ls locators) LocateUpstream(proxy, backend netip.AddrPort) []*analyze.ConfigBlock {
+	for _, l := range ls {
+		if u, ok := l.(analyze.UpstreamLocator); ok {
+			if bs := u.LocateUpstream(proxy, backend); len(bs) > 0 {
+				return bs
+			}
+		}
+	}
+	return nil
+}
+
 // setup reads the configurations and opens the error log; follow is set
 // by live (follow the log as it grows). It sets opt.Config.
 func (p *proxyFlags) setup(opt *analyze.Options, live bool) (*proxyHook, error) {
