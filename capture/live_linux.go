@@ -18,6 +18,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/afpacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/wsdiag/wsdiag/capture/filter"
 )
@@ -47,6 +48,9 @@ type Live struct {
 	lt    layers.LinkType
 	first gopacket.LayerType
 	expr  string
+	// inner is expr for the inner packet of an overlay packet the kernel
+	// kept whole (filter.Socket.Tunnels).
+	inner filter.Matcher
 
 	// life guards tp: Next and Stats hold it shared, Close exclusively.
 	life   sync.RWMutex
@@ -86,7 +90,10 @@ const (
 
 // OpenLive starts capturing on iface ("" or "any": all interfaces). It
 // needs root or CAP_NET_RAW. The kernel keeps only TCP that matches
-// opt.Filter and the watched traffic (ClientPorts, Upstreams).
+// opt.Filter and the watched traffic (ClientPorts, Upstreams), and
+// overlay packets (VXLAN on UDP 4789 and 8472, Geneve on 6081, GRE, IP in
+// IP) whose inner TCP does: a node's underlay interface carries its pods'
+// traffic so (filter.Socket.Tunnels).
 func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 	if opt.Snaplen <= 0 {
 		opt.Snaplen = maxSnaplen
@@ -116,9 +123,12 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 
 	isAny := iface == "" || iface == "any"
 	l := &Live{name: iface, timeout: opt.Timeout, dec: newDecoder(), expr: filter.Combine(opt.Filter, watchExpr)}
+	if l.inner, err = filter.NewMatcher(l.expr); err != nil {
+		return nil, err
+	}
 	var (
 		sock = afpacket.SocketRaw
-		ks   filter.Socket
+		ks   = filter.Socket{Tunnels: true}
 	)
 	if isAny {
 		l.name = "any"
@@ -185,9 +195,9 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 		return nil, fmt.Errorf("live capture on %s: attaching the filter: %w", l.name, err)
 	}
 	if opt.FanoutGroup != 0 {
-		// The kernel's flow hash is symmetric (__skb_get_hash_symmetric),
-		// so a connection's two directions meet in one socket.
-		if err := tp.SetFanout(afpacket.FanoutHash, opt.FanoutGroup); err != nil {
+		// The group's program (fanoutProgram, set once every socket is in)
+		// hashes a connection's two directions alike, overlays too.
+		if err := tp.SetFanout(afpacket.FanoutCBPF, opt.FanoutGroup); err != nil {
 			tp.Close()
 			return nil, fmt.Errorf("live capture on %s: PACKET_FANOUT: %w", l.name, err)
 		}
@@ -289,7 +299,9 @@ func (l *Live) Next() (*Packet, error) {
 			ci.Length = n
 		}
 		ci.AncillaryData = nil
-		if !l.dec.decode(l.first, l.buf[:n], &l.pkt) {
+		// The expression applies to an overlay packet's inner packet; the
+		// kernel judged it where it could, this is for the others.
+		if !l.dec.decode(l.first, l.buf[:n], &l.pkt) || l.pkt.Tunnel.Kind != TunnelNone && !l.inner.Match(l.pkt.Net, l.pkt.TCP) {
 			if !time.Now().Before(deadline) {
 				return nil, ErrTimeout
 			}
@@ -370,15 +382,66 @@ func OpenLiveFanout(iface string, opt LiveOptions, n int) ([]*Live, error) {
 	// wsdiag instances apart (and never 0, which means no group here).
 	opt.FanoutGroup = uint16(os.Getpid()) | 1
 	ls := make([]*Live, 0, n)
+	fail := func(err error) ([]*Live, error) {
+		for _, o := range ls {
+			o.Close()
+		}
+		return nil, err
+	}
 	for i := 0; i < n; i++ {
 		l, err := OpenLive(iface, opt)
 		if err != nil {
-			for _, o := range ls {
-				o.Close()
-			}
-			return nil, err
+			return fail(err)
 		}
 		ls = append(ls, l)
 	}
+	// Until the program is set the group sends every packet to its first
+	// socket: nothing is lost meanwhile.
+	if err := fanoutProgram(iface, opt.FanoutGroup, n); err != nil {
+		return fail(fmt.Errorf("live capture on %s: the fanout group's program: %w (--workers 1 needs none)", ls[0].name, err))
+	}
 	return ls, nil
 }
+
+// fanoutProgram sets the program of the PACKET_FANOUT_CBPF group of n
+// sockets on iface (filter.FanoutProgram: the inner 4-tuple of an overlay
+// packet decides its socket, as the packet's own does otherwise). Only a
+// member can set it: a socket of our own joins last, sets it and leaves.
+// The program returns less than n, so nothing goes to this socket while
+// it is in; it keeps nothing of its own either (a filter that takes
+// nothing).
+func fanoutProgram(iface string, group uint16, n int) error {
+	prog, err := filter.FanoutProgram(n)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	none := []unix.SockFilter{{Code: 0x06}} // ret #0
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &none[0]}); err != nil {
+		return err
+	}
+	if iface != "" && iface != "any" {
+		ifc, err := net.InterfaceByName(iface)
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}); err != nil {
+			return err
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, unix.PACKET_FANOUT_CBPF<<16|int(group)); err != nil {
+		return err
+	}
+	code := make([]unix.SockFilter, len(prog))
+	for i, r := range prog {
+		code[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return unix.SetsockoptSockFprog(fd, unix.SOL_PACKET, unix.PACKET_FANOUT_DATA, &unix.SockFprog{Len: uint16(len(code)), Filter: &code[0]})
+}
+
+// htons is a port or protocol number in network byte order.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

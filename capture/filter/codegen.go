@@ -55,6 +55,13 @@ func (g *codegen) gen(n *irNode, t, f *cgLabel) {
 		g.gen(n.b, t, f)
 	case irNot:
 		g.gen(n.a, f, t)
+	case irIf:
+		then, els := g.label(), g.label()
+		g.gen(n.c, then, els)
+		g.place(then)
+		g.gen(n.a, t, f)
+		g.place(els)
+		g.gen(n.b, t, f)
 	case irCmp:
 		switch n.load {
 		case ldB:
@@ -199,7 +206,16 @@ func (e Expr) Program(lt layers.LinkType, s Socket, snaplen int) ([]bpf.RawInstr
 	if err != nil {
 		return nil, err
 	}
-	prog, err := compileIR(ll.program(s.prefix(), e.n), snaplen)
+	tun := noTunnels
+	if s.Tunnels {
+		tun = exactTunnels
+	}
+	prog, err := compileIR(ll.program(s.prefix(), e.n, tun), snaplen)
+	if err != nil && tun == exactTunnels {
+		// too big with the expression at every inner layout: keep every
+		// overlay packet, capture judges them
+		prog, err = compileIR(ll.program(s.prefix(), e.n, allTunnels), snaplen)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,12 @@ import (
 
 func runBPFVM(t *testing.T, raw []bpf.RawInstruction, pkt []byte) bool {
 	t.Helper()
+	return runVM(t, raw, pkt) > 0
+}
+
+// runVM is what the program returns for pkt.
+func runVM(t *testing.T, raw []bpf.RawInstruction, pkt []byte) uint32 {
+	t.Helper()
 	prog := make([]bpf.Instruction, len(raw))
 	for i, r := range raw {
 		prog[i] = r.Disassemble()
@@ -26,7 +32,7 @@ func runBPFVM(t *testing.T, raw []bpf.RawInstruction, pkt []byte) bool {
 	if err != nil {
 		t.Fatalf("vm.Run: %v", err)
 	}
-	return n > 0
+	return uint32(n)
 }
 
 // expected results on testPackets, in order (udp, fragment and arp are never accepted;

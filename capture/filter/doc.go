@@ -24,7 +24,10 @@
 // host. "src ADDR" is "src host ADDR".
 //
 // Every compiled filter is implicitly ANDed with "tcp": wsdiag reads nothing
-// else. Fragmented IPv4 packets are never matched (capture's decoder drops
+// else, but overlay packets on a live socket with Socket.Tunnels (VXLAN,
+// Geneve, GRE, IP in IP: tunnel.go), where the expression applies to the
+// inner packet. FanoutProgram (fanout.go) spreads connections, inner
+// ones of overlays too, over a PACKET_FANOUT group. Fragmented IPv4 packets are never matched (capture's decoder drops
 // them too). For IPv6 the filter follows what the decoder follows: TCP as
 // the fixed header's next header, or behind one hop-by-hop options header
 // (gopacket's IPv6 layer skips that one); packets with any other extension

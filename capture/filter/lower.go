@@ -20,6 +20,7 @@ const (
 	irOr
 	irNot
 	irCmp
+	irIf // if c then a else b
 )
 
 type loadKind uint8
@@ -34,9 +35,9 @@ const (
 )
 
 type irNode struct {
-	k    irKind
-	val  bool
-	a, b *irNode
+	k       irKind
+	val     bool
+	a, b, c *irNode
 
 	load loadKind
 	off  uint32
@@ -69,6 +70,24 @@ func irJoin(k irKind, decides, a, b *irNode) *irNode {
 		return a
 	}
 	return &irNode{k: k, a: a, b: b}
+}
+
+// irIfOf is "if c then a else b": a branch on a condition the program
+// tests once.
+func irIfOf(c, a, b *irNode) *irNode {
+	switch {
+	case c.k == irConst && c.val:
+		return a
+	case c.k == irConst:
+		return b
+	case a.k == irConst && b.k == irConst && a.val == b.val:
+		return a
+	case a.k == irConst && a.val:
+		return irOrOf(c, b)
+	case b.k == irConst && !b.val:
+		return irAndOf(c, a)
+	}
+	return &irNode{k: irIf, c: c, a: a, b: b}
 }
 
 func irNotOf(a *irNode) *irNode {
@@ -250,9 +269,28 @@ func portCmp(load loadKind, off, xoff uint32, lo, hi uint16) *irNode {
 	return out
 }
 
+// tunnelMode says what a program keeps of overlay packets (tunnel.go).
+type tunnelMode uint8
+
+const (
+	noTunnels    tunnelMode = iota
+	exactTunnels            // the expression judges the inner packet where its place is fixed
+	allTunnels              // every overlay packet, for capture to judge
+)
+
 // program is the whole filter: the kernel-only prefix (ancillary data),
-// then per family: the TCP check and the user's expression.
-func (ll linkLayout) program(prefix *irNode, n *fnode) *irNode {
+// then per family: the TCP check and the user's expression; and overlay
+// packets as tun says.
+func (ll linkLayout) program(prefix *irNode, n *fnode, tun tunnelMode) *irNode {
+	b := ll.body(n)
+	if tun != noTunnels {
+		b = irOrOf(b, ll.tunnels(n, tun == exactTunnels))
+	}
+	return irAndOf(prefix, b)
+}
+
+// body is per family the TCP check and the expression.
+func (ll linkLayout) body(n *fnode) *irNode {
 	tcp4 := irAndOf(irCmpOf(ldB, ll.l3+9, 0, bpf.JumpEqual, 6),
 		irNotOf(irCmpOf(ldH, ll.l3+6, 0, bpf.JumpBitsSet, 0x3fff)))
 	tcp6 := irCmpOf(ldB, ll.l3+6, 0, bpf.JumpEqual, 6)
@@ -261,7 +299,7 @@ func (ll linkLayout) program(prefix *irNode, n *fnode) *irNode {
 	v6 := irAndOf(ll.family(true), irOrOf(
 		irAndOf(tcp6, ll.lowerHBH(n, true, false)),
 		irAndOf(hbh6, ll.lowerHBH(n, true, true))))
-	return irAndOf(prefix, irOrOf(v4, v6))
+	return irOrOf(v4, v6)
 }
 
 // Socket is what a live capture's program checks before the expression,
@@ -281,6 +319,11 @@ type Socket struct {
 	// on a real interface they are the upstream leg.
 	Any       bool
 	Loopbacks []int
+	// Tunnels keeps overlay packets too (VXLAN on UDP 4789 and 8472,
+	// Geneve on 6081, GRE, IP in IP): the expression applies to the inner
+	// packet where its place is fixed, and capture applies it to the
+	// others' decoded inner packet (tunnel.go).
+	Tunnels bool
 }
 
 // packetOutgoing is skb->pkt_type (PACKET_OUTGOING) of what the host sends.

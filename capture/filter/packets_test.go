@@ -107,6 +107,7 @@ func toLink(eth []byte, lt layers.LinkType) []byte {
 type segment struct {
 	net gopacket.Flow
 	tcp layers.TCP
+	tun capture.TunnelKind // the overlay it came in, TunnelNone when none
 }
 
 // decode runs the packets, as link type lt, through capture's reader (a
@@ -142,7 +143,7 @@ func decode(tb testing.TB, lt layers.LinkType, pkts [][]byte) []*segment {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		out[p.CI.Timestamp.Unix()-1] = &segment{p.Net, *p.TCP}
+		out[p.CI.Timestamp.Unix()-1] = &segment{p.Net, *p.TCP, p.Tunnel.Kind}
 	}
 }
 

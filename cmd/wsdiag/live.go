@@ -22,7 +22,10 @@ const liveUsage = `Usage: sudo wsdiag live [flags] [FILTER EXPRESSION]
 Captures on the proxy host (Linux, root or CAP_NET_RAW) and prints a verdict
 for every WebSocket attempt as soon as it is decided. The optional trailing
 expression narrows the capture (a subset of pcap-filter: host, net, port,
-portrange, tcp, ip, ip6, and/or/not, parentheses).
+portrange, tcp, ip, ip6, and/or/not, parentheses). Overlay packets (VXLAN on
+UDP 4789 and 8472, Geneve on 6081, GRE, IP in IP) are unwrapped, and the
+expression applies to the connection inside: on a node's underlay interface
+'port 9001' is the pods' port 9001, not the outer UDP port.
 
 Flags:
 `

@@ -23,6 +23,7 @@ Reads pcap or pcapng captures (gzip too; "-" is stdin) taken on a reverse-proxy 
 and judges every WebSocket handshake attempt. Several files are merged by time.
 The filter is a subset of pcap-filter: [src|dst] host|net|port|portrange, tcp, ip, ip6,
 and/or/not, parentheses; the words after the files that are not files are the filter.
+In an overlay (VXLAN, Geneve, GRE, IP in IP) it applies to the connection inside.
 
 Flags:
 `
