@@ -138,6 +138,11 @@ var goldenCases = map[string][]want{
 		evidence: []string{"client→proxy: Sec-WebSocket-Protocol: chat", "proxy→backend: no Sec-WebSocket-Protocol header"},
 		findings: []string{"backend_rejected"}}},
 	"correct.pcap": {{code: "ok", hop: "-", n: 3, backend: 101, client: 101, conf: "exact"}},
+	// testdata/gen/errorlog.sh: the same Host and path, the backend stopped between two upgrades.
+	"errorlog-same-path.pcap": {{code: "ok", hop: "-", n: 2, backend: 101, client: 101, conf: "exact"},
+		{code: "upstream_connect_failed", hop: "connect", n: 1, client: 502, conf: "none",
+			evidence: []string{"proxy→backend 127.0.0.1:24101: SYN answered by RST"},
+			errorLog: "connect() failed (111: Connection refused) while connecting to upstream", fix: "127.0.0.1:24101"}},
 	"intercepted-error.pcap": {{code: "origin_mismatch", hop: "proxy", n: 3, backend: 403, client: 502, conf: "exact",
 		findings: []string{"backend_rejected", "response_altered", "host_rewritten"}, evidence: []string{"backend→proxy: HTTP/1.1 403 Forbidden", "proxy→client: HTTP/1.1 502 Bad Gateway"}}},
 	"proxy-denied.pcap": {{code: "proxy_rejected", hop: "proxy", n: 3, client: 403, conf: "none",

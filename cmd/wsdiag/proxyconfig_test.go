@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/analyze/nginxconf"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // confVerdict is the part of a JSON verdict the config tests read.
@@ -329,7 +330,10 @@ func TestErrorLogFollow(t *testing.T) {
 	}
 	defer el.close()
 	at := time.Date(2026, 11, 21, 13, 34, 11, 0, time.Local)
-	v := &analyze.Verdict{Time: at, End: at, Client: netip.MustParseAddrPort("127.0.0.1:5000"), Path: "/ws"}
+	client := netip.MustParseAddrPort("127.0.0.1:5000")
+	v := &analyze.Verdict{Time: at, End: at, Client: client, Path: "/ws", StatusClient: 502, Legs: []analyze.Leg{{
+		Client: client, RequestLine: "GET /ws HTTP/1.1", RequestHeaders: reassembly.Headers{{Name: "Host", Value: "h"}}, Status: 502,
+		Times: analyze.LegTimes{Request: at, Response: at}}}}
 	line := "2026/11/21 13:34:11 [error] 1#1: *10 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: x, request: \"GET /ws HTTP/1.1\", host: \"h\"\n"
 	f, _ := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(line[:40])
