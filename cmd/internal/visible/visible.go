@@ -113,6 +113,54 @@ func appendFrom(b []byte, s string) []byte {
 	return b
 }
 
+// Lines is String for text of several lines: the newlines, which are the
+// text's own structure, stay; everything else is escaped as String does.
+func Lines(s string) string {
+	if lineSafe(s) {
+		return s
+	}
+	return string(appendLines(make([]byte, 0, len(s)+16), s))
+}
+
+func appendLines(b []byte, s string) []byte {
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] != '\n' {
+			i++
+		}
+		b = Append(b, s[:i])
+		if i < len(s) {
+			b = append(b, '\n')
+			i++
+		}
+		s = s[i:]
+	}
+	return b
+}
+
+// JSON appends encoded JSON src to dst with the hidden runes that JSON
+// lets through raw (DEL, C1 and bidi controls) written as \uNNNN escapes:
+// the same JSON value, safe on a terminal. src must be the output of a
+// JSON encoder (valid UTF-8, those runes only inside strings).
+func JSON(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < 0x7f {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(src[i:])
+		if r != utf8.RuneError && Hidden(r) {
+			dst = append(dst, '\\', 'u', hex[r>>12&15], hex[r>>8&15], hex[r>>4&15], hex[r&15])
+		} else {
+			dst = append(dst, src[i:i+n]...)
+		}
+		i += n
+	}
+	return dst
+}
+
 // Writer escapes everything written through it except the newline (the
 // line structure is the writer's own), so that no hidden byte reaches the
 // terminal whatever a caller forgot. Each Write is escaped on its own:
@@ -133,19 +181,7 @@ func (v *Writer) Write(p []byte) (int, error) {
 	if lineSafe(s) {
 		return v.w.Write(p)
 	}
-	v.buf = v.buf[:0]
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		v.buf = Append(v.buf, s[:i])
-		if i < len(s) {
-			v.buf = append(v.buf, '\n')
-			i++
-		}
-		s = s[i:]
-	}
+	v.buf = appendLines(v.buf[:0], s)
 	if _, err := v.w.Write(v.buf); err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package visible
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -101,6 +102,55 @@ func FuzzString(f *testing.F) {
 		check(t, in, b.String(), true)
 		if strings.Count(b.String(), "\n") != bytes.Count(in, []byte("\n")) {
 			t.Fatalf("%q → %q: newlines changed", in, b.String())
+		}
+	})
+}
+
+func TestLines(t *testing.T) {
+	in := "fix: add\n  proxy_set_header \x1b[2J\u202e\r\n"
+	if got, want := Lines(in), "fix: add\n  proxy_set_header \\x1b[2J\\u202e\\x0d\n"; got != want {
+		t.Errorf("Lines = %q, want %q", got, want)
+	}
+	if s := "two\nlines é"; Lines(s) != s {
+		t.Errorf("clean text changed: %q", Lines(s))
+	}
+}
+
+// TestJSON: the hidden runes JSON lets through raw become \u escapes of
+// the same value.
+func TestJSON(t *testing.T) {
+	v := map[string]string{"path": "/ws/\x1b[2J\x7f\u009b31m\u202egpj.exe\u2066—é\ufffd"}
+	src, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := JSON(nil, src)
+	if !Safe(string(out)) {
+		t.Errorf("hidden runes left: %q", out)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(out, &back); err != nil || back["path"] != v["path"] {
+		t.Errorf("%q decodes to %q (%v), want %q", out, back["path"], err, v["path"])
+	}
+	if !bytes.Contains(out, []byte(`\u009b31m\u202egpj.exe\u2066—é`)) || !bytes.Contains(out, []byte(`\u007f`)) {
+		t.Errorf("got %s", out)
+	}
+}
+
+// FuzzJSON: any string, encoded and made safe, is safe and decodes to
+// what encoding/json would give.
+func FuzzJSON(f *testing.F) {
+	f.Add("\x1b\u009b\xc2\x9b\x9b\u202e\x7f")
+	f.Fuzz(func(t *testing.T, s string) {
+		src, _ := json.Marshal(s)
+		out := JSON(nil, src)
+		if !Safe(string(out)) {
+			t.Fatalf("%q → %q: hidden runes left", s, out)
+		}
+		var a, b string
+		json.Unmarshal(src, &a)
+		if err := json.Unmarshal(out, &b); err != nil || a != b {
+			t.Fatalf("%q → %q: decodes to %q (%v), want %q", s, out, b, err, a)
 		}
 	})
 }
