@@ -137,7 +137,7 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 	} else {
 		ifc, err := net.InterfaceByName(iface)
 		if err != nil {
-			return nil, fmt.Errorf("live capture: no interface %q (see the interface list)", iface)
+			return nil, fmt.Errorf("live capture: no interface %q (%s)", iface, interfaceNames())
 		}
 		switch hw := hardwareType(ifc); hw {
 		case arphrdEther, arphrdLoopback:
@@ -220,6 +220,20 @@ func hardwareType(ifc *net.Interface) int {
 		return arphrdEther
 	}
 	return -1
+}
+
+// interfaceNames lists the interfaces one can capture on, for an error
+// that names one that does not exist.
+func interfaceNames() string {
+	ifs, err := ListInterfaces()
+	if err != nil || len(ifs) == 0 {
+		return "the interface list failed too"
+	}
+	names := make([]string, len(ifs))
+	for i, ifc := range ifs {
+		names[i] = ifc.Name
+	}
+	return "the interfaces are " + strings.Join(names, ", ")
 }
 
 func liveOpenError(name string, err error) error {

@@ -412,7 +412,9 @@ func TestLiveErrors(t *testing.T) {
 	if _, err := OpenLive("lo", LiveOptions{Filter: "udp port 53"}); err == nil || !strings.Contains(err.Error(), `"udp" is not supported`) {
 		t.Errorf("bad filter: %v", err)
 	}
-	if _, err := OpenLive("no-such-if0", LiveOptions{}); err == nil || !strings.Contains(err.Error(), "no interface") {
+	// The error lists the interfaces there are.
+	if _, err := OpenLive("no-such-if0", LiveOptions{}); err == nil || !strings.Contains(err.Error(), `no interface "no-such-if0" (the interfaces are lo, `) ||
+		!strings.HasSuffix(err.Error(), ", any)") {
 		t.Errorf("missing interface: %v", err)
 	}
 	if _, err := OpenLive("lo", LiveOptions{Snaplen: 1 << 20}); err == nil {
