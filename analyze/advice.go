@@ -333,7 +333,10 @@ func adviceUnpaired(v *Verdict, a *attempt, _ *finding) (string, string) {
 	return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
 }
 
-func adviceCannotTell(*Verdict, *attempt, *finding) (string, string) {
+func adviceCannotTell(_ *Verdict, a *attempt, _ *finding) (string, string) {
+	if a.cut.ended && !a.cut.cut {
+		return "", "the capture ended before this attempt was answered (Ctrl-C, tcpdump -c or -G, --duration, a file cut short): capture until the handshakes you want judged are over"
+	}
 	return "", "the capture's snap length cut the handshake before the bytes that decide it (see which above): capture whole packets, tcpdump -s 0 (tcpdump before 4.0 kept 68 or 96 bytes by default, and tutorials copy -s 96/-s 200), or use wsdiag live"
 }
 
