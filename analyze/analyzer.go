@@ -32,6 +32,11 @@ type Options struct {
 	// Memory, when set, is the analyzer's share of a byte budget: past it
 	// the oldest waiting exchanges are decided early.
 	Memory Memory
+	// Explain keeps the findings that matter only where the attempt
+	// failed because of them: host_rewritten on a hop whose backend
+	// accepted the upgrade (or did not answer) is recorded only then
+	// (-vv).
+	Explain bool
 }
 
 // DefaultOptions are what the command line starts from.
