@@ -1,24 +1,34 @@
 package main
 
 import (
-	"fmt"
+	"strings"
 
 	"github.com/wsdiag/wsdiag/analyze"
 )
 
-// errorLog shows the proxy's own error-log lines of the attempt, or else
-// the line the verdict expects it to log.
+// errorLog shows the lines of the proxy's error log (--error-log) that
+// are about the attempt, or else the line nginx writes for what the
+// verdict found, labelled as such: it was not read from any log.
 func (t *textRenderer) errorLog(v *analyze.Verdict, ind string) {
 	if len(v.ErrorLogLines) == 0 {
-		if v.ErrorLog != "" {
-			fmt.Fprintln(t.w, ind+"error log: "+v.ErrorLog)
+		if l := wouldLog(v); l != "" {
+			t.line(quoted(ind+"nginx would log: ", l))
 		}
 		return
 	}
-	fmt.Fprintln(t.w, ind+"error log:")
+	t.text(ind + "error log:")
 	for _, l := range v.ErrorLogLines {
-		fmt.Fprintln(t.w, ind+"  "+l)
+		t.line(quoted(ind+"  ", l))
 	}
+}
+
+// wouldLog is the line nginx writes for the verdict's code (nginx's own
+// wording), unless the proxy is known to be another product.
+func wouldLog(v *analyze.Verdict) string {
+	if p := strings.ToLower(v.ProxyProduct); p != "" && !strings.HasPrefix(p, "nginx") {
+		return ""
+	}
+	return v.ErrorLog
 }
 
 // ConfigLine is where in the proxy's configuration an attempt was served.
