@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
@@ -276,7 +275,7 @@ func (t *textRenderer) summary(s *SummaryLine) {
 // jsonRenderer writes one JSON object per line (jsonline.go).
 type jsonRenderer struct {
 	w           io.Writer
-	buf         bytes.Buffer
+	buf         lineBuf
 	headers     bool
 	showSecrets bool
 }

@@ -28,7 +28,7 @@ BPF="tcp and (port $NGINX_PORT or port $BACKEND_PORT or port $DEAD_PORT)"
 
 # name | expected_code | expected_hop | description
 SCENARIOS=(
-  "hostile-bytes|proxy_rejected=1;ok=1;backend_rejected=1;upstream_connect_failed=1|proxy;-;backend;connect|nginx correct config, hostile/ client and backend: GET /ws/<C0, C1, bidi> refused by nginx (400, control bytes in the request line); GET /ws/<C1, bidi> with hostile User-Agent, Referer, X-Evil, Sec-WebSocket-Protocol → 101 echoing the subprotocol with a hostile X-Evil, one message, backend close 4000 with a hostile reason, client close 1000 with one; GET /reject → backend \"400 Bad <hostile>\", hostile X-Evil and body; GET /down/<C1, bidi> with a hostile Referer → upstream down, nginx 502 and an error-log line quoting both"
+  "hostile-bytes|proxy_rejected=1;closed_by_backend=1;backend_rejected=1;upstream_connect_failed=1|proxy;session;backend;connect|nginx correct config, hostile/ client and backend: GET /ws/<C0, C1, bidi> refused by nginx (400, control bytes in the request line); GET /ws/<C1, bidi> with hostile User-Agent, Referer, X-Evil, Sec-WebSocket-Protocol → 101 echoing the subprotocol with a hostile X-Evil, one message, backend close 4000 with a hostile reason, client close 1000 with one; GET /reject → backend \"400 Bad <hostile>\", hostile X-Evil and body; GET /down/<C1, bidi> with a hostile Referer → upstream down, nginx 502 and an error-log line quoting both"
 )
 
 source "$HERE/lib.sh"
