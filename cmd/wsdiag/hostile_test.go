@@ -68,9 +68,9 @@ func TestHostileBytesText(t *testing.T) {
 		if len(args) > 0 {
 			want = append(want,
 				`GET /ws/\x1b[2J\x1b]0;owned\x07\x7f\u009b31m\x9b1m\u202etxt.exe\u2066x\u2069\u200e\u200f\u061c HTTP/1.1`, // request line
-				`backend→proxy: HTTP/1.1 400 Bad `+evilShown,             // status reason
-				`backend→proxy body: "refused: \x1b[2J\x1b]0;owned\x07 `, // body
-				`backend sent close 4000 "`+evilShown+`"`,                // close reason
+				`backend→proxy: HTTP/1.1 400 Bad `+evilShown,                                                              // status reason
+				`backend→proxy body: "refused: \x1b[2J\x1b]0;owned\x07 `,                                                  // body
+				`backend sent close 4000 "`+evilShown+`"`,                                                                 // close reason
 				`then closed by the backend with close 4000 "`+evilShown+`" (FIN)`,
 				`client: 127.0.0.1, server: , request: "GET /down/\u009b31m\x9b1m\u202etxt.exe\u2066x\u2069\u200e\u200f\u061c HTTP/1.1"`, // the error-log line
 				`referrer: "http://x/`+evilShown+`"`,
