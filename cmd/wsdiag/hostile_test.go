@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/wsdiag/wsdiag/cmd/internal/browser"
 	"github.com/wsdiag/wsdiag/cmd/internal/visible"
 )
 
@@ -130,4 +132,44 @@ func TestTextLogEscapes(t *testing.T) {
 	var b bytes.Buffer
 	cmdCodes(&b)
 	terminalSafe(t, "codes", b.String(), false)
+}
+
+// TestHostileBytesHTML: the report of hostile-bytes, opened in headless
+// Chromium with every attempt expanded, shows the control and bidi
+// characters as the text output does (visible escapes), in the page's
+// text and its data: none reaches the DOM raw.
+func TestHostileBytesHTML(t *testing.T) {
+	path := browser.Need(t, testing.Short())
+	html := filepath.Join(t.TempDir(), "hostile.html")
+	var out, errb bytes.Buffer
+	run([]string{"read", "--format", "json", "--html", html, "--error-log", filepath.Join(capturesDir, "hostile-bytes.nginx-error.log"),
+		filepath.Join(capturesDir, "hostile-bytes.pcap")}, nil, &out, &errb)
+	raw, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminalSafe(t, "the page's file", string(raw), false)
+	b, err := browser.Start(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	page, err := b.NewPage(1280, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := page.Navigate("file://" + html + "#expand"); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	if err := page.Eval(`Promise.all([window.wsdiag.ready, window.wsdiag.details]).then(() => document.body.innerText)`, &text); err != nil {
+		t.Fatal(err)
+	}
+	terminalSafe(t, "the page's text", strings.ReplaceAll(text, "\t", " "), false) // tabs: innerText's table cells
+	for _, w := range []string{`HTTP/1.1 400 Bad \x1b[2J\x1b]0;owned\x07`, `refused: \x1b[2J`, `\u009b31m\x9b1m\u202etxt.exe`,
+		`referrer: "http://x/\x1b[2J`, "NGINX WOULD LOG"} {
+		if !strings.Contains(strings.ToUpper(text), strings.ToUpper(w)) {
+			t.Errorf("the page does not show %q", w)
+		}
+	}
 }
