@@ -54,6 +54,10 @@ type Live struct {
 	closed atomic.Bool
 
 	timeout time.Duration
+	// What the kernel filter is built for: the socket's kind and the
+	// snap length (SetFilter builds another).
+	ks      filter.Socket
+	snaplen int
 
 	// Packets that were in the ring before the filter was attached are
 	// dropped by timestamp until the first later one.
@@ -155,6 +159,7 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.ks, l.snaplen = ks, opt.Snaplen
 
 	bindName := iface
 	if isAny {
@@ -203,6 +208,31 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 	l.tp = tp
 	l.buf = make([]byte, opt.Snaplen)
 	return l, nil
+}
+
+// SetFilter replaces the kernel filter with expr (filter.Parse's
+// language; "" keeps all TCP) while the capture runs: what the ring holds
+// stays, what comes next must match expr. probe narrows its capture this
+// way to each connection it opens, as it opens it.
+func (l *Live) SetFilter(expr string) error {
+	f, err := filter.Parse(expr)
+	if err != nil {
+		return err
+	}
+	raw, err := f.Program(l.lt, l.ks, l.snaplen)
+	if err != nil {
+		return err
+	}
+	l.life.RLock()
+	defer l.life.RUnlock()
+	if l.tp == nil || l.closed.Load() {
+		return errors.New("live capture: closed")
+	}
+	if err := l.tp.SetBPF(raw); err != nil {
+		return fmt.Errorf("live capture on %s: attaching the filter: %w", l.name, err)
+	}
+	l.expr = expr
+	return nil
 }
 
 // hardwareType is the interface's ARPHRD_* type, from sysfs; without

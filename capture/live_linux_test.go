@@ -731,3 +731,36 @@ func TestLiveNextNoAlloc(t *testing.T) {
 		t.Errorf("Next allocates %v times per packet", allocs)
 	}
 }
+
+// TestLiveSetFilter: a filter replaced while the capture runs takes what
+// it names from then on, and nothing the old one would have dropped.
+func TestLiveSetFilter(t *testing.T) {
+	needRootLo(t)
+	a, b := newLiveServer(t, "tcp4", "127.0.0.1:0"), newLiveServer(t, "tcp4", "127.0.0.1:0")
+	l, err := OpenLive("lo", LiveOptions{Filter: "tcp and port 0", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	time.Sleep(100 * time.Millisecond)
+	a.exchange(t) // before: port 0 only, nothing of it
+	if err := l.SetFilter(fmt.Sprintf("tcp and port %d", b.port)); err != nil {
+		t.Fatal(err)
+	}
+	a.exchange(t)
+	b.exchange(t)
+	ports := map[uint16]int{}
+	for _, s := range drainLive(t, l, nil) {
+		ports[s.sport]++
+		ports[s.dport]++
+	}
+	if ports[a.port] != 0 || ports[b.port] < 6 {
+		t.Errorf("packets by port: %v; want none of %d, all of %d", ports, a.port, b.port)
+	}
+	if l.Filter() != fmt.Sprintf("tcp and port %d", b.port) {
+		t.Errorf("Filter() = %q", l.Filter())
+	}
+	if err := l.SetFilter("udp port 53"); err == nil {
+		t.Error("a filter it cannot compile was taken")
+	}
+}
