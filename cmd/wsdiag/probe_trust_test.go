@@ -160,3 +160,42 @@ func TestProbeHealthyEndpoint(t *testing.T) {
 		t.Errorf("nobody, broken: %s exit %d, fix %q", o.verdict.Code, o.code, o.verdict.Fix)
 	}
 }
+
+// TestProbeHostileAnswer: probe's own lines on stderr quote the answer's
+// status line, and its verdict the answer's headers and body: through
+// real nginx, a backend (testdata/gen/hostile) whose reason phrase, header
+// and body carry ESC sequences, C1 and bidi controls; both outputs show
+// them escaped.
+func TestProbeHostileAnswer(t *testing.T) {
+	nginx := requireE2E(t)
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", dir+"/", "./hostile")
+	build.Dir = "../../testdata/gen"
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building hostile: %v\n%s", err, out)
+	}
+	proxyPort, backendPort := freePort(t), freePort(t)
+	backend := fmt.Sprintf("127.0.0.1:%d", backendPort)
+	conf := writeNginxConf(t, dir, fmt.Sprintf("127.0.0.1:%d", proxyPort), backend)
+	startProc(t, filepath.Join(dir, "backend.log"), filepath.Join(dir, "hostile"), "serve", "-addr", backend)
+	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
+	waitListen(t, backendPort)
+	waitListen(t, proxyPort)
+	// /ws/ok/… is a correct location of that config; the backend refuses
+	// any path with "reject" in it.
+	for _, format := range []string{"text", "json"} {
+		var out, errb bytes.Buffer
+		code := run([]string{"probe", "-vv", "--no-capture", "--format", format, fmt.Sprintf("ws://127.0.0.1:%d/ws/ok/reject", proxyPort)}, nil, &out, &errb)
+		if code != exitNotOK {
+			t.Errorf("%s: exit %d\n%s%s", format, code, out.String(), errb.String())
+		}
+		terminalSafe(t, format+" stdout", out.String(), false)
+		terminalSafe(t, format+" stderr", errb.String(), false)
+		if !strings.Contains(errb.String(), `HTTP/1.1 400 Bad \x1b[2J\x1b]0;owned\x07`) {
+			t.Errorf("%s: stderr does not quote the status line escaped: %q", format, errb.String())
+		}
+		if format == "text" && !strings.Contains(out.String(), `< X-Evil: \x1b[2J`) {
+			t.Errorf("text: no escaped X-Evil header:\n%s", out.String())
+		}
+	}
+}

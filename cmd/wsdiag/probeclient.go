@@ -11,8 +11,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -163,22 +165,19 @@ func runProbe(o *probeOptions) (*probeResult, error) {
 	// it without end); frames after it are read without the bound.
 	lim := &boundedReader{r: conn, left: maxProbeHeader}
 	br := bufio.NewReaderSize(lim, 64<<10)
-	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	resp, err := readAnswer(br)
 	lim.left = -1
 	if err != nil {
 		r.err = fmt.Errorf("reading the handshake's answer: %v", err)
 		r.closedBy, r.closeKind, r.closedAt = "server", closeKindOf(err), time.Now()
 		return r, nil
 	}
-	r.status = resp.StatusCode
-	r.statusLine = resp.Proto + " " + resp.Status
-	r.respHeaders = resp.Header
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		r.body = string(b)
+	r.status, r.statusLine, r.respHeaders = resp.status, resp.line, resp.header
+	if resp.status != http.StatusSwitchingProtocols {
+		r.body = resp.body(br, 512)
 		return r, nil
 	}
-	r.acceptOK = resp.Header.Get("Sec-WebSocket-Accept") == analyze.AcceptFor(key)
+	r.acceptOK = resp.header.Get("Sec-WebSocket-Accept") == analyze.AcceptFor(key)
 	r.upgraded = true
 	r.lastFrame = time.Now()
 	conn.SetDeadline(time.Time{})
@@ -424,4 +423,63 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 		b.left -= int64(n)
 	}
 	return n, err
+}
+
+// answer is the head of the handshake's answer as the server sent it.
+type answer struct {
+	line   string // the status line, as sent
+	status int
+	header http.Header
+}
+
+// readAnswer reads the answer's status line and header block as a
+// capture shows them: what a hostile or broken server writes (control
+// bytes in a header value, a bare LF) is taken as it is, where net/http
+// refuses it and the probe would see no answer at all.
+func readAnswer(br *bufio.Reader) (*answer, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	a := &answer{line: strings.TrimRight(line, "\r\n"), header: http.Header{}}
+	proto, rest, _ := strings.Cut(a.line, " ")
+	code, _, _ := strings.Cut(rest, " ")
+	if !strings.HasPrefix(proto, "HTTP/1.") || len(code) != 3 {
+		return nil, fmt.Errorf("not an HTTP/1 status line: %q", a.line)
+	}
+	if a.status, err = strconv.Atoi(code); err != nil {
+		return nil, fmt.Errorf("not an HTTP/1 status line: %q", a.line)
+	}
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if l == "" {
+			return a, nil
+		}
+		if name, value, ok := strings.Cut(l, ":"); ok && !strings.ContainsAny(name, " \t") {
+			a.header.Add(name, strings.TrimSpace(value))
+		}
+	}
+}
+
+// body reads at most n bytes of the answer's body: by its
+// Content-Length, its chunks, or until the server closes (within the
+// handshake timeout).
+func (a *answer) body(br *bufio.Reader, n int64) string {
+	var r io.Reader = br
+	switch {
+	case strings.EqualFold(a.header.Get("Transfer-Encoding"), "chunked"):
+		r = httputil.NewChunkedReader(br)
+	case a.header.Get("Content-Length") != "":
+		cl, err := strconv.ParseInt(a.header.Get("Content-Length"), 10, 64)
+		if err != nil || cl < 0 {
+			return ""
+		}
+		n = min(n, cl)
+	}
+	b, _ := io.ReadAll(io.LimitReader(r, n))
+	return string(b)
 }

@@ -7,10 +7,10 @@
 //	hostile serve -addr 127.0.0.1:24001   the backend (raw HTTP, no library checks)
 //	hostile client -addr 127.0.0.1:24080  four attempts through the proxy, one after the other
 //
-// The backend: /ws… answers 101 echoing the offered Sec-WebSocket-Protocol,
-// with an X-Evil header, echoes one message and then sends close 4000
-// with a hostile reason; /reject… answers "400 <hostile>" with an X-Evil
-// header and a hostile body; anything else 404.
+// The backend: a path with "reject" in it answers "400 <hostile>" with an
+// X-Evil header and a hostile body; /ws… answers 101 echoing the offered
+// Sec-WebSocket-Protocol, with an X-Evil header, echoes one message and
+// then sends close 4000 with a hostile reason; anything else 404.
 //
 // The client, on four connections: GET /ws/<every kind> (nginx refuses a
 // request line with C0 controls: its own 400); GET /ws/<C1 and bidi>
@@ -138,6 +138,10 @@ func handle(c net.Conn) {
 	target := f[1]
 	log.Printf("%s %q", c.RemoteAddr(), start)
 	switch {
+	case strings.Contains(target, "reject"):
+		body := "refused: " + evil + "\n"
+		fmt.Fprintf(c, "HTTP/1.1 400 Bad %s\r\nX-Evil: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			evil, evil, len(body), body)
 	case strings.HasPrefix(target, "/ws"):
 		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: %s\r\nX-Evil: %s\r\n\r\n",
 			accept(h["sec-websocket-key"]), h["sec-websocket-protocol"], evil)
@@ -154,10 +158,6 @@ func handle(c net.Conn) {
 				return
 			}
 		}
-	case strings.HasPrefix(target, "/reject"):
-		body := "refused: " + evil + "\n"
-		fmt.Fprintf(c, "HTTP/1.1 400 Bad %s\r\nX-Evil: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-			evil, evil, len(body), body)
 	default:
 		body := "404 page not found\n"
 		fmt.Fprintf(c, "HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
