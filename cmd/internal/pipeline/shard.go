@@ -27,12 +27,14 @@ type segment struct {
 	ts          time.Time
 	net         gopacket.Flow
 	off, n, cut int32
+	tun         int32 // index+1 in the batch's tunnels; 0: not tunnelled
 }
 
 type batch struct {
 	worker int
 	segs   []segment
 	slab   []byte
+	tuns   []capture.Tunnel // of the tunnelled segments
 	events []event
 	// upTo is the capture time the worker has reached after this batch.
 	upTo time.Time
@@ -93,7 +95,12 @@ func (s *sharded) add(p *capture.Packet) {
 	off := len(b.slab)
 	b.slab = append(b.slab, p.TCP.Contents...)
 	b.slab = append(b.slab, p.TCP.Payload...)
-	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut)})
+	tun := int32(0)
+	if p.Tunnel.Kind != capture.TunnelNone {
+		b.tuns = append(b.tuns, p.Tunnel)
+		tun = int32(len(b.tuns))
+	}
+	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut), tun: tun})
 	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
 		s.flush(w)
 	}
@@ -130,7 +137,11 @@ func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *eventL
 			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
 				continue // it decoded once already; cannot happen
 			}
-			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut))
+			var tun *capture.Tunnel
+			if g.tun > 0 {
+				tun = &b.tuns[g.tun-1]
+			}
+			asm.PacketVia(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut), tun)
 			b.upTo = g.ts
 		}
 		if b.last {
@@ -151,7 +162,7 @@ func (s *sharded) apply() {
 		apply(b.events, s.an, s.obs)
 		clk.advance(b.worker, b.upTo)
 		w, last := b.worker, b.last
-		b.segs, b.slab, b.events, b.last = b.segs[:0], b.slab[:0], b.events[:0], false
+		b.segs, b.slab, b.tuns, b.events, b.last = b.segs[:0], b.slab[:0], b.tuns[:0], b.events[:0], false
 		if last {
 			clk.end(w)
 			if finished++; finished == s.n {
