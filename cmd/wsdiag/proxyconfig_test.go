@@ -278,6 +278,23 @@ func FuzzErrorLog(f *testing.F) {
 				t.Fatalf("line of %d bytes kept", len(e.line))
 			}
 		}
+		// Matched against attempts of each kind, each line goes under one
+		// at most.
+		at := time.Date(2026, 11, 21, 13, 34, 11, 0, time.Local)
+		c := netip.MustParseAddrPort("127.0.0.1:5000")
+		seen := map[string]int{}
+		for _, st := range []int{101, 502, 403, 504, 0} {
+			v := &analyze.Verdict{Time: at, End: at.Add(time.Second), Client: c, Legs: []analyze.Leg{
+				{Client: c, RequestLine: "GET /ws HTTP/1.1", Status: st, Times: analyze.LegTimes{Request: at}}}}
+			for _, l := range el.match(v) {
+				seen[l]++
+			}
+		}
+		for l, n := range seen {
+			if n > 1 && strings.Count(string(data), l) < n {
+				t.Fatalf("line %q under %d attempts", l, n)
+			}
+		}
 		for _, w := range el.close() {
 			if strings.Contains(w, "\n") {
 				t.Fatalf("multi-line warning %q", w)
