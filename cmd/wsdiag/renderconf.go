@@ -1,8 +1,6 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/wsdiag/wsdiag/analyze"
 )
 
@@ -11,7 +9,7 @@ import (
 // verdict found, labelled as such: it was not read from any log.
 func (t *textRenderer) errorLog(v *analyze.Verdict, ind string) {
 	if len(v.ErrorLogLines) == 0 {
-		if l := wouldLog(v); l != "" {
+		if l := v.NginxWouldLog(); l != "" {
 			t.line(quoted(ind+"nginx would log: ", l))
 		}
 		return
@@ -20,15 +18,6 @@ func (t *textRenderer) errorLog(v *analyze.Verdict, ind string) {
 	for _, l := range v.ErrorLogLines {
 		t.line(quoted(ind+"  ", l))
 	}
-}
-
-// wouldLog is the line nginx writes for the verdict's code (nginx's own
-// wording), unless the proxy is known to be another product.
-func wouldLog(v *analyze.Verdict) string {
-	if p := strings.ToLower(v.ProxyProduct); p != "" && !strings.HasPrefix(p, "nginx") {
-		return ""
-	}
-	return v.ErrorLog
 }
 
 // ConfigLine is where in the proxy's configuration an attempt was served.

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -108,16 +107,6 @@ type leg struct {
 	times                   analyze.LegTimes
 }
 
-// wouldLog is the line nginx writes for the verdict's code, unless the
-// proxy is known to be another product: the page labels it as such, not
-// as a line read from a log.
-func wouldLog(v *analyze.Verdict) string {
-	if p := strings.ToLower(v.ProxyProduct); p != "" && !strings.HasPrefix(p, "nginx") {
-		return ""
-	}
-	return v.ErrorLog
-}
-
 // maxCanon bounds the shared-string table; past it strings are kept as
 // they come.
 const maxCanon = 1 << 20
@@ -165,7 +154,7 @@ func (r *Report) Add(v *analyze.Verdict) {
 	rec := &record{start: v.Time, code: v.Code, severity: v.Severity, hop: v.Hop, client: addr(v.Client),
 		path: r.str(v.Path), proxy: r.str(addr(v.Proxy)), product: r.str(v.ProxyProduct), backend: r.str(addr(v.Backend)),
 		statusBackend: v.StatusBackend, statusClient: v.StatusClient, pairing: string(v.PairConfidence),
-		errorLog: wouldLog(v), fix: r.str(v.Fix), session: v.Session, connects: v.Connects}
+		errorLog: v.NginxWouldLog(), fix: r.str(v.Fix), session: v.Session, connects: v.Connects}
 	for _, f := range v.Findings {
 		rec.findings = append(rec.findings, string(f))
 	}
