@@ -28,11 +28,11 @@ import (
 // thousands around it. As a normal user, its advice about the upstream
 // leg is to run it as root, not about unix sockets.
 func TestProbeHealthyEndpoint(t *testing.T) {
-	nginx := requireE2E(t)
+	r := startRig(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv is not installed")
 	}
-	bin := buildTestGen(t)
+	proxyPort, backend, conf, otherPort := r.proxyPort, r.backend, r.conf, freePort(t)
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Dir(dir)} {
 		os.Chmod(d, 0o755) // nobody runs the binary from here
@@ -41,13 +41,6 @@ func TestProbeHealthyEndpoint(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", wsdiag, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	proxyPort, backendPort, otherPort := freePort(t), freePort(t), freePort(t)
-	backend := fmt.Sprintf("127.0.0.1:%d", backendPort)
-	conf := writeNginxConf(t, dir, fmt.Sprintf("127.0.0.1:%d", proxyPort), backend)
-	startProc(t, filepath.Join(dir, "backend.log"), filepath.Join(bin, "backend"), "-addr", backend)
-	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
-	waitListen(t, backendPort)
-	waitListen(t, proxyPort)
 	url := fmt.Sprintf("ws://127.0.0.1:%d/ws/ok", proxyPort)
 
 	// Other traffic while probe runs: plain GETs to the proxy (each
@@ -167,20 +160,14 @@ func TestProbeHealthyEndpoint(t *testing.T) {
 // and body carry ESC sequences, C1 and bidi controls; both outputs show
 // them escaped.
 func TestProbeHostileAnswer(t *testing.T) {
-	nginx := requireE2E(t)
+	requireE2E(t)
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-buildvcs=false", "-o", dir+"/", "./hostile")
 	build.Dir = "../../testdata/gen"
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building hostile: %v\n%s", err, out)
 	}
-	proxyPort, backendPort := freePort(t), freePort(t)
-	backend := fmt.Sprintf("127.0.0.1:%d", backendPort)
-	conf := writeNginxConf(t, dir, fmt.Sprintf("127.0.0.1:%d", proxyPort), backend)
-	startProc(t, filepath.Join(dir, "backend.log"), filepath.Join(dir, "hostile"), "serve", "-addr", backend)
-	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
-	waitListen(t, backendPort)
-	waitListen(t, proxyPort)
+	proxyPort := startRigWith(t, filepath.Join(dir, "hostile"), "serve").proxyPort
 	// /ws/ok/… is a correct location of that config; the backend refuses
 	// any path with "reject" in it.
 	for _, format := range []string{"text", "json"} {

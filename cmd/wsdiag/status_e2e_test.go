@@ -21,15 +21,8 @@ import (
 // of its own, the status line taken away first ("\r\x1b[K"), never after
 // it on the same row ("… 0 kernel drops13:34:11.000 …").
 func TestLiveStatusLineCleared(t *testing.T) {
-	nginx := requireE2E(t)
-	dir := t.TempDir()
-	bin := buildTestGen(t)
-	proxyPort, backendPort := freePort(t), freePort(t)
-	conf := writeNginxConf(t, dir, fmt.Sprintf("127.0.0.1:%d", proxyPort), fmt.Sprintf("127.0.0.1:%d", backendPort))
-	startProc(t, filepath.Join(dir, "backend.log"), filepath.Join(bin, "backend"), "-addr", fmt.Sprintf("127.0.0.1:%d", backendPort))
-	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
-	waitListen(t, backendPort)
-	waitListen(t, proxyPort)
+	r := startRig(t)
+	bin, proxyPort, backendPort := r.bin, r.proxyPort, r.backendPort
 
 	// One terminal: stdout and stderr into the same buffer.
 	var mu sync.Mutex
