@@ -16,7 +16,8 @@ import (
 const (
 	maxLogEntries = 100000
 	maxLogLine    = 2048
-	maxLogRead    = 4 << 20 // bytes read per catch-up while following
+	maxLogEntry   = 16 << 10 // an entry of several lines, as read
+	maxLogRead    = 4 << 20  // bytes read per catch-up while following
 	maxPerVerdict = 8
 	logSlack      = time.Second // nginx logs whole seconds
 )
@@ -44,6 +45,10 @@ type errorLog struct {
 	follow  bool
 	off     int64
 	partial []byte
+	// pending is the entry being read: nginx writes an entry at once, but
+	// a message that quotes a client's bytes ("broken header: …") spans
+	// lines, its client and server on the last one.
+	pending []byte
 	entries []logEntry // in file order; oldest dropped past maxLogEntries
 	dropped uint64
 	parsed  uint64
@@ -74,12 +79,48 @@ func openErrorLog(name string, follow bool) (*errorLog, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		el.add(sc.Bytes())
+		el.line(sc.Bytes())
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("--error-log %s: %v", name, err)
 	}
+	el.flush()
 	return el, nil
+}
+
+// line takes one line of the log: the start of an entry ("YYYY/MM/DD
+// HH:MM:SS [level] …"), or a line of the entry before it.
+func (el *errorLog) line(b []byte) {
+	switch {
+	case entryStart(b):
+		el.flush()
+		el.pending = append(el.pending[:0], b...)
+	case el.pending != nil:
+		if len(el.pending)+1+len(b) <= maxLogEntry {
+			el.pending = append(append(el.pending, '\n'), b...)
+		}
+	default:
+		if len(bytes.TrimSpace(b)) > 0 {
+			el.noteBad(strings.TrimRight(string(b), "\r"))
+		}
+	}
+}
+
+// flush parses the entry read so far.
+func (el *errorLog) flush() {
+	if el.pending != nil {
+		el.add(el.pending)
+		el.pending = nil
+	}
+}
+
+// entryStart: b begins like a line nginx starts an entry with.
+func entryStart(b []byte) bool {
+	if len(b) < 21 || b[19] != ' ' || b[20] != '[' {
+		return false
+	}
+	_, err := time.Parse("2006/01/02 15:04:05", string(b[:19]))
+	return err == nil
 }
 
 // catchUp reads what was appended since the last call (bounded), and
@@ -108,7 +149,7 @@ func (el *errorLog) catchUp() {
 				if i < 0 {
 					break
 				}
-				el.add(data[:i])
+				el.line(data[:i])
 				data = data[i+1:]
 			}
 			if len(data) > maxLogLine*4 {
@@ -117,16 +158,28 @@ func (el *errorLog) catchUp() {
 			el.partial = append(el.partial[:0], data...)
 		}
 		if err != nil || n == 0 {
-			return
+			break
 		}
+	}
+	if len(el.partial) == 0 && el.whole() {
+		el.flush()
 	}
 }
 
-// add parses one line: "2026/11/21 13:34:11 [error] 8852#8852: *1 …,
+// whole: the pending entry is complete, as far as can be told before the
+// next one starts: one line, or lines whose last names the client (where
+// nginx ends what it quotes).
+func (el *errorLog) whole() bool {
+	i := bytes.LastIndexByte(el.pending, '\n')
+	return i < 0 || bytes.Contains(el.pending[i:], []byte(", client: "))
+}
+
+// add parses one entry: "2026/11/21 13:34:11 [error] 8852#8852: *1 …,
 // client: 127.0.0.1, server: …, request: "GET /ws HTTP/1.1", upstream:
 // "http://127.0.0.1:9009/ws", host: "…"". The fields are read in the
 // order nginx writes them, each after the one before, so that a quoted
-// value (a request line, a referrer) does not pose as a later field.
+// value (a request line, a referrer) does not pose as a later field; in
+// an entry of several lines they are on the last.
 func (el *errorLog) add(b []byte) {
 	line := strings.TrimRight(string(b), "\r")
 	if strings.TrimSpace(line) == "" {
@@ -163,7 +216,9 @@ func (el *errorLog) add(b []byte) {
 			e.conn = 0
 		}
 	}
-	msg, rest, ok := strings.Cut(rest, ", client: ")
+	last := strings.LastIndexByte(rest, '\n') + 1
+	msg, after, ok := strings.Cut(rest[last:], ", client: ")
+	msg, rest = rest[:last]+msg, after
 	if ok {
 		e.kind = kindOf(msg)
 		var c string
@@ -193,6 +248,9 @@ func (el *errorLog) add(b []byte) {
 			rest = r
 		}
 		e.host, _, _ = logField(rest, "host: ", true)
+		if e.kind == kindProxyProtocol {
+			e.method, e.target, e.host = quotedRequest(msg)
+		}
 	}
 	e.client = e.client.Unmap()
 	if !e.client.IsValid() && !e.upstream.IsValid() {
@@ -208,6 +266,27 @@ func (el *errorLog) add(b []byte) {
 		el.entries = append(el.entries[:0], el.entries[n:]...)
 	}
 	el.entries = append(el.entries, e)
+}
+
+// quotedRequest reads the request nginx quotes in "broken header:
+// \"GET /ws HTTP/1.1\r\nhost: …\"": its method, target and Host, as far
+// as they are in it.
+func quotedRequest(msg string) (method, target, host string) {
+	_, q, ok := strings.Cut(msg, `broken header: "`)
+	if !ok {
+		return "", "", ""
+	}
+	lines := strings.Split(q, "\n")
+	if f := strings.Fields(lines[0]); len(f) == 3 && strings.HasPrefix(f[2], "HTTP/") {
+		method, target = f[0], f[1]
+	}
+	for _, l := range lines[1:] {
+		if name, v, ok := strings.Cut(strings.TrimRight(l, "\r"), ":"); ok && strings.EqualFold(name, "host") {
+			host = strings.TrimSpace(v)
+			break
+		}
+	}
+	return method, target, host
 }
 
 func (el *errorLog) noteBad(line string) {

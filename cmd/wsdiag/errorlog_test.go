@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,11 @@ func TestErrorLogFits(t *testing.T) {
 	timedOut.Legs[0].Times.Response = timedOut.End
 	denied := &analyze.Verdict{Time: at, End: at, Legs: []analyze.Leg{legA(403)}}
 	onlyA := &analyze.Verdict{Time: at, End: at, Legs: []analyze.Leg{legA(502)}} // leg B not on the wire
+	// a balancer's leg to nginx, closed without an answer (nginx wanted a PROXY header)
+	silent := &analyze.Verdict{Time: at, End: at, Legs: []analyze.Leg{legA(502), legB(0)}}
+	silent.Legs[1].RequestHeaders, silent.Legs[1].Client = host, netip.MustParseAddrPort("127.0.0.1:40001")
+	silent.Legs[1].Times.Response, silent.Legs[1].Times.ServerEnd = time.Time{}, at.Add(time.Millisecond)
+	const broken = "2026/11/21 13:34:11 [error] 1#1: *1 broken header: \"GET /ws HTTP/1.1\nHost: app.test\n\n\" while reading PROXY protocol, client: 127.0.0.1, server: 0.0.0.0:9001"
 
 	const tail = `, client: 127.0.0.1, server: app.test, request: "GET /ws HTTP/1.1", upstream: "http://127.0.0.1:9001/ws", host: "app.test"`
 	for _, c := range []struct {
@@ -93,6 +99,9 @@ func TestErrorLogFits(t *testing.T) {
 			[]*analyze.Verdict{upgraded}, []*analyze.Verdict{refused, timedOut, denied, onlyA}},
 		{`2026/11/21 13:34:11 [error] 1#1: *1 access forbidden by rule, client: 127.0.0.1, server: app.test, request: "GET /ws HTTP/1.1", host: "app.test"`,
 			[]*analyze.Verdict{denied}, []*analyze.Verdict{upgraded, refused, timedOut}},
+		// a PROXY header expected: under the leg that got no answer, by the request nginx quotes
+		{broken, []*analyze.Verdict{silent}, []*analyze.Verdict{upgraded, refused, timedOut, denied}},
+		{strings.Replace(broken, "GET /ws ", "GET /other ", 1), nil, []*analyze.Verdict{silent}},
 		// another upstream, another path, another Host, another client, another minute
 		{strings.Replace("2026/11/21 13:34:11 [error] 1#1: *1 connect() failed (111: Connection refused) while connecting to upstream"+tail, "9001", "9002", 1),
 			nil, []*analyze.Verdict{refused}},
@@ -135,5 +144,26 @@ func TestErrorLogFits(t *testing.T) {
 	a, b, c := el.match(refused), el.match(refused), el.match(refused)
 	if len(a) != 1 || !strings.Contains(a[0], "*5 ") || len(b) != 1 || !strings.Contains(b[0], "*7 ") || len(c) != 0 {
 		t.Errorf("three refused attempts got %q, %q, %q", a, b, c)
+	}
+}
+
+// TestErrorLogBrokenHeader: nginx that expects a PROXY header logs each
+// request that came without one as "broken header:" quoting the request's
+// bytes, over several lines, its client on the last (pp-missing-nginx,
+// testdata/gen/node.sh). Each entry goes under its own
+// proxy_protocol_mismatch, by the request line it quotes and nginx's
+// connection numbers; no line is taken for one in another format.
+func TestErrorLogBrokenHeader(t *testing.T) {
+	vs, code, stderr := readConf(t, "--error-log", filepath.Join(capturesDir, "pp-missing-nginx.nginx-error.log"),
+		filepath.Join(capturesDir, "pp-missing-nginx.pcap"))
+	if code != exitNotOK || stderr != "" || len(vs) != 3 {
+		t.Fatalf("exit %d, %d verdicts, stderr %q", code, len(vs), stderr)
+	}
+	for i, v := range vs {
+		want := fmt.Sprintf(`*%d broken header: "GET %s HTTP/1.1`, i+1, v.Path)
+		if v.Code != "proxy_protocol_mismatch" || len(v.ErrorLog) != 1 || !strings.Contains(v.ErrorLog[0], want) ||
+			!strings.HasSuffix(v.ErrorLog[0], `" while reading PROXY protocol, client: 10.231.2.1, server: 10.231.2.2:80`) {
+			t.Errorf("%s %s: error log %q, want its own entry %s…", v.Code, v.Path, v.ErrorLog, want)
+		}
 	}
 }

@@ -22,6 +22,9 @@ const (
 	kindUpgraded         // the tunnel after a 101
 	kindClient           // reading the client's request failed, or it was refused
 	kindDenied           // the proxy refused the request itself (access rules)
+	// reading the PROXY protocol header the listener expects failed: nginx
+	// closed the connection without an answer
+	kindProxyProtocol
 )
 
 // kindOf classifies a line's message (the text before ", client: ").
@@ -39,6 +42,8 @@ func kindOf(msg string) logKind {
 		return kindClient
 	case strings.HasPrefix(msg, "access forbidden by rule"):
 		return kindDenied
+	case strings.HasSuffix(msg, " while reading PROXY protocol"):
+		return kindProxyProtocol
 	}
 	return kindOther
 }
@@ -58,7 +63,10 @@ func (e *logEntry) fits(v *analyze.Verdict) bool {
 
 func (e *logEntry) fitsLeg(v *analyze.Verdict, i int) bool {
 	l := &v.Legs[i]
-	if !proxyHop(v, i) || e.upstream.IsValid() && e.upstream == l.Server {
+	// A listener that expects a PROXY header answers nothing: it is the
+	// server of the last leg, whatever its place.
+	hop := proxyHop(v, i) || e.kind == kindProxyProtocol
+	if !hop || e.upstream.IsValid() && e.upstream == l.Server {
 		return false
 	}
 	if e.client.IsValid() && !legClient(l, e.client) {
@@ -115,6 +123,12 @@ func (e *logEntry) fitsLeg(v *analyze.Verdict, i int) bool {
 		}
 	case kindDenied:
 		if s != 403 && s != 0 || next != nil {
+			return false
+		}
+	case kindProxyProtocol:
+		// the leg's server (the one that logged) closed it, first, unanswered
+		t := &l.Times
+		if s != 0 || next != nil || t.ServerEnd.IsZero() || !t.ClientEnd.IsZero() && t.ClientEnd.Before(t.ServerEnd) {
 			return false
 		}
 	}

@@ -277,12 +277,15 @@ func TestErrorLogAttached(t *testing.T) {
 func FuzzErrorLog(f *testing.F) {
 	b, _ := os.ReadFile(filepath.Join(capturesDir, "backend-down.nginx-error.log"))
 	f.Add(b)
+	b, _ = os.ReadFile(filepath.Join(capturesDir, "pp-missing-nginx.nginx-error.log"))
+	f.Add(b)
 	f.Add([]byte("2026/11/21 13:34:11 [error] 1#1: *1 x, client: 1.2.3.4, upstream: \"http://[::1]:80/\", request: \"GET\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		el := &errorLog{name: "fuzz"}
 		for _, l := range bytes.Split(data, []byte("\n")) {
-			el.add(l)
+			el.line(l)
 		}
+		el.flush()
 		for _, e := range el.entries {
 			if len(e.line) > maxLogLine+4 {
 				t.Fatalf("line of %d bytes kept", len(e.line))
@@ -345,6 +348,19 @@ func TestErrorLogFollow(t *testing.T) {
 	os.WriteFile(name, []byte(strings.Replace(line, "*10", "*11", 1)), 0o644)
 	if got := el.match(v); len(got) != 1 || !strings.Contains(got[0], "*11") {
 		t.Fatalf("after rotation: %q", got)
+	}
+	// An entry of several lines (the request bytes nginx quotes when a
+	// PROXY header was expected) waits for the line that names its client.
+	v.StatusClient, v.Legs[0].Status, v.Legs[0].Times.Response, v.Legs[0].Times.ServerEnd = 0, 0, time.Time{}, at
+	f, _ = os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("2026/11/21 13:34:11 [error] 1#1: *12 broken header: \"GET /ws HTTP/1.1\r\nHost: h\r\n")
+	if got := el.match(v); len(got) != 0 {
+		t.Fatalf("half an entry attached: %q", got)
+	}
+	f.WriteString("\r\n\" while reading PROXY protocol, client: 127.0.0.1, server: 0.0.0.0:80\n")
+	f.Close()
+	if got := el.match(v); len(got) != 1 || !strings.Contains(got[0], "*12 broken header") || !strings.Contains(got[0], "client: 127.0.0.1") {
+		t.Fatalf("entry of several lines: %q", got)
 	}
 }
 

@@ -70,6 +70,13 @@ write_manifest() { # FILE: name, expected code and hop, description per scenario
   } > "$1"
 }
 
+# error_entries LOG: the warn-and-worse entries of an nginx error log,
+# whole: a message may span lines (the request bytes "broken header:"
+# quotes), and its client and server come on its last line.
+error_entries() {
+  awk '/^[0-9][0-9][0-9][0-9]\/[0-9][0-9]\/[0-9][0-9] [0-9:]+ \[/ { keep = ($3 ~ /^\[(warn|error|crit|alert|emerg)\]$/) } keep' "$1"
+}
+
 forget_pid() { # drop a PID we already waited for from STARTED_PIDS
   local p keep=()
   for p in "${STARTED_PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done

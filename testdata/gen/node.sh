@@ -644,7 +644,7 @@ for name in "${SELECTED[@]}"; do
   ext=${RESULT##*.}
   install -m 644 "$RESULT" "$OUT/$name.$ext"
   if [[ $NGINX_RAN -eq 1 ]]; then
-    grep -E '\[(warn|error|crit|alert|emerg)\]' "$D/error.log" > "$OUT/$name.nginx-error.log" || true
+    error_entries "$D/error.log" > "$OUT/$name.nginx-error.log"
     chmod 644 "$OUT/$name.nginx-error.log"
   fi
   log "[$name] wrote $OUT/$name.$ext ($(stat -c %s "$OUT/$name.$ext") bytes)"
