@@ -91,6 +91,7 @@ func openErrorLog(name string, follow bool) (*errorLog, error) {
 // line takes one line of the log: the start of an entry ("YYYY/MM/DD
 // HH:MM:SS [level] …"), or a line of the entry before it.
 func (el *errorLog) line(b []byte) {
+	b = bytes.TrimSuffix(b, []byte("\r")) // as bufio.ScanLines does
 	switch {
 	case entryStart(b):
 		el.flush()
