@@ -195,7 +195,16 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 	if err != nil {
 		return nil, liveOpenError(l.name, err)
 	}
-	if err := tp.SetBPF(raw); err != nil {
+	err = tp.SetBPF(raw)
+	if errors.Is(err, syscall.ENOMEM) {
+		// no room for the program (net.core.optmem_max): the smaller one
+		// keeps overlay packets whole, and Next matches their inner packet
+		ks.WholeTunnels = true
+		if raw, err = user.And(watch).Program(l.lt, ks, opt.Snaplen); err == nil {
+			err = tp.SetBPF(raw)
+		}
+	}
+	if err != nil {
 		tp.Close()
 		return nil, fmt.Errorf("live capture on %s: attaching the filter: %w", l.name, err)
 	}

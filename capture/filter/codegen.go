@@ -29,6 +29,17 @@ type cgInsn struct {
 
 type codegen struct {
 	insns []cgInsn
+	// deferred are the shared nodes jumped to, emitted after the rest
+	// (jumps go forward only), each once per pair of targets.
+	deferred []deferredNode
+	// accept and reject are the program's last labels: a shared node is
+	// deferred only when it decides the packet (its targets are those).
+	accept, reject *cgLabel
+}
+
+type deferredNode struct {
+	n          *irNode
+	t, f, here *cgLabel
 }
 
 func (g *codegen) label() *cgLabel        { return &cgLabel{at: -1} }
@@ -36,6 +47,18 @@ func (g *codegen) place(l *cgLabel)       { l.at = len(g.insns) }
 func (g *codegen) emit(i bpf.Instruction) { g.insns = append(g.insns, cgInsn{ins: i}) }
 
 func (g *codegen) gen(n *irNode, t, f *cgLabel) {
+	if n.shared && t == g.accept && f == g.reject {
+		for _, d := range g.deferred {
+			if d.n == n && d.t == t && d.f == f {
+				g.insns = append(g.insns, cgInsn{ja: d.here})
+				return
+			}
+		}
+		here := g.label()
+		g.deferred = append(g.deferred, deferredNode{n, t, f, here})
+		g.insns = append(g.insns, cgInsn{ja: here})
+		return
+	}
 	switch n.k {
 	case irConst:
 		if n.val {
@@ -55,6 +78,10 @@ func (g *codegen) gen(n *irNode, t, f *cgLabel) {
 		g.gen(n.b, t, f)
 	case irNot:
 		g.gen(n.a, f, t)
+	case irSet:
+		g.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: n.kval})
+		g.emit(bpf.StoreScratch{Src: bpf.RegA, N: baseSlot})
+		g.gen(n.a, t, f)
 	case irIf:
 		then, els := g.label(), g.label()
 		g.gen(n.c, then, els)
@@ -63,28 +90,61 @@ func (g *codegen) gen(n *irNode, t, f *cgLabel) {
 		g.place(els)
 		g.gen(n.b, t, f)
 	case irCmp:
-		switch n.load {
-		case ldB:
-			g.emit(bpf.LoadAbsolute{Off: n.off, Size: 1})
-		case ldH:
-			g.emit(bpf.LoadAbsolute{Off: n.off, Size: 2})
-		case ldW:
-			g.emit(bpf.LoadAbsolute{Off: n.off, Size: 4})
-		case ldIndH:
-			g.emit(bpf.LoadMemShift{Off: n.xoff})
-			g.emit(bpf.LoadIndirect{Off: n.off, Size: 2})
-		case ldHBH:
-			g.emit(bpf.LoadAbsolute{Off: n.xoff, Size: 1})
-			g.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 3})
+		switch {
+		case n.rel && n.load == ldIndH:
+			// X := base + the IPv4 header's length; then the load
+			g.emit(bpf.LoadScratch{Dst: bpf.RegX, N: baseSlot})
+			g.emit(bpf.LoadIndirect{Off: n.xoff, Size: 1})
+			g.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+			g.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+			g.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
 			g.emit(bpf.TAX{})
-			g.emit(bpf.LoadIndirect{Off: n.off, Size: 2})
-		case ldExt:
-			g.emit(bpf.LoadExtension{Num: n.ext})
+			g.emit(bpf.LoadIndirect{Off: n.off - n.xoff, Size: 2})
+		case n.rel:
+			g.emit(bpf.LoadScratch{Dst: bpf.RegX, N: baseSlot})
+			g.emit(bpf.LoadIndirect{Off: n.off, Size: map[loadKind]int{ldB: 1, ldH: 2, ldW: 4}[n.load]})
+		default:
+			g.load(n)
 		}
 		if n.mask != 0 {
 			g.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: n.mask})
 		}
 		g.insns = append(g.insns, cgInsn{cond: n.cond, k: n.kval, t: t, f: f})
+	}
+}
+
+// load emits a comparison's load of the packet.
+func (g *codegen) load(n *irNode) {
+	switch n.load {
+	case ldB:
+		g.emit(bpf.LoadAbsolute{Off: n.off, Size: 1})
+	case ldH:
+		g.emit(bpf.LoadAbsolute{Off: n.off, Size: 2})
+	case ldW:
+		g.emit(bpf.LoadAbsolute{Off: n.off, Size: 4})
+	case ldIndH:
+		g.emit(bpf.LoadMemShift{Off: n.xoff})
+		g.emit(bpf.LoadIndirect{Off: n.off, Size: 2})
+	case ldHBH:
+		g.emit(bpf.LoadAbsolute{Off: n.xoff, Size: 1})
+		g.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 3})
+		g.emit(bpf.TAX{})
+		g.emit(bpf.LoadIndirect{Off: n.off, Size: 2})
+	case ldExt:
+		g.emit(bpf.LoadExtension{Num: n.ext})
+	}
+}
+
+// genAll generates root and then the shared nodes it jumps to.
+func (g *codegen) genAll(root *irNode, t, f *cgLabel) {
+	g.accept, g.reject = t, f
+	g.gen(root, t, f)
+	for i := 0; i < len(g.deferred); i++ {
+		d := g.deferred[i]
+		g.place(d.here)
+		n := *d.n
+		n.shared = false
+		g.gen(&n, d.t, d.f)
 	}
 }
 
@@ -167,7 +227,7 @@ func compileIR(root *irNode, snaplen int) ([]bpf.Instruction, error) {
 	}
 	g := &codegen{}
 	accept, reject := g.label(), g.label()
-	g.gen(root, accept, reject)
+	g.genAll(root, accept, reject)
 	g.place(accept)
 	g.emit(bpf.RetConstant{Val: uint32(snaplen)})
 	g.place(reject)
@@ -207,7 +267,10 @@ func (e Expr) Program(lt layers.LinkType, s Socket, snaplen int) ([]bpf.RawInstr
 		return nil, err
 	}
 	tun := noTunnels
-	if s.Tunnels {
+	switch {
+	case s.Tunnels && s.WholeTunnels:
+		tun = allTunnels
+	case s.Tunnels:
 		tun = exactTunnels
 	}
 	prog, err := compileIR(ll.program(s.prefix(), e.n, tun), snaplen)

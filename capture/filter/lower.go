@@ -20,8 +20,15 @@ const (
 	irOr
 	irNot
 	irCmp
-	irIf // if c then a else b
+	irIf  // if c then a else b
+	irSet // scratch memory's base := kval, then a
 )
+
+// baseSlot is the scratch memory word that holds where an overlay
+// packet's inner IP header starts: comparisons marked rel load relative
+// to it, so that the expression is emitted once for every overlay layout
+// (tunnel.go).
+const baseSlot = 15
 
 type loadKind uint8
 
@@ -38,6 +45,9 @@ type irNode struct {
 	k       irKind
 	val     bool
 	a, b, c *irNode
+	// rel: the load is relative to the base in scratch memory (baseSlot);
+	// shared: the node is emitted once, where every use jumps to.
+	rel, shared bool
 
 	load loadKind
 	off  uint32
@@ -88,6 +98,24 @@ func irIfOf(c, a, b *irNode) *irNode {
 		return irAndOf(c, a)
 	}
 	return &irNode{k: irIf, c: c, a: a, b: b}
+}
+
+// irSetOf sets the base to k, then decides a.
+func irSetOf(k uint32, a *irNode) *irNode { return &irNode{k: irSet, kval: k, a: a} }
+
+// relative marks every comparison of n relative to the base, and
+// returns n.
+func relative(n *irNode) *irNode {
+	if n == nil {
+		return n
+	}
+	if n.k == irCmp {
+		n.rel = true
+	}
+	relative(n.a)
+	relative(n.b)
+	relative(n.c)
+	return n
 }
 
 func irNotOf(a *irNode) *irNode {
@@ -322,8 +350,10 @@ type Socket struct {
 	// Tunnels keeps overlay packets too (VXLAN on UDP 4789 and 8472,
 	// Geneve on 6081, GRE, IP in IP): the expression applies to the inner
 	// packet where its place is fixed, and capture applies it to the
-	// others' decoded inner packet (tunnel.go).
-	Tunnels bool
+	// others' decoded inner packet (tunnel.go). WholeTunnels keeps every
+	// overlay packet whole, for capture to judge: a smaller program, for
+	// a kernel that has no room for the other.
+	Tunnels, WholeTunnels bool
 }
 
 // packetOutgoing is skb->pkt_type (PACKET_OUTGOING) of what the host sends.

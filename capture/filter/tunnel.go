@@ -43,20 +43,16 @@ const (
 // fixed (false: every overlay packet is kept, for a program that would
 // be too big otherwise).
 func (ll linkLayout) tunnels(n *fnode, exact bool) *irNode {
-	out := irFalse
-	for _, v6 := range []bool{false, true} {
-		fam := ll.family(v6)
-		if fam.k == irConst && !fam.val {
-			continue
-		}
+	inner := innerJudged(n)
+	keep := func(v6 bool) *irNode {
 		o := ll.outer(v6)
-		keep := o.cand
-		if exact {
-			keep = irIfOf(o.fixed, o.judge(n), o.cand)
+		if !exact {
+			return irAndOf(o.whole, o.cand)
 		}
-		out = irOrOf(out, irAndOf(fam, irAndOf(o.whole, keep)))
+		return irAndOf(o.whole, irIfOf(o.fixed, o.judge(inner), o.cand))
 	}
-	return out
+	// an if, not an or: what the inner packet decides is the answer
+	return irIfOf(ll.family(false), keep(false), irAndOf(ll.family(true), keep(true)))
 }
 
 // outerIP is an overlay packet's outer IP header, of one family.
@@ -96,12 +92,11 @@ func (o outerIP) half(off, v uint32) *irNode { return irCmpOf(ldH, o.base+off, 0
 // the inner packet where its place is fixed (VXLAN, Geneve without
 // options, GRE of 4 or 8 bytes, IPIP), kept otherwise; false for what
 // capture would not decode.
-func (o outerIP) judge(n *fnode) *irNode {
-	// An inner Ethernet frame with a VLAN tag is kept.
-	eth := func(off uint32) *irNode {
-		return irIfOf(o.half(off+12, 0x8100), irTrue, o.ll.inner(o.base+off, true).judged(n))
-	}
-	ip := func(off uint32) *irNode { return o.ll.inner(o.base+off, false).judged(n) }
+func (o outerIP) judge(inner *irNode) *irNode {
+	// The inner IP packet at off, judged where it starts; an inner
+	// Ethernet frame with a VLAN tag is kept.
+	ip := func(off uint32) *irNode { return irSetOf(o.base+off, inner) }
+	eth := func(off uint32) *irNode { return irIfOf(o.half(off+12, 0x8100), irTrue, ip(off+14)) }
 	isIP := func(off uint32) *irNode { return irOrOf(o.half(off, etherIPv4), o.half(off, etherIPv6)) }
 	// VXLAN: the I flag, then Ethernet after the 8-byte header.
 	vxlan := irIfOf(irCmpOf(ldB, o.base+8, 0, bpf.JumpBitsSet, 0x08), eth(16), irTrue)
@@ -160,21 +155,19 @@ func (ll linkLayout) inner(off uint32, eth bool) linkLayout {
 	return linkLayout{l3: off, ethOff: -1, nibble: true, linkType: ll.linkType}
 }
 
-// judged decides an inner packet: TCP that matches n (capture does not
-// decode an inner IPv6 packet with extension headers), or an overlay
-// packet itself (a tunnel in a tunnel), kept for capture to judge.
-func (ll linkLayout) judged(n *fnode) *irNode {
-	tcp4 := irAndOf(irCmpOf(ldB, ll.l3+9, 0, bpf.JumpEqual, 6),
-		irNotOf(irCmpOf(ldH, ll.l3+6, 0, bpf.JumpBitsSet, 0x3fff)))
-	v4 := irAndOf(tcp4, ll.lower(n, false))
-	v6 := irAndOf(irCmpOf(ldB, ll.l3+6, 0, bpf.JumpEqual, 6), ll.lower(n, true))
+// innerJudged decides an inner IP packet, wherever the base says it
+// starts: TCP that matches n (capture does not decode an inner IPv6
+// packet with extension headers), or an overlay packet itself (a tunnel
+// in a tunnel), kept for capture to judge. It is emitted once: each
+// overlay layout sets the base and jumps to it.
+func innerJudged(n *fnode) *irNode {
+	ll := linkLayout{l3: 0, ethOff: -1, nibble: true}
 	out := irFalse
-	for _, v := range []struct {
-		v6  bool
-		tcp *irNode
-	}{{false, v4}, {true, v6}} {
-		o := ll.outer(v.v6)
-		out = irOrOf(out, irAndOf(ll.family(v.v6), irOrOf(v.tcp, irAndOf(o.whole, o.cand))))
+	for _, v6 := range []bool{false, true} {
+		o := ll.outer(v6)
+		out = irOrOf(out, irAndOf(ll.family(v6), irOrOf(irAndOf(ll.tcp(v6), ll.lower(n, v6)), irAndOf(o.whole, o.cand))))
 	}
-	return out
+	shared := *relative(out)
+	shared.shared = true
+	return &shared
 }

@@ -171,6 +171,14 @@ func TestTunnelProgram(t *testing.T) {
 				t.Errorf("%s %q: kept VXLAN carrying UDP", lt, expr)
 			}
 			checkTunnels(t, lt, expr, raw, m, tps, data, segs, true)
+			whole, err := e.Program(lt, filter.Socket{Tunnels: true, WholeTunnels: true}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !runBPFVM(t, whole, toLink(probe, lt)) {
+				t.Errorf("%s %q: WholeTunnels judged the probe", lt, expr)
+			}
+			checkTunnels(t, lt, expr, whole, m, tps, data, segs, false)
 			bare, _ := e.Program(lt, filter.Socket{}, 0)
 			for _, p := range plain {
 				if got, want := runBPFVM(t, raw, toLink(p.eth, lt)), runBPFVM(t, bare, toLink(p.eth, lt)); got != want {
