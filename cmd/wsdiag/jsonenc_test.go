@@ -235,4 +235,3 @@ func randomLine(rnd *rand.Rand) *VerdictLine {
 	}
 	return l
 }
-
