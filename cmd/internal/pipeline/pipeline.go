@@ -116,11 +116,11 @@ func (s *single) add(p *capture.Packet) {
 	st := s.sched.next(p.CI.Timestamp)
 	if st.flush {
 		s.log.at = stamp(st.seq, atFlush)
-		s.asm.Flush(st.now)
+		s.asm.Flush(s.sched.time(st.now))
 		s.applyGroup()
 	}
 	if st.decide {
-		s.an.Decide(st.upTo)
+		s.an.Decide(s.sched.upTo(st.now))
 	}
 	s.log.at = stamp(st.seq, atPacket)
 	s.asm.Packet(p.Net, p.TCP, p.CI, p.Cut)

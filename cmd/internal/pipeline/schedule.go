@@ -1,6 +1,9 @@
 package pipeline
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // schedule places what a Pipeline does between packets: the Assemblers
 // give up old holes and idle connections every second of capture time
@@ -10,11 +13,12 @@ import "time"
 // and the analyzer is given the same events in the same order: the
 // verdicts, and their order, do not depend on the number of workers.
 type schedule struct {
-	seq        uint64    // packets numbered so far
-	now        time.Time // the latest capture time seen
-	nextFlush  time.Time
-	lastDecide time.Time
-	since      int // packets since the last decision
+	seq uint64 // packets numbered so far
+	// Capture times in nanoseconds (clamped: see nanos): the latest seen,
+	// the next flush, the last decision.
+	now, nextFlush, lastDecide int64
+	started                    bool
+	since                      int // packets since the last decision
 	// behind is how far input may come out of time order (several
 	// interfaces of a pcapng): decisions stay that far behind now.
 	behind time.Duration
@@ -35,31 +39,50 @@ const (
 // step is what happens at one packet.
 type step struct {
 	seq    uint64
-	flush  bool      // the Assemblers flush at now before it
-	decide bool      // then the analyzer decides up to upTo
-	now    time.Time // the capture time reached
-	upTo   time.Time
+	flush  bool // the Assemblers flush at now before it
+	decide bool // then the analyzer decides up to now-behind
+	now    int64
 }
 
 // next numbers the packet at ts and says what happens before it.
 func (s *schedule) next(ts time.Time) step {
 	st := step{seq: s.seq}
 	s.seq++
-	if ts.After(s.now) {
-		s.now = ts
+	if t := nanos(ts); t > s.now || !s.started {
+		s.now = t
 	}
 	st.now = s.now
-	if s.nextFlush.IsZero() {
-		s.nextFlush = s.now.Add(flushEvery)
+	if !s.started {
+		s.started = true
+		s.nextFlush = s.now + int64(flushEvery)
 		s.lastDecide = s.now
-	} else if !s.now.Before(s.nextFlush) {
+	} else if s.now >= s.nextFlush {
 		st.flush = true
-		s.nextFlush = s.now.Add(flushEvery)
+		s.nextFlush = s.now + int64(flushEvery)
 	}
 	s.since++
-	if s.since >= decideEvery && s.now.Sub(s.lastDecide) >= decideStep {
-		st.decide, st.upTo = true, s.now.Add(-s.behind)
+	if s.since >= decideEvery && s.now-s.lastDecide >= int64(decideStep) {
+		st.decide = true
 		s.since, s.lastDecide = 0, s.now
 	}
 	return st
+}
+
+// time is a capture time of the schedule as a time.
+func (s *schedule) time(t int64) time.Time { return time.Unix(0, t).UTC() }
+
+// upTo is how far a decision at now decides.
+func (s *schedule) upTo(now int64) time.Time { return s.time(now).Add(-s.behind) }
+
+// nanos is t in nanoseconds since 1970, clamped to what an int64 holds
+// (a hostile capture's time stamps may lie centuries away).
+func nanos(t time.Time) int64 {
+	const maxSec = math.MaxInt64/int64(time.Second) - 1
+	switch sec := t.Unix(); {
+	case sec > maxSec:
+		return math.MaxInt64
+	case sec < -maxSec:
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }

@@ -28,11 +28,15 @@ const batchSize = 1024
 // the worker (gopacket keys connections by the decoded port bytes); or,
 // with flush set, the schedule's flush at ts.
 type segment struct {
-	seq         uint64
-	ts          time.Time
-	net         gopacket.Flow
+	seq uint64
+	// ts is the capture time (seconds and nanoseconds: exact, and no
+	// pointer for the collector to follow), or the flush's (nanoseconds
+	// of the schedule).
+	sec         int64
+	nsec        int32
 	off, n, cut int32
 	flush       bool
+	net         gopacket.Flow
 }
 
 type batch struct {
@@ -49,6 +53,9 @@ type decision struct {
 	seq  uint64
 	upTo time.Time
 }
+
+// maxBatchPayload is how many bytes of segments a batch holds at most.
+const maxBatchPayload = 192 << 10
 
 // shardOf deals a segment's connection to a worker, the same way in both
 // directions. The ports alone spread connections well (a client's
@@ -89,7 +96,7 @@ func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, c Config) *
 		s.done = append(s.done, make(chan *batch, batchesPerWorker))
 		s.free = append(s.free, make(chan *batch, batchesPerWorker))
 		for i := 0; i < batchesPerWorker; i++ {
-			s.free[w] <- &batch{segs: make([]segment, 0, batchSize), slab: make([]byte, 0, 256<<10)}
+			s.free[w] <- &batch{segs: make([]segment, 0, batchSize+1), slab: make([]byte, 0, 256<<10)}
 		}
 		sink := &eventLog{}
 		o := opt
@@ -106,22 +113,32 @@ func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, c Config) *
 // add deals one decoded segment to its worker, after what the schedule
 // places before it.
 func (s *sharded) add(p *capture.Packet) {
-	st := s.sched.next(p.CI.Timestamp)
+	ts := p.CI.Timestamp
+	st := s.sched.next(ts)
 	if st.flush {
 		for _, b := range s.cur {
-			b.segs = append(b.segs, segment{seq: st.seq, ts: st.now, flush: true})
+			b.segs = append(b.segs, segment{seq: st.seq, sec: st.now, flush: true})
+		}
+		if len(s.cur[0].segs) >= batchSize { // every batch has the flushes
+			s.round(false)
 		}
 	}
 	if st.decide {
-		s.cur[0].decisions = append(s.cur[0].decisions, decision{st.seq, st.upTo})
+		s.cur[0].decisions = append(s.cur[0].decisions, decision{st.seq, s.sched.upTo(st.now)})
 	}
-	w := shardOf(p, s.n)
-	b := s.cur[w]
+	b := s.cur[shardOf(p, s.n)]
 	off := len(b.slab)
-	b.slab = append(b.slab, p.TCP.Contents...)
-	b.slab = append(b.slab, p.TCP.Payload...)
-	b.segs = append(b.segs, segment{seq: st.seq, ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut)})
-	if len(b.segs) >= batchSize || len(b.slab) > 192<<10 {
+	b.slab = append(append(b.slab, p.TCP.Contents...), p.TCP.Payload...)
+	if n := len(b.segs); n < cap(b.segs) {
+		b.segs = b.segs[:n+1] // written in place: no segment copied
+	} else {
+		b.segs = append(b.segs, segment{})
+	}
+	g := &b.segs[len(b.segs)-1]
+	g.seq, g.sec, g.nsec, g.flush = st.seq, ts.Unix(), int32(ts.Nanosecond()), false
+	g.off, g.n, g.cut = int32(off), int32(len(b.slab)-off), int32(p.Cut)
+	g.net = p.Net
+	if len(b.segs) >= batchSize || len(b.slab) > maxBatchPayload {
 		s.round(false)
 	}
 }
@@ -161,14 +178,15 @@ func (s *sharded) worker(in <-chan *batch, out chan<- *batch, asm *reassembly.As
 			g := &b.segs[i]
 			if g.flush {
 				sink.at = stamp(g.seq, atFlush)
-				asm.Flush(g.ts)
+				asm.Flush(time.Unix(0, g.sec).UTC())
 				continue
 			}
 			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
 				continue // it decoded once already; cannot happen
 			}
 			sink.at = stamp(g.seq, atPacket)
-			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut))
+			ts := time.Unix(g.sec, int64(g.nsec)).UTC()
+			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut))
 		}
 		if b.last {
 			sink.at = atClose
