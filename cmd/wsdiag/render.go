@@ -250,12 +250,13 @@ type jsonRenderer struct {
 	w           io.Writer
 	buf         bytes.Buffer
 	line        []byte
+	scratch     lineScratch
 	headers     bool
 	showSecrets bool
 }
 
 func (j *jsonRenderer) verdict(v *analyze.Verdict) {
-	j.line = verdictLine(v, j.headers, j.showSecrets).appendJSON(j.line[:0])
+	j.line = j.scratch.fill(v, j.headers, j.showSecrets).appendJSON(j.line[:0])
 	j.w.Write(j.line)
 }
 
