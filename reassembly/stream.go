@@ -60,7 +60,11 @@ type stream struct {
 	// in the 640-byte size class.)
 	memSub    Mem
 	forgotten bool
-	mem       int32
+	// hasNode: the Assembler holds a nodeState for s (node.go); a map
+	// entry rather than a field, which would cost every connection a size
+	// class.
+	hasNode bool
+	mem     int32
 }
 
 // dirOf is gopacket's direction as ours: both call the direction of the
@@ -79,7 +83,7 @@ func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 
 func (s *stream) conn() Conn {
 	c := s.clientDir
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil}
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil, Node: s.node()}
 }
 
 // setClient fixes the client's direction once; later evidence does not
@@ -162,6 +166,7 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d flow.Dir, n int) {
+	s.proxyLost(d)
 	if s.mid() {
 		s.ws.Gap(d, n)
 		return
@@ -181,6 +186,7 @@ func (s *stream) lost(d flow.Dir, n int) {
 // (the snap length cut a segment): a header block cut short is still
 // reported, with the lines it kept.
 func (s *stream) cut(d flow.Dir, n int) {
+	s.proxyLost(d)
 	if s.tls != nil || s.ignored || s.mid() {
 		s.lost(d, n)
 		return
@@ -199,7 +205,15 @@ func (s *stream) deliver(d flow.Dir, data []byte, t time.Time) {
 	if s.ignored {
 		return
 	}
+	first := s.bytes[d] == 0
 	s.bytes[d] += uint64(len(data))
+	if first || s.hasNode {
+		// a PROXY header (node.go) is not the client's HTTP
+		if data = s.proxyHeader(d, data, first, t); len(data) == 0 {
+			s.account()
+			return
+		}
+	}
 	if s.mid() {
 		s.midFeed(d, data, t)
 		return
@@ -337,6 +351,9 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 			s.pending = s.pending[:len(s.pending)-1]
 		}
 	}
+	if resp.Request == nil && s.nreq == 0 && s.hasNode {
+		s.proxyAnswered(resp)
+	}
 	s.emitResponse() // a previous response still collecting its body
 	if m.Truncated && !m.Switches() {
 		s.asm.sink.Response(resp)
@@ -347,7 +364,7 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 		s.upgraded, s.upgradeTime = true, m.End
 		s.dir[d.Reverse()].Tunnel() // the parser switches its own direction
 		s.ws = &wsframe.Session{}
-		s.ws.Init(s.clientDir, wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
+		s.ws.Init(s.clientDir, deflateMayBe(resp))
 		s.pending = nil
 		return false
 	}
@@ -424,7 +441,7 @@ func (s *stream) finish() {
 	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
-	if !httpSeen && !tls && mid == nil && !(noData && s.syn) {
+	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && !s.proxySeen() {
 		return
 	}
 	c, sv := s.clientDir, s.clientDir.Reverse()

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"net/netip"
 	"slices"
 
 	"github.com/wsdiag/wsdiag/analyze"
@@ -51,6 +52,7 @@ type event struct {
 	end  *reassembly.ConnEnd
 	tls  *reassembly.TLSStart
 	recs *reassembly.TLSRecords
+	cut  *reassembly.CloseOnly
 }
 
 // Stamps order what happens at a packet of the pipeline's input: the
@@ -70,19 +72,21 @@ func stamp(seq uint64, kind uint64) uint64 { return seq<<2 | kind }
 // at once (a flush, the close), not from one packet.
 func grouped(at uint64) bool { return at == atClose || at&3 == atFlush }
 
-// conn is the connection an event is about.
-func (e *event) conn() *reassembly.Conn {
+// ends are the two ends of the connection an event is about.
+func (e *event) ends() (a, b netip.AddrPort) {
 	switch {
 	case e.req != nil:
-		return &e.req.Conn
+		return e.req.Client, e.req.Server
 	case e.resp != nil:
-		return &e.resp.Conn
+		return e.resp.Client, e.resp.Server
 	case e.end != nil:
-		return &e.end.Conn
+		return e.end.Client, e.end.Server
 	case e.tls != nil:
-		return &e.tls.Conn
+		return e.tls.Client, e.tls.Server
+	case e.recs != nil:
+		return e.recs.Client, e.recs.Server
 	}
-	return &e.recs.Conn
+	return e.cut.From, e.cut.To
 }
 
 // canonical orders the events of a flush or of the close, which each
@@ -91,11 +95,12 @@ func (e *event) conn() *reassembly.Conn {
 // each connection's events in the order they came.
 func canonical(events []event) {
 	slices.SortStableFunc(events, func(x, y event) int {
-		a, b := x.conn(), y.conn()
-		if c := a.Client.Compare(b.Client); c != 0 {
+		xa, xb := x.ends()
+		ya, yb := y.ends()
+		if c := xa.Compare(ya); c != 0 {
 			return c
 		}
-		return a.Server.Compare(b.Server)
+		return xb.Compare(yb)
 	})
 }
 
@@ -126,6 +131,9 @@ func (l *eventLog) TLSStart(e *reassembly.TLSStart) {
 func (l *eventLog) TLSRecords(e *reassembly.TLSRecords) {
 	l.events = append(l.events, event{at: l.at, recs: e})
 }
+func (l *eventLog) CloseOnly(e *reassembly.CloseOnly) {
+	l.events = append(l.events, event{at: l.at, cut: e})
+}
 
 // apply hands events to an (and obs) in order and clears them, so that
 // the slice is reused without holding on to the events.
@@ -154,5 +162,7 @@ func applyOne(e *event, an *analyze.Analyzer, obs Observer) {
 		an.TLSStart(e.tls)
 	case e.recs != nil:
 		an.TLSRecords(e.recs)
+	case e.cut != nil:
+		an.CloseOnly(e.cut)
 	}
 }

@@ -123,7 +123,7 @@ func (s *single) add(p *capture.Packet) {
 		s.an.Decide(s.sched.upTo(st.now))
 	}
 	s.log.at = stamp(st.seq, atPacket)
-	s.asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
+	s.asm.PacketVia(p.Net, p.TCP, p.CI, p.Cut, &p.Tunnel)
 	if len(s.log.events) > 0 {
 		apply(s.log.events, s.an, s.obs)
 		s.log.events = s.log.events[:0]
@@ -152,6 +152,9 @@ type PumpOptions struct {
 	Stop *atomic.Bool
 	// Cuts, when set, counts the packets the snap length cut.
 	Cuts *Cuts
+	// Offsets, when set, are how far each reader's clock is ahead
+	// (offset.go): taken off its timestamps before they are merged.
+	Offsets []time.Duration
 }
 
 // Cuts tallies the packets a capture's snap length cut (tcpdump -s 96 or
@@ -195,6 +198,12 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 		mixed bool // it showed another since
 	}
 	heads := make([]head, 0, len(readers))
+	offsets := map[*capture.Reader]time.Duration{}
+	for i, r := range readers {
+		if i < len(o.Offsets) && o.Offsets[i] != 0 {
+			offsets[r] = o.Offsets[i]
+		}
+	}
 	advance := func(r *capture.Reader) *capture.Packet {
 		p, err := r.Next()
 		if err != nil {
@@ -202,6 +211,9 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 				warnings = append(warnings, err.Error()+"; verdicts use the packets before it")
 			}
 			return nil
+		}
+		if d, ok := offsets[r]; ok {
+			p.CI.Timestamp = p.CI.Timestamp.Add(-d)
 		}
 		return p
 	}

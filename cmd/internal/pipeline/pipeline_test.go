@@ -203,3 +203,5 @@ func TestPumpPcapngInterfaces(t *testing.T) {
 		}
 	}
 }
+
+func (f sinkFunc) Behind(time.Duration) {}

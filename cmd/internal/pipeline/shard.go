@@ -35,6 +35,7 @@ type segment struct {
 	sec         int64
 	nsec        int32
 	off, n, cut int32
+	tun         int32 // index+1 in the batch's tunnels; 0: not tunnelled
 	flush       bool
 	net         gopacket.Flow
 }
@@ -42,6 +43,7 @@ type segment struct {
 type batch struct {
 	segs   []segment
 	slab   []byte
+	tuns   []capture.Tunnel // of the tunnelled segments
 	events []event
 	// decisions are the schedule's in this round (worker 0's batch).
 	decisions []decision
@@ -136,8 +138,12 @@ func (s *sharded) add(p *capture.Packet) {
 	}
 	g := &b.segs[len(b.segs)-1]
 	g.seq, g.sec, g.nsec, g.flush = st.seq, ts.Unix(), int32(ts.Nanosecond()), false
-	g.off, g.n, g.cut = int32(off), int32(len(b.slab)-off), int32(p.Cut)
+	g.off, g.n, g.cut, g.tun = int32(off), int32(len(b.slab)-off), int32(p.Cut), 0
 	g.net = p.Net
+	if p.Tunnel.Kind != capture.TunnelNone {
+		b.tuns = append(b.tuns, p.Tunnel)
+		g.tun = int32(len(b.tuns))
+	}
 	if len(b.segs) >= batchSize || len(b.slab) > maxBatchPayload {
 		s.round(false)
 	}
@@ -186,7 +192,11 @@ func (s *sharded) worker(in <-chan *batch, out chan<- *batch, asm *reassembly.As
 			}
 			sink.at = stamp(g.seq, atPacket)
 			ts := time.Unix(g.sec, int64(g.nsec)).UTC()
-			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut))
+			var tun *capture.Tunnel
+			if g.tun > 0 {
+				tun = &b.tuns[g.tun-1]
+			}
+			asm.PacketVia(g.net, &tcp, gopacket.CaptureInfo{Timestamp: ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut), tun)
 		}
 		if b.last {
 			sink.at = atClose
@@ -213,7 +223,7 @@ func (s *sharded) apply() {
 			return
 		}
 		for w, b := range bs {
-			b.segs, b.slab, b.events, b.decisions = b.segs[:0], b.slab[:0], b.events[:0], b.decisions[:0]
+			b.segs, b.slab, b.tuns, b.events, b.decisions = b.segs[:0], b.slab[:0], b.tuns[:0], b.events[:0], b.decisions[:0]
 			s.free[w] <- b
 		}
 	}
