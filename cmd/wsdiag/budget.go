@@ -89,11 +89,6 @@ func (c *common) budget(ropt *reassembly.Options, opt *analyze.Options, workers 
 	ropt.Budget = m.b
 	opt.Memory = m.b.Account(reassembly.MemPending)
 	debug.SetMemoryLimit(n + memHeadroom)
-	// Under that limit the heap may grow to three times what is live
-	// between two collections, not twice: the collector's work halves
-	// (a twentieth of the instructions on real traffic) for some more
-	// resident memory (59 → 71 MB reading realwork.sh's capture).
-	debug.SetGCPercent(200)
 	return m, nil
 }
 
