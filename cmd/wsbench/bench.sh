@@ -26,3 +26,4 @@ fi
 CGO_ENABLED=0 go build -o /tmp/wsbench-wsdiag ./cmd/wsdiag
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
 /tmp/wsbench-bin run -wsdiag /tmp/wsbench-wsdiag -runs "$RUNS" "${files[@]}"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) at the end" >&2

@@ -103,29 +103,44 @@ type result struct {
 	out [sha256.Size]byte
 }
 
-// measure runs argv runs times and keeps the fastest run (the machine
-// may be shared: the best run is the one least disturbed) and the
-// largest peak RSS.
-func measure(name string, runs int, argv ...string) result {
-	var best result
-	var cpu time.Duration
-	for i := 0; i < max(runs, 1); i++ {
-		r := measureOnce(name, argv...)
-		if i == 0 || r.cpu < cpu {
-			cpu = r.cpu
-		}
-		if i == 0 || r.ok && r.wall < best.wall {
-			rss := max(best.maxRSS, r.maxRSS)
-			best = r
-			best.maxRSS = rss
-		} else {
-			best.maxRSS = max(best.maxRSS, r.maxRSS)
-		}
-		if r.out != best.out {
-			best.note = "output differs from run to run"
+// tool is one command measured on a file.
+type tool struct {
+	name string
+	runs int
+	argv []string
+}
+
+// measure runs each tool its number of times, a round at a time (every
+// tool once per round: a burst of other load on a shared machine slows
+// them alike), and keeps each tool's fastest run (the one least
+// disturbed), its least CPU time and its largest peak RSS.
+func measure(tools []tool) []result {
+	best := make([]result, len(tools))
+	rounds := 0
+	for _, t := range tools {
+		rounds = max(rounds, t.runs)
+	}
+	for i := 0; i < rounds; i++ {
+		for k, t := range tools {
+			if i >= max(t.runs, 1) {
+				continue
+			}
+			r := measureOnce(t.name, t.argv...)
+			b := &best[k]
+			if i == 0 {
+				*b = r
+				continue
+			}
+			cpu, rss := min(b.cpu, r.cpu), max(b.maxRSS, r.maxRSS)
+			if r.out != b.out {
+				r.note = "output differs from run to run"
+			}
+			if r.ok && r.wall < b.wall || r.note != "" && b.note == "" {
+				*b = r
+			}
+			b.cpu, b.maxRSS = cpu, rss
 		}
 	}
-	best.cpu = cpu // the least CPU time of any run
 	return best
 }
 
@@ -339,7 +354,6 @@ func runOne(file, wsdiag string, runs, tsharkRuns int) (workload, error) {
 	packets := countPackets(file)
 	mb := float64(st.Size()) / 1e6
 	read := []string{"read", "--format", "json", "--progress", "never"}
-	var rs []result
 	// One core: one worker, pinned with taskset (util-linux) when there is one.
 	pin := func(argv []string) []string {
 		if p, err := exec.LookPath("taskset"); err == nil {
@@ -347,17 +361,20 @@ func runOne(file, wsdiag string, runs, tsharkRuns int) (workload, error) {
 		}
 		return argv
 	}
-	rs = append(rs, measure("wsdiag (1 core)", runs, pin(append([]string{wsdiag}, append(read, "--workers", "1", file)...))...))
 	ncpu := runtime.NumCPU()
-	rs = append(rs, measure(fmt.Sprintf("wsdiag (%d workers)", ncpu), runs, append([]string{wsdiag}, append(read, file)...)...))
-	// Reading and decoding alone: a filter nothing matches.
-	rs = append(rs, measure("wsdiag decode-only", runs, pin(append([]string{wsdiag}, append(read, "--workers", "1", file, "--", "port", "1")...))...))
+	tools := []tool{
+		{"wsdiag (1 core)", runs, pin(append([]string{wsdiag}, append(read, "--workers", "1", file)...))},
+		{fmt.Sprintf("wsdiag (%d workers)", ncpu), runs, append([]string{wsdiag}, append(read, file)...)},
+		// Reading and decoding alone: a filter nothing matches.
+		{"wsdiag decode-only", runs, pin(append([]string{wsdiag}, append(read, "--workers", "1", file, "--", "port", "1")...))},
+	}
 	if p, err := exec.LookPath("tcpdump"); err == nil {
-		rs = append(rs, measure("tcpdump", runs, p, "-r", file, "-w", "/dev/null"))
+		tools = append(tools, tool{"tcpdump", runs, []string{p, "-r", file, "-w", "/dev/null"}})
 	}
 	if p, err := exec.LookPath("tshark"); err == nil {
-		rs = append(rs, measure("tshark", tsharkRuns, p, "-n", "-r", file, "-Y", "http.upgrade || websocket"))
+		tools = append(tools, tool{"tshark", tsharkRuns, []string{p, "-n", "-r", file, "-Y", "http.upgrade || websocket"}})
 	}
+	rs := measure(tools)
 	w := workload{file: file, short: shortName(file), packets: packets, res: map[string]result{}}
 	fmt.Printf("file %s: %d packets, %.1f MB; best of %d runs (tshark: %d)\n\n", file, packets, mb, runs, tsharkRuns)
 	fmt.Printf("%-20s %10s %12s %9s %10s  %s\n", "tool", "wall", "packets/s", "MB/s", "peak RSS", "note")
