@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -98,7 +99,16 @@ func (s *session) views() {
 	s.limit = uint64(c.count)
 	s.tally.ByCode, s.tally.BySev = map[analyze.Code]uint64{}, map[analyze.Severity]uint64{}
 	out := s.plan.out
-	s.rend = newRenderer(c.format, out, c.verbose, c.showSecrets, wantTTY(c.color, out) && os.Getenv("NO_COLOR") == "")
+	color := wantTTY(c.color, out) && os.Getenv("NO_COLOR") == ""
+	if !s.plan.live && !wantTTY("auto", out) {
+		// Reading into a file or a pipe: the verdicts in blocks, not a
+		// write per line; everything else that goes to stdout goes
+		// through the same buffer, written out when the run ends.
+		bw := bufio.NewWriterSize(out, 64<<10)
+		s.plan.out, out = bw, bw
+		s.onExit(func() { bw.Flush() })
+	}
+	s.rend = newRenderer(c.format, out, c.verbose, c.showSecrets, color)
 	s.rep = c.newReport(s.plan.title, s.plan.live)
 	s.consumers = append(s.consumers, s.hook.verdict, s.rend.verdict, s.rep.Add, s.met.verdict)
 	opt := s.opt
