@@ -121,6 +121,7 @@ func (c *common) analyzeOptions() (analyze.Options, error) {
 	opt := analyze.DefaultOptions
 	opt.All = c.all
 	opt.MaxPending = c.maxPending
+	opt.Explain = c.verbose >= 2 // -vv: also the findings that change nothing here (host_rewritten)
 	// Offline, an attempt is decided as soon as its grace has passed in
 	// capture time: long enough for a leg held up behind a hole in its
 	// connection, which reassembly gives up after FlushAfter, checked

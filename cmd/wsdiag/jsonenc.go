@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/wsdiag/wsdiag/cmd/internal/visible"
 )
 
 // The verdict line's JSON, appended field by field: the bytes encoding/json
@@ -162,20 +164,22 @@ func appendFloat(b []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// plainJSON marks the bytes a JSON string holds as they are: ASCII from
-// space on, but for quote and backslash.
+// plainJSON marks the bytes a JSON string holds as they are: printable
+// ASCII but for quote and backslash.
 var plainJSON = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
+	for c := 0x20; c < 0x7f; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
 
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it without HTML escaping: quote and backslash, control
-// characters (\b \f \n \r \t by name, the rest as \u00XX), U+2028 and
-// U+2029 as \u escapes; bytes that are not UTF-8 become \ufffd. Every JSON
-// string of a verdict line is written here and nowhere else.
+// appendJSONString appends s as a JSON string, escaped as writeLine
+// escapes it: as encoding/json does without HTML escaping (quote and
+// backslash, control characters: \b \f \n \r \t by name, the rest as
+// \u00XX; U+2028 and U+2029 as \u escapes; bytes that are not UTF-8 as
+// \ufffd), and the runes visible.JSON hides from a terminal (DEL, C1 and
+// bidi controls) as \u escapes too. Every JSON string of a verdict line is
+// written here and nowhere else.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0 // s[start:i] is still to be copied as it is
@@ -200,7 +204,7 @@ func appendJSONString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
-			default:
+			default: // the rest of C0, and DEL
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
 			}
 			i++
@@ -212,9 +216,9 @@ func appendJSONString(b []byte, s string) []byte {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
+		case r == '\u2028' || r == '\u2029' || visible.Hidden(r):
 			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&15])
+			b = append(b, '\\', 'u', hexDigits[r>>12&15], hexDigits[r>>8&15], hexDigits[r>>4&15], hexDigits[r&15])
 		default:
 			i += size
 			continue

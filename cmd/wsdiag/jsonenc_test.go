@@ -12,11 +12,12 @@ import (
 	"github.com/wsdiag/wsdiag/analyze"
 )
 
-// encodingJSON is the reference: what writeLine (encoding/json) writes.
+// encodingJSON is the reference: what writeLine (encoding/json, then
+// visible.JSON) writes.
 func encodingJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := writeLine(&buf, &bytes.Buffer{}, v); err != nil {
+	if err := writeLine(&buf, &lineBuf{}, v); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -133,7 +134,7 @@ func TestRandomLineCoversEveryField(t *testing.T) {
 	}
 }
 
-// FuzzJSONString: any string is escaped as encoding/json escapes it.
+// FuzzJSONString: any string is escaped as writeLine escapes it.
 func FuzzJSONString(f *testing.F) {
 	for _, s := range []string{"", "a\"b\\c", "</script>&", "\x00\x1f\x7f\b\f\n\r\t", "\xff\xfe", "\u2028\u2029", "é漢🙂", "\u0085\u202e\u2066", "\xed\xa0\x80"} {
 		f.Add(s)
