@@ -184,6 +184,12 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0 // s[start:i] is still to be copied as it is
 	for i := 0; i < len(s); {
+		for i+4 <= len(s) && plainJSON[s[i]] && plainJSON[s[i+1]] && plainJSON[s[i+2]] && plainJSON[s[i+3]] {
+			i += 4
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if plainJSON[c] {
 			i++
