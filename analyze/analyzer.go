@@ -42,6 +42,10 @@ type Options struct {
 	// accepted the upgrade (or did not answer) is recorded only then
 	// (-vv).
 	Explain bool
+	// Assemblers, when above 0, is how many goroutines assemble verdicts
+	// (emit.go): out and Events are then called from another goroutine
+	// than the analyzer's (one at a time, in order), until Finish returns.
+	Assemblers int
 }
 
 // DefaultOptions are what the command line starts from.
@@ -86,8 +90,8 @@ func (x *exchange) settled(waitSession bool) (time.Time, bool) {
 
 // Analyzer is a reassembly.Sink that yields verdicts.
 type Analyzer struct {
-	opt Options
-	out func(*Verdict)
+	opt  Options
+	sink *emitter
 	// xs holds undecided exchanges sorted by request start; byKey indexes
 	// them by Sec-WebSocket-Key (see pending.go).
 	xs    []*exchange
@@ -157,9 +161,12 @@ func New(opt Options, out func(*Verdict)) *Analyzer {
 	if opt.MaxPending <= 0 {
 		opt.MaxPending = DefaultOptions.MaxPending
 	}
-	return &Analyzer{opt: opt, out: out, byReq: map[*reassembly.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[reassembly.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, routes: map[netip.AddrPort]*routes{}, tlsLegs: map[reassembly.ConnID]*tlsLeg{}, cross: newCrossState(),
+	return &Analyzer{opt: opt, sink: newEmitter(out, opt.Events, opt.Assemblers), byReq: map[*reassembly.Request]*exchange{}, byKey: map[string][]*exchange{}, open: map[reassembly.ConnID][]*exchange{}, proxied: map[netip.AddrPort]bool{}, routes: map[netip.AddrPort]*routes{}, tlsLegs: map[reassembly.ConnID]*tlsLeg{}, cross: newCrossState(),
 		stats: Stats{ByCode: map[Code]uint64{}, BySev: map[Severity]uint64{}}}
 }
+
+// out puts out a verdict.
+func (a *Analyzer) out(v *Verdict) { a.sink.verdict(v) }
 
 // Stats returns counters; ByCode and BySev count decided attempts.
 func (a *Analyzer) Stats() Stats { return a.stats }
@@ -273,8 +280,11 @@ func (a *Analyzer) Decide(now time.Time) {
 	a.judgeIdleCuts(now, false)
 	defer a.releaseHeld(now)
 	cut := now.Add(-a.opt.Grace)
-	w := a.waiting()
-	for _, x := range a.xs {
+	// An exchange settles after its request started: those that started
+	// after cut cannot be due, nor can they claim one that is.
+	due := a.xs[:a.firstAfter(cut)]
+	w := a.waiting(due)
+	for _, x := range due {
 		if x.decided {
 			continue
 		}
@@ -318,6 +328,7 @@ func (a *Analyzer) Finish() {
 	a.releaseHeld(time.Time{})
 	a.decideMid(time.Time{}, true)
 	a.account()
+	a.sink.drain()
 }
 
 // compact forgets decided exchanges.
@@ -398,14 +409,15 @@ func (a *Analyzer) judgeChain(chain []*exchange) {
 	if a.deferEncrypted(chain) {
 		return // judged by pairEncrypted
 	}
-	v, at, until := judgeHeld(chain, a, nil, ConfNone)
-	if v == nil {
+	at, until := judgeRules(chain, a, nil, ConfNone)
+	if !until.IsZero() {
 		a.hold(at, until)
 		return
 	}
+	v, p := at.head()
 	a.noteProduct(v)
 	a.count(v)
-	a.out(v)
+	a.sink.attempt(at, v, p)
 }
 
 func (a *Analyzer) upstreamAllowed(y *exchange) bool {

@@ -7,9 +7,27 @@ import "github.com/wsdiag/wsdiag/reassembly"
 // evidence follows, then what each leg showed; the advice and the fix
 // come from the primary code's row.
 func (a *attempt) verdict() *Verdict {
-	v := a.addresses()
-	p := a.primary()
+	v, p := a.head()
+	a.body(v, p)
+	return v
+}
+
+// head begins the verdict: who is who, the code, severity and hop of the
+// primary finding p, the proxy blamed: what the analyzer counts and
+// remembers of a verdict as soon as it is decided.
+func (a *attempt) head() (v *Verdict, p *finding) {
+	v = a.addresses()
+	p = a.primary()
 	a.blame(v, p)
+	return v, p
+}
+
+// body completes v: the evidence, the failed connects, the session, the
+// advice and fix, the configuration block. It reads only the attempt,
+// its legs (which nothing changes once they are decided) and tables, so
+// that it may run on another goroutine (emit.go); for an attempt judged
+// from its upstream side it also names the ends anew.
+func (a *attempt) body(v *Verdict, p *finding) {
 	a.evidence(v, p)
 	for _, c := range a.connect.failed {
 		v.Connects = append(v.Connects, connectOf(c))
@@ -24,7 +42,6 @@ func (a *attempt) verdict() *Verdict {
 		// as the proxy); the verdict names the client's unseen side.
 		a.upstreamAddresses(v)
 	}
-	return v
 }
 
 // addresses starts a verdict with who is who and what each end answered.

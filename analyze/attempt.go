@@ -138,12 +138,20 @@ func judge(chain []*exchange, an *Analyzer, enc *tlsLeg, encConf Confidence) *Ve
 // what other connections will show, until the time returned (capture
 // time): then release judges it.
 func judgeHeld(chain []*exchange, an *Analyzer, enc *tlsLeg, encConf Confidence) (*Verdict, *attempt, time.Time) {
-	a := observe(chain, an, enc, encConf)
-	a.runRules(onWire)
-	if t := a.cross.wait(); !t.IsZero() {
+	a, t := judgeRules(chain, an, enc, encConf)
+	if !t.IsZero() {
 		return nil, a, t
 	}
 	return a.verdict(), a, time.Time{}
+}
+
+// judgeRules observes a chain and runs the rules on what the wire shows;
+// a time returned is until when the attempt waits for what other
+// connections will show.
+func judgeRules(chain []*exchange, an *Analyzer, enc *tlsLeg, encConf Confidence) (*attempt, time.Time) {
+	a := observe(chain, an, enc, encConf)
+	a.runRules(onWire)
+	return a, a.cross.wait()
 }
 
 // release judges a held attempt on what is known now: the rules that

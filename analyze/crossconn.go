@@ -347,7 +347,10 @@ func (a *Analyzer) flushBursts(now time.Time) {
 			delete(c.bursts, s)
 		}
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i].b.first.Before(ds[j].b.first) })
+	sort.Slice(ds, func(i, j int) bool {
+		x, y := ds[i], ds[j]
+		return x.b.first.Before(y.b.first) || x.b.first.Equal(y.b.first) && x.server.Compare(y.server) < 0
+	})
 	for i := 0; i < len(ds); {
 		k := i + 1
 		for k < len(ds) && !ds[k].b.first.After(ds[i].b.last.Add(relayLag)) {

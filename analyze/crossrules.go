@@ -321,7 +321,5 @@ func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst, relays []relay) {
 		c.events[c.eventNext] = e
 		c.eventNext = (c.eventNext + 1) % maxEvents
 	}
-	if a.opt.Events != nil {
-		a.opt.Events(e)
-	}
+	a.sink.event(e)
 }

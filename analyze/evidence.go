@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsdiag/wsdiag/reassembly"
 )
@@ -51,7 +52,7 @@ func headerEvCut(leg, name string, r *reassembly.Request) string {
 func joinValues(h reassembly.Headers, name string) (v string, ok bool) {
 	n := 0
 	for _, f := range h {
-		if strings.EqualFold(f.Name, name) {
+		if sameName(f.Name, name) {
 			if n == 0 {
 				v = f.Value
 			}
@@ -67,11 +68,30 @@ func joinValues(h reassembly.Headers, name string) (v string, ok bool) {
 // canonicalName returns the header name as it was spelled on the wire.
 func canonicalName(h reassembly.Headers, name string) string {
 	for _, f := range h {
-		if strings.EqualFold(f.Name, name) {
+		if sameName(f.Name, name) {
 			return f.Name
 		}
 	}
 	return name
+}
+
+// sameName is strings.EqualFold(have, want) for a header name want in
+// ASCII, answered at once when have is shorter, or longer and ASCII too:
+// only a rune of two bytes or more (K, U+212A, for k) folds to one
+// byte. Pairing asks it of every header of every leg, many times.
+func sameName(have, want string) bool {
+	switch {
+	case len(have) < len(want):
+		return false
+	case len(have) > len(want):
+		for i := 0; i < len(have); i++ {
+			if have[i] >= utf8.RuneSelf {
+				return strings.EqualFold(have, want)
+			}
+		}
+		return false
+	}
+	return strings.EqualFold(have, want)
 }
 
 func hasHeader(h reassembly.Headers, name string) bool {

@@ -117,7 +117,7 @@ const maxForwarded = 64
 func forwardedAddrs(h reassembly.Headers) []netip.Addr {
 	var out []netip.Addr
 	for _, f := range h {
-		if !strings.EqualFold(f.Name, "X-Forwarded-For") && !strings.EqualFold(f.Name, "X-Real-IP") {
+		if !sameName(f.Name, "X-Forwarded-For") && !sameName(f.Name, "X-Real-IP") {
 			continue
 		}
 		for v := f.Value; v != "" && len(out) < maxForwarded; {

@@ -47,6 +47,12 @@ func (a *Analyzer) firstFrom(t time.Time) int {
 	return sort.Search(len(a.xs), func(i int) bool { return !a.xs[i].req.Start.Before(t) })
 }
 
+// firstAfter returns the index of the first pending exchange whose
+// request started after t.
+func (a *Analyzer) firstAfter(t time.Time) int {
+	return sort.Search(len(a.xs), func(i int) bool { return a.xs[i].req.Start.After(t) })
+}
+
 // maxScan bounds how many pending exchanges one pairing question looks at
 // by time window: hostile time stamps can make the window hold everything
 // pending, and the analyzer must stay linear on any capture.
@@ -107,17 +113,17 @@ func (x *exchange) answeredAt() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// waitingSet describes the undecided exchanges that cannot be decided yet
-// in a Decide pass: those still open (no answer), and how far back a
+// waitingSet describes the undecided exchanges (of those a Decide pass
+// looks at) that cannot be decided yet: those still open (no answer), and how far back a
 // settled one's request may lie while its answer is still pending grace.
 type waitingSet struct {
 	open    []*exchange
 	maxSpan time.Duration
 }
 
-func (a *Analyzer) waiting() waitingSet {
+func (a *Analyzer) waiting(xs []*exchange) waitingSet {
 	var w waitingSet
-	for _, x := range a.xs {
+	for _, x := range xs {
 		if x.decided {
 			continue
 		}

@@ -32,6 +32,13 @@ type tlsLeg struct {
 	mem int64
 }
 
+// before orders legs by start, then by connection: the pipeline numbers
+// connections in the order they opened, whatever the number of workers,
+// so the same capture gives the same order.
+func (l *tlsLeg) before(m *tlsLeg) bool {
+	return l.start.Before(m.start) || l.start.Equal(m.start) && l.conn.ID < m.conn.ID
+}
+
 // TLSStart implements reassembly.TLSSink.
 func (a *Analyzer) TLSStart(e *reassembly.TLSStart) {
 	if len(a.tlsLegs) >= 65536 {
@@ -66,9 +73,7 @@ func (a *Analyzer) dropOldestTLS(forMem bool) {
 	for _, l := range a.tlsLegs {
 		ls = append(ls, l)
 	}
-	sort.Slice(ls, func(i, j int) bool {
-		return ls[i].start.Before(ls[j].start) || ls[i].start.Equal(ls[j].start) && ls[i].conn.ID < ls[j].conn.ID
-	})
+	sort.Slice(ls, func(i, j int) bool { return ls[i].before(ls[j]) })
 	for _, l := range ls[:len(ls)/2] {
 		if l.failed != nil && !l.claimed {
 			a.count(l.failed)

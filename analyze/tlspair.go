@@ -363,12 +363,7 @@ func (a *Analyzer) sortedLegs() []*tlsLeg {
 			legs = append(legs, l)
 		}
 	}
-	sort.Slice(legs, func(i, j int) bool {
-		if !legs[i].start.Equal(legs[j].start) {
-			return legs[i].start.Before(legs[j].start)
-		}
-		return legs[i].conn.ID < legs[j].conn.ID
-	})
+	sort.Slice(legs, func(i, j int) bool { return legs[i].before(legs[j]) })
 	return legs
 }
 

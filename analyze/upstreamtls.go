@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -57,7 +58,7 @@ func (a *Analyzer) claimUpstreamTLS(A *exchange) []*tlsLeg {
 		out = append(out, l)
 	}
 	for i := 1; i < len(out); i++ { // few: insertion sort by start
-		for k := i; k > 0 && out[k].start.Before(out[k-1].start); k-- {
+		for k := i; k > 0 && out[k].before(out[k-1]); k-- {
 			out[k], out[k-1] = out[k-1], out[k]
 		}
 	}
@@ -72,14 +73,20 @@ func (a *Analyzer) claimUpstreamTLS(A *exchange) []*tlsLeg {
 // arrive late), and no undecided attempt through its host (all of them
 // when final).
 func (a *Analyzer) flushTLS(now time.Time, final bool) {
-	for id, l := range a.tlsLegs {
+	var due []*tlsLeg
+	for _, l := range a.tlsLegs {
 		if l.failed == nil || l.claimed {
 			continue
 		}
 		if !final && (now.Sub(l.end.Last) < a.opt.Grace || a.mayBeProxyTLS(l)) {
 			continue
 		}
-		a.dropTLS(id)
+		due = append(due, l)
+	}
+	// in the order they started, not the map's
+	sort.Slice(due, func(i, j int) bool { return due[i].before(due[j]) })
+	for _, l := range due {
+		a.dropTLS(l.conn.ID)
 		a.count(l.failed)
 		a.out(l.failed)
 	}
@@ -205,7 +212,7 @@ func (a *Analyzer) openUpstreamTLS(A *exchange) *tlsLeg {
 			l.conn.Client.Addr() != A.req.Server.Addr() || l.conn.ID == A.req.ID {
 			continue
 		}
-		if best == nil || l.start.Before(best.start) {
+		if best == nil || l.before(best) {
 			best = l
 		}
 	}

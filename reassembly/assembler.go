@@ -40,6 +40,13 @@ type Options struct {
 	// IDBase and IDStride number connections IDBase+IDStride, +2·IDStride…
 	// so that several Assemblers (one per worker) give unique IDs.
 	IDBase, IDStride ConnID
+	// NewID, when set, numbers each new connection instead (read's
+	// pipeline numbers a connection by the packet that opened it, the
+	// same whatever the number of workers).
+	NewID func() ConnID
+	// ManualFlush: Packet never calls Flush; the caller does, at the
+	// same points of the capture whatever the number of workers.
+	ManualFlush bool
 	// Budget, when set, bounds in bytes what connections hold
 	// (--max-memory); past it the idlest are evicted, quiet ones first.
 	Budget *Budget
@@ -181,8 +188,12 @@ func (a *Assembler) newStream(netFlow gopacket.Flow, tcp *layers.TCP, t time.Tim
 		stride = 1
 	}
 	a.nextID += stride
+	id := a.nextID
+	if a.opt.NewID != nil {
+		id = a.opt.NewID()
+	}
 	a.stats.Connections++
-	s := &stream{asm: a, id: a.nextID, first: t, last: t}
+	s := &stream{asm: a, id: id, first: t, last: t}
 	s.initParsers()
 	s.ends[0] = addrPort(netFlow.Src(), uint16(tcp.SrcPort))
 	s.ends[1] = addrPort(netFlow.Dst(), uint16(tcp.DstPort))
@@ -218,6 +229,9 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 	}
 	if a.opt.Budget.Over() {
 		a.shed()
+	}
+	if a.opt.ManualFlush {
+		return
 	}
 	now := ci.Timestamp
 	if a.nextFlush.IsZero() {

@@ -5,10 +5,11 @@
 # GETs mixed in, both legs, tcpdump on lo. The file goes to /tmp (it is
 # large: not committed); wsbench run times the tools on it.
 #
-#   sudo cmd/wsbench/realwork.sh [OUT=/tmp/realwork.pcap] [ATTEMPTS=4600] [MSGS=40]
+#   sudo [NGINX_PORT=8800] [BACKEND_PORT=9800] cmd/wsbench/realwork.sh [OUT=/tmp/realwork.pcap] [ATTEMPTS=4600] [MSGS=40]
 #
-# Uses only 127.0.0.1: nginx on 8800, the backend on 9800. Ends only the
-# processes it started, by PID; fails when tcpdump reports kernel drops.
+# Uses only 127.0.0.1: nginx on NGINX_PORT, the backend on BACKEND_PORT.
+# Ends only the processes it started, by PID; fails when tcpdump reports
+# kernel drops.
 set -euo pipefail
 OUTFILE=${1:-/tmp/realwork.pcap}
 ATTEMPTS=${2:-4600}
@@ -18,8 +19,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../testdata/gen" && pwd)
 source "$HERE/lib.sh" realwork
 install_missing "nginx tcpdump ss" nginx-light tcpdump iproute2
 command -v go >/dev/null 2>&1 || die "go is not installed"
-NGINX=127.0.0.1:8800 BACKEND=127.0.0.1:9800
-for p in 8800 9800; do [[ -z "$(ss -ltnH "sport = :$p")" ]] || die "port $p is already in use"; done
+NGINX_PORT=${NGINX_PORT:-8800} BACKEND_PORT=${BACKEND_PORT:-9800}
+NGINX=127.0.0.1:$NGINX_PORT BACKEND=127.0.0.1:$BACKEND_PORT
+for p in "$NGINX_PORT" "$BACKEND_PORT"; do [[ -z "$(ss -ltnH "sport = :$p")" ]] || die "port $p is already in use"; done
 
 WORK=$(mktemp -d /tmp/wsdiag-realwork.XXXXXX)
 chmod 755 "$WORK"
@@ -39,11 +41,11 @@ NGX
 } > "$WORK/nginx.conf"
 
 "$WORK/bin/backend" -addr "$BACKEND" >"$WORK/backend.log" 2>&1 & STARTED_PIDS+=($!)
-wait_listen 9800 $! backend
+wait_listen "$BACKEND_PORT" $! backend
 nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.out" 2>&1 & STARTED_PIDS+=($!)
-wait_listen 8800 $! nginx
+wait_listen "$NGINX_PORT" $! nginx
 
-tcpdump -i lo -Z root -s 0 -B 65536 -w "$OUTFILE" "tcp and (port 8800 or port 9800)" 2>"$WORK/capture.err" & CAP=$!; STARTED_PIDS+=($CAP)
+tcpdump -i lo -Z root -s 0 -B 65536 -w "$OUTFILE" "tcp and (port $NGINX_PORT or port $BACKEND_PORT)" 2>"$WORK/capture.err" & CAP=$!; STARTED_PIDS+=($CAP)
 wait_file_has "$WORK/capture.err" 'listening on' "$CAP" tcpdump
 log "recording $ATTEMPTS attempts ($MSGS messages each when upgraded) + keep-alive GETs into $OUTFILE"
 "$WORK/bin/client" -url "ws://$NGINX/ws/ok,ws://$NGINX/ws/broken" -n "$ATTEMPTS" -c 32 -msgs "$MSGS" -timeout 5s \

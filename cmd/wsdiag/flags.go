@@ -122,10 +122,12 @@ func (c *common) analyzeOptions() (analyze.Options, error) {
 	opt.All = c.all
 	opt.MaxPending = c.maxPending
 	opt.Explain = c.verbose >= 2 // -vv: also the findings that change nothing here (host_rewritten)
-	// Offline, wait long before deciding: dumpcap writes a pcapng of
-	// several interfaces in per-interface blocks, not in time order, so the
-	// other leg of an attempt may come later in the file.
-	opt.Grace = 10 * time.Second
+	// Offline, an attempt is decided as soon as its grace has passed in
+	// capture time: long enough for a leg held up behind a hole in its
+	// connection, which reassembly gives up after FlushAfter, checked
+	// every second. The pipeline waits longer where the input may come
+	// out of time order (a pcapng of several interfaces).
+	opt.Grace = reassembly.DefaultOptions.FlushAfter + time.Second
 	opt.WaitSession = true
 	if c.count < 0 {
 		return opt, fmt.Errorf("--count: %d is negative", c.count)

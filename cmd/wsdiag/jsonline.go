@@ -149,43 +149,67 @@ func writeLine(w io.Writer, lb *lineBuf, v any) error {
 	return err
 }
 
-func strOrNil(s string, ok bool) *string {
-	if !ok {
-		return nil
-	}
-	return &s
-}
-
-func intOrNil(n int) *int {
-	if n == 0 {
-		return nil
-	}
-	return &n
-}
-
 // verdictLine fills a VerdictLine; headers (-vv) quote every header.
 func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
+	return new(lineScratch).fill(v, headers, showSecrets)
+}
+
+// lineScratch is what a verdict line points into. The JSON renderer keeps
+// one and fills it anew for each verdict (the line is written before the
+// next is filled), so that a line allocates only its new strings.
+type lineScratch struct {
+	line                        VerdictLine
+	client, proxy, backend      string
+	statusBackend, statusClient int
+	findings                    []string
+	legs                        []LegLine
+	session                     SessionLine
+	closedBy                    string
+	closeCode                   uint16
+}
+
+// fill makes sc's line the verdict's; headers (-vv) quote every header.
+func (sc *lineScratch) fill(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
 	// the same addresses recur (the client's in the verdict and its leg,
 	// the proxy's): each is formatted once
 	var memo addrMemo
-	l := &VerdictLine{Type: "verdict", TS: v.Time.UTC().Format(time.RFC3339Nano), Code: string(v.Code),
-		Severity: string(v.Severity), Hop: string(v.Hop), Findings: make([]string, len(v.Findings)),
-		Client:  strOrNil(memo.str(v.Client), v.Client.IsValid()),
-		Proxy:   strOrNil(memo.str(v.Proxy), v.Proxy.IsValid()),
-		Backend: strOrNil(memo.str(v.Backend), v.Backend.IsValid()),
-		Path:    v.Path, StatusBackend: intOrNil(v.StatusBackend), StatusClient: intOrNil(v.StatusClient),
-		PairConfidence: string(v.PairConfidence), Evidence: v.Evidence, Fix: v.Fix, ErrorLogExpected: v.ErrorLog, ErrorLog: v.ErrorLogLines, Config: configLine(v.Config),
-		ProxyProduct: v.ProxyProduct, Legs: make([]LegLine, len(v.Legs))}
+	l := &sc.line
+	*l = VerdictLine{Type: "verdict", TS: v.Time.UTC().Format(time.RFC3339Nano), Code: string(v.Code),
+		Severity: string(v.Severity), Hop: string(v.Hop), Path: v.Path, PairConfidence: string(v.PairConfidence),
+		Evidence: v.Evidence, Fix: v.Fix, ErrorLogExpected: v.ErrorLog, ErrorLog: v.ErrorLogLines, Config: configLine(v.Config),
+		ProxyProduct: v.ProxyProduct}
 	if !v.Attempt() {
 		l.Type = "exchange"
 	}
-	for i, f := range v.Findings {
-		l.Findings[i] = string(f)
+	addr := func(dst *string, a netip.AddrPort) *string {
+		if !a.IsValid() {
+			return nil
+		}
+		*dst = memo.str(a)
+		return dst
+	}
+	l.Client, l.Proxy, l.Backend = addr(&sc.client, v.Client), addr(&sc.proxy, v.Proxy), addr(&sc.backend, v.Backend)
+	status := func(dst *int, n int) *int {
+		if n == 0 {
+			return nil
+		}
+		*dst = n
+		return dst
+	}
+	l.StatusBackend, l.StatusClient = status(&sc.statusBackend, v.StatusBackend), status(&sc.statusClient, v.StatusClient)
+	sc.findings = sc.findings[:0]
+	for _, f := range v.Findings {
+		sc.findings = append(sc.findings, string(f))
+	}
+	l.Findings = sc.findings
+	if l.Findings == nil {
+		l.Findings = []string{}
 	}
 	if l.Evidence == nil {
 		l.Evidence = []string{}
 	}
-	for i, g := range v.Legs {
+	sc.legs = sc.legs[:0]
+	for _, g := range v.Legs {
 		x := LegLine{Client: memo.str(g.Client), Server: memo.str(g.Server), Request: g.RequestLine, Response: g.StatusLine, Proto: g.Proto}
 		if headers {
 			x.RequestHeaders = headerLines(g.RequestHeaders, showSecrets)
@@ -193,16 +217,25 @@ func verdictLine(v *analyze.Verdict, headers, showSecrets bool) *VerdictLine {
 				x.ResponseHeaders = headerLines(g.ResponseHeaders, showSecrets)
 			}
 		}
-		l.Legs[i] = x
+		sc.legs = append(sc.legs, x)
+	}
+	l.Legs = sc.legs
+	if l.Legs == nil {
+		l.Legs = []LegLine{}
 	}
 	if s := v.Session; s != nil {
-		l.Session = &SessionLine{DurationS: round3(s.Duration.Seconds()), FramesC2S: s.FramesC2S, FramesS2C: s.FramesS2C,
+		sc.session = SessionLine{DurationS: round3(s.Duration.Seconds()), FramesC2S: s.FramesC2S, FramesS2C: s.FramesS2C,
 			BytesC2S: s.BytesC2S, BytesS2C: s.BytesS2C, LongestSilenceS: round3(s.LongestSilence.Seconds()),
-			Pings: s.Pings, Open: s.Open, ClosedBy: strOrNil(s.ClosedBy, s.ClosedBy != ""), CloseReason: s.CloseReason}
-		if s.CloseCode != 0 {
-			c := s.CloseCode
-			l.Session.CloseCode = &c
+			Pings: s.Pings, Open: s.Open, CloseReason: s.CloseReason}
+		if s.ClosedBy != "" {
+			sc.closedBy = s.ClosedBy
+			sc.session.ClosedBy = &sc.closedBy
 		}
+		if s.CloseCode != 0 {
+			sc.closeCode = s.CloseCode
+			sc.session.CloseCode = &sc.closeCode
+		}
+		l.Session = &sc.session
 	}
 	return l
 }

@@ -91,6 +91,7 @@ func (l *liveSource) plan(s *session, fs *pflag.FlagSet) error {
 	// Verdicts as they happen: the other legs' events trail the client's
 	// answer by milliseconds.
 	s.opt.Grace = 500 * time.Millisecond
+	s.opt.Assemblers = l.workers - 1 // the verdicts' bodies over the other cores
 	if l.write == "-" {
 		s.plan.out = s.e.stderr // stdout carries the packets alone
 	}

@@ -72,6 +72,7 @@ func (r *readSource) plan(s *session, fs *pflag.FlagSet) error {
 		}
 	}
 	s.plan.title, s.plan.shardWorkers, s.plan.keysGrow = strings.Join(r.files, " "), r.workers, true
+	s.opt.Assemblers = r.workers - 1 // the verdicts' bodies over the other cores
 	return nil
 }
 

@@ -272,16 +272,20 @@ func (t *textRenderer) summary(s *SummaryLine) {
 	}
 }
 
-// jsonRenderer writes one JSON object per line (jsonline.go).
+// jsonRenderer writes one JSON object per line (jsonline.go); a verdict
+// line through its own encoder (jsonenc.go).
 type jsonRenderer struct {
 	w           io.Writer
 	buf         lineBuf
+	line        []byte
+	scratch     lineScratch
 	headers     bool
 	showSecrets bool
 }
 
 func (j *jsonRenderer) verdict(v *analyze.Verdict) {
-	writeLine(j.w, &j.buf, verdictLine(v, j.headers, j.showSecrets))
+	j.line = j.scratch.fill(v, j.headers, j.showSecrets).appendJSON(j.line[:0])
+	j.w.Write(j.line)
 }
 
 // event writes a finding about many attempts (mass_close) as one line of

@@ -50,6 +50,7 @@ func runCommand(e *env, args []string, src source) (int, error) {
 		return 0, err
 	}
 	s.an.Finish()
+	s.flushOut()
 	return s.end(src)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -43,6 +44,8 @@ type session struct {
 	// rewriting.
 	stopReport func() error
 	met        *liveMetrics
+	// outBuf buffers stdout when it is a file or a pipe (views).
+	outBuf *bufio.Writer
 	// consumers take every verdict passed on, in order: the proxy's
 	// files first (they add to the verdict), the renderer, the report,
 	// the metrics, then the source's own.
@@ -102,7 +105,16 @@ func (s *session) views() {
 	s.limit = uint64(c.count)
 	s.tally.ByCode, s.tally.BySev = map[analyze.Code]uint64{}, map[analyze.Severity]uint64{}
 	out := s.plan.out
-	s.rend = newRenderer(c.format, out, c.verbose, c.showSecrets, wantTTY(c.color, out) && os.Getenv("NO_COLOR") == "")
+	color := wantTTY(c.color, out) && os.Getenv("NO_COLOR") == ""
+	if !s.plan.live && !wantTTY("auto", out) {
+		// Reading into a file or a pipe: the verdicts in blocks, not a
+		// write per line; everything else that goes to stdout goes
+		// through the same buffer, written out when the run ends.
+		bw := bufio.NewWriterSize(out, 64<<10)
+		s.plan.out, out, s.outBuf = bw, bw, bw
+		s.onExit(func() { bw.Flush() })
+	}
+	s.rend = newRenderer(c.format, out, c.verbose, c.showSecrets, color)
 	s.rep = c.newReport(s.plan.title, s.plan.live)
 	s.status.w = s.e.stderr
 	show := func(v *analyze.Verdict) {
@@ -136,6 +148,15 @@ func (s *session) verdict(v *analyze.Verdict) {
 	}
 	for _, f := range s.consumers {
 		f(v)
+	}
+}
+
+// flushOut writes out the verdicts still in stdout's buffer, so that
+// what goes to stderr after them (the warnings) follows them where both
+// go to one file. It is called once the analyzer has put out everything.
+func (s *session) flushOut() {
+	if s.outBuf != nil {
+		s.outBuf.Flush()
 	}
 }
 

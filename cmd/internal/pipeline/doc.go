@@ -11,8 +11,12 @@
 //     reads, such as the plaintext of a TLS leg).
 //
 // In both, a worker's events travel in order (events.go) to the one
-// goroutine that owns the Analyzer, which decides only up to the slowest
-// running worker's capture time (clock.go), so that no leg's events come
-// after its attempt was judged. An Observer (live's metrics) sees the
-// events after the analyzer.
+// goroutine that owns the Analyzer. A Pipeline's schedule (schedule.go)
+// places the Assemblers' flushes and the analyzer's decisions at packets
+// of its input, and the events of its workers are applied in the order of
+// the packets they came from, so that any number of workers gives the
+// same verdicts in the same order as one. A Fanout decides only up to the
+// slowest running worker's capture time (clock.go), so that no leg's
+// events come after its attempt was judged. An Observer (live's metrics)
+// sees the events after the analyzer.
 package pipeline

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +134,82 @@ func TestFanoutStop(t *testing.T) {
 	}
 	if err != nil || ticks == 0 || read == 0 || read == r.Packets {
 		t.Errorf("error %v, %d ticks, %d of %d packets read", err, ticks, read, r.Packets)
+	}
+}
+
+// idleFeed is a live socket: the capture's packets, then nothing but the
+// clock going on (Next returns the time reached, as a Feed does when no
+// packet came), a step at a time, each once the analyzer has decided up
+// to the last.
+type idleFeed struct {
+	fileFeed
+	last    time.Time
+	idle    time.Duration // the clock's time past the last packet
+	until   time.Duration
+	decided chan time.Time // the analyzer's decisions (Hooks.Tick)
+	// seen is called with the idle time decided so far
+	seen func(idle time.Duration)
+}
+
+func (f *idleFeed) Next(asm *reassembly.Assembler) (time.Time, error) {
+	if f.idle == 0 {
+		t, err := f.fileFeed.Next(asm)
+		if err == nil {
+			f.last = t
+			return t, nil
+		}
+		if err != io.EOF {
+			return t, err
+		}
+	}
+	if f.idle > 0 {
+		// wait for the decision at the last step
+		for now := range f.decided {
+			if !now.Before(f.last.Add(f.idle)) {
+				break
+			}
+		}
+		f.seen(f.idle)
+	}
+	if f.idle >= f.until {
+		return time.Time{}, io.EOF
+	}
+	f.idle += sendEvery
+	now := f.last.Add(f.idle)
+	asm.Flush(now)
+	return now, nil
+}
+
+// TestLiveVerdictsWithinGrace: live, the analyzer decides as the capture
+// clock goes on, so an attempt's verdict is out once the clock has passed
+// its answer by the grace, while the capture goes on.
+func TestLiveVerdictsWithinGrace(t *testing.T) {
+	r, err := capture.Open(filepath.Join(captures, "concurrent-20.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var n atomic.Int64
+	opt := analyze.DefaultOptions
+	opt.Grace = 500 * time.Millisecond
+	an := analyze.New(opt, func(v *analyze.Verdict) { n.Add(1) })
+	var allAt time.Duration
+	feed := &idleFeed{fileFeed: fileFeed{r: r, n: 1, stopped: make(chan struct{})}, until: 3 * time.Second, decided: make(chan time.Time, 1024)}
+	feed.seen = func(idle time.Duration) {
+		if allAt == 0 && n.Load() == 20 {
+			allAt = idle
+		}
+	}
+	tick := func(now time.Time) bool {
+		feed.decided <- now
+		return false
+	}
+	if err := NewFanout([]Feed{feed}, reassembly.DefaultOptions, Config{}).Run(an, Hooks{Tick: tick}); err != nil {
+		t.Fatal(err)
+	}
+	an.Finish()
+	// the last answers came within a few milliseconds of the last packet
+	if n.Load() != 20 || allAt == 0 || allAt > opt.Grace+sendEvery {
+		t.Errorf("%d verdicts; all out %s after the last packet (grace %s)", n.Load(), allAt, opt.Grace)
 	}
 }

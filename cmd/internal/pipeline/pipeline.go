@@ -13,7 +13,12 @@ import (
 )
 
 // Sink takes decoded TCP segments in capture order.
-type Sink interface{ Add(p *capture.Packet) }
+type Sink interface {
+	Add(p *capture.Packet)
+	// Behind says that segments may come up to d out of time order (the
+	// interfaces of a pcapng): decisions must wait that much longer.
+	Behind(d time.Duration)
+}
 
 // Filtered passes on the segments Match matches.
 type Filtered struct {
@@ -27,8 +32,10 @@ func (f *Filtered) Add(p *capture.Packet) {
 	}
 }
 
+func (f *Filtered) Behind(d time.Duration) { f.Next.Behind(d) }
+
 // Pipeline reassembles segments and hands the events to an Analyzer,
-// deciding settled attempts as capture time passes.
+// deciding settled attempts as capture time passes (schedule.go).
 type Pipeline struct {
 	single *single
 	shard  *sharded
@@ -57,10 +64,14 @@ func (c *Config) guard() func() {
 // New returns a pipeline that feeds an.
 func New(an *analyze.Analyzer, opt reassembly.Options, c Config) *Pipeline {
 	c.Guard = c.guard()
+	opt.ManualFlush = true // the schedule flushes
 	if c.Workers > 1 {
 		return &Pipeline{shard: newSharded(c.Workers, an, opt, c)}
 	}
-	return &Pipeline{single: &single{asm: reassembly.New(Tee(an, c.Observer), opt), an: an}}
+	s := &single{an: an, obs: c.Observer}
+	opt.NewID = s.log.newID
+	s.asm = reassembly.New(&s.log, opt)
+	return &Pipeline{single: s}
 }
 
 // Add feeds one segment.
@@ -72,11 +83,20 @@ func (p *Pipeline) Add(pkt *capture.Packet) {
 	}
 }
 
+// Behind implements Sink.
+func (p *Pipeline) Behind(d time.Duration) {
+	if p.single != nil {
+		p.single.sched.behind = max(p.single.sched.behind, d)
+	} else {
+		p.shard.sched.behind = max(p.shard.sched.behind, d)
+	}
+}
+
 // Close ends every connection, waits until the analyzer has every event,
 // and returns the reassembly counters. The caller then calls an.Finish.
 func (p *Pipeline) Close() reassembly.Stats {
 	if p.single != nil {
-		p.single.asm.Close()
+		p.single.close()
 		return p.single.asm.Stats()
 	}
 	p.shard.close()
@@ -85,31 +105,43 @@ func (p *Pipeline) Close() reassembly.Stats {
 
 // single is the one-goroutine pipeline: reassembly and analysis inline.
 type single struct {
-	asm        *reassembly.Assembler
-	an         *analyze.Analyzer
-	now        time.Time
-	lastDecide time.Time
-	since      int // packets since the last decision
+	asm   *reassembly.Assembler
+	log   eventLog
+	an    *analyze.Analyzer
+	obs   Observer
+	sched schedule
 }
 
-// decideEvery is the fewest packets between two decisions: deciding once
-// per second of capture time alone would let a capture whose every packet
-// is a second later make it once per packet.
-const decideEvery = 4096
-
 func (s *single) add(p *capture.Packet) {
+	st := s.sched.next(p.CI.Timestamp)
+	if st.flush {
+		s.log.at = stamp(st.seq, atFlush)
+		s.asm.Flush(s.sched.time(st.now))
+		s.applyGroup()
+	}
+	if st.decide {
+		s.an.Decide(s.sched.upTo(st.now))
+	}
+	s.log.at = stamp(st.seq, atPacket)
 	s.asm.PacketVia(p.Net, p.TCP, p.CI, p.Cut, &p.Tunnel)
-	if t := p.CI.Timestamp; t.After(s.now) {
-		s.now = t
+	if len(s.log.events) > 0 {
+		apply(s.log.events, s.an, s.obs)
+		s.log.events = s.log.events[:0]
 	}
-	s.since++
-	if s.since >= decideEvery && s.now.Sub(s.lastDecide) >= time.Second {
-		s.since = 0
-		// Decide settled attempts as capture time passes, so memory stays
-		// bounded on long captures.
-		s.an.Decide(s.now)
-		s.lastDecide = s.now
-	}
+}
+
+// applyGroup applies the events of a flush or of the close in their
+// canonical order.
+func (s *single) applyGroup() {
+	canonical(s.log.events)
+	apply(s.log.events, s.an, s.obs)
+	s.log.events = s.log.events[:0]
+}
+
+func (s *single) close() {
+	s.log.at = atClose
+	s.asm.Close()
+	s.applyGroup()
 }
 
 // PumpOptions are Pump's hooks, all optional.
@@ -146,13 +178,24 @@ func (c *Cuts) Add(x Cuts) {
 	c.Snaplen = max(c.Snaplen, x.Snaplen)
 }
 
+// interfaceSkew is how far out of time order the packets of a pcapng of
+// several interfaces may come: dumpcap writes each interface's packets in
+// blocks, as its capture hands them over, so the file is in time order
+// per interface only. A pcap, or a pcapng of one interface, is in time
+// order, and so is the merge of several of them.
+const interfaceSkew = 10 * time.Second
+
 // Pump merges the readers by timestamp (like mergecap) and feeds every
 // TCP segment to the sink. A read error ends that file with a warning: the
-// verdicts that can be made from what was read still are.
+// verdicts that can be made from what was read still are. Once a reader
+// shows a second interface, the sink is told its input may come
+// interfaceSkew out of order.
 func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []string) {
 	type head struct {
-		r   *capture.Reader
-		pkt *capture.Packet
+		r     *capture.Reader
+		pkt   *capture.Packet
+		iface int  // the interface of its first packet
+		mixed bool // it showed another since
 	}
 	heads := make([]head, 0, len(readers))
 	offsets := map[*capture.Reader]time.Duration{}
@@ -176,7 +219,7 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 	}
 	for _, r := range readers {
 		if p := advance(r); p != nil {
-			heads = append(heads, head{r, p})
+			heads = append(heads, head{r: r, pkt: p, iface: p.CI.InterfaceIndex})
 		}
 	}
 	var n uint64
@@ -191,6 +234,10 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 			}
 		}
 		h := &heads[best]
+		if h.pkt.CI.InterfaceIndex != h.iface && !h.mixed {
+			h.mixed = true
+			sink.Behind(interfaceSkew)
+		}
 		if o.Cuts != nil {
 			o.Cuts.Count(h.pkt)
 		}

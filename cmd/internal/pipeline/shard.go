@@ -14,32 +14,50 @@ import (
 // The sharded pipeline (--workers N > 1): the reading goroutine decodes
 // packets and deals each connection's segments, by a symmetric hash of its
 // 4-tuple, to one of N workers, each with its own Assembler. Segments
-// travel in batches (header fields, payload copied into a slab); events
-// come back in the same batches to one goroutine that owns the Analyzer,
-// which decides only up to the slowest worker's capture time.
+// travel in rounds: a batch per worker (header fields, payload copied into
+// a slab), with the schedule's flushes in every worker's batch at their
+// packet. The batches come back with their events, stamped with the packet
+// they came from, to one goroutine that owns the Analyzer: it takes a
+// round from every worker and applies its events in stamp order, the
+// schedule's decisions among them, which is the order one worker gives.
 
 const batchSize = 1024
 
 // segment is one TCP segment: its raw TCP header and payload, copied
 // into the batch's slab (the reader reuses its buffers), decoded again by
-// the worker (gopacket keys connections by the decoded port bytes).
+// the worker (gopacket keys connections by the decoded port bytes); or,
+// with flush set, the schedule's flush at ts.
 type segment struct {
-	ts          time.Time
-	net         gopacket.Flow
+	seq uint64
+	// ts is the capture time (seconds and nanoseconds: exact, and no
+	// pointer for the collector to follow), or the flush's (nanoseconds
+	// of the schedule).
+	sec         int64
+	nsec        int32
 	off, n, cut int32
 	tun         int32 // index+1 in the batch's tunnels; 0: not tunnelled
+	flush       bool
+	net         gopacket.Flow
 }
 
 type batch struct {
-	worker int
 	segs   []segment
 	slab   []byte
 	tuns   []capture.Tunnel // of the tunnelled segments
 	events []event
-	// upTo is the capture time the worker has reached after this batch.
-	upTo time.Time
-	last bool // the worker's final batch (after Close)
+	// decisions are the schedule's in this round (worker 0's batch).
+	decisions []decision
+	last      bool // the worker's final batch (after Close)
 }
+
+// decision is an analyzer's decision the schedule placed at packet seq.
+type decision struct {
+	seq  uint64
+	upTo time.Time
+}
+
+// maxBatchPayload is how many bytes of segments a batch holds at most.
+const maxBatchPayload = 192 << 10
 
 // shardOf deals a segment's connection to a worker, the same way in both
 // directions. The ports alone spread connections well (a client's
@@ -57,76 +75,106 @@ func shardOf(p *capture.Packet, n int) int {
 type sharded struct {
 	n      int
 	work   []chan *batch // to each worker
+	done   []chan *batch // from each worker, to the analyzer goroutine
 	free   []chan *batch // each worker's empty batches
-	done   chan *batch   // to the analyzer goroutine
 	cur    []*batch      // batches being filled, per worker
 	asms   []*reassembly.Assembler
+	sched  schedule
 	an     *analyze.Analyzer
 	obs    Observer
 	finish chan struct{}
 	guard  func()
 }
 
+// batchesPerWorker bounds the batches in flight per worker (the memory
+// budget counts them).
+const batchesPerWorker = 8
+
 func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, c Config) *sharded {
-	s := &sharded{n: n, an: an, obs: c.Observer, done: make(chan *batch, 4*n), finish: make(chan struct{}), guard: c.Guard}
+	s := &sharded{n: n, an: an, obs: c.Observer, finish: make(chan struct{}), guard: c.Guard}
 	opt.MaxFlows = max(100, opt.MaxFlows/n)
 	for w := 0; w < n; w++ {
-		s.work = append(s.work, make(chan *batch, 4))
-		s.free = append(s.free, make(chan *batch, 8))
-		for i := 0; i < 8; i++ {
-			s.free[w] <- &batch{worker: w, segs: make([]segment, 0, batchSize), slab: make([]byte, 0, 256<<10)}
+		s.work = append(s.work, make(chan *batch, batchesPerWorker))
+		s.done = append(s.done, make(chan *batch, batchesPerWorker))
+		s.free = append(s.free, make(chan *batch, batchesPerWorker))
+		for i := 0; i < batchesPerWorker; i++ {
+			s.free[w] <- &batch{segs: make([]segment, 0, batchSize+1), slab: make([]byte, 0, 256<<10)}
 		}
-		o := opt
-		o.IDBase, o.IDStride = reassembly.ConnID(w), reassembly.ConnID(n)
 		sink := &eventLog{}
+		o := opt
+		o.NewID = sink.newID
 		asm := reassembly.New(sink, o)
 		s.asms = append(s.asms, asm)
 		s.cur = append(s.cur, <-s.free[w])
-		go s.worker(s.work[w], asm, sink)
+		go s.worker(s.work[w], s.done[w], asm, sink)
 	}
 	go s.apply()
 	return s
 }
 
-// add deals one decoded segment to its worker.
+// add deals one decoded segment to its worker, after what the schedule
+// places before it.
 func (s *sharded) add(p *capture.Packet) {
-	w := shardOf(p, s.n)
-	b := s.cur[w]
+	ts := p.CI.Timestamp
+	st := s.sched.next(ts)
+	if st.flush {
+		for _, b := range s.cur {
+			b.segs = append(b.segs, segment{seq: st.seq, sec: st.now, flush: true})
+		}
+		if len(s.cur[0].segs) >= batchSize { // every batch has the flushes
+			s.round(false)
+		}
+	}
+	if st.decide {
+		s.cur[0].decisions = append(s.cur[0].decisions, decision{st.seq, s.sched.upTo(st.now)})
+	}
+	b := s.cur[shardOf(p, s.n)]
 	off := len(b.slab)
-	b.slab = append(b.slab, p.TCP.Contents...)
-	b.slab = append(b.slab, p.TCP.Payload...)
-	tun := int32(0)
+	b.slab = append(append(b.slab, p.TCP.Contents...), p.TCP.Payload...)
+	if n := len(b.segs); n < cap(b.segs) {
+		b.segs = b.segs[:n+1] // written in place: no segment copied
+	} else {
+		b.segs = append(b.segs, segment{})
+	}
+	g := &b.segs[len(b.segs)-1]
+	g.seq, g.sec, g.nsec, g.flush = st.seq, ts.Unix(), int32(ts.Nanosecond()), false
+	g.off, g.n, g.cut, g.tun = int32(off), int32(len(b.slab)-off), int32(p.Cut), 0
+	g.net = p.Net
 	if p.Tunnel.Kind != capture.TunnelNone {
 		b.tuns = append(b.tuns, p.Tunnel)
-		tun = int32(len(b.tuns))
+		g.tun = int32(len(b.tuns))
 	}
-	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut), tun: tun})
-	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
-		s.flush(w)
+	if len(b.segs) >= batchSize || len(b.slab) > maxBatchPayload {
+		s.round(false)
 	}
 }
 
-func (s *sharded) flush(w int) {
-	b := s.cur[w]
-	if len(b.segs) == 0 {
+// round sends every worker its batch (empty or not): the analyzer
+// goroutine applies the events of a round once it has all of its batches.
+func (s *sharded) round(last bool) {
+	for w, b := range s.cur {
+		b.last = last
+		s.work[w] <- b
+	}
+	if last {
+		for _, c := range s.work {
+			close(c)
+		}
 		return
 	}
-	s.work[w] <- b
-	s.cur[w] = <-s.free[w]
+	for w := range s.cur {
+		s.cur[w] = <-s.free[w]
+	}
 }
 
 // close sends what is left, ends every worker's connections and waits for
 // the analyzer goroutine to apply everything.
 func (s *sharded) close() {
-	for w := range s.cur {
-		s.cur[w].last = true
-		s.work[w] <- s.cur[w]
-		close(s.work[w])
-	}
+	s.round(true)
 	<-s.finish
 }
 
-func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *eventLog) {
+func (s *sharded) worker(in <-chan *batch, out chan<- *batch, asm *reassembly.Assembler, sink *eventLog) {
 	defer s.guard()
 	var tcp layers.TCP
 	var dec capture.TCPDecoder
@@ -134,52 +182,102 @@ func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *eventL
 		sink.events = b.events[:0]
 		for i := range b.segs {
 			g := &b.segs[i]
+			if g.flush {
+				sink.at = stamp(g.seq, atFlush)
+				asm.Flush(time.Unix(0, g.sec).UTC())
+				continue
+			}
 			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
 				continue // it decoded once already; cannot happen
 			}
+			sink.at = stamp(g.seq, atPacket)
+			ts := time.Unix(g.sec, int64(g.nsec)).UTC()
 			var tun *capture.Tunnel
 			if g.tun > 0 {
 				tun = &b.tuns[g.tun-1]
 			}
-			asm.PacketVia(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut), tun)
-			b.upTo = g.ts
+			asm.PacketVia(g.net, &tcp, gopacket.CaptureInfo{Timestamp: ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut), tun)
 		}
 		if b.last {
+			sink.at = atClose
 			asm.Close()
 		}
 		b.events, sink.events = sink.events, nil
-		s.done <- b
+		out <- b
 	}
 }
 
-// apply owns the Analyzer: it applies each batch's events and decides as
-// capture time passes on every worker.
+// apply owns the Analyzer: it takes each round's batches, one per worker,
+// and applies their events and the round's decisions in stamp order.
 func (s *sharded) apply() {
 	defer s.guard()
-	clk := newClock(s.n)
-	finished, batches := 0, 0
-	for b := range s.done {
-		apply(b.events, s.an, s.obs)
-		clk.advance(b.worker, b.upTo)
-		w, last := b.worker, b.last
-		b.segs, b.slab, b.tuns, b.events, b.last = b.segs[:0], b.slab[:0], b.tuns[:0], b.events[:0], false
-		if last {
-			clk.end(w)
-			if finished++; finished == s.n {
-				close(s.finish)
-				return
+	bs := make([]*batch, s.n)
+	var m merger
+	for {
+		for w := range bs {
+			bs[w] = <-s.done[w]
+		}
+		m.round(bs, s.an, s.obs)
+		if bs[0].last {
+			close(s.finish)
+			return
+		}
+		for w, b := range bs {
+			b.segs, b.slab, b.tuns, b.events, b.decisions = b.segs[:0], b.slab[:0], b.tuns[:0], b.events[:0], b.decisions[:0]
+			s.free[w] <- b
+		}
+	}
+}
+
+// merger applies a round's events in stamp order.
+type merger struct {
+	next  []int   // per batch, its next event
+	group []event // the events of a flush or of the close, from every worker
+}
+
+func (m *merger) round(bs []*batch, an *analyze.Analyzer, obs Observer) {
+	m.next = m.next[:0]
+	for range bs {
+		m.next = append(m.next, 0)
+	}
+	ds := bs[0].decisions
+	for {
+		// the lowest stamp among the batches' next events
+		from, at := -1, uint64(0)
+		for w, b := range bs {
+			if i := m.next[w]; i < len(b.events) && (from < 0 || b.events[i].at < at) {
+				from, at = w, b.events[i].at
+			}
+		}
+		for len(ds) > 0 && (from < 0 || stamp(ds[0].seq, atDecide) < at) {
+			an.Decide(ds[0].upTo)
+			ds = ds[1:]
+		}
+		if from < 0 {
+			break
+		}
+		if !grouped(at) {
+			// one packet's events: all from the one worker that holds
+			// its connection
+			b := bs[from]
+			for i := m.next[from]; i < len(b.events) && b.events[i].at == at; i++ {
+				applyOne(&b.events[i], an, obs)
+				m.next[from] = i + 1
 			}
 			continue
 		}
-		s.free[w] <- b
-		// a batch is ~1024 segments: as in single, at least decideEvery
-		// packets pass between decisions, whatever the time stamps say
-		if batches++; batches*batchSize >= decideEvery*s.n {
-			if now, ok := clk.due(time.Second); ok {
-				s.an.Decide(now)
-				batches = 0
+		m.group = m.group[:0]
+		for w, b := range bs {
+			for i := m.next[w]; i < len(b.events) && b.events[i].at == at; i++ {
+				m.group = append(m.group, b.events[i])
+				m.next[w] = i + 1
 			}
 		}
+		canonical(m.group)
+		apply(m.group, an, obs)
+	}
+	for _, b := range bs {
+		clear(b.events)
 	}
 }
 
