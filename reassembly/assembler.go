@@ -73,6 +73,10 @@ type Stats struct {
 	// MemEvicted counts connections ended early because the memory
 	// budget was reached.
 	MemEvicted uint64
+	// Plaintext (Assembler.Plaintext): pieces fed, connections that had
+	// some, those of them whose plaintext began mid-connection, bytes
+	// lost, and pieces that came after their connection had ended.
+	PlainPieces, PlainConns, PlainMidStream, PlainLost, PlainLate uint64
 }
 
 // Add sums x into s: the figures of several workers' assemblers.
@@ -85,6 +89,11 @@ func (s *Stats) Add(x Stats) {
 	s.QuietEvicted += x.QuietEvicted
 	s.HeaderCuts += x.HeaderCuts
 	s.MemEvicted += x.MemEvicted
+	s.PlainPieces += x.PlainPieces
+	s.PlainConns += x.PlainConns
+	s.PlainMidStream += x.PlainMidStream
+	s.PlainLost += x.PlainLost
+	s.PlainLate += x.PlainLate
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for

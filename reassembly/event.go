@@ -187,6 +187,10 @@ type ConnEnd struct {
 	// ClientFIN and ServerFIN are when each side sent its FIN (zero:
 	// none), also when a RST followed: the moment it began to close.
 	ClientFIN, ServerFIN time.Time
+
+	// Plain describes the plaintext read from one end of the connection
+	// (Assembler.Plaintext), nil when none came.
+	Plain *PlainInfo
 }
 
 // TLSStart announces a connection that began with a TLS record, so that

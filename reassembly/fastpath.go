@@ -105,7 +105,7 @@ func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tc
 		a.forget(s) // a new connection on the 4-tuple
 		s = nil
 	}
-	if s != nil && tcp.SYN && !tcp.ACK {
+	if s != nil && tcp.SYN && !tcp.ACK && !s.packetless() {
 		if !s.synSeen[d] || s.isn[d] != uint32(tcp.Seq) {
 			// A SYN with a new sequence number: the 4-tuple is reused for
 			// a new connection (a retransmitted SYN repeats its number).

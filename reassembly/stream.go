@@ -39,6 +39,7 @@ type stream struct {
 	pending     []*Request       // requests waiting for a response, oldest first
 	ws          *wsframe.Session // frames after a 101, or hunted for (midstream.go)
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
+	pt          *plainState      // its plaintext, read from one end (plaintext.go)
 	h2          *h2conn          // an HTTP/2 connection: bytes go to it, not to dir
 	cur         *Response        // response whose body prefix is being collected
 
@@ -75,7 +76,7 @@ func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 
 func (s *stream) conn() Conn {
 	c := int(s.clientDir)
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c], TLS: s.tls != nil}
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c], TLS: s.tls != nil || s.pt != nil}
 }
 
 // setClient fixes the client's direction once; later evidence does not
@@ -158,6 +159,10 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d, n int) {
+	if s.pt != nil {
+		s.cipherLost(d, n)
+		return
+	}
 	if s.mid() {
 		s.ws.Gap(d, n)
 		return
@@ -177,7 +182,7 @@ func (s *stream) lost(d, n int) {
 // (the snap length cut a segment): a header block cut short is still
 // reported, with the lines it kept.
 func (s *stream) cut(d, n int) {
-	if s.tls != nil || s.ignored || s.mid() {
+	if s.tls != nil || s.ignored || s.mid() || s.pt != nil {
 		s.lost(d, n)
 		return
 	}
@@ -192,6 +197,10 @@ func (s *stream) cut(d, n int) {
 // deliver runs the next in-order bytes of direction d through TLS or the
 // HTTP parser.
 func (s *stream) deliver(d int, data []byte, t time.Time) {
+	if s.pt != nil {
+		s.cipher(d, data, t)
+		return
+	}
 	if s.ignored {
 		return
 	}
@@ -284,7 +293,7 @@ func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
 		s.engage()
 		// From here on both directions' bytes go through TLS; whatever it
 		// decrypts comes back to feed, to be sniffed as plaintext.
-		s.tls = tlsrec.NewConn(s.asm.opt.KeyLog, s.feed)
+		s.tls = tlsrec.NewConn(s.asm.opt.KeyLog, s.decrypted)
 		if s.asm.tlsSink != nil {
 			s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
 		}
@@ -420,7 +429,7 @@ func (s *stream) finish() {
 	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
-	if !httpSeen && !tls && mid == nil && !(noData && s.syn) {
+	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && s.pt == nil {
 		return
 	}
 	c := int(s.clientDir)
@@ -428,7 +437,7 @@ func (s *stream) finish() {
 		ClientClose: s.closes[c], ServerClose: s.closes[1-c],
 		HTTP: httpSeen, H2: s.h2 != nil, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
-		Requests: int(s.nreq), Responses: int(s.nresp)}
+		Requests: int(s.nreq), Responses: int(s.nresp), Plain: s.plainEnd()}
 	e.ClientFIN, e.ServerFIN = s.finTime(c), s.finTime(1-c)
 	if mid != nil {
 		e.WS = mid
