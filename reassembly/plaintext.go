@@ -84,7 +84,9 @@ func (a *Assembler) Plaintext(p *Plain) {
 		a.synth = layers.TCP{SrcPort: layers.TCPPort(p.Src.Port()), DstPort: layers.TCPPort(p.Dst.Port())}
 		s, d = a.open(k.net, &a.synth, p.Time, k), 0
 	case s.ended || s.dead:
-		a.stats.PlainLate++
+		if !p.End {
+			a.stats.PlainLate++
+		}
 		return
 	}
 	if p.Time.After(s.last) {

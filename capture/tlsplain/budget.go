@@ -1,0 +1,73 @@
+package tlsplain
+
+import "time"
+
+// The budget: every traced call costs the proxy a trap on entry and one on
+// return, and a captured one also the copy of its bytes. From the counters
+// and the measured costs the controller estimates what the probes cost the
+// traced processes each second, and sets the share of new connections that
+// are captured (BPF draws for each connection when it is first seen; a
+// connection is captured whole or not at all). A connection left out still
+// pays its traps: sampling cannot go below that.
+
+// counts are the counters the estimate uses.
+type counts struct {
+	calls, bytes, skipped uint64
+}
+
+// controller holds the sampling share under the budget.
+type controller struct {
+	costs  Costs
+	budget float64 // CPUs; ≤ 0: no limit
+	keep   float64 // share of new connections captured
+	last   counts
+	cost   float64 // the last estimate, in CPUs
+	peak   float64
+}
+
+func newController(c Costs, budget float64) *controller {
+	return &controller{costs: c, budget: budget, keep: 1}
+}
+
+// estimate is the CPU time the counts cost, in CPUs over dt.
+func (c *controller) estimate(d counts, dt time.Duration) (captured, skipped float64) {
+	if dt <= 0 {
+		return 0, 0
+	}
+	s := dt.Seconds() * 1e9
+	captured = (float64(d.calls)*float64(c.costs.Call) + float64(d.bytes)*c.costs.Byte) / s
+	skipped = float64(d.skipped) * float64(c.costs.Skip) / s
+	return captured, skipped
+}
+
+// step takes the counters now, dt after the last step, and returns the
+// share of new connections to capture from now on.
+func (c *controller) step(now counts, dt time.Duration) float64 {
+	d := counts{now.calls - c.last.calls, now.bytes - c.last.bytes, now.skipped - c.last.skipped}
+	c.last = now
+	captured, skipped := c.estimate(d, dt)
+	c.cost = captured + skipped
+	c.peak = max(c.peak, c.cost)
+	if c.budget <= 0 {
+		c.keep = 1
+		return c.keep
+	}
+	switch {
+	case c.cost > c.budget:
+		// Shrink the captured part to what the budget leaves beside
+		// the traps of the connections left out (new connections only
+		// follow the share; the open ones go on being captured).
+		room := c.budget - skipped
+		if captured > 0 && room > 0 {
+			c.keep *= 0.8 * room / captured
+		} else {
+			c.keep /= 2
+		}
+		if c.keep < 1.0/65536 {
+			c.keep = 0
+		}
+	case c.cost < c.budget/2:
+		c.keep = min(1, c.keep*1.5+1.0/256)
+	}
+	return c.keep
+}
