@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/wsdiag/wsdiag/capture"
-	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
+	"github.com/wsdiag/wsdiag/capture/synth"
 )
 
 // BenchmarkReader reads and decodes a synthetic capture (Ethernet, IPv4,

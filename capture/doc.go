@@ -6,8 +6,9 @@
 // TLS key logs a pcapng carries in Decryption Secrets Blocks are handed to
 // a KeyLogSink as they are read (secrets.go). Live (Linux): AF_PACKET
 // TPACKET_V3 rings through gopacket's pure-Go afpacket, with a kernel BPF
-// filter compiled from a documented subset of pcap-filter syntax
-// (filter.go); on loopback the outgoing copy of every packet is dropped in
+// program that package capture/filter compiles from a documented subset of
+// pcap-filter syntax (the same filter is applied to files with its
+// Matcher); on loopback the outgoing copy of every packet is dropped in
 // the kernel. Both decode Ethernet (with 802.1Q), Linux SLL and SLL2, BSD
 // loopback and raw IPv4/IPv6 with gopacket's DecodingLayerParser into
 // structs reused for every packet: reading allocates nothing per packet.
@@ -15,4 +16,5 @@
 // It also writes pcapng (writer.go) and drops root after the capture
 // socket is open (privdrop_linux.go). It must not know TCP streams, HTTP,
 // TLS or WebSocket: it hands over segments and secrets, never parses them.
+// Package capture/synth writes synthetic captures for benchmarks.
 package capture

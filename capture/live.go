@@ -18,10 +18,10 @@ type LiveOptions struct {
 	Snaplen int
 	// BufferMB is the size of the kernel ring in MiB; 0 means 32.
 	BufferMB int
-	// Filter is a filter expression (see FilterSyntax); "" keeps all TCP.
+	// Filter is a filter expression (see filter.Syntax); "" keeps all TCP.
 	Filter string
 	// ClientPorts and Upstreams narrow the capture to the watched
-	// traffic (see WatchFilter): TCP on a client port, or to/from an
+	// traffic (see filter.Watch): TCP on a client port, or to/from an
 	// upstream. With no Upstreams all TCP is watched.
 	ClientPorts []uint16
 	Upstreams   []netip.AddrPort

@@ -18,7 +18,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/afpacket"
 	"github.com/gopacket/gopacket/layers"
-	"golang.org/x/net/bpf"
+
+	"github.com/wsdiag/wsdiag/capture/filter"
 )
 
 // Live captures packets from the kernel through an AF_PACKET TPACKET_V3
@@ -81,8 +82,6 @@ const (
 	// arphrd types (linux/if_arp.h) whose packets carry an Ethernet header
 	arphrdEther    = 1
 	arphrdLoopback = 772
-	// SKF_AD_PKTTYPE value of packets leaving the host
-	packetOutgoing = 4
 )
 
 // OpenLive starts capturing on iface ("" or "any": all interfaces). It
@@ -105,38 +104,36 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 		opt.Timeout = time.Second
 	}
 
-	user, err := parseFilter(opt.Filter)
+	user, err := filter.Parse(opt.Filter)
 	if err != nil {
 		return nil, err
 	}
-	watchExpr := WatchFilter(opt.ClientPorts, opt.Upstreams)
-	watch, err := parseFilter(watchExpr)
+	watchExpr := filter.Watch(opt.ClientPorts, opt.Upstreams)
+	watch, err := filter.Parse(watchExpr)
 	if err != nil {
 		return nil, fmt.Errorf("live capture: watched traffic: %w", err)
 	}
 
 	isAny := iface == "" || iface == "any"
-	l := &Live{name: iface, timeout: opt.Timeout, dec: newDecoder(), expr: CombineFilters(opt.Filter, watchExpr)}
+	l := &Live{name: iface, timeout: opt.Timeout, dec: newDecoder(), expr: filter.Combine(opt.Filter, watchExpr)}
 	var (
-		sock   = afpacket.SocketRaw
-		prefix = irTrue
+		sock = afpacket.SocketRaw
+		ks   filter.Socket
 	)
 	if isAny {
 		l.name = "any"
 		sock = afpacket.SocketDgram
 		l.lt = layers.LinkTypeRaw
-		prefix = kernelIPOnly()
-		var los *irNode = irFalse
+		ks.IPOnly, ks.Any = true, true
 		ifs, err := net.Interfaces()
 		if err != nil {
 			return nil, fmt.Errorf("live capture: listing interfaces: %w", err)
 		}
 		for _, i := range ifs {
 			if i.Flags&net.FlagLoopback != 0 {
-				los = irOrOf(los, irExt(bpf.ExtInterfaceIndex, uint32(i.Index)))
+				ks.Loopbacks = append(ks.Loopbacks, i.Index)
 			}
 		}
-		prefix = irAndOf(irNotOf(irAndOf(irExt(bpf.ExtType, packetOutgoing), los)), prefix)
 	} else {
 		ifc, err := net.InterfaceByName(iface)
 		if err != nil {
@@ -148,23 +145,13 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 		default:
 			sock = afpacket.SocketDgram
 			l.lt = layers.LinkTypeRaw
-			prefix = kernelIPOnly()
+			ks.IPOnly = true
 		}
-		if ifc.Flags&net.FlagLoopback != 0 {
-			prefix = irAndOf(irNotOf(irExt(bpf.ExtType, packetOutgoing)), prefix)
-		}
+		ks.Loopback = ifc.Flags&net.FlagLoopback != 0
 	}
 	l.first = firstLayer(l.lt)
 
-	ll, err := layoutFor(l.lt)
-	if err != nil {
-		return nil, err
-	}
-	prog, err := compileIR(ll.program(prefix, fand(user, watch)), opt.Snaplen)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := assembleRaw(prog)
+	raw, err := user.And(watch).Program(l.lt, ks, opt.Snaplen)
 	if err != nil {
 		return nil, err
 	}
@@ -216,13 +203,6 @@ func OpenLive(iface string, opt LiveOptions) (*Live, error) {
 	l.tp = tp
 	l.buf = make([]byte, opt.Snaplen)
 	return l, nil
-}
-
-// kernelIPOnly checks skb->protocol: packets without a link header are
-// told IPv4 from IPv6 by their version nibble, which must not be tried on
-// ARP and the like.
-func kernelIPOnly() *irNode {
-	return irOrOf(irExt(bpf.ExtProto, 0x0800), irExt(bpf.ExtProto, 0x86dd))
 }
 
 // hardwareType is the interface's ARPHRD_* type, from sysfs; without

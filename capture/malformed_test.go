@@ -811,20 +811,93 @@ func TestGzip(t *testing.T) {
 	})
 }
 
-// TestTruncatedRecordNoPanicAllCaptures cuts every real capture in the
-// middle of its last record and in the middle of the record half-way.
+// TestTruncatedAllCaptures cuts every real capture inside its last record
+// and inside the record (or pcapng block) that holds its middle byte: the
+// reader must deliver the packets of the records before the cut, then
+// report the truncation in one line, never a clean end.
 func TestTruncatedAllCaptures(t *testing.T) {
 	for _, p := range realCaptures(t) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, cut := range []int{len(b) - 1, len(b) / 2} {
-			_, r, err := readAll(t, filepath.Base(p), b[:cut])
-			if r == nil || err == io.EOF {
-				continue
+		nm := filepath.Base(p)
+		ref, _, err := readAll(t, nm, b)
+		if err != io.EOF {
+			t.Fatalf("%s: reading it whole: %v", nm, err)
+		}
+		spans := recordSpans(t, nm, b)
+		mid := spans[0]
+		for _, sp := range spans {
+			if sp.start <= len(b)/2 && len(b)/2 < sp.end {
+				mid = sp
 			}
-			checkOneLine(t, err, filepath.Base(p))
+		}
+		for _, cut := range []int{len(b) - 1, mid.start + (mid.end-mid.start)/2} {
+			got, r, err := readAll(t, nm, b[:cut])
+			if r == nil {
+				t.Fatalf("%s cut at %d: open failed: %v", nm, cut, err)
+			}
+			if !errors.Is(err, capture.ErrTruncated) {
+				t.Fatalf("%s cut at %d of %d bytes, inside a record: %v, want ErrTruncated", nm, cut, len(b), err)
+			}
+			checkOneLine(t, err, nm)
+			complete := uint64(0)
+			for _, sp := range spans {
+				if sp.packet && sp.end <= cut {
+					complete++
+				}
+			}
+			if r.Packets != complete {
+				t.Fatalf("%s cut at %d: %d packet records read, want %d", nm, cut, r.Packets, complete)
+			}
+			wantPrefix(t, got, ref, complete)
 		}
 	}
+}
+
+// span is one record of a pcap file, or one block of a pcapng file:
+// [start,end) in the file; packet: it holds a packet.
+type span struct {
+	start, end int
+	packet     bool
+}
+
+// recordSpans splits a pcap file into its records (the file header left
+// out) or a pcapng file into its blocks, in either byte order.
+func recordSpans(tb testing.TB, nm string, b []byte) []span {
+	tb.Helper()
+	var out []span
+	add := func(start, end int, packet bool) {
+		if end <= start || end > len(b) {
+			tb.Fatalf("%s: record at %d runs to %d, past the end (%d)", nm, start, end, len(b))
+		}
+		out = append(out, span{start, end, packet})
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	switch m := binary.LittleEndian.Uint32(b); m {
+	case 0x0a0d0d0a: // pcapng: the section header says the byte order
+		for off := 0; off < len(b); off = out[len(out)-1].end {
+			typ := bo.Uint32(b[off:])
+			if typ == 0x0a0d0d0a && binary.BigEndian.Uint32(b[off+8:]) == 0x1a2b3c4d {
+				bo = binary.BigEndian
+			} else if typ == 0x0a0d0d0a {
+				bo = binary.LittleEndian
+			}
+			add(off, off+int(bo.Uint32(b[off+4:])), typ == 6 || typ == 3) // enhanced or simple packet block
+		}
+	case 0xa1b2c3d4, 0xa1b23c4d, 0xd4c3b2a1, 0x4d3cb2a1: // pcap, µs or ns
+		if m == 0xd4c3b2a1 || m == 0x4d3cb2a1 {
+			bo = binary.BigEndian
+		}
+		for off := 24; off < len(b); off = out[len(out)-1].end {
+			add(off, off+16+int(bo.Uint32(b[off+8:])), true)
+		}
+	default:
+		tb.Fatalf("%s: neither pcap nor pcapng (magic %08x)", nm, m)
+	}
+	if len(out) == 0 {
+		tb.Fatalf("%s: no records", nm)
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/capture/internal/frames"
 )
 
 // writePlainFile writes packets and plaintext records interleaved, as live
@@ -34,7 +36,7 @@ func writePlainFile(t *testing.T) (string, []Plaintext) {
 		{Time: base.Add(4), Src: srv, Dst: cli, Off: 27, Start: true, End: true},
 	}
 	for i := range pts {
-		data := mkTCP4(t, "10.0.0.1", "10.0.0.2", 40000, 443, "\x17\x03\x03\x00\x01x")
+		data := frames.TCP4(t, "10.0.0.1", "10.0.0.2", 40000, 443, "\x17\x03\x03\x00\x01x")
 		ci := gopacket.CaptureInfo{Timestamp: pts[i].Time, CaptureLength: len(data), Length: len(data)}
 		if err := w.WritePacket(ci, data); err != nil {
 			t.Fatal(err)

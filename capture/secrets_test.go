@@ -90,7 +90,8 @@ func TestReaderKeyLogs(t *testing.T) {
 }
 
 // The real capture with editcap's injected key log gives it from stdin
-// gzipped as from the file (bug 4 of issue 17 lost it).
+// gzipped as from the file (secrets read by opening the file a second
+// time, outside the reader, were lost in both cases).
 func TestReaderKeyLogsInjected(t *testing.T) {
 	raw, err := os.ReadFile("../testdata/captures/tls-13-keys-injected.pcapng")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/capture/internal/frames"
 )
 
 func TestWriterRoundTrip(t *testing.T) {
@@ -28,7 +30,7 @@ func TestWriterRoundTrip(t *testing.T) {
 	var want []sent
 	for i := 0; i < 5; i++ {
 		s := sent{uint16(40000 + i), 80, "GET /ws HTTP/1.1\r\n"[:5+i], base.Add(time.Duration(i) * time.Millisecond)}
-		data := mkTCP4(t, "10.0.0.1", "10.0.0.2", s.sp, s.dp, s.payload)
+		data := frames.TCP4(t, "10.0.0.1", "10.0.0.2", s.sp, s.dp, s.payload)
 		// InterfaceIndex as "any" reports it (a kernel index): not kept
 		ci := gopacket.CaptureInfo{Timestamp: s.ts, CaptureLength: len(data), Length: len(data), InterfaceIndex: 7}
 		if err := w.WritePacket(ci, data); err != nil {
@@ -37,7 +39,7 @@ func TestWriterRoundTrip(t *testing.T) {
 		want = append(want, s)
 	}
 	// a truncated capture: Length > CaptureLength is kept
-	full := mkTCP6(t, "2001:db8::1", "2001:db8::2", 1234, 443, "0123456789")
+	full := frames.TCP6(t, "2001:db8::1", "2001:db8::2", 1234, 443, "0123456789")
 	ci := gopacket.CaptureInfo{Timestamp: base.Add(time.Second), CaptureLength: len(full) - 4, Length: len(full)}
 	if err := w.WritePacket(ci, full[:len(full)-4]); err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ func TestWriterModeOfExistingFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := mkTCP4(t, "10.0.0.1", "10.0.0.2", 1, 2, "x")[14:]
+	data := frames.TCP4(t, "10.0.0.1", "10.0.0.2", 1, 2, "x")[14:]
 	if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data)}, data); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestWriterErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := mkTCP4(t, "10.0.0.1", "10.0.0.2", 1, 2, "")
+	data := frames.TCP4(t, "10.0.0.1", "10.0.0.2", 1, 2, "")
 	// Length smaller than the data is taken as the data's length
 	if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0)}, data); err != nil {
 		t.Fatal(err)

@@ -195,7 +195,7 @@ func (a *Assembler) Packet(netFlow gopacket.Flow, tcp *layers.TCP, ci gopacket.C
 		if r.s != nil && r.s.slow {
 			a.slowPacket(netFlow, tcp)
 		} else {
-			a.fastPacket(r.s, int(r.d), k, netFlow, tcp, ci, cut)
+			a.fastPacket(r.s, r.d, k, netFlow, tcp, ci, cut)
 		}
 	}
 	if a.opt.MaxFlows > 0 && a.stats.Open+a.dead.n > a.opt.MaxFlows {

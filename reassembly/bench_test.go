@@ -10,7 +10,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wsdiag/wsdiag/capture"
-	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
+	"github.com/wsdiag/wsdiag/capture/synth"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // The fast path. Almost every segment of a capture arrives in order, and
@@ -31,12 +33,12 @@ func (k connKey) reverse() connKey { return connKey{k.net.Reverse(), k.dport, k.
 // connRef is a map entry: the connection, and which direction the key is.
 type connRef struct {
 	s *stream
-	d uint8
+	d flow.Dir
 }
 
 // fast is a stream's in-order state while the fast path owns it.
 type fast struct {
-	key connKey // direction 0's
+	key connKey // flow.Fwd's
 	// seq is the next expected sequence number of each direction, once
 	// started says a segment fixed it; isn is the SYN's, when one was seen.
 	seq     [2]uint32
@@ -96,7 +98,7 @@ func (l *connList) remove(s *stream) {
 
 // fastPacket handles a segment of a connection gopacket does not hold; s
 // is nil when the connection is new.
-func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo, cut int) {
+func (a *Assembler) fastPacket(s *stream, d flow.Dir, k connKey, nf gopacket.Flow, tcp *layers.TCP, ci gopacket.CaptureInfo, cut int) {
 	t := ci.Timestamp
 	if s != nil && s.dead {
 		if !tcp.SYN || tcp.ACK || s.synSeen[d] && s.isn[d] == uint32(tcp.Seq) {
@@ -120,7 +122,7 @@ func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tc
 		if !tcp.SYN && len(tcp.Payload) == 0 {
 			return
 		}
-		s, d = a.open(nf, tcp, t, k), 0
+		s, d = a.open(nf, tcp, t, k), flow.Fwd
 	}
 	seq := uint32(tcp.Seq)
 	payload := tcp.Payload
@@ -171,7 +173,7 @@ func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tc
 		a.unlink(s)
 		s.dead = true
 		a.dead.push(s)
-	case s.finned[0] && s.finned[1]:
+	case s.finned[flow.Fwd] && s.finned[flow.Rev]:
 		s.finish()
 		a.forget(s)
 	}
@@ -181,9 +183,9 @@ func (a *Assembler) fastPacket(s *stream, d int, k connKey, nf gopacket.Flow, tc
 func (a *Assembler) open(nf gopacket.Flow, tcp *layers.TCP, t time.Time, k connKey) *stream {
 	s := a.newStream(nf, tcp, t)
 	s.key = k
-	a.conns[k] = connRef{s, 0}
+	a.conns[k] = connRef{s, flow.Fwd}
 	if r := k.reverse(); r != k { // (a connection to itself has one key)
-		a.conns[r] = connRef{s, 1}
+		a.conns[r] = connRef{s, flow.Rev}
 	}
 	a.touch(s)
 	return s
@@ -191,14 +193,14 @@ func (a *Assembler) open(nf gopacket.Flow, tcp *layers.TCP, t time.Time, k connK
 
 // handover gives connection s to gopacket: for each direction seen, a
 // synthetic SYN (and FIN, when the direction has ended) puts gopacket's
-// next expected sequence number where the fast path's is. Direction 0
-// goes first, so that gopacket's client-to-server direction is ours.
-func (a *Assembler) handover(s *stream, nf gopacket.Flow, tcp *layers.TCP, dp int) {
+// next expected sequence number where the fast path's is. flow.Fwd goes
+// first, so that gopacket's client-to-server direction is ours.
+func (a *Assembler) handover(s *stream, nf gopacket.Flow, tcp *layers.TCP, dp flow.Dir) {
 	a.unlink(s)
 	s.slow = true
 	a.stats.Handovers++
 	a.handing = s
-	for d := 0; d < 2; d++ {
+	for _, d := range [...]flow.Dir{flow.Fwd, flow.Rev} {
 		if !s.started[d] {
 			continue
 		}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/wsdiag/wsdiag/proto/h2"
 	"github.com/wsdiag/wsdiag/proto/wsframe"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // maxH2Streams bounds the streams of one HTTP/2 connection whose request
@@ -19,7 +21,7 @@ const maxH2Streams = 32
 type h2conn struct {
 	s       *stream
 	p       *h2.Conn
-	client  int // the stream's direction index of the client
+	client  flow.Dir // the direction the client sends in
 	connect bool
 	sawSet  bool
 	streams []h2stream
@@ -39,7 +41,7 @@ var h2Preface = []byte("PRI * HTTP/2.0")
 
 // startH2 decides, on a direction's first bytes, whether the connection
 // speaks HTTP/2: ALPN h2 on a TLS connection, or the client preface.
-func (s *stream) startH2(d int, data []byte) bool {
+func (s *stream) startH2(d flow.Dir, data []byte) bool {
 	preface := bytes.HasPrefix(data, h2Preface)
 	if !preface && (s.tls == nil || s.tls.Info().ALPN != "h2") && !s.plainH2() {
 		return false
@@ -47,7 +49,7 @@ func (s *stream) startH2(d int, data []byte) bool {
 	c := &h2conn{s: s, client: d}
 	if !preface {
 		// The server may speak first (its SETTINGS) once TLS is done.
-		c.client = 1 - d
+		c.client = d.Reverse()
 	}
 	s.setClient(c.client)
 	s.engage()
@@ -56,25 +58,26 @@ func (s *stream) startH2(d int, data []byte) bool {
 	return true
 }
 
-// rel turns a stream direction into the parser's (Client or Server).
-func (c *h2conn) rel(d int) int {
+// role is who sends in direction d.
+func (c *h2conn) role(d flow.Dir) flow.Role {
 	if d == c.client {
-		return h2.Client
+		return flow.Client
 	}
-	return h2.Server
+	return flow.Server
 }
 
-func (c *h2conn) abs(rel int) int {
-	if rel == h2.Client {
+// dir is the direction r sends in.
+func (c *h2conn) dir(r flow.Role) flow.Dir {
+	if r == flow.Client {
 		return c.client
 	}
-	return 1 - c.client
+	return c.client.Reverse()
 }
 
-func (c *h2conn) feed(d int, b []byte, t time.Time) { c.p.Feed(c.rel(d), b, t) }
+func (c *h2conn) feed(d flow.Dir, b []byte, t time.Time) { c.p.Feed(c.role(d), b, t) }
 
-func (c *h2conn) gap(d int, n int) {
-	c.p.Gap(c.rel(d), n)
+func (c *h2conn) gap(d flow.Dir, n int) {
+	c.p.Gap(c.role(d), n)
 	if c.ws != nil {
 		c.ws.Gap(d, n)
 	}
@@ -89,8 +92,8 @@ func (c *h2conn) find(id uint32) *h2stream {
 	return nil
 }
 
-func (c *h2conn) Settings(dir int, st h2.Settings, _ time.Time) {
-	if dir == h2.Server {
+func (c *h2conn) Settings(from flow.Role, st h2.Settings, _ time.Time) {
+	if from == flow.Server {
 		c.sawSet = true
 		if st.HasEnableConnectProtocol {
 			c.connect = st.EnableConnectProtocol
@@ -118,9 +121,9 @@ func headersOf(fields []h2.Field) Headers {
 	return h
 }
 
-func (c *h2conn) Headers(dir int, id uint32, fields []h2.Field, end bool, t time.Time) {
+func (c *h2conn) Headers(from flow.Role, id uint32, fields []h2.Field, end bool, t time.Time) {
 	s := c.s
-	if dir == h2.Client {
+	if from == flow.Client {
 		if c.find(id) != nil {
 			return // trailers
 		}
@@ -166,14 +169,14 @@ func (c *h2conn) Headers(dir int, id uint32, fields []h2.Field, end bool, t time
 	st.resp = resp
 }
 
-func (c *h2conn) Data(dir int, id uint32, data []byte, end bool, t time.Time) {
+func (c *h2conn) Data(from flow.Role, id uint32, data []byte, end bool, t time.Time) {
 	if c.ws != nil && id == c.wsID {
 		if len(data) > 0 {
-			c.ws.Feed(c.abs(dir), data, t)
+			c.ws.Feed(c.dir(from), data, t)
 		}
 		return
 	}
-	if dir != h2.Server {
+	if from != flow.Server {
 		return
 	}
 	st := c.find(id)
@@ -198,7 +201,7 @@ func (c *h2conn) emit(st *h2stream) {
 	c.s.asm.sink.Response(r)
 }
 
-func (c *h2conn) RSTStream(dir int, id uint32, code uint32, t time.Time) {
+func (c *h2conn) RSTStream(from flow.Role, id uint32, code uint32, t time.Time) {
 	st := c.find(id)
 	if st == nil {
 		return
@@ -211,7 +214,7 @@ func (c *h2conn) RSTStream(dir int, id uint32, code uint32, t time.Time) {
 		return
 	}
 	by := SideClient
-	if dir == h2.Server {
+	if from == flow.Server {
 		by = SideServer
 	}
 	s := c.s
@@ -222,9 +225,9 @@ func (c *h2conn) RSTStream(dir int, id uint32, code uint32, t time.Time) {
 	s.asm.sink.Response(resp)
 }
 
-func (c *h2conn) GoAway(int, uint32, uint32, time.Time) {}
+func (c *h2conn) GoAway(flow.Role, uint32, uint32, time.Time) {}
 
-func (c *h2conn) Stopped(int, string) {}
+func (c *h2conn) Stopped(flow.Role, string) {}
 
 // finish delivers answers still collecting their body.
 func (c *h2conn) finish() {

@@ -3,6 +3,7 @@ package reassembly
 import (
 	"time"
 
+	"github.com/wsdiag/wsdiag/proto/flow"
 	"github.com/wsdiag/wsdiag/proto/http1"
 	"github.com/wsdiag/wsdiag/proto/wsframe"
 )
@@ -19,20 +20,20 @@ import (
 
 // startMid begins hunting on s, whose direction d sniffed data as neither
 // HTTP nor TLS, and reports whether it did.
-func (s *stream) startMid(d int, data []byte, t time.Time) bool {
+func (s *stream) startMid(d flow.Dir, data []byte, t time.Time) bool {
 	if s.mid() {
 		return true // the other direction started it; deliver feeds it
 	}
 	if !s.mayHunt() || s.midDone || s.upgraded || s.nreq > 0 || s.nresp > 0 {
 		return false
 	}
-	if k := s.dir[1-d].Kind(); k != http1.KindUnknown && k != http1.KindOther {
+	if k := s.dir[d.Reverse()].Kind(); k != http1.KindUnknown && k != http1.KindOther {
 		return false
 	}
 	s.ws = &wsframe.Session{}
 	s.ws.InitMidStream()
-	if held := s.dir[1-d].Held(); len(held) > 0 {
-		s.ws.Feed(1-d, held, t)
+	if held := s.dir[d.Reverse()].Held(); len(held) > 0 {
+		s.ws.Feed(d.Reverse(), held, t)
 	}
 	s.ws.Feed(d, data, t)
 	s.midCheck()
@@ -45,7 +46,7 @@ func (s *stream) mid() bool { return s.ws != nil && s.ws.MidStream() }
 // midFeed runs the next bytes of direction d through the hunt; a direction
 // still undecided goes on being sniffed for HTTP too (a keep-alive
 // connection caught in a body may carry a request next).
-func (s *stream) midFeed(d int, data []byte, t time.Time) {
+func (s *stream) midFeed(d flow.Dir, data []byte, t time.Time) {
 	s.ws.Feed(d, data, t)
 	if s.dir[d].Kind() == http1.KindUnknown {
 		s.feed(d, data, t)
@@ -84,6 +85,6 @@ func (s *stream) midSummary() *WSSession {
 	if n == 0 {
 		return nil
 	}
-	s.clientDir = uint8(cd)
+	s.clientDir = cd
 	return s.ws.Summary(cd)
 }

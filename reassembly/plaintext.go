@@ -7,6 +7,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // TLS plaintext read from one end of a connection (the proxy's own
@@ -75,14 +77,14 @@ func (a *Assembler) Plaintext(p *Plain) {
 	a.stats.PlainPieces++
 	k := plainKey(p.Src, p.Dst)
 	r := a.conns[k]
-	s, d := r.s, int(r.d)
+	s, d := r.s, r.d
 	switch {
 	case s == nil:
 		if p.End {
 			return // nothing to end
 		}
 		a.synth = layers.TCP{SrcPort: layers.TCPPort(p.Src.Port()), DstPort: layers.TCPPort(p.Dst.Port())}
-		s, d = a.open(k.net, &a.synth, p.Time, k), 0
+		s, d = a.open(k.net, &a.synth, p.Time, k), flow.Fwd
 	case s.ended || s.dead:
 		if !p.End {
 			a.stats.PlainLate++
@@ -116,7 +118,7 @@ func plainKey(src, dst netip.AddrPort) connKey {
 }
 
 // plain takes a piece of direction d.
-func (s *stream) plain(d int, p *Plain) {
+func (s *stream) plain(d flow.Dir, p *Plain) {
 	if s.pt == nil {
 		s.pt = &plainState{}
 		s.asm.stats.PlainConns++
@@ -176,7 +178,7 @@ func (s *stream) plain(d int, p *Plain) {
 }
 
 // plainGap steps over n lost bytes of direction d.
-func (s *stream) plainGap(d, n int) {
+func (s *stream) plainGap(d flow.Dir, n int) {
 	if s.ignored {
 		return
 	}
@@ -214,7 +216,7 @@ func (s *stream) mayHunt() bool {
 
 // cipher takes ciphertext of a connection that has plaintext: its TLS
 // records are parsed for the handshake and counted, nothing more.
-func (s *stream) cipher(d int, data []byte, t time.Time) {
+func (s *stream) cipher(d flow.Dir, data []byte, t time.Time) {
 	s.bytes[d] += uint64(len(data))
 	if s.tls != nil {
 		s.tls.Feed(d, data, t)
@@ -224,7 +226,7 @@ func (s *stream) cipher(d int, data []byte, t time.Time) {
 }
 
 // cipherLost takes n bytes of ciphertext that were lost or cut.
-func (s *stream) cipherLost(d, n int) {
+func (s *stream) cipherLost(d flow.Dir, n int) {
 	if s.tls != nil {
 		s.tls.Gap(d)
 	}
@@ -240,7 +242,7 @@ func (s *stream) plainH2() bool { return s.pt != nil && s.pt.h2 }
 
 // decrypted takes what a key log decrypts, unless the connection has
 // plaintext of its own.
-func (s *stream) decrypted(d int, b []byte, t time.Time) {
+func (s *stream) decrypted(d flow.Dir, b []byte, t time.Time) {
 	if s.pt == nil {
 		s.feed(d, b, t)
 	}

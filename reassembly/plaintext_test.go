@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/proto/flow"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
@@ -67,7 +68,7 @@ func (d *decrypter) packet(p *capture.Packet) {
 			return
 		}
 		c = &tlsConn{ends: [2]netip.AddrPort{src, dst}}
-		c.tls = tlsrec.NewConn(d.keys, func(dir int, b []byte, t time.Time) {
+		c.tls = tlsrec.NewConn(d.keys, func(dir flow.Dir, b []byte, t time.Time) {
 			p := reassembly.Plain{Time: t, Src: c.ends[dir], Dst: c.ends[1-dir], Off: c.off[dir], Start: true, Data: bytes.Clone(b)}
 			c.off[dir] += uint32(len(b))
 			if d.serverFirst && (p.Off == 0 && bytes.HasPrefix(b, []byte("PRI * HTTP/2.0")) || len(c.held) > 0 && c.held[0].Src == p.Src) {
@@ -83,9 +84,9 @@ func (d *decrypter) packet(p *capture.Packet) {
 	if len(p.TCP.Payload) == 0 {
 		return
 	}
-	dir := 0
+	dir := flow.Fwd
 	if src != c.ends[0] {
-		dir = 1
+		dir = flow.Rev
 	}
 	seq := uint32(p.TCP.Seq)
 	if c.started[dir] && seq != c.next[dir] {

@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/proto/flow"
 	"github.com/wsdiag/wsdiag/proto/http1"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/proto/wsframe"
@@ -21,8 +22,9 @@ import (
 type stream struct {
 	asm *Assembler
 	id  ConnID
-	// ends[0] sent the first packet the assembler saw (gopacket's
-	// client-to-server direction), ends[1] the other.
+	// ends[flow.Fwd] sent the first packet the assembler saw (gopacket's
+	// client-to-server direction), ends[flow.Rev] the other. Every [2]
+	// array of the stream is indexed by flow.Dir.
 	ends [2]netip.AddrPort
 	dir  [2]http1.Parser // each reports to the stream (an http1.Handler)
 	// body collects the prefix of the response being collected, by the
@@ -45,9 +47,9 @@ type stream struct {
 
 	fast // in-order tracking while the connection needs no reassembly
 
-	// clientDir is the index of the direction the client sends in;
-	// roleKnown says whether a SYN or a request line has decided it.
-	clientDir   uint8
+	// clientDir is the direction the client sends in; roleKnown says
+	// whether a SYN or a request line has decided it.
+	clientDir   flow.Dir
 	roleKnown   bool
 	syn, synack bool
 	upgraded    bool
@@ -62,11 +64,13 @@ type stream struct {
 	mem       int32
 }
 
-func dirIndex(d tcpr.TCPFlowDirection) int {
+// dirOf is gopacket's direction as ours: both call the direction of the
+// first segment seen client-to-server, or Fwd.
+func dirOf(d tcpr.TCPFlowDirection) flow.Dir {
 	if d == tcpr.TCPDirClientToServer {
-		return 0
+		return flow.Fwd
 	}
-	return 1
+	return flow.Rev
 }
 
 func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
@@ -75,15 +79,15 @@ func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 }
 
 func (s *stream) conn() Conn {
-	c := int(s.clientDir)
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[1-c], TLS: s.tls != nil || s.pt != nil}
+	c := s.clientDir
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil || s.pt != nil}
 }
 
 // setClient fixes the client's direction once; later evidence does not
 // overturn a SYN.
-func (s *stream) setClient(d int) {
+func (s *stream) setClient(d flow.Dir) {
 	if !s.roleKnown {
-		s.clientDir, s.roleKnown = uint8(d), true
+		s.clientDir, s.roleKnown = d, true
 	}
 }
 
@@ -94,7 +98,7 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir tcpr.TCPFl
 	if s.asm.handing != nil {
 		return true // the fast path's synthetic segments: not the wire's flags
 	}
-	s.flags(tcp, ci.Timestamp, dirIndex(dir))
+	s.flags(tcp, ci.Timestamp, dirOf(dir))
 	if tcp.RST {
 		// gopacket ends only the half a RST came in; the connection is over
 		// now, so report it after this segment rather than at idle eviction.
@@ -109,7 +113,7 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir tcpr.TCPFl
 }
 
 // flags records what a segment's flags say about the connection.
-func (s *stream) flags(tcp *layers.TCP, t time.Time, d int) {
+func (s *stream) flags(tcp *layers.TCP, t time.Time, d flow.Dir) {
 	if t.After(s.last) {
 		s.last = t
 	}
@@ -119,7 +123,7 @@ func (s *stream) flags(tcp *layers.TCP, t time.Time, d int) {
 		s.setClient(d)
 	case tcp.SYN && tcp.ACK:
 		s.synack = true
-		s.setClient(1 - d)
+		s.setClient(d.Reverse())
 	}
 	if tcp.RST && s.closes[d].Kind != CloseRST {
 		gap := uint32(0)
@@ -133,7 +137,7 @@ func (s *stream) flags(tcp *layers.TCP, t time.Time, d int) {
 }
 
 // finTime is when direction d sent its FIN (zero: none).
-func (s *stream) finTime(d int) time.Time {
+func (s *stream) finTime(d flow.Dir) time.Time {
 	switch c := s.closes[d]; {
 	case c.Kind == CloseFIN:
 		return c.Time
@@ -146,7 +150,7 @@ func (s *stream) finTime(d int) time.Time {
 // ReassembledSG receives the next in-order bytes of one direction.
 func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) {
 	dir, _, _, skip := sg.Info()
-	d := dirIndex(dir)
+	d := dirOf(dir)
 	n, _ := sg.Lengths()
 	if skip > 0 {
 		s.lost(d, skip)
@@ -158,7 +162,7 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 }
 
 // lost tells direction d that its next n bytes will never come.
-func (s *stream) lost(d, n int) {
+func (s *stream) lost(d flow.Dir, n int) {
 	if s.pt != nil {
 		s.cipherLost(d, n)
 		return
@@ -181,7 +185,7 @@ func (s *stream) lost(d, n int) {
 // cut tells direction d that the capture did not keep its next n bytes
 // (the snap length cut a segment): a header block cut short is still
 // reported, with the lines it kept.
-func (s *stream) cut(d, n int) {
+func (s *stream) cut(d flow.Dir, n int) {
 	if s.tls != nil || s.ignored || s.mid() || s.pt != nil {
 		s.lost(d, n)
 		return
@@ -196,7 +200,7 @@ func (s *stream) cut(d, n int) {
 
 // deliver runs the next in-order bytes of direction d through TLS or the
 // HTTP parser.
-func (s *stream) deliver(d int, data []byte, t time.Time) {
+func (s *stream) deliver(d flow.Dir, data []byte, t time.Time) {
 	if s.pt != nil {
 		s.cipher(d, data, t)
 		return
@@ -241,7 +245,7 @@ func (s *stream) ReassemblyComplete(ac tcpr.AssemblerContext) bool {
 	return true
 }
 
-func (s *stream) gap(d int, n int) {
+func (s *stream) gap(d flow.Dir, n int) {
 	s.gaps++
 	s.gapBytes += uint64(n)
 	if s.h2 != nil {
@@ -253,7 +257,7 @@ func (s *stream) gap(d int, n int) {
 
 // feed runs data through direction d's HTTP parser, or the HTTP/2 one
 // once the first bytes (or TLS's ALPN) have said HTTP/2.
-func (s *stream) feed(d int, data []byte, t time.Time) {
+func (s *stream) feed(d flow.Dir, data []byte, t time.Time) {
 	if s.h2 == nil && s.dir[d].Kind() == http1.KindUnknown && len(data) > 0 && !s.startH2(d, data) {
 		s.dir[d].Feed(s, data, t)
 		return
@@ -268,14 +272,14 @@ func (s *stream) feed(d int, data []byte, t time.Time) {
 // initParsers readies both directions' HTTP parsers.
 func (s *stream) initParsers() {
 	for d := range s.dir {
-		s.dir[d].Init(d, &s.asm.opt.Limits)
+		s.dir[d].Init(flow.Dir(d), &s.asm.opt.Limits)
 	}
 }
 
 // The stream is the http1.Handler of both its directions: it turns what
 // the parsers find into events.
 
-func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
+func (s *stream) Sniffed(d flow.Dir, k http1.Kind, data []byte, t time.Time) bool {
 	if s.mid() && k != http1.KindOther {
 		s.dropMid()
 	}
@@ -285,7 +289,7 @@ func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
 		s.setClient(d)
 	case http1.KindResponse:
 		s.engage()
-		s.setClient(1 - d)
+		s.setClient(d.Reverse())
 	case http1.KindTLS:
 		if s.tls != nil {
 			return false // TLS inside TLS: not ours
@@ -307,15 +311,15 @@ func (s *stream) Sniffed(d int, k http1.Kind, data []byte, t time.Time) bool {
 		if s.startMid(d, data, t) {
 			return true
 		}
-		o := s.dir[1-d].Kind()
-		if o == http1.KindOther || o == http1.KindUnknown && s.bytes[1-d] == 0 {
+		o := s.dir[d.Reverse()].Kind()
+		if o == http1.KindOther || o == http1.KindUnknown && s.bytes[d.Reverse()] == 0 {
 			s.ignored = true
 		}
 	}
 	return true
 }
 
-func (s *stream) Head(d int, m http1.Head) (noBody bool) {
+func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 	lim := &s.asm.opt.Limits
 	if !m.Response {
 		req := &Request{Conn: s.conn(), Index: int(s.nreq), Method: m.Method, Target: m.Target, Version: m.Version,
@@ -350,9 +354,9 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 	if m.Switches() {
 		s.asm.sink.Response(resp)
 		s.upgraded, s.upgradeTime = true, m.End
-		s.dir[1-d].Tunnel() // the parser switches its own direction
+		s.dir[d.Reverse()].Tunnel() // the parser switches its own direction
 		s.ws = &wsframe.Session{}
-		s.ws.Init(int(s.clientDir), wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
+		s.ws.Init(s.clientDir, wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
 		s.pending = nil
 		return false
 	}
@@ -362,7 +366,7 @@ func (s *stream) Head(d int, m http1.Head) (noBody bool) {
 }
 
 // Body sees body bytes; a response keeps its prefix.
-func (s *stream) Body(d int, b []byte) {
+func (s *stream) Body(d flow.Dir, b []byte) {
 	if s.dir[d].Kind() != http1.KindResponse || s.cur == nil {
 		return
 	}
@@ -376,19 +380,19 @@ func (s *stream) Body(d int, b []byte) {
 }
 
 // End delivers a response when its body ends or stops being contiguous.
-func (s *stream) End(d int) {
+func (s *stream) End(d flow.Dir) {
 	if s.dir[d].Kind() == http1.KindResponse {
 		s.emitResponse()
 	}
 }
 
-func (s *stream) Tunnel(d int, b []byte, t time.Time) {
+func (s *stream) Tunnel(d flow.Dir, b []byte, t time.Time) {
 	if s.ws != nil {
 		s.ws.Feed(d, b, t)
 	}
 }
 
-func (s *stream) TunnelGap(d int, n int) {
+func (s *stream) TunnelGap(d flow.Dir, n int) {
 	if s.ws != nil {
 		s.ws.Gap(d, n)
 	}
@@ -402,7 +406,7 @@ func (s *stream) emitResponse() {
 	}
 	r := s.cur
 	s.cur = nil
-	d := 1 - int(s.clientDir)
+	d := s.clientDir.Reverse()
 	if len(s.body[d]) > 0 {
 		r.Body = string(s.body[d])
 		s.body[d] = s.body[d][:0]
@@ -421,24 +425,24 @@ func (s *stream) finish() {
 	if s.h2 != nil {
 		s.h2.finish()
 	}
-	k0, k1 := s.dir[0].Kind(), s.dir[1].Kind()
+	k0, k1 := s.dir[flow.Fwd].Kind(), s.dir[flow.Rev].Kind()
 	httpSeen := k0 == http1.KindRequest || k0 == http1.KindResponse ||
 		k1 == http1.KindRequest || k1 == http1.KindResponse || s.h2 != nil
 	tls := s.tls != nil
-	noData := s.bytes[0] == 0 && s.bytes[1] == 0
+	noData := s.bytes[flow.Fwd] == 0 && s.bytes[flow.Rev] == 0
 	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
 	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && s.pt == nil {
 		return
 	}
-	c := int(s.clientDir)
+	c, sv := s.clientDir, s.clientDir.Reverse()
 	e := &ConnEnd{Conn: s.conn(), First: s.first, Last: s.last, SYN: s.syn, SYNACK: s.synack,
-		ClientClose: s.closes[c], ServerClose: s.closes[1-c],
+		ClientClose: s.closes[c], ServerClose: s.closes[sv],
 		HTTP: httpSeen, H2: s.h2 != nil, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
-		BytesC2S: s.bytes[c], BytesS2C: s.bytes[1-c], Gaps: s.gaps, GapBytes: s.gapBytes,
+		BytesC2S: s.bytes[c], BytesS2C: s.bytes[sv], Gaps: s.gaps, GapBytes: s.gapBytes,
 		Requests: int(s.nreq), Responses: int(s.nresp), Plain: s.plainEnd()}
-	e.ClientFIN, e.ServerFIN = s.finTime(c), s.finTime(1-c)
+	e.ClientFIN, e.ServerFIN = s.finTime(c), s.finTime(sv)
 	if mid != nil {
 		e.WS = mid
 	} else if s.ws != nil && !s.mid() {
@@ -451,8 +455,8 @@ func (s *stream) finish() {
 		e.TLSInfo = &info
 	}
 	switch {
-	case s.closes[0].Kind == CloseRST || s.closes[1].Kind == CloseRST ||
-		s.closes[0].Kind != CloseNone && s.closes[1].Kind != CloseNone:
+	case s.closes[flow.Fwd].Kind == CloseRST || s.closes[flow.Rev].Kind == CloseRST ||
+		s.closes[flow.Fwd].Kind != CloseNone && s.closes[flow.Rev].Kind != CloseNone:
 		e.Reason = EndClosed
 	case s.asm.ending:
 		e.Reason = EndCapture

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The floods of issue 19 in `live`: each flood is written as a pcap (into a
-# temporary directory, removed at the end) and replayed with tcpreplay into
-# one end of a veth pair between two network namespaces this script
-# creates, while `wsdiag live --max-memory BUDGET` captures on the other
-# end. Prints per flood the packets sent and captured, kernel drops, the
-# peak RSS (VmHWM) against the budget + 32 MiB, and whether the
-# well-formed attempts mixed in (path /ws) got their verdicts. Needs root,
-# iproute2, tcpreplay; nothing leaves the two namespaces.
+# The memory floods (capture/synth's Floods) in `live`: each flood is
+# written as a pcap (into a temporary directory, removed at the end) and
+# replayed with tcpreplay into one end of a veth pair between two network
+# namespaces this script creates, while `wsdiag live --max-memory BUDGET`
+# captures on the other end. Prints per flood the packets sent and
+# captured, kernel drops, the peak RSS (VmHWM) against the budget + 32 MiB,
+# and whether the well-formed attempts mixed in (path /ws) got their
+# verdicts. Needs root, iproute2, tcpreplay; nothing leaves the two
+# namespaces.
 #
 #   sudo cmd/wsbench/floods-live.sh [BUDGET=64M] [PPS=100000] [FLOOD...]
 set -euo pipefail

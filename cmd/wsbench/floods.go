@@ -12,10 +12,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
+	"github.com/wsdiag/wsdiag/capture/synth"
 )
 
-// floods writes each flood of issue 19 as a pcap (into -dir, not kept
+// floods writes each memory flood (synth.Floods) as a pcap (into -dir, not kept
 // unless -keep) and runs wsdiag read --max-memory on it, printing the
 // peak RSS against the budget and whether the well-formed attempts mixed
 // into the flood got their verdicts.

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The floods of issue 19, each written as a pcap into a temporary directory
-# (never committed; removed after its run) by the synthetic generator and
-# read by `wsdiag read --max-memory BUDGET`. Prints, per flood, the
-# packets, the budget, wsdiag's peak RSS (getrusage, as /usr/bin/time -v
-# reports it), whether it stayed within the budget + 32 MiB, and whether
-# the well-formed attempts mixed in got their verdicts.
+# The memory floods (capture/synth's Floods), each written as a pcap into
+# a temporary directory (never committed; removed after its run) by the
+# synthetic generator and read by `wsdiag read --max-memory BUDGET`.
+# Prints, per flood, the packets, the budget, wsdiag's peak RSS
+# (getrusage, as /usr/bin/time -v reports it), whether it stayed within
+# the budget + 32 MiB, and whether the well-formed attempts mixed in got
+# their verdicts.
 #
 #   cmd/wsbench/floods.sh [BUDGET=64M] [wsbench floods flags: -only syn,tunnels -scale 0.1 -workers 1 -keep]
 #

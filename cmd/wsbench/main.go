@@ -3,7 +3,7 @@
 //
 //	wsbench gen -o big.pcap [-n 1000000] [-seed 1]   write a synthetic capture
 //	wsbench run [-wsdiag PATH] [-runs 3] FILE...      time wsdiag, tcpdump, tshark on each; the ratios side by side
-//	wsbench floods [-wsdiag PATH] [-budget 64M]       peak RSS under each flood of issue 19
+//	wsbench floods [-wsdiag PATH] [-budget 64M]       peak RSS under each memory flood (synth.Floods)
 //	wsbench slowloris [-addr 127.0.0.1:8980] [-n N]   hold N half-sent requests open (livefloods.sh)
 //
 // The synthetic capture is generated deterministically (same seed, same
@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
+	"github.com/wsdiag/wsdiag/capture/synth"
 )
 
 func main() {
@@ -53,7 +53,7 @@ func gen(args []string) int {
 	out := fs.String("o", "", "output pcap")
 	n := fs.Int("n", 1000000, "packets")
 	seed := fs.Int64("seed", 1, "random seed")
-	flood := fs.String("flood", "", "write this flood of issue 19 instead (syn, slowloris, tunnels, tlshello, headercap, newconn; -n: its connections, 0 for the default)")
+	flood := fs.String("flood", "", "write this memory flood instead (syn, slowloris, tunnels, tlshello, headercap, newconn; -n: its connections, 0 for the default)")
 	fs.Parse(args)
 	if *flood != "" {
 		return genFlood(*out, *flood, *n, *seed)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsdiag/wsdiag/cmd/wsbench/synth"
+	"github.com/wsdiag/wsdiag/capture/synth"
 )
 
 func TestParseSize(t *testing.T) {

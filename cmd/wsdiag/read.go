@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/capture/filter"
 	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 )
 
@@ -63,9 +64,9 @@ func cmdRead(e *env, args []string) (int, error) {
 	if err == nil {
 		ropt.KeyLog, err = c.keyLog(files)
 	}
-	var match capture.Matcher
+	var match filter.Matcher
 	if err == nil && expr != "" {
-		if match, err = capture.NewMatcher(expr); err != nil {
+		if match, err = filter.NewMatcher(expr); err != nil {
 			err = errors.New(oneLine(err))
 		}
 	}

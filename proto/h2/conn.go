@@ -2,7 +2,8 @@
 // wire: both directions' frames, header blocks decoded with
 // golang.org/x/net/http2/hpack, DATA handed on by stream without copying.
 // It knows nothing of TCP, TLS or WebSockets; its caller feeds it each
-// direction's bytes in order and says when bytes were lost.
+// direction's bytes in order, named by the role of their sender
+// (flow.Client, flow.Server), and says when bytes were lost.
 package h2
 
 import (
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // Frame types (RFC 9113 §6).
@@ -58,26 +61,20 @@ const (
 	maxDynamicTable = 64 << 10
 )
 
-// Client and Server index the two directions.
-const (
-	Client = 0 // client → server
-	Server = 1 // server → client
-)
-
 // Field is one decoded header field.
 type Field = hpack.HeaderField
 
-// Handler receives what the connection carries. dir is Client or Server.
-// Slices passed to Data are only valid during the call.
+// Handler receives what the connection carries; from is the end that
+// sent it. Slices passed to Data are only valid during the call.
 type Handler interface {
-	Settings(dir int, s Settings, t time.Time)
-	Headers(dir int, stream uint32, fields []Field, endStream bool, t time.Time)
-	Data(dir int, stream uint32, data []byte, endStream bool, t time.Time)
-	RSTStream(dir int, stream uint32, code uint32, t time.Time)
-	GoAway(dir int, lastStream uint32, code uint32, t time.Time)
+	Settings(from flow.Role, s Settings, t time.Time)
+	Headers(from flow.Role, stream uint32, fields []Field, endStream bool, t time.Time)
+	Data(from flow.Role, stream uint32, data []byte, endStream bool, t time.Time)
+	RSTStream(from flow.Role, stream uint32, code uint32, t time.Time)
+	GoAway(from flow.Role, lastStream uint32, code uint32, t time.Time)
 	// Stopped says a direction can no longer be parsed (bytes lost, a
 	// malformed or oversized frame): why is a short phrase.
-	Stopped(dir int, why string)
+	Stopped(from flow.Role, why string)
 }
 
 // Settings is one SETTINGS frame (not an ACK): the values it carries.
@@ -122,7 +119,8 @@ type dir struct {
 	dec        *hpack.Decoder
 }
 
-// Conn parses one HTTP/2 connection.
+// Conn parses one HTTP/2 connection. Its directions are indexed by the
+// role of their sender.
 type Conn struct {
 	d [2]dir
 	h Handler
@@ -149,31 +147,31 @@ func New(h Handler, clientPreface bool) *Conn {
 		d.dec.SetMaxStringLength(maxStringLen)
 	}
 	if clientPreface {
-		c.d[Client].st = sPreface
+		c.d[flow.Client].st = sPreface
 	}
 	return c
 }
 
-// Stopped says whether direction d has stopped.
-func (c *Conn) Stopped(d int) bool { return c.d[d].st == sStopped }
+// Stopped says whether the direction d sends in has stopped.
+func (c *Conn) Stopped(d flow.Role) bool { return c.d[d].st == sStopped }
 
-// Gap says n bytes of direction d were lost. HPACK's dynamic table makes
+// Gap says n bytes d sent were lost. HPACK's dynamic table makes
 // every later header block depend on the lost ones: the direction stops.
-func (c *Conn) Gap(d int, n int) {
+func (c *Conn) Gap(d flow.Role, n int) {
 	if c.d[d].st != sStopped {
 		c.stop(d, "bytes lost")
 	}
 }
 
-func (c *Conn) stop(d int, why string) {
+func (c *Conn) stop(d flow.Role, why string) {
 	c.d[d].st = sStopped
 	c.d[d].ctl = nil
 	c.d[d].fields = nil
 	c.h.Stopped(d, why)
 }
 
-// Feed parses the next bytes of direction d, seen at t.
-func (c *Conn) Feed(d int, b []byte, t time.Time) {
+// Feed parses the next bytes d sent, seen at t.
+func (c *Conn) Feed(d flow.Role, b []byte, t time.Time) {
 	c.t = t
 	s := &c.d[d]
 	for len(b) > 0 {
@@ -205,7 +203,7 @@ func (c *Conn) Feed(d int, b []byte, t time.Time) {
 	}
 }
 
-func (c *Conn) frameHeader(d int) {
+func (c *Conn) frameHeader(d flow.Role) {
 	s := &c.d[d]
 	h := s.hdr[:]
 	length := uint32(h[0])<<16 | uint32(h[1])<<8 | uint32(h[2])
@@ -258,7 +256,7 @@ func padded(typ, flags uint8) bool {
 	return flags&flagPadded != 0 && (typ == frameData || typ == frameHeaders || typ == framePushPromise)
 }
 
-func (c *Conn) payload(d int, b []byte) []byte {
+func (c *Conn) payload(d flow.Role, b []byte) []byte {
 	s := &c.d[d]
 	if padded(s.typ, s.flags) && !s.padRead {
 		s.pad = uint32(b[0])
@@ -326,7 +324,7 @@ func (c *Conn) payload(d int, b []byte) []byte {
 	return rest
 }
 
-func (c *Conn) endFrame(d int) {
+func (c *Conn) endFrame(d flow.Role) {
 	s := &c.d[d]
 	s.st = sHeader
 	switch s.typ {
@@ -361,11 +359,11 @@ func (c *Conn) endFrame(d int) {
 				st.HasHeaderTableSize, st.HeaderTableSize = true, v
 				// The sender's decoder may use this much: the other
 				// direction's encoder (which we mirror) may grow to it.
-				c.d[1-d].dec.SetAllowedMaxDynamicTableSize(min(v, maxDynamicTable))
+				c.d[d.Peer()].dec.SetAllowedMaxDynamicTableSize(min(v, maxDynamicTable))
 			case SettingMaxFrameSize:
 				st.MaxFrameSize = v
 				if v >= 16384 && v <= maxFrame {
-					c.d[1-d].maxRecv = v
+					c.d[d.Peer()].maxRecv = v
 				}
 			}
 		}

@@ -11,22 +11,24 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // rec records what the parser reports, as text, so two runs compare.
 type rec struct{ ev []string }
 
-func (r *rec) Settings(d int, s Settings, _ time.Time) {
+func (r *rec) Settings(d flow.Role, s Settings, _ time.Time) {
 	r.ev = append(r.ev, fmt.Sprintf("%d settings connect=%v/%v table=%d", d, s.HasEnableConnectProtocol, s.EnableConnectProtocol, s.HeaderTableSize))
 }
-func (r *rec) Headers(d int, id uint32, f []Field, end bool, _ time.Time) {
+func (r *rec) Headers(d flow.Role, id uint32, f []Field, end bool, _ time.Time) {
 	var b strings.Builder
 	for _, x := range f {
 		b.WriteString(x.Name + "=" + x.Value + " ")
 	}
 	r.ev = append(r.ev, fmt.Sprintf("%d headers %d end=%v %s", d, id, end, b.String()))
 }
-func (r *rec) Data(d int, id uint32, p []byte, end bool, _ time.Time) {
+func (r *rec) Data(d flow.Role, id uint32, p []byte, end bool, _ time.Time) {
 	// Data comes in pieces as bytes arrive: merge consecutive pieces.
 	// The last event of this direction is found past the other's.
 	key := fmt.Sprintf("%d data %d ", d, id)
@@ -47,13 +49,15 @@ func (r *rec) Data(d int, id uint32, p []byte, end bool, _ time.Time) {
 		r.ev[last] += "END"
 	}
 }
-func (r *rec) RSTStream(d int, id, code uint32, _ time.Time) {
+func (r *rec) RSTStream(d flow.Role, id, code uint32, _ time.Time) {
 	r.ev = append(r.ev, fmt.Sprintf("%d rst %d %d", d, id, code))
 }
-func (r *rec) GoAway(d int, last, code uint32, _ time.Time) {
+func (r *rec) GoAway(d flow.Role, last, code uint32, _ time.Time) {
 	r.ev = append(r.ev, fmt.Sprintf("%d goaway %d %d", d, last, code))
 }
-func (r *rec) Stopped(d int, why string) { r.ev = append(r.ev, fmt.Sprintf("%d stopped %s", d, why)) }
+func (r *rec) Stopped(d flow.Role, why string) {
+	r.ev = append(r.ev, fmt.Sprintf("%d stopped %s", d, why))
+}
 
 type side struct {
 	buf bytes.Buffer
@@ -129,12 +133,12 @@ func run(client, server []byte, next func() int) []string {
 	for len(client) > 0 || len(server) > 0 {
 		if len(client) > 0 {
 			n := min(next(), len(client))
-			c.Feed(Client, client[:n], time.Time{})
+			c.Feed(flow.Client, client[:n], time.Time{})
 			client = client[n:]
 		}
 		if len(server) > 0 {
 			n := min(next(), len(server))
-			c.Feed(Server, server[:n], time.Time{})
+			c.Feed(flow.Server, server[:n], time.Time{})
 			server = server[n:]
 		}
 	}
@@ -177,11 +181,11 @@ func TestGapStopsTheDirection(t *testing.T) {
 	client, server := conversation(t)
 	r := &rec{}
 	c := New(r, true)
-	c.Feed(Client, client[:100], time.Time{})
-	c.Gap(Client, 50)
-	c.Feed(Client, client[150:], time.Time{})
-	c.Feed(Server, server, time.Time{})
-	if !c.Stopped(Client) || c.Stopped(Server) {
+	c.Feed(flow.Client, client[:100], time.Time{})
+	c.Gap(flow.Client, 50)
+	c.Feed(flow.Client, client[150:], time.Time{})
+	c.Feed(flow.Server, server, time.Time{})
+	if !c.Stopped(flow.Client) || c.Stopped(flow.Server) {
 		t.Fatal("a gap must stop its direction only")
 	}
 	var serverEv []string
@@ -198,8 +202,8 @@ func TestGapStopsTheDirection(t *testing.T) {
 func TestNotHTTP2(t *testing.T) {
 	r := &rec{}
 	c := New(r, true)
-	c.Feed(Client, []byte("GET / HTTP/1.1\r\n\r\n"), time.Time{})
-	if !c.Stopped(Client) || len(r.ev) != 1 || !strings.Contains(r.ev[0], "preface") {
+	c.Feed(flow.Client, []byte("GET / HTTP/1.1\r\n\r\n"), time.Time{})
+	if !c.Stopped(flow.Client) || len(r.ev) != 1 || !strings.Contains(r.ev[0], "preface") {
 		t.Fatalf("got %v", r.ev)
 	}
 }
@@ -210,7 +214,7 @@ func TestDataDoesNotAllocate(t *testing.T) {
 	fr.WriteData(1, false, bytes.Repeat([]byte{0x82}, 1000))
 	frame := buf.Bytes()
 	c := New(nopHandler{}, false)
-	allocs := testing.AllocsPerRun(1000, func() { c.Feed(Client, frame, time.Time{}) })
+	allocs := testing.AllocsPerRun(1000, func() { c.Feed(flow.Client, frame, time.Time{}) })
 	if allocs != 0 {
 		t.Fatalf("%v allocations per DATA frame", allocs)
 	}
@@ -218,12 +222,12 @@ func TestDataDoesNotAllocate(t *testing.T) {
 
 type nopHandler struct{}
 
-func (nopHandler) Settings(int, Settings, time.Time)             {}
-func (nopHandler) Headers(int, uint32, []Field, bool, time.Time) {}
-func (nopHandler) Data(int, uint32, []byte, bool, time.Time)     {}
-func (nopHandler) RSTStream(int, uint32, uint32, time.Time)      {}
-func (nopHandler) GoAway(int, uint32, uint32, time.Time)         {}
-func (nopHandler) Stopped(int, string)                           {}
+func (nopHandler) Settings(flow.Role, Settings, time.Time)             {}
+func (nopHandler) Headers(flow.Role, uint32, []Field, bool, time.Time) {}
+func (nopHandler) Data(flow.Role, uint32, []byte, bool, time.Time)     {}
+func (nopHandler) RSTStream(flow.Role, uint32, uint32, time.Time)      {}
+func (nopHandler) GoAway(flow.Role, uint32, uint32, time.Time)         {}
+func (nopHandler) Stopped(flow.Role, string)                           {}
 
 func BenchmarkDataFrames(b *testing.B) {
 	var buf bytes.Buffer
@@ -236,7 +240,7 @@ func BenchmarkDataFrames(b *testing.B) {
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		c.Feed(Client, p, time.Time{})
+		c.Feed(flow.Client, p, time.Time{})
 	}
 }
 
@@ -250,10 +254,10 @@ func FuzzConn(f *testing.F) {
 		c := New(r, len(client) > 0 && client[0] == 'P')
 		for len(client) > 0 || len(server) > 0 {
 			k := min(n, len(client))
-			c.Feed(Client, client[:k], time.Time{})
+			c.Feed(flow.Client, client[:k], time.Time{})
 			client = client[k:]
 			k = min(n, len(server))
-			c.Feed(Server, server[:k], time.Time{})
+			c.Feed(flow.Server, server[:k], time.Time{})
 			server = server[k:]
 		}
 		if len(r.ev) > 100000 {

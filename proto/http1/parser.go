@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"time"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // This file holds the push-style HTTP/1.x parser: one per direction, fed
@@ -85,7 +87,7 @@ type Head struct {
 // one (Parser.Tunnel).
 func (h *Head) Switches() bool { return h.Response && h.Status == 101 && (!h.Truncated || h.Cut) }
 
-// Handler receives what a Parser finds, in the order of the bytes. dir is
+// Handler receives what a Parser finds, in the order of the bytes. d is
 // the direction given to the Parser's Init, so that one Handler serves
 // both directions of a connection.
 type Handler interface {
@@ -95,22 +97,22 @@ type Handler interface {
 	// data is everything from the record on: a handler that takes it
 	// (returns true) leaves the Parser at the start, ready to sniff the
 	// plaintext; otherwise the direction is ignored as KindOther.
-	Sniffed(dir int, k Kind, data []byte, t time.Time) (took bool)
+	Sniffed(d flow.Dir, k Kind, data []byte, t time.Time) (took bool)
 	// Head is called with every header block. noBody says, for a
 	// response, that the request it answers forbids a body (HEAD, or a
 	// CONNECT answered 2xx); the Parser knows the rest (1xx, 204, 304).
-	Head(dir int, h Head) (noBody bool)
+	Head(d flow.Dir, h Head) (noBody bool)
 	// Body gets the bytes of the current message's body, chunk framing
 	// removed.
-	Body(dir int, b []byte)
+	Body(d flow.Dir, b []byte)
 	// End says the current message is complete, or that the rest of its
 	// body will not be contiguous (a gap, a malformed chunk): any Body
 	// bytes that still come for it are not its prefix.
-	End(dir int)
+	End(d flow.Dir)
 	// Tunnel gets the bytes that follow a 101, from the same segment on.
-	Tunnel(dir int, b []byte, t time.Time)
+	Tunnel(d flow.Dir, b []byte, t time.Time)
 	// TunnelGap says n bytes after a 101 were lost.
-	TunnelGap(dir int, n int)
+	TunnelGap(d flow.Dir, n int)
 }
 
 // Parser is the HTTP/1.x state of one direction of a connection. The zero
@@ -128,13 +130,13 @@ type Parser struct {
 	state  pstate
 	// afterGap: bytes were lost just before the next data.
 	afterGap bool
-	dir      uint8 // passed to the Handler
+	dir      flow.Dir // passed to the Handler
 }
 
-// Init prepares p for direction dir (0 or 1, passed back to the Handler),
-// within lim, which must outlive p.
-func (p *Parser) Init(dir int, lim *Limits) {
-	*p = Parser{lim: lim, dir: uint8(dir)}
+// Init prepares p for direction d (passed back to the Handler), within
+// lim, which must outlive p.
+func (p *Parser) Init(d flow.Dir, lim *Limits) {
+	*p = Parser{lim: lim, dir: d}
 }
 
 // Kind returns what the direction carries, as far as it is known.
@@ -164,7 +166,7 @@ func (p *Parser) Tunnel() {
 // Feed runs the next in-order bytes of the direction, captured at t,
 // through the parser, reporting to h.
 func (p *Parser) Feed(h Handler, data []byte, t time.Time) {
-	lim, d := p.lim, int(p.dir)
+	lim, d := p.lim, p.dir
 	for len(data) > 0 {
 		switch p.state {
 		case stSniff:
@@ -311,7 +313,7 @@ func (p *Parser) Feed(h Handler, data []byte, t time.Time) {
 
 // Gap tells p that the next n bytes of its direction will never come.
 func (p *Parser) Gap(h Handler, n int) {
-	d := int(p.dir)
+	d := p.dir
 	switch p.state {
 	case stBody, stChunkData:
 		if p.remain >= int64(n) {
@@ -362,7 +364,7 @@ func (p *Parser) Cut(h Handler, n int) (inHeader bool) {
 	if p.state == stTunnel {
 		return true
 	}
-	h.End(int(p.dir))
+	h.End(p.dir)
 	p.state = stResync
 	p.afterGap = true // the next message may start right where the cut ends
 	return true
@@ -378,7 +380,7 @@ func statusCut(b []byte) bool {
 // block handles a complete (or, when truncated, overflowing or cut after
 // kept bytes) header block.
 func (p *Parser) block(hd Handler, raw []byte, t time.Time, truncated bool, kept int) {
-	d := int(p.dir)
+	d := p.dir
 	blk := parseBlock(raw, p.lim.MaxHeaders)
 	h := Head{Headers: blk.headers, Start: p.start, End: t, Truncated: truncated, Cut: kept > 0, Kept: kept}
 	if h.Start.IsZero() {
@@ -430,7 +432,7 @@ func (p *Parser) block(hd Handler, raw []byte, t time.Time, truncated bool, kept
 
 // endMessage finishes the current message.
 func (p *Parser) endMessage(h Handler) {
-	h.End(int(p.dir))
+	h.End(p.dir)
 	p.state = stHeader
 }
 

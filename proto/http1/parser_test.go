@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // recorder is a Handler that writes down what it is told. Body and tunnel
@@ -14,6 +16,7 @@ import (
 type recorder struct {
 	p      *Parser
 	ev     []string
+	heads  []Head
 	noBody bool // answer Head with noBody (the request was HEAD)
 	other  *Parser
 }
@@ -29,12 +32,13 @@ func (r *recorder) join(prefix string, b []byte) {
 	r.add(prefix + string(b))
 }
 
-func (r *recorder) Sniffed(_ int, k Kind, data []byte, t time.Time) bool {
+func (r *recorder) Sniffed(_ flow.Dir, k Kind, data []byte, t time.Time) bool {
 	r.add(fmt.Sprintf("sniffed %d", k))
 	return false
 }
 
-func (r *recorder) Head(_ int, h Head) bool {
+func (r *recorder) Head(_ flow.Dir, h Head) bool {
+	r.heads = append(r.heads, h)
 	var hs []string
 	for _, f := range h.Headers {
 		hs = append(hs, f.Name+"="+f.Value)
@@ -50,18 +54,23 @@ func (r *recorder) Head(_ int, h Head) bool {
 	return r.noBody
 }
 
-func (r *recorder) Body(_ int, b []byte) { r.join("body ", b) }
-func (r *recorder) End(int)              { r.add("end") }
-func (r *recorder) Tunnel(_ int, b []byte, t time.Time) {
+func (r *recorder) Body(_ flow.Dir, b []byte) { r.join("body ", b) }
+func (r *recorder) End(flow.Dir)              { r.add("end") }
+func (r *recorder) Tunnel(_ flow.Dir, b []byte, t time.Time) {
 	r.join("tunnel ", b)
 }
-func (r *recorder) TunnelGap(_, n int) { r.add(fmt.Sprintf("tunnel gap %d", n)) }
+func (r *recorder) TunnelGap(_ flow.Dir, n int) { r.add(fmt.Sprintf("tunnel gap %d", n)) }
 
 // run feeds the pieces to a fresh parser and returns its record.
 func run(lim Limits, noBody bool, pieces []string) []string {
+	return record(lim, noBody, pieces).ev
+}
+
+// record feeds the pieces to a fresh parser and returns its recorder.
+func record(lim Limits, noBody bool, pieces []string) *recorder {
 	var p Parser
 	r := &recorder{p: &p, noBody: noBody}
-	p.Init(0, &lim)
+	p.Init(flow.Fwd, &lim)
 	t := time.Unix(1700000000, 0)
 	for _, s := range pieces {
 		p.Feed(r, []byte(s), t)
@@ -69,7 +78,7 @@ func run(lim Limits, noBody bool, pieces []string) []string {
 			panic("buffer over its limit")
 		}
 	}
-	return r.ev
+	return r
 }
 
 // splits returns the ways a message is cut for the table test: whole, byte
@@ -128,6 +137,11 @@ func TestParserSplitInput(t *testing.T) {
 				"response HTTP/1.1 204 \"No Content\" [] truncated=false switches=false", "end",
 				"response HTTP/1.1 400 \"Bad Request\" [Server=nginx/1.22.1 Content-Type=text/html Content-Length=12] truncated=false switches=false",
 				"body Bad Request\n", "end"}},
+		{name: "204 and 304 have no body whatever their Content-Length says",
+			in: "HTTP/1.1 204 No Content\r\nContent-Length: 77\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+			want: []string{"sniffed 2", "response HTTP/1.1 204 \"No Content\" [Content-Length=77] truncated=false switches=false", "end",
+				"response HTTP/1.1 304 \"Not Modified\" [Content-Length=1234] truncated=false switches=false", "end",
+				"response HTTP/1.1 200 \"OK\" [Content-Length=2] truncated=false switches=false", "body ok", "end"}},
 		{name: "answer to HEAD has no body", noBody: true, in: "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nHTTP/1.1 304 Not Modified\r\n\r\n",
 			want: []string{"sniffed 2", "response HTTP/1.1 200 \"OK\" [Content-Length=99] truncated=false switches=false", "end",
 				"response HTTP/1.1 304 \"Not Modified\" [] truncated=false switches=false", "end"}},
@@ -164,7 +178,7 @@ func TestParserGap(t *testing.T) {
 	var p Parser
 	r := &recorder{p: &p}
 	lim := DefaultLimits
-	p.Init(0, &lim)
+	p.Init(flow.Fwd, &lim)
 	t0 := time.Unix(1700000000, 0)
 	p.Feed(r, []byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 10\r\n\r\nab"), t0)
 	p.Gap(r, 3)
@@ -195,7 +209,7 @@ func FuzzParser(f *testing.F) {
 		lim := Limits{MaxHeaderBytes: 256, MaxHeaders: 4}
 		var p Parser
 		r := &recorder{p: &p, noBody: gap&1 != 0}
-		p.Init(0, &lim)
+		p.Init(flow.Fwd, &lim)
 		n := len(in) + 1
 		a, b := int(s1)%n, int(s2)%n
 		if a > b {
@@ -226,8 +240,91 @@ func FuzzParser(f *testing.F) {
 	})
 }
 
-// Every connection holds two Parsers: keep them small (issue 4's budget
-// for an idle upgraded connection is 2 KiB in all).
+// Header names come in any case (haproxy lower-cases them, some clients
+// shout): Content-Length and Transfer-Encoding frame bodies whatever their
+// case, and Headers finds names and Connection tokens case-insensitively.
+func TestHeaderNamesAnyCase(t *testing.T) {
+	in := "GET /ws HTTP/1.1\r\nhost: x\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, Upgrade\r\nsec-websocket-key: k\r\nSEC-WEBSOCKET-VERSION: 13\r\n" +
+		"content-length: 3\r\n\r\nabc" +
+		"POST /two HTTP/1.1\r\nTRANSFER-ENCODING: CHUNKED\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+		"GET /three HTTP/1.1\r\n\r\n"
+	r := record(DefaultLimits, false, []string{in})
+	var targets []string
+	for _, h := range r.heads {
+		targets = append(targets, h.Target)
+	}
+	if strings.Join(targets, " ") != "/ws /two /three" {
+		t.Fatalf("requests %q, want /ws /two /three (lower/upper-case content-length and transfer-encoding must frame the bodies):\n%s",
+			targets, strings.Join(r.ev, "\n"))
+	}
+	h := r.heads[0].Headers
+	if v, ok := h.Get("Upgrade"); !ok || !strings.EqualFold(v, "websocket") {
+		t.Errorf("Upgrade = %q, %v", v, ok)
+	}
+	if !h.HasToken("Connection", "upgrade") || !h.HasToken("connection", "KEEP-ALIVE") {
+		t.Errorf("Connection tokens not found in %v", h)
+	}
+	if v, _ := h.Get("Sec-WebSocket-Version"); v != "13" {
+		t.Errorf("Sec-WebSocket-Version = %q", v)
+	}
+}
+
+// The sniffer buffers the first bytes of a direction (up to 32) until it
+// can tell what they are; those bytes may already hold a whole header
+// block and the start of the next. Found by reassembly's FuzzHTTPStream
+// (reassembly/testdata/fuzz/FuzzHTTPStream/bfa51b31b4e2f810).
+func TestSniffedBytesHoldWholeBlock(t *testing.T) {
+	for _, tc := range []struct {
+		desc   string
+		pieces []string
+		want   string
+	}{
+		// "G" cannot be told apart yet; the next piece completes a bare-LF
+		// block and starts another: the end of the block lies inside the
+		// bytes buffered while sniffing.
+		{"bare LF, 1 byte after the block", []string{"G", "ET / HTTP/1.1\n\nX", "Y"}, "/"},
+		{"bare LF, next request", []string{"G", "ET /1 HTTP/1.1\n\nG", "ET /2 HTTP/1.1\n\n"}, "/1 /2"},
+		{"CRLF, next request", []string{"G", "ET / HTTP/1.1\r\n\r\nGET", " /2 HTTP/1.1\r\n\r\n"}, "/ /2"},
+		{"whole block sniffed, no more data", []string{"G", "ET / HTTP/1.1\r\n\r\n"}, "/"},
+	} {
+		var r *recorder
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("%s: %q: panic %v", tc.desc, tc.pieces, p)
+				}
+			}()
+			r = record(DefaultLimits, false, tc.pieces)
+		}()
+		if r == nil {
+			continue
+		}
+		var targets []string
+		for _, h := range r.heads {
+			targets = append(targets, h.Target)
+		}
+		if got := strings.Join(targets, " "); got != tc.want {
+			t.Errorf("%s: %q: requests %q, want %q", tc.desc, tc.pieces, got, tc.want)
+		}
+	}
+}
+
+// An empty line before a request line (a client's stray CRLF after a body,
+// which RFC 9112 section 2.2 tells servers to ignore) must not turn the
+// next request into an empty one.
+func TestEmptyLineBeforeRequest(t *testing.T) {
+	r := record(DefaultLimits, false, []string{"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n", "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"})
+	var got []string
+	for _, h := range r.heads {
+		got = append(got, h.Method+" "+h.Target)
+	}
+	if strings.Join(got, ",") != "POST /a,GET /b" {
+		t.Fatalf("requests %q, want [\"POST /a\" \"GET /b\"]\n%s", got, strings.Join(r.ev, "\n"))
+	}
+}
+
+// Every connection holds two Parsers: keep them small (an idle upgraded
+// connection is to cost at most 2 KiB in all).
 func TestParserSize(t *testing.T) {
 	if n := unsafe.Sizeof(Parser{}); n > 72 {
 		t.Errorf("Parser is %d bytes, more than 72", n)

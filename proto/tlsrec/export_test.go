@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/tls"
 	"testing"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // PipelineChunk is a wireChunk for the pipeline benchmark, an external test.
 type PipelineChunk struct {
-	Dir int
+	Dir flow.Dir
 	B   []byte
 }
 
@@ -24,6 +26,6 @@ func PipelineSession(tb testing.TB, cExtra, sExtra []byte) (wire, plain []Pipeli
 		wire = append(wire, PipelineChunk{c.dir, c.b})
 	}
 	hdrEnd := bytes.Index(p[0], []byte("\r\n\r\n")) + 4
-	plain = []PipelineChunk{{0, p[0][:hdrEnd]}, {1, p[1]}, {0, p[0][hdrEnd:]}}
+	plain = []PipelineChunk{{flow.Fwd, p[0][:hdrEnd]}, {flow.Rev, p[1]}, {flow.Fwd, p[0][hdrEnd:]}}
 	return wire, plain, keys, len(p[0]) + len(p[1])
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wsdiag/wsdiag/capture"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // These tests run the TLS layer on real captures of Debian's nginx with TLS
@@ -56,13 +58,13 @@ func captureChunks(pcap, keylog string) ([][]wireChunk, *KeyLog, error) {
 			return nil, nil, err
 		}
 		tcp := p.TCP
-		var d int
+		var d flow.Dir
 		var cport uint16
 		switch {
 		case uint16(tcp.DstPort) == tlsPort:
-			d, cport = 0, uint16(tcp.SrcPort)
+			d, cport = flow.Fwd, uint16(tcp.SrcPort)
 		case uint16(tcp.SrcPort) == tlsPort:
-			d, cport = 1, uint16(tcp.DstPort)
+			d, cport = flow.Rev, uint16(tcp.DstPort)
 		default:
 			continue
 		}

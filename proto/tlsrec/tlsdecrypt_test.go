@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -196,7 +198,7 @@ func BenchmarkTLS(b *testing.B) {
 				b.SetBytes(int64(total))
 				b.ReportAllocs()
 				n := 0
-				out := func(_ int, p []byte, _ time.Time) { n += len(p) }
+				out := func(_ flow.Dir, p []byte, _ time.Time) { n += len(p) }
 				for b.Loop() {
 					c := newTLSConn(k)
 					for _, ch := range chunks {
@@ -224,7 +226,7 @@ func TestTLSSteadyStateAllocs(t *testing.T) {
 		// the rest (the closing alerts left out).
 		c2 := newTLSConn(mustKeyLog(t, s.keylog))
 		n := 0
-		out := func(_ int, p []byte, _ time.Time) { n += len(p) }
+		out := func(_ flow.Dir, p []byte, _ time.Time) { n += len(p) }
 		i := 0
 		for ; i < len(chunks) && n < len(upgradeRequest)+len(upgradeResponse)+100000; i++ {
 			c2.feed(chunks[i].dir, chunks[i].b, time.Time{}, out)

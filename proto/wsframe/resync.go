@@ -2,6 +2,8 @@ package wsframe
 
 import (
 	"time"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // This file finds WebSocket framing in a connection whose start is not in
@@ -75,7 +77,7 @@ func (s *Session) MidStream() bool { return s.r != nil }
 
 // feed runs bytes of direction d, captured at t, through its hunt or, once
 // locked, its frame parser.
-func (r *resync) feed(s *Session, d int, b []byte, t time.Time) {
+func (r *resync) feed(s *Session, d flow.Dir, b []byte, t time.Time) {
 	h, dir := &r.hunt[d], &s.dir[d]
 	switch h.state {
 	case huntLocked:
@@ -121,7 +123,7 @@ func (r *resync) feed(s *Session, d int, b []byte, t time.Time) {
 
 // gap tells direction d that n bytes were lost: a trial fails (its next
 // frame boundary is unknown), a locked direction steps over them.
-func (r *resync) gap(s *Session, d int, n int) {
+func (r *resync) gap(s *Session, d flow.Dir, n int) {
 	h := &r.hunt[d]
 	switch h.state {
 	case huntLocked:
@@ -133,54 +135,54 @@ func (r *resync) gap(s *Session, d int, n int) {
 }
 
 // Locked reports whether direction d of a hunting Session found frames.
-func (s *Session) Locked(d int) bool { return s.r != nil && s.r.hunt[d].state == huntLocked }
+func (s *Session) Locked(d flow.Dir) bool { return s.r != nil && s.r.hunt[d].state == huntLocked }
 
 // Hopeless reports whether neither direction of a hunting Session can lock
 // any more.
 func (s *Session) Hopeless() bool {
-	return s.r != nil && s.r.hunt[0].state == huntGaveUp && s.r.hunt[1].state == huntGaveUp
+	return s.r != nil && s.r.hunt[flow.Fwd].state == huntGaveUp && s.r.hunt[flow.Rev].state == huntGaveUp
 }
 
 // Found says what the hunt found: n is the number of directions locked
 // (0 when the connection does not carry WebSocket frames: none locked, or
 // both locked with the same masking, which no WebSocket connection has),
-// clientDir the direction whose frames are masked (the client's).
-func (s *Session) Found() (clientDir, n int) {
-	l0, l1 := s.Locked(0), s.Locked(1)
+// client the direction whose frames are masked (the client's).
+func (s *Session) Found() (client flow.Dir, n int) {
+	l0, l1 := s.Locked(flow.Fwd), s.Locked(flow.Rev)
 	switch {
 	case l0 && l1:
-		if s.r.hunt[0].masked == s.r.hunt[1].masked {
-			return 0, 0
+		if s.r.hunt[flow.Fwd].masked == s.r.hunt[flow.Rev].masked {
+			return flow.Fwd, 0
 		}
-		if s.r.hunt[0].masked {
-			return 0, 2
+		if s.r.hunt[flow.Fwd].masked {
+			return flow.Fwd, 2
 		}
-		return 1, 2
+		return flow.Rev, 2
 	case l0, l1:
-		d := 0
+		d := flow.Fwd
 		if l1 {
-			d = 1
+			d = flow.Rev
 		}
 		if s.r.hunt[d].masked {
 			return d, 1
 		}
-		return 1 - d, 1
+		return d.Reverse(), 1
 	}
-	return 0, 0
+	return flow.Fwd, 0
 }
 
 // midSummary completes a hunting Session's summary: the prints of each
 // direction's first frames, and no figures for a direction that did not
 // lock (it has only a failed trial's).
-func (s *Session) midSummary(sum *Summary, clientDir int) {
+func (s *Session) midSummary(sum *Summary, client flow.Dir) {
 	sum.MidStream = true
-	if s.Locked(clientDir) {
-		sum.C2S.Prints = s.r.log[clientDir].export()
+	if s.Locked(client) {
+		sum.C2S.Prints = s.r.log[client].export()
 	} else {
 		sum.C2S = DirSummary{}
 	}
-	if s.Locked(1 - clientDir) {
-		sum.S2C.Prints = s.r.log[1-clientDir].export()
+	if s.Locked(client.Reverse()) {
+		sum.S2C.Prints = s.r.log[client.Reverse()].export()
 	} else {
 		sum.S2C = DirSummary{}
 	}

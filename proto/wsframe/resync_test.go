@@ -6,11 +6,13 @@ import (
 	"math/rand"
 	"testing"
 	"time"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // segments feeds stream to direction d of r in pieces of the given sizes
 // (the last piece takes the rest), one per 10 ms.
-func segments(r *Session, d int, stream []byte, sizes ...int) {
+func segments(r *Session, d flow.Dir, stream []byte, sizes ...int) {
 	at := tBase
 	for i := 0; len(stream) > 0; i++ {
 		k := len(stream)
@@ -82,8 +84,8 @@ func TestResyncFindsFrames(t *testing.T) {
 			c2s: cat(wsFrameLen(bFIN|wsOpText, true, 5, 16, []byte("hello")), keyed(bFIN|wsOpText, 2, msg)), want: 0},
 	} {
 		r := midSession()
-		segments(r, 0, c.c2s, c.c2sCut...)
-		segments(r, 1, c.s2c, c.s2cCut...)
+		segments(r, flow.Fwd, c.c2s, c.c2sCut...)
+		segments(r, flow.Rev, c.s2c, c.s2cCut...)
 		cd, n := r.Found()
 		if n != c.want {
 			t.Errorf("%s: %d directions locked, want %d", c.name, n, c.want)
@@ -93,7 +95,7 @@ func TestResyncFindsFrames(t *testing.T) {
 			continue
 		}
 		s := r.Summary(cd)
-		if cd != 0 && c.c2s != nil || s.C2S.Frames != c.frames[0] || s.S2C.Frames != c.frames[1] || !s.MidStream {
+		if cd != flow.Fwd && c.c2s != nil || s.C2S.Frames != c.frames[0] || s.S2C.Frames != c.frames[1] || !s.MidStream {
 			t.Errorf("%s: client direction %d, frames %d/%d, want 0, %v", c.name, cd, s.C2S.Frames, s.S2C.Frames, c.frames)
 		}
 		if int(s.C2S.Frames) != len(s.C2S.Prints) || int(s.S2C.Frames) != len(s.S2C.Prints) {
@@ -109,9 +111,9 @@ func TestResyncPrints(t *testing.T) {
 	msg := []byte("hello 3 from attempt 1")
 	stream := cat(keyed(bFIN|wsOpText, 1, msg), keyed(bFIN|wsOpText, 2, msg), keyed(bFIN|wsOpText, 3, msg))
 	a, b := midSession(), midSession()
-	segments(a, 0, stream, 28, 28)
-	segments(b, 0, stream, 3, 30, 1, 100)
-	pa, pb := a.Summary(0).C2S.Prints, b.Summary(0).C2S.Prints
+	segments(a, flow.Fwd, stream, 28, 28)
+	segments(b, flow.Fwd, stream, 3, 30, 1, 100)
+	pa, pb := a.Summary(flow.Fwd).C2S.Prints, b.Summary(flow.Fwd).C2S.Prints
 	if len(pa) != 3 || len(pb) != 3 {
 		t.Fatalf("prints %v %v", pa, pb)
 	}
@@ -133,7 +135,7 @@ func TestResyncRandomBytes(t *testing.T) {
 	one := 0
 	for i := 0; i < conns; i++ {
 		r := midSession()
-		for d := 0; d < 2; d++ {
+		for _, d := range []flow.Dir{flow.Fwd, flow.Rev} {
 			for k := 0; k < 40; k++ {
 				b := make([]byte, 1+rng.Intn(1448))
 				if k%3 == 0 {
@@ -159,13 +161,13 @@ func TestResyncAllocs(t *testing.T) {
 	msg := []byte("hello 3 from attempt 1")
 	f := keyed(bFIN|wsOpText, 1, msg)
 	r := midSession()
-	segments(r, 0, cat(f, f))
-	allocs := testing.AllocsPerRun(100, func() { r.Feed(0, f, tBase) })
+	segments(r, flow.Fwd, cat(f, f))
+	allocs := testing.AllocsPerRun(100, func() { r.Feed(flow.Fwd, f, tBase) })
 	noise := bytes.Repeat([]byte{0x47}, 1448)
 	q := midSession()
-	allocs += testing.AllocsPerRun(100, func() { q.Feed(1, noise, tBase) })
-	if allocs != 0 || !r.Locked(0) {
-		t.Fatalf("%v allocs per segment, locked %v", allocs, r.Locked(0))
+	allocs += testing.AllocsPerRun(100, func() { q.Feed(flow.Rev, noise, tBase) })
+	if allocs != 0 || !r.Locked(flow.Fwd) {
+		t.Fatalf("%v allocs per segment, locked %v", allocs, r.Locked(flow.Fwd))
 	}
 }
 
@@ -183,14 +185,14 @@ func FuzzResync(f *testing.F) {
 				break
 			}
 			k := min(int(c)+1, len(rest))
-			r.Feed(0, rest[:k], tBase)
+			r.Feed(flow.Fwd, rest[:k], tBase)
 			rest = rest[k:]
 			if gap {
-				r.Gap(0, int(c))
+				r.Gap(flow.Fwd, int(c))
 			}
 		}
-		r.Feed(0, rest, tBase)
-		r.Feed(1, s2c, tBase)
+		r.Feed(flow.Fwd, rest, tBase)
+		r.Feed(flow.Rev, s2c, tBase)
 		cd, n := r.Found()
 		if n == 0 {
 			return

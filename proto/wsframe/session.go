@@ -3,6 +3,8 @@ package wsframe
 import (
 	"strings"
 	"time"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // This file holds the per-connection WebSocket session state that follows a
@@ -173,23 +175,23 @@ type wsDir struct {
 
 // Session is the WebSocket state a connection carries after a 101: one
 // frame parser and its figures per direction, indexed by the caller's
-// direction numbers (0 or 1).
+// flow.Dir.
 type Session struct {
 	dir [2]wsDir
 	r   *resync // hunting for frames: the start was not captured (resync.go)
 }
 
-// Init prepares both directions; clientDir is the index of the direction
-// the client sends in, deflate whether the 101 accepted permessage-deflate.
-func (s *Session) Init(clientDir int, deflate bool) {
+// Init prepares both directions; client is the direction the client
+// sends in, deflate whether the 101 accepted permessage-deflate.
+func (s *Session) Init(client flow.Dir, deflate bool) {
 	for d := range s.dir {
 		s.dir[d] = wsDir{}
-		s.dir[d].p.init(d == clientDir, deflate)
+		s.dir[d].p.init(flow.Dir(d) == client, deflate)
 	}
 }
 
 // Feed runs bytes of direction d, captured at t, through its frame parser.
-func (s *Session) Feed(d int, b []byte, t time.Time) {
+func (s *Session) Feed(d flow.Dir, b []byte, t time.Time) {
 	if s.r != nil {
 		s.r.feed(s, d, b, t)
 		return
@@ -198,7 +200,7 @@ func (s *Session) Feed(d int, b []byte, t time.Time) {
 }
 
 // Gap tells direction d that n bytes were lost.
-func (s *Session) Gap(d int, n int) {
+func (s *Session) Gap(d flow.Dir, n int) {
 	if s.r != nil {
 		s.r.gap(s, d, n)
 		return
@@ -221,12 +223,12 @@ func DeflateNegotiated(extensions []string) bool {
 	return false
 }
 
-// Summary copies the figures out; clientDir is the index of the direction
-// the client sends in.
-func (s *Session) Summary(clientDir int) *Summary {
-	sum := &Summary{C2S: s.dir[clientDir].st.export(), S2C: s.dir[1-clientDir].st.export()}
+// Summary copies the figures out; client is the direction the client
+// sends in.
+func (s *Session) Summary(client flow.Dir) *Summary {
+	sum := &Summary{C2S: s.dir[client].st.export(), S2C: s.dir[client.Reverse()].st.export()}
 	if s.r != nil {
-		s.midSummary(sum, clientDir)
+		s.midSummary(sum, client)
 	}
 	return sum
 }

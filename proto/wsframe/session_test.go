@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
 // The WebSocket state a connection carries after a 101 must stay small: it
@@ -19,13 +21,13 @@ func TestSessionStateSize(t *testing.T) {
 
 func TestSession(t *testing.T) {
 	var s Session
-	s.Init(1, false) // the client sends in direction 1
+	s.Init(flow.Rev, false) // the client sends in flow.Rev
 	at := func(sec int) time.Time { return tBase.Add(time.Duration(sec) * time.Second) }
-	s.Feed(1, wsFrame(bFIN|wsOpText, true, []byte("hi")), at(0))
-	s.Feed(0, wsFrame(bFIN|wsOpText, false, []byte("hi")), at(0))
-	s.Feed(0, wsFrame(bFIN|wsOpClose, false, closePayload(4000, "going away: test")), at(1))
-	s.Gap(1, 3) // at a frame boundary in the client's direction
-	s.Feed(1, wsFrame(bFIN|wsOpClose, true, closePayload(4000, "")), at(1))
+	s.Feed(flow.Rev, wsFrame(bFIN|wsOpText, true, []byte("hi")), at(0))
+	s.Feed(flow.Fwd, wsFrame(bFIN|wsOpText, false, []byte("hi")), at(0))
+	s.Feed(flow.Fwd, wsFrame(bFIN|wsOpClose, false, closePayload(4000, "going away: test")), at(1))
+	s.Gap(flow.Rev, 3) // at a frame boundary in the client's direction
+	s.Feed(flow.Rev, wsFrame(bFIN|wsOpClose, true, closePayload(4000, "")), at(1))
 
 	c, b := &s.dir[1].st, &s.dir[0].st
 	if c.frames != 1 || c.text != 1 || !c.degraded || c.closed() {
@@ -36,12 +38,12 @@ func TestSession(t *testing.T) {
 	}
 
 	// A masked frame from the server side is a protocol error there.
-	s.Init(0, true)
-	s.Feed(1, wsFrame(bFIN|wsOpText, true, []byte("x")), at(2))
+	s.Init(flow.Fwd, true)
+	s.Feed(flow.Rev, wsFrame(bFIN|wsOpText, true, []byte("x")), at(2))
 	if s.dir[1].st.protoErr != wsErrMasked || s.dir[1].st.protoErr.String() != "masked server-to-client frame" {
 		t.Errorf("server dir: %+v", s.dir[1].st)
 	}
-	s.Feed(0, wsFrame(bFIN|bRSV1|wsOpText, true, []byte("x")), at(2)) // deflate negotiated: fine
+	s.Feed(flow.Fwd, wsFrame(bFIN|bRSV1|wsOpText, true, []byte("x")), at(2)) // deflate negotiated: fine
 	if s.dir[0].st.protoErr != 0 || s.dir[0].st.frames != 1 {
 		t.Errorf("client dir: %+v", s.dir[0].st)
 	}

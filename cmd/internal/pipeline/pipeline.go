@@ -8,6 +8,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/capture/filter"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -16,12 +17,12 @@ type Sink interface{ Add(p *capture.Packet) }
 
 // Filtered passes on the segments Match matches.
 type Filtered struct {
-	Match capture.Matcher
+	Match filter.Matcher
 	Next  Sink
 }
 
 func (f *Filtered) Add(p *capture.Packet) {
-	if f.Match.Match(p) {
+	if f.Match.Match(p.Net, p.TCP) {
 		f.Next.Add(p)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/capture/filter"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -38,7 +39,7 @@ func judge(t *testing.T, workers int, expr string, files ...string) (map[analyze
 	p := New(an, reassembly.DefaultOptions, workers, nil)
 	var sink Sink = p
 	if expr != "" {
-		m, err := capture.NewMatcher(expr)
+		m, err := filter.NewMatcher(expr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,13 @@
 // Package synth writes large synthetic captures shaped like the real
-// nginx captures in testdata/captures, for benchmarks. The same seed gives
-// the same bytes.
+// nginx captures in testdata/captures, for benchmarks and for the floods
+// that test memory bounds (flood.go). The same seed gives the same bytes.
+// It imports nothing of ours, so that the benchmarks of capture and
+// reassembly, as well as cmd/wsbench and cmd/wsdiag, can use it.
 package synth
 
 import (
 	"bufio"
+	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -15,8 +18,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-
-	"github.com/wsdiag/wsdiag/analyze"
 )
 
 // The synthetic workload copies the shape of the real nginx 1.22 captures
@@ -132,12 +133,21 @@ func wsRequestBBroken(key string, n int) []byte {
 		")\r\nOrigin: http://proxy.example:8080\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n")
 }
 
+// accept is the Sec-WebSocket-Accept a server answers key with (RFC 6455
+// §4.2.2): written here rather than taken from analyze, so that the
+// generator depends on nothing of ours and the library's own tests may
+// use it.
+func accept(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
 func switching(key string, nginx bool) []byte {
 	srv := ""
 	if nginx {
 		srv = "Server: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 12:00:00 GMT\r\n"
 	}
-	return []byte("HTTP/1.1 101 Switching Protocols\r\n" + srv + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + analyze.AcceptFor(key) + "\r\n\r\n")
+	return []byte("HTTP/1.1 101 Switching Protocols\r\n" + srv + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n")
 }
 
 const badRequestB = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nSec-Websocket-Version: 13\r\nX-Content-Type-Options: nosniff\r\nDate: Sat, 21 Nov 2026 12:00:00 GMT\r\nContent-Length: 12\r\n\r\nBad Request\n"

@@ -23,7 +23,8 @@ type Flood struct {
 	script func(s *synth, i int) []pkt
 }
 
-// Floods are the kinds of flood Write knows, in the order of issue 19.
+// Floods are the kinds of flood WriteFlood knows: the hostile loads a
+// memory budget must hold against (wsbench floods runs each).
 var Floods = []Flood{
 	{"syn", 1000000, "1 M SYNs, never answered", floodSYN},
 	{"slowloris", 500000, "500 k connections that each send half a request", floodSlowloris},
