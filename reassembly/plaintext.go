@@ -54,6 +54,9 @@ type PlainInfo struct {
 	// LostBytes is plaintext that did not arrive (the probes' ring was
 	// full): the parsers stepped over it as a gap.
 	LostBytes uint64
+	// Unread: the proxy refused a request's header block before reading
+	// all of it (Request.Unread).
+	Unread bool
 }
 
 // plainState is a stream's plaintext, by stream direction.
@@ -66,6 +69,9 @@ type plainState struct {
 	// SETTINGS frame: the server's preface, which may come before the
 	// client's (what ALPN h2 tells when decrypting).
 	h2 bool
+	// unreading: a header block the proxy refused unread is being
+	// reported (Request.Unread).
+	unreading bool
 }
 
 // Plaintext feeds one piece of plaintext. Pieces come in capture order
@@ -231,6 +237,24 @@ func (s *stream) cipherLost(d flow.Dir, n int) {
 		s.tls.Gap(d)
 	}
 }
+
+// unread reports, before an error response of direction d, the request
+// the other direction has not finished: a proxy that refuses a header
+// block (nginx's "Request Header Or Cookie Too Large") answers before it
+// has read the rest, and never reads it. With keys the whole block is on
+// the wire; at the proxy, only what it read.
+func (s *stream) unread(d flow.Dir, status int) {
+	if s.pt == nil || status < 400 {
+		return
+	}
+	s.pt.unreading = true
+	if s.dir[d.Reverse()].Unread(s) {
+		s.pt.info.Unread = true
+	}
+	s.pt.unreading = false
+}
+
+func (s *stream) unreading() bool { return s.pt != nil && s.pt.unreading }
 
 // packetless reports whether no packet of s has come yet: plaintext
 // opened it (the probes' ring was read before the capture's).

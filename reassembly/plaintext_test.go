@@ -202,3 +202,101 @@ func TestPlaintextAsKeyLog(t *testing.T) {
 		})
 	}
 }
+
+// pieces feeds plaintext pieces of one connection (no packets: the
+// connection opens with its first piece) and ends it.
+type pieces struct {
+	asm      *reassembly.Assembler
+	cli, srv netip.AddrPort
+	off      [2]uint32
+	start    bool
+	now      time.Time
+}
+
+func newPieces(asm *reassembly.Assembler, start bool) *pieces {
+	return &pieces{asm: asm, cli: netip.MustParseAddrPort("10.0.0.1:40000"), srv: netip.MustParseAddrPort("10.0.0.2:443"),
+		start: start, now: time.Unix(1700000000, 0)}
+}
+
+// send feeds b from the client (c2s) or the server; skip bytes are lost
+// before it.
+func (p *pieces) send(c2s bool, b string, skip uint32) {
+	d, src, dst := 1, p.srv, p.cli
+	if c2s {
+		d, src, dst = 0, p.cli, p.srv
+	}
+	p.off[d] += skip
+	p.now = p.now.Add(time.Millisecond)
+	p.asm.Plaintext(&reassembly.Plain{Time: p.now, Src: src, Dst: dst, Off: p.off[d], Start: p.start, Data: []byte(b)})
+	p.off[d] += uint32(len(b))
+}
+
+func (p *pieces) end() {
+	p.asm.Plaintext(&reassembly.Plain{Time: p.now, Src: p.cli, Dst: p.srv, Off: p.off[0], Start: p.start, End: true})
+	p.asm.Plaintext(&reassembly.Plain{Time: p.now, Src: p.srv, Dst: p.cli, Off: p.off[1], Start: p.start, End: true})
+}
+
+// A proxy that refuses a header block answers before reading all of it:
+// the request is what it read, truncated and marked Unread.
+func TestPlaintextUnread(t *testing.T) {
+	asm, sink := newAsm()
+	p := newPieces(asm, true)
+	p.send(true, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nCookie: "+strings.Repeat("c", 900), 0)
+	p.send(false, "HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Length: 5\r\n\r\nbad\r\n", 0)
+	p.end()
+	if len(sink.reqs) != 1 || len(sink.resps) != 1 || len(sink.ends) != 1 {
+		t.Fatalf("%d requests, %d responses, %d ends", len(sink.reqs), len(sink.resps), len(sink.ends))
+	}
+	r := sink.reqs[0]
+	if !r.Unread || !r.Truncated || r.Cut || r.Target != "/ws" || !r.Headers.HasToken("Upgrade", "websocket") || sink.resps[0].Request != r {
+		t.Errorf("request %+v", r)
+	}
+	if e := sink.ends[0]; e.Plain == nil || !e.Plain.Unread || e.Plain.MidStream || !e.TLS && !e.Conn.TLS {
+		t.Errorf("end %+v plain %+v", e, e.Plain)
+	}
+}
+
+// Plaintext lost on the way (a full ring) is a gap in the session, not a
+// protocol error.
+func TestPlaintextLost(t *testing.T) {
+	asm, sink := newAsm()
+	p := newPieces(asm, true)
+	p.send(true, wsRequest, 0)
+	p.send(false, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n", 0)
+	frame := "\x81\x05hello"
+	p.send(false, frame, 0)
+	p.send(false, frame, 5000) // 5000 bytes of frames lost before it
+	p.send(false, frame, 0)
+	p.end()
+	st := asm.Stats()
+	if len(sink.ends) != 1 {
+		t.Fatalf("%d ends", len(sink.ends))
+	}
+	e := sink.ends[0]
+	if e.Plain == nil || e.Plain.LostBytes != 5000 || st.PlainLost != 5000 || e.Gaps != 1 || e.GapBytes != 5000 {
+		t.Errorf("lost: plain %+v, gaps %d (%d bytes), stats %+v", e.Plain, e.Gaps, e.GapBytes, st)
+	}
+	if e.WS == nil || e.WS.S2C.ProtocolError != "" || e.WS.C2S.ProtocolError != "" {
+		t.Errorf("session %+v", e.WS)
+	}
+}
+
+// HTTP/2 from the middle of a connection cannot be read: it is named, not
+// hunted for WebSocket frames.
+func TestPlaintextH2MidStream(t *testing.T) {
+	asm, sink := newAsm()
+	p := newPieces(asm, false)
+	p.off = [2]uint32{4000, 9000}
+	ping := "\x00\x00\x08\x06\x00\x00\x00\x00\x00" + "12345678"
+	data := "\x00\x00\x05\x00\x00\x00\x00\x00\x03" + "\x81\x03abc"
+	p.send(true, ping+data, 0)
+	p.send(false, data, 0)
+	p.end()
+	st := asm.Stats()
+	if len(sink.ends) != 1 || st.PlainMidStream != 1 {
+		t.Fatalf("%d ends, stats %+v", len(sink.ends), st)
+	}
+	if e := sink.ends[0]; e.Plain == nil || !e.Plain.H2 || !e.Plain.MidStream || e.WS != nil || e.HTTP {
+		t.Errorf("end %+v plain %+v", e, e.Plain)
+	}
+}

@@ -323,7 +323,8 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 	lim := &s.asm.opt.Limits
 	if !m.Response {
 		req := &Request{Conn: s.conn(), Index: int(s.nreq), Method: m.Method, Target: m.Target, Version: m.Version,
-			Headers: m.Headers, Start: m.Start, End: m.End, Opened: s.first, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
+			Headers: m.Headers, Start: m.Start, End: m.End, Opened: s.first, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept,
+			Unread: s.unreading()}
 		s.nreq++
 		if len(s.pending) >= lim.MaxPending {
 			copy(s.pending, s.pending[1:])
@@ -333,6 +334,7 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 		s.asm.sink.Request(req)
 		return false
 	}
+	s.unread(d, m.Status)
 	status := m.Status
 	resp := &Response{Conn: s.conn(), Index: int(s.nresp), Version: m.Version, Status: status, Reason: m.Reason,
 		Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
