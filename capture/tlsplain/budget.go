@@ -8,7 +8,14 @@ import "time"
 // traced processes each second, and sets the share of new connections that
 // are captured (BPF draws for each connection when it is first seen; a
 // connection is captured whole or not at all). A connection left out still
-// pays its traps: sampling cannot go below that.
+// pays its traps: sampling cannot go below that. When those traps alone
+// exceed the budget for pauseAfter seconds, and no connection is being
+// captured, the Probe takes its uprobes off for a while (a pause: nothing
+// traps, nothing is read) and puts them back for new connections only.
+
+// pauseAfter is how many seconds in a row the traps of the connections
+// left out may exceed the budget before the probes come off.
+const pauseAfter = 3
 
 // counts are the counters the estimate uses.
 type counts struct {
@@ -23,6 +30,9 @@ type controller struct {
 	last   counts
 	cost   float64 // the last estimate, in CPUs
 	peak   float64
+	// over counts the seconds in a row that the traps of connections
+	// left out alone cost more than the budget, with the share at 0.
+	over int
 }
 
 func newController(c Costs, budget float64) *controller {
@@ -48,6 +58,11 @@ func (c *controller) step(now counts, dt time.Duration) float64 {
 	captured, skipped := c.estimate(d, dt)
 	c.cost = captured + skipped
 	c.peak = max(c.peak, c.cost)
+	if c.budget > 0 && c.keep == 0 && skipped > c.budget {
+		c.over++
+	} else {
+		c.over = 0
+	}
 	if c.budget <= 0 {
 		c.keep = 1
 		return c.keep

@@ -41,6 +41,14 @@ func TestController(t *testing.T) {
 	if c.keep != 0 {
 		t.Errorf("keep %v after 20 s over budget with nothing captured", c.keep)
 	}
+	// The traps alone over the budget, every second: time to pause.
+	if c.over < pauseAfter {
+		t.Errorf("over %d after 20 s of traps alone over the budget", c.over)
+	}
+	step(0, 0, 100)
+	if c.over != 0 {
+		t.Errorf("over %d once the traps fit", c.over)
+	}
 	if c.peak < 0.2 {
 		t.Errorf("peak %v", c.peak)
 	}

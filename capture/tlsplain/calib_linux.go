@@ -36,32 +36,22 @@ const (
 )
 
 func (p *Probe) calibrate() (Costs, error) {
-	path, off, err := selfOffset(calibTargetAddr())
-	if err != nil {
-		return Costs{}, err
-	}
-	ex, err := link.OpenExecutable(path)
+	detach, err := p.selfProbe()
 	if err != nil {
 		return Costs{}, err
 	}
 	buf := make([]byte, calibBig)
 	base := uintptr(unsafe.Pointer(&buf[0]))
+	// Without the probes: another SSL* is not traced (no entry in the
+	// process's connections counts until its first call; the PID filter
+	// passes, so this costs a map lookup more than a process not traced
+	// at all, which is nothing against a trap).
+	detach()
 	plain := timeCalls(base, 64, 0x10)
-	if err := p.objs.Pids.Update(p.self, uint8(1), ebpf.UpdateAny); err != nil {
+	if detach, err = p.selfProbe(); err != nil {
 		return Costs{}, err
 	}
-	defer p.objs.Pids.Delete(p.self)
-	opts := &link.UprobeOptions{Address: off, PID: int(p.self)}
-	in, err := ex.Uprobe("", p.objs.SslWriteEnter, opts)
-	if err != nil {
-		return Costs{}, err
-	}
-	defer in.Close()
-	out, err := ex.Uretprobe("", p.objs.SslLeave, opts)
-	if err != nil {
-		return Costs{}, err
-	}
-	defer out.Close()
+	defer detach()
 	// Captured calls, small and big, on one connection (SSL* 1), then
 	// calls on a connection left out (SSL* 2, first seen while the share
 	// is 0).
@@ -85,6 +75,39 @@ func (p *Probe) calibrate() (Costs, error) {
 	return c, nil
 }
 
+// selfProbe puts the probes on calibTarget, for this process only, and
+// returns what takes them off.
+func (p *Probe) selfProbe() (func(), error) {
+	path, off, err := selfOffset(calibTargetAddr())
+	if err != nil {
+		return nil, err
+	}
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.objs.Pids.Update(p.self, uint8(1), ebpf.UpdateAny); err != nil {
+		return nil, err
+	}
+	opts := &link.UprobeOptions{Address: off, PID: int(p.self)}
+	in, err := ex.Uprobe("", p.objs.SslWriteEnter, opts)
+	if err != nil {
+		p.objs.Pids.Delete(p.self)
+		return nil, err
+	}
+	out, err := ex.Uretprobe("", p.objs.SslLeave, opts)
+	if err != nil {
+		in.Close()
+		p.objs.Pids.Delete(p.self)
+		return nil, err
+	}
+	return func() {
+		out.Close()
+		in.Close()
+		p.objs.Pids.Delete(p.self)
+	}, nil
+}
+
 // timeCalls is the least time one call took, over calibRounds rounds.
 func timeCalls(buf uintptr, n int, ssl uintptr) time.Duration {
 	best := time.Duration(1<<63 - 1)
@@ -101,7 +124,7 @@ func timeCalls(buf uintptr, n int, ssl uintptr) time.Duration {
 // drain reads and discards what the calibration put in the ring.
 func (p *Probe) drain() {
 	p.rd.SetDeadline(time.Now())
-	defer p.rd.SetDeadline(time.Time{})
+	defer p.rd.SetDeadline(time.Now().Add(poll))
 	for p.rd.ReadInto(&p.raw) == nil {
 	}
 }

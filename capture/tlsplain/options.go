@@ -67,6 +67,13 @@ type Stats struct {
 	Cost, Peak float64
 	// Costs are the costs per call and byte the estimate uses.
 	Costs Costs
+	// Paused: the uprobes are off now, because the traps of the
+	// connections left out cost more than the budget (nothing traps,
+	// nothing is captured); Pauses counts the pauses, PausedFor their
+	// time. After a pause only connections that start anew are captured.
+	Paused    bool
+	Pauses    uint64
+	PausedFor time.Duration
 }
 
 // ErrUnsupported wraps the reason the probes cannot run here (not root,
@@ -75,3 +82,7 @@ var ErrUnsupported = errors.New("TLS plaintext capture is not available")
 
 // ErrClosed is what Read returns once the Probe is closed.
 var ErrClosed = errors.New("tlsplain: closed")
+
+// ErrEmpty is what Read returns when the ring has nothing more for now:
+// every call that returned before Probe.Caught has been read.
+var ErrEmpty = errors.New("tlsplain: nothing to read")

@@ -34,12 +34,21 @@ type Probe struct {
 	exes  map[string]*link.Executable
 	ctl   *controller
 	base  [stNStats]uint64 // counters at the end of Open (calibration)
+	// paused: the uprobes are off (pause); they come back at resumeAt.
+	paused      bool
+	pausedSince time.Time
+	resumeAt    time.Time
+	backoff     time.Duration
+	lastPause   time.Time
+	pauses      uint64
+	pausedFor   time.Duration
 	// forks are pids of new processes to attach; the manager does it.
 	forks chan uint32
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
 	clock    monoClock
+	emptyAt  atomic.Int64 // when Read last found the ring empty (Unix ns)
 	noSocket atomic.Uint64
 	closed   atomic.Bool
 	final    Stats // at Close
@@ -136,6 +145,7 @@ func Open(opt Options) (*Probe, error) {
 	if p.rd, err = ringbuf.NewReader(p.objs.Events); err != nil {
 		return nil, err
 	}
+	p.rd.SetDeadline(time.Now().Add(poll))
 	p.clock.sync()
 	costs := opt.Costs
 	if costs == nil {
@@ -181,10 +191,19 @@ func (p *Probe) Procs() []Proc {
 
 // Read returns the next record of a connection: plaintext (KindData) or
 // the end of a direction (KindEnd). r.Data is valid until the next Read.
-// After Close it returns ErrClosed.
+// It returns ErrEmpty when it found the ring empty (Caught says when),
+// and after Close ErrClosed.
 func (p *Probe) Read(r *Record) error {
 	for n := 0; ; n++ {
 		if err := p.rd.ReadInto(&p.raw); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The ring is empty: every call that returned before now
+				// has been read. The programs wake the reader only when
+				// the ring fills up; otherwise it looks every poll.
+				p.emptyAt.Store(time.Now().UnixNano())
+				p.rd.SetDeadline(time.Now().Add(poll))
+				return ErrEmpty
+			}
 			if p.closed.Load() || errors.Is(err, ringbuf.ErrClosed) {
 				return ErrClosed
 			}
@@ -213,6 +232,14 @@ func (p *Probe) Read(r *Record) error {
 	}
 }
 
+// poll is how often Read looks at the ring when the programs have not
+// woken it.
+const poll = 5 * time.Millisecond
+
+// Caught returns a time before which every call's record has been read:
+// when Read last found the ring empty.
+func (p *Probe) Caught() time.Time { return time.Unix(0, p.emptyAt.Load()) }
+
 // Time converts a record's Mono to wall-clock time.
 func (p *Probe) Time(r *Record) time.Time { return p.clock.wall(r.Mono) }
 
@@ -227,10 +254,15 @@ func (p *Probe) Stats() Stats {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Procs: len(p.procs), Calls: c[stCalls], Bytes: c[stBytes], Conns: c[stConns], SkippedConns: c[stSkipConns],
+	st := Stats{Procs: len(p.procs), Calls: c[stCalls], Bytes: c[stBytes], Conns: c[stConns], SkippedConns: c[stSkipConns],
 		SkippedCalls: c[stSkipCalls], Drops: c[stDrops], DropBytes: c[stDropBytes], FaultBytes: c[stFaultBytes],
 		TruncBytes: c[stTruncBytes], Forks: c[stForks], NoSocket: p.noSocket.Load(),
-		Keep: p.ctl.keep, Cost: p.ctl.cost, Peak: p.ctl.peak, Costs: p.ctl.costs}
+		Keep: p.ctl.keep, Cost: p.ctl.cost, Peak: p.ctl.peak, Costs: p.ctl.costs,
+		Paused: p.paused, Pauses: p.pauses, PausedFor: p.pausedFor}
+	if p.paused {
+		st.PausedFor += time.Since(p.pausedSince)
+	}
+	return st
 }
 
 // counters sums the per-CPU counters.
@@ -254,7 +286,13 @@ func (p *Probe) counts(c [stNStats]uint64) counts {
 
 // setKeep sets the share of new connections captured.
 func (p *Probe) setKeep(keep float64) error {
-	c := probeConfig{Keep: uint32(keep * 65536), Midstream: 1}
+	// After a pause, a connection first seen in its middle opened while
+	// the probes were off: it is left out, as it cannot be had whole.
+	mid := uint32(1)
+	if p.pauses > 0 {
+		mid = 0
+	}
+	c := probeConfig{Keep: uint32(keep * 65536), Midstream: mid}
 	if err := p.objs.Cfg.Update(uint32(0), &c, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("setting the sampling share: %v", err)
 	}
@@ -286,11 +324,87 @@ func (p *Probe) manage() {
 			c := p.counts(p.counters())
 			p.mu.Lock()
 			keep := p.ctl.step(c, now.Sub(lastBudget))
+			paused, over := p.paused, p.ctl.over
 			p.mu.Unlock()
 			lastBudget = now
-			p.setKeep(keep)
+			switch {
+			case paused && now.After(p.resumeAt):
+				p.resume(now)
+			case paused:
+			case over >= pauseAfter && p.capturing() == 0:
+				p.pause(now)
+			default:
+				p.setKeep(keep)
+			}
 		}
 	}
+}
+
+// pause takes the uprobes off every process: the traps of the connections
+// sampling leaves out cost more than the budget, and no connection is
+// being captured, so none is cut.
+func (p *Probe) pause(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.procs {
+		closeLinks(t)
+	}
+	if p.backoff == 0 || now.Sub(p.lastPause) > 2*time.Minute {
+		p.backoff = 5 * time.Second
+	} else {
+		p.backoff = min(2*p.backoff, time.Minute)
+	}
+	p.paused, p.pausedSince, p.resumeAt, p.lastPause = true, now, now.Add(p.backoff), now
+	p.pauses++
+}
+
+// resume puts the uprobes back, for connections that start from now on
+// (the open ones are forgotten, and left out when seen again), with a
+// small share that the budget then adjusts.
+func (p *Probe) resume(now time.Time) {
+	var keys []probeConnKey
+	var k probeConnKey
+	var v probeConn
+	it := p.objs.Conns.Iterate()
+	for it.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	for i := range keys {
+		p.objs.Conns.Delete(&keys[i])
+	}
+	const restart = 1.0 / 64
+	p.mu.Lock()
+	p.ctl.keep, p.ctl.over = restart, 0
+	p.pausedFor += now.Sub(p.pausedSince)
+	p.paused = false
+	var failed []*traced
+	for _, t := range p.procs {
+		if p.attachLinks(t) != nil {
+			failed = append(failed, t)
+		}
+	}
+	for _, t := range failed {
+		p.detach(t)
+	}
+	p.mu.Unlock()
+	p.setKeep(restart)
+}
+
+// capturing counts the connections being captured now (of processes
+// traced).
+func (p *Probe) capturing() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	var k probeConnKey
+	var v probeConn
+	it := p.objs.Conns.Iterate()
+	for it.Next(&k, &v) {
+		if v.Skip == 0 && p.procs[k.Pid] != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // rescan attaches to proxies not traced yet and forgets processes that
@@ -348,65 +462,84 @@ var probed = []struct {
 	required bool
 }{{"SSL_read", true}, {"SSL_write", true}, {"SSL_read_ex", false}, {"SSL_write_ex", false}, {"SSL_do_handshake", true}}
 
-// attach puts the probes on one process (and its PID in the filter, for
-// the tracepoints). A process whose probes do not all attach is not
-// traced.
+// attach traces one process: its PID in the filter (for the
+// tracepoints and fork), and its uprobes unless the probes are paused. A
+// process whose probes do not all attach is not traced.
 func (p *Probe) attach(pr Proc) {
-	ex, err := p.executable(pr.Lib)
-	if err != nil {
+	if _, err := p.executable(pr.Lib); err != nil {
 		return
 	}
-	one := uint8(1)
-	if err := p.objs.Pids.Update(pr.PID, one, ebpf.UpdateAny); err != nil {
+	if err := p.objs.Pids.Update(pr.PID, uint8(1), ebpf.UpdateAny); err != nil {
 		return
 	}
 	t := &traced{Proc: pr}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.paused {
+		if err := p.attachLinks(t); err != nil {
+			p.objs.Pids.Delete(pr.PID)
+			return
+		}
+	}
+	p.procs[pr.PID] = t
+}
+
+// attachLinks puts a process's uprobes on, all or none (p.mu held).
+func (p *Probe) attachLinks(t *traced) error {
+	ex, err := p.executableLocked(t.Lib)
+	if err != nil {
+		return err
+	}
 	enter := map[string]*ebpf.Program{"SSL_read": p.objs.SslReadEnter, "SSL_write": p.objs.SslWriteEnter,
 		"SSL_read_ex": p.objs.SslReadExEnter, "SSL_write_ex": p.objs.SslWriteExEnter, "SSL_do_handshake": p.objs.SslHandshakeEnter}
-	opts := &link.UprobeOptions{PID: int(pr.PID)}
-	fail := func() {
-		for _, l := range t.links {
-			l.Close()
-		}
-		p.objs.Pids.Delete(pr.PID)
+	opts := &link.UprobeOptions{PID: int(t.PID)}
+	fail := func(err error) error {
+		closeLinks(t)
+		return err
 	}
 	for _, f := range probed {
 		in, err := ex.Uprobe(f.fn, enter[f.fn], opts)
 		if err != nil {
 			if f.required || !errors.Is(err, link.ErrNoSymbol) {
-				fail()
-				return
+				return fail(err)
 			}
 			continue
 		}
 		t.links = append(t.links, in)
 		out, err := ex.Uretprobe(f.fn, p.objs.SslLeave, opts)
 		if err != nil {
-			fail()
-			return
+			return fail(err)
 		}
 		t.links = append(t.links, out)
 	}
 	free, err := ex.Uprobe("SSL_free", p.objs.SslFree, opts)
 	if err != nil {
-		fail()
-		return
+		return fail(err)
 	}
 	t.links = append(t.links, free)
-	p.mu.Lock()
-	p.procs[pr.PID] = t
-	p.mu.Unlock()
+	return nil
+}
+
+func closeLinks(t *traced) {
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
 }
 
 // executable opens (once) the file a process's SSL functions are in.
 func (p *Probe) executable(path string) (*link.Executable, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.executableLocked(path)
+}
+
+func (p *Probe) executableLocked(path string) (*link.Executable, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, err
 	}
 	key := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if ex := p.exes[key]; ex != nil {
 		return ex, nil
 	}
@@ -420,9 +553,7 @@ func (p *Probe) executable(path string) (*link.Executable, error) {
 
 // detach removes a process's probes (p.mu held).
 func (p *Probe) detach(t *traced) {
-	for _, l := range t.links {
-		l.Close()
-	}
+	closeLinks(t)
 	p.objs.Pids.Delete(t.PID)
 	delete(p.procs, t.PID)
 }

@@ -37,7 +37,12 @@ func collect(p *Probe) (map[string]*conversation, chan struct{}) {
 	go func() {
 		defer close(done)
 		var r Record
-		for p.Read(&r) == nil {
+		for {
+			if err := p.Read(&r); err == ErrEmpty {
+				continue
+			} else if err != nil {
+				return
+			}
 			mu.Lock()
 			c := convs[r.Remote.String()]
 			if c == nil {

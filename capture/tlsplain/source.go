@@ -16,6 +16,10 @@ import (
 // connection's FIN: fed this way, a connection's plaintext comes after its
 // opening and before its end, as decrypted bytes would.
 //
+// Due waits (a few milliseconds at most) until the reader has read every
+// call that returned before the packet: the programs wake the reader only
+// when the ring fills, and it otherwise looks every poll.
+//
 // The queue between the two is bounded (slots of at most MaxChunk bytes,
 // their buffers reused): when the capture loop falls behind, the reader
 // waits and the probes' ring fills, whose losses show as gaps.
@@ -26,9 +30,14 @@ type Source struct {
 	notFull sync.Cond
 	slots   []slot
 	head, n int
-	closed  bool
-	readErr error
-	done    chan struct{}
+	// caught: every call that returned before it is in the queue (or
+	// was delivered); newest is the time of the last piece queued.
+	caught, newest time.Time
+	closed         bool
+	readErr        error
+	// more is signalled when the reader has queued a piece or caught up.
+	more chan struct{}
+	done chan struct{}
 }
 
 type slot struct {
@@ -39,25 +48,46 @@ type slot struct {
 // DefaultQueue is the number of pieces a Source holds.
 const DefaultQueue = 4096
 
+// maxWait bounds how long Due waits for the reader.
+const maxWait = 4 * poll
+
 // NewSource starts reading p; queue bounds the pieces waiting (0:
 // DefaultQueue).
 func NewSource(p *Probe, queue int) *Source {
 	if queue <= 0 {
 		queue = DefaultQueue
 	}
-	s := &Source{p: p, slots: make([]slot, queue), done: make(chan struct{})}
+	s := &Source{p: p, slots: make([]slot, queue), more: make(chan struct{}, 1), done: make(chan struct{})}
 	s.notFull.L = &s.mu
 	go s.read()
 	return s
 }
 
+func (s *Source) signal() {
+	select {
+	case s.more <- struct{}{}:
+	default:
+	}
+}
+
 func (s *Source) read() {
 	defer close(s.done)
+	defer s.signal()
 	var r Record
 	for {
 		err := s.p.Read(&r)
 		s.mu.Lock()
-		if err != nil {
+		switch {
+		case err == ErrEmpty:
+			// A record is stamped microseconds before it is in the
+			// ring: a millisecond's margin.
+			if c := s.p.Caught().Add(-time.Millisecond); c.After(s.caught) {
+				s.caught = c
+			}
+			s.mu.Unlock()
+			s.signal()
+			continue
+		case err != nil:
 			if err != ErrClosed {
 				s.readErr = err
 			}
@@ -77,28 +107,50 @@ func (s *Source) read() {
 		sl.buf = append(sl.buf[:0], r.Data...)
 		sl.pt = capture.Plaintext{Time: s.p.Time(&r), Src: r.Src(), Dst: r.Dst(), Off: uint32(r.Off), Start: r.Start,
 			End: r.Kind == KindEnd, Data: sl.buf}
+		if sl.pt.Time.After(s.newest) {
+			s.newest = sl.pt.Time
+		}
 		s.n++
 		s.mu.Unlock()
+		s.signal()
 	}
 }
 
 // Due calls fn with every piece whose call returned at or before upTo, in
-// order. The piece is valid during the call.
+// order, once the reader has read that far. The piece is valid during the
+// call.
 func (s *Source) Due(upTo time.Time, fn func(*capture.Plaintext)) {
+	var timer *time.Timer
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.n > 0 {
-		sl := &s.slots[s.head]
-		if sl.pt.Time.After(upTo) {
+	for {
+		for s.n > 0 {
+			sl := &s.slots[s.head]
+			if sl.pt.Time.After(upTo) {
+				break
+			}
+			// fn runs with the lock held: the reader only appends, and
+			// waits for room when the queue is full.
+			fn(&sl.pt)
+			sl.pt = capture.Plaintext{}
+			s.head = (s.head + 1) % len(s.slots)
+			s.n--
+			s.notFull.Signal()
+		}
+		if s.closed || !s.caught.Before(upTo) || s.newest.After(upTo) {
+			s.mu.Unlock()
 			return
 		}
-		// fn runs with the lock held: the reader only appends, and
-		// waits for room when the queue is full.
-		fn(&sl.pt)
-		sl.pt = capture.Plaintext{}
-		s.head = (s.head + 1) % len(s.slots)
-		s.n--
-		s.notFull.Signal()
+		s.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(maxWait)
+			defer timer.Stop()
+		}
+		select {
+		case <-s.more:
+		case <-timer.C:
+			return // the reader is behind: go on without it
+		}
+		s.mu.Lock()
 	}
 }
 

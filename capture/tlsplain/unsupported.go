@@ -25,3 +25,6 @@ func (*Probe) Time(*Record) time.Time { return time.Time{} }
 func (*Probe) Stats() Stats           { return Stats{} }
 func (*Probe) Procs() []Proc          { return nil }
 func (*Probe) Close() error           { return nil }
+func (*Probe) Caught() time.Time      { return time.Time{} }
+
+const poll = 5 * time.Millisecond
