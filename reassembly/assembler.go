@@ -77,6 +77,9 @@ type Stats struct {
 	// some, those of them whose plaintext began mid-connection, bytes
 	// lost, and pieces that came after their connection had ended.
 	PlainPieces, PlainConns, PlainMidStream, PlainLost, PlainLate uint64
+	// PlainH2 counts the connections whose plaintext was HTTP/2 from the
+	// middle: their requests cannot be read (ConnEnd.Plain.H2).
+	PlainH2 uint64
 }
 
 // Add sums x into s: the figures of several workers' assemblers.
@@ -94,6 +97,7 @@ func (s *Stats) Add(x Stats) {
 	s.PlainMidStream += x.PlainMidStream
 	s.PlainLost += x.PlainLost
 	s.PlainLate += x.PlainLate
+	s.PlainH2 += x.PlainH2
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for

@@ -277,6 +277,9 @@ func (s *stream) plainEnd() *PlainInfo {
 	if s.pt == nil {
 		return nil
 	}
+	if s.pt.info.H2 {
+		s.asm.stats.PlainH2++
+	}
 	in := s.pt.info
 	return &in
 }

@@ -293,7 +293,7 @@ func TestPlaintextH2MidStream(t *testing.T) {
 	p.send(false, data, 0)
 	p.end()
 	st := asm.Stats()
-	if len(sink.ends) != 1 || st.PlainMidStream != 1 {
+	if len(sink.ends) != 1 || st.PlainMidStream != 1 || st.PlainH2 != 1 {
 		t.Fatalf("%d ends, stats %+v", len(sink.ends), st)
 	}
 	if e := sink.ends[0]; e.Plain == nil || !e.Plain.H2 || !e.Plain.MidStream || e.WS != nil || e.HTTP {

@@ -14,12 +14,18 @@ import "time"
 // traps, nothing is read) and puts them back for new connections only.
 
 // pauseAfter is how many seconds in a row the traps of the connections
-// left out may exceed the budget before the probes come off.
-const pauseAfter = 3
+// left out may exceed the budget before the probes come off; a pause
+// lasts firstPause, twice as long each time it comes back within two
+// minutes, at most a minute. (Variables: the tests shorten them.)
+var (
+	pauseAfter = 3
+	firstPause = 5 * time.Second
+)
 
-// counts are the counters the estimate uses.
+// counts are the counters the estimate uses: traps (every probe hit),
+// calls captured with their bytes, calls on connections left out.
 type counts struct {
-	calls, bytes, skipped uint64
+	traps, calls, bytes, skipped uint64
 }
 
 // controller holds the sampling share under the budget.
@@ -30,8 +36,8 @@ type controller struct {
 	last   counts
 	cost   float64 // the last estimate, in CPUs
 	peak   float64
-	// over counts the seconds in a row that the traps of connections
-	// left out alone cost more than the budget, with the share at 0.
+	// over counts the seconds in a row over the budget with the share
+	// at 0: what is left is the traps and the connections still open.
 	over int
 }
 
@@ -39,26 +45,32 @@ func newController(c Costs, budget float64) *controller {
 	return &controller{costs: c, budget: budget, keep: 1}
 }
 
-// estimate is the CPU time the counts cost, in CPUs over dt.
-func (c *controller) estimate(d counts, dt time.Duration) (captured, skipped float64) {
+// estimate is the CPU time the counts cost, in CPUs over dt: every trap
+// (half a call left out), and for each captured call what capturing adds
+// (its record) and its bytes; skipped is the part of the connections left
+// out, which sampling cannot lower.
+func (c *controller) estimate(d counts, dt time.Duration) (total, skipped float64) {
 	if dt <= 0 {
 		return 0, 0
 	}
 	s := dt.Seconds() * 1e9
-	captured = (float64(d.calls)*float64(c.costs.Call) + float64(d.bytes)*c.costs.Byte) / s
-	skipped = float64(d.skipped) * float64(c.costs.Skip) / s
-	return captured, skipped
+	trap := float64(c.costs.Skip) / 2
+	record := max(float64(c.costs.Call-c.costs.Skip), 0)
+	total = (float64(d.traps)*trap + float64(d.calls)*record + float64(d.bytes)*c.costs.Byte) / s
+	skipped = min(float64(2*d.skipped)*trap/s, total)
+	return total, skipped
 }
 
 // step takes the counters now, dt after the last step, and returns the
 // share of new connections to capture from now on.
 func (c *controller) step(now counts, dt time.Duration) float64 {
-	d := counts{now.calls - c.last.calls, now.bytes - c.last.bytes, now.skipped - c.last.skipped}
+	d := counts{now.traps - c.last.traps, now.calls - c.last.calls, now.bytes - c.last.bytes, now.skipped - c.last.skipped}
 	c.last = now
-	captured, skipped := c.estimate(d, dt)
-	c.cost = captured + skipped
+	total, skipped := c.estimate(d, dt)
+	captured := total - skipped
+	c.cost = total
 	c.peak = max(c.peak, c.cost)
-	if c.budget > 0 && c.keep == 0 && skipped > c.budget {
+	if c.budget > 0 && c.keep == 0 && c.cost > c.budget {
 		c.over++
 	} else {
 		c.over = 0
@@ -72,10 +84,15 @@ func (c *controller) step(now counts, dt time.Duration) float64 {
 		// Shrink the captured part to what the budget leaves beside
 		// the traps of the connections left out (new connections only
 		// follow the share; the open ones go on being captured).
+		// When those traps alone exceed it, capturing any connection
+		// only adds: none is.
 		room := c.budget - skipped
-		if captured > 0 && room > 0 {
+		switch {
+		case room <= 0:
+			c.keep = 0
+		case captured > 0:
 			c.keep *= 0.8 * room / captured
-		} else {
+		default:
 			c.keep /= 2
 		}
 		if c.keep < 1.0/65536 {

@@ -12,7 +12,9 @@ func TestController(t *testing.T) {
 	costs := Costs{Call: 12 * time.Microsecond, Skip: 11 * time.Microsecond, Byte: 0.06}
 	c := newController(costs, 0.05)
 	var now counts
+	// Each call traps twice.
 	step := func(calls, bytes, skipped uint64) float64 {
+		now.traps += 2 * (calls + skipped)
 		now.calls += calls
 		now.bytes += bytes
 		now.skipped += skipped
@@ -30,9 +32,9 @@ func TestController(t *testing.T) {
 	}
 	// Once most new connections are left out, their calls still trap:
 	// 2000 captured, 18000 left out = 2.4 % + 19.8 %: over the budget,
-	// and the traps alone are: the share halves.
+	// and the traps alone are: nothing is captured any more.
 	k2 := step(2000, 2e6, 18000)
-	if k2 >= k || c.cost < 0.2 {
+	if k2 != 0 || c.cost < 0.2 {
 		t.Fatalf("traps alone over budget: keep %v → %v (cost %v)", k, k2, c.cost)
 	}
 	for i := 0; i < 20; i++ {
@@ -61,7 +63,7 @@ func TestController(t *testing.T) {
 	}
 	// No budget: everything, always.
 	u := newController(costs, -1)
-	if k := u.step(counts{calls: 1e6}, time.Second); k != 1 {
+	if k := u.step(counts{traps: 2e6, calls: 1e6}, time.Second); k != 1 {
 		t.Errorf("no budget: keep %v", k)
 	}
 }

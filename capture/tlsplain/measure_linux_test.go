@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +25,10 @@ import (
 // the memory of the reading process. It is slow and wants a quiet
 // machine, so it runs only when asked:
 //
-//	sudo WSDIAG_MEASURE=1 go test -run TestMeasureNginx -v -timeout 10m ./capture/tlsplain
+//	sudo WSDIAG_MEASURE=1 go test -run TestMeasureNginx -v -timeout 30m ./capture/tlsplain
+//
+// (WSDIAG_MEASURE_FOR: each wrk run, default 10s; WSDIAG_MEASURE_ROUNDS:
+// rounds, default 3; WSDIAG_MEASURE_OUT: a file for the table.)
 func TestMeasureNginx(t *testing.T) {
 	if os.Getenv("WSDIAG_MEASURE") == "" {
 		t.Skip("WSDIAG_MEASURE is not set")
@@ -64,34 +69,47 @@ func TestMeasureNginx(t *testing.T) {
 		budget float64 // 0: no probes
 	}{{"no probes", 0}, {"every connection captured", -1}, {"budget 5 %", DefaultBudget}}
 	reqRE := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	xferRE := regexp.MustCompile(`Transfer/sec:\s+([0-9.]+\w+)`)
+	rounds := 3
+	if n, err := strconv.Atoi(os.Getenv("WSDIAG_MEASURE_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
 	var table strings.Builder
+	// The modes take turns, round after round, so that the machine's
+	// other load falls on all of them alike; the median counts.
 	for _, l := range loads {
-		for _, m := range modes {
-			var stop func() (Stats, reassembly.Stats)
-			if m.budget != 0 {
-				stop = consume(t, master, m.budget)
+		rps := make([][]float64, len(modes))
+		last := make([]string, len(modes))
+		for r := 0; r < rounds; r++ {
+			for i, m := range modes {
+				var stop func() (Stats, reassembly.Stats)
+				if m.budget != 0 {
+					stop = consume(t, master, m.budget)
+				}
+				args := append([]string{"-d", dur.String()}, l.args...)
+				out, err := exec.Command(wrk, args...).CombinedOutput()
+				if err != nil {
+					t.Fatalf("wrk: %v\n%s", err, out)
+				}
+				if s := reqRE.FindSubmatch(out); s != nil {
+					v, _ := strconv.ParseFloat(string(s[1]), 64)
+					rps[i] = append(rps[i], v)
+				}
+				if stop != nil {
+					st, ast := stop()
+					rss, hwm := memory()
+					last[i] = fmt.Sprintf("calls %d (%d skipped), traps %d, conns %d (%d skipped), %d MB captured, drops %d (%d MB), keep %.3f, est. cost %.1f %% of a CPU (peak %.1f %%), pauses %d (%s), per call %s + %.3f ns/B, skip %s; plaintext lost %d MB; reader RSS %d MiB (peak %d MiB)",
+						st.Calls, st.SkippedCalls, st.Traps, st.Conns, st.SkippedConns, st.Bytes>>20, st.Drops, st.DropBytes>>20, st.Keep, 100*st.Cost, 100*st.Peak,
+						st.Pauses, st.PausedFor.Round(time.Second), st.Costs.Call, st.Costs.Byte, st.Costs.Skip, ast.PlainLost>>20, rss>>20, hwm>>20)
+				}
 			}
-			args := append([]string{"-d", dur.String()}, l.args...)
-			out, err := exec.Command(wrk, args...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("wrk: %v\n%s", err, out)
+		}
+		for i, m := range modes {
+			sort.Float64s(rps[i])
+			med := 0.0
+			if len(rps[i]) > 0 {
+				med = rps[i][len(rps[i])/2]
 			}
-			rps, xfer := "?", "?"
-			if s := reqRE.FindSubmatch(out); s != nil {
-				rps = string(s[1])
-			}
-			if s := xferRE.FindSubmatch(out); s != nil {
-				xfer = string(s[1])
-			}
-			line := fmt.Sprintf("%-38s %-26s %10s req/s %10s/s", l.name, m.name, rps, xfer)
-			if stop != nil {
-				st, ast := stop()
-				rss, hwm := memory()
-				line += fmt.Sprintf("  calls %d (%d skipped), conns %d (%d skipped), %d MB captured, drops %d (%d MB), keep %.3f, est. cost %.1f %% of a CPU (peak %.1f %%), per call %s + %.3f ns/B, skip %s; plaintext lost %d MB; reader RSS %d MiB (peak %d MiB)",
-					st.Calls, st.SkippedCalls, st.Conns, st.SkippedConns, st.Bytes>>20, st.Drops, st.DropBytes>>20, st.Keep, 100*st.Cost, 100*st.Peak,
-					st.Costs.Call, st.Costs.Byte, st.Costs.Skip, ast.PlainLost>>20, rss>>20, hwm>>20)
-			}
+			line := fmt.Sprintf("%-38s %-26s median %9.0f req/s of %v  %s", l.name, m.name, med, rps[i], last[i])
 			t.Log(line)
 			table.WriteString(line + "\n")
 		}

@@ -35,7 +35,8 @@ const DefaultBudget = 0.05
 type Costs struct {
 	// Call is a captured call's cost (the traps at its entry and return,
 	// the programs, a record), Byte each byte copied into the ring, and
-	// Skip a call on a connection sampling left out (the traps alone).
+	// Skip a call on a connection sampling left out (the traps alone: a
+	// trap is half of it).
 	Call, Skip time.Duration
 	Byte       float64 // nanoseconds
 }
@@ -57,6 +58,10 @@ type Stats struct {
 	TruncBytes       uint64
 	// Forks counts processes traced because a traced one made them.
 	Forks uint64
+	// Traps counts the probes' hits in the traced processes: every call
+	// to a probed function traps on entry, and all but SSL_free on
+	// return (calls that moved no bytes and handshakes too).
+	Traps uint64
 	// NoSocket counts records of connections whose socket was not yet
 	// known (left out: the connection is taken up when it is).
 	NoSocket uint64

@@ -73,6 +73,7 @@ const (
 	stFaultBytes
 	stTruncBytes
 	stForks
+	stTraps
 	stNStats
 )
 
@@ -256,7 +257,7 @@ func (p *Probe) Stats() Stats {
 	defer p.mu.Unlock()
 	st := Stats{Procs: len(p.procs), Calls: c[stCalls], Bytes: c[stBytes], Conns: c[stConns], SkippedConns: c[stSkipConns],
 		SkippedCalls: c[stSkipCalls], Drops: c[stDrops], DropBytes: c[stDropBytes], FaultBytes: c[stFaultBytes],
-		TruncBytes: c[stTruncBytes], Forks: c[stForks], NoSocket: p.noSocket.Load(),
+		TruncBytes: c[stTruncBytes], Forks: c[stForks], Traps: c[stTraps], NoSocket: p.noSocket.Load(),
 		Keep: p.ctl.keep, Cost: p.ctl.cost, Peak: p.ctl.peak, Costs: p.ctl.costs,
 		Paused: p.paused, Pauses: p.pauses, PausedFor: p.pausedFor}
 	if p.paused {
@@ -281,7 +282,7 @@ func (p *Probe) counters() [stNStats]uint64 {
 }
 
 func (p *Probe) counts(c [stNStats]uint64) counts {
-	return counts{calls: c[stCalls], bytes: c[stBytes], skipped: c[stSkipCalls]}
+	return counts{traps: c[stTraps], calls: c[stCalls], bytes: c[stBytes], skipped: c[stSkipCalls]}
 }
 
 // setKeep sets the share of new connections captured.
@@ -346,11 +347,14 @@ func (p *Probe) manage() {
 func (p *Probe) pause(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var ls []link.Link
 	for _, t := range p.procs {
-		closeLinks(t)
+		ls = append(ls, t.links...)
+		t.links = nil
 	}
+	go closeAll(ls)
 	if p.backoff == 0 || now.Sub(p.lastPause) > 2*time.Minute {
-		p.backoff = 5 * time.Second
+		p.backoff = firstPause
 	} else {
 		p.backoff = min(2*p.backoff, time.Minute)
 	}
@@ -521,10 +525,23 @@ func (p *Probe) attachLinks(t *traced) error {
 }
 
 func closeLinks(t *traced) {
-	for _, l := range t.links {
-		l.Close()
-	}
+	closeAll(t.links)
 	t.links = nil
+}
+
+// closeAll closes links at once: taking a uprobe off waits for the
+// kernel's readers of it to finish (an RCU grace period, milliseconds),
+// which, one link after another, adds up to seconds.
+func closeAll(ls []link.Link) {
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Close()
+		}()
+	}
+	wg.Wait()
 }
 
 // executable opens (once) the file a process's SSL functions are in.
@@ -573,10 +590,15 @@ func (p *Probe) Close() error {
 
 func (p *Probe) release() {
 	p.mu.Lock()
-	for _, t := range p.procs {
-		p.detach(t)
+	var ls []link.Link
+	for pid, t := range p.procs {
+		ls = append(ls, t.links...)
+		t.links = nil
+		p.objs.Pids.Delete(pid)
+		delete(p.procs, pid)
 	}
 	p.mu.Unlock()
+	closeAll(ls)
 	for _, l := range p.tps {
 		l.Close()
 	}

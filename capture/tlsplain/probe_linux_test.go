@@ -216,3 +216,50 @@ func trunc(b []byte) []byte {
 	}
 	return b
 }
+
+// TestPause: with a budget nothing fits in, sampling goes to zero, the
+// probes come off once no connection is being captured, and come back
+// for new connections only.
+func TestPause(t *testing.T) {
+	nginx := requireProbes(t, "nginx")
+	defer func(a int, f time.Duration) { pauseAfter, firstPause = a, f }(pauseAfter, firstPause)
+	pauseAfter, firstPause = 1, time.Second
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	port := freePort(t)
+	master := startNginx(t, nginx, dir, fmt.Sprintf(`    server {
+        listen 127.0.0.1:%d ssl;
+        ssl_certificate %s; ssl_certificate_key %s;
+        location / { return 200 "hello\n"; }
+    }
+`, port, cert, key))
+	waitListen(t, port)
+	// Every call costs a millisecond, the budget is a thousandth of a CPU.
+	p, err := Open(Options{PIDs: []uint32{uint32(master)}, Budget: 0.001, Costs: &Costs{Call: time.Millisecond, Skip: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	convs, done := collect(p)
+	_ = convs
+	deadline := time.Now().Add(15 * time.Second)
+	var st Stats
+	resumed := false
+	for time.Now().Before(deadline) {
+		c := dial(t, port)
+		c.get(t, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		c.c.Close()
+		st = p.Stats()
+		if st.Pauses > 0 && !st.Paused {
+			resumed = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Close()
+	<-done
+	t.Logf("stats %+v", st)
+	if !resumed || st.Pauses == 0 || st.PausedFor < firstPause || st.SkippedConns == 0 {
+		t.Errorf("no pause and resume within 15 s: %+v", st)
+	}
+}

@@ -45,8 +45,8 @@ type slot struct {
 	buf []byte
 }
 
-// DefaultQueue is the number of pieces a Source holds.
-const DefaultQueue = 4096
+// DefaultQueue is the number of pieces a Source holds (at most 16 MiB).
+const DefaultQueue = 1024
 
 // maxWait bounds how long Due waits for the reader.
 const maxWait = 4 * poll

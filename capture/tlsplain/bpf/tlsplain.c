@@ -118,6 +118,7 @@ enum {
 	ST_FAULT_BYTES,
 	ST_TRUNC_BYTES, // bytes past MAX_CHUNKS*CHUNK of one call
 	ST_FORKS,       // processes added by fork
+	ST_TRAPS,       // uprobe and uretprobe hits, all of them
 	ST_NSTATS,
 };
 
@@ -283,6 +284,7 @@ static __always_inline struct conn *conn_new(struct conn_key *k, u8 start)
 
 static __always_inline int enter(struct pt_regs *ctx, u8 kind, u8 ex)
 {
+	count(ST_TRAPS, 1);
 	u64 id = bpf_get_current_pid_tgid();
 	u32 pid = id >> 32;
 	if (!traced(pid))
@@ -326,6 +328,7 @@ static __always_inline void fill(struct rec_hdr *h, struct conn *c, u32 pid, u32
 
 static __always_inline int leave(struct pt_regs *ctx)
 {
+	count(ST_TRAPS, 1);
 	u64 id = bpf_get_current_pid_tgid();
 	struct call *cp = bpf_map_lookup_elem(&calls, &id);
 	if (!cp)
@@ -418,6 +421,7 @@ int BPF_KRETPROBE(ssl_leave) { return leave(ctx); }
 SEC("uprobe/SSL_free")
 int BPF_KPROBE(ssl_free, void *ssl)
 {
+	count(ST_TRAPS, 1);
 	u64 id = bpf_get_current_pid_tgid();
 	u32 pid = id >> 32;
 	if (!traced(pid))
