@@ -15,17 +15,6 @@ in the location:  proxy_http_version 1.1;
                   proxy_set_header Upgrade $http_upgrade;
                   proxy_set_header Connection $connection_upgrade;`
 
-// family names the proxy product a fix is written for.
-func family(product string) string {
-	p := strings.ToLower(product)
-	for _, f := range []string{"nginx", "apache", "haproxy", "caddy", "envoy", "traefik"} {
-		if strings.HasPrefix(p, f) {
-			return f
-		}
-	}
-	return ""
-}
-
 // upgradeFix is how to make a proxy that is not nginx forward the upgrade.
 func upgradeFix(fam string) string {
 	switch fam {
@@ -77,52 +66,9 @@ func isNginx(v *Verdict) (bool, [3]int) {
 	return true, ver
 }
 
-// advice returns the proxy error-log line that goes with the verdict (for
-// nginx) and the fix, from the row of its primary code.
-func advice(v *Verdict, j *judgement) (errorLog, fix string) {
-	r := rowOf(v.Code)
-	if r.advice == nil {
-		return "", r.summary // a planned code's rule came before its advice
-	}
-	return r.advice(v, facts{
-		generatedBy:        j.generatedBy,
-		connect:            j.connect,
-		idle:               j.idle,
-		upstreamConnection: j.upstreamConnection(),
-		upNoSNI:            j.upNoSNI,
-		upCertRefused:      j.upCertRefused,
-		upSchemePlain:      j.upSchemePlain,
-		cause:              j.cause,
-		offWire:            j.offWire,
-		missingAccept:      j.missingAccept,
-		connList:           j.connList,
-		cutAge:             j.cutAge,
-		event:              j.event,
-	})
-}
-
-// facts is what advice funcs know of the judgement beyond the verdict.
-// It goes by value: a *judgement passed to a func value would move every
-// judgement to the heap.
-type facts struct {
-	generatedBy        string                // the proxy product whose error page the client got
-	connect            []*reassembly.ConnEnd // failed connect attempts behind a proxy error
-	idle               time.Duration         // the silence before an idle_timeout
-	upstreamConnection string                // the Connection header of the first upstream request
-	// what the proxy's failed upstream TLS showed (upstreamtls.go)
-	upNoSNI, upCertRefused, upSchemePlain bool
-	cause                                 string // which of the proxy's rules answered itself, in its terms
-	offWire                               bool   // no upstream leg of the proxy is in the capture
-	missingAccept                         bool   // a 101 came without Sec-WebSocket-Accept
-
-	connList string        // a Connection token list a backend refused
-	cutAge   time.Duration // the age at which a lifetime limit cut
-	event    *Event        // the mass close this tunnel was part of
-}
-
 // noAdvice is for codes that are never primary (notes) or whose verdict
 // gets its fix elsewhere.
-func noAdvice(*Verdict, facts) (string, string) { return "", "" }
+func noAdvice(*Verdict, *attempt, *finding) (string, string) { return "", "" }
 
 func proxyName(v *Verdict) string {
 	if v.Proxy.IsValid() {
@@ -148,42 +94,42 @@ func (v *Verdict) hasFinding(c Code) bool {
 	return false
 }
 
-func adviceOK(v *Verdict, _ facts) (string, string) {
+func adviceOK(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	if v.hasFinding(Unpaired) {
 		return "", "nothing to fix; the upstream leg is not in the capture, so only the client's side was checked"
 	}
 	return "", ""
 }
 
-func adviceClientNotWebSocket(*Verdict, facts) (string, string) {
+func adviceClientNotWebSocket(*Verdict, *attempt, *finding) (string, string) {
 	return "", "the client's request is not a WebSocket handshake (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade, a 16-byte base64 Sec-WebSocket-Key, Sec-WebSocket-Version: 13): fix the client, or use a WebSocket library"
 }
 
-func adviceUpgradeHeaderDropped(v *Verdict, f facts) (string, string) {
+func adviceUpgradeHeaderDropped(v *Verdict, a *attempt, _ *finding) (string, string) {
 	el, fix := upgradeAdvice(v, "nginx does not forward the client's Upgrade and Connection headers unless told to; add:\n")
-	return offWireToo(v, f, el, fix)
+	return offWireToo(v, a, el, fix)
 }
 
 // offWireToo adds to a fix how to see the upstream leg the capture lacks.
-func offWireToo(v *Verdict, f facts, el, fix string) (string, string) {
-	if f.offWire {
+func offWireToo(v *Verdict, a *attempt, el, fix string) (string, string) {
+	if a.alone.offWire {
 		fix += "\n(" + offWireAdvice(family(v.ProxyProduct)) + ")"
 	}
 	return el, fix
 }
 
-func adviceConnectionNotUpgrade(v *Verdict, f facts) (string, string) {
-	if conn := f.upstreamConnection; conn != "" {
+func adviceConnectionNotUpgrade(v *Verdict, a *attempt, _ *finding) (string, string) {
+	if conn := a.upstreamConnection(); conn != "" {
 		el, fix := upgradeAdvice(v, "nginx sends \"Connection: "+conn+"\" upstream unless told otherwise; add:\n")
-		return offWireToo(v, f, el, fix)
+		return offWireToo(v, a, el, fix)
 	}
 	el, fix := upgradeAdvice(v, `the upstream request has no Connection header (the keep-alive recipe proxy_set_header Connection ""; removes the upgrade token); use the map instead:`+"\n")
-	return offWireToo(v, f, el, fix)
+	return offWireToo(v, a, el, fix)
 }
 
-func adviceUpstreamHTTP10(v *Verdict, f facts) (string, string) {
+func adviceUpstreamHTTP10(v *Verdict, a *attempt, _ *finding) (string, string) {
 	el, fix := upgradeAdvice(v, "the upgrade needs HTTP/1.1 upstream (some backends tolerate 1.0, many do not); add:\n")
-	return offWireToo(v, f, el, fix)
+	return offWireToo(v, a, el, fix)
 }
 
 // upgradeAdvice is the fix for a proxy that does not forward the upgrade:
@@ -205,17 +151,17 @@ func upgradeAdvice(v *Verdict, intro string) (string, string) {
 	return "", b.String()
 }
 
-func adviceWSHeaderAltered(v *Verdict, _ facts) (string, string) {
+func adviceWSHeaderAltered(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	if nginx, _ := isNginx(v); nginx {
 		return "", "remove the proxy_set_header lines that override Sec-WebSocket-Key/-Version/-Protocol/-Extensions; nginx forwards them untouched by default"
 	}
 	return "", "make the proxy forward Sec-WebSocket-Key, -Version, -Protocol and -Extensions unchanged"
 }
 
-func adviceUpstreamConnectFailed(v *Verdict, f facts) (string, string) {
+func adviceUpstreamConnectFailed(v *Verdict, a *attempt, _ *finding) (string, string) {
 	nginx, _ := isNginx(v)
-	nginxLog := nginx || f.generatedBy == "nginx"
-	if len(f.connect) == 0 && f.offWire {
+	nginxLog := nginx || a.proxy.generatedBy == "nginx"
+	if len(a.connect.failed) == 0 && a.alone.offWire {
 		el := ""
 		if nginxLog {
 			el = "connect() to unix:/path failed (2: No such file or directory) while connecting to upstream (logged at crit), or (111: Connection refused) / (13: Permission denied)"
@@ -224,7 +170,7 @@ func adviceUpstreamConnectFailed(v *Verdict, f facts) (string, string) {
 			whereUpstream(family(v.ProxyProduct)) + " is the one it listens on (ss -xlp) and that the proxy's user may write to it; for a TCP upstream, capture its interface and port to see the SYN and its answer"
 	}
 	refused := false
-	for _, c := range f.connect {
+	for _, c := range a.connect.failed {
 		if c.ServerClose.Kind == reassembly.CloseRST && !c.SYNACK {
 			refused = true
 		}
@@ -243,7 +189,7 @@ func adviceUpstreamConnectFailed(v *Verdict, f facts) (string, string) {
 	return el, backendName(v) + " does not answer SYNs (down, firewalled, or wrong address): check it is up and reachable from " + proxyName(v)
 }
 
-func adviceUpstreamTimeout(v *Verdict, _ facts) (string, string) {
+func adviceUpstreamTimeout(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	el := ""
 	if nginx, _ := isNginx(v); nginx {
 		el = "upstream timed out (110: Connection timed out) while reading response header from upstream"
@@ -251,7 +197,7 @@ func adviceUpstreamTimeout(v *Verdict, _ facts) (string, string) {
 	return el, backendName(v) + " accepted the connection but did not answer the handshake before the proxy gave up (nginx: proxy_read_timeout, 60 s by default): check why the backend stalls on this path"
 }
 
-func adviceUpstreamClosedEarly(v *Verdict, _ facts) (string, string) {
+func adviceUpstreamClosedEarly(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	el := ""
 	if nginx, _ := isNginx(v); nginx {
 		el = "upstream prematurely closed connection while reading response header from upstream"
@@ -259,11 +205,11 @@ func adviceUpstreamClosedEarly(v *Verdict, _ facts) (string, string) {
 	return el, backendName(v) + " closed the connection without answering the handshake: check its logs (crash, wrong protocol on that port, a TLS backend spoken to in plain HTTP)"
 }
 
-func adviceBackendRejected(v *Verdict, f facts) (string, string) {
+func adviceBackendRejected(v *Verdict, a *attempt, _ *finding) (string, string) {
 	nginx, _ := isNginx(v)
 	switch {
-	case f.connList != "":
-		fix := fmt.Sprintf("the proxy forwarded the client's Connection: %s as is and %s wants exactly \"Upgrade\": send a single token upstream", f.connList, backendName(v))
+	case a.backend.connList() != "":
+		fix := fmt.Sprintf("the proxy forwarded the client's Connection: %s as is and %s wants exactly \"Upgrade\": send a single token upstream", a.backend.connList(), backendName(v))
 		if nginx {
 			fix += ": proxy_set_header Connection $connection_upgrade; (with the map in http {}) or proxy_set_header Connection \"upgrade\"; instead of $http_connection"
 		}
@@ -284,7 +230,7 @@ func adviceBackendRejected(v *Verdict, f facts) (string, string) {
 	return "", fmt.Sprintf("%s refused a correct upgrade with %s: the reason is in its body and logs (subprotocol, auth, origin, path)", backendName(v), statusWord(backendStatus(v)))
 }
 
-func adviceBackendNotWebSocket(v *Verdict, _ facts) (string, string) {
+func adviceBackendNotWebSocket(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	return "", fmt.Sprintf("%s answered %s instead of 101: it has no WebSocket handler at this path (wrong upstream, wrong path, or an HTTP-only service)", backendName(v), statusWord(backendStatus(v)))
 }
 
@@ -297,16 +243,16 @@ func backendStatus(v *Verdict) int {
 	return v.StatusClient
 }
 
-func adviceBadAccept(v *Verdict, f facts) (string, string) {
-	if f.missingAccept {
+func adviceBadAccept(v *Verdict, a *attempt, p *finding) (string, string) {
+	if a.accepts[int(p.hop)] == acceptMissing {
 		return "", backendName(v) + " answered 101 without Sec-WebSocket-Accept (it must send base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients refuse the connection; fix the backend's handshake code, or a proxy rule that strips response headers"
 	}
 	return "", backendName(v) + " computes Sec-WebSocket-Accept wrongly (it must be base64(SHA-1(key + \"258EAFA5-E914-47DA-95CA-C5AB0DC85B11\"))): clients close the connection; fix the backend's handshake code"
 }
 
-func adviceProxyRejected(v *Verdict, f facts) (string, string) {
+func adviceProxyRejected(v *Verdict, a *attempt, _ *finding) (string, string) {
 	el := ""
-	if nginx, _ := isNginx(v); nginx || f.generatedBy == "nginx" {
+	if nginx, _ := isNginx(v); nginx || a.proxy.generatedBy == "nginx" {
 		switch v.StatusClient {
 		case 403:
 			el = "access forbidden by rule"
@@ -314,8 +260,8 @@ func adviceProxyRejected(v *Verdict, f facts) (string, string) {
 			el = "no live upstreams while connecting to upstream"
 		}
 	}
-	if f.cause != "" {
-		return el, f.cause
+	if cause := a.selfAnswerCause(); cause != "" {
+		return el, cause
 	}
 	p := proxyName(v)
 	switch st := v.StatusClient; {
@@ -331,21 +277,21 @@ func adviceProxyRejected(v *Verdict, f facts) (string, string) {
 	return el, p + " answered the handshake itself; the backend never saw it"
 }
 
-func adviceRedirected(*Verdict, facts) (string, string) {
+func adviceRedirected(*Verdict, *attempt, *finding) (string, string) {
 	return "", "WebSocket clients do not follow redirects: make the client use the final URL (see Location), or stop redirecting this path (nginx: return/rewrite rules, or a missing trailing slash on the location)"
 }
 
-func adviceResponseAltered(v *Verdict, _ facts) (string, string) {
+func adviceResponseAltered(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	return "", proxyName(v) + " changed the backend's answer: make it relay 101 untouched (nginx: no proxy_intercept_errors or header filters on this location)"
 }
 
-func adviceIdleTimeout(v *Verdict, f facts) (string, string) {
+func adviceIdleTimeout(v *Verdict, a *attempt, _ *finding) (string, string) {
 	nginx, _ := isNginx(v)
 	el := ""
 	if nginx {
 		el = "upstream timed out (110: Connection timed out) while proxying upgraded connection (logged at info level)"
 	}
-	secs := int(f.idle.Round(time.Second) / time.Second)
+	secs := int(a.session.idle.silence.Round(time.Second) / time.Second)
 	fix := fmt.Sprintf("the proxy closed the tunnel after %d s without a frame in either direction: raise %s above the longest silence", secs, timeoutName(v.ProxyProduct))
 	if nginx {
 		if secs == 60 {
@@ -356,56 +302,56 @@ func adviceIdleTimeout(v *Verdict, f facts) (string, string) {
 	return el, fix + ", or have the client or the server send a ping more often than that"
 }
 
-func adviceMessageTooBig(*Verdict, facts) (string, string) {
+func adviceMessageTooBig(*Verdict, *attempt, *finding) (string, string) {
 	return "", "the receiver refuses messages this large (close 1009, or a reset mid-message): raise its limit (gorilla/websocket SetReadLimit, ws maxPayload, Tornado websocket_max_message_size …) or split messages; proxies do not limit frames after the upgrade"
 }
 
-func adviceClosedByBackend(v *Verdict, _ facts) (string, string) {
+func adviceClosedByBackend(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	return "", fmt.Sprintf("the backend ended the session with close code %d: see its logs for why (4000–4999 are application codes)", sessionCode(v))
 }
 
-func adviceClosedByClient(v *Verdict, _ facts) (string, string) {
+func adviceClosedByClient(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	return "", fmt.Sprintf("the client ended the session with close code %d: see the client's code for why", sessionCode(v))
 }
 
-func adviceAbnormalClose(*Verdict, facts) (string, string) {
+func adviceAbnormalClose(*Verdict, *attempt, *finding) (string, string) {
 	return "", "a side ended the TCP connection without the WebSocket closing handshake (crash, network drop, a process killed, or a proxy/firewall timeout): the other side sees code 1006; check the side named in the evidence"
 }
 
-func adviceFrameProtocolError(*Verdict, facts) (string, string) {
+func adviceFrameProtocolError(*Verdict, *attempt, *finding) (string, string) {
 	return "", "a side sent a frame RFC 6455 forbids (see the evidence for which rule): the receiver must fail the connection; fix that side's WebSocket library or framing code"
 }
 
-func adviceFramesNotRelayed(v *Verdict, _ facts) (string, string) {
+func adviceFramesNotRelayed(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	return "", proxyName(v) + " took frames on one leg that never left on the other: check its buffering and error log, and for filters or middleware that consume WebSocket traffic"
 }
 
-func adviceUnpaired(v *Verdict, f facts) (string, string) {
-	if f.offWire {
+func adviceUnpaired(v *Verdict, a *attempt, _ *finding) (string, string) {
+	if a.alone.offWire {
 		return "", "only the client's leg of this attempt is in the capture, and it does not show the cause: " + offWireAdvice(family(v.ProxyProduct))
 	}
 	return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
 }
 
-func adviceCannotTell(*Verdict, facts) (string, string) {
+func adviceCannotTell(*Verdict, *attempt, *finding) (string, string) {
 	return "", "the capture's snap length cut the handshake before the bytes that decide it (see which above): capture whole packets, tcpdump -s 0 (tcpdump before 4.0 kept 68 or 96 bytes by default, and tutorials copy -s 96/-s 200), or use wsdiag live"
 }
 
 // upstreamConnection is the Connection header of the first upstream
 // request: leg 0 when the chain starts upstream (the client's leg unseen).
-func (j *judgement) upstreamConnection() string {
-	if j.upstreamOnly {
-		return j.legHeader(0, "Connection")
+func (a *attempt) upstreamConnection() string {
+	if a.kind == fromUpstream {
+		return a.legHeader(0, "Connection")
 	}
-	return j.legHeader(1, "Connection")
+	return a.legHeader(1, "Connection")
 }
 
 // legHeader returns a header of leg i's request, or "".
-func (j *judgement) legHeader(i int, name string) string {
-	if i >= len(j.chain) {
+func (a *attempt) legHeader(i int, name string) string {
+	if i >= len(a.chain) {
 		return ""
 	}
-	v, _ := j.chain[i].req.Headers.Get(name)
+	v, _ := a.chain[i].req.Headers.Get(name)
 	return v
 }
 
@@ -416,33 +362,26 @@ func sessionCode(v *Verdict) uint16 {
 	return 0
 }
 
-// Advice for the codes that look across connections (issue 12).
+// Advice for the codes that look across connections.
 
-func secs(d time.Duration) string {
-	if d >= 10*time.Second {
-		return fmt.Sprintf("%d s", int(d.Round(time.Second)/time.Second))
-	}
-	return fmt.Sprintf("%.1f s", d.Seconds())
-}
-
-func adviceFrontIdleTimeout(v *Verdict, f facts) (string, string) {
+func adviceFrontIdleTimeout(v *Verdict, a *attempt, _ *finding) (string, string) {
 	return "", fmt.Sprintf("something in front of %s (a load balancer or another proxy: AWS ALB's idle timeout is 60 s, Azure's 4 min, haproxy's \"timeout client\"/\"timeout tunnel\") cut the tunnel after %s without a frame: send pings more often than that (every %s or less, from the client or the server), or raise that idle timeout",
-		proxyName(v), secs(f.idle), secs(f.idle/2))
+		proxyName(v), secs(a.cross.front.silence), secs(a.cross.front.silence/2))
 }
 
-func adviceLifetimeLimit(v *Verdict, f facts) (string, string) {
+func adviceLifetimeLimit(v *Verdict, a *attempt, _ *finding) (string, string) {
 	return "", fmt.Sprintf("something in front of %s ends every connection at %s of age whatever the traffic (a maximum connection lifetime: a cloud load balancer's backend or request timeout, a relay's or firewall's session limit): raise that limit, or have clients reconnect before it with backoff and jitter",
-		proxyName(v), secs(f.cutAge))
+		proxyName(v), secs(a.cross.front.age))
 }
 
-func adviceMassClose(v *Verdict, f facts) (string, string) {
-	if f.event != nil {
-		return "", "part of the " + f.event.Ref() + ": " + f.event.Cause + "; " + f.event.Fix
+func adviceMassClose(v *Verdict, a *attempt, _ *finding) (string, string) {
+	if e := a.cross.mass.event; e != nil {
+		return "", "part of the " + e.Ref() + ": " + e.Cause + "; " + e.Fix
 	}
 	return "", "many tunnels were closed at once: clients must reconnect with backoff and jitter"
 }
 
-func adviceStickySessionMissing(v *Verdict, _ facts) (string, string) {
+func adviceStickySessionMissing(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	fix := "the session's requests must reach the backend that created it: "
 	switch family(v.ProxyProduct) {
 	case "nginx":
@@ -455,14 +394,14 @@ func adviceStickySessionMissing(v *Verdict, _ facts) (string, string) {
 	return "", fix + "; or let the client skip long-polling (socket.io transports: [\"websocket\"], SignalR skipNegotiation with the WebSockets transport)"
 }
 
-func adviceProxyAtCapacity(v *Verdict, _ facts) (string, string) {
+func adviceProxyAtCapacity(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	if nginx, _ := isNginx(v); nginx || v.ProxyProduct == "" {
 		return "worker_connections are not enough", proxyName(v) + " refuses new connections while its open tunnels hold every slot: raise worker_connections in events {} (each tunnel holds two: the client's connection and the upstream one) and worker_rlimit_nofile (file descriptors) with it"
 	}
 	return "", proxyName(v) + " refuses new connections while its open tunnels hold every slot: raise its connection limit (haproxy maxconn, the process's file descriptor limit)"
 }
 
-func adviceHeadersTooLarge(v *Verdict, _ facts) (string, string) {
+func adviceHeadersTooLarge(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	if v.Hop == HopBackend {
 		return "", backendName(v) + " refused the handshake's header block as too large: raise its limit (Go http.Server MaxHeaderBytes, Node --max-http-header-size, Tomcat maxHttpHeaderSize, uvicorn h11_max_incomplete_event_size) or send fewer/smaller cookies on the WebSocket path"
 	}
@@ -473,7 +412,7 @@ func adviceHeadersTooLarge(v *Verdict, _ facts) (string, string) {
 	return "", fix + ", or send fewer/smaller cookies on the WebSocket path"
 }
 
-func adviceOriginMismatch(v *Verdict, _ facts) (string, string) {
+func adviceOriginMismatch(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	if v.Hop == HopBackend {
 		return "", backendName(v) + " refused the page's Origin: it differs from the host the client asked for, so allow that origin in the backend's allowed-origins list (only if that page should connect)"
 	}
@@ -484,6 +423,6 @@ func adviceOriginMismatch(v *Verdict, _ facts) (string, string) {
 	return "", fix + "; or allow the origin in the backend"
 }
 
-func adviceUntrustedProxy(v *Verdict, _ facts) (string, string) {
+func adviceUntrustedProxy(v *Verdict, _ *attempt, _ *finding) (string, string) {
 	return "", backendName(v) + " does not trust the proxy that sent X-Forwarded-For: add the proxy's address as the backend sees it to its trusted proxies (Home Assistant: http: use_x_forwarded_for: true and trusted_proxies: [address]; Django/Rails/Express: their trusted-proxy settings), or stop sending X-Forwarded-For"
 }

@@ -70,10 +70,8 @@ func (x *exchange) settled(waitSession bool) (time.Time, bool) {
 		return x.end.Last, true
 	case x.resp != nil:
 		return x.resp.End, true
-	case x.end != nil:
-		return x.end.Last, true
 	}
-	return time.Time{}, false
+	return x.answeredAt() // no answer: when its connection ended, if it has
 }
 
 // Analyzer is a reassembly.Sink that yields verdicts.
@@ -377,9 +375,9 @@ func (a *Analyzer) judgeChain(chain []*exchange) {
 	if a.deferEncrypted(chain) {
 		return // judged by pairEncrypted
 	}
-	v, j := judgeHeld(chain, a, nil, ConfNone)
+	v, at, until := judgeHeld(chain, a, nil, ConfNone)
 	if v == nil {
-		a.hold(j, j.holdUntil)
+		a.hold(at, until)
 		return
 	}
 	a.noteProduct(v)

@@ -76,3 +76,30 @@ func BenchmarkPairing(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkJudge judges representative chains, built before the timer:
+// an upgraded two-leg attempt with its session, nginx's default upstream
+// request (upgrade dropped), one leg answered by the proxy itself, and a
+// two-leg upgrade without its session.
+// One op is one attempt judged into its verdict.
+func BenchmarkJudge(b *testing.B) {
+	ws, ok := wsReq(key1, "example.org"), accept(key1)
+	nginx := reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}}
+	up := with(without(ws, "Upgrade"), "Connection", "close")
+	a := New(DefaultOptions, func(*Verdict) {})
+	cases := [][]*exchange{
+		upgradedChain(dir(5, 9, 1000, 9), dir(5, 9, 1000, 9.1), dir(5, 9, 1000, 9.05), dir(5, 9, 1000, 9.06),
+			ends(reassembly.SideServer, reassembly.CloseFIN, at(10)), ends(reassembly.SideServer, reassembly.CloseFIN, at(10)))(a),
+		{clientLeg(ws, 400, nginx), upLeg("GET /ws HTTP/1.0", up, 400, nil)},
+		{withBody(clientLeg(ws, 403, nginx), nginxPage)},
+		{clientLeg(ws, 101, ok), upLeg("GET /ws HTTP/1.1", ws, 101, ok)},
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := cases[i%len(cases)]
+		if v := judge(c, a, nil, ConfNone); v == nil {
+			b.Fatal("no verdict")
+		}
+	}
+}

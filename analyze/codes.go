@@ -3,8 +3,8 @@ package analyze
 // Code is a stable verdict code: scripts match on these strings.
 type Code string
 
-// The verdict catalogue (DESIGN.md). Each code has one row in table below;
-// codes are appended there and never renamed (codes_test.go holds the list).
+// The verdict catalogue. Each code has one row in table below; codes are
+// appended there and never renamed (codes_test.go holds the list).
 const (
 	OK                    Code = "ok"
 	ClientNotWebSocket    Code = "client_not_websocket"
@@ -37,7 +37,7 @@ const (
 	// only with --all and never counted as an attempt.
 	PlainHTTP Code = "plain_http"
 
-	// Planned (DESIGN.md): rows exist, no rule emits them yet.
+	// Added as real captures showed them.
 	HandshakeNotCaptured   Code = "handshake_not_captured"
 	FrontIdleTimeout       Code = "front_idle_timeout"
 	LifetimeLimit          Code = "lifetime_limit"
@@ -101,35 +101,37 @@ const (
 	stageSessionClose
 	// Config findings the wire does not show yet come after all of it.
 	stageConfig
-	stageNone
+	stageNone // ok
+	// Codes that explain others and never lead (a rewritten Host behind
+	// a backend's 403); cannot_tell and unpaired lead a failed attempt
+	// when nothing else holds.
+	stageExplains
 )
 
 // adviceFunc returns the proxy error-log line that goes with a verdict
 // whose primary code is the row's (nginx's wording, "" when none) and the
-// fix.
-type adviceFunc func(v *Verdict, f facts) (errorLog, fix string)
+// fix, from the verdict, the attempt's facts and the primary finding p
+// (nil: ok).
+type adviceFunc func(v *Verdict, a *attempt, p *finding) (errorLog, fix string)
 
 // codeRow is everything the package knows of a code but its rules.
 type codeRow struct {
-	code  Code
-	hop   Hop
-	sev   Severity // default; verdict() may raise it
-	stage int
-	// note codes explain others (a rewritten Host behind a backend 403)
-	// and are primary only when nothing else holds.
-	note    bool
-	planned bool // no rule emits it yet
+	code    Code
+	hop     Hop
+	sev     Severity // default; verdict() may raise it
+	stage   int
 	summary string
-	advice  adviceFunc // nil only while planned
+	advice  adviceFunc
 }
 
 // table is the catalogue, in the order `wsdiag codes` lists it and ties
 // between findings of one stage are broken. Adding a code:
 //  1. append its constant above and its string to stableCodes (codes_test.go);
-//  2. append its row here (or drop planned from its row);
-//  3. write its advice func in advice.go (a field in facts if it needs more);
-//  4. write its rule (rules.go, session.go) calling j.add, with a case in
-//     rules_test.go, and a row in README's verdict tables.
+//  2. append its row here, with its advice func (advice.go, or beside its
+//     rule; what it needs beyond the verdict is a fact of the attempt);
+//  3. write the rule that finds it, a function of the attempt's facts, and
+//     give it a row in rules (rules.go) and a case in rules_test.go;
+//  4. add it to README's verdict tables.
 //
 // Never reorder or rename: scripts match on the strings.
 var table = []codeRow{
@@ -139,8 +141,8 @@ var table = []codeRow{
 	{code: ConnectionNotUpgrade, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "the proxy's upstream Connection header lacks the upgrade token", advice: adviceConnectionNotUpgrade},
 	{code: UpstreamHTTP10, hop: HopProxy, sev: SevWarn, stage: stageProxyRequest, summary: "the proxy's upstream request is HTTP/1.0 (nginx's default before 1.29.7)", advice: adviceUpstreamHTTP10},
 	{code: WSHeaderAltered, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "Sec-WebSocket-Key/Version/Protocol/Extensions differ or are missing upstream", advice: adviceWSHeaderAltered},
-	{code: HostRewritten, hop: HopProxy, sev: SevInfo, stage: stageProxyRequest, note: true, summary: "the upstream Host differs from the client's (finding)", advice: noAdvice},
-	{code: PathRewritten, hop: HopProxy, sev: SevInfo, stage: stageProxyRequest, note: true, summary: "the upstream path differs from the client's (finding)", advice: noAdvice},
+	{code: HostRewritten, hop: HopProxy, sev: SevInfo, stage: stageExplains, summary: "the upstream Host differs from the client's (finding)", advice: noAdvice},
+	{code: PathRewritten, hop: HopProxy, sev: SevInfo, stage: stageExplains, summary: "the upstream path differs from the client's (finding)", advice: noAdvice},
 	{code: UpstreamConnectFailed, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "the proxy's SYN to the backend was refused or never answered", advice: adviceUpstreamConnectFailed},
 	{code: UpstreamTimeout, hop: HopBackend, sev: SevError, stage: stageBackend, summary: "the backend took the request and did not answer before the proxy gave up", advice: adviceUpstreamTimeout},
 	{code: UpstreamClosedEarly, hop: HopBackend, sev: SevError, stage: stageBackend, summary: "the backend closed before a complete response header", advice: adviceUpstreamClosedEarly},
@@ -159,14 +161,13 @@ var table = []codeRow{
 	{code: FramesNotRelayed, hop: HopSession, sev: SevError, stage: stageSessionRelay, summary: "frames in on one leg never left on the other", advice: adviceFramesNotRelayed},
 	// tlsFailure (tls.go) builds this verdict and its fix from the alert.
 	{code: TLSHandshakeFailed, hop: HopClient, sev: SevError, stage: stageClient, summary: "TLS alert or abandoned handshake on a TLS leg", advice: noAdvice},
-	{code: EncryptedLeg, hop: HopNone, sev: SevInfo, stage: stageNone, note: true, summary: "the client leg is TLS without keys: judged from the upstream leg", advice: noAdvice},
-	{code: Unpaired, hop: HopNone, sev: SevWarn, stage: stageNone, note: true, summary: "only one leg is in the capture, and it hides the cause", advice: adviceUnpaired},
-	{code: PlainHTTP, hop: HopNone, sev: SevInfo, stage: stageNone, note: true, summary: "a plain HTTP exchange, not a WebSocket attempt (shown with --all)", advice: noAdvice},
+	{code: EncryptedLeg, hop: HopNone, sev: SevInfo, stage: stageExplains, summary: "the client leg is TLS without keys: judged from the upstream leg", advice: noAdvice},
+	{code: Unpaired, hop: HopNone, sev: SevWarn, stage: stageExplains, summary: "only one leg is in the capture, and it hides the cause", advice: adviceUnpaired},
+	{code: PlainHTTP, hop: HopNone, sev: SevInfo, stage: stageExplains, summary: "a plain HTTP exchange, not a WebSocket attempt (shown with --all)", advice: noAdvice},
 
-	// Planned: no advice func yet, the summary stands in. A rule's author
-	// drops planned and adds the advice. Stages put a code before the one
-	// it refines (untrusted_proxy before backend_rejected).
-	{code: HandshakeNotCaptured, hop: HopSession, sev: SevInfo, stage: stageNone, note: true, summary: "the session started before the capture: its handshake is not in it (finding)", advice: adviceHandshakeNotCaptured},
+	// Stages put a code before the one it refines (untrusted_proxy before
+	// backend_rejected).
+	{code: HandshakeNotCaptured, hop: HopSession, sev: SevInfo, stage: stageExplains, summary: "the session started before the capture: its handshake is not in it (finding)", advice: adviceHandshakeNotCaptured},
 	{code: FrontIdleTimeout, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "something in front of the proxy cut the client leg after N s without frames", advice: adviceFrontIdleTimeout},
 	{code: LifetimeLimit, hop: HopFront, sev: SevWarn, stage: stageSessionIdle, summary: "the client leg was cut at a fixed age despite traffic (a maximum connection lifetime)", advice: adviceLifetimeLimit},
 	{code: MassClose, hop: HopSession, sev: SevWarn, stage: stageSessionIdle, summary: "many tunnels closed at once by the proxy or a backend (reload, restart, deploy): one event line, each tunnel points to it", advice: adviceMassClose},
@@ -176,15 +177,15 @@ var table = []codeRow{
 	{code: OriginMismatch, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "the backend refused the Origin against the Host or scheme it received", advice: adviceOriginMismatch},
 	{code: UntrustedProxy, hop: HopBackend, sev: SevError, stage: stageConnect, summary: "the backend refused X-Forwarded-For from a proxy not in its trusted list", advice: adviceUntrustedProxy},
 	{code: H2WebSocketRefused, hop: HopProxy, sev: SevError, stage: stageProxyRequest, summary: "an HTTP/2 extended CONNECT (RFC 8441) was refused or never advertised", advice: adviceH2WebSocketRefused},
-	{code: ClientHTTP2, hop: HopClient, sev: SevInfo, stage: stageNone, note: true, summary: "the client leg is HTTP/2 (ALPN h2) (finding)", advice: noAdvice},
+	{code: ClientHTTP2, hop: HopClient, sev: SevInfo, stage: stageExplains, summary: "the client leg is HTTP/2 (ALPN h2) (finding)", advice: noAdvice},
 	{code: UpstreamTLSFailed, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "the proxy's TLS handshake with the backend failed (no SNI, certificate not verified)", advice: adviceUpstreamTLSFailed},
 	{code: UpstreamSchemeMismatch, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "plain HTTP to a TLS port, or TLS to a plain one, on the upstream leg", advice: adviceUpstreamSchemeMismatch},
 
-	// cutRules (cut.go) makes it primary only when nothing else is proven.
-	{code: CannotTell, hop: HopNone, sev: SevWarn, stage: stageNone, note: true, summary: "the capture lacks the bytes that decide the attempt (a snap length cut them): the evidence says which", advice: adviceCannotTell},
+	// cutRule (cut.go) finds it; it leads only when nothing else is proven.
+	{code: CannotTell, hop: HopNone, sev: SevWarn, stage: stageExplains, summary: "the capture lacks the bytes that decide the attempt (a snap length cut them): the evidence says which", advice: adviceCannotTell},
 	// config.go: from the proxy's configuration, with --nginx-config or --proxy-config.
 	{code: ConfigReadTimeoutShort, hop: HopProxy, sev: SevWarn, stage: stageConfig, summary: "the location's read timeout is below the longest silence or ping interval on the wire (config)", advice: adviceConfigReadTimeoutShort},
-	{code: ConfigHeadersNotInherited, hop: HopProxy, sev: SevError, stage: stageProxyRequest, note: true, summary: "upgrade headers set in an outer block are not inherited: the block sets its own proxy_set_header (finding)", advice: noAdvice},
+	{code: ConfigHeadersNotInherited, hop: HopProxy, sev: SevError, stage: stageExplains, summary: "upgrade headers set in an outer block are not inherited: the block sets its own proxy_set_header (finding)", advice: noAdvice},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice
@@ -225,12 +226,5 @@ func Describe(c Code) (Hop, Severity) {
 	return r.hop, r.sev
 }
 
-// Summary is a one-line description of a code; a code no rule emits yet
-// says so.
-func Summary(c Code) string {
-	r := rowOf(c)
-	if r.planned {
-		return "(planned) " + r.summary
-	}
-	return r.summary
-}
+// Summary is a one-line description of a code.
+func Summary(c Code) string { return rowOf(c).summary }

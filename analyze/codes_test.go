@@ -22,12 +22,10 @@ var stableCodes = []string{
 	"redirected", "response_altered", "idle_timeout", "message_too_big", "closed_by_backend",
 	"closed_by_client", "abnormal_close", "frame_protocol_error", "frames_not_relayed",
 	"tls_handshake_failed", "encrypted_leg", "unpaired", "plain_http",
-	// planned in DESIGN.md
 	"handshake_not_captured", "front_idle_timeout", "lifetime_limit", "mass_close",
 	"sticky_session_missing", "proxy_at_capacity", "headers_too_large", "origin_mismatch",
 	"untrusted_proxy", "h2_websocket_refused", "client_http2", "upstream_tls_failed",
 	"upstream_scheme_mismatch",
-	// issue 11
 	"cannot_tell",
 	"config_read_timeout_short", "config_headers_not_inherited",
 }
@@ -115,11 +113,11 @@ func TestCodeTable(t *testing.T) {
 			t.Errorf("%s: hop %q", r.code, r.hop)
 		case !sevs[r.sev]:
 			t.Errorf("%s: severity %q", r.code, r.sev)
-		case r.stage < stageClient || r.stage > stageNone:
+		case r.stage < stageClient || r.stage > stageExplains:
 			t.Errorf("%s: stage %d", r.code, r.stage)
 		case strings.TrimSpace(r.summary) == "" || strings.Contains(r.summary, "\n"):
 			t.Errorf("%s: summary must be one line", r.code)
-		case r.advice == nil && !r.planned:
+		case r.advice == nil:
 			t.Errorf("%s: no advice func (noAdvice when it never needs one)", r.code)
 		case r.sev == SevOK && r.code != OK:
 			t.Errorf("%s: only ok has severity ok", r.code)
@@ -151,8 +149,6 @@ func TestReadmeListsCodes(t *testing.T) {
 	for _, r := range table {
 		h, ok := hopOf[string(r.code)]
 		switch {
-		case r.planned:
-			continue
 		case !ok:
 			t.Errorf("README's verdict tables lack %s", r.code)
 		case h == "–" && r.hop == HopNone:

@@ -54,21 +54,26 @@ func (b *ConfigBlock) Where() string {
 	return s + ")"
 }
 
-// locateConfig asks the locator for the block of the hop the verdict
-// blames, then the other proxy hops, and adds the configuration's
-// findings: what the wire already shows gets the file and line, what it
-// does not show yet becomes a finding of its own.
-func (j *judgement) locateConfig() *ConfigBlock {
-	loc := j.a.opt.Config
-	if loc == nil || j.upstreamOnly {
-		return nil
+// configFacts are the block of the proxy's configuration that served
+// the attempt (nil: no configuration given, or none serves it), and the
+// hop of that proxy.
+type configFacts struct {
+	block *ConfigBlock
+	hop   int
+}
+
+// locateConfig asks the locator for the block of the hop the findings so
+// far blame (in a chain of proxies, its configuration is the one to name),
+// then of the other proxy hops in order.
+func (a *attempt) locateConfig() configFacts {
+	loc := a.an.opt.Config
+	if loc == nil {
+		return configFacts{}
 	}
-	n := len(j.chain)
-	// The hop the verdict will blame first: in a chain of proxies, its
-	// configuration is the one to name.
+	n := len(a.chain)
 	hops := make([]int, 0, n)
-	if p := j.primaryHop(); p >= 0 && p+1 < n {
-		hops = append(hops, p)
+	if p := a.primary(); p != nil && int(p.hop)+1 < n {
+		hops = append(hops, int(p.hop))
 	}
 	if n == 1 {
 		hops = append(hops, 0) // the proxy answered itself
@@ -79,45 +84,57 @@ func (j *judgement) locateConfig() *ConfigBlock {
 		}
 	}
 	for _, i := range hops {
-		r := j.chain[i].req
+		r := a.chain[i].req
 		host, ok := r.Headers.Get("Host")
 		if !ok {
 			host, _ = r.Headers.Get(":authority") // HTTP/2
 		}
-		b := loc.Locate(r.Server, host, r.Target)
-		if b == nil {
-			continue
+		if b := loc.Locate(r.Server, host, r.Target); b != nil {
+			return configFacts{b, i}
 		}
-		j.configFindings(b, i)
-		return b
 	}
-	return nil
+	return configFacts{}
 }
 
-func (j *judgement) configFindings(b *ConfigBlock, hop int) {
-	if b.NotInherited != "" && len(b.Problems) > 0 {
-		j.addNote(ConfigHeadersNotInherited, hop, "config: "+b.NotInherited)
+// configInheritRule: the upgrade headers set in an outer block are lost
+// in the block that served the attempt (config_headers_not_inherited):
+// what the wire shows gets the file and line.
+func configInheritRule(a *attempt, out []finding) []finding {
+	b := a.config.block
+	if b == nil || b.NotInherited == "" || len(b.Problems) == 0 {
+		return out
 	}
-	s := j.sessionFigures()
-	if s == nil || b.ReadTimeout <= 0 || j.has(IdleTimeout) {
-		return
+	return append(out, explains(ConfigHeadersNotInherited, a.config.hop, "config: "+b.NotInherited))
+}
+
+// configTimeoutRule: the block's read timeout is below the longest
+// one-way silence or the ping interval on the wire
+// (config_read_timeout_short): the tunnel lived only because the other
+// direction talked. An idle timeout on the wire says it already.
+func configTimeoutRule(a *attempt, out []finding) []finding {
+	b := a.config.block
+	if b == nil {
+		return out
+	}
+	s := a.sessionFigures()
+	if s == nil || b.ReadTimeout <= 0 || a.has(IdleTimeout) {
+		return out
 	}
 	at := b.ReadTimeoutAt
 	if at == "" {
 		at = "the default"
 	}
-	// One direction silent past the timeout: the tunnel lived only
-	// because the other direction talked. Pings further apart than the
-	// timeout do not keep it open either.
-	silence := max(s.LongestSilence, j.oneWaySilence())
+	// Pings further apart than the timeout do not keep it open either.
+	silence := max(s.LongestSilence, a.oneWaySilence())
 	switch {
 	case silence > b.ReadTimeout:
-		j.add(ConfigReadTimeoutShort, hop, fmt.Sprintf("config: the read timeout %s (%s, %s) is below the longest one-way silence on the wire, %s: the tunnel stays open only while the other direction talks",
-			dur(b.ReadTimeout), at, b.Block, dur(silence)))
+		out = append(out, found(ConfigReadTimeoutShort, a.config.hop, fmt.Sprintf("config: the read timeout %s (%s, %s) is below the longest one-way silence on the wire, %s: the tunnel stays open only while the other direction talks",
+			dur(b.ReadTimeout), at, b.Block, dur(silence))))
 	case s.Pings >= 2 && s.Duration/time.Duration(s.Pings) > b.ReadTimeout:
-		j.add(ConfigReadTimeoutShort, hop, fmt.Sprintf("config: the read timeout %s (%s, %s) is below the ping interval on the wire, about %s",
-			dur(b.ReadTimeout), at, b.Block, dur(s.Duration/time.Duration(s.Pings))))
+		out = append(out, found(ConfigReadTimeoutShort, a.config.hop, fmt.Sprintf("config: the read timeout %s (%s, %s) is below the ping interval on the wire, about %s",
+			dur(b.ReadTimeout), at, b.Block, dur(s.Duration/time.Duration(s.Pings)))))
 	}
+	return out
 }
 
 // configFix names the block in the fix: the file and line to edit.
@@ -144,33 +161,14 @@ func configFix(v *Verdict, fix string) string {
 	return fix
 }
 
-// primaryHop is the hop of the finding verdict() will make primary, or -1.
-func (j *judgement) primaryHop() int {
-	var p *finding
-	for i := range j.findings {
-		f := &j.findings[i]
-		r := rowOf(f.code)
-		if r.note || f.note {
-			continue
-		}
-		if p == nil || r.stage < rowOf(p.code).stage || r.stage == rowOf(p.code).stage && codeIndex(f.code) < codeIndex(p.code) {
-			p = f
-		}
-	}
-	if p == nil {
-		return -1
-	}
-	return p.hop
-}
-
-func adviceConfigReadTimeoutShort(v *Verdict, _ facts) (string, string) {
+func adviceConfigReadTimeoutShort(*Verdict, *attempt, *finding) (string, string) {
 	return "", "raise the proxy's read timeout above the longest silence (nginx: proxy_read_timeout 1h; in the location), or have a side ping more often than the timeout"
 }
 
 // end is the last moment any leg of the attempt was seen.
-func (j *judgement) end() time.Time {
+func (a *attempt) end() time.Time {
 	var t time.Time
-	for _, x := range j.chain {
+	for _, x := range a.chain {
 		if x.req.End.After(t) {
 			t = x.req.End
 		}
@@ -181,7 +179,7 @@ func (j *judgement) end() time.Time {
 			t = x.end.Last
 		}
 	}
-	for _, c := range j.connect {
+	for _, c := range a.connect.failed {
 		if c.Last.After(t) {
 			t = c.Last
 		}
@@ -192,8 +190,8 @@ func (j *judgement) end() time.Time {
 // oneWaySilence is the longest time one direction of the client's
 // upgraded leg carried no frame, counting from the upgrade and to the
 // end (a direction that never spoke was silent throughout).
-func (j *judgement) oneWaySilence() time.Duration {
-	A := j.chain[0]
+func (a *attempt) oneWaySilence() time.Duration {
+	A := a.chain[0]
 	if A.resp == nil || A.end == nil || A.end.WS == nil {
 		return 0
 	}

@@ -89,7 +89,7 @@ type cut struct {
 
 // held is a verdict waiting for what other connections will show.
 type held struct {
-	j       *judgement
+	a       *attempt
 	release time.Time
 }
 
@@ -375,57 +375,6 @@ type relay struct {
 	count       int
 }
 
-func (a *Analyzer) flushBurst(server netip.AddrPort, b *burst, relays []relay) {
-	c := a.cross
-	if b.count < burstMin || b.last.Sub(b.first) > maxBurstSpan {
-		return
-	}
-	// Idle timeouts of tunnels opened together close together too: one
-	// silence, of at least a second, on every tunnel is an idle timeout.
-	if b.minIdle >= time.Second && b.maxIdle-b.minIdle <= b.maxIdle/10 {
-		return
-	}
-	up := 0
-	for _, t := range c.upCloses {
-		if !t.Before(b.first.Add(-10*time.Millisecond)) && !t.After(b.last.Add(100*time.Millisecond)) {
-			up++
-		}
-	}
-	e := &Event{Time: b.first, Code: MassClose, Count: b.count, Window: b.last.Sub(b.first), Server: server, ClosedBy: "server", relays: relays}
-	e.Evidence = append(e.Evidence, spf("%s closed %d WebSocket connections within %s (%s to %s), without close frames",
-		server, b.count, dur(e.Window), ts(b.first), ts(b.last)))
-	switch {
-	case len(relays) > 0:
-		e.ClosedBy = "backend"
-		for _, r := range relays {
-			e.Evidence = append(e.Evidence, spf("%s (a proxy) then closed %d of its clients' connections within %s, %s after the first: it relayed the backend's closes",
-				r.server, r.count, dur(r.last.Sub(r.first)), dur(r.first.Sub(b.first))))
-		}
-		e.Cause = "the backend ended every tunnel at once: a restart, a deploy or a crash of " + server.String()
-		e.Fix = "tunnels end with their backend process: deploy with a drain (stop taking new tunnels, close the open ones with close 1001 \"going away\" over a while), and make clients reconnect with backoff and jitter"
-	case up > 0:
-		e.ClosedBy = "proxy"
-		e.Evidence = append(e.Evidence, spf("at the same moment %d upstream WebSocket connections were closed by their client side (the proxy), also without close frames", up))
-		e.Cause = "the proxy ended every tunnel at once: a reload (nginx -s reload with worker_shutdown_timeout, Caddy reload), a restart or a deploy"
-		e.Fix = "tunnels do not survive a proxy restart; an nginx reload keeps old workers serving open tunnels unless worker_shutdown_timeout is set (then they are cut when it expires): reload less often, or make clients reconnect with backoff and jitter so the reconnect wave does not hit at once"
-	default:
-		e.Cause = "the server ended every tunnel at once: a restart, a deploy or a crash"
-		e.Fix = "clients must reconnect with backoff and jitter; check the server's logs and deploy times at that moment"
-	}
-	if b.minIdle >= time.Second {
-		e.Evidence = append(e.Evidence, spf("silence before the close: %s to %s (different on each tunnel: not an idle timeout)", dur(b.minIdle), dur(b.maxIdle)))
-	}
-	if len(c.events) < maxEvents {
-		c.events = append(c.events, e)
-	} else {
-		c.events[c.eventNext] = e
-		c.eventNext = (c.eventNext + 1) % maxEvents
-	}
-	if a.opt.Events != nil {
-		a.opt.Events(e)
-	}
-}
-
 // eventFor returns the mass close of server that includes a close at t.
 func (c *crossState) eventFor(server netip.AddrPort, t time.Time) *Event {
 	in := func(first, last time.Time) bool {
@@ -490,13 +439,13 @@ func (c *crossState) siblings(k cut) []cut {
 }
 
 // hold keeps j's verdict until release (capture time).
-func (a *Analyzer) hold(j *judgement, release time.Time) {
+func (a *Analyzer) hold(at *attempt, release time.Time) {
 	c := a.cross
 	if len(c.held) >= maxHeld {
 		a.release(c.held[0])
 		c.held = c.held[1:]
 	}
-	c.held = append(c.held, held{j, release})
+	c.held = append(c.held, held{at, release})
 }
 
 // releaseHeld puts out the held verdicts due at now (all, with a zero now).
@@ -517,8 +466,7 @@ func (a *Analyzer) releaseHeld(now time.Time) {
 }
 
 func (a *Analyzer) release(h held) {
-	h.j.crossRules(true)
-	v := h.j.verdict()
+	v := h.a.release()
 	a.count(v)
 	a.out(v)
 }

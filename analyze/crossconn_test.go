@@ -28,6 +28,7 @@ func crossCases() []ruleCase {
 	return []ruleCase{
 		{
 			name:     "cut in front after 5 s of silence",
+			by:       "cut in front of the proxy",
 			chain:    upgradedChain(quiet, quiet, quiet, quiet, frontCut, proxyAfter),
 			code:     FrontIdleTimeout,
 			hop:      HopFront,
@@ -37,6 +38,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "busy tunnel cut at the age of another",
+			by:   "cut in front of the proxy",
 			chain: func(a *Analyzer) []*exchange {
 				a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 10020 * ms})
 				return upgradedChain(busy, busy, busy, busy, frontCut, proxyAfter)(a)
@@ -49,6 +51,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "busy tunnel cut alone: no lifetime",
+			by:   "abnormal close",
 			chain: func(a *Analyzer) []*exchange {
 				a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 20 * time.Second})
 				return upgradedChain(busy, busy, busy, busy, frontCut, proxyAfter)(a)
@@ -57,6 +60,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "the proxy closed it with five others",
+			by:   "mass close",
 			chain: func(a *Analyzer) []*exchange {
 				a.cross.events = append(a.cross.events, &Event{Time: at(9.9999), Window: ms, Count: 6, Code: MassClose,
 					Server: proxyAddr, ClosedBy: "proxy", Cause: "the proxy ended every tunnel at once", Fix: "reconnect with backoff"})
@@ -70,6 +74,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "socket.io upgrade sent to the backend that did not hand out its sid",
+			by:   "why the backend refused",
 			chain: func(a *Analyzer) []*exchange {
 				a.cross.recordSID("s1d", netip.MustParseAddrPort("127.0.0.1:9002"))
 				a.cross.recordSID("s1d", proxyAddr) // the proxy relayed the handshake
@@ -85,7 +90,27 @@ func crossCases() []ruleCase {
 			fix:      "ip_hash",
 		},
 		{
+			name: "socket.io tunnel ended while another backend refused its polls",
+			by:   "sticky session, tunnel",
+			chain: func(a *Analyzer) []*exchange {
+				a.cross.recordRefusal(&reassembly.Response{Conn: reassembly.Conn{Server: netip.MustParseAddrPort("127.0.0.1:9002")}, Version: "HTTP/1.1", Status: 400,
+					Reason: "Bad Request", Body: `{"code":1,"message":"Session ID unknown"}`, Start: at(5), Request: &reassembly.Request{Target: "/socket.io/?EIO=4&transport=polling&sid=s1d"}})
+				const target = "GET /socket.io/?EIO=4&transport=websocket&sid=s1d HTTP/1.1"
+				A := legX(0, "10.0.0.5:50000", proxyAddr.String(), target, ws, 101, accept(key1))
+				L := legX(1, "127.0.0.1:40000", "127.0.0.1:9001", target, ws, 101, accept(key1))
+				flowing := dir(5, 8.9, 0, 0)
+				return []*exchange{session(closed(A, reassembly.SideServer, reassembly.CloseFIN, at(9)), flowing, flowing),
+					session(closed(L, reassembly.SideClient, reassembly.CloseFIN, at(9)), flowing, flowing)}
+			},
+			code:     StickySessionMissing,
+			hop:      HopProxy,
+			findings: []Code{StickySessionMissing, AbnormalClose},
+			evidence: []string{"session sid=s1d reached 127.0.0.1:9001 for this upgrade, but its other requests went to 127.0.0.1:9002, which refused them at 12:00:05.000"},
+			fix:      "sticky sessions",
+		},
+		{
 			name: "new connection closed while the tunnels sit at their most",
+			by:   "one leg: who answered",
 			chain: func(a *Analyzer) []*exchange {
 				for i := range 4 {
 					a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: reassembly.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
@@ -100,6 +125,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "the proxy's own 503 while the tunnels sit at their most",
+			by:   "one leg: who answered",
 			chain: func(a *Analyzer) []*exchange {
 				for i := range 3 {
 					a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: reassembly.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
@@ -114,6 +140,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "fewer tunnels than before: no capacity",
+			by:   "one leg: who answered",
 			chain: func(a *Analyzer) []*exchange {
 				for i := range 5 {
 					a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: reassembly.ConnID(100 + i), Server: proxyAddr}, Status: 101, End: at(-1)})
@@ -125,6 +152,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "nginx refuses a big Cookie itself",
+			by:   "one leg: who answered",
 			chain: func(*Analyzer) []*exchange {
 				page := strings.ReplaceAll(nginxPage, "<title>502 Bad Gateway</title>", "<title>400 Request Header Or Cookie Too Large</title>")
 				return []*exchange{withBody(clientLeg(with(ws, "Cookie", strings.Repeat("x", 1500)), 400, nginx), page)}
@@ -136,6 +164,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "the backend answers 431",
+			by:   "why the backend refused",
 			chain: func(*Analyzer) []*exchange {
 				big := with(ws, "Cookie", strings.Repeat("x", 6000))
 				return []*exchange{clientLeg(big, 431, nginx), upLeg("GET /ws HTTP/1.1", big, 431, nil)}
@@ -148,6 +177,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "Host $host drops the port the Origin has",
+			by:   "why the backend refused",
 			chain: func(*Analyzer) []*exchange {
 				a := with(with(ws, "Host", "example.org:8080"), "Origin", "http://example.org:8080")
 				b := with(a, "Host", "example.org")
@@ -161,6 +191,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "a cross-origin page",
+			by:   "why the backend refused",
 			chain: func(*Analyzer) []*exchange {
 				a := with(ws, "Origin", "https://other.example")
 				return []*exchange{clientLeg(a, 403, nginx), upLeg("GET /ws HTTP/1.1", a, 403, nil)}
@@ -173,6 +204,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "Home Assistant refuses the proxy",
+			by:   "why the backend refused",
 			chain: func(*Analyzer) []*exchange {
 				b := with(ws, "X-Forwarded-For", "10.0.0.5")
 				return []*exchange{clientLeg(ws, 400, nginx), withBody(upLeg("GET /ws HTTP/1.1", b, 400, nil),
@@ -186,6 +218,7 @@ func crossCases() []ruleCase {
 		},
 		{
 			name: "Firefox's Connection list forwarded as is",
+			by:   "backend refused the upgrade",
 			chain: func(*Analyzer) []*exchange {
 				ff := with(ws, "Connection", "keep-alive, Upgrade")
 				return []*exchange{clientLeg(ff, 400, nginx), upLeg("GET /ws HTTP/1.1", ff, 400, nil)}
@@ -359,6 +392,7 @@ func TestOriginSchemeLost(t *testing.T) {
 	ws := with(wsReq(key1, "example.org"), "Origin", "https://example.org")
 	runRuleCases(t, []ruleCase{{
 		name: "TLS client leg, plain upstream without X-Forwarded-Proto",
+		by:   "why the backend refused",
 		chain: func(*Analyzer) []*exchange {
 			A := clientLeg(ws, 403, reassembly.Headers{{Name: "Server", Value: "nginx/1.22.1"}})
 			A.req.TLS = true
@@ -399,6 +433,7 @@ func TestLifetimeNotWhenOutlived(t *testing.T) {
 	busy := dir(50, 9.9, 0, 0)
 	runRuleCases(t, []ruleCase{{
 		name: "a sibling cut, but another tunnel lived 60 s",
+		by:   "abnormal close",
 		chain: func(a *Analyzer) []*exchange {
 			a.cross.addCut(cut{proxy: proxyAddr, at: at(30), age: 10 * time.Second})
 			a.cross.tunnelOpened(&reassembly.Response{Conn: reassembly.Conn{ID: 99, Server: proxyAddr}, Status: 101, End: at(-100)})

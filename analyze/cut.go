@@ -48,24 +48,45 @@ func nginxSetHeaders(product string, x, y *reassembly.Request) (relayed string, 
 	return "", false
 }
 
-// headerEvCut quotes a header, says it is absent, or, in a block the
-// capture cut, that it is not in the part kept.
-func headerEvCut(leg, name string, r *reassembly.Request) string {
-	if absentCut(r, name) {
-		return leg + ": " + name + " not in the part the capture kept"
-	}
-	return headerEv(leg, name, r.Headers)
-}
-
 // wsHeaders are what a cut block may have lost that decides a handshake.
 var wsHeaders = []string{"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"}
 
+// cutFacts are what the capture's snap length took of the handshake.
+type cutFacts struct {
+	// cut: some leg lost bytes of its request's or answer's header block.
+	cut bool
+	// asked: as far as the bytes show, the client's request asks for the
+	// upgrade, or some leg got a 101: it is a WebSocket attempt.
+	asked bool
+	// upgraded: the client's leg got its 101.
+	upgraded bool
+}
+
+func cutFactsOf(chain []*exchange) cutFacts {
+	var c cutFacts
+	for _, x := range chain {
+		if x.req.Cut || x.resp != nil && x.resp.Cut {
+			c.cut = true
+		}
+	}
+	if !c.cut {
+		return c
+	}
+	A := chain[0]
+	c.upgraded = A.resp != nil && A.resp.Status == 101
+	c.asked = wsAsked(A.req)
+	for _, x := range chain {
+		c.asked = c.asked || x.resp != nil && x.resp.Status == 101
+	}
+	return c
+}
+
 // cutEvidence says, for each leg the capture cut, how much it kept and
 // which of the deciding headers are not in the file.
-func (j *judgement) cutEvidence() []string {
+func (a *attempt) cutEvidence() []string {
 	var ev []string
-	for i, x := range j.chain {
-		leg, rleg := j.legName(i)
+	for i, x := range a.chain {
+		leg, rleg := a.legName(i)
 		if r := x.req; r.Cut {
 			var lost []string
 			for _, h := range wsHeaders {
@@ -89,57 +110,39 @@ func (j *judgement) cutEvidence() []string {
 	return ev
 }
 
-// cut reports whether some leg of the chain lost bytes of its handshake
-// to the snap length.
-func (j *judgement) cut() bool {
-	for _, x := range j.chain {
-		if x.req.Cut || x.resp != nil && x.resp.Cut {
-			return true
-		}
+// cutRule comes after the rules of the handshake and the session: a
+// failed attempt with nothing proven on a cut capture cannot be told
+// (cannot_tell); a good one says what it could not check. Whether a GET
+// was an attempt at all may be past the cut: then what the rules above
+// found only explains (what the proxy did may be right for a plain
+// request).
+func cutRule(a *attempt, out []finding) []finding {
+	c := &a.cut
+	if !c.cut {
+		return out
 	}
-	return false
-}
-
-// cutRules runs last: a failed attempt with nothing proven on a cut
-// capture cannot be told; a good one says what it could not check.
-func (j *judgement) cutRules() {
-	if !j.cut() {
-		return
+	if !c.asked {
+		f := found(CannotTell, 0, append(a.cutEvidence(), "whether this GET asked for a WebSocket upgrade at all is in the part the capture cut")...)
+		f.demotes = true
+		return append(out, f)
 	}
-	A := j.chain[0]
-	succeeded := A.resp != nil && A.resp.Status == 101
-	asked := wsAsked(A.req)
-	for _, x := range j.chain {
-		asked = asked || x.resp != nil && x.resp.Status == 101
-	}
-	if !asked {
-		// Whether this was a WebSocket attempt at all is past the cut:
-		// what the proxy did (HTTP/1.0 upstream) may be right for a
-		// plain request, so it only explains.
-		for i := range j.findings {
-			j.findings[i].note = true
-		}
-		j.add(CannotTell, 0, append(j.cutEvidence(), "whether this GET asked for a WebSocket upgrade at all is in the part the capture cut")...)
-		return
-	}
-	for _, f := range j.findings {
+	for _, f := range a.findings {
 		if !f.note && !rowNote(f.code) {
-			return // something was proven
+			return out // something was proven
 		}
 	}
-	ev := j.cutEvidence()
-	if succeeded {
-		j.addNote(CannotTell, 0, append(ev, "the 101 came on every leg; what the cut took (Sec-WebSocket-Accept, extensions) was not checked")...)
-		return
+	ev := a.cutEvidence()
+	if c.upgraded {
+		return append(out, explains(CannotTell, 0, append(ev, "the 101 came on every leg; what the cut took (Sec-WebSocket-Accept, extensions) was not checked")...))
 	}
-	j.add(CannotTell, 0, ev...)
+	return append(out, found(CannotTell, 0, ev...))
 }
 
-func rowNote(c Code) bool { return rowOf(c).note }
+func rowNote(c Code) bool { return rowOf(c).stage == stageExplains }
 
-func hasHeader(h reassembly.Headers, name string) bool {
-	_, ok := h.Get(name)
-	return ok
+// absentCut: the request's block was cut before header name could show.
+func absentCut(r *reassembly.Request, name string) bool {
+	return r.Truncated && !hasHeader(r.Headers, name)
 }
 
 // upgradeEvCut is upgradeEv for a block the capture may have cut.

@@ -53,6 +53,7 @@ func h2Cases() []ruleCase {
 	return []ruleCase{
 		{
 			name: "HTTP/2 extended CONNECT relayed as an HTTP/1.1 upgrade",
+			by:   "HTTP/2 client leg",
 			chain: func(*Analyzer) []*exchange {
 				return []*exchange{h2Leg(true, 200, false), upLeg("GET /ws HTTP/1.1", ws, 101, ok)}
 			},
@@ -61,6 +62,7 @@ func h2Cases() []ruleCase {
 		},
 		{
 			name: "HTTP/2: the proxy drops the upgrade it had to make",
+			by:   "proxy's requests",
 			chain: func(*Analyzer) []*exchange {
 				return []*exchange{h2Leg(true, 400, false), upLeg("GET /ws HTTP/1.0", without(ws, "Upgrade", "Connection"), 400, nil)}
 			},
@@ -70,6 +72,7 @@ func h2Cases() []ruleCase {
 		},
 		{
 			name:  "HTTP/2 extended CONNECT never advertised, answered 400 by the proxy",
+			by:    "HTTP/2 client leg",
 			chain: func(*Analyzer) []*exchange { return []*exchange{h2Leg(false, 400, false)} },
 			code:  H2WebSocketRefused, hop: HopProxy,
 			findings: []Code{H2WebSocketRefused, ClientHTTP2},
@@ -78,12 +81,14 @@ func h2Cases() []ruleCase {
 		},
 		{
 			name:  "HTTP/2 extended CONNECT reset by the proxy",
+			by:    "HTTP/2 client leg",
 			chain: func(*Analyzer) []*exchange { return []*exchange{h2Leg(true, 0, true)} },
 			code:  H2WebSocketRefused, hop: HopProxy, findings: []Code{H2WebSocketRefused, ClientHTTP2},
 			evidence: []string{"stream reset (RST_STREAM PROTOCOL_ERROR)"},
 		},
 		{
 			name: "upstream TLS without SNI refused by the backend",
+			by:   "one leg: who answered",
 			chain: func(a *Analyzer) []*exchange {
 				failedTLS(a, reassembly.TLSInfo{ClientHello: true, OfferedVersions: []uint16{0x0303}, CipherSuites: 20,
 					Alerts: []reassembly.TLSAlert{{Level: 2, Description: 112, Time: t0.Add(3 * ms)}}}, reassembly.SideServer)
@@ -95,6 +100,7 @@ func h2Cases() []ruleCase {
 		},
 		{
 			name: "upstream TLS: the proxy refuses the backend's certificate",
+			by:   "one leg: who answered",
 			chain: func(a *Analyzer) []*exchange {
 				failedTLS(a, reassembly.TLSInfo{ClientHello: true, ServerHello: true, SNI: "backend.example", Version: 0x0303,
 					Alerts: []reassembly.TLSAlert{{Level: 2, Description: 48, FromClient: true, Time: t0.Add(3 * ms)}}}, reassembly.SideClient)
@@ -106,6 +112,7 @@ func h2Cases() []ruleCase {
 		},
 		{
 			name: "upstream TLS to a plain HTTP port",
+			by:   "one leg: who answered",
 			chain: func(a *Analyzer) []*exchange {
 				failedTLS(a, reassembly.TLSInfo{ClientHello: true, SNI: "backend.example", Malformed: "server→client: not a TLS record (type 0x48, version 0x5454)"}, reassembly.SideServer)
 				return []*exchange{nginx502()}
@@ -115,6 +122,7 @@ func h2Cases() []ruleCase {
 		},
 		{
 			name: "plain HTTP to a TLS port: Go's 400",
+			by:   "plain HTTP to a TLS backend",
 			chain: func(*Analyzer) []*exchange {
 				return []*exchange{clientLeg(ws, 400, nil), withBody(upLeg("GET /ws HTTP/1.1", ws, 400, nil), "Client sent an HTTP request to an HTTPS server.\n")}
 			},

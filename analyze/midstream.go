@@ -275,6 +275,14 @@ func matchPrints(from, to []reassembly.WSPrint, note func(time.Duration)) int {
 	return n
 }
 
+// midFacts are the legs of a session whose handshake came before the
+// capture, paired by their frames; lone: one leg, while the capture
+// shows other legs paired, so its partner is missing.
+type midFacts struct {
+	legs []*midLeg
+	lone bool
+}
+
 // judgeMid judges a chain of legs, the client's first; nil when a lone
 // leg is not evidence enough.
 func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
@@ -284,6 +292,18 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 		// little to tell WebSocket from another binary protocol
 		return nil
 	}
+	at := a.observeMid(legs)
+	at.runRules(onWire)
+	if len(legs) > 1 {
+		a.mid.paired = true
+	}
+	a.stats.NoHandshake++
+	return at.midVerdict()
+}
+
+// observeMid makes an attempt of a chain of legs without a handshake:
+// each leg stands as an exchange whose 101 came with its first packet.
+func (a *Analyzer) observeMid(legs []*midLeg) *attempt {
 	chain := make([]*exchange, len(legs))
 	for i, l := range legs {
 		e := l.end
@@ -291,34 +311,25 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 			req:  &reassembly.Request{Conn: e.Conn, Start: e.First, End: e.First},
 			resp: &reassembly.Response{Conn: e.Conn, Status: 101, Start: e.First, End: e.First}}
 	}
-	j := &judgement{chain: chain, a: a, midstream: true}
-	j.product = a.mid.products[A.Server]
-	j.sessionRules()
-	leg, _ := j.legName(0)
-	ev := []string{fmt.Sprintf("%s %s→%s: no handshake in the capture; its first packet at %s already carries WebSocket frames (%d masked from the client, %d from the server): the session began before the capture",
-		leg, A.Client, A.Server, ts(A.First), A.WS.C2S.Frames, A.WS.S2C.Frames)}
-	for i := 1; i < len(legs); i++ {
-		l, up := legs[i-1], legs[i].end
-		name, _ := j.legName(i)
-		ev = append(ev, fmt.Sprintf("%s %s→%s relays the same frames: %d client frames with the same masking keys, %d server frames, %s–%s apart",
-			name, up.Client, up.Server, l.masked, l.server, dur(l.relay[0]), dur(l.relay[1])))
-	}
-	j.addNote(HandshakeNotCaptured, 0, ev...)
-	if len(legs) == 1 && (a.hasUpstreamLegs || a.mid.paired) {
-		j.addNote(Unpaired, 0, leg+": no other leg in the capture relays its frames")
-	}
-	if len(legs) > 1 {
-		a.mid.paired = true
-	}
-	v := j.verdict()
-	a.stats.NoHandshake++
+	at := newAttempt(chain, a, midSession)
+	at.proxy.product = a.mid.products[legs[0].end.Server]
+	at.proxy.evident = at.proxy.product != ""
+	at.mid = &midFacts{legs: legs, lone: len(legs) == 1 && (a.hasUpstreamLegs || a.mid.paired)}
+	at.observeLegs()
+	return at
+}
+
+// midVerdict is the verdict of a session without its handshake: no path,
+// no status, the legs keeping their frames' and ends' times (the report's
+// ladder) and nothing of a request or response.
+func (a *attempt) midVerdict() *Verdict {
+	legs := a.mid.legs
+	v := a.verdict()
 	v.Path, v.StatusBackend, v.StatusClient = "", 0, 0
 	v.PairConfidence = ConfNone
 	if len(legs) > 1 {
 		v.PairConfidence = midConfidence(legs[0])
 	}
-	// The legs keep their frames' and ends' times (the report's ladder),
-	// nothing of a request or response.
 	for i := range v.Legs {
 		l := &v.Legs[i]
 		l.Proto, l.RequestLine, l.RequestHeaders, l.RequestCut = "", "", nil, false
@@ -326,9 +337,31 @@ func (a *Analyzer) judgeMid(legs []*midLeg) *Verdict {
 		l.Times.Request, l.Times.Response = time.Time{}, time.Time{}
 	}
 	if v.Code == OK {
-		_, v.Fix = adviceHandshakeNotCaptured(v, facts{})
+		_, v.Fix = adviceHandshakeNotCaptured(v, a, nil)
 	}
 	return v
+}
+
+// midSessionRule says the session began before the capture
+// (handshake_not_captured), how its legs were paired, and that a lone
+// leg's partner is missing (unpaired).
+func midSessionRule(a *attempt, out []finding) []finding {
+	legs := a.mid.legs
+	A := legs[0].end
+	leg, _ := a.legName(0)
+	ev := []string{fmt.Sprintf("%s %s→%s: no handshake in the capture; its first packet at %s already carries WebSocket frames (%d masked from the client, %d from the server): the session began before the capture",
+		leg, A.Client, A.Server, ts(A.First), A.WS.C2S.Frames, A.WS.S2C.Frames)}
+	for i := 1; i < len(legs); i++ {
+		l, up := legs[i-1], legs[i].end
+		name, _ := a.legName(i)
+		ev = append(ev, fmt.Sprintf("%s %s→%s relays the same frames: %d client frames with the same masking keys, %d server frames, %s–%s apart",
+			name, up.Client, up.Server, l.masked, l.server, dur(l.relay[0]), dur(l.relay[1])))
+	}
+	out = append(out, explains(HandshakeNotCaptured, 0, ev...))
+	if a.mid.lone {
+		out = append(out, explains(Unpaired, 0, leg+": no other leg in the capture relays its frames"))
+	}
+	return out
 }
 
 // midConfidence: two client frames with the same masking keys are as good
@@ -344,6 +377,6 @@ func midConfidence(l *midLeg) Confidence {
 	return ConfLow
 }
 
-func adviceHandshakeNotCaptured(*Verdict, facts) (string, string) {
+func adviceHandshakeNotCaptured(*Verdict, *attempt, *finding) (string, string) {
 	return "", "nothing to fix in what the capture shows; the session began before the capture, so its handshake was not checked: start the capture before the clients connect to see it"
 }

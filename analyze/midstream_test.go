@@ -117,3 +117,23 @@ func TestMidstreamServerFramesOnly(t *testing.T) {
 		t.Errorf("legs with different keys paired: %d verdicts", len(vs))
 	}
 }
+
+// midCases are the cases of sessions whose handshake came before the
+// capture.
+func midCases() []ruleCase {
+	return []ruleCase{{
+		name: "one leg with frames both ways, closed normally",
+		by:   "handshake before the capture",
+		mid: func(*Analyzer) []*midLeg {
+			e := midConn(1, "10.0.0.5:50001", "192.0.2.1:80", []uint64{1, 2, 3}, 2, 0, reassembly.SideClient, at(5))
+			e.WS.C2S.CloseAt, e.WS.C2S.CloseCode = at(4), 1000
+			return []*midLeg{{end: e}}
+		},
+		code: OK, hop: HopNone,
+		findings: []Code{ClosedByClient, HandshakeNotCaptured},
+		evidence: []string{"client→server 10.0.0.5:50001→192.0.2.1:80: no handshake in the capture", "client→server: client sent close 1000"},
+		fix:      "the session began before the capture",
+	}}
+}
+
+func TestMidstreamRules(t *testing.T) { runRuleCases(t, midCases()) }

@@ -1,11 +1,6 @@
 package analyze
 
-import (
-	"fmt"
-	"strings"
-
-	"github.com/wsdiag/wsdiag/reassembly"
-)
+import "fmt"
 
 // Upstream legs that are not on the wire: a backend on a unix socket
 // (proxy_pass http://unix:…, haproxy "server s1 /run/app.sock"), or on an
@@ -14,8 +9,8 @@ import (
 // that the client sent correctly means the proxy changed it on the way.
 
 // offWireNote ends the evidence that an attempt's upstream leg is missing.
-func (j *judgement) offWireNote() string {
-	if j.offWire {
+func (a *attempt) offWireNote() string {
+	if a.alone.offWire {
 		return "; no upstream leg of this proxy is on the wire (a unix-socket backend, or an interface or filter that left it out)"
 	}
 	return " (capture both legs: -i any, or a filter with the backend port)"
@@ -23,22 +18,11 @@ func (j *judgement) offWireNote() string {
 
 // relayedRefusal judges a one-leg attempt whose answer is a backend
 // WebSocket library's refusal of the handshake, relayed by the proxy,
-// while the client's own request was a correct handshake. It reports
-// whether it did.
-func (j *judgement) relayedRefusal() bool {
-	A := j.chain[0]
-	if len(j.chain) != 1 || A.resp == nil || A.req.Truncated || A.resp.Truncated || !correctUpgrade(A.req) {
-		return false
-	}
-	lib, ok := refusedBy(A.resp)
-	if !ok {
-		return false
-	}
-	j.relayed = true
-	if j.product == "" {
-		j.product = guessProduct(A.resp)
-	}
-	leg, rleg := j.legName(0)
+// while the client's own request was a correct handshake.
+func (a *attempt) relayedRefusal(out []finding) []finding {
+	A := a.chain[0]
+	lib, _ := refusedBy(A.resp)
+	leg, rleg := a.legName(0)
 	code := UpgradeHeaderDropped
 	if lib.wsHdr {
 		code = WSHeaderAltered
@@ -58,27 +42,11 @@ func (j *judgement) relayedRefusal() bool {
 		conf = "medium confidence: the answer is typical of the library, not its own words"
 	}
 	ev = append(ev, "judged from the client leg alone ("+conf+"); the request the backend got is not in the capture")
-	j.add(code, 0, ev...)
+	out = append(out, found(code, 0, ev...))
 	if lib.requestLine {
-		j.add(UpstreamHTTP10, 0, "the library wants an HTTP/1.1 GET request line and the client sent "+requestLine(A.req)+": the proxy's request line was not that (nginx sends HTTP/1.0 upstream unless told otherwise)")
+		out = append(out, found(UpstreamHTTP10, 0, "the library wants an HTTP/1.1 GET request line and the client sent "+requestLine(A.req)+": the proxy's request line was not that (nginx sends HTTP/1.0 upstream unless told otherwise)"))
 	}
-	j.addNote(Unpaired, 0, "proxy→backend: not in the capture"+j.offWireNote())
-	return true
-}
-
-// guessProduct names the proxy that relayed an answer from how it wrote
-// it, when no Server header or error page does: haproxy writes every
-// header name in lower case (the backends here canonicalise theirs).
-func guessProduct(r *reassembly.Response) string {
-	if len(r.Headers) < 3 {
-		return ""
-	}
-	for _, h := range r.Headers {
-		if strings.ToLower(h.Name) != h.Name {
-			return ""
-		}
-	}
-	return "haproxy (guessed from its lower-case header names)"
+	return append(out, explains(Unpaired, 0, "proxy→backend: not in the capture"+a.offWireNote()))
 }
 
 // offWireAdvice is how to see an upstream leg that a packet capture

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // A proxy answering a handshake on its own: which of its rules did, in
@@ -85,9 +83,10 @@ func (a *Analyzer) otherRoute(server netip.AddrPort, host, path string) (otherHo
 // selfAnswerEvidence is what tells, on the client's leg, that the proxy
 // answered on its own: its Server header or an empty body, and what its
 // other requests show.
-func (j *judgement) selfAnswerEvidence() []string {
-	A := j.chain[0]
-	_, rleg := j.legName(0)
+func (a *attempt) selfAnswerEvidence() []string {
+	A := a.chain[0]
+	f := &a.alone
+	_, rleg := a.legName(0)
 	var ev []string
 	if s, ok := A.resp.Headers.Get("Server"); ok {
 		ev = append(ev, rleg+": Server: "+s)
@@ -98,27 +97,29 @@ func (j *judgement) selfAnswerEvidence() []string {
 		}
 	}
 	host, _ := A.req.Headers.Get("Host")
-	oh, op := j.a.otherRoute(A.req.Server, host, pathOf(A.req.Target))
 	switch {
-	case oh != "":
-		ev = append(ev, fmt.Sprintf("the same path with Host %s went upstream through this proxy; this request's Host is %s", oh, host))
-	case op != "":
-		ev = append(ev, fmt.Sprintf("requests with the same Host %s went upstream through this proxy for %s", host, op))
+	case f.otherHost != "":
+		ev = append(ev, fmt.Sprintf("the same path with Host %s went upstream through this proxy; this request's Host is %s", f.otherHost, host))
+	case f.otherPath != "":
+		ev = append(ev, fmt.Sprintf("requests with the same Host %s went upstream through this proxy for %s", host, f.otherPath))
 	}
 	return ev
 }
 
 // selfAnswerCause says, in the proxy's own terms, which of its rules
 // answered the client itself, or "" when its answer does not tell.
-func (j *judgement) selfAnswerCause() string {
-	A := j.chain[0]
+func (a *attempt) selfAnswerCause() string {
+	A := a.chain[0]
+	if A.resp == nil {
+		return ""
+	}
 	st := A.resp.Status
 	host, _ := A.req.Headers.Get("Host")
 	path := pathOf(A.req.Target)
-	oh, op := j.a.otherRoute(A.req.Server, host, path)
-	fam := family(j.product)
-	if fam == "" && j.generatedBy != "" {
-		fam = family(j.generatedBy)
+	oh, op := a.alone.otherHost, a.alone.otherPath
+	fam := family(a.proxy.product)
+	if fam == "" && a.proxy.generatedBy != "" {
+		fam = family(a.proxy.generatedBy)
 	}
 	switch fam {
 	case "caddy":
@@ -129,21 +130,10 @@ func (j *judgement) selfAnswerCause() string {
 			return fmt.Sprintf("Caddy has no site for Host %s (it answers 200 with an empty body when no site address matches the request's Host): add the host to the site address (or a catch-all :PORT site), or make the client use a host that is served", host)
 		}
 	case "nginx":
-		switch {
-		case oh != "":
-			return fmt.Sprintf("nginx answered %d from its default server: Host %s matches no server_name of the server that proxies %s (Host %s went upstream); add the name to server_name, or proxy in the default server", st, host, path, oh)
-		case st == 404:
-			return fmt.Sprintf("nginx answered 404 itself: no location proxies %s in the server that took Host %s (or that server is the default server, used when no server_name matches); add a location that proxies it", path, host)
-		case st == 403:
-			return fmt.Sprintf("nginx refused the request itself (403) for %s: a deny rule, auth_basic/auth_request, or a return 403 in the location or server that took Host %s; the backend never saw it", path, host)
-		case st == 444:
-			return "nginx closed the connection by rule (return 444)"
-		default:
-			return fmt.Sprintf("nginx answered %d itself: a return %d (or error_page) in the location or server that took Host %s path %s", st, st, host, path)
-		}
+		return nginxSelfCause(st, host, path, oh)
 	case "haproxy":
 		switch {
-		case st == 503 && len(j.connect) == 0:
+		case st == 503 && len(a.connect.failed) == 0:
 			c := "haproxy answered 503 itself without connecting anywhere: no use_backend rule matched this request and there is no default_backend, or the backend it chose has no server up (all down by health checks, or none declared)"
 			if oh != "" {
 				c += fmt.Sprintf("; requests with Host %s did reach a backend, so the use_backend rules choose by Host and none takes %s", oh, host)
@@ -156,18 +146,25 @@ func (j *judgement) selfAnswerCause() string {
 	return ""
 }
 
+// nginxSelfCause says which of nginx's rules answered st itself.
+func nginxSelfCause(st int, host, path, otherHost string) string {
+	switch {
+	case otherHost != "":
+		return fmt.Sprintf("nginx answered %d from its default server: Host %s matches no server_name of the server that proxies %s (Host %s went upstream); add the name to server_name, or proxy in the default server", st, host, path, otherHost)
+	case st == 404:
+		return fmt.Sprintf("nginx answered 404 itself: no location proxies %s in the server that took Host %s (or that server is the default server, used when no server_name matches); add a location that proxies it", path, host)
+	case st == 403:
+		return fmt.Sprintf("nginx refused the request itself (403) for %s: a deny rule, auth_basic/auth_request, or a return 403 in the location or server that took Host %s; the backend never saw it", path, host)
+	case st == 444:
+		return "nginx closed the connection by rule (return 444)"
+	}
+	return fmt.Sprintf("nginx answered %d itself: a return %d (or error_page) in the location or server that took Host %s path %s", st, st, host, path)
+}
+
 // statusWord is a status for advice text: never 0.
 func statusWord(st int) string {
 	if st == 0 {
 		return "no answer"
 	}
 	return strconv.Itoa(st)
-}
-
-// caddyEmpty: Caddy's answer when no site (or no route in the site)
-// matches a request: 200, Server: Caddy, nothing in the body.
-func caddyEmpty(r *reassembly.Response) bool {
-	srv, _ := r.Headers.Get("Server")
-	cl, hasCL := r.Headers.Get("Content-Length")
-	return r.Status == 200 && strings.EqualFold(srv, "Caddy") && strings.TrimSpace(r.Body) == "" && (!hasCL || strings.TrimSpace(cl) == "0")
 }

@@ -11,6 +11,22 @@ import (
 // The session phase: what happened after a 101, judged from the frame
 // figures of every upgraded leg and how each TCP connection ended.
 
+// sessionFacts are an attempt's upgraded legs and what their ends show,
+// when the client's leg (its first) is one of them.
+type sessionFacts struct {
+	// legs are the legs whose connections upgraded and ended, in chain
+	// order, leg 0 first.
+	legs []wsLeg
+	// first is the close frame that started the closing handshake.
+	first closeFrame
+	// lastFrame is the last frame on any leg (the 101 when none), frames
+	// and pings their counts on every leg.
+	lastFrame time.Time
+	frames    uint64
+	pings     uint32
+	idle      idleFacts
+}
+
 // wsLeg is one upgraded leg of a chain.
 type wsLeg struct {
 	i   int
@@ -18,44 +34,105 @@ type wsLeg struct {
 	ws  *reassembly.WSSession
 }
 
-// upgradedLegs returns the legs whose connections upgraded and ended.
-func (j *judgement) upgradedLegs() []wsLeg {
-	var out []wsLeg
-	for i, x := range j.chain {
+// closeFrame is a direction's close frame: on leg i, from its client
+// when c2s. d is nil when there was none.
+type closeFrame struct {
+	d   *reassembly.WSDir
+	i   int
+	c2s bool
+}
+
+// idleFacts: byProxy, the proxy ended every upgraded leg (the client's
+// and the backend's) without a close frame; silence is how long no frame
+// had passed in either direction then.
+type idleFacts struct {
+	byProxy          bool
+	silence          time.Duration
+	client, upstream reassembly.Close // the proxy's ends of the client's and the backend's legs
+}
+
+func (a *attempt) observeSession() *sessionFacts {
+	if A := a.chain[0]; !A.switched() || A.end == nil || A.end.WS == nil {
+		return nil
+	}
+	s := &sessionFacts{legs: make([]wsLeg, 0, len(a.chain))}
+	for i, x := range a.chain {
 		if x.switched() && x.end != nil && x.end.WS != nil {
-			out = append(out, wsLeg{i, x.end, x.end.WS})
+			s.legs = append(s.legs, wsLeg{i, x.end, x.end.WS})
 		}
 	}
-	return out
+	s.first = firstCloseFrame(s.legs[0], s.legs[len(s.legs)-1])
+	s.lastFrame = a.chain[0].resp.End
+	for _, l := range s.legs {
+		for _, d := range [...]*reassembly.WSDir{&l.ws.C2S, &l.ws.S2C} {
+			s.lastFrame = maxTime(s.lastFrame, d.Last)
+			s.frames += d.Frames
+			s.pings += d.Pings
+		}
+	}
+	s.idle = a.idleFactsOf(s)
+	return s
 }
 
-// sender names who sends in a direction of leg i.
-func (j *judgement) sender(i int, c2s bool) string {
-	n := len(j.chain)
-	if j.upstreamOnly {
-		i, n = i+1, n+1
+// firstCloseFrame finds the close frame that started the closing
+// handshake: the client's on leg 0 or the backend's on the last leg (a
+// proxy relays the other ends' close frames).
+func firstCloseFrame(A, L wsLeg) closeFrame {
+	cands := [...]closeFrame{{&A.ws.C2S, A.i, true}, {&L.ws.S2C, L.i, false}, {&A.ws.S2C, A.i, false}}
+	var f closeFrame
+	for _, c := range cands {
+		if c.d.CloseAt.IsZero() {
+			continue
+		}
+		if f.d == nil || c.d.CloseAt.Before(f.d.CloseAt) {
+			f = c
+		}
 	}
-	switch {
-	case c2s && i == 0:
-		return "client"
-	case c2s:
-		return "proxy"
-	case i < n-1:
-		return "proxy"
-	case n == 1 && !j.proxyEvident():
-		return "server"
-	case n == 1:
-		return "proxy"
-	}
-	return "backend"
+	return f
 }
 
-func (j *judgement) dirName(i int, c2s bool) string {
-	req, resp := j.legName(i)
-	if c2s {
-		return req
+// closedBy names who sent a close frame.
+func (a *attempt) closedBy(f closeFrame) string {
+	if a.kind == fromUpstream && f.c2s {
+		return "client" // relayed by the proxy from the unseen client leg
 	}
-	return resp
+	return a.sender(f.i, f.c2s)
+}
+
+func noCloseFrame(ws *reassembly.WSSession) bool {
+	return ws.C2S.CloseAt.IsZero() && ws.S2C.CloseAt.IsZero()
+}
+
+func (a *attempt) idleFactsOf(s *sessionFacts) idleFacts {
+	legs := s.legs
+	A, L := legs[0], legs[len(legs)-1]
+	n := len(a.chain)
+	var f idleFacts
+	if !(n > 1 || a.enc != nil && a.enc.end != nil) || len(legs) != n {
+		return f
+	}
+	sa, ca := A.end.FirstClose()
+	proxyA := sa == reassembly.SideServer && noCloseFrame(A.ws)
+	if a.enc != nil {
+		// the client's TLS leg: who closed it, frames unseen
+		if a.enc.end == nil {
+			return f // still open: not closed by the proxy
+		}
+		sa, ca = a.enc.end.FirstClose()
+		proxyA = sa == reassembly.SideServer
+	}
+	sl, cl := L.end.FirstClose()
+	proxyL := sl == reassembly.SideClient && noCloseFrame(L.ws)
+	if !proxyA || !proxyL {
+		return f
+	}
+	f.byProxy, f.client, f.upstream = true, ca, cl
+	first := cl.Time
+	if ca.Time.Before(first) {
+		first = ca.Time
+	}
+	f.silence = first.Sub(s.lastFrame)
+	return f
 }
 
 func normalClose(code uint16) bool { return code == 1000 || code == 1001 || code == 1005 }
@@ -71,169 +148,6 @@ func closeText(d *reassembly.WSDir) string {
 	return s
 }
 
-func sizeText(n uint64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
-// sessionRules judge an attempt whose client got a 101, in steps ordered
-// by cause: a later step may look at what an earlier one found.
-func (j *judgement) sessionRules() {
-	legs := j.upgradedLegs()
-	if len(legs) == 0 || legs[0].i != 0 {
-		return
-	}
-	j.protocolErrorRule(legs)
-	j.tooBigRule(legs)
-	j.idleRule(legs)
-	j.relayRule(legs)
-	if !j.has(IdleTimeout) {
-		j.abnormal(legs[0], legs[len(legs)-1])
-	}
-	j.closeFrameRule(legs)
-}
-
-// protocolErrorRule: frames that break the protocol. In these rules legs
-// are the upgraded legs, the client's first (with an encrypted client leg:
-// the first upstream leg).
-func (j *judgement) protocolErrorRule(legs []wsLeg) {
-	for _, l := range legs {
-		for _, c2s := range []bool{true, false} {
-			d := dirOf(l.ws, c2s)
-			if d.ProtocolError != "" {
-				j.add(FrameProtocolError, l.i, fmt.Sprintf("%s: %s sent an invalid frame at %s: %s", j.dirName(l.i, c2s), j.sender(l.i, c2s), ts(d.ErrorAt), d.ProtocolError))
-			}
-		}
-	}
-}
-
-// tooBigRule: a message too big for the receiver: close 1009, or the
-// backend dropping the connection in the middle of a large message. The
-// backend's leg first: a proxy only relays the 1009.
-func (j *judgement) tooBigRule(legs []wsLeg) {
-	A, L := legs[0], legs[len(legs)-1]
-	for k := len(legs) - 1; k >= 0 && !j.has(MessageTooBig); k-- {
-		l := legs[k]
-		for _, c2s := range []bool{false, true} {
-			d, other := dirOf(l.ws, c2s), dirOf(l.ws, !c2s)
-			if d.CloseCode != 1009 || j.has(MessageTooBig) {
-				continue
-			}
-			ev := []string{fmt.Sprintf("%s: %s sent %s at %s, after a %s frame from the %s", j.dirName(l.i, c2s), j.sender(l.i, c2s),
-				closeText(&d), ts(d.CloseAt), sizeText(other.MaxFrame), j.sender(l.i, !c2s))}
-			if l.i > 0 && !c2s {
-				// did the close reach the client?
-				if a := A.ws.S2C; a.CloseCode == 1009 {
-					ev = append(ev, j.dirName(0, false)+": relayed to the client (close 1009)")
-				} else if side, c := A.end.FirstClose(); side == reassembly.SideServer {
-					ev = append(ev, fmt.Sprintf("%s: not relayed: the proxy ended the client's connection (%s) instead, so the client sees 1006", j.dirName(0, false), c.Kind))
-				}
-			}
-			j.add(MessageTooBig, l.i, ev...)
-		}
-	}
-	if side, c := L.end.FirstClose(); side == reassembly.SideServer && L.ws.C2S.InMessage && L.ws.S2C.CloseAt.IsZero() && L.ws.C2S.MaxFrame >= 64<<10 {
-		j.add(MessageTooBig, L.i, fmt.Sprintf("%s: the %s ended the connection (%s) in the middle of a %s message, without a close frame",
-			j.dirName(L.i, false), j.sender(L.i, false), c.Kind, sizeText(L.ws.C2S.MaxFrame)))
-	}
-}
-
-// idleRule: the proxy closed an idle tunnel: both legs ended by the proxy,
-// with no close frame, after a silence in every direction.
-func (j *judgement) idleRule(legs []wsLeg) {
-	A, L := legs[0], legs[len(legs)-1]
-	n := len(j.chain)
-	if !(n > 1 || j.encrypted != nil && j.encrypted.end != nil) || len(legs) != n {
-		return
-	}
-	sa, ca := A.end.FirstClose()
-	proxyA := sa == reassembly.SideServer && A.ws.S2C.CloseAt.IsZero() && A.ws.C2S.CloseAt.IsZero()
-	if j.encrypted != nil {
-		// the client's TLS leg: who closed it, frames unseen
-		sa, ca = j.encrypted.end.FirstClose()
-		proxyA = sa == reassembly.SideServer
-	}
-	sl, cl := L.end.FirstClose()
-	proxyL := sl == reassembly.SideClient && L.ws.C2S.CloseAt.IsZero() && L.ws.S2C.CloseAt.IsZero()
-	if !proxyA || !proxyL {
-		return
-	}
-	last := j.chain[0].resp.End
-	pings := uint32(0)
-	for _, l := range legs {
-		for _, c2s := range []bool{true, false} {
-			d := dirOf(l.ws, c2s)
-			if d.Last.After(last) {
-				last = d.Last
-			}
-			pings += d.Pings
-		}
-	}
-	first := cl.Time
-	if ca.Time.Before(first) {
-		first = ca.Time
-	}
-	idle := first.Sub(last)
-	if idle < time.Second {
-		return
-	}
-	ping := "no pings were sent"
-	if pings > 0 {
-		ping = fmt.Sprintf("%d pings were sent, but none in the last %s", pings, dur(idle))
-	}
-	j.idle = idle
-	j.add(IdleTimeout, 0, fmt.Sprintf("no frame in either direction for %s (last at %s); then the proxy closed the backend leg (%s) at %s and the client leg (%s) at %s, without close frames",
-		dur(idle), ts(last), cl.Kind, ts(cl.Time), ca.Kind, ts(ca.Time)), ping)
-}
-
-// relayRule: frames in on one leg that never left on the other.
-func (j *judgement) relayRule(legs []wsLeg) {
-	A, L := legs[0], legs[len(legs)-1]
-	n := len(j.chain)
-	if n < 2 || len(legs) != n || A.end.Reason == reassembly.EndCapture || L.end.Reason == reassembly.EndCapture {
-		return
-	}
-	check := func(in *reassembly.WSDir, inName string, out *reassembly.WSDir, outName string) {
-		if in.Degraded || out.Degraded || in.ProtocolError != "" {
-			return
-		}
-		slack := uint64(1)
-		if j.midstream {
-			slack = 2 // a frame in flight as the capture began counts on one leg only
-		}
-		if in.Frames > out.Frames+slack {
-			j.add(FramesNotRelayed, 0, fmt.Sprintf("%s: %d frames (%s); %s: %d frames (%s)", inName, in.Frames, sizeText(in.Bytes), outName, out.Frames, sizeText(out.Bytes)))
-		}
-	}
-	check(&A.ws.C2S, j.dirName(0, true), &L.ws.C2S, j.dirName(L.i, true))
-	check(&L.ws.S2C, j.dirName(L.i, false), &A.ws.S2C, j.dirName(0, false))
-}
-
-// closeFrameRule: who sent the first close frame, and with which code. A
-// normal code is a note; an unusual one the verdict, unless a too-big
-// message explains it.
-func (j *judgement) closeFrameRule(legs []wsLeg) {
-	by, d, i, c2s := j.firstCloseFrame(legs[0], legs[len(legs)-1])
-	if d == nil {
-		return
-	}
-	code := ClosedByClient
-	if by != "client" {
-		code = ClosedByBackend
-	}
-	ev := j.dirName(i, c2s) + ": " + by + " sent " + closeText(d) + " at " + ts(d.CloseAt)
-	if normalClose(d.CloseCode) {
-		j.addNote(code, i, ev)
-	} else if !j.has(MessageTooBig) {
-		j.add(code, i, ev)
-	}
-}
-
 func dirOf(ws *reassembly.WSSession, c2s bool) reassembly.WSDir {
 	if c2s {
 		return ws.C2S
@@ -241,33 +155,123 @@ func dirOf(ws *reassembly.WSSession, c2s bool) reassembly.WSDir {
 	return ws.S2C
 }
 
-// firstCloseFrame finds the close frame that started the closing
-// handshake: the client's on leg 0 or the backend's on the last leg (a
-// proxy relays the other ends' close frames).
-func (j *judgement) firstCloseFrame(A, L wsLeg) (by string, d *reassembly.WSDir, leg int, c2s bool) {
-	cands := []struct {
-		d   *reassembly.WSDir
-		i   int
-		c2s bool
-	}{{&A.ws.C2S, A.i, true}, {&L.ws.S2C, L.i, false}, {&A.ws.S2C, A.i, false}}
-	for _, c := range cands {
-		if c.d.CloseAt.IsZero() {
-			continue
-		}
-		if d == nil || c.d.CloseAt.Before(d.CloseAt) {
-			by, d, leg, c2s = j.sender(c.i, c.c2s), c.d, c.i, c.c2s
-			if j.upstreamOnly && c.c2s {
-				by = "client" // relayed by the proxy from the unseen client leg
+// protocolErrorRule: frames that break the protocol
+// (frame_protocol_error). In the session rules legs are the upgraded
+// legs, the client's first (with an encrypted client leg: the first
+// upstream leg).
+func protocolErrorRule(a *attempt, out []finding) []finding {
+	if a.session == nil {
+		return out
+	}
+	for _, l := range a.session.legs {
+		for _, c2s := range []bool{true, false} {
+			if d := dirOf(l.ws, c2s); d.ProtocolError != "" {
+				return append(out, found(FrameProtocolError, l.i, fmt.Sprintf("%s: %s sent an invalid frame at %s: %s", a.dirName(l.i, c2s), a.sender(l.i, c2s), ts(d.ErrorAt), d.ProtocolError)))
 			}
 		}
 	}
-	return
+	return out
 }
 
-// abnormal reports a connection that ended with RST, or FIN without a
-// close frame from the side that ended it.
-func (j *judgement) abnormal(A, L wsLeg) {
-	for _, l := range []wsLeg{A, L} {
+// tooBigRule: a message too big for the receiver (message_too_big):
+// close 1009, or the backend dropping the connection in the middle of a
+// large message. The backend's leg first: a proxy only relays the 1009.
+func tooBigRule(a *attempt, out []finding) []finding {
+	if a.session == nil {
+		return out
+	}
+	legs := a.session.legs
+	A, L := legs[0], legs[len(legs)-1]
+	for k := len(legs) - 1; k >= 0; k-- {
+		l := legs[k]
+		for _, c2s := range []bool{false, true} {
+			d, other := dirOf(l.ws, c2s), dirOf(l.ws, !c2s)
+			if d.CloseCode != 1009 {
+				continue
+			}
+			ev := []string{fmt.Sprintf("%s: %s sent %s at %s, after a %s frame from the %s", a.dirName(l.i, c2s), a.sender(l.i, c2s),
+				closeText(&d), ts(d.CloseAt), sizeText(other.MaxFrame), a.sender(l.i, !c2s))}
+			if l.i > 0 && !c2s {
+				// did the close reach the client?
+				if s := A.ws.S2C; s.CloseCode == 1009 {
+					ev = append(ev, a.dirName(0, false)+": relayed to the client (close 1009)")
+				} else if side, c := A.end.FirstClose(); side == reassembly.SideServer {
+					ev = append(ev, fmt.Sprintf("%s: not relayed: the proxy ended the client's connection (%s) instead, so the client sees 1006", a.dirName(0, false), c.Kind))
+				}
+			}
+			return append(out, found(MessageTooBig, l.i, ev...))
+		}
+	}
+	if side, c := L.end.FirstClose(); side == reassembly.SideServer && L.ws.C2S.InMessage && L.ws.S2C.CloseAt.IsZero() && L.ws.C2S.MaxFrame >= 64<<10 {
+		out = append(out, found(MessageTooBig, L.i, fmt.Sprintf("%s: the %s ended the connection (%s) in the middle of a %s message, without a close frame",
+			a.dirName(L.i, false), a.sender(L.i, false), c.Kind, sizeText(L.ws.C2S.MaxFrame))))
+	}
+	return out
+}
+
+// idleRule: the proxy closed an idle tunnel (idle_timeout): both legs
+// ended by the proxy, with no close frame, after a silence in every
+// direction.
+func idleRule(a *attempt, out []finding) []finding {
+	if a.session == nil {
+		return out
+	}
+	s := a.session
+	f := &s.idle
+	if !f.byProxy || f.silence < time.Second {
+		return out
+	}
+	ping := "no pings were sent"
+	if s.pings > 0 {
+		ping = fmt.Sprintf("%d pings were sent, but none in the last %s", s.pings, dur(f.silence))
+	}
+	return append(out, found(IdleTimeout, 0, fmt.Sprintf("no frame in either direction for %s (last at %s); then the proxy closed the backend leg (%s) at %s and the client leg (%s) at %s, without close frames",
+		dur(f.silence), ts(s.lastFrame), f.upstream.Kind, ts(f.upstream.Time), f.client.Kind, ts(f.client.Time)), ping))
+}
+
+// relayRule: frames in on one leg that never left on the other
+// (frames_not_relayed).
+func relayRule(a *attempt, out []finding) []finding {
+	if a.session == nil {
+		return out
+	}
+	legs := a.session.legs
+	n := len(a.chain)
+	if n < 2 || len(legs) != n {
+		return out
+	}
+	A, L := legs[0], legs[len(legs)-1]
+	if A.end.Reason == reassembly.EndCapture || L.end.Reason == reassembly.EndCapture {
+		return out
+	}
+	slack := uint64(1)
+	if a.kind == midSession {
+		slack = 2 // a frame in flight as the capture began counts on one leg only
+	}
+	check := func(in *reassembly.WSDir, inName string, out *reassembly.WSDir, outName string) (string, bool) {
+		if in.Degraded || out.Degraded || in.ProtocolError != "" || in.Frames <= out.Frames+slack {
+			return "", false
+		}
+		return fmt.Sprintf("%s: %d frames (%s); %s: %d frames (%s)", inName, in.Frames, sizeText(in.Bytes), outName, out.Frames, sizeText(out.Bytes)), true
+	}
+	if ev, ok := check(&A.ws.C2S, a.dirName(0, true), &L.ws.C2S, a.dirName(L.i, true)); ok {
+		return append(out, found(FramesNotRelayed, 0, ev))
+	}
+	if ev, ok := check(&L.ws.S2C, a.dirName(L.i, false), &A.ws.S2C, a.dirName(0, false)); ok {
+		return append(out, found(FramesNotRelayed, 0, ev))
+	}
+	return out
+}
+
+// abnormalRule: a connection that ended with RST, or FIN without a close
+// frame from the side that ended it (abnormal_close); an idle timeout
+// explains that already.
+func abnormalRule(a *attempt, out []finding) []finding {
+	if a.session == nil || a.has(IdleTimeout) {
+		return out
+	}
+	legs := a.session.legs
+	for _, l := range [...]wsLeg{legs[0], legs[len(legs)-1]} {
 		side, c := l.end.FirstClose()
 		if side == reassembly.SideNone {
 			continue
@@ -289,15 +293,38 @@ func (j *judgement) abnormal(A, L wsLeg) {
 					what += " after its close frame"
 				}
 			}
-			j.add(AbnormalClose, l.i, fmt.Sprintf("%s: the %s %s at %s", j.dirName(l.i, c2s), j.sender(l.i, c2s), what, ts(c.Time)))
-			return
+			return append(out, found(AbnormalClose, l.i, fmt.Sprintf("%s: the %s %s at %s", a.dirName(l.i, c2s), a.sender(l.i, c2s), what, ts(c.Time))))
 		}
 	}
+	return out
+}
+
+// closeFrameRule: who sent the first close frame, and with which code
+// (closed_by_client, closed_by_backend). A normal code explains; an
+// unusual one is the verdict, unless a too-big message explains it.
+func closeFrameRule(a *attempt, out []finding) []finding {
+	if a.session == nil || a.session.first.d == nil {
+		return out
+	}
+	f := a.session.first
+	by := a.closedBy(f)
+	code := ClosedByClient
+	if by != "client" {
+		code = ClosedByBackend
+	}
+	ev := a.dirName(f.i, f.c2s) + ": " + by + " sent " + closeText(f.d) + " at " + ts(f.d.CloseAt)
+	switch {
+	case normalClose(f.d.CloseCode):
+		out = append(out, explains(code, f.i, ev))
+	case !a.has(MessageTooBig):
+		out = append(out, found(code, f.i, ev))
+	}
+	return out
 }
 
 // sessionFigures summarises the client's leg of an upgraded attempt.
-func (j *judgement) sessionFigures() *Session {
-	A := j.chain[0]
+func (a *attempt) sessionFigures() *Session {
+	A := a.chain[0]
 	if !A.switched() || A.end == nil {
 		return nil
 	}
@@ -325,29 +352,36 @@ func (j *judgement) sessionFigures() *Session {
 	if !c.Time.IsZero() {
 		s.Duration = c.Time.Sub(start)
 	}
-	if legs := j.upgradedLegs(); len(legs) > 0 && legs[0].i == 0 {
-		if by, d, _, _ := j.firstCloseFrame(legs[0], legs[len(legs)-1]); d != nil {
-			s.ClosedBy, s.CloseCode, s.CloseReason = by, d.CloseCode, d.CloseReason
-			return s
-		}
+	if ss := a.session; ss != nil && ss.first.d != nil {
+		f := ss.first
+		s.ClosedBy, s.CloseCode, s.CloseReason = a.closedBy(f), f.d.CloseCode, f.d.CloseReason
+		return s
 	}
+	s.ClosedBy = a.tcpCloser(side)
+	return s
+}
+
+// tcpCloser names who ended the client's upgraded leg, without a close
+// frame: its client, or behind the proxy the end whose leg closed first.
+func (a *attempt) tcpCloser(side reassembly.Side) string {
+	n := len(a.chain)
 	switch side {
 	case reassembly.SideClient:
-		s.ClosedBy = "client"
+		return "client"
 	case reassembly.SideServer:
-		s.ClosedBy = j.sender(len(j.chain)-1, false)
-		if len(j.chain) > 1 {
-			// the proxy ended the client's leg; the backend's leg tells who
-			// started it
-			s.ClosedBy = "proxy"
-			if L := j.chain[len(j.chain)-1]; L.end != nil {
-				if ls, _ := L.end.FirstClose(); ls == reassembly.SideServer {
-					s.ClosedBy = "backend"
-				}
+		if n == 1 {
+			return a.sender(n-1, false)
+		}
+		// the proxy ended the client's leg; the backend's leg tells who
+		// started it
+		if L := a.chain[n-1]; L.end != nil {
+			if ls, _ := L.end.FirstClose(); ls == reassembly.SideServer {
+				return "backend"
 			}
 		}
+		return "proxy"
 	}
-	return s
+	return ""
 }
 
 func maxTime(ts ...time.Time) time.Time {

@@ -86,30 +86,9 @@ type legFit struct {
 // fit rates l as the client leg of the request x (ok false: it cannot be).
 func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 	r := x.req
-	f := legFit{leg: l}
-	if l.decrypted || l.claimed || l.failed != nil || l.conn.Server == r.Server || l.conn.ID == r.ID || l.start.After(r.Start) ||
-		l.end != nil && l.end.Last.Before(r.Start) {
+	f, ok := mayCarry(x, l)
+	if !ok {
 		return f, false
-	}
-	if in := tlsInfoOf(l); in != nil && !in.HandshakeDone && in.Gaps == 0 {
-		// No request could pass (a failed handshake, maybe a proxy's own
-		// upstream one). Bytes lost or cut by the snap length stop the
-		// parse before it can see the handshake end: no proof either way.
-		return f, false
-	}
-	if len(x.xff) > 0 {
-		if !forwardedFor(x, l.conn.Client.Addr()) {
-			return f, false // never against the proxy's own word
-		}
-		f.byXFF = true
-	}
-	if l.conn.Server.Addr().Unmap() != r.Client.Addr().Unmap() {
-		// Another host: only a request that shows it was made by a proxy
-		// (forwarding header, or a key without Upgrade) may be upstream.
-		if len(x.xff) == 0 && !strippedUpstream(r) {
-			return f, false
-		}
-		f.cost += costOtherHost
 	}
 	open := r.Start
 	if r.Index == 0 && !r.Opened.IsZero() && !r.Opened.After(r.Start) {
@@ -120,20 +99,8 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 	lr, known := recordsOf(l)
 	if known {
 		recs = lr.recs
-		n := 0
-		for _, rec := range recs {
-			if rec.FromClient {
-				n++
-				if !rec.At.After(open) {
-					anchor = rec.At
-				}
-			}
-		}
-		if anchor.IsZero() {
+		if anchor, ok = requestRecord(recs, open); !ok {
 			return f, false // the client had sent nothing the proxy could forward
-		}
-		if n == reassembly.TLSAppRecords && anchor.Equal(lastClientRecord(recs)) {
-			anchor = time.Time{} // the request may be a later record than those kept
 		}
 	}
 	if anchor.IsZero() {
@@ -164,6 +131,60 @@ func fit(x *exchange, l *tlsLeg) (legFit, bool) {
 	f.frames, f.mirrored = mirroredFrames(x, lr)
 	f.cost += costFrameMiss * float64(f.frames-f.mirrored)
 	return f, true
+}
+
+// mayCarry reports whether l may be the client leg of x at all, with
+// what its fit costs so far.
+func mayCarry(x *exchange, l *tlsLeg) (legFit, bool) {
+	r := x.req
+	f := legFit{leg: l}
+	if l.decrypted || l.claimed || l.failed != nil || l.conn.Server == r.Server || l.conn.ID == r.ID || l.start.After(r.Start) ||
+		l.end != nil && l.end.Last.Before(r.Start) {
+		return f, false
+	}
+	if in := tlsInfoOf(l); in != nil && !in.HandshakeDone && in.Gaps == 0 {
+		// No request could pass (a failed handshake, maybe a proxy's own
+		// upstream one). Bytes lost or cut by the snap length stop the
+		// parse before it can see the handshake end: no proof either way.
+		return f, false
+	}
+	if len(x.xff) > 0 {
+		if !forwardedFor(x, l.conn.Client.Addr()) {
+			return f, false // never against the proxy's own word
+		}
+		f.byXFF = true
+	}
+	if l.conn.Server.Addr().Unmap() != r.Client.Addr().Unmap() {
+		// Another host: only a request that shows it was made by a proxy
+		// (forwarding header, or a key without Upgrade) may be upstream.
+		if len(x.xff) == 0 && !strippedUpstream(r) {
+			return f, false
+		}
+		f.cost += costOtherHost
+	}
+	return f, true
+}
+
+// requestRecord is the time of the last record the client sent by open,
+// the one the proxy's upstream request carries on (ok false: none); zero
+// when the request may be a later record than those kept.
+func requestRecord(recs []reassembly.TLSRecord, open time.Time) (at time.Time, ok bool) {
+	n := 0
+	for _, rec := range recs {
+		if rec.FromClient {
+			n++
+			if !rec.At.After(open) {
+				at = rec.At
+			}
+		}
+	}
+	if at.IsZero() {
+		return at, false
+	}
+	if n == reassembly.TLSAppRecords && at.Equal(lastClientRecord(recs)) {
+		return time.Time{}, true
+	}
+	return at, true
 }
 
 // legRecords are what is known of an opaque leg's records.
@@ -375,7 +396,15 @@ func assignRows(fits [][]legFit) ([]int, []float64) {
 	for i := range pick {
 		pick[i], regret[i] = -1, -1
 	}
-	// union-find over rows through shared legs
+	for _, rows := range rowGroups(fits) {
+		assignGroup(fits, rows, pick, regret)
+	}
+	return pick, regret
+}
+
+// rowGroups splits the rows into groups connected through shared legs
+// (union-find), in the order of their first row.
+func rowGroups(fits [][]legFit) [][]int {
 	parent := make([]int, len(fits))
 	for i := range parent {
 		parent[i] = i
@@ -406,51 +435,57 @@ func assignRows(fits [][]legFit) ([]int, []float64) {
 		}
 		groups[r] = append(groups[r], i)
 	}
-	for _, r := range roots {
-		rows := groups[r]
-		col := map[*tlsLeg]int{}
-		var cols []*tlsLeg
-		for _, i := range rows {
-			for _, f := range fits[i] {
-				if _, ok := col[f.leg]; !ok {
-					col[f.leg] = len(cols)
-					cols = append(cols, f.leg)
-				}
-			}
-		}
-		n, m := len(rows), len(cols)+len(rows) // one way out per row
-		cost := make([]float64, n*m)
-		for k := range cost {
-			cost[k] = costForbidden
-		}
-		for ri, i := range rows {
-			for _, f := range fits[i] {
-				cost[ri*m+col[f.leg]] = f.cost
-			}
-			cost[ri*m+len(cols)+ri] = costUnpaired
-		}
-		got := minCostAssign(cost, n, m)
-		total := assignCost(cost, m, got)
-		for ri, i := range rows {
-			c := got[ri]
-			if c >= len(cols) {
-				continue
-			}
-			for k, f := range fits[i] {
-				if f.leg == cols[c] {
-					pick[i] = k
-				}
-			}
-			if n <= maxRegretRows {
-				// How much worse the best assignment without this pair is.
-				keep := cost[ri*m+c]
-				cost[ri*m+c] = costForbidden
-				regret[i] = assignCost(cost, m, minCostAssign(cost, n, m)) - total
-				cost[ri*m+c] = keep
+	out := make([][]int, len(roots))
+	for k, r := range roots {
+		out[k] = groups[r]
+	}
+	return out
+}
+
+// assignGroup solves the assignment of one group of rows, each with a way
+// out (unpaired), and writes each row's pick and regret.
+func assignGroup(fits [][]legFit, rows []int, pick []int, regret []float64) {
+	col := map[*tlsLeg]int{}
+	var cols []*tlsLeg
+	for _, i := range rows {
+		for _, f := range fits[i] {
+			if _, ok := col[f.leg]; !ok {
+				col[f.leg] = len(cols)
+				cols = append(cols, f.leg)
 			}
 		}
 	}
-	return pick, regret
+	n, m := len(rows), len(cols)+len(rows) // one way out per row
+	cost := make([]float64, n*m)
+	for k := range cost {
+		cost[k] = costForbidden
+	}
+	for ri, i := range rows {
+		for _, f := range fits[i] {
+			cost[ri*m+col[f.leg]] = f.cost
+		}
+		cost[ri*m+len(cols)+ri] = costUnpaired
+	}
+	got := minCostAssign(cost, n, m)
+	total := assignCost(cost, m, got)
+	for ri, i := range rows {
+		c := got[ri]
+		if c >= len(cols) {
+			continue
+		}
+		for k, f := range fits[i] {
+			if f.leg == cols[c] {
+				pick[i] = k
+			}
+		}
+		if n <= maxRegretRows {
+			// How much worse the best assignment without this pair is.
+			keep := cost[ri*m+c]
+			cost[ri*m+c] = costForbidden
+			regret[i] = assignCost(cost, m, minCostAssign(cost, n, m)) - total
+			cost[ri*m+c] = keep
+		}
+	}
 }
 
 func assignCost(cost []float64, m int, got []int) float64 {

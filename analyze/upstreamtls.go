@@ -85,41 +85,75 @@ func (a *Analyzer) flushTLS(now time.Time, final bool) {
 	}
 }
 
-// upstreamTLSRules judge a proxy answer (5xx) given while its TLS
-// handshake to the backend failed.
-func (j *judgement) upstreamTLSRules(sl string) {
-	ev := []string{sl + j.generatedNote()}
-	code := UpstreamTLSFailed
-	for _, l := range j.upTLS {
+// upstreamTLS is a TLS connection the proxy opened to its backend that
+// carried no request, behind an answer of its own: the backend answered
+// its ClientHello with bytes that are not TLS (plain), or one side sent a
+// fatal alert (alert), or closed.
+type upstreamTLS struct {
+	l     *tlsLeg
+	plain string
+	alert *reassembly.TLSAlert
+}
+
+// upstreamTLSOf takes what the failed handshakes showed: a ClientHello
+// without SNI, the proxy refusing the backend's certificate (the last
+// handshake that tells decides).
+func upstreamTLSOf(ls []*tlsLeg) (out []upstreamTLS, noSNI, certRefused bool) {
+	for _, l := range ls {
 		in := l.end.TLSInfo
+		u := upstreamTLS{l: l}
+		if in.SNI == "" && in.ClientHello {
+			noSNI = true
+		}
+		if m := in.Malformed; strings.HasPrefix(m, "server") {
+			u.plain = m
+			out = append(out, u)
+			continue
+		}
+		u.alert = fatalAlert(in)
+		switch {
+		case u.alert != nil && u.alert.FromClient:
+			certRefused = true
+		case u.alert == nil:
+			if side, _ := l.end.FirstClose(); side != reassembly.SideServer {
+				certRefused = in.ServerHello
+			}
+		}
+		out = append(out, u)
+	}
+	return out, noSNI, certRefused
+}
+
+// upstreamTLSRule judges a proxy answer (5xx) given while its TLS
+// handshake to the backend failed (upstream_tls_failed), or while the
+// backend answered it in plain HTTP (upstream_scheme_mismatch).
+func (a *attempt) upstreamTLSRule(out []finding, sl string) []finding {
+	ev := []string{sl + a.generatedNote()}
+	code := UpstreamTLSFailed
+	for _, u := range a.connect.tls {
+		in := u.l.end.TLSInfo
 		ev = append(ev, helloEvidence("proxy→backend", in)...)
 		if in.SNI == "" && in.ClientHello {
 			ev = append(ev, "proxy→backend: the ClientHello names no server (no SNI)")
-			j.upNoSNI = true
 		}
-		if m := in.Malformed; strings.HasPrefix(m, "server") {
+		switch al := u.alert; {
+		case u.plain != "":
 			code = UpstreamSchemeMismatch
-			ev = append(ev, "backend→proxy: answered the ClientHello with bytes that are not TLS ("+m+"): the backend port speaks plain HTTP")
-			continue
-		}
-		switch al := fatalAlert(in); {
+			ev = append(ev, "backend→proxy: answered the ClientHello with bytes that are not TLS ("+u.plain+"): the backend port speaks plain HTTP")
 		case al != nil && !al.FromClient:
 			ev = append(ev, fmt.Sprintf("backend→proxy: %s at %s: the backend refused the proxy's handshake", alertText(*al), ts(al.Time)))
 		case al != nil:
-			j.upCertRefused = true
 			ev = append(ev, fmt.Sprintf("proxy→backend: %s at %s: the proxy refused the backend's certificate", alertText(*al), ts(al.Time)))
 		default:
-			side, c := l.end.FirstClose()
+			side, c := u.l.end.FirstClose()
 			who := "the proxy"
 			if side == reassembly.SideServer {
 				who = "the backend"
-			} else {
-				j.upCertRefused = in.ServerHello
 			}
 			ev = append(ev, fmt.Sprintf("%s closed the TLS connection (%s) at %s without a request passing", who, c.Kind, ts(c.Time)))
 		}
 	}
-	j.add(code, 0, ev...)
+	return append(out, found(code, 0, ev...))
 }
 
 func fatalAlert(in *reassembly.TLSInfo) *reassembly.TLSAlert {
@@ -141,18 +175,18 @@ func schemeMismatchBody(body string) bool {
 		strings.Contains(b, "speaking plain http to an ssl-enabled server")
 }
 
-func adviceUpstreamTLSFailed(v *Verdict, f facts) (string, string) {
-	if f.upCertRefused {
+func adviceUpstreamTLSFailed(v *Verdict, a *attempt, _ *finding) (string, string) {
+	if a.connect.certRefused {
 		return "upstream SSL certificate verify error", proxyName(v) + " refused the backend's certificate: with proxy_ssl_verify on, point proxy_ssl_trusted_certificate at the CA that signed it and set proxy_ssl_name to a name the certificate holds (or fix the backend's certificate chain)"
 	}
-	if f.upNoSNI {
+	if a.connect.noSNI {
 		return "SSL_do_handshake() failed … while SSL handshaking to upstream", proxyName(v) + " sent no SNI, and the backend refuses a handshake without one: add `proxy_ssl_server_name on;` and `proxy_ssl_name <the backend's host name>;` to the location (nginx sends no SNI upstream by default)"
 	}
 	return "SSL_do_handshake() failed … while SSL handshaking to upstream", "the backend refused the proxy's TLS handshake: compare proxy_ssl_protocols/proxy_ssl_ciphers and the client certificate it may require with the backend's TLS settings"
 }
 
-func adviceUpstreamSchemeMismatch(v *Verdict, f facts) (string, string) {
-	if f.upSchemePlain {
+func adviceUpstreamSchemeMismatch(v *Verdict, a *attempt, _ *finding) (string, string) {
+	if a.backend.plainToTLS {
 		return "", "the proxy speaks plain HTTP to a backend port that expects TLS: use proxy_pass https://… (with proxy_ssl_server_name on), or point it at the backend's plain port"
 	}
 	return "SSL_do_handshake() failed (SSL: error:0A00010B:SSL routines::wrong version number) while SSL handshaking to upstream", "the proxy speaks TLS to a backend port that speaks plain HTTP: use proxy_pass http://…, or point it at the backend's TLS port"

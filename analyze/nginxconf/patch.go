@@ -180,9 +180,25 @@ func splitLines(b []byte) []string {
 
 // unified renders the changes between a and b, which differ only by
 // insertions and replacements in a few places, as unified-diff hunks with
-// three lines of context. It walks a longest-common-subsequence table
-// only over the region between the first and last differing lines.
+// three lines of context.
 func unified(name string, a, b []string) string {
+	ops := diffOps(a, b)
+	if ops == nil {
+		return ""
+	}
+	return hunks(name, ops)
+}
+
+// diffOp is one line of a diff: kept (' '), removed ('-') or added ('+').
+type diffOp struct {
+	kind byte
+	text string
+}
+
+// diffOps lists a's lines and b's as a diff (nil when they are equal). It
+// walks a longest-common-subsequence table only over the region between
+// the first and last differing lines.
+func diffOps(a, b []string) []diffOp {
 	pre := 0
 	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
 		pre++
@@ -192,16 +208,32 @@ func unified(name string, a, b []string) string {
 		suf++
 	}
 	if pre == len(a) && pre == len(b) {
-		return ""
+		return nil
 	}
-	ma, mb := a[pre:len(a)-suf], b[pre:len(b)-suf]
-	// LCS over the middle (small: the edited region). Edits far apart in
-	// a long file make it large: then the middle is replaced whole, still
-	// a correct diff.
+	var ops []diffOp
+	for _, l := range a[:pre] {
+		ops = append(ops, diffOp{' ', l})
+	}
+	ops = middleOps(ops, a[pre:len(a)-suf], b[pre:len(b)-suf])
+	for _, l := range a[len(a)-suf:] {
+		ops = append(ops, diffOp{' ', l})
+	}
+	return ops
+}
+
+// middleOps appends the diff of the edited region ma → mb: by LCS while
+// it is small; edits far apart in a long file make it large, and then the
+// region is replaced whole, still a correct diff.
+func middleOps(ops []diffOp, ma, mb []string) []diffOp {
 	n, m := len(ma), len(mb)
 	if n*m > 1<<22 {
-		ma, mb = nil, nil
-		n, m = 0, 0
+		for _, l := range ma {
+			ops = append(ops, diffOp{'-', l})
+		}
+		for _, l := range mb {
+			ops = append(ops, diffOp{'+', l})
+		}
+		return ops
 	}
 	lcs := make([][]int, n+1)
 	for i := range lcs {
@@ -216,42 +248,27 @@ func unified(name string, a, b []string) string {
 			}
 		}
 	}
-	type op struct {
-		kind byte // ' ', '-', '+'
-		text string
-	}
-	var ops []op
-	for _, l := range a[:pre] {
-		ops = append(ops, op{' ', l})
-	}
 	i, j := 0, 0
 	for i < n || j < m {
 		switch {
 		case i < n && j < m && ma[i] == mb[j]:
-			ops = append(ops, op{' ', ma[i]})
+			ops = append(ops, diffOp{' ', ma[i]})
 			i++
 			j++
 		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
-			ops = append(ops, op{'-', ma[i]})
+			ops = append(ops, diffOp{'-', ma[i]})
 			i++
 		default:
-			ops = append(ops, op{'+', mb[j]})
+			ops = append(ops, diffOp{'+', mb[j]})
 			j++
 		}
 	}
-	if ma == nil && mb == nil {
-		for _, l := range a[pre : len(a)-suf] {
-			ops = append(ops, op{'-', l})
-		}
-		for _, l := range b[pre : len(b)-suf] {
-			ops = append(ops, op{'+', l})
-		}
-	}
-	for _, l := range a[len(a)-suf:] {
-		ops = append(ops, op{' ', l})
-	}
-	// Hunks: runs of changes with up to 3 context lines around, merged
-	// when their context touches.
+	return ops
+}
+
+// hunks writes ops as unified-diff hunks: runs of changes with up to 3
+// context lines around, merged when their context touches.
+func hunks(name string, ops []diffOp) string {
 	var out strings.Builder
 	fmt.Fprintf(&out, "--- %s\n+++ %s\n", name, name)
 	const ctx = 3
@@ -278,26 +295,9 @@ func unified(name string, a, b []string) string {
 			}
 			end = run
 		}
-		// line numbers at start
-		la, lb := 1, 1
-		for _, o := range ops[:start] {
-			if o.kind != '+' {
-				la++
-			}
-			if o.kind != '-' {
-				lb++
-			}
-		}
-		ca, cb := 0, 0
-		for _, o := range ops[start:end] {
-			if o.kind != '+' {
-				ca++
-			}
-			if o.kind != '-' {
-				cb++
-			}
-		}
-		fmt.Fprintf(&out, "@@ -%d,%d +%d,%d @@\n", la, ca, lb, cb)
+		la, lb := lineCounts(ops[:start])
+		ca, cb := lineCounts(ops[start:end])
+		fmt.Fprintf(&out, "@@ -%d,%d +%d,%d @@\n", la+1, ca, lb+1, cb)
 		for _, o := range ops[start:end] {
 			out.WriteByte(o.kind)
 			out.WriteString(o.text)
@@ -306,4 +306,17 @@ func unified(name string, a, b []string) string {
 		k = end
 	}
 	return out.String()
+}
+
+// lineCounts counts the lines of ops on a's side and on b's.
+func lineCounts(ops []diffOp) (na, nb int) {
+	for _, o := range ops {
+		if o.kind != '+' {
+			na++
+		}
+		if o.kind != '-' {
+			nb++
+		}
+	}
+	return na, nb
 }

@@ -18,84 +18,103 @@ func (r *reader) haproxy(file string) ([]Site, error) {
 		sort.Strings(m)
 		files = m
 	}
-	var sites []Site
-	// The tunnel timeout of a frontend's default_backend, when the
-	// backend sets its own (read after all sections).
-	uses := map[int]string{}
-	type tt struct {
-		d  string
-		at string
-	}
-	backends := map[string]tt{}
+	c := haproxyCfg{uses: map[int]string{}, backends: map[string]tunnelTimeout{}}
 	for _, f := range files {
 		ls, err := r.lines(f)
 		if err != nil {
 			return nil, err
 		}
-		var cur *Site
-		var defTimeout, defAt string
-		inDefaults, backend := false, ""
-		for _, l := range ls {
-			w := fields(l.text)
-			if len(w) == 0 {
-				continue
-			}
-			section := l.text != "" && l.text[0] != ' ' && l.text[0] != '\t'
-			if section {
-				cur, inDefaults, backend = nil, false, ""
-				switch w[0] {
-				case "backend":
-					if len(w) > 1 {
-						backend = w[1]
-					}
-				case "frontend", "listen":
-					name := ""
-					if len(w) > 1 {
-						name = w[1]
-					}
-					sites = append(sites, Site{Kind: "haproxy", File: l.file, Line: l.n, Block: w[0] + " " + name})
-					cur = &sites[len(sites)-1]
-					if defTimeout != "" {
-						cur.Timeout, _ = duration(defTimeout)
-						cur.TimeoutAt = defAt
-					}
-					if w[0] == "listen" && len(w) > 2 { // old style: listen NAME ADDR:PORT
-						addBinds(cur, w[2])
-					}
-				case "defaults":
-					inDefaults, defTimeout, defAt = true, "", ""
-				}
-				continue
-			}
+		c.read(ls)
+	}
+	for i, b := range c.uses {
+		if t, ok := c.backends[b]; ok {
+			c.sites[i].Timeout, _ = duration(t.d)
+			c.sites[i].TimeoutAt = t.at + " (backend " + b + ")"
+		}
+	}
+	for i := range c.sites {
+		c.sites[i].Binds = dedupe(c.sites[i].Binds)
+	}
+	return c.sites, nil
+}
+
+// haproxyCfg is what haproxy's files say: the sites, each frontend's
+// default_backend (uses, by site), and the tunnel timeout a backend sets
+// itself (read after all sections).
+type haproxyCfg struct {
+	sites    []Site
+	uses     map[int]string
+	backends map[string]tunnelTimeout
+}
+
+// tunnelTimeout is a "timeout tunnel" line: its value and where it is.
+type tunnelTimeout struct{ d, at string }
+
+// haproxySection is the section a line of one file belongs to.
+type haproxySection struct {
+	cur        *Site // a frontend or listen section
+	defaults   bool
+	backend    string
+	defTimeout tunnelTimeout // the defaults section's, in force from there on
+}
+
+// read takes the sections of one file.
+func (c *haproxyCfg) read(ls []line) {
+	var sec haproxySection
+	for _, l := range ls {
+		w := fields(l.text)
+		if len(w) == 0 {
+			continue
+		}
+		if l.text != "" && l.text[0] != ' ' && l.text[0] != '\t' {
+			c.section(&sec, w, l)
+			continue
+		}
+		switch {
+		case w[0] == "bind" && sec.cur != nil && len(w) > 1:
+			addBinds(sec.cur, w[1])
+		case w[0] == "default_backend" && sec.cur != nil && len(w) > 1:
+			c.uses[len(c.sites)-1] = w[1]
+		case w[0] == "timeout" && len(w) > 2 && w[1] == "tunnel":
+			t := tunnelTimeout{w[2], fmt.Sprintf("timeout tunnel %s at %s:%d", w[2], l.file, l.n)}
 			switch {
-			case w[0] == "bind" && cur != nil && len(w) > 1:
-				addBinds(cur, w[1])
-			case w[0] == "default_backend" && cur != nil && len(w) > 1:
-				uses[len(sites)-1] = w[1]
-			case w[0] == "timeout" && len(w) > 2 && w[1] == "tunnel":
-				at := fmt.Sprintf("timeout tunnel %s at %s:%d", w[2], l.file, l.n)
-				switch {
-				case inDefaults:
-					defTimeout, defAt = w[2], at
-				case backend != "":
-					backends[backend] = tt{w[2], at}
-				case cur != nil:
-					cur.Timeout, _ = duration(w[2])
-					cur.TimeoutAt = at
-				}
+			case sec.defaults:
+				sec.defTimeout = t
+			case sec.backend != "":
+				c.backends[sec.backend] = t
+			case sec.cur != nil:
+				sec.cur.Timeout, _ = duration(t.d)
+				sec.cur.TimeoutAt = t.at
 			}
 		}
 	}
-	for i, b := range uses {
-		if t, ok := backends[b]; ok {
-			sites[i].Timeout, _ = duration(t.d)
-			sites[i].TimeoutAt = t.at + " (backend " + b + ")"
+}
+
+// section starts the section a line w opens.
+func (c *haproxyCfg) section(sec *haproxySection, w []string, l line) {
+	sec.cur, sec.defaults, sec.backend = nil, false, ""
+	switch w[0] {
+	case "backend":
+		if len(w) > 1 {
+			sec.backend = w[1]
 		}
+	case "frontend", "listen":
+		name := ""
+		if len(w) > 1 {
+			name = w[1]
+		}
+		c.sites = append(c.sites, Site{Kind: "haproxy", File: l.file, Line: l.n, Block: w[0] + " " + name})
+		sec.cur = &c.sites[len(c.sites)-1]
+		if sec.defTimeout.d != "" {
+			sec.cur.Timeout, _ = duration(sec.defTimeout.d)
+			sec.cur.TimeoutAt = sec.defTimeout.at
+		}
+		if w[0] == "listen" && len(w) > 2 { // old style: listen NAME ADDR:PORT
+			addBinds(sec.cur, w[2])
+		}
+	case "defaults":
+		sec.defaults, sec.defTimeout = true, tunnelTimeout{}
 	}
-	for i := range sites {
-		sites[i].Binds = dedupe(sites[i].Binds)
-	}
-	return sites, nil
 }
 
 func addBinds(s *Site, spec string) {

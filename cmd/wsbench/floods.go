@@ -15,10 +15,10 @@ import (
 	"github.com/wsdiag/wsdiag/capture/synth"
 )
 
-// floods writes each memory flood (synth.Floods) as a pcap (into -dir, not kept
-// unless -keep) and runs wsdiag read --max-memory on it, printing the
-// peak RSS against the budget and whether the well-formed attempts mixed
-// into the flood got their verdicts.
+// floods writes each memory flood (synth.Floods) as a pcap (into -dir,
+// not kept unless -keep) and runs wsdiag read --max-memory on it, printing
+// the peak RSS against the budget and whether the well-formed attempts
+// mixed into the flood got their verdicts.
 func floods(args []string) int {
 	fs := flag.NewFlagSet("floods", flag.ExitOnError)
 	wsdiag := fs.String("wsdiag", "wsdiag", "wsdiag binary")

@@ -15,62 +15,21 @@ set -euo pipefail
 N=${1:-20000}
 BUDGET=${2:-64M}
 ATTEMPTS=${3:-400}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-W=$(mktemp -d /tmp/wsdiag-livefloods.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-[[ $(id -u) -eq 0 ]] || { echo "livefloods.sh: run as root (live capture)" >&2; exit 2; }
-command -v nginx >/dev/null || { echo "livefloods.sh: needs nginx (apt-get install nginx)" >&2; exit 2; }
-
-(cd "$HERE" && CGO_ENABLED=0 go build -o "$W/wsdiag" ./cmd/wsdiag && go build -o "$W/wsbench" ./cmd/wsbench)
-(cd "$HERE/testdata/gen" && go build -buildvcs=false -o "$W/" ./backend ./client)
-mkdir -p "$W/nginx"
+. "$(dirname "${BASH_SOURCE[0]}")/rig.sh"
+rig_init livefloods.sh
+rig_build
 # The open-file limit may be low and fixed (a container): spread the flood
 # over enough nginx workers and flooding processes.
 NOFILE=$(ulimit -Hn); [[ $NOFILE == unlimited ]] && NOFILE=1048576
 NOFILE=$(( NOFILE > 65536 ? 65536 : NOFILE ))
 PER=$(( NOFILE * 3 / 4 ))
 PROCS=$(( (N + PER - 1) / PER ))
-WORKERS=$(( PROCS + 1 ))
-cat >"$W/nginx/nginx.conf" <<NGX
-worker_processes $WORKERS;
-worker_rlimit_nofile $NOFILE;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log crit;
-events { worker_connections $((NOFILE - 100)); }
-http {
-  access_log off;
-  client_header_timeout 120s;
-  client_body_temp_path $W/nginx/t1; proxy_temp_path $W/nginx/t2; fastcgi_temp_path $W/nginx/t3; uwsgi_temp_path $W/nginx/t4; scgi_temp_path $W/nginx/t5;
-  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
-  server {
-    listen 127.0.0.1:8980 reuseport backlog=4096;
-    location /ws/ok { proxy_pass http://127.0.0.1:9980; proxy_http_version 1.1;
-      proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; }
-    location /ws/broken { proxy_pass http://127.0.0.1:9980; }
-  }
-}
-NGX
-"$W/backend" -addr 127.0.0.1:9980 >"$W/backend.log" 2>&1 & PIDS+=($!)
-nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" -g 'daemon off;' & PIDS+=($!)
-sleep 1
+rig_start "127.0.0.1:8980 reuseport backlog=4096" 127.0.0.1:9980 -workers $(( PROCS + 1 )) -nofile "$NOFILE" -conns $(( NOFILE - 100 )) \
+  -level crit -http 'client_header_timeout 120s;'
 "$W/wsdiag" live -i lo --max-memory "$BUDGET" --format json --progress never 'port 8980 or port 9980' >"$W/verdicts.jsonl" 2>"$W/wsdiag.err" &
 WS=$!; PIDS+=($WS)
 sleep 2
-printf '%6s %10s %8s\n' "t(s)" "RSS(KiB)" "verdicts" >"$W/rss.txt"
-(
-  start=$(date +%s)
-  while kill -0 "$WS" 2>/dev/null; do
-    rss=$(awk '/VmRSS/{print $2}' "/proc/$WS/status" 2>/dev/null || echo 0)
-    printf '%6d %10s %8d\n' $(( $(date +%s) - start )) "$rss" "$(grep -c '"type":"verdict"' "$W/verdicts.jsonl" || true)" >>"$W/rss.txt"
-    sleep 1
-  done
-) & PIDS+=($!)
+rig_rss "$WS" 1 & PIDS+=($!)
 # The flood: N connections at 2000/s, held 30 s once all are open.
 FLS=()
 for ((i = 0; i < PROCS; i++)); do

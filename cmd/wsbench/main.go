@@ -5,6 +5,7 @@
 //	wsbench run [-wsdiag PATH] [-runs 3] FILE...      time wsdiag, tcpdump, tshark on each; the ratios side by side
 //	wsbench floods [-wsdiag PATH] [-budget 64M]       peak RSS under each memory flood (synth.Floods)
 //	wsbench slowloris [-addr 127.0.0.1:8980] [-n N]   hold N half-sent requests open (livefloods.sh)
+//	wsbench nginxconf -dir DIR [-listen …]            print the rig's nginx configuration (rig.sh)
 //
 // The synthetic capture is generated deterministically (same seed, same
 // bytes) in the shape of the real nginx captures in testdata/captures;
@@ -43,6 +44,8 @@ func main() {
 		os.Exit(floods(os.Args[2:]))
 	case "slowloris":
 		os.Exit(slowloris(os.Args[2:]))
+	case "nginxconf":
+		os.Exit(nginxConf(os.Args[2:]))
 	}
 	fmt.Fprintf(os.Stderr, "wsbench: unknown command %q\n", os.Args[1])
 	os.Exit(2)

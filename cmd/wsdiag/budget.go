@@ -61,8 +61,8 @@ type memBudget struct {
 const pageSize = 2048
 
 // budget parses --max-memory, sets the Go runtime's memory limit from it
-// and applies it to the options: workers reassembly goroutines, ring for
-// --write-failing.
+// and applies it to the options: workers reassembly goroutines a reader
+// deals segments to, ring for --write-failing.
 func (c *common) budget(ropt *reassembly.Options, opt *analyze.Options, workers int, ring bool) (*memBudget, error) {
 	n, err := parseSize(c.maxMemory)
 	if err != nil {
@@ -109,15 +109,15 @@ func (m *memBudget) warnings(s *session, conns, exchanges uint64) {
 }
 
 // summary fills the summary's memory fields.
-func (m *memBudget) summary(sum *summary) {
+func (m *memBudget) summary(sum *SummaryLine) {
 	if m == nil || m.b.EvictedBytes() == 0 {
 		return
 	}
-	sum.evictedBytes = uint64(m.b.EvictedBytes())
-	sum.memEvicted = map[string]uint64{}
+	sum.EvictedBytes = uint64(m.b.EvictedBytes())
+	sum.MemEvicted = map[string]uint64{}
 	for k := reassembly.Mem(0); k < reassembly.NumMem; k++ {
 		if e := m.b.EvictedBy(k); e > 0 {
-			sum.memEvicted[k.String()] = e
+			sum.MemEvicted[k.String()] = e
 		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -52,20 +51,13 @@ func TestMaxMemorySlowloris(t *testing.T) {
 		t.Errorf("no warning: %q", stderr.String())
 	}
 	got := map[string]int{}
-	var sum struct {
-		EvictedBytes uint64            `json:"evicted_bytes"`
-		MemEvicted   map[string]uint64 `json:"mem_evicted"`
-	}
-	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		var v struct{ Type, Code, Path string }
-		json.Unmarshal([]byte(l), &v)
-		switch {
-		case v.Type == "verdict" && v.Path == "/ws":
+	o := decodeOutput(t, []byte(stdout.String()))
+	for _, v := range o.verdicts {
+		if v.Path == "/ws" {
 			got[v.Code]++
-		case v.Type == "summary":
-			json.Unmarshal([]byte(l), &sum)
 		}
 	}
+	sum := o.summary
 	if got["ok"] != want["ok"] || got["upgrade_header_dropped"] != want["upgrade_header_dropped"] || len(got) != 2 {
 		t.Errorf("verdicts of the mixed-in attempts %v, want ok %d and upgrade_header_dropped %d", got, want["ok"], want["upgrade_header_dropped"])
 	}

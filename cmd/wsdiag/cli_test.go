@@ -25,7 +25,7 @@ func runArgs(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// Issue 17, bug 5: a trailing filter after "read FILE" without "--" is
+// A trailing filter after "read FILE" without "--" is
 // taken as a filter when it is not a file, as tcpdump takes it after -r.
 func TestReadTrailingFilterWithoutDash(t *testing.T) {
 	f := filepath.Join(capturesDir, "concurrent-20.pcap")
@@ -45,7 +45,7 @@ func TestReadTrailingFilterWithoutDash(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 5: flags before -r, as tcpdump users type them.
+// Flags before -r, as tcpdump users type them.
 func TestFlagsBeforeRead(t *testing.T) {
 	f := filepath.Join(capturesDir, "correct.pcap")
 	for _, args := range [][]string{
@@ -63,7 +63,7 @@ func TestFlagsBeforeRead(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 6: with --upstream naming its server, a lone backend leg
+// With --upstream naming its server, a lone backend leg
 // is a proxy's upstream leg whose client leg is missing: unpaired, and
 // the proxy's upstream socket is not shown as the client.
 func TestLoneUpstreamLegUnpaired(t *testing.T) {
@@ -87,7 +87,7 @@ func TestLoneUpstreamLegUnpaired(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 8: usage errors name the bad value only.
+// Usage errors name the bad value only.
 func TestFlagErrors(t *testing.T) {
 	f := filepath.Join(capturesDir, "correct.pcap")
 	code, _, stderr := runArgs("read", "--max-header-bytes", "100", f)
@@ -103,7 +103,7 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 8: read --help lists no live-only flags.
+// read --help lists no live-only flags.
 func TestReadHelpHasNoLiveFlags(t *testing.T) {
 	code, out, stderr := runArgs("read", "--help")
 	help := out + stderr
@@ -121,7 +121,7 @@ func TestReadHelpHasNoLiveFlags(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 8: one attempt is "1 WebSocket attempt".
+// One attempt is "1 WebSocket attempt".
 func TestSummarySingular(t *testing.T) {
 	code, out, _ := runArgs("read", "--color", "never", filepath.Join(capturesDir, "idle-timeout.pcap"))
 	if code != exitNotOK || !strings.Contains(out, "\n1 WebSocket attempt: 1 idle_timeout\n") {
@@ -129,7 +129,7 @@ func TestSummarySingular(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 8: the TIME column follows the local zone (TZ) and says
+// The TIME column follows the local zone (TZ) and says
 // which zone it is when it is not UTC; JSON stays UTC.
 func TestTimeColumnZone(t *testing.T) {
 	saved := time.Local
@@ -177,7 +177,7 @@ func TestJSONKeyOrder(t *testing.T) {
 	var out bytes.Buffer
 	r := newRenderer("json", &out, 0, false, false)
 	r.verdict(secretVerdict())
-	r.summary(summary{})
+	r.summary(newSummaryLine())
 	keys := func(line string) string {
 		var ks []string
 		dec := json.NewDecoder(strings.NewReader(line))
@@ -202,7 +202,7 @@ func TestJSONKeyOrder(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 3, offline: read -c N gives N verdicts, also when the
+// Offline, read -c N gives N verdicts, also when the
 // verdicts come from the sharded pipeline's analyzer goroutine.
 func TestReadCountExact(t *testing.T) {
 	for _, workers := range []string{"1", "2"} {

@@ -16,7 +16,9 @@ import (
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
-// common holds the flags shared by read and live.
+// common holds the flags the subcommands share: every one takes the
+// output flags, read and live the capture flags too (registerCapture).
+// Those a subcommand does not take keep newCommon's values.
 type common struct {
 	verbose     int
 	format      string
@@ -35,32 +37,47 @@ type common struct {
 	keylogs     []string
 	html        string
 	maxMemory   string
+	metrics     string // live only: serve Prometheus metrics here
 }
 
-func (c *common) register(fs *pflag.FlagSet) {
-	fs.CountVarP(&c.verbose, "verbose", "v", "show evidence, error-log line and fix under each verdict (-vv: every header of every leg)")
-	fs.StringVar(&c.format, "format", "text", "output format: text or json (one JSON object per line)")
-	fs.StringVar(&c.logFormat, "log-format", "text", "warnings and errors on stderr: text or json (one JSON object per line)")
+// newCommon returns the flags' defaults.
+func newCommon() *common {
+	return &common{format: "text", logFormat: "text", color: "auto", progress: "auto",
+		maxFlows: reassembly.DefaultOptions.MaxFlows, maxHeader: reassembly.DefaultLimits.MaxHeaderBytes,
+		maxPending: analyze.DefaultOptions.MaxPending, maxMemory: defaultMaxMemory}
+}
+
+// registerOutput adds the flags that shape what is printed.
+func (c *common) registerOutput(fs *pflag.FlagSet) {
+	fs.CountVarP(&c.verbose, "verbose", "v", "show evidence, config block, error-log lines and fix under each verdict (-vv: every header of every leg)")
+	fs.StringVar(&c.format, "format", c.format, "output format: text or json (one JSON object per line)")
+	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "warnings and errors on stderr: text or json (one JSON object per line)")
+	fs.BoolVar(&c.showSecrets, "show-secrets", false, "quote Cookie, Authorization and Set-Cookie values instead of redacting them")
+	fs.StringVar(&c.color, "color", c.color, "colour the text output: auto (on a terminal), always, never")
+}
+
+// registerCapture adds the output flags and those of judging captured
+// traffic (read and live).
+func (c *common) registerCapture(fs *pflag.FlagSet) {
+	c.registerOutput(fs)
 	fs.BoolVar(&c.all, "all", false, "report plain HTTP exchanges too")
 	fs.IntVarP(&c.count, "count", "c", 0, "stop after this many attempts")
 	fs.StringSliceVar(&c.upstreams, "upstream", nil, "HOST:PORT (or :PORT) of backends: only these count as upstream legs")
-	fs.BoolVar(&c.showSecrets, "show-secrets", false, "quote Cookie, Authorization and Set-Cookie values instead of redacting them")
-	fs.StringVar(&c.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
-	fs.StringVar(&c.progress, "progress", "auto", "progress line on stderr: auto (on a terminal), always, never")
-	fs.IntVar(&c.maxFlows, "max-flows", reassembly.DefaultOptions.MaxFlows, "open TCP connections tracked at once; past it the idlest are evicted (counted in the summary)")
-	fs.IntVar(&c.maxHeader, "max-header-bytes", reassembly.DefaultLimits.MaxHeaderBytes, "largest HTTP header block parsed; longer ones are cut and flagged")
+	fs.StringVar(&c.progress, "progress", c.progress, "progress line on stderr: auto (on a terminal), always, never")
+	fs.IntVar(&c.maxFlows, "max-flows", c.maxFlows, "open TCP connections tracked at once; past it the idlest are evicted (counted in the summary)")
+	fs.IntVar(&c.maxHeader, "max-header-bytes", c.maxHeader, "largest HTTP header block parsed; longer ones are cut and flagged")
 	fs.StringArrayVar(&c.keylogs, "keylog", nil, "decrypt TLS with the secrets in FILE (NSS key log: SSLKEYLOGFILE); repeatable. Keys embedded in a pcapng (Decryption Secrets Blocks) are read anyway")
 	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report to FILE (a live capture rewrites it as verdicts arrive)")
-	fs.StringVar(&c.maxMemory, "max-memory", defaultMaxMemory, "bytes of state held at once (512M, 1G): connections, header blocks, TLS, waiting exchanges; past it the idlest are evicted, quiet connections first (counted in the summary)")
-	fs.IntVar(&c.maxPending, "max-pending", analyze.DefaultOptions.MaxPending, "HTTP exchanges kept waiting for a pairing partner; past it the oldest are decided unpaired")
+	fs.StringVar(&c.maxMemory, "max-memory", c.maxMemory, "bytes of state held at once (512M, 1G): connections, header blocks, TLS, waiting exchanges; past it the idlest are evicted, quiet connections first (counted in the summary)")
+	fs.IntVar(&c.maxPending, "max-pending", c.maxPending, "HTTP exchanges kept waiting for a pairing partner; past it the oldest are decided unpaired")
 }
 
-// keyLog reads the --keylog files. When files (captures) are given, the
-// result is never nil: the capture readers add the secrets embedded in a
-// pcapng to it as they meet them (capture.Reader.SetKeyLog).
-func (c *common) keyLog(files []string) (*tlsrec.KeyLog, error) {
+// keyLog reads the --keylog files. With grow the result is never nil:
+// the source adds secrets to it as it meets them (the capture readers
+// those embedded in a pcapng, probe its own connections').
+func (c *common) keyLog(grow bool) (*tlsrec.KeyLog, error) {
 	var k *tlsrec.KeyLog
-	if len(files) > 0 {
+	if grow {
 		k = tlsrec.NewKeyLog()
 	}
 	for _, name := range c.keylogs {

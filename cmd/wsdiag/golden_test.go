@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -16,58 +14,6 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt (read every change before committing it)")
 
 const capturesDir = "../../testdata/captures"
-
-// jsonVerdict is the stable JSON shape scripts rely on: the type the
-// renderer encodes.
-type jsonVerdict = VerdictLine
-
-// decodeVerdictLine decodes a verdict line; ok is false for other lines.
-func decodeVerdictLine(t *testing.T, line string) (v VerdictLine, ok bool) {
-	t.Helper()
-	if !strings.Contains(line, `"type":"verdict"`) {
-		return v, false
-	}
-	if err := json.Unmarshal([]byte(line), &v); err != nil {
-		t.Fatalf("bad JSON line %q: %v", line, err)
-	}
-	return v, v.Type == "verdict"
-}
-
-// decodeSummaryLine decodes the summary line; ok is false for other lines.
-func decodeSummaryLine(t *testing.T, line string) (s SummaryLine, ok bool) {
-	t.Helper()
-	if !strings.Contains(line, `"type":"summary"`) {
-		return s, false
-	}
-	if err := json.Unmarshal([]byte(line), &s); err != nil {
-		t.Fatalf("bad JSON line %q: %v", line, err)
-	}
-	return s, s.Type == "summary"
-}
-
-func readJSON(t *testing.T, args ...string) ([]VerdictLine, SummaryLine, int, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(append([]string{"read", "--format", "json"}, args...), nil, &out, &errb)
-	var vs []VerdictLine
-	var sum SummaryLine
-	sc := bufio.NewScanner(&out)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var typ struct{ Type string }
-		if err := json.Unmarshal(sc.Bytes(), &typ); err != nil {
-			t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
-		}
-		switch typ.Type {
-		case "verdict":
-			v, _ := decodeVerdictLine(t, sc.Text())
-			vs = append(vs, v)
-		case "summary":
-			sum, _ = decodeSummaryLine(t, sc.Text())
-		}
-	}
-	return vs, sum, code, errb.String()
-}
 
 // want is what one capture must yield for each of its attempts.
 type want struct {
@@ -154,7 +100,7 @@ var goldenCases = map[string][]want{
 	"pcapng-mixed.pcapng": {{code: "ok", hop: "-", n: 3, backend: 101, client: 101, conf: "exact"}},
 	// Only the client leg, but its answer is gorilla's default refusal
 	// (400 "Bad Request" with Sec-Websocket-Version: 13) of a handshake
-	// the client sent whole: the proxy changed it (issue 11, class 5).
+	// the client sent whole: the proxy changed it.
 	"leg-a-only.pcap": {{code: "upgrade_header_dropped", hop: "proxy", n: 3, client: 400, conf: "none",
 		evidence: []string{"gorilla/websocket (its default refusal", "medium confidence", "proxy→backend: not in the capture"},
 		findings: []string{"unpaired"}, fix: "proxy_set_header Upgrade $http_upgrade"}},
@@ -338,36 +284,8 @@ func TestGoldenText(t *testing.T) {
 	}
 }
 
-// TestManifestCovered: every capture the generators list has expectations.
-func TestManifestCovered(t *testing.T) {
-	manifests, _ := filepath.Glob(filepath.Join(capturesDir, "MANIFEST*.tsv"))
-	if len(manifests) == 0 {
-		t.Fatal("no MANIFEST*.tsv")
-	}
-	for _, m := range manifests {
-		b, err := os.ReadFile(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if i == 0 {
-				continue
-			}
-			name := strings.SplitN(line, "\t", 2)[0]
-			_, ok1 := goldenCases[name+".pcap"]
-			_, ok2 := goldenCases[name+".pcapng"]
-			_, ok3 := tlsCases[name]
-			_, ok4 := h2Cases[name]
-			ok5 := strings.HasPrefix(name, "tls-conc30-") // TestTLSConcurrentPairing
-			if !ok1 && !ok2 && !ok3 && !ok4 && !ok5 && !sessionCases[name] && name != "tls-13-keys-injected" {
-				t.Errorf("capture %s in %s has no expectations in goldenCases", name, filepath.Base(m))
-			}
-		}
-	}
-}
-
-// sessionCases lists captures judged by the session phase (issue 4); their
-// tests live with the session rules.
+// sessionCases lists captures judged by the session phase (after the
+// 101); their tests live with the session rules.
 var sessionCases = map[string]bool{}
 
 // TestWorkersAgree: sharding connections over two workers gives the same

@@ -13,7 +13,8 @@ func (c *common) newReport(title string, live bool) *report.Report {
 	return report.New(report.Options{Title: title, ShowSecrets: c.showSecrets, Live: live})
 }
 
-// reportSummary gives the report the run's figures.
-func reportSummary(r *report.Report, sum summary, warnings []string) {
-	r.SetSummary(report.Summary{Packets: sum.packets, TCP: sum.tcp, Connections: sum.conns, KernelDrops: sum.kernelDrops, Warnings: warnings})
+// reportSummary gives the report the run's figures it shows.
+func reportSummary(r *report.Report, sum *SummaryLine) {
+	r.SetSummary(report.Summary{Packets: sum.Packets, TCP: sum.TCPPackets, Connections: sum.Connections, KernelDrops: sum.KernelDrops,
+		Notes: sum.notes(), Warnings: sum.Warnings})
 }

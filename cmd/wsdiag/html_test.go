@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -149,7 +147,8 @@ func checkAttempt(t *testing.T, capture string, i int, a domAttempt) {
 		return false
 	}
 	if a.NoHandshake {
-		// issue 11, class 1: the frames and how the legs ended are all there is
+		// a session begun before the capture: the frames and how the legs
+		// ended are all there is
 		if has("request") || has("response") || !has("frame") || !has("fin") && !has("rst") && !has("close") {
 			t.Errorf("attempt %d (%s, no handshake): ladder arrows %v", i, a.Code, a.Arrows)
 		}
@@ -205,16 +204,8 @@ func fileSize(name string) int64 {
 func verdictsOf(t *testing.T, out []byte) []string {
 	t.Helper()
 	var vs []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var v struct{ Type, Code, Hop string }
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
-		}
-		if v.Type == "verdict" {
-			vs = append(vs, v.Code+"/"+v.Hop)
-		}
+	for _, v := range decodeOutput(t, out).verdicts {
+		vs = append(vs, v.Code+"/"+v.Hop)
 	}
 	sort.Strings(vs)
 	return vs

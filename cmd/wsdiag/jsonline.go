@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/netip"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
@@ -69,7 +71,11 @@ type SessionLine struct {
 	CloseReason     string  `json:"close_reason"`
 }
 
-// SummaryLine closes the output ("type":"summary").
+// SummaryLine closes the output ("type":"summary"). It is the run's one
+// summary value: the runner and the sources fill it, every view shows it,
+// so a new figure is one field here, set where it is known. A count with a
+// note tag ("noun|the rest of the sentence") is also a line of the text
+// summary and a figure of the HTML report when it is not zero (notes).
 type SummaryLine struct {
 	Type          string            `json:"type"`
 	Attempts      uint64            `json:"attempts"`
@@ -84,12 +90,32 @@ type SummaryLine struct {
 	Warnings      []string          `json:"warnings"`
 	// NoHandshake: attempts that are sessions begun before the capture
 	// (handshake_not_captured); only when there are some.
-	NoHandshake uint64  `json:"no_handshake,omitempty"`
+	NoHandshake uint64  `json:"no_handshake,omitempty" note:"session|began before the capture (handshake_not_captured), judged from their frames"`
 	KernelDrops *uint64 `json:"kernel_drops,omitempty"` // live only
 	// EvictedBytes and MemEvicted (objects by subsystem): state given up
 	// for --max-memory; absent when none was.
 	EvictedBytes uint64            `json:"evicted_bytes,omitempty"`
 	MemEvicted   map[string]uint64 `json:"mem_evicted,omitempty"`
+}
+
+// notes are the summary's counts that have a note tag and are not zero,
+// as sentences, in the order of the fields.
+func (s *SummaryLine) notes() []string {
+	var out []string
+	v, t := reflect.ValueOf(s).Elem(), reflect.TypeFor[SummaryLine]()
+	for i := 0; i < t.NumField(); i++ {
+		noun, rest, ok := strings.Cut(t.Field(i).Tag.Get("note"), "|")
+		if f := v.Field(i); ok && f.Kind() == reflect.Uint64 && f.Uint() > 0 {
+			out = append(out, plural(f.Uint(), noun)+" "+rest)
+		}
+	}
+	return out
+}
+
+// newSummaryLine returns an empty summary, its lists empty rather than
+// null.
+func newSummaryLine() *SummaryLine {
+	return &SummaryLine{Type: "summary", ByCode: map[string]uint64{}, Warnings: []string{}}
 }
 
 // BySeverity counts attempts per severity, in this order.
@@ -190,23 +216,6 @@ func (m *addrMemo) str(a netip.AddrPort) string {
 		m.n++
 	}
 	return s
-}
-
-// summaryLine fills a SummaryLine.
-func summaryLine(s summary) *SummaryLine {
-	l := &SummaryLine{Type: "summary", Attempts: s.stats.Attempts, ByCode: make(map[string]uint64, len(s.stats.ByCode)),
-		BySeverity: BySeverity{OK: s.stats.BySev[analyze.SevOK], Info: s.stats.BySev[analyze.SevInfo],
-			Warn: s.stats.BySev[analyze.SevWarn], Error: s.stats.BySev[analyze.SevError]},
-		Packets: s.packets, TCPPackets: s.tcp, Connections: s.conns, HTTPExchanges: s.stats.Exchanges,
-		Evicted: s.stats.Evicted, EvictedFlows: s.evictedFlows, Warnings: s.warnings, NoHandshake: s.stats.NoHandshake, KernelDrops: s.kernelDrops,
-		EvictedBytes: s.evictedBytes, MemEvicted: s.memEvicted}
-	for c, n := range s.stats.ByCode {
-		l.ByCode[string(c)] = n // encoding/json writes the keys sorted
-	}
-	if l.Warnings == nil {
-		l.Warnings = []string{}
-	}
-	return l
 }
 
 // EventLine is a finding about many attempts at once ("type":"event"):

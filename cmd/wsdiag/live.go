@@ -4,12 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -17,6 +13,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -30,8 +27,12 @@ portrange, tcp, ip, ip6, and/or/not, parentheses).
 Flags:
 `
 
-// liveFlags are the flags of live beyond the common ones.
-type liveFlags struct {
+func cmdLive(e *env, args []string) (int, error) { return runCommand(e, args, &liveSource{}) }
+
+// liveSource is live's input: one AF_PACKET socket per worker in a
+// PACKET_FANOUT group, each read by its own pipeline.Fanout worker; the
+// raw packets also go to -w.
+type liveSource struct {
 	iface        string
 	list         bool
 	write        string
@@ -41,203 +42,167 @@ type liveFlags struct {
 	snaplen      int
 	bufferMB     int
 	workers      int
-	metrics      string
+	filter       string
+	clientPorts  bool // --client-ports given
+	bufferSet    bool // -B given
+
+	socks   []*capture.Live
+	feeds   []*socketFeed
+	tap     *liveTap
+	fan     *pipeline.Fanout
+	status  bool // the status line on stderr
+	readErr error
 }
 
-func cmdLive(e *env, args []string) (int, error) {
-	fs := pflag.NewFlagSet("wsdiag live", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var c common
-	var lf liveFlags
-	var pf proxyFlags
-	c.register(fs)
-	pf.register(fs)
+func (l *liveSource) usage() string { return liveUsage }
+
+func (l *liveSource) register(fs *pflag.FlagSet, c *common) {
+	c.registerCapture(fs)
 	fs.StringSliceVar(&c.clientPorts, "client-ports", []string{"80", "443"}, "the proxy's client-facing ports, watched with --upstream by the kernel filter (legs are recognised by pairing, not by port)")
-	fs.StringVarP(&lf.iface, "interface", "i", "any", "interface to capture on (\"any\": all)")
-	fs.BoolVarP(&lf.list, "list-interfaces", "D", false, "list the interfaces and exit")
-	fs.StringVarP(&lf.write, "write", "w", "", "also write the captured packets to FILE as pcapng (mode 0600; - for stdout, the text then goes to stderr)")
-	fs.BoolVar(&lf.writeFailing, "write-failing", false, "with -w: write only the packets of attempts whose verdict is not ok")
-	fs.DurationVar(&lf.duration, "duration", 0, "stop after this long (e.g. 30s, 10m)")
-	fs.StringVarP(&lf.user, "user", "Z", "nobody", "drop root to USER once the capture socket is open (-Z root keeps it)")
-	fs.IntVarP(&lf.snaplen, "snaplen", "s", 0, "bytes kept of each packet (default 262144)")
-	fs.IntVarP(&lf.bufferMB, "buffer-size", "B", 32, "kernel ring size in MiB (per worker)")
-	fs.StringVar(&lf.metrics, "metrics", "", "serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469): /metrics and /healthz")
-	fs.IntVar(&lf.workers, "workers", runtime.NumCPU(), "capture sockets in one PACKET_FANOUT group, each with its own reassembly goroutine (connections hashed over them)")
-	fs.Usage = func() { fmt.Fprintf(e.stderr, "%s%s", liveUsage, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		return exitOK, err
+	fs.StringVarP(&l.iface, "interface", "i", "any", "interface to capture on (\"any\": all)")
+	fs.BoolVarP(&l.list, "list-interfaces", "D", false, "list the interfaces and exit")
+	fs.StringVarP(&l.write, "write", "w", "", "also write the captured packets to FILE as pcapng (mode 0600; - for stdout, the text then goes to stderr)")
+	fs.BoolVar(&l.writeFailing, "write-failing", false, "with -w: write only the packets of attempts whose verdict is not ok")
+	fs.DurationVar(&l.duration, "duration", 0, "stop after this long (e.g. 30s, 10m)")
+	fs.StringVarP(&l.user, "user", "Z", "nobody", "drop root to USER once the capture socket is open (-Z root keeps it)")
+	fs.IntVarP(&l.snaplen, "snaplen", "s", 0, "bytes kept of each packet (default 262144)")
+	fs.IntVarP(&l.bufferMB, "buffer-size", "B", 32, "kernel ring size in MiB (per worker)")
+	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469): /metrics and /healthz")
+	fs.IntVar(&l.workers, "workers", runtime.NumCPU(), "capture sockets in one PACKET_FANOUT group, each with its own reassembly goroutine (connections hashed over them)")
+}
+
+func (l *liveSource) plan(s *session, fs *pflag.FlagSet) error {
+	if l.list {
+		if err := listInterfaces(s.e.stdout); err != nil {
+			return err
+		}
+		return errDone
 	}
-	e.log = newLogger(c.logFormat, e.stderr)
-	if lf.list {
-		return listInterfaces(e.stdout)
+	if l.writeFailing && l.write == "" {
+		return errors.New("--write-failing needs -w FILE")
 	}
-	opt, err := c.analyzeOptions()
-	if err == nil && lf.writeFailing && lf.write == "" {
-		err = errors.New("--write-failing needs -w FILE")
+	if l.workers < 1 || l.workers > 64 {
+		return fmt.Errorf("--workers: %d is not between 1 and 64", l.workers)
 	}
-	if err == nil && (lf.workers < 1 || lf.workers > 64) {
-		err = fmt.Errorf("--workers: %d is not between 1 and 64", lf.workers)
-	}
-	if err != nil {
-		return 0, err
-	}
-	ropt, err := c.reassemblyOptions()
-	var mb *memBudget
-	if err == nil {
-		mb, err = c.budget(&ropt, &opt, 1, lf.writeFailing)
-	}
-	if err == nil && !fs.Changed("buffer-size") {
-		// The kernel rings are mapped into the process: their share of
-		// the budget, an eighth, at most the default each.
-		lf.bufferMB = min(lf.bufferMB, max(2, int(mb.b.Limit()>>20)/8/lf.workers))
-	}
-	if err == nil {
-		mb.b.Add(reassembly.MemFixed, int64(lf.bufferMB)<<20*int64(lf.workers))
-		ropt.KeyLog, err = c.keyLog(nil)
-	}
-	if err != nil {
-		return 0, err
-	}
+	l.filter, l.clientPorts, l.bufferSet = strings.Join(fs.Args(), " "), fs.Changed("client-ports"), fs.Changed("buffer-size")
 	// Verdicts as they happen: the other legs' events trail the client's
 	// answer by milliseconds.
-	opt.Grace = 500 * time.Millisecond
-	// The proxy's files are read while still root (nginx -T needs it).
-	hook, err := pf.setup(&opt, true)
-	if err != nil {
-		return 0, err
+	s.opt.Grace = 500 * time.Millisecond
+	if l.write == "-" {
+		s.plan.out = s.e.stderr // stdout carries the packets alone
 	}
+	s.plan.title, s.plan.onHost, s.plan.live, s.plan.dropTo = "live on "+l.iface, true, true, l.user
+	s.plan.shardWorkers, s.plan.ring = 1, l.writeFailing // the Fanout's batches hold events only
+	return nil
+}
 
-	met, err := startMetrics(lf.metrics)
+// open opens the sockets and -w; the kernel rings are mapped into the
+// process, so they are part of the memory budget.
+func (l *liveSource) open(s *session) error {
+	if !l.bufferSet {
+		// An eighth of the budget, at most the default each.
+		l.bufferMB = min(l.bufferMB, max(2, int(s.mem.b.Limit()>>20)/8/l.workers))
+	}
+	s.mem.b.Add(reassembly.MemFixed, int64(l.bufferMB)<<20*int64(l.workers))
+	socks, err := capture.OpenLiveFanout(l.iface, capture.LiveOptions{Snaplen: l.snaplen, BufferMB: l.bufferMB,
+		Filter: l.filter, ClientPorts: s.c.ports, Upstreams: s.opt.Upstreams, Timeout: 100 * time.Millisecond}, l.workers)
 	if err != nil {
-		return 0, err
+		return errors.New(oneLine(err))
 	}
-	defer met.close()
-	filter := strings.Join(fs.Args(), " ")
-	socks, err := capture.OpenLiveFanout(lf.iface, capture.LiveOptions{Snaplen: lf.snaplen, BufferMB: lf.bufferMB,
-		Filter: filter, ClientPorts: c.ports, Upstreams: opt.Upstreams, Timeout: 100 * time.Millisecond}, lf.workers)
+	l.socks = socks
+	s.onExit(func() {
+		for _, sock := range socks {
+			sock.Close()
+		}
+	})
+	l.tap = &liveTap{}
+	if l.write == "" {
+		return nil
+	}
+	var w *capture.Writer
+	if l.write == "-" {
+		w, err = capture.NewWriter(s.e.stdout, socks[0].LinkType())
+	} else {
+		w, err = capture.CreateWriter(l.write, socks[0].LinkType())
+	}
 	if err != nil {
-		return 0, errors.New(oneLine(err))
+		return err
 	}
-	l := socks[0]
-	defer func() {
-		for _, l := range socks {
-			l.Close()
-		}
-	}()
-	// -w -: stdout carries the packets alone, the text goes to stderr.
-	out := e.stdout
-	tap := &liveTap{}
-	if lf.write != "" {
-		var w *capture.Writer
-		if lf.write == "-" {
-			w, err = capture.NewWriter(e.stdout, l.LinkType())
-			out = e.stderr
-		} else {
-			w, err = capture.CreateWriter(lf.write, l.LinkType())
-		}
-		if err != nil {
-			return 0, err
-		}
-		tap.pw = &pcapOut{w: w}
-		defer tap.pw.close()
-	}
-	rep := c.newReport("live on "+lf.iface, true)
-	if err := rep.WriteFile(c.html); err != nil { // while still root: the file exists for the -Z user
-		return 0, err
-	}
-	// The socket and the output file are open: root is no longer needed.
-	if os.Geteuid() == 0 && lf.user != "root" {
-		if err := capture.DropPrivileges(lf.user); err != nil {
-			return 0, fmt.Errorf("%v (use -Z root to keep root)", err)
-		}
-	}
+	l.tap.pw = &pcapOut{w: w}
+	s.onExit(func() { l.tap.pw.close() })
+	return nil
+}
 
-	s := newSession(e, &c, opt, out)
-	s.consumers = append(s.consumers, rep.Add)
-	stopReport := rep.Autosave(c.html, 2*time.Second)
-	hook.attach(s)
-	if len(c.upstreams) > 0 && filter == "" && !fs.Changed("client-ports") {
-		s.warn("--upstream without --client-ports or a filter expression: the kernel filter captures only ports %s and the upstreams (a proxy listening elsewhere: --client-ports PORT)", strings.Join(c.clientPorts, ", "))
+func (l *liveSource) run(s *session) error {
+	if len(s.c.upstreams) > 0 && l.filter == "" && !l.clientPorts {
+		s.warn("--upstream without --client-ports or a filter expression: the kernel filter captures only ports %s and the upstreams (a proxy listening elsewhere: --client-ports PORT)", strings.Join(s.c.clientPorts, ", "))
 		s.flushWarnings()
 	}
-	if lf.writeFailing {
-		tap.ring = newPacketRing(mb.ringSize, mb.ringSize/335)
-		s.consumers = append(s.consumers, func(v *analyze.Verdict) {
-			tap.mu.Lock()
-			defer tap.mu.Unlock()
-			tap.ring.take(v, !v.OK(), func(ci gopacket.CaptureInfo, b []byte) { tap.pw.write(ci, b) })
-		})
+	if l.writeFailing {
+		l.tap.ring = newPacketRing(s.mem.ringSize, s.mem.ringSize/335)
+		s.consumers = append(s.consumers, l.tap.verdict)
 	}
-
-	s.consumers = append(s.consumers, met.verdict)
-
-	var stop atomic.Bool
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		if _, ok := <-sigs; ok {
-			stop.Store(true)
-		}
-	}()
-
-	status := wantTTY(c.progress, e.stderr)
-	start := time.Now()
-	var deadline time.Time
-	if lf.duration > 0 {
-		deadline = start.Add(lf.duration)
+	feeds := make([]pipeline.Feed, len(l.socks))
+	for i, sock := range l.socks {
+		l.feeds = append(l.feeds, &socketFeed{l: sock, tap: l.tap})
+		feeds[i] = l.feeds[i]
 	}
-	workers := startLiveWorkers(socks, ropt, tap)
-	var lastStatus, lastFlush time.Time
-	readErr := workers.run(met.sink(s.an), s.an, &stop, func(now time.Time) bool {
-		if met != nil {
-			met.tick(now, workers.liveStats(), workers.asmStats(), s.an)
-		}
-		if status && time.Since(lastStatus) >= time.Second {
+	l.fan = pipeline.NewFanout(feeds, s.ropt, pipeline.Config{Guard: exitOnPanic})
+	l.status = wantTTY(s.c.progress, s.e.stderr)
+	l.readErr = l.fan.Run(s.an, pipeline.Hooks{Observer: s.met.observer(), Stop: &s.stop, Tick: l.ticker(s)})
+	if l.status {
+		fmt.Fprint(s.e.stderr, "\r\x1b[K")
+	}
+	return nil
+}
+
+// ticker returns what runs after each decision: the metrics, the status
+// line, -w's flush, and whether to stop.
+func (l *liveSource) ticker(s *session) func(time.Time) bool {
+	var deadline, lastStatus, lastFlush time.Time
+	if l.duration > 0 {
+		deadline = time.Now().Add(l.duration)
+	}
+	return func(now time.Time) bool {
+		s.met.tick(now, sockStats(l.socks), l.fan.Stats(), s.an)
+		if l.status && time.Since(lastStatus) >= time.Second {
 			lastStatus = time.Now()
-			drawStatus(e.stderr, workers.liveStats(), workers.asmStats().Open, s.an)
+			drawStatus(s.e.stderr, sockStats(l.socks), l.fan.Stats().Open, s.an)
 		}
 		if time.Since(lastFlush) >= time.Second {
 			lastFlush = time.Now()
-			tap.flush()
+			l.tap.flush()
 		}
-		return s.full.Load() || tap.failed() || !deadline.IsZero() && time.Now().After(deadline)
-	})
-	if status {
-		fmt.Fprint(e.stderr, "\r\x1b[K")
+		return l.tap.failed() || !deadline.IsZero() && time.Now().After(deadline)
 	}
-	s.an.Finish()
-	ls, as := workers.stats()
+}
+
+func (l *liveSource) close(s *session, sum *SummaryLine) ending {
+	ls := sockStats(l.socks)
 	var wErr error
-	if tap.pw != nil {
-		wErr = tap.pw.close()
+	if l.tap.pw != nil {
+		wErr = l.tap.pw.close()
 	}
-	if readErr != nil {
-		s.warn("%s", oneLine(readErr))
+	if l.readErr != nil {
+		s.warn("%s", oneLine(l.readErr))
 	}
-	if ls.KernelDrops > 0 {
-		s.warn("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.KernelDrops, ls.Packets)
+	if ls.kernelDrops > 0 {
+		s.warn("the kernel dropped %d of %d packets (ring full): verdicts may be missing or wrong; raise -B or narrow the filter", ls.kernelDrops, ls.accepted)
 	}
-	s.resourceWarnings(as.Evicted, as.QuietEvicted)
-	mb.warnings(s, as.MemEvicted, s.an.Stats().MemEvicted)
 	if wErr != nil {
 		s.warn("-w: %v", wErr)
 	}
-	hook.finishInto(s, textOut(c.format, out, e.stderr))
-	s.flushWarnings()
-	e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", ls.TCP, l.Name(), ls.KernelDrops, s.attempts.Load())
-	drops := ls.KernelDrops
-	sum := summary{packets: ls.Received, tcp: ls.TCP, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted, kernelDrops: &drops}
-	mb.summary(&sum)
-	code := s.finish(sum)
-	reportSummary(rep, sum, s.warnings)
-	if err := stopReport(); err != nil {
-		return 0, fmt.Errorf("%v (the directory must be writable by the -Z user)", err)
+	drops := ls.kernelDrops
+	sum.Packets, sum.TCPPackets, sum.KernelDrops = ls.received, ls.tcp, &drops
+	var cuts pipeline.Cuts
+	for _, f := range l.feeds {
+		cuts.Add(f.cuts)
 	}
-	if readErr != nil || wErr != nil {
-		return exitTrouble, nil
-	}
-	return code, nil
+	return ending{asm: l.fan.Stats(), cuts: cuts, failed: l.readErr != nil || wErr != nil}
+}
+
+func (l *liveSource) done(s *session, sum *SummaryLine) {
+	s.e.log.Info().Msgf("%d packets captured on %s, %d dropped by kernel, %d attempts", sum.TCPPackets, l.socks[0].Name(), *sum.KernelDrops, s.attempts.Load())
 }
 
 // pcapOut writes -w: the first error stops the writing (and the capture)
@@ -271,16 +236,18 @@ func (o *pcapOut) close() error {
 	return o.err
 }
 
-func drawStatus(w io.Writer, ls capture.LiveStats, open int, an *analyze.Analyzer) {
+// drawStatus draws live's status line on a terminal.
+func drawStatus(w io.Writer, ls sockFigures, open int, an *analyze.Analyzer) {
 	st := an.Stats()
 	fmt.Fprintf(w, "\r\x1b[Kwsdiag: %d packets, %d open flows, %d attempts (%d ok, %d warn, %d error), %d kernel drops",
-		ls.TCP, open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.KernelDrops)
+		ls.tcp, open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.kernelDrops)
 }
 
-func listInterfaces(stdout io.Writer) (int, error) {
+// listInterfaces is live -D.
+func listInterfaces(stdout io.Writer) error {
 	ifs, err := capture.ListInterfaces()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for i, ifc := range ifs {
 		var flags []string
@@ -298,7 +265,7 @@ func listInterfaces(stdout io.Writer) (int, error) {
 		}
 		fmt.Fprintf(stdout, "%d.%s%s [%s]\n", i+1, ifc.Name, desc, strings.Join(flags, ", "))
 	}
-	return exitOK, nil
+	return nil
 }
 
 // oneLine keeps an error message on one line (the filter error's syntax

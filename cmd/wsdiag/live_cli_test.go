@@ -142,7 +142,7 @@ func packetsOf(t *testing.T, pcap []byte) []string {
 	}
 }
 
-// Issue 17, bug 1: with -w -, stdout carries the pcapng alone; the
+// With -w -, stdout carries the pcapng alone; the
 // verdicts go to stderr, as tcpdump's text does.
 func TestLiveWriteStdout(t *testing.T) {
 	r := startRig(t)
@@ -161,7 +161,7 @@ func TestLiveWriteStdout(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 2: --write-failing writes the packets of the failing
+// --write-failing writes the packets of the failing
 // attempts only, each once.
 func TestLiveWriteFailing(t *testing.T) {
 	r := startRig(t)
@@ -194,7 +194,7 @@ func TestLiveWriteFailing(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 3: -c N prints N verdicts, even when a burst of attempts
+// -c N prints N verdicts, even when a burst of attempts
 // is decided at once.
 func TestLiveCountExact(t *testing.T) {
 	r := startRig(t)
@@ -219,7 +219,7 @@ func TestLiveCountExact(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 6: --upstream alone narrows the kernel filter to those
+// --upstream alone narrows the kernel filter to those
 // ports and 80/443: say so.
 func TestLiveUpstreamWarning(t *testing.T) {
 	requireE2E(t)
@@ -235,7 +235,7 @@ func TestLiveUpstreamWarning(t *testing.T) {
 	}
 }
 
-// Issue 17, bug 7: errors writing -w FILE are reported, with exit 2.
+// Errors writing -w FILE are reported, with exit 2.
 func TestLiveWriteErrors(t *testing.T) {
 	requireE2E(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -30,11 +30,6 @@ func TestLiveMassCloseEvent(t *testing.T) {
 	waitListen(t, proxyPort)
 
 	pr, pw := io.Pipe()
-	type event struct {
-		Type, Code, Server string
-		ClosedBy           string `json:"closed_by"`
-		Count              int
-	}
 	events := make(chan time.Time, 10)
 	var lines []string
 	done := make(chan struct{})
@@ -43,7 +38,7 @@ func TestLiveMassCloseEvent(t *testing.T) {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
-			var e event
+			var e EventLine
 			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "event" {
 				lines = append(lines, sc.Text())
 				if e.Code == "mass_close" && e.Count == 6 && e.ClosedBy == "backend" && e.Server == fmt.Sprintf("127.0.0.1:%d", backendPort) {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdiag/wsdiag/cmd/internal/nginxrig"
 )
 
 // requireE2E returns the nginx binary, or skips (fails under CI, where
@@ -96,20 +98,8 @@ func buildTestGen(t *testing.T) string {
 // directives, /ws/broken, both to backend.
 func writeNginxConf(t *testing.T, dir, listen, backend string) string {
 	t.Helper()
-	conf := nginxMain(dir, "warn", fmt.Sprintf(`    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  server {
-    listen %[2]s;
-    location /ws/ok {
-      proxy_pass http://%[3]s;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-    }
-    location /ws/broken { proxy_pass http://%[3]s; }
-  }
-`, dir, listen, backend))
 	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(nginxrig.Conf(nginxrig.Options{Dir: dir, Listen: listen, Backend: backend})), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -118,15 +108,7 @@ func writeNginxConf(t *testing.T, dir, listen, backend string) string {
 // nginxMain is a main nginx config that keeps its pid, error log (at
 // level) and temp files in dir, with http holding the given blocks.
 func nginxMain(dir, level, http string) string {
-	return fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log %[2]s;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/t1; proxy_temp_path %[1]s/t2; fastcgi_temp_path %[1]s/t3; uwsgi_temp_path %[1]s/t4; scgi_temp_path %[1]s/t5;
-%[3]s}
-`, dir, level, http)
+	return nginxrig.Main(nginxrig.Options{Dir: dir, Level: level}, http)
 }
 
 func waitListen(t *testing.T, port int) {

@@ -1,12 +1,3 @@
-// Command wsdiag tells why WebSocket clients fail behind a reverse proxy.
-//
-//	wsdiag read FILE...     judge every WebSocket attempt in captures
-//	wsdiag live [EXPR]      the same, live on the proxy host
-//	wsdiag probe URL        make a handshake and judge it (both legs as root)
-//	wsdiag codes            list the verdict codes
-//
-// Exit status, like grep: 0 every attempt ok, 1 at least one attempt not
-// ok, 2 wsdiag could not run.
 package main
 
 import (

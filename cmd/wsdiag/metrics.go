@@ -4,8 +4,8 @@ import (
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
-	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/cmd/internal/metrics"
+	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -45,20 +45,21 @@ func (lm *liveMetrics) verdict(v *analyze.Verdict) {
 	}
 }
 
-// sink wraps the analyzer so that tunnels are timed to their end.
-func (lm *liveMetrics) sink(an *analyze.Analyzer) reassembly.Sink {
+// observer is what the pipeline shows the events to: the metrics, which
+// time tunnels to their end (nil without --metrics).
+func (lm *liveMetrics) observer() pipeline.Observer {
 	if lm == nil {
-		return an
+		return nil
 	}
-	return lm.m.Sink(an)
+	return lm.m
 }
 
 // tick hands over the capture loop's figures (its goroutine only).
-func (lm *liveMetrics) tick(now time.Time, ls capture.LiveStats, as reassembly.Stats, an *analyze.Analyzer) {
+func (lm *liveMetrics) tick(now time.Time, ls sockFigures, as reassembly.Stats, an *analyze.Analyzer) {
 	if lm == nil {
 		return
 	}
 	st := an.Stats()
-	lm.m.Capture(now, metrics.Figures{Packets: ls.Received, KernelDrops: ls.KernelDrops, OpenFlows: as.Open,
+	lm.m.Capture(now, metrics.Figures{Packets: ls.received, KernelDrops: ls.kernelDrops, OpenFlows: as.Open,
 		Evicted: as.Evicted, QuietEvicted: as.QuietEvicted, MemEvicted: as.MemEvicted, PendingEvicted: st.Evicted, TLSUndecrypted: st.TLSErrors})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/cmd/internal/metrics"
+	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -41,7 +42,6 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 			var rec recorder
 			livePipeline(b, data, waitSession, &rec)
 			m := metrics.New(metrics.DefaultOptions)
-			s := m.Sink(nopSink{})
 			var packets int
 			var pipe, upd time.Duration
 			b.ResetTimer()
@@ -54,9 +54,9 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 					case e.v != nil:
 						m.Verdict(e.v)
 					case e.r != nil:
-						s.Response(e.r)
+						m.Response(e.r)
 					default:
-						s.ConnEnd(e.e)
+						m.ConnEnd(e.e)
 					}
 				}
 				upd += time.Since(t1)
@@ -112,22 +112,17 @@ type metricEvent struct {
 	e *reassembly.ConnEnd
 }
 
-type recordingSink struct {
-	reassembly.Sink
-	rec *recorder
-}
-
-func (s recordingSink) Response(r *reassembly.Response) {
-	s.Sink.Response(r)
+// Response and ConnEnd record what the metrics watch (recorder is a
+// pipeline.Observer, as the metrics are).
+func (rec *recorder) Response(r *reassembly.Response) {
 	if r.Status == 101 {
-		s.rec.events = append(s.rec.events, metricEvent{r: r})
+		rec.events = append(rec.events, metricEvent{r: r})
 	}
 }
 
-func (s recordingSink) ConnEnd(e *reassembly.ConnEnd) {
-	s.Sink.ConnEnd(e)
+func (rec *recorder) ConnEnd(e *reassembly.ConnEnd) {
 	if e.Upgraded {
-		s.rec.events = append(s.rec.events, metricEvent{e: e})
+		rec.events = append(rec.events, metricEvent{e: e})
 	}
 }
 
@@ -158,14 +153,14 @@ func livePipelineMetrics(b *testing.B, data []byte, waitSession bool, rec *recor
 			rec.attempts++
 		}
 	})
-	var sink reassembly.Sink = an
-	if rec != nil {
-		sink = recordingSink{an, rec}
+	var obs pipeline.Observer
+	switch {
+	case rec != nil:
+		obs = rec
+	case m != nil:
+		obs = m
 	}
-	if m != nil {
-		sink = m.Sink(sink)
-	}
-	asm := reassembly.New(sink, reassembly.DefaultOptions)
+	asm := reassembly.New(pipeline.Tee(an, obs), reassembly.DefaultOptions)
 	var last time.Time
 	for {
 		p, err := r.Next()
@@ -186,12 +181,6 @@ func livePipelineMetrics(b *testing.B, data []byte, waitSession bool, rec *recor
 	an.Finish()
 	return packets
 }
-
-type nopSink struct{}
-
-func (nopSink) Request(*reassembly.Request)   {}
-func (nopSink) Response(*reassembly.Response) {}
-func (nopSink) ConnEnd(*reassembly.ConnEnd)   {}
 
 // repeatedCapture returns the capture at path n times over, each copy 10 s
 // after the previous one ended (its connections reuse the 4-tuples and keys

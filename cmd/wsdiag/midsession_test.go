@@ -14,8 +14,8 @@ import (
 	"github.com/wsdiag/wsdiag/capture"
 )
 
-// Captures started while WebSocket sessions were open (issue 11, class 1;
-// testdata/gen/midsession.sh, and production.sh for the first three):
+// Captures started while WebSocket sessions were open
+// (testdata/gen/midsession.sh, and production.sh for the first three):
 // the sessions' handshakes are not in the files. Expectations come from
 // what each capture shows on the wire (testdata/gen/README.md).
 var midsessionCases = map[string][]want{
@@ -62,14 +62,6 @@ func init() {
 	sessionCases["midsession-binary"] = true // TestMidsessionNotWebSocket
 }
 
-type jsonLegs struct {
-	Type     string   `json:"type"`
-	Findings []string `json:"findings"`
-	Legs     []struct {
-		Client, Server string
-	} `json:"legs"`
-}
-
 // TestMidsessionPairing: each session's legs are paired with the right
 // upstream legs, one to one. The truth comes from the capture's bytes,
 // not from wsdiag's prints: a client leg's first captured client→server
@@ -85,7 +77,7 @@ func TestMidsessionPairing(t *testing.T) {
 		sc := bufio.NewScanner(&out)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
-			var v jsonLegs
+			var v VerdictLine
 			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
@@ -38,43 +39,46 @@ Flags:
 // the interface while the probe runs).
 const maxProbeCapture = 256 << 20
 
-func cmdProbe(e *env, args []string) (int, error) {
-	stdout, stderr := e.stdout, e.stderr
-	fs := pflag.NewFlagSet("wsdiag probe", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		c       common
-		pf      proxyFlags
-		o       probeOptions
-		count   int
-		iface   string
-		noCap   bool
-		headers []string
-	)
-	fs.CountVarP(&c.verbose, "verbose", "v", "show evidence, config block, error-log lines and fix (-vv: every header of every leg)")
-	fs.StringVar(&c.format, "format", "text", "output format: text or json (one JSON object per line)")
-	fs.StringVar(&c.logFormat, "log-format", "text", "warnings and errors on stderr: text or json (one JSON object per line)")
-	fs.BoolVar(&c.showSecrets, "show-secrets", false, "quote Cookie, Authorization and Set-Cookie values instead of redacting them")
-	fs.StringVar(&c.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
-	pf.register(fs)
+func cmdProbe(e *env, args []string) (int, error) { return runCommand(e, args, &probeSource{}) }
+
+// probeSource is probe's input: its own WebSocket attempts and, as root, a
+// capture of the interface while they run, judged as read judges a file.
+// Only the verdicts of its own attempts are passed on, in the order they
+// were made; an attempt the capture did not show is judged from what the
+// client saw.
+type probeSource struct {
+	o       probeOptions
+	count   int
+	iface   string
+	noCap   bool
+	headers []string
+
+	keys    bytes.Buffer // the TLS secrets of the probe's connections
+	keysMu  sync.Mutex
+	results []*probeResult
+	cp      *probeCapture
+	capErr  error
+}
+
+func (p *probeSource) usage() string { return probeUsage }
+
+func (p *probeSource) register(fs *pflag.FlagSet, c *common) {
+	c.registerOutput(fs)
+	o := &p.o
 	fs.StringVar(&o.origin, "origin", "", "send Origin: ORIGIN")
-	fs.StringArrayVar(&headers, "header", nil, `send header "Name: value", replacing probe's own of that name (Host: for a virtual host; repeatable)`)
+	fs.StringArrayVar(&p.headers, "header", nil, `send header "Name: value", replacing probe's own of that name (Host: for a virtual host; repeatable)`)
 	fs.StringVar(&o.subprotocol, "subprotocol", "", "offer this Sec-WebSocket-Protocol")
 	fs.DurationVar(&o.idle, "idle", 0, "after the handshake stay silent this long, to find the idle timeout on the path (who closes, after how long)")
 	fs.IntVar(&o.size, "size", 0, "send one message of N bytes, to find a message size limit")
-	fs.IntVar(&count, "count", 1, "make N attempts, one after the other")
+	fs.IntVar(&p.count, "count", 1, "make N attempts, one after the other")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect and handshake timeout")
 	fs.BoolVar(&o.insecure, "insecure", false, "wss: do not verify the server's certificate")
-	fs.StringVarP(&iface, "interface", "i", "", `capture on this interface (default: "lo" for a loopback URL, else "any")`)
-	fs.BoolVar(&noCap, "no-capture", false, "do not capture even as root: judge from the client's side only")
-	fs.Usage = func() { fmt.Fprintf(stderr, "%s%s", probeUsage, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		return exitOK, err
-	}
-	e.log = newLogger(c.logFormat, stderr)
-	fail := func(format string, a ...any) (int, error) {
-		return 0, fmt.Errorf("probe: "+format, a...)
-	}
+	fs.StringVarP(&p.iface, "interface", "i", "", `capture on this interface (default: "lo" for a loopback URL, else "any")`)
+	fs.BoolVar(&p.noCap, "no-capture", false, "do not capture even as root: judge from the client's side only")
+}
+
+func (p *probeSource) plan(s *session, fs *pflag.FlagSet) error {
+	fail := func(format string, a ...any) error { return fmt.Errorf("probe: "+format, a...) }
 	if fs.NArg() != 1 {
 		return fail("give one ws:// or wss:// URL")
 	}
@@ -85,128 +89,144 @@ func cmdProbe(e *env, args []string) (int, error) {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	o.url = u
-	for _, h := range headers {
+	p.o.url = u
+	for _, h := range p.headers {
 		name, _, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
 			return fail("--header %q is not \"Name: value\"", h)
 		}
-		o.headers = append(o.headers, h)
+		p.o.headers = append(p.o.headers, h)
 	}
-	if count < 1 || count > 1000 || o.size < 0 || o.size > 1<<30 || o.idle < 0 {
+	if p.count < 1 || p.count > 1000 || p.o.size < 0 || p.o.size > 1<<30 || p.o.idle < 0 {
 		return fail("--count 1…1000, --size 0…1 GiB, --idle ≥ 0")
 	}
-	switch c.format {
-	case "text", "json":
-	default:
-		return fail("--format: %q is not text or json", c.format)
-	}
-	opt := analyze.DefaultOptions
-	opt.Grace, opt.WaitSession = 10*time.Second, true
-	hook, err := pf.setup(&opt, true)
-	if err != nil {
-		return 0, err
-	}
-	if iface == "" {
-		iface = "any"
+	if p.iface == "" {
+		p.iface = "any"
 		if ips, err := net.LookupIP(u.Hostname()); err == nil && len(ips) > 0 && ips[0].IsLoopback() {
-			iface = "lo"
+			p.iface = "lo"
 		}
 	}
+	s.plan.onHost, s.plan.keysGrow = true, true
+	return nil
+}
 
-	// Both legs, when allowed to capture.
-	var cp *probeCapture
-	var capErr error
-	if !noCap {
-		cp, capErr = startProbeCapture(iface)
+// open starts the capture of both legs, when allowed to capture.
+func (p *probeSource) open(s *session) error {
+	if !p.noCap {
+		p.cp, p.capErr = startProbeCapture(p.iface)
 	}
-	var keys bytes.Buffer
-	var keysMu sync.Mutex
-	o.keyLog = lockedWriter{&keysMu, &keys}
-	var results []*probeResult
-	for i := 0; i < count; i++ {
-		r, err := runProbe(&o)
+	if p.cp != nil {
+		s.onExit(func() {
+			p.cp.stop()
+			p.cp.remove()
+		})
+	}
+	return nil
+}
+
+// run makes the attempts, one after the other, then judges them.
+func (p *probeSource) run(s *session) error {
+	p.o.keyLog = lockedWriter{&p.keysMu, &p.keys}
+	for i := 0; i < p.count && !s.stop.Load(); i++ {
+		r, err := runProbe(&p.o)
 		if err != nil {
-			if cp != nil {
-				cp.stop()
-				cp.remove()
-			}
-			return 0, fmt.Errorf("probe: %v", err)
+			return fmt.Errorf("probe: %v", err)
 		}
-		results = append(results, r)
-		describeProbe(stderr, r, &o)
+		p.results = append(p.results, r)
+		describeProbe(s.e.stderr, r, &p.o)
 	}
-
-	sess := newSession(e, &c, opt, stdout)
-	hook.attach(sess)
-	ours := map[netip.AddrPort]bool{}
-	for _, r := range results {
-		ours[r.local] = true
-	}
-	got := map[netip.AddrPort]*analyze.Verdict{}
-	collect := func(v *analyze.Verdict) {
-		if ours[v.Client] && v.Attempt() && got[v.Client] == nil {
-			got[v.Client] = v
-		}
-	}
-	if cp != nil {
-		cp.stop()
-		keysMu.Lock()
-		kl, _ := tlsrec.ParseKeyLog(bytes.NewReader(keys.Bytes()))
-		keysMu.Unlock()
-		if err := cp.judge(opt, kl, collect); err != nil {
-			sess.warn("%s", err)
-		}
-		for _, w := range cp.warnings {
-			sess.warn("%s", w)
-		}
-		cp.remove()
-	} else {
-		why := "not root (capturing needs CAP_NET_RAW)"
-		if noCap {
-			why = "--no-capture"
-		} else if capErr != nil {
-			why = oneLine(capErr)
-		}
-		fmt.Fprintf(stderr, "wsdiag: probe: %s: wsdiag sees only its own side of the path; the verdict says what the client's leg proves, not which hop did it\n", why)
-	}
-	// An attempt the capture did not show is judged from the client's side.
-	for _, r := range results {
-		if got[r.local] == nil {
-			if cp != nil {
-				sess.warn("the capture on %s did not show the attempt from %s: judged from the client's side", iface, r.local)
-			}
-			clientSideVerdict(r, &o, opt, func(v *analyze.Verdict) {
-				const asRoot = "run wsdiag probe as root on the proxy host, where it captures the proxy's upstream leg too"
-				switch {
-				case v.Code == analyze.Unpaired:
-					v.Fix = "the client's side alone does not show which hop refused the upgrade: " + asRoot
-				case !v.OK():
-					v.Fix += "\n(judged from the client's side alone: to see the upstream leg, " + asRoot + ")"
-				}
-				collect(v)
-			})
-		}
-	}
+	own := p.judgeCapture(s)
+	p.judgeClientSide(s, own)
 	judged := 0
-	for _, r := range results {
-		v := got[r.local]
+	for _, r := range p.results {
+		v := own.got[r.local]
 		if v == nil {
 			continue
 		}
-		if cp != nil && iface == "lo" && v.Code == analyze.Unpaired {
-			sess.warn("the proxy's upstream leg was not on lo: when the backend is on another host, probe with -i any")
+		if p.cp != nil && p.iface == "lo" && v.Code == analyze.Unpaired {
+			s.warn("the proxy's upstream leg was not on lo: when the backend is on another host, probe with -i any")
 		}
-		sess.verdict(v)
+		s.verdict(v)
 		judged++
 	}
-	hook.finishInto(sess, textOut(c.format, stdout, stderr))
-	code := sess.finish(summary{})
-	if judged < len(results) {
-		code = exitNotOK
+	if judged < len(p.results) {
+		s.notOK = true
 	}
-	return code, nil
+	return nil
 }
+
+// ownVerdicts keeps the first verdict of each of the probe's attempts, by
+// its client address.
+type ownVerdicts struct {
+	ours map[netip.AddrPort]bool
+	got  map[netip.AddrPort]*analyze.Verdict
+}
+
+func (o *ownVerdicts) collect(v *analyze.Verdict) {
+	if o.ours[v.Client] && v.Attempt() && o.got[v.Client] == nil {
+		o.got[v.Client] = v
+	}
+}
+
+// judgeCapture runs the capture through read's pipeline with the probe's
+// keys.
+func (p *probeSource) judgeCapture(s *session) *ownVerdicts {
+	own := &ownVerdicts{ours: map[netip.AddrPort]bool{}, got: map[netip.AddrPort]*analyze.Verdict{}}
+	for _, r := range p.results {
+		own.ours[r.local] = true
+	}
+	if p.cp == nil {
+		why := "not root (capturing needs CAP_NET_RAW)"
+		if p.noCap {
+			why = "--no-capture"
+		} else if p.capErr != nil {
+			why = oneLine(p.capErr)
+		}
+		fmt.Fprintf(s.e.stderr, "wsdiag: probe: %s: wsdiag sees only its own side of the path; the verdict says what the client's leg proves, not which hop did it\n", why)
+		return own
+	}
+	p.cp.stop()
+	p.keysMu.Lock()
+	kl, _ := tlsrec.ParseKeyLog(bytes.NewReader(p.keys.Bytes()))
+	p.keysMu.Unlock()
+	s.ropt.KeyLog.Add(kl)
+	if err := p.cp.judge(s, analyze.New(s.opt, own.collect)); err != nil {
+		s.warn("%s", err)
+	}
+	for _, w := range p.cp.warnings {
+		s.warn("%s", w)
+	}
+	return own
+}
+
+// judgeClientSide judges each attempt the capture did not show from what
+// the client saw.
+func (p *probeSource) judgeClientSide(s *session, own *ownVerdicts) {
+	for _, r := range p.results {
+		if own.got[r.local] != nil {
+			continue
+		}
+		if p.cp != nil {
+			s.warn("the capture on %s did not show the attempt from %s: judged from the client's side", p.iface, r.local)
+		}
+		clientSideVerdict(r, &p.o, s.opt, func(v *analyze.Verdict) {
+			const asRoot = "run wsdiag probe as root on the proxy host, where it captures the proxy's upstream leg too"
+			switch {
+			case v.Code == analyze.Unpaired:
+				v.Fix = "the client's side alone does not show which hop refused the upgrade: " + asRoot
+			case !v.OK():
+				v.Fix += "\n(judged from the client's side alone: to see the upstream leg, " + asRoot + ")"
+			}
+			own.collect(v)
+		})
+	}
+}
+
+// close: the summary counts the probe's attempts alone, not the traffic
+// its capture of the interface held.
+func (p *probeSource) close(s *session, sum *SummaryLine) ending { return ending{} }
+
+func (p *probeSource) done(s *session, sum *SummaryLine) {}
 
 type lockedWriter struct {
 	mu *sync.Mutex
@@ -347,28 +367,16 @@ func (p *probeCapture) remove() {
 	os.Remove(p.f.Name())
 }
 
-// judge runs the read pipeline over the probe's capture.
-func (p *probeCapture) judge(opt analyze.Options, keys *tlsrec.KeyLog, out func(*analyze.Verdict)) error {
+// judge runs the read pipeline over the probe's capture, into an.
+func (p *probeCapture) judge(s *session, an *analyze.Analyzer) error {
 	r, err := capture.Open(p.f.Name())
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	ropt := reassembly.DefaultOptions
-	ropt.KeyLog = keys
-	an := analyze.New(opt, out)
-	asm := reassembly.New(an, ropt)
-	for {
-		pk, err := r.Next()
-		if err != nil {
-			if err != io.EOF {
-				return err
-			}
-			break
-		}
-		asm.Packet(pk.Net, pk.TCP, pk.CI, pk.Cut)
-	}
-	asm.Close()
+	pl := pipeline.New(an, s.ropt, pipeline.Config{Guard: exitOnPanic})
+	p.warnings = append(p.warnings, pipeline.Pump([]*capture.Reader{r}, pl, pipeline.PumpOptions{})...)
+	pl.Close()
 	an.Finish()
 	return nil
 }

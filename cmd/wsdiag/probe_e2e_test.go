@@ -23,34 +23,14 @@ import (
 	"time"
 )
 
-// probeJSON is the part of probe's JSON verdict this test checks.
-type probeJSON struct {
-	Type     string   `json:"type"`
-	Code     string   `json:"code"`
-	Findings []string `json:"findings"`
-	Fix      string   `json:"fix"`
-	Config   *struct {
-		File  string `json:"file"`
-		Line  int    `json:"line"`
-		Block string `json:"block"`
-	} `json:"config"`
-	ErrorLog []string `json:"error_log"`
-	Session  *struct {
-		Duration float64 `json:"duration_s"`
-		ClosedBy string  `json:"closed_by"`
-	} `json:"session"`
-}
-
-func probeRun(t *testing.T, args ...string) (probeJSON, int, string) {
+// probeRun runs probe --format json and returns its (last) verdict.
+func probeRun(t *testing.T, args ...string) (VerdictLine, int, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(append([]string{"probe", "--format", "json"}, args...), nil, &out, &errb)
-	var v probeJSON
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var x probeJSON
-		if err := json.Unmarshal([]byte(l), &x); err == nil && x.Type == "verdict" {
-			v = x
-		}
+	var v VerdictLine
+	if vs := decodeOutput(t, out.Bytes()).verdicts; len(vs) > 0 {
+		v = vs[len(vs)-1]
 	}
 	if v.Type == "" {
 		t.Fatalf("probe %v: no verdict (exit %d)\nstdout: %s\nstderr: %s", args, code, out.String(), errb.String())
@@ -58,7 +38,7 @@ func probeRun(t *testing.T, args ...string) (probeJSON, int, string) {
 	return v, code, errb.String()
 }
 
-// TestProbeFixLoop is the loop issue 14 asks for on real nginx: a config
+// TestProbeFixLoop is the loop a user goes through on real nginx: a config
 // in several files whose WebSocket location falls into the inheritance
 // trap → probe says upgrade_header_dropped and names that location →
 // --patch applied to the running copy of the config → nginx -t → reload
@@ -146,7 +126,7 @@ func TestProbeFixLoop(t *testing.T) {
 	if err := ngx.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	var after probeJSON
+	var after VerdictLine
 	for i := 0; i < 20; i++ { // the new workers take over within a moment
 		time.Sleep(250 * time.Millisecond)
 		// --proxy-config auto: nginx -T as the running master was started
@@ -167,7 +147,7 @@ func TestProbeFixLoop(t *testing.T) {
 	if idle.Code != "idle_timeout" || code != exitNotOK || idle.Session == nil {
 		t.Fatalf("--idle: %s (exit %d), want idle_timeout\n%s", idle.Code, code, stderr)
 	}
-	if d := idle.Session.Duration; d < 5 || d > 6 {
+	if d := idle.Session.DurationS; d < 5 || d > 6 {
 		t.Errorf("--idle: session of %.3f s, want 5 s (proxy_read_timeout 5s) within a second", d)
 	}
 	if !strings.Contains(stderr, "closed after 5.") {
@@ -287,14 +267,11 @@ func TestLiveProxyFiles(t *testing.T) {
 	var down, ws int
 	seen := map[string]bool{}
 	for _, l := range strings.Split(out.String(), "\n") {
-		var v probeJSON
-		var p struct {
-			Path string `json:"path"`
-		}
+		var v VerdictLine
 		if json.Unmarshal([]byte(l), &v) != nil || v.Type != "verdict" {
 			continue
 		}
-		json.Unmarshal([]byte(l), &p)
+		p := v
 		if v.Config == nil || v.Config.File != path {
 			t.Errorf("%s: config %+v", p.Path, v.Config)
 			continue

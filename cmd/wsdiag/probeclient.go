@@ -85,23 +85,8 @@ func dialProbe(o *probeOptions) (net.Conn, error) {
 	return tc, nil
 }
 
-// runProbe makes one WebSocket attempt. A connect failure is an error;
-// anything after that is a result.
-func runProbe(o *probeOptions) (*probeResult, error) {
-	conn, err := dialProbe(o)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	r := &probeResult{start: time.Now()}
-	r.local = addrPortOf(conn.LocalAddr())
-	r.remote = addrPortOf(conn.RemoteAddr())
-
-	var kb [16]byte
-	rand.Read(kb[:])
-	key := base64.StdEncoding.EncodeToString(kb[:])
-	target := o.url.RequestURI()
-	r.reqLine = "GET " + target + " HTTP/1.1"
+// handshakeHeaders are the probe's request headers with key.
+func handshakeHeaders(o *probeOptions, key string) []string {
 	hs := []string{"Host: " + o.url.Host, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"}
 	if o.origin != "" {
 		hs = append(hs, "Origin: "+o.origin)
@@ -123,6 +108,26 @@ func runProbe(o *probeOptions) (*probeResult, error) {
 			hs = append(hs, h)
 		}
 	}
+	return hs
+}
+
+// runProbe makes one WebSocket attempt. A connect failure is an error;
+// anything after that is a result.
+func runProbe(o *probeOptions) (*probeResult, error) {
+	conn, err := dialProbe(o)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	r := &probeResult{start: time.Now()}
+	r.local = addrPortOf(conn.LocalAddr())
+	r.remote = addrPortOf(conn.RemoteAddr())
+
+	var kb [16]byte
+	rand.Read(kb[:])
+	key := base64.StdEncoding.EncodeToString(kb[:])
+	r.reqLine = "GET " + o.url.RequestURI() + " HTTP/1.1"
+	hs := handshakeHeaders(o, key)
 	r.reqHeaders = hs
 	conn.SetDeadline(time.Now().Add(o.timeout))
 	if _, err := io.WriteString(conn, r.reqLine+"\r\n"+strings.Join(hs, "\r\n")+"\r\n\r\n"); err != nil {

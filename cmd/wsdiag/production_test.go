@@ -9,8 +9,8 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// Expectations for the production captures (testdata/gen/production.sh,
-// issue 11): what a proxy host really records. They come from what each
+// Expectations for the production captures (testdata/gen/production.sh):
+// what a proxy host really records. They come from what each
 // capture shows on the wire (testdata/gen/README.md, "Production
 // captures"), not from wsdiag's output.
 
@@ -103,8 +103,8 @@ func init() {
 	for k, v := range productionCases {
 		goldenCases[k] = v
 	}
-	// Class 1 of issue 11 (captures started while sessions were open):
-	// their expectations come with the rule that reads them.
+	// Captures started while sessions were open: their expectations come
+	// with the rule that reads them.
 	for _, n := range []string{"midsession-nginx-timeout", "midsession-haproxy-tunnel", "midsession-nginx-normal"} {
 		sessionCases[n] = true
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,41 +15,10 @@ import (
 	"github.com/wsdiag/wsdiag/analyze/nginxconf"
 )
 
-// confVerdict is the part of a JSON verdict the config tests read.
-type confVerdict struct {
-	Type     string   `json:"type"`
-	Code     string   `json:"code"`
-	Path     string   `json:"path"`
-	Findings []string `json:"findings"`
-	Fix      string   `json:"fix"`
-	Config   *struct {
-		File     string   `json:"file"`
-		Line     int      `json:"line"`
-		Block    string   `json:"block"`
-		Server   string   `json:"server"`
-		Problems []string `json:"problems"`
-	} `json:"config"`
-	ErrorLog []string `json:"error_log"`
-}
-
-func readConf(t *testing.T, args ...string) ([]confVerdict, int, string) {
+func readConf(t *testing.T, args ...string) ([]VerdictLine, int, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(append([]string{"read", "--format", "json"}, args...), nil, &out, &errb)
-	var vs []confVerdict
-	for _, l := range strings.Split(out.String(), "\n") {
-		if l == "" {
-			continue
-		}
-		var v confVerdict
-		if err := json.Unmarshal([]byte(l), &v); err != nil {
-			t.Fatalf("bad JSON line %q: %v", l, err)
-		}
-		if v.Type == "verdict" {
-			vs = append(vs, v)
-		}
-	}
-	return vs, code, errb.String()
+	vs, _, code, stderr := readJSON(t, args...)
+	return vs, code, stderr
 }
 
 // TestConfigMulti: through one nginx whose config is in six files
@@ -355,7 +323,7 @@ func TestErrorLogFollow(t *testing.T) {
 // 5s) that is a warning the wire alone does not give; idle-timeout's fix
 // names the directive.
 func TestConfigReadTimeoutShort(t *testing.T) {
-	c := func(name string) []confVerdict {
+	c := func(name string) []VerdictLine {
 		vs, _, _ := readConf(t, "--nginx-config", filepath.Join(capturesDir, name+".nginx-T.txt"), filepath.Join(capturesDir, name+".pcap"))
 		if len(vs) != 1 {
 			t.Fatalf("%s: %d verdicts", name, len(vs))

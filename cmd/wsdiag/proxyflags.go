@@ -191,15 +191,6 @@ func needsUpgradeFix(v *analyze.Verdict) bool {
 	return false
 }
 
-// attach puts the hook before the session's other consumers: the
-// verdict gets its error-log lines before it is shown.
-func (h *proxyHook) attach(s *session) {
-	if h == nil {
-		return
-	}
-	s.consumers = append([]func(*analyze.Verdict){h.verdict}, s.consumers...)
-}
-
 // finishInto writes the patch (see finish) and hands its warnings to s.
 func (h *proxyHook) finishInto(s *session, w io.Writer) {
 	for _, x := range h.finish(w) {

@@ -12,6 +12,7 @@ import (
 	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/capture/filter"
 	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 const readUsage = `Usage: wsdiag read [flags] FILE... [[--] FILTER EXPRESSION]
@@ -23,136 +24,107 @@ The filter is a subset of pcap-filter: [src|dst] host|net|port|portrange, tcp, i
 and/or/not, parentheses; the words after the files that are not files are the filter.
 
 Flags:
-%s`
+`
 
-func cmdRead(e *env, args []string) (int, error) {
-	fs := pflag.NewFlagSet("wsdiag read", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var c common
-	var files []string
-	var workers int
-	var pf proxyFlags
-	c.register(fs)
-	pf.register(fs)
-	fs.IntVar(&workers, "workers", runtime.NumCPU(), "goroutines that reassemble, connections sharded over them (1: all in one)")
-	fs.StringArrayVarP(&files, "read", "r", nil, "read packets from FILE (tcpdump style; repeatable)")
-	fs.Usage = func() { fmt.Fprintf(e.stderr, readUsage, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		return exitOK, err
-	}
-	e.log = newLogger(c.logFormat, e.stderr)
-	files, expr, err := splitFilter(files, fs.Args(), fs.ArgsLenAtDash())
-	if err != nil {
-		return 0, err
-	}
-	opt, err := c.analyzeOptions()
-	if err == nil && (workers < 1 || workers > 64) {
-		err = fmt.Errorf("--workers: %d is not between 1 and 64", workers)
-	}
-	var hook *proxyHook
-	if err == nil {
-		hook, err = pf.setup(&opt, false)
-	}
-	if err != nil {
-		return 0, err
-	}
-	ropt, err := c.reassemblyOptions()
-	var mb *memBudget
-	if err == nil {
-		mb, err = c.budget(&ropt, &opt, workers, false)
-	}
-	if err == nil {
-		ropt.KeyLog, err = c.keyLog(files)
-	}
-	var match filter.Matcher
-	if err == nil && expr != "" {
-		if match, err = filter.NewMatcher(expr); err != nil {
-			err = errors.New(oneLine(err))
-		}
-	}
-	if err != nil {
-		return 0, err
-	}
+func cmdRead(e *env, args []string) (int, error) { return runCommand(e, args, &readSource{}) }
 
-	var readers []*capture.Reader
-	defer func() {
-		for _, r := range readers {
-			r.Close()
+// readSource is read's input: capture files merged by time (pipeline.Pump),
+// narrowed by the filter expression, reassembled inline or over --workers.
+type readSource struct {
+	files   []string
+	workers int
+	expr    string
+	match   filter.Matcher
+	readers []*capture.Reader
+	// what the pipeline left: its reassembly counters, the snap length's
+	// cuts, the files' read errors
+	asm      reassembly.Stats
+	cuts     pipeline.Cuts
+	warnings []string
+}
+
+func (r *readSource) usage() string { return readUsage }
+
+func (r *readSource) register(fs *pflag.FlagSet, c *common) {
+	c.registerCapture(fs)
+	fs.IntVar(&r.workers, "workers", runtime.NumCPU(), "goroutines that reassemble, connections sharded over them (1: all in one)")
+	fs.StringArrayVarP(&r.files, "read", "r", nil, "read packets from FILE (tcpdump style; repeatable)")
+}
+
+func (r *readSource) plan(s *session, fs *pflag.FlagSet) error {
+	var err error
+	if r.files, r.expr, err = splitFilter(r.files, fs.Args(), fs.ArgsLenAtDash()); err != nil {
+		return err
+	}
+	if r.workers < 1 || r.workers > 64 {
+		return fmt.Errorf("--workers: %d is not between 1 and 64", r.workers)
+	}
+	if r.expr != "" {
+		if r.match, err = filter.NewMatcher(r.expr); err != nil {
+			return errors.New(oneLine(err))
 		}
-	}()
-	for _, name := range files {
-		stdin := e.stdin
-		if stdin == nil {
-			stdin = os.Stdin
+	}
+	s.plan.title, s.plan.shardWorkers, s.plan.keysGrow = strings.Join(r.files, " "), r.workers, true
+	return nil
+}
+
+func (r *readSource) open(s *session) error {
+	stdin := s.e.stdin
+	if stdin == nil {
+		stdin = os.Stdin
+	}
+	s.onExit(func() {
+		for _, rd := range r.readers {
+			rd.Close()
 		}
-		r, err := capture.OpenStdin(name, stdin)
+	})
+	for _, name := range r.files {
+		rd, err := capture.OpenStdin(name, stdin)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		r.SetKeyLog(ropt.KeyLog)
-		readers = append(readers, r)
+		rd.SetKeyLog(s.ropt.KeyLog) // and the pcapng's own secrets join it
+		r.readers = append(r.readers, rd)
 	}
+	return nil
+}
 
-	s := newSession(e, &c, opt, e.stdout)
-	rep := c.newReport(strings.Join(files, " "), false)
-	s.consumers = append(s.consumers, rep.Add)
-	hook.attach(s)
-	var prog *progress
-	po := pipeline.PumpOptions{Stop: &s.full}
-	if wantTTY(c.progress, e.stderr) {
-		prog = newProgress(e.stderr, files)
-		po.Tick = func() { prog.update(readers, s.attempts.Load()) }
-	}
-	p := pipeline.New(s.an, ropt, workers, exitOnPanic)
+func (r *readSource) run(s *session) error {
+	p := pipeline.New(s.an, s.ropt, pipeline.Config{Workers: r.workers, Guard: exitOnPanic, Observer: s.met.observer()})
 	var sink pipeline.Sink = p
-	if expr != "" {
-		sink = &pipeline.Filtered{Match: match, Next: p}
+	if r.expr != "" {
+		sink = &pipeline.Filtered{Match: r.match, Next: p}
 	}
-	var cuts pipeline.Cuts
-	po.Cuts = &cuts
-	s.warnings = pipeline.Pump(readers, sink, po)
-	if prog != nil {
-		prog.done()
+	po := pipeline.PumpOptions{Stop: &s.stop, Cuts: &r.cuts}
+	if wantTTY(s.c.progress, s.e.stderr) {
+		prog := newProgress(s.e.stderr, r.files)
+		defer prog.done()
+		po.Tick = func() { prog.update(r.readers, s.attempts.Load()) }
 	}
-	as := p.Close()
-	s.an.Finish()
+	r.warnings = pipeline.Pump(r.readers, sink, po)
+	r.asm = p.Close()
+	return nil
+}
 
+func (r *readSource) close(s *session, sum *SummaryLine) ending {
+	for _, w := range r.warnings {
+		s.warn("%s", w)
+	}
+	for _, rd := range r.readers {
+		sum.Packets += rd.Packets
+		sum.TCPPackets += rd.TCP
+	}
+	return ending{asm: r.asm, cuts: r.cuts}
+}
+
+func (r *readSource) done(s *session, sum *SummaryLine) {
 	st := s.an.Stats()
-	var pk, tcp uint64
-	for _, r := range readers {
-		pk += r.Packets
-		tcp += r.TCP
-	}
-	s.resourceWarnings(as.Evicted, as.QuietEvicted)
-	mb.warnings(s, as.MemEvicted, st.MemEvicted)
-	if st.TLSErrors > 0 {
-		why := "wrong or missing keys"
-		if cuts.Packets > 0 {
-			why = "the snap length cut their records, which no key decrypts; or wrong or missing keys"
-		}
-		s.warn("%d TLS connections could not be decrypted (%s), e.g. %s", st.TLSErrors, why, st.TLSErrorSamples[0])
-	}
-	if cuts.Packets > 0 && (st.CutBlocks > 0 || as.HeaderCuts > 0) { // payloads cut behind whole headers change no verdict
-		s.warn("%s", cutWarning(cuts, st.CutBlocks))
-	}
-	if st.Evicted > 0 {
-		s.warn("%d exchanges decided before their partner could arrive: more than --max-pending=%d waiting", st.Evicted, c.maxPending)
-	}
-	hook.finishInto(s, textOut(c.format, e.stdout, e.stderr))
-	s.flushWarnings()
 	switch {
-	case st.Attempts == 0 && as.HeaderCuts > 0:
-		// A snap length that cut every handshake judged nothing: not ok.
-		e.log.Info().Msgf("cannot tell: the snap length cut every request before it could show an upgrade (%d packets, %d TCP, %d HTTP exchanges)", pk, tcp, st.Exchanges)
-		s.notOK = true
+	case st.Attempts == 0 && r.asm.HeaderCuts > 0:
+		s.e.log.Info().Msgf("cannot tell: the snap length cut every request before it could show an upgrade (%d packets, %d TCP, %d HTTP exchanges)", sum.Packets, sum.TCPPackets, st.Exchanges)
 	case st.Attempts == 0:
-		e.log.Info().Msgf("no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)", pk, tcp, st.Exchanges)
+		s.e.log.Info().Msgf("no WebSocket handshake attempts found (%d packets, %d TCP, %d HTTP exchanges)", sum.Packets, sum.TCPPackets, st.Exchanges)
 	}
-	sum := summary{packets: pk, tcp: tcp, conns: as.Connections, evictedFlows: as.Evicted + as.QuietEvicted}
-	mb.summary(&sum)
-	code := s.finish(sum)
-	reportSummary(rep, sum, s.warnings)
-	return code, rep.WriteFile(c.html)
 }
 
 // splitFilter tells capture files from a trailing filter expression: the

@@ -17,20 +17,7 @@ import (
 type renderer interface {
 	verdict(v *analyze.Verdict)
 	event(e *analyze.Event)
-	summary(s summary)
-}
-
-type summary struct {
-	stats        analyze.Stats
-	packets, tcp uint64
-	conns        uint64
-	evictedFlows uint64
-	kernelDrops  *uint64 // live capture only
-	warnings     []string
-	// evictedBytes and memEvicted (by subsystem): state given up for
-	// --max-memory.
-	evictedBytes uint64
-	memEvicted   map[string]uint64
+	summary(s *SummaryLine)
 }
 
 func newRenderer(format string, w io.Writer, verbosity int, showSecrets, color bool) renderer {
@@ -219,9 +206,9 @@ func sessionText(s *analyze.Session) string {
 
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 
-func byCodeLine(m map[analyze.Code]uint64) string {
+func byCodeLine(m map[string]uint64) string {
 	type kv struct {
-		c analyze.Code
+		c string
 		n uint64
 	}
 	var kvs []kv
@@ -241,18 +228,18 @@ func byCodeLine(m map[analyze.Code]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
-func (t *textRenderer) summary(s summary) {
-	if s.stats.Attempts == 0 {
+func (t *textRenderer) summary(s *SummaryLine) {
+	if s.Attempts == 0 {
 		return
 	}
 	if !t.verbose {
 		fmt.Fprintln(t.w)
 	}
-	fmt.Fprintf(t.w, "%s: %s\n", plural(s.stats.Attempts, "WebSocket attempt"), byCodeLine(s.stats.ByCode))
-	if n := s.stats.NoHandshake; n > 0 {
-		fmt.Fprintf(t.w, "%s began before the capture (handshake_not_captured), judged from their frames\n", plural(n, "session"))
+	fmt.Fprintf(t.w, "%s: %s\n", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode))
+	for _, n := range s.notes() {
+		fmt.Fprintln(t.w, n)
 	}
-	if s.stats.Attempts > s.stats.ByCode[analyze.OK] && !t.verbose {
+	if s.Attempts > s.ByCode[string(analyze.OK)] && !t.verbose {
 		fmt.Fprintln(t.w, "run with -v for the evidence and the fix")
 	}
 }
@@ -273,7 +260,7 @@ func (j *jsonRenderer) verdict(v *analyze.Verdict) {
 // type "event".
 func (j *jsonRenderer) event(ev *analyze.Event) { writeLine(j.w, &j.buf, eventLine(ev)) }
 
-func (j *jsonRenderer) summary(s summary) { writeLine(j.w, &j.buf, summaryLine(s)) }
+func (j *jsonRenderer) summary(s *SummaryLine) { writeLine(j.w, &j.buf, s) }
 
 func plural(n uint64, what string) string {
 	if n == 1 {

@@ -9,6 +9,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/cmd/internal/report"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // env is what a subcommand runs with. A subcommand returns its exit status
@@ -19,40 +21,89 @@ type env struct {
 	log            zerolog.Logger
 }
 
-// session is what read and live share from their flags to their exit: the
-// analyzer, the consumers of its verdicts, -c, the warnings and the
-// closing summary.
+// session is one run of read, live or probe from its flags to its exit:
+// the options the runner assembled (runner.go), what the source chose in
+// its plan, the analyzer and the views of its verdicts, -c, the warnings
+// and the closing summary.
 type session struct {
-	e    *env
-	c    *common
+	e *env
+	c *common
+
+	// Assembled from the flags, before the source opens anything.
+	opt  analyze.Options
+	ropt reassembly.Options // with the budget and the TLS keys
+	mem  *memBudget
+	hook *proxyHook
+	plan sourcePlan
+
 	rend renderer
 	an   *analyze.Analyzer
-	// consumers take every verdict passed on, in order; the renderer is
-	// the first. Other outputs (metrics, reports) append theirs.
+	rep  *report.Report
+	// stopReport writes a live run's report a last time and ends its
+	// rewriting.
+	stopReport func() error
+	met        *liveMetrics
+	// consumers take every verdict passed on, in order: the proxy's
+	// files first (they add to the verdict), the renderer, the report,
+	// the metrics, then the source's own.
 	consumers []func(*analyze.Verdict)
 
 	// -c: past limit attempts, verdicts are dropped and full is set.
 	limit    uint64
 	attempts atomic.Uint64 // read by the progress line from another goroutine
 	full     atomic.Bool
-	tally    analyze.Stats // of the verdicts passed on
+	// stop asks the source to end its input: -c is reached, or a signal
+	// came.
+	stop  atomic.Bool
+	tally analyze.Stats // of the verdicts passed on
 
 	warnings []string
 	printed  int // warnings already on stderr
 	// notOK makes the run exit 1 whatever the verdicts (a snap length
 	// that cut every handshake judged nothing).
 	notOK bool
+	// cleanup runs when the run ends, last registered first.
+	cleanup []func()
 }
 
-// newSession validates nothing: the caller has. out takes the verdicts.
-func newSession(e *env, c *common, opt analyze.Options, out io.Writer) *session {
-	s := &session{e: e, c: c, limit: uint64(c.count)}
+// sourcePlan is what a source decides in its plan, for the runner.
+type sourcePlan struct {
+	// out takes the verdicts (stdout; stderr when stdout carries
+	// packets).
+	out io.Writer
+	// title names the input in the HTML report.
+	title string
+	// onHost: wsdiag runs on the proxy host, so the proxy's files are
+	// its own (--proxy-config auto runs nginx -T; the error log is
+	// followed as it grows).
+	onHost bool
+	// live: a capture as it happens; the report is rewritten as
+	// verdicts arrive.
+	live bool
+	// dropTo is the user to become once the source is open ("": stay).
+	dropTo string
+	// shardWorkers is how many goroutines a reader deals segments to
+	// (read --workers): the batches between them are part of the memory
+	// budget. ring: --write-failing keeps recent packets.
+	shardWorkers int
+	ring         bool
+	// keysGrow: the source adds TLS secrets while it runs (a pcapng's
+	// embedded ones, probe's own), so the key log exists from the start.
+	keysGrow bool
+}
+
+// views makes the analyzer and what shows its verdicts.
+func (s *session) views() {
+	c := s.c
+	s.limit = uint64(c.count)
 	s.tally.ByCode, s.tally.BySev = map[analyze.Code]uint64{}, map[analyze.Severity]uint64{}
+	out := s.plan.out
 	s.rend = newRenderer(c.format, out, c.verbose, c.showSecrets, wantTTY(c.color, out) && os.Getenv("NO_COLOR") == "")
-	s.consumers = append(s.consumers, s.rend.verdict)
+	s.rep = c.newReport(s.plan.title, s.plan.live)
+	s.consumers = append(s.consumers, s.hook.verdict, s.rend.verdict, s.rep.Add, s.met.verdict)
+	opt := s.opt
 	opt.Events = s.rend.event // mass_close: one line when the burst is over
 	s.an = analyze.New(opt, s.verdict)
-	return s
 }
 
 // verdict is the analyzer's output: it counts, applies -c and hands the
@@ -68,6 +119,7 @@ func (s *session) verdict(v *analyze.Verdict) {
 		s.tally.BySev[v.Severity]++
 		if s.limit > 0 && n >= s.limit {
 			s.full.Store(true)
+			s.stop.Store(true)
 		}
 	}
 	for _, f := range s.consumers {
@@ -88,26 +140,30 @@ func (s *session) flushWarnings() {
 	s.printed = len(s.warnings)
 }
 
+// onExit registers f to run when the run ends.
+func (s *session) onExit(f func()) { s.cleanup = append(s.cleanup, f) }
+
+func (s *session) release() {
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
+}
+
 // finish prints the warnings and the summary (with the counts of the
 // verdicts passed on, so -c N says N) and returns the exit status.
-func (s *session) finish(sum summary) int {
+func (s *session) finish(sum *SummaryLine) int {
 	s.flushWarnings()
-	sum.stats = s.an.Stats()
-	sum.stats.Attempts, sum.stats.ByCode, sum.stats.BySev = s.tally.Attempts, s.tally.ByCode, s.tally.BySev
-	sum.warnings = s.warnings
+	st := s.an.Stats()
+	sum.Attempts, sum.HTTPExchanges, sum.Evicted, sum.NoHandshake = s.tally.Attempts, st.Exchanges, st.Evicted, st.NoHandshake
+	for c, n := range s.tally.ByCode {
+		sum.ByCode[string(c)] = n
+	}
+	sum.BySeverity = BySeverity{OK: s.tally.BySev[analyze.SevOK], Info: s.tally.BySev[analyze.SevInfo],
+		Warn: s.tally.BySev[analyze.SevWarn], Error: s.tally.BySev[analyze.SevError]}
+	sum.Warnings = append(sum.Warnings, s.warnings...)
 	s.rend.summary(sum)
 	if s.tally.Attempts > s.tally.ByCode[analyze.OK] || s.notOK {
 		return exitNotOK
 	}
 	return exitOK
-}
-
-// resourceWarnings are the warnings both commands give after the run.
-func (s *session) resourceWarnings(evicted, quietEvicted uint64) {
-	if evicted > 0 {
-		s.warn("%d connections evicted early: more than --max-flows=%d open at once", evicted, s.c.maxFlows)
-	}
-	if quietEvicted > 0 {
-		s.warn("%d connections that carried no HTTP or TLS ended early: more than %d such open at once (a tenth of --max-flows)", quietEvicted, max(100, s.c.maxFlows/10))
-	}
 }

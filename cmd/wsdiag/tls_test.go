@@ -105,8 +105,8 @@ func TestTLSKeysInPcapng(t *testing.T) {
 }
 
 // TestTLSKeysInPcapngGzipStdin: the embedded secrets survive gzip and
-// stdin (issue 17, bug 4: they were read by opening the file a second
-// time, so a .gz or "-" gave 101→- and encrypted_leg).
+// stdin (read by opening the file a second time, they were lost for a .gz
+// or "-", which gave 101→- and encrypted_leg).
 func TestTLSKeysInPcapngGzipStdin(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(capturesDir, "tls-13-keys-injected.pcapng"))
 	if err != nil {

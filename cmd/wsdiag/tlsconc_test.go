@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -20,19 +18,8 @@ import (
 // per-client sizes, one in TLS 1.2, one with two nginx workers.
 var tlsConcCaptures = []string{"tls-conc30-1", "tls-conc30-2", "tls-conc30-3", "tls-conc30-4", "tls-conc30-5", "tls-conc30-haproxy", "tls-conc30-sizes", "tls-conc30-tls12", "tls-conc30-2workers"}
 
-// concVerdict is the part of a JSON verdict pairing is judged on.
-type concVerdict struct {
-	Type           string  `json:"type"`
-	Code           string  `json:"code"`
-	Hop            string  `json:"hop"`
-	Client         *string `json:"client"`
-	Path           string  `json:"path"`
-	PairConfidence string  `json:"pair_confidence"`
-	Evidence       []string
-	Legs           []struct {
-		Client string `json:"client"`
-	} `json:"legs"`
-}
+// concVerdict is a verdict as pairing is judged on it.
+type concVerdict VerdictLine
 
 // upstreamSocket is the proxy's own end of the attempt's last leg: it
 // names the upstream leg whatever the pairing.
@@ -49,16 +36,8 @@ func readConc(t *testing.T, args ...string) ([]concVerdict, string) {
 	run(append([]string{"read", "--format", "json"}, args...), nil, &out, &errb)
 	raw := out.String()
 	var vs []concVerdict
-	sc := bufio.NewScanner(&out)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var v concVerdict
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
-		}
-		if v.Type == "verdict" {
-			vs = append(vs, v)
-		}
+	for _, v := range decodeOutput(t, out.Bytes()).verdicts {
+		vs = append(vs, concVerdict(v))
 	}
 	return vs, raw
 }

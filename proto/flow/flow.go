@@ -11,9 +11,11 @@
 //     or Server (server → client). h2 speaks roles; reassembly maps its
 //     Dir to the Role once it knows.
 //
-// It imports nothing, so every package under proto/ may use it and still
-// depend on nothing else of ours.
+// It imports nothing of ours, so every package under proto/ may use it and
+// still depend on nothing else of ours.
 package flow
+
+import "strconv"
 
 // Dir is one of a connection's two directions, as the caller numbers them:
 // Fwd is the direction of the first segment it saw, Rev the other. It
@@ -28,15 +30,9 @@ const (
 // Reverse is the other direction.
 func (d Dir) Reverse() Dir { return 1 - d }
 
-func (d Dir) String() string {
-	switch d {
-	case Fwd:
-		return "fwd"
-	case Rev:
-		return "rev"
-	}
-	return "Dir(?)"
-}
+func (d Dir) String() string { return name(dirNames[:], int(d), "Dir") }
+
+var dirNames = [...]string{Fwd: "fwd", Rev: "rev"}
 
 // Role is which end sends in a direction.
 type Role uint8
@@ -49,12 +45,14 @@ const (
 // Peer is the other end's role.
 func (r Role) Peer() Role { return 1 - r }
 
-func (r Role) String() string {
-	switch r {
-	case Client:
-		return "client"
-	case Server:
-		return "server"
+func (r Role) String() string { return name(roleNames[:], int(r), "Role") }
+
+var roleNames = [...]string{Client: "client", Server: "server"}
+
+// name is names[i], or "typ(i)" for a value out of range.
+func name(names []string, i int, typ string) string {
+	if i < len(names) {
+		return names[i]
 	}
-	return "Role(?)"
+	return typ + "(" + strconv.Itoa(i) + ")"
 }

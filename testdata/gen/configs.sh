@@ -26,7 +26,7 @@ CONF=/tmp/wsdiag-configs.gen
 
 # name | expected_code | expected_hop | description
 SCENARIOS=(
-  "configs-multi|ok=5;upgrade_header_dropped=5;upstream_http10=1;proxy_rejected=1|-|one nginx, config in 6 files: 12 attempts, each to a known server and location (see configs.sh)"
+  "configs-multi|ok=5;upgrade_header_dropped=5;upstream_http10=1;proxy_rejected=1|-;proxy;proxy;proxy|one nginx, config in 6 files: 12 attempts, each to a known server and location (see configs.sh)"
 )
 
 CONFIGS_ONLY=0

@@ -33,7 +33,7 @@ SCENARIOS=(
   "backend-down|upstream_connect_failed|connect|correct directives, proxy_pass to 127.0.0.1:$DEAD_PORT where nothing listens: SYN answered by RST, nginx 502"
   "backend-timeout|upstream_timeout|backend|correct directives, backend /hang never answers, proxy_read_timeout 2s: nginx 504 after 2 s"
   "backend-closed-early|upstream_closed_early|backend|correct directives, backend /drop closes without answering: nginx 502 (upstream prematurely closed)"
-  "origin-check|backend_rejected|backend|correct upgrade directives but Host not forwarded (leg B Host 127.0.0.1:$BACKEND_PORT, Origin http://$NGINX): backend /strict origin check 403 (finding host_rewritten)"
+  "origin-check|origin_mismatch|proxy|correct upgrade directives but Host not forwarded (leg B Host 127.0.0.1:$BACKEND_PORT, Origin http://$NGINX): backend /strict origin check 403 (finding host_rewritten)"
   "redirect|redirected|proxy|location /ws { return 301 /ws2; }: nginx answers 301 itself, no leg B"
   "path-rewrite-404|backend_rejected|backend|correct directives, proxy_pass http://$BACKEND/nothere/ turns /ws/x into /nothere/x: backend 404 (finding path_rewritten)"
   "backend-200|backend_not_websocket|backend|correct directives, backend /plain answers 200 text (not a WebSocket server)"
@@ -51,7 +51,7 @@ SCENARIOS=(
   "big-message-nginx|ok|-|correct config + proxy_buffer_size 4k, proxy_buffers 4 4k: a 3 MiB binary message (one frame) echoed through nginx; snaplen 400 (big payloads cut, packet and HTTP headers kept)"
   "backend-read-limit|message_too_big|session|correct config, backend /limited has SetReadLimit(64 KiB), 3 attempts: each 1 MiB client message (one frame) gets close 1009 from the backend on leg B, then a backend RST (unread data); whether nginx relays the 1009 to the client before resetting leg A is a race (both outcomes in the file); snaplen 400"
   "backend-close-4000|closed_by_backend|session|correct config, backend /close4000 echoes the first message then sends close 4000 \"going away: test\"; the client answers close 4000"
-  "intercepted-error|backend_rejected|backend|correct upgrade directives, Host not forwarded, backend /strict refuses (403), and proxy_intercept_errors + error_page 403 =502 makes nginx answer the client 502 with its own page: finding response_altered (the proxy did not relay the backend's answer)"
+  "intercepted-error|origin_mismatch|proxy|correct upgrade directives, Host not forwarded, backend /strict refuses (403), and proxy_intercept_errors + error_page 403 =502 makes nginx answer the client 502 with its own page: finding response_altered (the proxy did not relay the backend's answer)"
   "client-rst|abnormal_close|session|correct config: after the upgrade and one echoed message the client resets the connection (SO_LINGER 0: RST), no close frame"
 )
 

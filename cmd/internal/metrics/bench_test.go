@@ -12,12 +12,6 @@ import (
 // two legs' ends. cmd/wsdiag's BenchmarkMetricsOverhead sets them against
 // live's whole work per attempt.
 
-type nopSink struct{}
-
-func (nopSink) Request(*reassembly.Request)   {}
-func (nopSink) Response(*reassembly.Response) {}
-func (nopSink) ConnEnd(*reassembly.ConnEnd)   {}
-
 // attemptEvents returns concurrent-20's verdicts and, per verdict, the
 // ends of its tunnel's two legs (none for a failed upgrade).
 func attemptEvents(b *testing.B) ([]*analyze.Verdict, [][]*reassembly.ConnEnd) {
@@ -51,14 +45,13 @@ func tunnelEnds(vs []*analyze.Verdict) [][]*reassembly.ConnEnd {
 func BenchmarkAttemptUpdates(b *testing.B) {
 	vs, ends := attemptEvents(b)
 	m := New(DefaultOptions)
-	s := m.Sink(nopSink{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		k := i % len(vs)
 		m.Verdict(vs[k])
 		for _, e := range ends[k] {
-			s.ConnEnd(e)
+			m.ConnEnd(e)
 		}
 	}
 }

@@ -79,36 +79,14 @@ func (c *captureFigures) Collect(ch chan<- prometheus.Metric) {
 	counter(descWarnings, c.tls.Load(), "tls_undecrypted")
 }
 
-// Sink returns a reassembly.Sink that hands every event to inner and
-// watches connections upgrade and end, for the tunnel metrics.
-func (m *Metrics) Sink(inner reassembly.Sink) reassembly.Sink {
-	s := sink{inner, m}
-	if t, ok := inner.(reassembly.TLSSink); ok {
-		return tlsSink{s, t}
-	}
-	return s
-}
-
-type sink struct {
-	reassembly.Sink
-	m *Metrics
-}
-
-func (s sink) Response(r *reassembly.Response) {
-	s.Sink.Response(r)
+// Response and ConnEnd watch connections upgrade and end, for the tunnel
+// metrics: Metrics is a pipeline.Observer, given every event after the
+// analyzer.
+func (m *Metrics) Response(r *reassembly.Response) {
 	if r.Status == 101 {
-		s.m.tunnels.upgraded(r)
+		m.tunnels.upgraded(r)
 	}
 }
 
-func (s sink) ConnEnd(e *reassembly.ConnEnd) {
-	s.Sink.ConnEnd(e)
-	s.m.tunnels.connEnd(e)
-}
-
-type tlsSink struct {
-	sink
-	t reassembly.TLSSink
-}
-
-func (s tlsSink) TLSStart(e *reassembly.TLSStart) { s.t.TLSStart(e) }
+// ConnEnd: see Response.
+func (m *Metrics) ConnEnd(e *reassembly.ConnEnd) { m.tunnels.connEnd(e) }

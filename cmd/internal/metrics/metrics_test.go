@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
+	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -35,7 +36,7 @@ func replay(t testing.TB, m *Metrics, name string) []*analyze.Verdict {
 		vs = append(vs, v)
 		m.Verdict(v)
 	})
-	asm := reassembly.New(m.Sink(an), reassembly.DefaultOptions)
+	asm := reassembly.New(pipeline.Tee(an, m), reassembly.DefaultOptions)
 	var last time.Time
 	for {
 		p, err := r.Next()
@@ -350,9 +351,9 @@ func TestTunnelTracked(t *testing.T) {
 			// a live that decided earlier tunnels at their handshake too
 			m.tunnels.tracking = true
 			an := analyze.New(analyze.DefaultOptions, nil)
-			s := m.Sink(an)
 			// the backend's 101, then the proxy's: one tunnel, one key
 			req := &reassembly.Request{Headers: reassembly.Headers{{Name: "Sec-WebSocket-Key", Value: "dGhlIHNhbXBsZSBub25jZQ=="}}}
+			s := pipeline.Tee(an, m)
 			s.Response(&reassembly.Response{Conn: reassembly.Conn{ID: 2}, Status: 101, Request: req})
 			s.Response(&reassembly.Response{Conn: reassembly.Conn{ID: 1}, Status: 101, Request: req})
 			for _, e := range tc.before {

@@ -34,17 +34,33 @@ type Pipeline struct {
 	shard  *sharded
 }
 
-// New returns a pipeline of workers goroutines (1: all inline, on the
-// caller's goroutine). guard, if not nil, is deferred by each goroutine it
-// starts, so that the caller may turn a panic into an exit of its own.
-func New(an *analyze.Analyzer, opt reassembly.Options, workers int, guard func()) *Pipeline {
-	if guard == nil {
-		guard = func() {}
+// Config says how a Pipeline or a Fanout runs; the zero value is one
+// worker, no guard, no observer.
+type Config struct {
+	// Workers is how many goroutines reassemble (Pipeline: 0 or 1, all
+	// inline on the caller's goroutine).
+	Workers int
+	// Guard, if not nil, is deferred by each goroutine the pipeline
+	// starts, so that the caller may turn a panic into an exit of its own.
+	Guard func()
+	// Observer, if not nil, sees the events after the analyzer.
+	Observer Observer
+}
+
+func (c *Config) guard() func() {
+	if c.Guard == nil {
+		return func() {}
 	}
-	if workers > 1 {
-		return &Pipeline{shard: newSharded(workers, an, opt, guard)}
+	return c.Guard
+}
+
+// New returns a pipeline that feeds an.
+func New(an *analyze.Analyzer, opt reassembly.Options, c Config) *Pipeline {
+	c.Guard = c.guard()
+	if c.Workers > 1 {
+		return &Pipeline{shard: newSharded(c.Workers, an, opt, c)}
 	}
-	return &Pipeline{single: &single{asm: reassembly.New(an, opt), an: an}}
+	return &Pipeline{single: &single{asm: reassembly.New(Tee(an, c.Observer), opt), an: an}}
 }
 
 // Add feeds one segment.
@@ -113,6 +129,20 @@ type Cuts struct {
 	Snaplen int
 }
 
+// Count counts p when the snap length cut it.
+func (c *Cuts) Count(p *capture.Packet) {
+	if p.Cut > 0 {
+		c.Packets++
+		c.Snaplen = max(c.Snaplen, p.CI.CaptureLength)
+	}
+}
+
+// Add sums x into c: the counts of several inputs.
+func (c *Cuts) Add(x Cuts) {
+	c.Packets += x.Packets
+	c.Snaplen = max(c.Snaplen, x.Snaplen)
+}
+
 // Pump merges the readers by timestamp (like mergecap) and feeds every
 // TCP segment to the sink. A read error ends that file with a warning: the
 // verdicts that can be made from what was read still are.
@@ -149,9 +179,8 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 			}
 		}
 		h := &heads[best]
-		if h.pkt.Cut > 0 && o.Cuts != nil {
-			o.Cuts.Packets++
-			o.Cuts.Snaplen = max(o.Cuts.Snaplen, h.pkt.CI.CaptureLength)
+		if o.Cuts != nil {
+			o.Cuts.Count(h.pkt)
 		}
 		sink.Add(h.pkt)
 		n++

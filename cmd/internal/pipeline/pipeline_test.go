@@ -36,7 +36,7 @@ func judge(t *testing.T, workers int, expr string, files ...string) (map[analyze
 		got[v.Code]++
 		mu.Unlock()
 	})
-	p := New(an, reassembly.DefaultOptions, workers, nil)
+	p := New(an, reassembly.DefaultOptions, Config{Workers: workers})
 	var sink Sink = p
 	if expr != "" {
 		m, err := filter.NewMatcher(expr)
@@ -70,7 +70,7 @@ func TestPipelineVerdicts(t *testing.T) {
 // TestPipelineFilter: a filter keeps the client leg alone.
 func TestPipelineFilter(t *testing.T) {
 	got, _ := judge(t, 2, "port 8080", "concurrent-20.pcap")
-	if fmt.Sprint(got) != "map[ok:10 upgrade_header_dropped:10]" { // the broken attempts: gorilla's relayed refusal (issue 11 class 5)
+	if fmt.Sprint(got) != "map[ok:10 upgrade_header_dropped:10]" { // the broken attempts: gorilla's relayed refusal
 		t.Errorf("client leg only: %v", got)
 	}
 }

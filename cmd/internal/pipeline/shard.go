@@ -29,16 +29,6 @@ type segment struct {
 	off, n, cut int32
 }
 
-// event is one reassembly event, kept in its batch until the analyzer
-// goroutine applies it.
-type event struct {
-	req  *reassembly.Request
-	resp *reassembly.Response
-	end  *reassembly.ConnEnd
-	tls  *reassembly.TLSStart
-	recs *reassembly.TLSRecords
-}
-
 type batch struct {
 	worker int
 	segs   []segment
@@ -47,17 +37,6 @@ type batch struct {
 	// upTo is the capture time the worker has reached after this batch.
 	upTo time.Time
 	last bool // the worker's final batch (after Close)
-}
-
-// batchSink collects a worker's events into the batch being processed.
-type batchSink struct{ b *batch }
-
-func (s *batchSink) Request(r *reassembly.Request)   { s.b.events = append(s.b.events, event{req: r}) }
-func (s *batchSink) Response(r *reassembly.Response) { s.b.events = append(s.b.events, event{resp: r}) }
-func (s *batchSink) ConnEnd(e *reassembly.ConnEnd)   { s.b.events = append(s.b.events, event{end: e}) }
-func (s *batchSink) TLSStart(e *reassembly.TLSStart) { s.b.events = append(s.b.events, event{tls: e}) }
-func (s *batchSink) TLSRecords(e *reassembly.TLSRecords) {
-	s.b.events = append(s.b.events, event{recs: e})
 }
 
 // shardOf deals a segment's connection to a worker, the same way in both
@@ -81,12 +60,13 @@ type sharded struct {
 	cur    []*batch      // batches being filled, per worker
 	asms   []*reassembly.Assembler
 	an     *analyze.Analyzer
+	obs    Observer
 	finish chan struct{}
 	guard  func()
 }
 
-func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, guard func()) *sharded {
-	s := &sharded{n: n, an: an, done: make(chan *batch, 4*n), finish: make(chan struct{}), guard: guard}
+func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, c Config) *sharded {
+	s := &sharded{n: n, an: an, obs: c.Observer, done: make(chan *batch, 4*n), finish: make(chan struct{}), guard: c.Guard}
 	opt.MaxFlows = max(100, opt.MaxFlows/n)
 	for w := 0; w < n; w++ {
 		s.work = append(s.work, make(chan *batch, 4))
@@ -96,7 +76,7 @@ func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, guard func(
 		}
 		o := opt
 		o.IDBase, o.IDStride = reassembly.ConnID(w), reassembly.ConnID(n)
-		sink := &batchSink{}
+		sink := &eventLog{}
 		asm := reassembly.New(sink, o)
 		s.asms = append(s.asms, asm)
 		s.cur = append(s.cur, <-s.free[w])
@@ -139,12 +119,12 @@ func (s *sharded) close() {
 	<-s.finish
 }
 
-func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *batchSink) {
+func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *eventLog) {
 	defer s.guard()
 	var tcp layers.TCP
 	var dec capture.TCPDecoder
 	for b := range in {
-		sink.b = b
+		sink.events = b.events[:0]
 		for i := range b.segs {
 			g := &b.segs[i]
 			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
@@ -156,7 +136,7 @@ func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *batchS
 		if b.last {
 			asm.Close()
 		}
-		sink.b = nil
+		b.events, sink.events = sink.events, nil
 		s.done <- b
 	}
 }
@@ -165,53 +145,29 @@ func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *batchS
 // capture time passes on every worker.
 func (s *sharded) apply() {
 	defer s.guard()
-	upTo := make([]time.Time, s.n)
-	lastSeen := make([]bool, s.n)
-	var lastDecide time.Time
+	clk := newClock(s.n)
 	finished, batches := 0, 0
 	for b := range s.done {
-		for _, e := range b.events {
-			switch {
-			case e.req != nil:
-				s.an.Request(e.req)
-			case e.resp != nil:
-				s.an.Response(e.resp)
-			case e.end != nil:
-				s.an.ConnEnd(e.end)
-			case e.tls != nil:
-				s.an.TLSStart(e.tls)
-			case e.recs != nil:
-				s.an.TLSRecords(e.recs)
-			}
-		}
-		if b.upTo.After(upTo[b.worker]) {
-			upTo[b.worker] = b.upTo
-		}
+		apply(b.events, s.an, s.obs)
+		clk.advance(b.worker, b.upTo)
 		w, last := b.worker, b.last
 		b.segs, b.slab, b.events, b.last = b.segs[:0], b.slab[:0], b.events[:0], false
-		clear(b.events[:cap(b.events)])
 		if last {
-			lastSeen[w] = true
-			finished++
-			if finished == s.n {
+			clk.end(w)
+			if finished++; finished == s.n {
 				close(s.finish)
 				return
 			}
 			continue
 		}
 		s.free[w] <- b
-		// the slowest worker bounds what may be decided
-		now := upTo[0]
-		for i, t := range upTo {
-			if !lastSeen[i] && t.Before(now) {
-				now = t
-			}
-		}
 		// a batch is ~1024 segments: as in single, at least decideEvery
 		// packets pass between decisions, whatever the time stamps say
-		if batches++; now.Sub(lastDecide) >= time.Second && batches*batchSize >= decideEvery*s.n {
-			s.an.Decide(now)
-			lastDecide, batches = now, 0
+		if batches++; batches*batchSize >= decideEvery*s.n {
+			if now, ok := clk.due(time.Second); ok {
+				s.an.Decide(now)
+				batches = 0
+			}
 		}
 	}
 }

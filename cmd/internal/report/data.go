@@ -12,30 +12,35 @@ import (
 )
 
 // The data the page's script reads, as compact JSON. Repeated strings
-// (header lines, evidence, paths) live once in a table "S" and attempts
-// refer to them by index; times are microseconds, attempts' relative to
-// "t0", events' relative to their attempt. The layout of one attempt (an
-// array, to keep 100 000 of them small) is documented in report.js, at
-// decode().
+// (header lines, evidence, paths) live once in a table "strings" and
+// attempts refer to them by index; times are microseconds, attempts'
+// relative to "t0", events' relative to their attempt. An attempt, a leg,
+// its times, a session and a connect attempt are arrays, to keep 100 000
+// of them small; layout.go names their fields, and the index carries
+// those names ("layout"), from which the script takes its indices.
 
 // gzipAbove is the JSON size past which the data is gzipped and base64'd
 // (the page inflates it with the browser's DecompressionStream).
 const gzipAbove = 1 << 20
 
 type encoder struct {
-	b     []byte
+	buf   []byte
 	index map[string]int
 	table []string
-	// Header blocks are shared too ("B"): a line carrying the attempt's
-	// own Sec-WebSocket-Key or -Accept is written -1 or -2, so blocks that
-	// differ only in those are one.
+	// Header blocks are shared too ("blocks"): a line carrying the
+	// attempt's own Sec-WebSocket-Key or -Accept is written -1 or -2, so
+	// blocks that differ only in those are one.
 	blockIndex map[string]int
 	blocks     [][]int
 	ints       []int
-	sb         []byte
+	key        []byte
 }
 
-// block writes the index of a header block in "B".
+func newEncoder(size int) *encoder {
+	return &encoder{index: map[string]int{"": 0}, table: []string{""}, blockIndex: map[string]int{}, buf: make([]byte, 0, size)}
+}
+
+// block writes the index of a header block in "blocks".
 func (e *encoder) block(lines []string, key, accept string) {
 	e.ints = e.ints[:0]
 	for _, l := range lines {
@@ -45,63 +50,66 @@ func (e *encoder) block(lines []string, key, accept string) {
 		case accept != "" && len(l) == len(acceptLine)+len(accept) && l[:len(acceptLine)] == acceptLine && l[len(acceptLine):] == accept:
 			e.ints = append(e.ints, -2)
 		default:
-			i, ok := e.index[l]
-			if !ok {
-				i = len(e.table)
-				e.index[l] = i
-				e.table = append(e.table, l)
-			}
-			e.ints = append(e.ints, i)
+			e.ints = append(e.ints, e.intern(l))
 		}
 	}
-	e.sb = e.sb[:0]
+	e.key = e.key[:0]
 	for _, i := range e.ints {
-		e.sb = strconv.AppendInt(e.sb, int64(i), 10)
-		e.sb = append(e.sb, ',')
+		e.key = strconv.AppendInt(e.key, int64(i), 10)
+		e.key = append(e.key, ',')
 	}
-	i, ok := e.blockIndex[string(e.sb)]
+	i, ok := e.blockIndex[string(e.key)]
 	if !ok {
 		i = len(e.blocks)
-		e.blockIndex[string(e.sb)] = i
+		e.blockIndex[string(e.key)] = i
 		e.blocks = append(e.blocks, append([]int(nil), e.ints...))
 	}
-	e.n(int64(i))
+	e.int(int64(i))
 }
 
 const keyLine, acceptLine = "Sec-WebSocket-Key: ", "Sec-WebSocket-Accept: "
 
-func (e *encoder) s(x string) {
+// intern returns the index of x in the string table, adding it.
+func (e *encoder) intern(x string) int {
 	i, ok := e.index[x]
 	if !ok {
 		i = len(e.table)
 		e.index[x] = i
 		e.table = append(e.table, x)
 	}
-	e.b = strconv.AppendInt(e.b, int64(i), 10)
+	return i
 }
 
-func (e *encoder) strs(xs []string) {
-	e.b = append(e.b, '[')
-	for i, x := range xs {
+// str writes x as its index in the string table.
+func (e *encoder) str(x string) { e.int(int64(e.intern(x))) }
+
+// strs writes a list of strings as their indices.
+func (e *encoder) strs(xs []string) { e.list(len(xs), func(i int) { e.str(xs[i]) }) }
+
+// list writes a JSON array of n items.
+func (e *encoder) list(n int, item func(i int)) {
+	e.raw("[")
+	for i := 0; i < n; i++ {
 		if i > 0 {
-			e.b = append(e.b, ',')
+			e.comma()
 		}
-		e.s(x)
+		item(i)
 	}
-	e.b = append(e.b, ']')
+	e.raw("]")
 }
 
-func (e *encoder) n(x int64)    { e.b = strconv.AppendInt(e.b, x, 10) }
-func (e *encoder) c()           { e.b = append(e.b, ',') }
-func (e *encoder) raw(x string) { e.b = append(e.b, x...) }
+func (e *encoder) int(x int64)  { e.buf = strconv.AppendInt(e.buf, x, 10) }
+func (e *encoder) comma()       { e.buf = append(e.buf, ',') }
+func (e *encoder) raw(x string) { e.buf = append(e.buf, x...) }
+func (e *encoder) flag(b bool)  { e.int(b2i(b)) }
 
-// us writes t-base in microseconds, or null for a zero t.
-func (e *encoder) us(t, base time.Time) {
+// micros writes t-base in microseconds, or null for a zero t.
+func (e *encoder) micros(t, base time.Time) {
 	if t.IsZero() {
 		e.raw("null")
 		return
 	}
-	e.n(t.Sub(base).Microseconds())
+	e.int(t.Sub(base).Microseconds())
 }
 
 func b2i(b bool) int64 {
@@ -147,80 +155,58 @@ func appendJSON(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func (e *encoder) q(s string) { e.b = appendJSON(e.b, s) }
+func (e *encoder) quote(s string) { e.buf = appendJSON(e.buf, s) }
 
-func (e *encoder) qs(xs []string) {
-	e.b = append(e.b, '[')
-	for i, x := range xs {
-		if i > 0 {
-			e.c()
-		}
-		e.q(x)
-	}
-	e.b = append(e.b, ']')
-}
+func (e *encoder) quotes(xs []string) { e.list(len(xs), func(i int) { e.quote(xs[i]) }) }
 
 // index encodes what the page needs at once (the summary's filters, the
-// timeline, the list's rows): one column per field, so 100 000 attempts
-// parse in milliseconds. "S" is its own string table.
+// timeline, the list's rows): one column per field (indexColumns), so
+// 100 000 attempts parse in milliseconds, then the string table of the
+// columns, the code catalogue and the layout of the details.
 func (s *snapshot) index(t0 time.Time) []byte {
-	e := &encoder{index: map[string]int{"": 0}, table: []string{""}, b: make([]byte, 0, 1024+64*len(s.recs))}
-	e.raw(`{"v":1,"t0":`)
+	e := newEncoder(1024 + 64*len(s.recs))
+	e.raw(`{"version":1,"t0":`)
 	if t0.IsZero() {
 		e.raw("0")
 	} else {
-		e.n(t0.UnixMicro())
+		e.int(t0.UnixMicro())
 	}
-	e.raw(`,"n":`)
-	e.n(int64(len(s.recs)))
-	col := func(name string, f func(r *record)) {
-		e.raw(`,"` + name + `":[`)
-		for i, r := range s.recs {
-			if i > 0 {
-				e.c()
-			}
-			f(r)
-		}
-		e.raw("]")
+	e.raw(`,"count":`)
+	e.int(int64(len(s.recs)))
+	for _, col := range indexColumns {
+		e.raw(`,"` + col.name + `":`)
+		e.list(len(s.recs), func(i int) { col.write(e, at{s.recs[i], t0}) })
 	}
-	col("T", func(r *record) { e.us(r.t, t0) })
-	col("E", func(r *record) { e.n(r.end.Sub(r.t).Microseconds()) })
-	col("C", func(r *record) { e.s(string(r.code)) })
-	col("V", func(r *record) { e.s(string(r.sev)) })
-	col("H", func(r *record) { e.s(string(r.hop)) })
-	col("K", func(r *record) { e.q(r.client) })
-	col("P", func(r *record) { e.s(r.path) })
-	col("SB", func(r *record) { e.n(int64(r.sb)) })
-	col("SC", func(r *record) { e.n(int64(r.sc)) })
-	e.raw(`,"S":`)
-	e.qs(e.table)
-	e.raw(`,"codes":{`)
-	for i, c := range analyze.Codes {
-		if i > 0 {
-			e.c()
-		}
-		hop, sev := analyze.Describe(c)
-		e.q(string(c))
-		e.raw(":[")
-		e.q(string(hop))
-		e.c()
-		e.q(string(sev))
-		e.c()
-		e.q(analyze.Summary(c))
-		e.c()
-		e.q(colorOf(c))
-		e.raw("]")
-	}
-	e.raw("}}")
-	return e.b
+	e.raw(`,"strings":`)
+	e.quotes(e.table)
+	e.raw(`,"codes":`)
+	e.codes()
+	e.raw(`,"layout":`)
+	e.buf = append(e.buf, layoutJSON...)
+	e.raw("}")
+	return e.buf
 }
 
-// details encodes every attempt in full (see report.js for the layout):
-// a first line {"S": strings, "B": header blocks, "chunk": n}, then lines
-// of n attempts each (JSON arrays), so the page parses only the lines of
-// the attempts it shows (a JSON string never holds a raw newline).
+// codes writes the catalogue: code → [hop, severity, summary, colour].
+func (e *encoder) codes() {
+	e.raw("{")
+	for i, c := range analyze.Codes {
+		if i > 0 {
+			e.comma()
+		}
+		e.quote(string(c))
+		e.raw(":")
+		writeArray(e, codeFields, c)
+	}
+	e.raw("}")
+}
+
+// details encodes every attempt in full (recordFields): a first line
+// {"strings": …, "blocks": header blocks, "chunk": n}, then lines of n
+// attempts each (JSON arrays), so the page parses only the lines of the
+// attempts it shows (a JSON string never holds a raw newline).
 func (s *snapshot) details(t0 time.Time) []byte {
-	e := &encoder{index: map[string]int{"": 0}, table: []string{""}, blockIndex: map[string]int{}, b: make([]byte, 0, 1024+400*len(s.recs))}
+	e := newEncoder(1024 + 400*len(s.recs))
 	for i, r := range s.recs {
 		switch {
 		case i%detailChunk == 0 && i > 0:
@@ -228,35 +214,23 @@ func (s *snapshot) details(t0 time.Time) []byte {
 		case i == 0:
 			e.raw("[")
 		default:
-			e.c()
+			e.comma()
 		}
-		e.record(r, t0)
+		writeArray(e, recordFields, at{r, t0})
 	}
 	if len(s.recs) > 0 {
 		e.raw("]")
 	}
-	recs := e.b
-	e.b = make([]byte, 0, 64*len(e.table)+len(recs)+64)
-	e.raw(`{"S":`)
-	e.qs(e.table)
-	e.raw(`,"B":[`)
-	for i, b := range e.blocks {
-		if i > 0 {
-			e.c()
-		}
-		e.raw("[")
-		for j, x := range b {
-			if j > 0 {
-				e.c()
-			}
-			e.n(int64(x))
-		}
-		e.raw("]")
-	}
-	e.raw(`],"chunk":`)
-	e.n(detailChunk)
+	recs := e.buf
+	e.buf = make([]byte, 0, 64*len(e.table)+len(recs)+64)
+	e.raw(`{"strings":`)
+	e.quotes(e.table)
+	e.raw(`,"blocks":`)
+	e.list(len(e.blocks), func(i int) { e.list(len(e.blocks[i]), func(j int) { e.int(int64(e.blocks[i][j])) }) })
+	e.raw(`,"chunk":`)
+	e.int(detailChunk)
 	e.raw("}\n")
-	return append(e.b, recs...)
+	return append(e.buf, recs...)
 }
 
 // detailChunk is how many attempts a line of details holds.
@@ -308,157 +282,9 @@ func pack(b []byte) []byte {
 
 func (s *snapshot) t0() time.Time {
 	if len(s.recs) > 0 {
-		return s.recs[0].t
+		return s.recs[0].start
 	}
 	return time.Time{}
-}
-
-// record writes one attempt (see decode() in report.js for the layout).
-func (e *encoder) record(r *record, t0 time.Time) {
-	e.raw("[")
-	e.us(r.t, t0)
-	e.c()
-	e.s(string(r.code))
-	e.c()
-	e.s(string(r.sev))
-	e.c()
-	e.s(string(r.hop))
-	e.c()
-	e.q(r.client)
-	e.c()
-	e.s(r.path)
-	e.c()
-	e.s(r.proxy)
-	e.c()
-	e.s(r.product)
-	e.c()
-	e.s(r.backend)
-	e.c()
-	e.n(int64(r.sb))
-	e.c()
-	e.n(int64(r.sc))
-	e.c()
-	e.s(r.conf)
-	e.c()
-	e.strs(r.findings)
-	e.c()
-	e.strs(r.evidence)
-	e.c()
-	e.s(r.errorLog)
-	e.c()
-	e.s(r.fix)
-	e.c()
-	e.us(r.end, r.t)
-	e.raw(",[")
-	for i, l := range r.legs {
-		if i > 0 {
-			e.c()
-		}
-		e.leg(&l, r)
-	}
-	e.raw("],")
-	if ss := r.session; ss != nil {
-		e.raw("[")
-		e.n(ss.Duration.Microseconds())
-		for _, x := range []uint64{ss.FramesC2S, ss.FramesS2C, ss.BytesC2S, ss.BytesS2C} {
-			e.c()
-			e.n(int64(x))
-		}
-		e.c()
-		e.n(ss.LongestSilence.Microseconds())
-		e.c()
-		e.n(int64(ss.Pings))
-		e.c()
-		e.s(ss.ClosedBy)
-		e.c()
-		e.n(int64(ss.CloseCode))
-		e.c()
-		e.q(ss.CloseReason)
-		e.c()
-		e.s(ss.CloseKind)
-		e.c()
-		e.n(b2i(ss.Open))
-		e.raw("]")
-	} else {
-		e.raw("null")
-	}
-	e.raw(",[")
-	for i, c := range r.connects {
-		if i > 0 {
-			e.c()
-		}
-		e.raw("[")
-		e.q(addr(c.Client))
-		e.c()
-		e.s(r.connServer[i])
-		e.c()
-		e.us(c.Start, r.t)
-		e.c()
-		e.us(c.Last, r.t)
-		e.c()
-		e.n(b2i(c.SYNACK))
-		e.c()
-		e.s(c.End)
-		e.raw("]")
-	}
-	e.raw("],")
-	e.q(r.key)
-	e.c()
-	e.q(r.accept)
-	e.raw("]")
-}
-
-// leg writes a leg; its client is "" when it is the attempt's, and its
-// times are each after the previous one given (the first after the
-// attempt's start), which keeps the numbers short.
-func (e *encoder) leg(l *leg, r *record) {
-	e.raw("[")
-	if l.client == r.client {
-		e.raw(`""`)
-	} else {
-		e.q(l.client)
-	}
-	e.c()
-	e.s(l.server)
-	e.c()
-	e.s(l.reqLine)
-	e.c()
-	e.s(l.statusLine)
-	e.c()
-	e.block(l.reqHeaders, r.key, r.accept)
-	e.c()
-	e.block(l.respHeaders, r.key, r.accept)
-	t := &l.times
-	base := r.t
-	delta := func(x time.Time) {
-		e.us(x, base)
-		if !x.IsZero() {
-			base = x
-		}
-	}
-	e.raw(",[")
-	e.n(b2i(t.SYN) | b2i(t.SYNACK)<<1 | b2i(t.OpenAtEnd)<<2)
-	for _, x := range []time.Time{t.Open, t.Request, t.Response, t.FirstFrameC2S, t.FirstFrameS2C, t.CloseFrameC2S, t.CloseFrameS2C} {
-		e.c()
-		delta(x)
-	}
-	e.c()
-	e.n(int64(t.CloseCodeC2S))
-	e.c()
-	e.n(int64(t.CloseCodeS2C))
-	e.c()
-	delta(t.ClientEnd)
-	e.c()
-	e.s(t.ClientEndKind)
-	e.c()
-	delta(t.ServerEnd)
-	e.c()
-	e.s(t.ServerEndKind)
-	e.c()
-	delta(t.Last)
-	e.raw("],")
-	e.n(b2i(l.reqCut) | b2i(l.respCut)<<1)
-	e.raw("]")
 }
 
 // colorOf gives each code a fixed colour: green for ok, reds and oranges

@@ -58,7 +58,7 @@ func (s *snapshot) write(w io.Writer) error {
 		Secrets: s.opt.ShowSecrets, Attempts: len(s.recs), Dropped: s.dropped, Plain: s.plain, Sum: s.sum,
 		CSS: template.CSS(css), JS: template.JS(script)}
 	if len(s.recs) > 0 {
-		first, last := s.recs[0].t, s.recs[0].end
+		first, last := s.recs[0].start, s.recs[0].end
 		for _, r := range s.recs {
 			if r.end.After(last) {
 				last = r.end

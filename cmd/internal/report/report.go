@@ -43,7 +43,10 @@ const DefaultMaxAttempts = 200000
 type Summary struct {
 	Packets, TCP, Connections uint64
 	KernelDrops               *uint64
-	Warnings                  []string
+	// Notes are figures said as sentences ("3 sessions began before the
+	// capture …").
+	Notes    []string
+	Warnings []string
 }
 
 // Report collects verdicts; it is safe for use by one producer while
@@ -72,26 +75,26 @@ func New(opt Options) *Report {
 
 // record is what the report keeps of a verdict: strings already redacted.
 type record struct {
-	t          time.Time
-	end        time.Time // last event seen of the attempt
-	code       analyze.Code
-	sev        analyze.Severity
-	hop        analyze.Hop
-	client     string
-	path       string
-	proxy      string
-	product    string
-	backend    string
-	sb, sc     int
-	conf       string
-	findings   []string
-	evidence   []string
-	errorLog   string
-	fix        string
-	legs       []leg
-	session    *analyze.Session
-	connects   []analyze.Connect
-	connServer []string
+	start                       time.Time
+	end                         time.Time // last event seen of the attempt
+	code                        analyze.Code
+	severity                    analyze.Severity
+	hop                         analyze.Hop
+	client                      string
+	path                        string
+	proxy                       string
+	product                     string
+	backend                     string
+	statusBackend, statusClient int
+	pairing                     string
+	findings                    []string
+	evidence                    []string
+	errorLog                    string
+	fix                         string
+	legs                        []leg
+	session                     *analyze.Session
+	connects                    []analyze.Connect
+	connServer                  []string
 	// The client's Sec-WebSocket-Key and the Accept answered to it.
 	key, accept string
 }
@@ -148,9 +151,9 @@ func (r *Report) Add(v *analyze.Verdict) {
 		r.plain++
 		return
 	}
-	rec := &record{t: v.Time, code: v.Code, sev: v.Severity, hop: v.Hop, client: addr(v.Client),
+	rec := &record{start: v.Time, code: v.Code, severity: v.Severity, hop: v.Hop, client: addr(v.Client),
 		path: r.str(v.Path), proxy: r.str(addr(v.Proxy)), product: r.str(v.ProxyProduct), backend: r.str(addr(v.Backend)),
-		sb: v.StatusBackend, sc: v.StatusClient, conf: string(v.PairConfidence),
+		statusBackend: v.StatusBackend, statusClient: v.StatusClient, pairing: string(v.PairConfidence),
 		errorLog: v.ErrorLog, fix: r.str(v.Fix), session: v.Session, connects: v.Connects}
 	for _, f := range v.Findings {
 		rec.findings = append(rec.findings, string(f))
@@ -230,7 +233,7 @@ func (r *Report) snapshot() *snapshot {
 	s.recs = append(s.recs, r.recs[r.head:]...)
 	s.recs = append(s.recs, r.recs[:r.head]...)
 	r.mu.Unlock()
-	sort.SliceStable(s.recs, func(i, j int) bool { return s.recs[i].t.Before(s.recs[j].t) })
+	sort.SliceStable(s.recs, func(i, j int) bool { return s.recs[i].start.Before(s.recs[j].start) })
 	return s
 }
 

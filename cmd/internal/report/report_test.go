@@ -63,7 +63,7 @@ func TestSecretsRedactedAndEscaped(t *testing.T) {
 		}
 		d, _ := detailsOf(t, page)
 		found := false
-		for _, s := range d["S"].([]any) {
+		for _, s := range d["strings"].([]any) {
 			if s == "X-Evil: </script><script>alert(1)</script>\u2028\x00\ufffd" {
 				found = true
 			}
@@ -112,7 +112,7 @@ func TestMaxAttemptsKeepsLatest(t *testing.T) {
 	}
 	kept := map[time.Time]bool{}
 	for _, x := range s.recs {
-		kept[x.t] = true
+		kept[x.start] = true
 	}
 	for _, v := range vs[15:] {
 		if !kept[v.Time] {

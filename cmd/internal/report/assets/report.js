@@ -13,22 +13,24 @@ window.addEventListener('unhandledrejection', function (e) {
   showError('Unhandled rejection: ' + ((e.reason && e.reason.stack) || e.reason));
 });
 
-// An attempt is an array (see data.go). Its fields:
-var R_T = 0, R_CODE = 1, R_SEV = 2, R_HOP = 3, R_CLIENT = 4, R_PATH = 5, R_PROXY = 6, R_PRODUCT = 7,
-  R_BACKEND = 8, R_SB = 9, R_SC = 10, R_CONF = 11, R_FIND = 12, R_EV = 13, R_ERRLOG = 14, R_FIX = 15,
-  R_END = 16, R_LEGS = 17, R_SESS = 18, R_CONN = 19, R_KEY = 20, R_ACCEPT = 21;
-// A leg: [client ("": the attempt's), server, request line, status line,
-// request headers, response headers (both indices into B), times];
-// times: [flags (1 SYN, 2 SYN-ACK, 4 open at the end), open, request,
-// response, first frame c2s, s2c, close frame c2s, s2c, close code c2s,
-// s2c, client FIN/RST, its kind, server FIN/RST, its kind, last packet];
-// each time in µs after the previous one given (see legTimes); then
-// cut flags (1 the request's header block was cut, 2 the response's).
-var L_CLIENT = 0, L_SERVER = 1, L_REQ = 2, L_STATUS = 3, L_REQH = 4, L_RESPH = 5, L_T = 6, L_CUT = 7;
-// A connect attempt: [client, server, start, last, SYN-ACK, end kind].
+// An attempt, a leg, a leg's times, a session and a connect attempt are
+// arrays, and so is a code's entry in CODES; the index's layout names
+// their fields in order (layout.go), and R, LG, LT, SS, CN and CF map
+// those names to indices (see layoutOf). A leg's
+// times in DELTAS are µs after the previous one given (see legTimes).
+var R, LG, LT, SS, CN, CF, DELTAS;
+// layoutOf turns the layout's lists of names into name → index maps.
+function layoutOf(l) {
+  var out = {};
+  Object.keys(l).forEach(function (k) {
+    var m = out[k] = {};
+    l[k].forEach(function (name, i) { m[name] = i; });
+  });
+  return out;
+}
 
-// X is the index: one column per field of the list (see index() in
-// data.go). The details (details() in data.go) come after the first page
+// X is the index: one column per field of the list (indexColumns in
+// layout.go). The details (details() in data.go) come after the first page
 // is drawn: S and B at once, the attempts a chunk at a time when shown.
 var X, N, S, B, CODES, chunks, gzChunks, parsed = [], pending = [], chunkN;
 // chunk makes sure the details of attempt i are parsed (inflating their
@@ -42,23 +44,22 @@ function chunk(i) {
   return pending[c];
 }
 function rec(i) { return parsed[Math.floor(i / chunkN)][i % chunkN]; }
-var TIME_FIELDS = [1, 2, 3, 4, 5, 6, 7, 10, 12, 14];
 
 // legTimes returns a leg's times in µs after the attempt's start.
 function legTimes(l) {
-  var T = l[L_T].slice(), prev = 0;
-  TIME_FIELDS.forEach(function (i) { if (T[i] != null) { T[i] += prev; prev = T[i]; } });
+  var T = l[LG.times].slice(), prev = 0;
+  DELTAS.forEach(function (i) { if (T[i] != null) { T[i] += prev; prev = T[i]; } });
   return T;
 }
 // headers returns a leg's header lines (req: the request's).
 function headers(r, l, req) {
-  var h = B[l[req ? L_REQH : L_RESPH]].map(function (i) {
-    return i === -1 ? 'Sec-WebSocket-Key: ' + r[R_KEY] : i === -2 ? 'Sec-WebSocket-Accept: ' + r[R_ACCEPT] : S[i];
+  var h = B[l[req ? LG.requestHeaders : LG.responseHeaders]].map(function (i) {
+    return i === -1 ? 'Sec-WebSocket-Key: ' + r[R.key] : i === -2 ? 'Sec-WebSocket-Accept: ' + r[R.accept] : S[i];
   });
-  h.cut = !!(l[L_CUT] & (req ? 1 : 2));
+  h.cut = !!(l[LG.cut] & (req ? 1 : 2));
   return h;
 }
-function legClient(r, l) { return l[L_CLIENT] || r[R_CLIENT]; }
+function legClient(r, l) { return l[LG.client] || r[R.client]; }
 var readyResolve, detailsResolve;
 window.wsdiag = {
   ready: new Promise(function (r) { readyResolve = r; }),
@@ -77,7 +78,7 @@ function esc(s) {
     return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
   });
 }
-function color(code) { return (CODES[code] && CODES[code][3]) || '#7f7f7f'; }
+function color(code) { return (CODES[code] && CODES[code][CF.color]) || '#7f7f7f'; }
 function badge(code, title) {
   var c = color(code);
   return '<span class="badge" style="background:' + c + (light(c) ? ';color:#1d2327' : '') + '"' +
@@ -108,9 +109,9 @@ function dur(us) {
   var m = Math.floor(a / 60e6);
   return s + m + 'm' + pad(Math.round((a - m * 60e6) / 1e6), 2) + 's';
 }
-function abs(r) { return X.t0 + r[R_T]; }
-function endOf(i) { return X.T[i] + X.E[i]; }
-function codeOf(i) { return X.S[X.C[i]]; }
+function abs(r) { return X.t0 + r[R.time]; }
+function endOf(i) { return X.time[i] + X.duration[i]; }
+function codeOf(i) { return X.strings[X.code[i]]; }
 
 // ---- loading ----
 
@@ -144,9 +145,12 @@ var phases = window.wsdiag.phases = {}, lastMark = performance.now();
 function mark(name) { var t = performance.now(); phases[name] = Math.round(t - lastMark); lastMark = t; }
 
 function start(text) {
-  var d = JSON.parse(text);
+  var index = JSON.parse(text);
   mark('index');
-  X = d; N = d.n; CODES = d.codes;
+  X = index; N = index.count; CODES = index.codes;
+  var lay = layoutOf(index.layout);
+  R = lay.record; LG = lay.leg; LT = lay.legTimes; SS = lay.session; CN = lay.connect; CF = lay.code;
+  DELTAS = index.layout.legDeltas.map(function (name) { return LT[name]; });
   el('n-attempts').textContent = N;
   setupFilters();
   setupTimeline();
@@ -166,8 +170,8 @@ function loadDetails() {
   gzChunks = lines[0] === 'gz';
   if (gzChunks) lines.shift();
   return (gzChunks ? inflate(lines[0]) : Promise.resolve(lines[0])).then(function (t) {
-    var d = JSON.parse(t);
-    S = d.S; B = d.B; chunkN = d.chunk;
+    var head = JSON.parse(t);
+    S = head.strings; B = head.blocks; chunkN = head.chunk;
     chunks = lines.slice(1);
     mark('details');
     return fillDetails();
@@ -202,11 +206,11 @@ function el(id) { return document.getElementById(id); }
 function setupFilters() {
   var sel = el('f-code');
   var count = {};
-  for (var i = 0; i < N; i++) count[X.C[i]] = (count[X.C[i]] || 0) + 1;
+  for (var i = 0; i < N; i++) count[X.code[i]] = (count[X.code[i]] || 0) + 1;
   Object.keys(count).sort(function (a, b) { return count[b] - count[a]; }).forEach(function (ci) {
     var o = document.createElement('option');
-    o.value = X.S[ci];
-    o.textContent = X.S[ci] + ' (' + count[ci] + ')';
+    o.value = X.strings[ci];
+    o.textContent = X.strings[ci] + ' (' + count[ci] + ')';
     sel.appendChild(o);
   });
   sel.addEventListener('change', function () { st.code = sel.value; st.page = 0; refilter(); });
@@ -245,7 +249,7 @@ function setupFilters() {
 function refilter() {
   var t0 = performance.now();
   var codeI = -1, hopI = -1, notOK = st.code === '!ok';
-  var XS = X.S;
+  var XS = X.strings;
   if (st.code && !notOK) codeI = XS.indexOf(st.code);
   if (st.hop) hopI = XS.indexOf(st.hop);
   var okI = XS.indexOf('ok');
@@ -257,11 +261,11 @@ function refilter() {
   }
   view = [];
   for (var i = 0; i < N; i++) {
-    if (notOK ? X.C[i] === okI : st.code && X.C[i] !== codeI) continue;
-    if (st.hop && X.H[i] !== hopI) continue;
-    if (pathI && !pathI[X.P[i]]) continue;
-    if (client && X.K[i].indexOf(client) < 0) continue;
-    if (st.from != null && (endOf(i) < st.from || X.T[i] > st.to)) continue;
+    if (notOK ? X.code[i] === okI : st.code && X.code[i] !== codeI) continue;
+    if (st.hop && X.hop[i] !== hopI) continue;
+    if (pathI && !pathI[X.path[i]]) continue;
+    if (client && X.client[i].indexOf(client) < 0) continue;
+    if (st.from != null && (endOf(i) < st.from || X.time[i] > st.to)) continue;
     view.push(i);
   }
   var pages = Math.max(1, Math.ceil(view.length / PAGE));
@@ -280,11 +284,11 @@ function refilter() {
 // ---- list ----
 
 function rowHTML(i) {
-  var code = codeOf(i), hop = X.S[X.H[i]], path = X.S[X.P[i]];
-  var sb = X.SB[i] || '-', sc = X.SC[i] || '-';
-  return '<div class="att sev-' + esc(X.S[X.V[i]]) + (st.open[i] ? ' open' : '') + '" id="a' + i + '" data-i="' + i +
+  var code = codeOf(i), hop = X.strings[X.hop[i]], path = X.strings[X.path[i]];
+  var sb = X.statusBackend[i] || '-', sc = X.statusClient[i] || '-';
+  return '<div class="att sev-' + esc(X.strings[X.severity[i]]) + (st.open[i] ? ' open' : '') + '" id="a' + i + '" data-i="' + i +
     '" data-code="' + esc(code) + '" data-hop="' + esc(hop) + '">' +
-    '<div class="row"><span class="time">' + clock(X.t0 + X.T[i]) + '</span><span class="client">' + esc(X.K[i] || '-') +
+    '<div class="row"><span class="time">' + clock(X.t0 + X.time[i]) + '</span><span class="client">' + esc(X.client[i] || '-') +
     '</span><span class="path" title="' + esc(path) + '">' + esc(path) + '</span><span>' + badge(code) + '</span><span class="hop">' + esc(hop) + '</span><span class="st">' + sb + '→' + sc +
     '</span></div>' + (st.open[i] ? '<div class="detail">' + LOADING + '</div>' : '') + '</div>';
 }
@@ -385,15 +389,15 @@ window.addEventListener('hashchange', function () {
 
 // laneNames names the ladder's lanes and says where the legs start.
 function lanesOf(r) {
-  var legs = r[R_LEGS], n = legs.length, lanes = [], first = 0;
-  var conns = r[R_CONN] || [];
+  var legs = r[R.legs], n = legs.length, lanes = [], first = 0;
+  var conns = r[R.connects] || [];
   if (n === 0) return { lanes: lanes, first: 0 };
-  var upstreamOnly = legs[0][L_CLIENT] !== '';
+  var upstreamOnly = legs[0][LG.client] !== '';
   if (upstreamOnly) {
     // the client's leg is encrypted (its TLS connection is known) or not captured
-    lanes.push({ name: r[R_CLIENT] ? 'client (TLS, no keys)' : 'client', addr: r[R_CLIENT] || 'leg not in the capture', ghost: true });
+    lanes.push({ name: r[R.client] ? 'client (TLS, no keys)' : 'client', addr: r[R.client] || 'leg not in the capture', ghost: true });
     first = 1;
-    lanes.push({ name: 'proxy', addr: S[r[R_PROXY]] || legClient(r, legs[0]), out: S[r[R_PROXY]] ? legClient(r, legs[0]) : '' });
+    lanes.push({ name: 'proxy', addr: S[r[R.proxy]] || legClient(r, legs[0]), out: S[r[R.proxy]] ? legClient(r, legs[0]) : '' });
   } else {
     lanes.push({ name: 'client', addr: legClient(r, legs[0]) });
   }
@@ -402,10 +406,10 @@ function lanesOf(r) {
     var last = k === n - 1, name;
     if (!last) name = hops > 2 ? 'proxy' + (k + 1 + first) : 'proxy';
     else if (hops > 1) name = 'backend';
-    else name = S[r[R_PROXY]] || conns.length ? 'proxy' : 'server';
-    lanes.push({ name: name, addr: S[legs[k][L_SERVER]], out: last ? '' : legClient(r, legs[k + 1]) });
+    else name = S[r[R.proxy]] || conns.length ? 'proxy' : 'server';
+    lanes.push({ name: name, addr: S[legs[k][LG.server]], out: last ? '' : legClient(r, legs[k + 1]) });
   }
-  if (n === 1 && conns.length) lanes.push({ name: 'backend', addr: S[conns[0][1]] });
+  if (n === 1 && conns.length) lanes.push({ name: 'backend', addr: S[conns[0][CN.server]] });
   return { lanes: lanes, first: first };
 }
 
@@ -420,39 +424,43 @@ function statusOf(line) { var m = /^\S+\s+(\d{3})/.exec(line || ''); return m ? 
 
 // events lists the ladder's arrows in time order.
 function eventsOf(r, lo) {
-  var legs = r[R_LEGS], ev = [], seq = 0, times = legs.map(legTimes);
+  var legs = r[R.legs], ev = [], seq = 0, times = legs.map(legTimes);
   function add(t, a, b, label, kind, col, extra) {
     if (t == null) return;
     var e = { t: t, a: a, b: b, label: label, kind: kind, col: col, seq: seq++ };
     if (extra) for (var k in extra) e[k] = extra[k];
     ev.push(e);
   }
+  // ended draws a FIN (kind "" or "FIN") or an RST
+  function ended(t, a, b, kind) {
+    add(t, a, b, kind || 'FIN', kind === 'RST' ? 'rst' : 'fin', kind === 'RST' ? '#c62828' : '#546e7a', { dash: true });
+  }
   legs.forEach(function (l, k) {
-    var T = times[k], c = k + lo.first, s = c + 1, flags = T[0];
+    var T = times[k], c = k + lo.first, s = c + 1, flags = T[LT.flags];
     var prev = k > 0 ? times[k - 1] : null;
-    function relay(i, fromPrev) {
+    function relay(i) {
       // the delay the proxy added: this leg's event after the previous leg's
       if (!prev || T[i] == null || prev[i] == null || T[i] < prev[i]) return null;
-      return fromPrev ? T[i] - prev[i] : null;
+      return T[i] - prev[i];
     }
-    if (flags & 1) add(T[1], c, s, flags & 2 ? 'SYN → SYN-ACK' : 'SYN (no SYN-ACK)', 'syn', '#546e7a');
-    add(T[2], c, s, S[l[L_REQ]], 'request', '#1565c0', { delay: relay(2, true) });
-    add(T[4], c, s, 'first frame', 'frame', '#00897b', { delay: relay(4, true) });
-    add(T[6], c, s, closeLabel(T[8]), 'close', '#6a1b9a', { delay: relay(6, true) });
-    add(T[10], c, s, S[T[11]] || 'FIN', S[T[11]] === 'RST' ? 'rst' : 'fin', S[T[11]] === 'RST' ? '#c62828' : '#546e7a', { dash: true });
+    if (flags & 1) add(T[LT.open], c, s, flags & 2 ? 'SYN → SYN-ACK' : 'SYN (no SYN-ACK)', 'syn', '#546e7a');
+    add(T[LT.request], c, s, S[l[LG.request]], 'request', '#1565c0', { delay: relay(LT.request) });
+    add(T[LT.firstFrameC2S], c, s, 'first frame', 'frame', '#00897b', { delay: relay(LT.firstFrameC2S) });
+    add(T[LT.closeFrameC2S], c, s, closeLabel(T[LT.closeCodeC2S]), 'close', '#6a1b9a', { delay: relay(LT.closeFrameC2S) });
+    ended(T[LT.clientEnd], c, s, S[T[LT.clientEndKind]]);
     var next = k + 1 < legs.length ? times[k + 1] : null;
     function back(i) { return next && T[i] != null && next[i] != null && T[i] >= next[i] ? T[i] - next[i] : null; }
-    add(T[3], s, c, S[l[L_STATUS]], 'response', statusColor(statusOf(S[l[L_STATUS]])), { delay: back(3) });
-    add(T[5], s, c, 'first frame', 'frame', '#00897b', { delay: back(5) });
-    add(T[7], s, c, closeLabel(T[9]), 'close', '#6a1b9a', { delay: back(7) });
-    add(T[12], s, c, S[T[13]] || 'FIN', S[T[13]] === 'RST' ? 'rst' : 'fin', S[T[13]] === 'RST' ? '#c62828' : '#546e7a', { dash: true });
+    add(T[LT.response], s, c, S[l[LG.status]], 'response', statusColor(statusOf(S[l[LG.status]])), { delay: back(LT.response) });
+    add(T[LT.firstFrameS2C], s, c, 'first frame', 'frame', '#00897b', { delay: back(LT.firstFrameS2C) });
+    add(T[LT.closeFrameS2C], s, c, closeLabel(T[LT.closeCodeS2C]), 'close', '#6a1b9a', { delay: back(LT.closeFrameS2C) });
+    ended(T[LT.serverEnd], s, c, S[T[LT.serverEndKind]]);
   });
   if (legs.length === 1) {
-    (r[R_CONN] || []).forEach(function (c) {
-      var p = lo.first + 1, b = p + 1;
-      add(c[2], p, b, c[4] ? 'SYN → SYN-ACK' : 'SYN', 'syn', '#546e7a');
-      if (S[c[5]]) add(c[3], b, p, S[c[5]], S[c[5]] === 'RST' ? 'rst' : 'fin', S[c[5]] === 'RST' ? '#c62828' : '#546e7a', { dash: true });
-      else if (!c[4]) add(c[3], b, p, 'no answer', 'noanswer', '#9e9e9e', { dash: true });
+    (r[R.connects] || []).forEach(function (c) {
+      var p = lo.first + 1, b = p + 1, kind = S[c[CN.end]];
+      add(c[CN.start], p, b, c[CN.synack] ? 'SYN → SYN-ACK' : 'SYN', 'syn', '#546e7a');
+      if (kind) ended(c[CN.last], b, p, kind);
+      else if (!c[CN.synack]) add(c[CN.last], b, p, 'no answer', 'noanswer', '#9e9e9e', { dash: true });
     });
   }
   ev.sort(function (x, y) { return x.t - y.t || x.seq - y.seq; });
@@ -506,7 +514,7 @@ function ladderSVG(r) {
     }
     out.push('</g>');
   });
-  if (r[R_LEGS][0][L_T][0] & 4) out.push('<text class="gap" x="' + (x(0) + 8) + '" y="' + (H - 8) + '">open at the end of the capture</text>');
+  if (r[R.legs][0][LG.times][LT.flags] & 4) out.push('<text class="gap" x="' + (x(0) + 8) + '" y="' + (H - 8) + '">open at the end of the capture</text>');
   out.push('</svg>');
   return out.join('');
 }
@@ -552,35 +560,36 @@ function diffHTML(titleL, firstL, linesL, titleR, firstR, linesR) {
 }
 
 function sessionText(s) {
-  var frames = s[1] + ' frames (' + s[3] + ' bytes) client→server, ' + s[2] + ' frames (' + s[4] + ' bytes) server→client, longest silence ' + dur(s[5]);
-  if (s[11]) return 'open at the end of the capture after ' + dur(s[0]) + '; ' + frames;
-  var how = 'closed by the ' + S[s[7]];
-  how += s[8] ? ' with close ' + s[8] + (s[9] ? ' "' + s[9] + '"' : '') : ' without a close frame';
-  return dur(s[0]) + '; ' + frames + ', then ' + how + ' (' + S[s[10]] + ')';
+  var frames = s[SS.framesC2S] + ' frames (' + s[SS.bytesC2S] + ' bytes) client→server, ' + s[SS.framesS2C] + ' frames (' + s[SS.bytesS2C] +
+    ' bytes) server→client, longest silence ' + dur(s[SS.longestSilence]);
+  if (s[SS.open]) return 'open at the end of the capture after ' + dur(s[SS.duration]) + '; ' + frames;
+  var how = 'closed by the ' + S[s[SS.closedBy]], code = s[SS.closeCode], reason = s[SS.closeReason];
+  how += code ? ' with close ' + code + (reason ? ' "' + reason + '"' : '') : ' without a close frame';
+  return dur(s[SS.duration]) + '; ' + frames + ', then ' + how + ' (' + S[s[SS.closeKind]] + ')';
 }
 
 var LOADING = '<div class="info">reading the details…</div>';
 
 function detailHTML(i) {
-  var r = rec(i), h = [], legs = r[R_LEGS];
-  var info = ['severity <b>' + esc(S[r[R_SEV]]) + '</b>'];
-  if (S[r[R_PROXY]]) info.push('proxy <b>' + esc(S[r[R_PROXY]]) + '</b>' + (S[r[R_PRODUCT]] ? ' (' + esc(S[r[R_PRODUCT]]) + ')' : ''));
-  if (S[r[R_BACKEND]]) info.push('backend <b>' + esc(S[r[R_BACKEND]]) + '</b>');
-  info.push('pairing <b>' + esc(S[r[R_CONF]]) + '</b>');
+  var r = rec(i), h = [], legs = r[R.legs];
+  var info = ['severity <b>' + esc(S[r[R.severity]]) + '</b>'];
+  if (S[r[R.proxy]]) info.push('proxy <b>' + esc(S[r[R.proxy]]) + '</b>' + (S[r[R.product]] ? ' (' + esc(S[r[R.product]]) + ')' : ''));
+  if (S[r[R.backend]]) info.push('backend <b>' + esc(S[r[R.backend]]) + '</b>');
+  info.push('pairing <b>' + esc(S[r[R.pairing]]) + '</b>');
   info.push('at ' + clock(abs(r), 6) + ' UTC');
   h.push('<div class="info">' + info.join(' · ') + '</div>');
-  if (r[R_FIND].length) {
-    h.push('<div class="findings">' + r[R_FIND].map(function (f) {
+  if (r[R.findings].length) {
+    h.push('<div class="findings">' + r[R.findings].map(function (f) {
       var c = S[f];
-      return badge(c, (CODES[c] || [])[2]);
+      return badge(c, (CODES[c] || [])[CF.summary]);
     }).join('') + '</div>');
   }
-  if (r[R_FIX]) {
-    h.push('<h3>Fix</h3><div class="fix"><button type="button" data-copy>copy</button><code>' + esc(S[r[R_FIX]]) + '</code></div>');
+  if (r[R.fix]) {
+    h.push('<h3>Fix</h3><div class="fix"><button type="button" data-copy>copy</button><code>' + esc(S[r[R.fix]]) + '</code></div>');
   }
-  if (r[R_ERRLOG]) h.push('<h3>Proxy error log</h3><div class="errlog mono">' + esc(S[r[R_ERRLOG]]) + '</div>');
-  h.push('<h3>Evidence</h3><ul class="evidence">' + r[R_EV].map(function (e) { return '<li>' + esc(S[e]) + '</li>'; }).join('') + '</ul>');
-  if (r[R_SESS]) h.push('<h3>Session</h3><div class="session">' + esc(sessionText(r[R_SESS])) + '</div>');
+  if (r[R.errorLog]) h.push('<h3>Proxy error log</h3><div class="errlog mono">' + esc(S[r[R.errorLog]]) + '</div>');
+  h.push('<h3>Evidence</h3><ul class="evidence">' + r[R.evidence].map(function (e) { return '<li>' + esc(S[e]) + '</li>'; }).join('') + '</ul>');
+  if (r[R.session]) h.push('<h3>Session</h3><div class="session">' + esc(sessionText(r[R.session])) + '</div>');
   if (legs.length) {
     h.push('<h3>Ladder</h3><div class="ladder">' + ladderSVG(r) + '</div>');
     var lanes = lanesOf(r).lanes, f = lanesOf(r).first;
@@ -589,14 +598,14 @@ function detailHTML(i) {
     h.push('<h3>Headers</h3>');
     if (legs.length === 1) {
       var l = legs[0];
-      h.push(diffHTML(name(0) + ' request', S[l[L_REQ]], headers(r, l, true), rname(0) + ' response', S[l[L_STATUS]], headers(r, l, false))
+      h.push(diffHTML(name(0) + ' request', S[l[LG.request]], headers(r, l, true), rname(0) + ' response', S[l[LG.status]], headers(r, l, false))
         .replace(/ (chg|add|drop)"/g, '"').replace(/<span class="tag">[a-z]+<\/span>/g, '').replace(/ data-mark="[a-z]+"/g, ''));
     }
     for (var k = 0; k + 1 < legs.length; k++) {
       var a = legs[k], b = legs[k + 1];
-      h.push(diffHTML(name(k) + ' (in)', S[a[L_REQ]], headers(r, a, true), name(k + 1) + ' (out)', S[b[L_REQ]], headers(r, b, true)));
-      if (b[L_STATUS] || a[L_STATUS]) {
-        h.push(diffHTML(rname(k + 1) + ' (in)', S[b[L_STATUS]], headers(r, b, false), rname(k) + ' (out)', S[a[L_STATUS]], headers(r, a, false)));
+      h.push(diffHTML(name(k) + ' (in)', S[a[LG.request]], headers(r, a, true), name(k + 1) + ' (out)', S[b[LG.request]], headers(r, b, true)));
+      if (b[LG.status] || a[LG.status]) {
+        h.push(diffHTML(rname(k + 1) + ' (in)', S[b[LG.status]], headers(r, b, false), rname(k) + ' (out)', S[a[LG.status]], headers(r, a, false)));
       }
     }
   }
@@ -628,7 +637,7 @@ function setupTimeline() {
   c.addEventListener('mousemove', function (ev) {
     var tip = el('tl-tip'), b = c.getBoundingClientRect(), hit = hitAt(ev);
     var text = clock(X.t0 + tAt(ev));
-    if (hit != null) text += ' · ' + codeOf(hit) + ' · ' + X.S[X.P[hit]] + ' · ' + X.K[hit];
+    if (hit != null) text += ' · ' + codeOf(hit) + ' · ' + X.strings[X.path[hit]] + ' · ' + X.client[hit];
     tip.textContent = text;
     tip.hidden = false;
     tip.style.left = Math.min(ev.clientX - b.left + 12, b.width - 260) + 'px';
@@ -645,7 +654,7 @@ function hitAt(ev) {
   var k = Math.floor(y / tl.rowH);
   if (k < 0 || k >= tl.rows.length) return null;
   var i = tl.rows[k];
-  var x1 = tl.x(X.T[i]), x2 = Math.max(tl.x(endOf(i)), x1 + 3);
+  var x1 = tl.x(X.time[i]), x2 = Math.max(tl.x(endOf(i)), x1 + 3);
   return xx >= x1 - 3 && xx <= x2 + 3 ? i : null;
 }
 
@@ -670,7 +679,7 @@ function drawTimeline() {
   // the time range: the filter's, else every attempt's
   var lo = Infinity, hi = -Infinity;
   if (st.from != null) { lo = st.from; hi = st.to; } else {
-    for (var i = 0; i < N; i++) { if (X.T[i] < lo) lo = X.T[i]; var e0 = endOf(i); if (e0 > hi) hi = e0; }
+    for (var i = 0; i < N; i++) { if (X.time[i] < lo) lo = X.time[i]; var e0 = endOf(i); if (e0 > hi) hi = e0; }
   }
   if (!isFinite(lo)) { lo = 0; hi = 1; }
   if (hi - lo < 1000) { hi = lo + 1000; }
@@ -688,9 +697,9 @@ function drawTimeline() {
   var bands = null, bandList = [];
   if (n > rowsN) {
     var cnt = {};
-    for (var q = 0; q < n; q++) cnt[X.C[view[q]]] = (cnt[X.C[view[q]]] || 0) + 1;
+    for (var q = 0; q < n; q++) cnt[X.code[view[q]]] = (cnt[X.code[view[q]]] || 0) + 1;
     var order = Object.keys(cnt).map(Number).sort(function (a, b) {
-      return (X.S[a] === 'ok' ? -1 : 0) - (X.S[b] === 'ok' ? -1 : 0) || cnt[b] - cnt[a];
+      return (X.strings[a] === 'ok' ? -1 : 0) - (X.strings[b] === 'ok' ? -1 : 0) || cnt[b] - cnt[a];
     });
     var minR = Math.max(1, Math.min(5, Math.floor(rowsN / order.length))), free = rowsN - minR * order.length, at = 0;
     bands = {};
@@ -712,9 +721,9 @@ function drawTimeline() {
     delete runs[key];
   }
   for (var k = 0; k < n; k++) {
-    var i = view[k], c = X.C[i], row = k;
+    var i = view[k], c = X.code[i], row = k;
     if (bands) { var bd = bands[c]; row = bd.start + Math.floor(bd.k++ * bd.rows / bd.n); }
-    var x1 = x(X.T[i]), x2 = Math.max(x(endOf(i)), x1 + 2), key = row * 64 + c;
+    var x1 = x(X.time[i]), x2 = Math.max(x(endOf(i)), x1 + 2), key = row * 64 + c;
     var run = runs[key];
     if (run && x1 <= run.x2 + 1) { if (x2 > run.x2) run.x2 = x2; continue; }
     if (run) flush(key, run);
@@ -723,10 +732,10 @@ function drawTimeline() {
   Object.keys(runs).forEach(function (key) { flush(key, runs[key]); });
   var rank = { ok: 0, info: 1, warn: 2, error: 3 };
   Object.keys(rects).map(Number).sort(function (a, b) {
-    return (rank[(CODES[X.S[a]] || [])[1]] || 0) - (rank[(CODES[X.S[b]] || [])[1]] || 0);
+    return (rank[(CODES[X.strings[a]] || [])[CF.severity]] || 0) - (rank[(CODES[X.strings[b]] || [])[CF.severity]] || 0);
   }).forEach(function (c) {
     var rs = rects[c];
-    g.fillStyle = color(X.S[c]);
+    g.fillStyle = color(X.strings[c]);
     for (var j = 0; j < rs.length; j += 3) g.fillRect(rs[j + 1], padT + rs[j] * rowH + (rowH - bar) / 2, rs[j + 2] - rs[j + 1], bar);
   });
   // the bands' names
@@ -736,7 +745,7 @@ function drawTimeline() {
     var y0 = padT + b.start * rowH;
     if (k > 0) { g.fillStyle = '#c3cbd1'; g.fillRect(padL, y0 - 0.5, plotW, 1); }
     if (b.rows * rowH < 12) return;
-    var label = X.S[b.c] + ' · ' + b.n, lw = g.measureText(label).width;
+    var label = X.strings[b.c] + ' · ' + b.n, lw = g.measureText(label).width;
     g.fillStyle = 'rgba(255,255,255,.85)';
     g.fillRect(padL + plotW - lw - 10, y0 + 1, lw + 8, 13);
     g.fillStyle = '#37474f';
@@ -747,8 +756,8 @@ function drawTimeline() {
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'middle';
     for (k = 0; k < n; k++) {
-      var ia = view[k], xa = x(X.T[ia]), xe = Math.max(x(endOf(ia)), xa + 2), ym = padT + k * rowH + rowH / 2;
-      var text = codeOf(ia) + '  ' + X.S[X.P[ia]] + '  ' + X.K[ia], tw = g.measureText(text).width;
+      var ia = view[k], xa = x(X.time[ia]), xe = Math.max(x(endOf(ia)), xa + 2), ym = padT + k * rowH + rowH / 2;
+      var text = codeOf(ia) + '  ' + X.strings[X.path[ia]] + '  ' + X.client[ia], tw = g.measureText(text).width;
       g.fillStyle = '#37474f';
       if (xe + 6 + tw < padL + plotW) g.fillText(text, xe + 6, ym);
       else if (xa - 6 - tw > padL) g.fillText(text, xa - 6 - tw, ym);
@@ -758,9 +767,9 @@ function drawTimeline() {
   // the histogram of starts, stacked by code
   var bins = Math.max(1, Math.floor(plotW / 4)), counts = {}, totals = new Float64Array(bins), maxT = 0;
   for (k = 0; k < n; k++) {
-    var ir = view[k], b = Math.floor((X.T[ir] - tl.from) / span * bins);
+    var ir = view[k], b = Math.floor((X.time[ir] - tl.from) / span * bins);
     if (b < 0 || b >= bins) continue;
-    var cc = counts[X.C[ir]] || (counts[X.C[ir]] = new Float64Array(bins));
+    var cc = counts[X.code[ir]] || (counts[X.code[ir]] = new Float64Array(bins));
     cc[b]++; totals[b]++;
     if (totals[b] > maxT) maxT = totals[b];
   }
@@ -769,7 +778,7 @@ function drawTimeline() {
   g.fillRect(padL, hy, plotW, histH);
   Object.keys(counts).forEach(function (ci) {
     var arr = counts[ci];
-    g.fillStyle = color(X.S[ci]);
+    g.fillStyle = color(X.strings[ci]);
     for (var b = 0; b < bins; b++) {
       if (!arr[b]) continue;
       var h = arr[b] / maxT * (histH - 2);
