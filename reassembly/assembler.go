@@ -124,6 +124,9 @@ type Assembler struct {
 	handing           *stream    // the stream being handed to gopacket
 	synth             layers.TCP // its synthetic segments
 
+	// plains is the plaintext state of the streams that have some.
+	plains map[*stream]*plainState
+
 	// nextFlush is when (capture time) Packet next calls Flush.
 	nextFlush time.Time
 	stats     Stats

@@ -157,7 +157,7 @@ func (s *stream) footprint() (int64, Mem) {
 	if s.h2 != nil {
 		n += h2Cost
 	}
-	if s.pt != nil {
+	if s.hasPlain {
 		n += int64(unsafe.Sizeof(plainState{}))
 	}
 	m := MemQuiet

@@ -249,6 +249,9 @@ func (a *Assembler) forget(s *stream) {
 		}
 	}
 	a.unlink(s)
+	if s.hasPlain {
+		delete(a.plains, s)
+	}
 	s.release()
 }
 

@@ -101,7 +101,7 @@ func (a *Assembler) Plaintext(p *Plain) {
 		s.last = p.Time
 	}
 	s.plain(d, p)
-	if s.pt.ended[0] && s.pt.ended[1] && s.packetless() {
+	if st := s.pts(); st.ended[0] && st.ended[1] && s.packetless() {
 		s.finish()
 		a.forget(s)
 		return
@@ -125,11 +125,15 @@ func plainKey(src, dst netip.AddrPort) connKey {
 
 // plain takes a piece of direction d.
 func (s *stream) plain(d flow.Dir, p *Plain) {
-	if s.pt == nil {
-		s.pt = &plainState{}
+	st := s.pts()
+	if st == nil {
+		st = &plainState{}
+		if s.asm.plains == nil {
+			s.asm.plains = map[*stream]*plainState{}
+		}
+		s.asm.plains[s], s.hasPlain = st, true
 		s.asm.stats.PlainConns++
 	}
-	st := s.pt
 	if !st.started[d] {
 		st.started[d] = true
 		if p.Start {
@@ -214,8 +218,8 @@ func (s *stream) restartMid() {
 // began mid-connection; otherwise when the connection's start was not
 // captured.
 func (s *stream) mayHunt() bool {
-	if s.pt != nil {
-		return s.pt.info.MidStream
+	if st := s.pts(); st != nil {
+		return st.info.MidStream
 	}
 	return !s.syn && !s.synack && s.tls == nil
 }
@@ -244,17 +248,18 @@ func (s *stream) cipherLost(d flow.Dir, n int) {
 // has read the rest, and never reads it. With keys the whole block is on
 // the wire; at the proxy, only what it read.
 func (s *stream) unread(d flow.Dir, status int) {
-	if s.pt == nil || status < 400 {
+	st := s.pts()
+	if st == nil || status < 400 {
 		return
 	}
-	s.pt.unreading = true
+	st.unreading = true
 	if s.dir[d.Reverse()].Unread(s) {
-		s.pt.info.Unread = true
+		st.info.Unread = true
 	}
-	s.pt.unreading = false
+	st.unreading = false
 }
 
-func (s *stream) unreading() bool { return s.pt != nil && s.pt.unreading }
+func (s *stream) unreading() bool { st := s.pts(); return st != nil && st.unreading }
 
 // packetless reports whether no packet of s has come yet: plaintext
 // opened it (the probes' ring was read before the capture's).
@@ -262,25 +267,34 @@ func (s *stream) packetless() bool { return !s.started[0] && !s.started[1] }
 
 // plainH2 reports whether the plaintext says HTTP/2 before the client's
 // preface came (the server's SETTINGS first).
-func (s *stream) plainH2() bool { return s.pt != nil && s.pt.h2 }
+func (s *stream) plainH2() bool { st := s.pts(); return st != nil && st.h2 }
+
+// pts is s's plaintext state, nil when it has none.
+func (s *stream) pts() *plainState {
+	if !s.hasPlain {
+		return nil
+	}
+	return s.asm.plains[s]
+}
 
 // decrypted takes what a key log decrypts, unless the connection has
 // plaintext of its own.
 func (s *stream) decrypted(d flow.Dir, b []byte, t time.Time) {
-	if s.pt == nil {
+	if !s.hasPlain {
 		s.feed(d, b, t)
 	}
 }
 
 // plainEnd is the PlainInfo for ConnEnd, nil without plaintext.
 func (s *stream) plainEnd() *PlainInfo {
-	if s.pt == nil {
+	st := s.pts()
+	if st == nil {
 		return nil
 	}
-	if s.pt.info.H2 {
+	if st.info.H2 {
 		s.asm.stats.PlainH2++
 	}
-	in := s.pt.info
+	in := st.info
 	return &in
 }
 

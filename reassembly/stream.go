@@ -41,7 +41,6 @@ type stream struct {
 	pending     []*Request       // requests waiting for a response, oldest first
 	ws          *wsframe.Session // frames after a 101, or hunted for (midstream.go)
 	tls         *tlsrec.Conn     // a TLS connection: bytes go through it first
-	pt          *plainState      // its plaintext, read from one end (plaintext.go)
 	h2          *h2conn          // an HTTP/2 connection: bytes go to it, not to dir
 	cur         *Response        // response whose body prefix is being collected
 
@@ -61,7 +60,11 @@ type stream struct {
 	// in the 640-byte size class.)
 	memSub    Mem
 	forgotten bool
-	mem       int32
+	// hasPlain: the connection has plaintext read from one end; its state is
+	// in the Assembler's plains (plaintext.go), so that the struct keeps
+	// its size class.
+	hasPlain bool
+	mem      int32
 }
 
 // dirOf is gopacket's direction as ours: both call the direction of the
@@ -80,7 +83,7 @@ func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 
 func (s *stream) conn() Conn {
 	c := s.clientDir
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil || s.pt != nil}
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil || s.hasPlain}
 }
 
 // setClient fixes the client's direction once; later evidence does not
@@ -163,7 +166,7 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d flow.Dir, n int) {
-	if s.pt != nil {
+	if s.hasPlain {
 		s.cipherLost(d, n)
 		return
 	}
@@ -186,7 +189,7 @@ func (s *stream) lost(d flow.Dir, n int) {
 // (the snap length cut a segment): a header block cut short is still
 // reported, with the lines it kept.
 func (s *stream) cut(d flow.Dir, n int) {
-	if s.tls != nil || s.ignored || s.mid() || s.pt != nil {
+	if s.tls != nil || s.ignored || s.mid() || s.hasPlain {
 		s.lost(d, n)
 		return
 	}
@@ -201,7 +204,7 @@ func (s *stream) cut(d flow.Dir, n int) {
 // deliver runs the next in-order bytes of direction d through TLS or the
 // HTTP parser.
 func (s *stream) deliver(d flow.Dir, data []byte, t time.Time) {
-	if s.pt != nil {
+	if s.hasPlain {
 		s.cipher(d, data, t)
 		return
 	}
@@ -435,7 +438,7 @@ func (s *stream) finish() {
 	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
-	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && s.pt == nil {
+	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && !s.hasPlain {
 		return
 	}
 	c, sv := s.clientDir, s.clientDir.Reverse()
