@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/capture/filter"
@@ -15,16 +18,48 @@ import (
 // Sink takes decoded TCP segments in capture order.
 type Sink interface{ Add(p *capture.Packet) }
 
+// PlainSink is a Sink that also takes the TLS plaintext a capture file
+// keeps beside its packets (capture.Reader.SetPlaintext), in file order.
+type PlainSink interface {
+	Sink
+	AddPlaintext(p *capture.Plaintext)
+}
+
 // Filtered passes on the segments Match matches.
 type Filtered struct {
 	Match filter.Matcher
 	Next  Sink
+	tcp   layers.TCP // a plaintext piece's ports, matched as a segment's
 }
 
 func (f *Filtered) Add(p *capture.Packet) {
 	if f.Match.Match(p.Net, p.TCP) {
 		f.Next.Add(p)
 	}
+}
+
+// AddPlaintext passes on the plaintext of the connections Match matches.
+func (f *Filtered) AddPlaintext(p *capture.Plaintext) {
+	ps, ok := f.Next.(PlainSink)
+	if !ok {
+		return
+	}
+	f.tcp.SrcPort, f.tcp.DstPort = layers.TCPPort(p.Src.Port()), layers.TCPPort(p.Dst.Port())
+	if f.Match.Match(flowOf(p), &f.tcp) {
+		ps.AddPlaintext(p)
+	}
+}
+
+// flowOf is the network flow of a plaintext piece, as a packet of its
+// direction would have it.
+func flowOf(p *capture.Plaintext) gopacket.Flow {
+	s, d := p.Src.Addr(), p.Dst.Addr()
+	if s.Is4() && d.Is4() {
+		s4, d4 := s.As4(), d.As4()
+		return gopacket.NewFlow(layers.EndpointIPv4, s4[:], d4[:])
+	}
+	s16, d16 := s.As16(), d.As16()
+	return gopacket.NewFlow(layers.EndpointIPv6, s16[:], d16[:])
 }
 
 // Pipeline reassembles segments and hands the events to an Analyzer,
@@ -69,6 +104,16 @@ func (p *Pipeline) Add(pkt *capture.Packet) {
 		p.single.add(pkt)
 	} else {
 		p.shard.add(pkt)
+	}
+}
+
+// AddPlaintext feeds a piece of a connection's TLS plaintext, where key-log
+// decryption's would go (reassembly.Assembler.Plaintext).
+func (p *Pipeline) AddPlaintext(pt *capture.Plaintext) {
+	if p.single != nil {
+		p.single.asm.Plaintext((*reassembly.Plain)(pt))
+	} else {
+		p.shard.addPlaintext(pt)
 	}
 }
 
@@ -144,9 +189,16 @@ func (c *Cuts) Add(x Cuts) {
 }
 
 // Pump merges the readers by timestamp (like mergecap) and feeds every
-// TCP segment to the sink. A read error ends that file with a warning: the
-// verdicts that can be made from what was read still are.
+// TCP segment to the sink, and to a PlainSink the TLS plaintext the files
+// keep (as the reader meets it: in its file's order). A read error ends
+// that file with a warning: the verdicts that can be made from what was
+// read still are.
 func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []string) {
+	if ps, ok := sink.(PlainSink); ok {
+		for _, r := range readers {
+			r.SetPlaintext(ps.AddPlaintext)
+		}
+	}
 	type head struct {
 		r   *capture.Reader
 		pkt *capture.Packet

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -22,16 +23,28 @@ const batchSize = 1024
 
 // segment is one TCP segment: its raw TCP header and payload, copied
 // into the batch's slab (the reader reuses its buffers), decoded again by
-// the worker (gopacket keys connections by the decoded port bytes).
+// the worker (gopacket keys connections by the decoded port bytes). Or,
+// with plain set, a piece of TLS plaintext: its bytes in the slab, its
+// ends and offset here.
 type segment struct {
 	ts          time.Time
 	net         gopacket.Flow
 	off, n, cut int32
+	plain       *plainSeg
+}
+
+// plainSeg is what a plaintext piece carries besides its bytes; the
+// batch's pieces live in its plains, reused.
+type plainSeg struct {
+	src, dst   netip.AddrPort
+	off        uint32
+	start, end bool
 }
 
 type batch struct {
 	worker int
 	segs   []segment
+	plains []plainSeg
 	slab   []byte
 	events []event
 	// upTo is the capture time the worker has reached after this batch.
@@ -43,7 +56,10 @@ type batch struct {
 // directions. The ports alone spread connections well (a client's
 // ephemeral port differs per connection) and cost nothing to hash.
 func shardOf(p *capture.Packet, n int) int {
-	a, b := uint64(p.TCP.SrcPort), uint64(p.TCP.DstPort)
+	return shardOfPorts(uint64(p.TCP.SrcPort), uint64(p.TCP.DstPort), n)
+}
+
+func shardOfPorts(a, b uint64, n int) int {
 	if a > b {
 		a, b = b, a
 	}
@@ -72,7 +88,7 @@ func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, c Config) *
 		s.work = append(s.work, make(chan *batch, 4))
 		s.free = append(s.free, make(chan *batch, 8))
 		for i := 0; i < 8; i++ {
-			s.free[w] <- &batch{worker: w, segs: make([]segment, 0, batchSize), slab: make([]byte, 0, 256<<10)}
+			s.free[w] <- &batch{worker: w, segs: make([]segment, 0, batchSize), plains: make([]plainSeg, 0, batchSize/4), slab: make([]byte, 0, 256<<10)}
 		}
 		o := opt
 		o.IDBase, o.IDStride = reassembly.ConnID(w), reassembly.ConnID(n)
@@ -94,6 +110,26 @@ func (s *sharded) add(p *capture.Packet) {
 	b.slab = append(b.slab, p.TCP.Contents...)
 	b.slab = append(b.slab, p.TCP.Payload...)
 	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut)})
+	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
+		s.flush(w)
+	}
+}
+
+// addPlaintext deals a plaintext piece to its connection's worker (by
+// the ports, as its segments are).
+func (s *sharded) addPlaintext(p *capture.Plaintext) {
+	a, c := uint64(p.Src.Port()), uint64(p.Dst.Port())
+	w := shardOfPorts(a, c, s.n)
+	b := s.cur[w]
+	if len(b.plains) == cap(b.plains) {
+		// A full array of pieces is sent: the segments point into it.
+		s.flush(w)
+		b = s.cur[w]
+	}
+	off := len(b.slab)
+	b.slab = append(b.slab, p.Data...)
+	b.plains = append(b.plains, plainSeg{src: p.Src, dst: p.Dst, off: p.Off, start: p.Start, end: p.End})
+	b.segs = append(b.segs, segment{ts: p.Time, off: int32(off), n: int32(len(p.Data)), plain: &b.plains[len(b.plains)-1]})
 	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
 		s.flush(w)
 	}
@@ -123,10 +159,17 @@ func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *eventL
 	defer s.guard()
 	var tcp layers.TCP
 	var dec capture.TCPDecoder
+	var pt reassembly.Plain
 	for b := range in {
 		sink.events = b.events[:0]
 		for i := range b.segs {
 			g := &b.segs[i]
+			if g.plain != nil {
+				pl := g.plain
+				pt = reassembly.Plain{Time: g.ts, Src: pl.src, Dst: pl.dst, Off: pl.off, Start: pl.start, End: pl.end, Data: b.slab[g.off : g.off+g.n]}
+				asm.Plaintext(&pt)
+				continue
+			}
 			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
 				continue // it decoded once already; cannot happen
 			}
@@ -151,7 +194,7 @@ func (s *sharded) apply() {
 		apply(b.events, s.an, s.obs)
 		clk.advance(b.worker, b.upTo)
 		w, last := b.worker, b.last
-		b.segs, b.slab, b.events, b.last = b.segs[:0], b.slab[:0], b.events[:0], false
+		b.segs, b.plains, b.slab, b.events, b.last = b.segs[:0], b.plains[:0], b.slab[:0], b.events[:0], false
 		if last {
 			clk.end(w)
 			if finished++; finished == s.n {
