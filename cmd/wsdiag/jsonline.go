@@ -96,6 +96,46 @@ type SummaryLine struct {
 	// for --max-memory; absent when none was.
 	EvictedBytes uint64            `json:"evicted_bytes,omitempty"`
 	MemEvicted   map[string]uint64 `json:"mem_evicted,omitempty"`
+	// TLSSelfAnswered and TLSNoUpstream: TLS client connections that
+	// carried a request and an answer nothing read (no keys, no
+	// plaintext) and led to no upstream request: to a proxy whose other
+	// clients' requests went upstream (it answered them itself), or with
+	// no upstream request in the capture at all. What they said needs the
+	// clients' key log, or live --tls-plaintext on the proxy host.
+	TLSSelfAnswered uint64 `json:"tls_self_answered,omitempty" note:"TLS client connection|unread (no keys) had no upstream request: the proxy answered itself; the clients' key log (--keylog FILE) or, on the proxy host, live --tls-plaintext would show what it said"`
+	TLSNoUpstream   uint64 `json:"tls_no_upstream,omitempty" note:"TLS client connection|unread (no keys) carried a request and an answer, and no upstream request in the capture: --keylog FILE, or live --tls-plaintext on the proxy host, would show what was said"`
+	// TLSPlaintext: what live --tls-plaintext read; the counts below it
+	// are its lines of the text summary.
+	TLSPlaintext *PlaintextSummary `json:"tls_plaintext,omitempty"`
+	PlainSkipped uint64            `json:"-" note:"TLS connection|left out by --tls-plaintext's sampling (the probes' cost was over --tls-plaintext-budget): judged as without it"`
+	PlainDrops   uint64            `json:"-" note:"plaintext record|lost for a full ring: their connections are judged with a gap"`
+	PlainH2      uint64            `json:"-" note:"HTTP/2 connection|open before --tls-plaintext attached: unread (HPACK needs the connection from its start)"`
+}
+
+// PlaintextSummary is what live --tls-plaintext's probes did.
+type PlaintextSummary struct {
+	Processes int `json:"processes"` // traced at the end
+	// Connections were captured; Skipped left out by sampling.
+	Connections uint64 `json:"connections"`
+	Skipped     uint64 `json:"skipped"`
+	// RingDrops are records lost for a full ring, LostBytes the
+	// plaintext the connections missed for it.
+	RingDrops uint64 `json:"ring_drops"`
+	LostBytes uint64 `json:"lost_bytes"`
+	// MidStream: connections open before the attach, read from their
+	// middle; H2MidStream: of them, HTTP/2 ones (unreadable).
+	MidStream   uint64 `json:"mid_stream"`
+	H2MidStream uint64 `json:"h2_mid_stream"`
+	// Pauses: the probes were off (PausedS seconds in all), as even
+	// sampling nothing could not keep them under the budget.
+	Pauses  uint64  `json:"pauses"`
+	PausedS float64 `json:"paused_s"`
+	// CostPct is the estimated cost to the proxies over the last second,
+	// PeakPct its highest, in percent of one CPU; CallUs a captured
+	// call's cost, measured at the start.
+	CostPct float64 `json:"cost_pct"`
+	PeakPct float64 `json:"peak_pct"`
+	CallUs  float64 `json:"call_us"`
 }
 
 // notes are the summary's counts that have a note tag and are not zero,

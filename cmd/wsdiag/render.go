@@ -229,14 +229,17 @@ func byCodeLine(m map[string]uint64) string {
 }
 
 func (t *textRenderer) summary(s *SummaryLine) {
-	if s.Attempts == 0 {
+	notes := s.notes()
+	if s.Attempts == 0 && len(notes) == 0 {
 		return
 	}
 	if !t.verbose {
 		fmt.Fprintln(t.w)
 	}
-	fmt.Fprintf(t.w, "%s: %s\n", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode))
-	for _, n := range s.notes() {
+	if s.Attempts > 0 {
+		fmt.Fprintf(t.w, "%s: %s\n", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode))
+	}
+	for _, n := range notes {
 		fmt.Fprintln(t.w, n)
 	}
 	if s.Attempts > s.ByCode[string(analyze.OK)] && !t.verbose {
