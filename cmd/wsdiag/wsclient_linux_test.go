@@ -1,6 +1,6 @@
-//go:build linux && amd64
+//go:build linux
 
-package tlsplain
+package main
 
 import (
 	"bufio"
@@ -19,8 +19,10 @@ import (
 	"time"
 )
 
-// A WebSocket backend and client small enough to read: the tests need
-// only the handshake, text frames echoed, and the close handshake.
+// A WebSocket backend and a wss:// client small enough to read, for the
+// --tls-plaintext tests: the handshake, text frames echoed, the close
+// handshake; the client writes its TLS secrets to a key log and can stay
+// silent until the proxy closes.
 
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -148,25 +150,25 @@ func writeFrame(w io.Writer, op byte, p []byte, masked bool) error {
 	return err
 }
 
-// keyLog is an NSS key log the test's clients write to, one line at a
+// keyLogFile is an NSS key log the test's clients write to, one line at a
 // time.
-type keyLog struct {
+type keyLogFile struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (k *keyLog) Write(b []byte) (int, error) {
+func (k *keyLogFile) Write(b []byte) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.w.Write(b)
 }
 
-// attempt is one WebSocket handshake over TLS and, once upgraded, msgs
+// wsAttempt is one WebSocket handshake over TLS and, once upgraded, msgs
 // messages echoed and a close handshake; mid, when set, runs between the
 // first message and the rest (the session stays open meanwhile), and with
 // silent the client then waits for the proxy to close instead of
 // closing.
-type attempt struct {
+type wsAttempt struct {
 	addr, path string
 	header     string // extra header lines, each ending in \r\n
 	msgs       int
@@ -175,14 +177,14 @@ type attempt struct {
 	host       string // Host (default localhost)
 }
 
-// result is what a client saw.
-type result struct {
+// wsResult is what a client saw.
+type wsResult struct {
 	status string // the status line's code and reason
 	client string // its address
 }
 
 // run makes the attempt.
-func (a attempt) run(t *testing.T, keys io.Writer) result {
+func (a wsAttempt) run(t *testing.T, keys io.Writer) wsResult {
 	t.Helper()
 	host := a.host
 	if host == "" {
@@ -191,10 +193,10 @@ func (a attempt) run(t *testing.T, keys io.Writer) result {
 	c, err := tls.Dial("tcp", a.addr, &tls.Config{InsecureSkipVerify: true, KeyLogWriter: keys, NextProtos: []string{"http/1.1"}, ServerName: "localhost"})
 	if err != nil {
 		t.Errorf("%s: %v", a.path, err)
-		return result{}
+		return wsResult{}
 	}
 	defer c.Close()
-	res := result{client: c.LocalAddr().String()}
+	res := wsResult{client: c.LocalAddr().String()}
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	var k [16]byte
 	rand.Read(k[:])
