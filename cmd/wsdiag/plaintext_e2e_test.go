@@ -8,9 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +123,8 @@ func (r *plainRun) live(t *testing.T, d time.Duration, extra ...string) func() (
 	t.Helper()
 	var out bytes.Buffer
 	errb := &syncWriter{w: &bytes.Buffer{}}
-	args := append([]string{"live", "--tls-plaintext", "-i", "lo", "--all", "--format", "json", "--duration", d.String(),
+	// (-Z root: live drops root in this process otherwise.)
+	args := append([]string{"live", "--tls-plaintext", "-Z", "root", "-i", "lo", "--all", "--format", "json", "--duration", d.String(),
 		"-w", filepath.Join(r.dir, "live.pcapng")}, extra...)
 	args = append(args, r.filter())
 	exit := make(chan int, 1)
@@ -155,99 +154,6 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
-}
-
-// The times in evidence ("at 17:36:14.385") and the durations measured
-// ("for 3.00s") come from the proxy's calls in one run and from the
-// packets in the other: they are compared without their digits.
-var (
-	clockRE    = regexp.MustCompile(`\d\d:\d\d:\d\d\.\d{3}`)
-	durationRE = regexp.MustCompile(`\d+(\.\d+)?(s|ms|µs)\b`)
-)
-
-// plainDescribe is what must agree between two runs.
-func plainDescribe(v VerdictLine) string {
-	ev := make([]string, len(v.Evidence))
-	for i, e := range v.Evidence {
-		ev[i] = durationRE.ReplaceAllString(clockRE.ReplaceAllString(e, "hh:mm:ss.mmm"), "D")
-	}
-	return fmt.Sprintf("%s %s %s hop %s status client %d backend %d pairing %s\n  findings %v\n  evidence:\n    %s\n  fix: %s",
-		deref2(v.Client), v.Path, v.Code, v.Hop, deref(v.StatusClient), deref(v.StatusBackend), v.PairConfidence, v.Findings,
-		strings.Join(ev, "\n    "), durationRE.ReplaceAllString(v.Fix, "D"))
-}
-
-// byClient describes verdicts by the client's address (a second attempt
-// on one connection, HTTP/2, gets a "+").
-func byClient(vs []VerdictLine) map[string]string {
-	m := map[string]string{}
-	for _, v := range vs {
-		k := deref2(v.Client)
-		for m[k] != "" {
-			k += "+"
-		}
-		m[k] = plainDescribe(v)
-	}
-	return m
-}
-
-func keysOf(m map[string]string) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-// comparePlain checks live's verdicts against the keyed read's (and the
-// -w file's against live's). The attempts in partial (by client address,
-// with the reason) cannot agree in full: code and hop must, and the
-// difference is logged.
-func comparePlain(t *testing.T, name string, live, keyed, reread []VerdictLine, partial map[string]string) {
-	t.Helper()
-	lv, kv, rv := byClient(live), byClient(keyed), byClient(reread)
-	if dir := os.Getenv("WSDIAG_PLAINTEXT_TABLE"); dir != "" {
-		var b strings.Builder
-		for _, k := range keysOf(kv) {
-			fmt.Fprintf(&b, "%s\n  live --tls-plaintext: %s\n  read --keylog:        %s\n", k, strings.SplitN(lv[k], "\n", 2)[0], strings.SplitN(kv[k], "\n", 2)[0])
-		}
-		os.WriteFile(filepath.Join(dir, name+".txt"), []byte(b.String()), 0o644)
-	}
-	if len(kv) == 0 {
-		t.Fatal("no verdicts from the keyed read")
-	}
-	codeHop := func(s string) string {
-		f := strings.Fields(strings.SplitN(s, "\n", 2)[0])
-		if i := slices.Index(f, "hop"); i > 1 && i+1 < len(f) {
-			return f[i-1] + " " + f[i+1]
-		}
-		return "?"
-	}
-	for _, k := range keysOf(kv) {
-		l, ok := lv[k]
-		switch {
-		case !ok:
-			t.Errorf("%s: no live verdict; keyed:\n%s", k, kv[k])
-		case partial[k] != "":
-			if codeHop(l) != codeHop(kv[k]) {
-				t.Errorf("%s (%s):\nlive:\n%s\nkeyed:\n%s", k, partial[k], l, kv[k])
-			} else {
-				t.Logf("%s (%s): the same code and hop; live:\n%s\nkeyed:\n%s", k, partial[k], l, kv[k])
-			}
-		case l != kv[k]:
-			t.Errorf("%s:\nlive:\n%s\nkeyed:\n%s", k, l, kv[k])
-		}
-	}
-	for _, k := range keysOf(lv) {
-		if _, ok := kv[k]; !ok {
-			t.Errorf("%s: live verdict without a keyed one:\n%s", k, lv[k])
-		}
-	}
-	for _, k := range keysOf(lv) {
-		if rv[k] != lv[k] {
-			t.Errorf("%s: the -w file read back:\n%s\nlive:\n%s", k, rv[k], lv[k])
-		}
-	}
 }
 
 // TestLiveTLSPlaintextNginx: nginx 1.22 (two workers, TLS, HTTP/2
@@ -450,16 +356,6 @@ backend be
 	saveCaptures(t, "haproxy", r)
 }
 
-// readAll reads with --all: the verdicts and the plain exchanges, and
-// stderr.
-func readAll(t *testing.T, args ...string) ([]VerdictLine, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	run(append([]string{"read", "--all", "--format", "json"}, args...), nil, &out, &errb)
-	o := decodeOutput(t, out.Bytes())
-	return append(o.verdicts, o.exchanges...), errb.String()
-}
-
 // saveCaptures copies the run's captures (live's -w file with the
 // plaintext, tcpdump's with the key log) to WSDIAG_SAVE_CAPTURES, which
 // is how testdata/gen/tlsplain.sh makes testdata.
@@ -509,7 +405,7 @@ func TestLiveTLSPlaintextUnavailable(t *testing.T) {
 		return nil, fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)", tlsplain.ErrUnsupported)
 	}
 	var out, errb bytes.Buffer
-	code := run([]string{"live", "--tls-plaintext", "-i", "lo", "--format", "json", "--duration", "1s", fmt.Sprintf("port %d", freePort(t))}, nil, &out, &errb)
+	code := run([]string{"live", "--tls-plaintext", "-Z", "root", "-i", "lo", "--format", "json", "--duration", "1s", fmt.Sprintf("port %d", freePort(t))}, nil, &out, &errb)
 	var warn []string
 	for _, l := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
 		if strings.Contains(l, "--tls-plaintext") {
