@@ -151,8 +151,15 @@ func upgradeAdvice(v *Verdict, intro string) (string, string) {
 	return "", b.String()
 }
 
-func adviceWSHeaderAltered(v *Verdict, _ *attempt, _ *finding) (string, string) {
-	if nginx, _ := isNginx(v); nginx {
+func adviceWSHeaderAltered(v *Verdict, _ *attempt, p *finding) (string, string) {
+	nginx, _ := isNginx(v)
+	if p != nil && len(p.evidence) > 0 && strings.Contains(p.evidence[len(p.evidence)-1], "in the proxy's 101") {
+		if nginx {
+			return "", "remove proxy_hide_header Sec-WebSocket-Extensions (or -Protocol): nginx passes the backend's 101 headers on by default; or turn compression off on the backend"
+		}
+		return "", "make the proxy pass the backend's 101 on with its Sec-WebSocket-Extensions and -Protocol headers, or turn compression off on the backend"
+	}
+	if nginx {
 		return "", "remove the proxy_set_header lines that override Sec-WebSocket-Key/-Version/-Protocol/-Extensions; nginx forwards them untouched by default"
 	}
 	return "", "make the proxy forward Sec-WebSocket-Key, -Version, -Protocol and -Extensions unchanged"

@@ -94,8 +94,11 @@ type Analyzer struct {
 	// routes the Hosts and paths they sent upstream.
 	proxied map[netip.AddrPort]bool
 	routes  map[netip.AddrPort]*routes
-	// tlsLegs are TLS connections by ID, while they may still be paired.
-	tlsLegs map[reassembly.ConnID]*tlsLeg
+	// tlsLegs are TLS connections by ID, while they may still be paired;
+	// byRandom the completed keyless ones by ClientHello random, until the
+	// leg that relays the same handshake ends (passthrough.go).
+	tlsLegs  map[reassembly.ConnID]*tlsLeg
+	byRandom map[[32]byte]*tlsLeg
 	// tlsFronts are the addresses of proxies whose opaque TLS client legs
 	// were paired with upstream requests (unseen.go).
 	tlsFronts map[netip.AddrPort]bool
@@ -106,8 +109,14 @@ type Analyzer struct {
 	encWait []*encWait
 	// cross is the state across connections (crossconn.go).
 	cross *crossState
-	mid   midState // sessions whose handshake is not in the capture (midstream.go)
-	stats Stats
+	// listeners: what each server did with the requests it got
+	// (proxyproto.go: a listener that closes on every request).
+	listeners map[netip.AddrPort]*listenerState
+	// closeOnly are bare FINs and RSTs of connections the capture holds
+	// nothing else of, until judged (idlecut.go).
+	closeOnly []*reassembly.CloseOnly
+	mid       midState // sessions whose handshake is not in the capture (midstream.go)
+	stats     Stats
 	// xsMem estimates what the undecided exchanges hold; charged, what
 	// the budget was last charged.
 	xsMem, charged int64
@@ -193,6 +202,7 @@ func (a *Analyzer) Response(r *reassembly.Response) {
 	if r.Cut {
 		a.stats.CutBlocks++
 	}
+	a.listenerAnswered(r.Server)
 	if r.Request == nil {
 		return // an answer to a request we did not see
 	}
@@ -215,6 +225,7 @@ func (a *Analyzer) Response(r *reassembly.Response) {
 
 // ConnEnd implements reassembly.Sink.
 func (a *Analyzer) ConnEnd(e *reassembly.ConnEnd) {
+	a.listenerEnded(e)
 	if e.WS != nil && e.WS.MidStream {
 		a.midEnded(e)
 		return
@@ -259,6 +270,7 @@ func (a *Analyzer) evict() {
 // (capture time). Live capture calls it as time passes.
 func (a *Analyzer) Decide(now time.Time) {
 	a.flushBursts(now)
+	a.judgeIdleCuts(now, false)
 	defer a.releaseHeld(now)
 	cut := now.Add(-a.opt.Grace)
 	w := a.waiting()
@@ -287,6 +299,7 @@ func (a *Analyzer) Decide(now time.Time) {
 // Finish decides everything: the input is over.
 func (a *Analyzer) Finish() {
 	a.flushBursts(time.Time{})
+	a.judgeIdleCuts(time.Time{}, true)
 	// Pair everything first, then judge: whether a proxy's other requests
 	// went upstream (a proxy answering itself, an upstream off the wire)
 	// must not depend on which attempt the file holds first.

@@ -120,6 +120,7 @@ func (a *attempt) legEvidence(ev []string, legs []Leg) []string {
 			ev = append(ev, l+" request line: "+legs[i].RequestLine)
 		}
 	}
+	ev = a.nodeEvidence(ev)
 	for i := n - 1; i >= 0; i-- {
 		if a.chain[i].resp == nil {
 			continue

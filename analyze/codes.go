@@ -58,6 +58,11 @@ const (
 	// From the proxy's own configuration (Options.Config).
 	ConfigReadTimeoutShort    Code = "config_read_timeout_short"
 	ConfigHeadersNotInherited Code = "config_headers_not_inherited"
+
+	// The node: what a proxy host in a cluster or a cloud records.
+	UpgradeNotRelayed     Code = "upgrade_not_relayed"
+	ExtensionsStripped    Code = "extensions_stripped"
+	ProxyProtocolMismatch Code = "proxy_protocol_mismatch"
 )
 
 // Hop is where along the chain a finding sits.
@@ -186,6 +191,13 @@ var table = []codeRow{
 	// config.go: from the proxy's configuration, with --nginx-config or --proxy-config.
 	{code: ConfigReadTimeoutShort, hop: HopProxy, sev: SevWarn, stage: stageConfig, summary: "the location's read timeout is below the longest silence or ping interval on the wire (config)", advice: adviceConfigReadTimeoutShort},
 	{code: ConfigHeadersNotInherited, hop: HopProxy, sev: SevError, stage: stageExplains, summary: "upgrade headers set in an outer block are not inherited: the block sets its own proxy_set_header (finding)", advice: noAdvice},
+
+	// notrelayed.go
+	{code: UpgradeNotRelayed, hop: HopProxy, sev: SevError, stage: stageProxyResponse, summary: "the backend's 101 reached the proxy and never its client, who waited (a Node.js proxy without its upgrade handler)", advice: adviceUpgradeNotRelayed},
+	// extensions.go
+	{code: ExtensionsStripped, hop: HopProxy, sev: SevInfo, stage: stageExplains, summary: "the proxy dropped the client's Sec-WebSocket-Extensions offer: the tunnel works, uncompressed (finding)", advice: noAdvice},
+	// proxyproto.go
+	{code: ProxyProtocolMismatch, hop: HopProxy, sev: SevError, stage: stageClient, summary: "the PROXY protocol on one end only: a header the proxy does not expect (answered 400 at once), or none where it expects one (closed without a byte)", advice: adviceProxyProtocolMismatch},
 }
 
 // rowIndex maps a code to its row in table; built in init so that advice

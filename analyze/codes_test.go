@@ -28,6 +28,7 @@ var stableCodes = []string{
 	"upstream_scheme_mismatch",
 	"cannot_tell",
 	"config_read_timeout_short", "config_headers_not_inherited",
+	"upgrade_not_relayed", "extensions_stripped", "proxy_protocol_mismatch",
 }
 
 func TestCodesNeverRenamed(t *testing.T) {

@@ -207,9 +207,18 @@ func frontCutRule(a *attempt, out []finding) []finding {
 	cutEv := fmt.Sprintf("%s: the client side (%s: what is in front of the proxy) %s at %s without a close frame, while the proxy's leg to the backend was open; the proxy closed that one (%s) %s later",
 		leg, a.chain[0].req.Client, what, ts(f.client.Time), f.upstream.Kind, dur(f.upstream.Time.Sub(f.client.Time)))
 	if f.idle() {
+		// A client that goes quiet and then leaves looks the same from the
+		// proxy's side: a hop in front must show itself.
+		front := frontEvidence(a, f)
+		if front == "" {
+			return out
+		}
 		ev := []string{fmt.Sprintf("no frame in either direction for %s (last at %s), then the cut", dur(f.silence), ts(a.session.lastFrame)), cutEv}
 		if len(f.siblings) > 0 {
 			ev = append(ev, fmt.Sprintf("the same cut after the same silence on %d other tunnel(s) through %s", len(f.siblings), proxy))
+		}
+		if front != "siblings" {
+			ev = append(ev, front)
 		}
 		return append(out, found(FrontIdleTimeout, 0, ev...))
 	}

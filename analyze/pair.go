@@ -62,8 +62,12 @@ func pairScore(x, y *exchange) int {
 	case lastSegment(xp) == lastSegment(yp) && lastSegment(xp) != "":
 		s++
 	}
-	if forwardedFor(y, xr.Client.Addr()) {
+	if forwardedFor(y, xr.Client.Addr()) || forwardedFor(y, proxySource(xr).Addr()) {
 		s += 3
+	}
+	if src := proxySource(yr); src.IsValid() && src == xr.Client {
+		// y began with a PROXY header naming x's client, port and all
+		s += scoreExact
 	}
 	if x.hasUA && y.ua == x.ua {
 		s += 2

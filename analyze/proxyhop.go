@@ -109,7 +109,10 @@ func proxyRequestRule(a *attempt, out []finding) []finding {
 				ev = append(ev, headerEv(lx, name, x.Headers), headerEv(ly, name, y.Headers))
 			}
 		}
-		if len(ev) > 0 {
+		switch {
+		case len(ev) > 0 && strippedOffer(h, a.chain[i], a.chain[i+1]):
+			out = append(out, explains(ExtensionsStripped, i, append(ev, "no 101 agreed to an extension: the tunnel runs uncompressed")...))
+		case len(ev) > 0:
 			out = append(out, found(WSHeaderAltered, i, ev...))
 		}
 		if h.hostRewritten {

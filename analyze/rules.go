@@ -30,6 +30,7 @@ const (
 // a case in rules_test.go (and a code row in codes.go if it is a new code).
 var rules = [...]rule{
 	{"client's request", fromClient, onWire, clientRule},
+	{"PROXY protocol on one end", fromClient, onWire, proxyProtocolRule},
 	{"HTTP/2 client leg", fromClient, onWire, h2Rule},
 	{"upstream request of an unseen client", fromUpstream, onWire, strippedRule},
 	{"proxy's requests", handshake, onWire, proxyRequestRule},
@@ -41,6 +42,8 @@ var rules = [...]rule{
 	{"backend refused the upgrade", handshake, onWire, backendRejectedRule},
 	{"backend not WebSocket", handshake, onWire, backendNotWebSocketRule},
 	{"proxy's answers", handshake, onWire, proxyResponseRule},
+	{"101's headers hidden", handshake, onWire, hiddenRule},
+	{"101 not relayed", handshake, onWire, notRelayedRule},
 	{"frame protocol error", anyKind, onWire, protocolErrorRule},
 	{"message too big", anyKind, onWire, tooBigRule},
 	{"proxy's idle timeout", anyKind, onWire, idleRule},
@@ -50,6 +53,7 @@ var rules = [...]rule{
 	{"client leg opaque or not captured", fromUpstream, onWire, upstreamOnlyRule},
 	{"handshake before the capture", midSession, onWire, midSessionRule},
 	{"snap length cut", handshake, onWire, cutRule},
+	{"a leg without its answer", handshake, onWire, unansweredRule},
 	{"config: headers not inherited", fromClient, withConfig, configInheritRule},
 	{"config: read timeout short", fromClient, withConfig, configTimeoutRule},
 	{"mass close", fromClient, acrossConnections, massCloseRule},

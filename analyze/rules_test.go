@@ -705,7 +705,7 @@ func sessionCases() []ruleCase {
 // allCases are the rule cases of every file.
 func allCases() []ruleCase {
 	var all []ruleCase
-	for _, cs := range [][]ruleCase{handshakeCases(), sessionCases(), h2Cases(), crossCases(), configCases(), midCases()} {
+	for _, cs := range [][]ruleCase{handshakeCases(), sessionCases(), h2Cases(), crossCases(), configCases(), midCases(), nodeCases()} {
 		all = append(all, cs...)
 	}
 	return all
@@ -747,6 +747,7 @@ func TestRuleCasesCoverCodes(t *testing.T) {
 		TLSHandshakeFailed: "tls.go; goldens", EncryptedLeg: "a note; goldens", PlainHTTP: "plain()",
 		HostRewritten: "a note", PathRewritten: "a note", ClientHTTP2: "a note; h2Cases",
 		ConfigHeadersNotInherited: "a note; configCases", HandshakeNotCaptured: "a note; midCases, goldens",
+		ExtensionsStripped: "a note; nodeCases",
 	}
 	covered := map[Code]bool{}
 	for _, c := range allCases() {

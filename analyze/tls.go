@@ -109,6 +109,13 @@ func (a *Analyzer) tlsEnded(e *reassembly.ConnEnd) {
 	}
 	a.tlsMem += tlsEndCost
 	l.mem += tlsEndCost
+	if e.TLSInfo.HandshakeDone && !e.TLSInfo.Decrypting {
+		a.passthroughEnded(l)
+		if l.claimed {
+			a.dropTLS(e.ID)
+			return
+		}
+	}
 	if v := tlsFailure(l); v != nil {
 		// Held until Decide: with several workers the request of the
 		// attempt whose proxy opened it may still be on its way.
@@ -258,6 +265,9 @@ func tlsFailure(l *tlsLeg) *Verdict {
 			who = "the proxy"
 		}
 		v.Evidence = append(v.Evidence, fmt.Sprintf("the handshake never completed: %s closed the connection (%s) at %s", who, c.Kind, ts(c.Time)))
+		if sniRefused(v, l) {
+			return v
+		}
 	}
 	v.Fix = tlsFix(fatal, who)
 	return v

@@ -6,8 +6,11 @@ import (
 )
 
 // decoder decodes one packet's link, network and TCP layers into reused
-// structs. One DecodingLayerParser per first layer: the link type decides
-// where decoding starts, everything after it is shared.
+// structs. Link layers other than plain Ethernet go through a
+// DecodingLayerParser (one per first layer: the link type decides where
+// decoding starts); the network layer and TCP are decoded directly, so
+// that a tunnel's inner packet (tunnel.go) goes the same way as an outer
+// one.
 type decoder struct {
 	eth   layers.Ethernet
 	dot1q layers.Dot1Q
@@ -19,23 +22,29 @@ type decoder struct {
 	tcp   layers.TCP
 	tcpd  TCPDecoder
 
+	// parsers decode the link layers; ip6ext an IPv6 packet with a
+	// hop-by-hop header, and its TCP.
 	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
+	ip6ext  *gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
+	// depth counts the tunnels unwrapped in the packet being decoded.
+	depth int
 }
 
 func newDecoder() *decoder {
 	d := &decoder{decoded: make([]gopacket.LayerType, 0, 8)}
-	all := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.sll, &d.sll2, &d.loop, &d.ip4, &d.ip6, &d.tcp}
+	link := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.sll, &d.sll2, &d.loop}
 	d.parsers = make(map[gopacket.LayerType]*gopacket.DecodingLayerParser)
 	for _, first := range []gopacket.LayerType{
-		layers.LayerTypeEthernet, layers.LayerTypeLinuxSLL, layers.LayerTypeLinuxSLL2,
-		layers.LayerTypeLoopback, layers.LayerTypeIPv4, layers.LayerTypeIPv6,
+		layers.LayerTypeEthernet, layers.LayerTypeLinuxSLL, layers.LayerTypeLinuxSLL2, layers.LayerTypeLoopback,
 	} {
-		p := gopacket.NewDecodingLayerParser(first, all...)
-		// The layer after TCP is its payload; stopping there is success.
+		p := gopacket.NewDecodingLayerParser(first, link...)
+		// Decoding stops at the network layer, which is not in the set.
 		p.IgnoreUnsupported = true
 		d.parsers[first] = p
 	}
+	d.ip6ext = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv6, &d.ip6, &d.tcp)
+	d.ip6ext.IgnoreUnsupported = true // the layer after TCP is its payload
 	return d
 }
 
@@ -66,9 +75,10 @@ func firstLayer(lt layers.LinkType) gopacket.LayerType {
 var layerTypeRawIP = gopacket.LayerType(-1)
 
 // decode fills p from data and reports whether the packet carries TCP over
-// IPv4 or IPv6. Fragments and packets too short for their headers are not
-// TCP segments we can use.
+// IPv4 or IPv6, directly or in a tunnel. Fragments and packets too short
+// for their headers are not TCP segments we can use.
 func (d *decoder) decode(first gopacket.LayerType, data []byte, p *Packet) bool {
+	p.Tunnel, d.depth = Tunnel{}, 0
 	if first == layerTypeRawIP {
 		if len(data) == 0 {
 			return false
@@ -82,101 +92,111 @@ func (d *decoder) decode(first gopacket.LayerType, data []byte, p *Packet) bool 
 			return false
 		}
 	}
-	// The common shapes skip the generic parser's per-layer lookups.
 	switch first {
 	case layers.LayerTypeEthernet:
-		if len(data) >= 14 && data[12] == 0x08 && data[13] == 0x00 { // IPv4: no need of the Ethernet layer
+		// The common shape skips the parser's per-layer lookups.
+		if len(data) >= 14 && data[12] == 0x08 && data[13] == 0x00 {
 			return d.ip4TCP(data[14:], p)
-		}
-		if d.eth.DecodeFromBytes(data, gopacket.NilDecodeFeedback) == nil {
-			switch d.eth.EthernetType {
-			case layers.EthernetTypeIPv4:
-				return d.ip4TCP(d.eth.Payload, p)
-			case layers.EthernetTypeIPv6:
-				if ok, done := d.ip6TCP(d.eth.Payload, p); done {
-					return ok
-				}
-			}
 		}
 	case layers.LayerTypeIPv4:
 		return d.ip4TCP(data, p)
 	case layers.LayerTypeIPv6:
-		if ok, done := d.ip6TCP(data, p); done {
-			return ok
-		}
+		return d.ip6Any(data, p)
 	}
 	parser := d.parsers[first]
 	if parser == nil {
 		return false
 	}
-	// Errors past the network layer (a truncated TCP header, say) leave
-	// TCP out of decoded; that is all we need to know.
+	// An error in a link layer leaves it out of decoded.
 	_ = parser.DecodeLayers(data, &d.decoded)
-	var sawIP4, sawIP6, sawTCP bool
-	for _, t := range d.decoded {
-		switch t {
-		case layers.LayerTypeIPv4:
-			sawIP4 = true
-		case layers.LayerTypeIPv6:
-			sawIP6 = true
-		case layers.LayerTypeTCP:
-			sawTCP = true
-		}
-	}
-	if !sawTCP {
+	if len(d.decoded) == 0 {
 		return false
 	}
-	switch {
-	case sawIP4:
-		if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
-			return false
-		}
-		p.Net = d.ip4.NetworkFlow()
-		p.Cut = int(d.ip4.Length) - int(d.ip4.IHL)*4 - len(d.ip4.Payload)
-	case sawIP6:
-		p.Net = d.ip6.NetworkFlow()
-		p.Cut = int(d.ip6.Length) - len(d.ip6.Payload)
-	default:
+	var payload []byte
+	var next gopacket.LayerType
+	switch d.decoded[len(d.decoded)-1] {
+	case layers.LayerTypeEthernet:
+		payload, next = d.eth.Payload, d.eth.NextLayerType()
+	case layers.LayerTypeDot1Q:
+		payload, next = d.dot1q.Payload, d.dot1q.NextLayerType()
+	case layers.LayerTypeLinuxSLL:
+		payload, next = d.sll.Payload, d.sll.NextLayerType()
+	case layers.LayerTypeLinuxSLL2:
+		payload, next = d.sll2.Payload, d.sll2.NextLayerType()
+	case layers.LayerTypeLoopback:
+		payload, next = d.loop.Payload, d.loop.NextLayerType()
+	}
+	switch next {
+	case layers.LayerTypeIPv4:
+		return d.ip4TCP(payload, p)
+	case layers.LayerTypeIPv6:
+		return d.ip6Any(payload, p)
+	}
+	return false
+}
+
+// ip4TCP decodes an IPv4 packet that should carry a whole TCP header, or a
+// tunnel.
+func (d *decoder) ip4TCP(b []byte, p *Packet) bool {
+	ip := &d.ip4
+	if ip.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil ||
+		ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 		return false
 	}
 	// The IP length says how much of the segment the capture dropped; a
-	// jumbogram or a length of 0 (segmentation offload) says nothing.
-	p.Cut = max(0, p.Cut)
-	p.TCP = &d.tcp
-	return true
-}
-
-// ip4TCP decodes an IPv4 packet that should carry a whole TCP header.
-func (d *decoder) ip4TCP(b []byte, p *Packet) bool {
-	ip := &d.ip4
-	if ip.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil || ip.Protocol != layers.IPProtocolTCP ||
-		ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
-		return false
+	// length of 0 (segmentation offload) says nothing.
+	cut := max(0, int(ip.Length)-int(ip.IHL)*4-len(ip.Payload))
+	if ip.Protocol != layers.IPProtocolTCP {
+		return d.unwrap(ip.Protocol, addr4(ip.SrcIP), addr4(ip.DstIP), ip.Payload, cut, p)
 	}
 	if d.tcpd.Decode(&d.tcp, ip.Payload) != nil {
 		return false
 	}
 	p.Net = ip.NetworkFlow()
-	p.Cut = max(0, int(ip.Length)-int(ip.IHL)*4-len(ip.Payload))
+	p.Cut = cut
 	p.TCP = &d.tcp
 	return true
 }
 
-// ip6TCP decodes an IPv6 packet whose next header is TCP; done is false
-// for anything else (extension headers), left to the generic parser.
+// ip6Any decodes an IPv6 packet that carries TCP or a tunnel; one with a
+// hop-by-hop header goes through gopacket's parser.
+func (d *decoder) ip6Any(b []byte, p *Packet) bool {
+	if ok, done := d.ip6TCP(b, p); done {
+		return ok
+	}
+	// Errors past the network layer (a truncated TCP header, say) leave
+	// TCP out of decoded; that is all we need to know.
+	_ = d.ip6ext.DecodeLayers(b, &d.decoded)
+	if len(d.decoded) < 2 || d.decoded[len(d.decoded)-1] != layers.LayerTypeTCP {
+		return false
+	}
+	p.Net = d.ip6.NetworkFlow()
+	// A jumbogram or a length of 0 (segmentation offload) says nothing.
+	p.Cut = max(0, int(d.ip6.Length)-len(d.ip6.Payload))
+	p.TCP = &d.tcp
+	return true
+}
+
+// ip6TCP decodes an IPv6 packet whose next header is TCP or a tunnel;
+// done is false for anything else (extension headers), left to the
+// generic parser.
 func (d *decoder) ip6TCP(b []byte, p *Packet) (ok, done bool) {
 	ip := &d.ip6
 	if ip.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil {
 		return false, true
 	}
-	if ip.NextHeader != layers.IPProtocolTCP || ip.HopByHop != nil {
+	if ip.HopByHop != nil {
 		return false, false
+	}
+	cut := max(0, int(ip.Length)-len(ip.Payload))
+	if ip.NextHeader != layers.IPProtocolTCP {
+		return d.unwrap(ip.NextHeader, addr6(ip.SrcIP), addr6(ip.DstIP), ip.Payload, cut, p), true
 	}
 	if d.tcpd.Decode(&d.tcp, ip.Payload) != nil {
 		return false, true
 	}
 	p.Net = ip.NetworkFlow()
-	p.Cut = max(0, int(ip.Length)-len(ip.Payload))
+	p.Cut = cut
 	p.TCP = &d.tcp
 	return true, true
 }

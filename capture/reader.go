@@ -27,6 +27,9 @@ type Packet struct {
 	// shorter than the packet): the segment's sequence space goes on past
 	// the end of TCP.Payload by that much.
 	Cut int
+	// Tunnel is the overlay the segment arrived in (tunnel.go); Net and TCP
+	// are then the inner packet's.
+	Tunnel Tunnel
 }
 
 // Reader yields the TCP segments of one capture file.

@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/proto/http1"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"math"
@@ -106,11 +107,15 @@ type Assembler struct {
 	opt     Options
 	sink    Sink
 	tlsSink TLSSink // sink, when it wants TLSStart
-	pool    *tcpr.StreamPool
-	asm     *tcpr.Assembler
-	ctx     context
-	nextID  ConnID
-	ending  bool
+	// closeSink is sink, when it wants CloseOnly (closeonly.go); resets
+	// are the connections RSTs ended lately, in slowOnly mode.
+	closeSink CloseSink
+	resets    map[connKey]time.Time
+	pool      *tcpr.StreamPool
+	asm       *tcpr.Assembler
+	ctx       context
+	nextID    ConnID
+	ending    bool
 
 	// reset is a stream that saw a RST in the current segment.
 	reset *stream
@@ -129,7 +134,11 @@ type Assembler struct {
 
 	// nextFlush is when (capture time) Packet next calls Flush.
 	nextFlush time.Time
-	stats     Stats
+	// via is the tunnel of the segment PacketVia is feeding; nodes the
+	// streams that have a tunnel or a PROXY header (node.go).
+	via   *capture.Tunnel
+	nodes map[*stream]*nodeState
+	stats Stats
 }
 
 // context hands the capture info to gopacket without an allocation per
@@ -146,6 +155,7 @@ func New(sink Sink, opt Options) *Assembler {
 		a.maxQuiet = math.MaxInt
 	}
 	a.tlsSink, _ = sink.(TLSSink)
+	a.closeSink, _ = sink.(CloseSink)
 	a.pool = tcpr.NewStreamPool((*factory)(a))
 	a.asm = tcpr.NewAssembler(a.pool)
 	a.asm.MaxBufferedPagesPerConnection = opt.MaxPagesPerConn
@@ -161,7 +171,11 @@ func (f *factory) New(netFlow, _ gopacket.Flow, tcp *layers.TCP, ac tcpr.Assembl
 		return a.handing
 	}
 	// Otherwise gopacket holds only the connections handed to it.
-	if !a.opt.slowOnly || !tcp.SYN && len(tcp.Payload) == 0 {
+	if !a.opt.slowOnly {
+		return nil
+	}
+	if !tcp.SYN && len(tcp.Payload) == 0 {
+		a.closeOnly(netFlow, tcp, ac.GetCaptureInfo().Timestamp)
 		return nil
 	}
 	return a.newStream(netFlow, tcp, ac.GetCaptureInfo().Timestamp)
@@ -182,6 +196,7 @@ func (a *Assembler) newStream(netFlow gopacket.Flow, tcp *layers.TCP, t time.Tim
 	s.initParsers()
 	s.ends[0] = addrPort(netFlow.Src(), uint16(tcp.SrcPort))
 	s.ends[1] = addrPort(netFlow.Dst(), uint16(tcp.DstPort))
+	a.tunnelNew(s)
 	a.stats.Open++
 	s.account()
 	return s
@@ -224,6 +239,7 @@ func (a *Assembler) slowPacket(netFlow gopacket.Flow, tcp *layers.TCP) {
 	a.asm.AssembleWithContext(netFlow, tcp, &a.ctx)
 	if a.reset != nil {
 		a.reset.finish()
+		a.noteReset(netFlow, tcp, a.ctx.ci.Timestamp)
 		a.reset = nil
 	}
 }

@@ -44,6 +44,9 @@ type Conn struct {
 	Server netip.AddrPort
 	// TLS: the connection is TLS; its HTTP was decrypted with a key log.
 	TLS bool
+	// Node is the connection's overlay tunnel and PROXY header (node.go),
+	// nil when it has neither.
+	Node *Node
 }
 
 // Request is one HTTP/1.x request header block.

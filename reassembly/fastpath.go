@@ -120,6 +120,7 @@ func (a *Assembler) fastPacket(s *stream, d flow.Dir, k connKey, nf gopacket.Flo
 		// Only a SYN or data opens a connection: the last ACK after both
 		// FINs, or a stray RST, must not open one that lingers.
 		if !tcp.SYN && len(tcp.Payload) == 0 {
+			a.closeOnly(nf, tcp, t)
 			return
 		}
 		s, d = a.open(nf, tcp, t, k), flow.Fwd
@@ -253,6 +254,9 @@ func (a *Assembler) forget(s *stream) {
 		delete(a.plains, s)
 	}
 	s.release()
+	if s.hasNode {
+		delete(a.nodes, s)
+	}
 }
 
 // rebuild copies the map into a new one: a Go map never shrinks, and

@@ -64,6 +64,9 @@ func (l *eventLog) Response(r *Response) {
 	l.ev = append(l.ev, fmt.Sprintf("resp to %d %+v", ri, x))
 }
 func (l *eventLog) TLSStart(e *TLSStart) { l.ev = append(l.ev, fmt.Sprintf("tls %+v", *e)) }
+func (l *eventLog) CloseOnly(e *CloseOnly) {
+	l.ev = append(l.ev, fmt.Sprintf("closeonly %+v", *e))
+}
 func (l *eventLog) TLSRecords(e *TLSRecords) {
 	l.ev = append(l.ev, fmt.Sprintf("tlsrecs %+v", *e))
 }

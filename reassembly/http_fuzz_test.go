@@ -205,6 +205,8 @@ func FuzzHTTPStream(f *testing.F) {
 		{"GET / HTTP/1.1\nHost: x\n\n", "HTTP/1.0 200 OK\nConnection: close\n\nbody until close"},
 		{"\x16\x03\x01\x00\x05hello", "\x16\x03\x03\x00\x02hi"},
 		{"SSH-2.0-OpenSSH_9.2\r\n", ""},
+		{"PROXY TCP4 192.0.2.1 192.0.2.2 51234 80\r\n" + wsRequest, ws101},
+		{"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\xc0\x00\x02\x02\xc8\x22\x00\x50" + wsRequest, resp400},
 		{"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\nGET /2 HTTP/1.1\r\nContent-Length: 9223372036854775807\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n"},
 	}
 	for i, s := range seeds {

@@ -60,9 +60,11 @@ type stream struct {
 	// in the 640-byte size class.)
 	memSub    Mem
 	forgotten bool
-	// hasPlain: the connection has plaintext read from one end; its state is
-	// in the Assembler's plains (plaintext.go), so that the struct keeps
-	// its size class.
+	// hasNode: the Assembler holds a nodeState for s (node.go); a map
+	// entry rather than a field, which would cost every connection a size
+	// class. hasPlain: likewise its plaintext state, in plains
+	// (plaintext.go).
+	hasNode  bool
 	hasPlain bool
 	mem      int32
 }
@@ -83,7 +85,7 @@ func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 
 func (s *stream) conn() Conn {
 	c := s.clientDir
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil || s.hasPlain}
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil || s.hasPlain, Node: s.node()}
 }
 
 // setClient fixes the client's direction once; later evidence does not
@@ -166,6 +168,7 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d flow.Dir, n int) {
+	s.proxyLost(d)
 	if s.hasPlain {
 		s.cipherLost(d, n)
 		return
@@ -189,6 +192,7 @@ func (s *stream) lost(d flow.Dir, n int) {
 // (the snap length cut a segment): a header block cut short is still
 // reported, with the lines it kept.
 func (s *stream) cut(d flow.Dir, n int) {
+	s.proxyLost(d)
 	if s.tls != nil || s.ignored || s.mid() || s.hasPlain {
 		s.lost(d, n)
 		return
@@ -211,7 +215,15 @@ func (s *stream) deliver(d flow.Dir, data []byte, t time.Time) {
 	if s.ignored {
 		return
 	}
+	first := s.bytes[d] == 0
 	s.bytes[d] += uint64(len(data))
+	if first || s.hasNode {
+		// a PROXY header (node.go) is not the client's HTTP
+		if data = s.proxyHeader(d, data, first, t); len(data) == 0 {
+			s.account()
+			return
+		}
+	}
 	if s.mid() {
 		s.midFeed(d, data, t)
 		return
@@ -351,6 +363,9 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 			s.pending = s.pending[:len(s.pending)-1]
 		}
 	}
+	if resp.Request == nil && s.nreq == 0 && s.hasNode {
+		s.proxyAnswered(resp)
+	}
 	s.emitResponse() // a previous response still collecting its body
 	if m.Truncated && !m.Switches() {
 		s.asm.sink.Response(resp)
@@ -361,7 +376,7 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 		s.upgraded, s.upgradeTime = true, m.End
 		s.dir[d.Reverse()].Tunnel() // the parser switches its own direction
 		s.ws = &wsframe.Session{}
-		s.ws.Init(s.clientDir, wsframe.DeflateNegotiated(resp.Headers.Values("Sec-WebSocket-Extensions")))
+		s.ws.Init(s.clientDir, deflateMayBe(resp))
 		s.pending = nil
 		return false
 	}
@@ -438,7 +453,7 @@ func (s *stream) finish() {
 	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
-	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && !s.hasPlain {
+	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && !s.proxySeen() && !s.hasPlain {
 		return
 	}
 	c, sv := s.clientDir, s.clientDir.Reverse()

@@ -32,7 +32,7 @@ func (f *socketFeed) Next(asm *reassembly.Assembler) (time.Time, error) {
 		f.plain.due(p.CI.Timestamp, asm, f.tap)
 		f.cuts.Count(p)
 		f.tap.packet(p, f.l.Raw())
-		asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
+		asm.PacketVia(p.Net, p.TCP, p.CI, p.Cut, &p.Tunnel)
 		return p.CI.Timestamp, nil
 	case errors.Is(err, capture.ErrTimeout):
 		now := time.Now()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -36,6 +37,10 @@ type readSource struct {
 	expr    string
 	match   filter.Matcher
 	readers []*capture.Reader
+	// clockOffsets are --clock-offset's FILE=SECONDS; offsets what each
+	// file's clock is ahead of the first's (given or estimated)
+	clockOffsets []string
+	offsets      []time.Duration
 	// what the pipeline left: its reassembly counters, the snap length's
 	// cuts, the files' read errors
 	asm      reassembly.Stats
@@ -49,6 +54,7 @@ func (r *readSource) register(fs *pflag.FlagSet, c *common) {
 	c.registerCapture(fs)
 	fs.IntVar(&r.workers, "workers", runtime.NumCPU(), "goroutines that reassemble, connections sharded over them (1: all in one)")
 	fs.StringArrayVarP(&r.files, "read", "r", nil, "read packets from FILE (tcpdump style; repeatable)")
+	fs.StringArrayVar(&r.clockOffsets, "clock-offset", nil, "FILE=SECONDS: FILE's clock is SECONDS ahead of the first file's (negative: behind); without it the offset between files is estimated from the handshakes they share (repeatable)")
 }
 
 func (r *readSource) plan(s *session, fs *pflag.FlagSet) error {
@@ -86,6 +92,39 @@ func (r *readSource) open(s *session) error {
 		rd.SetKeyLog(s.ropt.KeyLog) // and the pcapng's own secrets join it
 		r.readers = append(r.readers, rd)
 	}
+	return r.clocks(s)
+}
+
+// clocks sets how far each file's clock is ahead of the first's: given by
+// --clock-offset, else estimated from the handshakes the files share (not
+// for standard input, which cannot be read twice), and says so.
+func (r *readSource) clocks(s *session) error {
+	given, err := pipeline.ParseClockOffsets(r.clockOffsets, r.files)
+	if err != nil {
+		return err
+	}
+	if len(r.files) < 2 {
+		return nil
+	}
+	for i, f := range r.files {
+		if _, ok := given[i]; !ok && f == "-" {
+			given[i] = 0 // standard input: read once
+		}
+	}
+	offs, err := pipeline.EstimateOffsets(r.files, given, capture.Open, s.ropt)
+	if err != nil {
+		s.warn("clock offsets not estimated: %v", err)
+		return nil
+	}
+	r.offsets = make([]time.Duration, len(offs))
+	for i, o := range offs[1:] {
+		if o.Applied() {
+			r.offsets[i+1] = o.By
+		}
+		if d := o.Describe(r.files[i+1], r.files[0]); d != "" && !(o.Basis == "--clock-offset" && o.By == 0) {
+			s.e.log.Info().Msg(d)
+		}
+	}
 	return nil
 }
 
@@ -95,7 +134,7 @@ func (r *readSource) run(s *session) error {
 	if r.expr != "" {
 		sink = &pipeline.Filtered{Match: r.match, Next: p}
 	}
-	po := pipeline.PumpOptions{Stop: &s.stop, Cuts: &r.cuts}
+	po := pipeline.PumpOptions{Stop: &s.stop, Cuts: &r.cuts, Offsets: r.offsets}
 	if wantTTY(s.c.progress, s.e.stderr) {
 		prog := newProgress(s.e.stderr, r.files)
 		defer prog.done()

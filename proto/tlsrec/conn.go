@@ -51,6 +51,10 @@ type Info struct {
 	ALPNOffered     []string
 	OfferedVersions []uint16
 	CipherSuites    int
+	// ClientRandom is the ClientHello's random: a proxy that passes TLS
+	// through (mode tcp, SNI routing) relays the same ClientHello, so the
+	// two legs of one session share it.
+	ClientRandom [32]byte
 	// Negotiated: Version (0x0303 TLS 1.2, 0x0304 TLS 1.3 from the
 	// ServerHello's supported_versions), Cipher, and ALPN (for TLS 1.2 from
 	// the ServerHello; for TLS 1.3 from EncryptedExtensions, which is only

@@ -34,6 +34,7 @@ func (c *Conn) parseClientHello(m []byte) bool {
 	}
 	inf := &c.inf
 	copy(c.clientRandom[:], random)
+	inf.ClientRandom = c.clientRandom
 	inf.CipherSuites = 0
 	for i := 0; i+1 < len(suites); i += 2 {
 		if !isGREASE(binary.BigEndian.Uint16(suites[i:])) {

@@ -45,6 +45,7 @@ type event struct {
 	end  *reassembly.ConnEnd
 	tls  *reassembly.TLSStart
 	recs *reassembly.TLSRecords
+	cut  *reassembly.CloseOnly
 }
 
 // eventLog is a worker's Assembler's sink: it keeps the events, in order,
@@ -56,6 +57,7 @@ func (l *eventLog) Response(r *reassembly.Response)     { l.events = append(l.ev
 func (l *eventLog) ConnEnd(e *reassembly.ConnEnd)       { l.events = append(l.events, event{end: e}) }
 func (l *eventLog) TLSStart(e *reassembly.TLSStart)     { l.events = append(l.events, event{tls: e}) }
 func (l *eventLog) TLSRecords(e *reassembly.TLSRecords) { l.events = append(l.events, event{recs: e}) }
+func (l *eventLog) CloseOnly(e *reassembly.CloseOnly)   { l.events = append(l.events, event{cut: e}) }
 
 // apply hands events to an (and obs) in order and clears them, so that
 // the slice is reused without holding on to the events.
@@ -78,6 +80,8 @@ func apply(events []event, an *analyze.Analyzer, obs Observer) {
 			an.TLSStart(e.tls)
 		case e.recs != nil:
 			an.TLSRecords(e.recs)
+		case e.cut != nil:
+			an.CloseOnly(e.cut)
 		}
 	}
 	clear(events)

@@ -143,7 +143,7 @@ type single struct {
 const decideEvery = 4096
 
 func (s *single) add(p *capture.Packet) {
-	s.asm.Packet(p.Net, p.TCP, p.CI, p.Cut)
+	s.asm.PacketVia(p.Net, p.TCP, p.CI, p.Cut, &p.Tunnel)
 	if t := p.CI.Timestamp; t.After(s.now) {
 		s.now = t
 	}
@@ -165,6 +165,9 @@ type PumpOptions struct {
 	Stop *atomic.Bool
 	// Cuts, when set, counts the packets the snap length cut.
 	Cuts *Cuts
+	// Offsets, when set, are how far each reader's clock is ahead
+	// (offset.go): taken off its timestamps before they are merged.
+	Offsets []time.Duration
 }
 
 // Cuts tallies the packets a capture's snap length cut (tcpdump -s 96 or
@@ -204,6 +207,12 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 		pkt *capture.Packet
 	}
 	heads := make([]head, 0, len(readers))
+	offsets := map[*capture.Reader]time.Duration{}
+	for i, r := range readers {
+		if i < len(o.Offsets) && o.Offsets[i] != 0 {
+			offsets[r] = o.Offsets[i]
+		}
+	}
 	advance := func(r *capture.Reader) *capture.Packet {
 		p, err := r.Next()
 		if err != nil {
@@ -211,6 +220,9 @@ func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []strin
 				warnings = append(warnings, err.Error()+"; verdicts use the packets before it")
 			}
 			return nil
+		}
+		if d, ok := offsets[r]; ok {
+			p.CI.Timestamp = p.CI.Timestamp.Add(-d)
 		}
 		return p
 	}

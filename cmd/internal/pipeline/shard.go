@@ -24,17 +24,17 @@ const batchSize = 1024
 // segment is one TCP segment: its raw TCP header and payload, copied
 // into the batch's slab (the reader reuses its buffers), decoded again by
 // the worker (gopacket keys connections by the decoded port bytes). Or,
-// with plain set, a piece of TLS plaintext: its bytes in the slab, its
-// ends and offset here.
+// with plain set, a piece of TLS plaintext: its bytes in the slab, the
+// rest in the batch's plains.
 type segment struct {
 	ts          time.Time
 	net         gopacket.Flow
 	off, n, cut int32
-	plain       *plainSeg
+	tun         int32 // index+1 in the batch's tunnels; 0: not tunnelled
+	plain       int32 // index+1 in the batch's plains; 0: a TCP segment
 }
 
-// plainSeg is what a plaintext piece carries besides its bytes; the
-// batch's pieces live in its plains, reused.
+// plainSeg is what a plaintext piece carries besides its bytes.
 type plainSeg struct {
 	src, dst   netip.AddrPort
 	off        uint32
@@ -44,8 +44,9 @@ type plainSeg struct {
 type batch struct {
 	worker int
 	segs   []segment
-	plains []plainSeg
 	slab   []byte
+	tuns   []capture.Tunnel // of the tunnelled segments
+	plains []plainSeg       // of the plaintext pieces
 	events []event
 	// upTo is the capture time the worker has reached after this batch.
 	upTo time.Time
@@ -88,7 +89,7 @@ func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, c Config) *
 		s.work = append(s.work, make(chan *batch, 4))
 		s.free = append(s.free, make(chan *batch, 8))
 		for i := 0; i < 8; i++ {
-			s.free[w] <- &batch{worker: w, segs: make([]segment, 0, batchSize), plains: make([]plainSeg, 0, batchSize/4), slab: make([]byte, 0, 256<<10)}
+			s.free[w] <- &batch{worker: w, segs: make([]segment, 0, batchSize), slab: make([]byte, 0, 256<<10)}
 		}
 		o := opt
 		o.IDBase, o.IDStride = reassembly.ConnID(w), reassembly.ConnID(n)
@@ -109,7 +110,12 @@ func (s *sharded) add(p *capture.Packet) {
 	off := len(b.slab)
 	b.slab = append(b.slab, p.TCP.Contents...)
 	b.slab = append(b.slab, p.TCP.Payload...)
-	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut)})
+	tun := int32(0)
+	if p.Tunnel.Kind != capture.TunnelNone {
+		b.tuns = append(b.tuns, p.Tunnel)
+		tun = int32(len(b.tuns))
+	}
+	b.segs = append(b.segs, segment{ts: p.CI.Timestamp, net: p.Net, off: int32(off), n: int32(len(b.slab) - off), cut: int32(p.Cut), tun: tun})
 	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
 		s.flush(w)
 	}
@@ -118,18 +124,12 @@ func (s *sharded) add(p *capture.Packet) {
 // addPlaintext deals a plaintext piece to its connection's worker (by
 // the ports, as its segments are).
 func (s *sharded) addPlaintext(p *capture.Plaintext) {
-	a, c := uint64(p.Src.Port()), uint64(p.Dst.Port())
-	w := shardOfPorts(a, c, s.n)
+	w := shardOfPorts(uint64(p.Src.Port()), uint64(p.Dst.Port()), s.n)
 	b := s.cur[w]
-	if len(b.plains) == cap(b.plains) {
-		// A full array of pieces is sent: the segments point into it.
-		s.flush(w)
-		b = s.cur[w]
-	}
 	off := len(b.slab)
 	b.slab = append(b.slab, p.Data...)
 	b.plains = append(b.plains, plainSeg{src: p.Src, dst: p.Dst, off: p.Off, start: p.Start, end: p.End})
-	b.segs = append(b.segs, segment{ts: p.Time, off: int32(off), n: int32(len(p.Data)), plain: &b.plains[len(b.plains)-1]})
+	b.segs = append(b.segs, segment{ts: p.Time, off: int32(off), n: int32(len(p.Data)), plain: int32(len(b.plains))})
 	if len(b.segs) == batchSize || len(b.slab) > 192<<10 {
 		s.flush(w)
 	}
@@ -164,8 +164,8 @@ func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *eventL
 		sink.events = b.events[:0]
 		for i := range b.segs {
 			g := &b.segs[i]
-			if g.plain != nil {
-				pl := g.plain
+			if g.plain > 0 {
+				pl := &b.plains[g.plain-1]
 				pt = reassembly.Plain{Time: g.ts, Src: pl.src, Dst: pl.dst, Off: pl.off, Start: pl.start, End: pl.end, Data: b.slab[g.off : g.off+g.n]}
 				asm.Plaintext(&pt)
 				continue
@@ -173,7 +173,11 @@ func (s *sharded) worker(in chan *batch, asm *reassembly.Assembler, sink *eventL
 			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
 				continue // it decoded once already; cannot happen
 			}
-			asm.Packet(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut))
+			var tun *capture.Tunnel
+			if g.tun > 0 {
+				tun = &b.tuns[g.tun-1]
+			}
+			asm.PacketVia(g.net, &tcp, gopacket.CaptureInfo{Timestamp: g.ts, CaptureLength: int(g.n), Length: int(g.n + g.cut)}, int(g.cut), tun)
 			b.upTo = g.ts
 		}
 		if b.last {
@@ -194,7 +198,7 @@ func (s *sharded) apply() {
 		apply(b.events, s.an, s.obs)
 		clk.advance(b.worker, b.upTo)
 		w, last := b.worker, b.last
-		b.segs, b.plains, b.slab, b.events, b.last = b.segs[:0], b.plains[:0], b.slab[:0], b.events[:0], false
+		b.segs, b.slab, b.tuns, b.plains, b.events, b.last = b.segs[:0], b.slab[:0], b.tuns[:0], b.plains[:0], b.events[:0], false
 		if last {
 			clk.end(w)
 			if finished++; finished == s.n {

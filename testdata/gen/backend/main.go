@@ -61,6 +61,7 @@ func main() {
 	unixPath := flag.String("unix", "", "listen on this unix socket instead of -addr (the file is replaced, mode 0666)")
 	verbose := flag.Bool("verbose-errors", false, "a failed handshake's body is gorilla's reason (e.g. \"'upgrade' token not found in 'Connection' header\"), as apps that set Upgrader.Error do, instead of \"Bad Request\"")
 	maxHeader := flag.Int("max-header-bytes", 0, "http.Server.MaxHeaderBytes (0: Go's default 1 MB); Go answers 431 above it (plus its 4 KiB slack)")
+	compress := flag.Bool("compress", false, "/ws agrees to permessage-deflate when offered and compresses its echoes (gorilla EnableCompression)")
 	flag.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated peer IPs /trusted accepts X-Forwarded-For from")
 	flag.Parse()
 	if *verbose {
@@ -68,6 +69,7 @@ func main() {
 		strictUpgrader.Error = reasonAsBody
 	}
 	listenAddr = *addr
+	echoUpgrader.EnableCompression = *compress
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", route)

@@ -49,6 +49,7 @@ var (
 	signalr     = flag.Bool("signalr", false, "SignalR style: POST <url as http>/negotiate?negotiateVersion=1 first, then upgrade with ?id=<connectionToken>")
 	firefox     = flag.Bool("firefox", false, "send a raw handshake the way Firefox does: Connection: keep-alive, Upgrade (with key and version), then close")
 	uaTag       = flag.String("ua", "wsdiag-testclient/1", "User-Agent prefix; \" (n=K)\" is appended per attempt")
+	compress    = flag.Bool("compress", false, "offer permessage-deflate (gorilla EnableCompression) and compress what it sends when agreed")
 )
 
 var out = log.New(os.Stdout, "client: ", log.Ltime|log.Lmicroseconds)
@@ -123,7 +124,7 @@ func attempt(i int, rawURL, ua string) {
 	if *cookieSize > 0 {
 		h.Set("Cookie", bigCookie(*cookieSize))
 	}
-	d := websocket.Dialer{HandshakeTimeout: *timeout} // Proxy nil: always dial directly
+	d := websocket.Dialer{HandshakeTimeout: *timeout, EnableCompression: *compress} // Proxy nil: always dial directly
 	if *size > 4096 {
 		// gorilla's client splits a message into frames of its write buffer
 		// size (4 KiB by default); browsers send one frame per message.
