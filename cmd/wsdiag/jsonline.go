@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/netip"
 	"reflect"
@@ -104,11 +105,9 @@ type SummaryLine struct {
 	// clients' key log, or live --tls-plaintext on the proxy host.
 	TLSSelfAnswered uint64 `json:"tls_self_answered,omitempty" note:"TLS client connection|unread (no keys) had no upstream request: the proxy answered itself; the clients' key log (--keylog FILE) or, on the proxy host, live --tls-plaintext would show what it said"`
 	TLSNoUpstream   uint64 `json:"tls_no_upstream,omitempty" note:"TLS client connection|unread (no keys) carried a request and an answer, and no upstream request in the capture: --keylog FILE, or live --tls-plaintext on the proxy host, would show what was said"`
-	// TLSPlaintext: what live --tls-plaintext read; the counts below it
-	// are its lines of the text summary.
+	// TLSPlaintext: what live --tls-plaintext read (a sentence of the
+	// summary, always); PlainH2 its HTTP/2 connections it could not read.
 	TLSPlaintext *PlaintextSummary `json:"tls_plaintext,omitempty"`
-	PlainSkipped uint64            `json:"-" note:"TLS connection|left out by --tls-plaintext's sampling (the probes' cost was over --tls-plaintext-budget): judged as without it"`
-	PlainDrops   uint64            `json:"-" note:"plaintext record|lost for a full ring: their connections are judged with a gap"`
 	PlainH2      uint64            `json:"-" note:"HTTP/2 connection|open before --tls-plaintext attached: unread (HPACK needs the connection from its start)"`
 }
 
@@ -149,7 +148,25 @@ func (s *SummaryLine) notes() []string {
 			out = append(out, plural(f.Uint(), noun)+" "+rest)
 		}
 	}
+	if p := s.TLSPlaintext; p != nil {
+		out = append(out, p.sentence())
+	}
 	return out
+}
+
+// sentence says what the probes read, what sampling left out and what
+// the ring lost, even when nothing was: with --tls-plaintext that is news.
+func (p *PlaintextSummary) sentence() string {
+	s := fmt.Sprintf("--tls-plaintext: %s captured in %s, %d left out by sampling, %s lost for a full ring",
+		plural(p.Connections, "TLS connection"), processes(p.Processes), p.Skipped, plural(p.RingDrops, "plaintext record"))
+	if p.MidStream > 0 {
+		s += fmt.Sprintf(", %d read from the middle (open before the attach)", p.MidStream)
+	}
+	s += fmt.Sprintf("; the probes' estimated cost %.1f %% of a CPU (peak %.1f %%, %.0f µs a captured call)", p.CostPct, p.PeakPct, p.CallUs)
+	if p.Pauses > 0 {
+		s += fmt.Sprintf(", off %.0f s in %d pauses", p.PausedS, p.Pauses)
+	}
+	return s
 }
 
 // newSummaryLine returns an empty summary, its lists empty rather than
@@ -277,4 +294,11 @@ type EventLine struct {
 func eventLine(e *analyze.Event) *EventLine {
 	return &EventLine{Type: "event", TS: e.Time.UTC().Format(time.RFC3339Nano), Code: string(e.Code), Count: e.Count,
 		WindowS: e.Window.Seconds(), Server: e.Server.String(), ClosedBy: e.ClosedBy, Cause: e.Cause, Evidence: e.Evidence, Fix: e.Fix}
+}
+
+func processes(n int) string {
+	if n == 1 {
+		return "1 process"
+	}
+	return fmt.Sprintf("%d processes", n)
 }

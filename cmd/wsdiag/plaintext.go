@@ -109,7 +109,7 @@ func (in *plainInput) close(s *session, sum *SummaryLine, as reassembly.Stats) {
 		RingDrops: st.Drops, LostBytes: as.PlainLost, MidStream: as.PlainMidStream, H2MidStream: as.PlainH2,
 		Pauses: st.Pauses, PausedS: st.PausedFor.Seconds(), CostPct: 100 * st.Cost, PeakPct: 100 * st.Peak,
 		CallUs: float64(st.Costs.Call) / 1e3}
-	sum.PlainSkipped, sum.PlainDrops, sum.PlainH2 = st.SkippedConns, st.Drops, as.PlainH2
+	sum.PlainH2 = as.PlainH2
 	if err := in.src.Err(); err != nil {
 		s.warn("--tls-plaintext: reading the probes' ring: %v", err)
 	}

@@ -172,3 +172,19 @@ func readAll(t *testing.T, args ...string) ([]VerdictLine, string) {
 	o := decodeOutput(t, out.Bytes())
 	return append(o.verdicts, o.exchanges...), errb.String()
 }
+
+// TestPlaintextSentence: with --tls-plaintext the summary says what the
+// probes did even when nothing was left out or lost.
+func TestPlaintextSentence(t *testing.T) {
+	s := newSummaryLine()
+	s.TLSPlaintext = &PlaintextSummary{Processes: 3, Connections: 12, MidStream: 1, CostPct: 3.14, PeakPct: 7, CallUs: 15}
+	n := s.notes()
+	want := "--tls-plaintext: 12 TLS connections captured in 3 processes, 0 left out by sampling, 0 plaintext records lost for a full ring, 1 read from the middle (open before the attach); the probes' estimated cost 3.1 % of a CPU (peak 7.0 %, 15 µs a captured call)"
+	if len(n) != 1 || n[0] != want {
+		t.Errorf("notes %q", n)
+	}
+	s.TLSPlaintext.Skipped, s.TLSPlaintext.RingDrops, s.TLSPlaintext.Pauses, s.TLSPlaintext.PausedS = 40, 1, 2, 15
+	if n := s.notes(); !strings.Contains(n[0], "40 left out by sampling, 1 plaintext record lost") || !strings.HasSuffix(n[0], "off 15 s in 2 pauses") {
+		t.Errorf("notes %q", n)
+	}
+}
