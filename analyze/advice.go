@@ -110,9 +110,11 @@ func adviceUpgradeHeaderDropped(v *Verdict, a *attempt, _ *finding) (string, str
 	return offWireToo(v, a, el, fix)
 }
 
-// offWireToo adds to a fix how to see the upstream leg the capture lacks.
+// offWireToo adds to a fix how to see the upstream leg the capture lacks
+// (unless the client's leg alone was judged by design: its caller says
+// what shows more).
 func offWireToo(v *Verdict, a *attempt, el, fix string) (string, string) {
-	if a.alone.offWire {
+	if a.alone.offWire && a.an.opt.ClientLegOnly == "" {
 		fix += "\n(" + offWireAdvice(family(v.ProxyProduct)) + ")"
 	}
 	return el, fix
@@ -172,6 +174,9 @@ func adviceUpstreamConnectFailed(v *Verdict, a *attempt, _ *finding) (string, st
 		el := ""
 		if nginxLog {
 			el = "connect() to unix:/path failed (2: No such file or directory) while connecting to upstream (logged at crit), or (111: Connection refused) / (13: Permission denied)"
+		}
+		if why := a.an.opt.ClientLegOnly; why != "" {
+			return el, "the proxy could not reach its upstream (its 502 came at once, without waiting for an answer): " + why
 		}
 		return el, "the proxy could not reach its upstream, whose leg is not on the wire: for a unix socket, start the backend that creates it (php-fpm, gunicorn, uvicorn …), check that the path in " +
 			whereUpstream(family(v.ProxyProduct)) + " is the one it listens on (ss -xlp) and that the proxy's user may write to it; for a TCP upstream, capture its interface and port to see the SYN and its answer"
@@ -334,13 +339,19 @@ func adviceFramesNotRelayed(v *Verdict, _ *attempt, _ *finding) (string, string)
 }
 
 func adviceUnpaired(v *Verdict, a *attempt, _ *finding) (string, string) {
+	if why := a.an.opt.ClientLegOnly; why != "" {
+		return "", "the client's leg alone does not show which hop refused the upgrade: " + why
+	}
 	if a.alone.offWire {
 		return "", "only the client's leg of this attempt is in the capture, and it does not show the cause: " + offWireAdvice(family(v.ProxyProduct))
 	}
 	return "", "only one leg of this attempt is in the capture, and it does not show the cause: capture on both sides of the proxy (-i any, or a filter that includes the backend's port)"
 }
 
-func adviceCannotTell(*Verdict, *attempt, *finding) (string, string) {
+func adviceCannotTell(_ *Verdict, a *attempt, _ *finding) (string, string) {
+	if a.cut.ended && !a.cut.cut {
+		return "", "the capture ended before this attempt was answered (Ctrl-C, tcpdump -c or -G, --duration, a file cut short): capture until the handshakes you want judged are over"
+	}
 	return "", "the capture's snap length cut the handshake before the bytes that decide it (see which above): capture whole packets, tcpdump -s 0 (tcpdump before 4.0 kept 68 or 96 bytes by default, and tutorials copy -s 96/-s 200), or use wsdiag live"
 }
 

@@ -202,7 +202,10 @@ func (a *attempt) generatedNote() string {
 func (a *attempt) noResponse(out []finding, leg, rleg string) []finding {
 	A := a.chain[0]
 	e := A.end
-	if e == nil || e.Reason == reassembly.EndCapture {
+	if e != nil && e.Reason == reassembly.EndCapture {
+		return out // the capture ended first: cutRule says what it cannot tell
+	}
+	if e == nil {
 		return append(out, found(Unpaired, 0, leg+": request at "+ts(A.req.Start)+", no response before the capture ended"))
 	}
 	side, c := e.FirstClose()

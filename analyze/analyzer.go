@@ -32,6 +32,16 @@ type Options struct {
 	// Memory, when set, is the analyzer's share of a byte budget: past it
 	// the oldest waiting exchanges are decided early.
 	Memory Memory
+	// ClientLegOnly, when set, says why the client's leg is all there is
+	// to judge by design (a probe that does not capture) and what would
+	// show more; it replaces the guesses about an upstream leg off the
+	// wire (a unix socket, an interface not captured).
+	ClientLegOnly string
+	// Explain keeps the findings that matter only where the attempt
+	// failed because of them: host_rewritten on a hop whose backend
+	// accepted the upgrade (or did not answer) is recorded only then
+	// (-vv).
+	Explain bool
 }
 
 // DefaultOptions are what the command line starts from.

@@ -187,7 +187,7 @@ var table = []codeRow{
 	{code: UpstreamSchemeMismatch, hop: HopConnect, sev: SevError, stage: stageConnect, summary: "plain HTTP to a TLS port, or TLS to a plain one, on the upstream leg", advice: adviceUpstreamSchemeMismatch},
 
 	// cutRule (cut.go) finds it; it leads only when nothing else is proven.
-	{code: CannotTell, hop: HopNone, sev: SevWarn, stage: stageExplains, summary: "the capture lacks the bytes that decide the attempt (a snap length cut them): the evidence says which", advice: adviceCannotTell},
+	{code: CannotTell, hop: HopNone, sev: SevWarn, stage: stageExplains, summary: "the capture lacks the bytes that decide the attempt (a snap length cut them, or the capture ended first): the evidence says which", advice: adviceCannotTell},
 	// config.go: from the proxy's configuration, with --nginx-config or --proxy-config.
 	{code: ConfigReadTimeoutShort, hop: HopProxy, sev: SevWarn, stage: stageConfig, summary: "the location's read timeout is below the longest silence or ping interval on the wire (config)", advice: adviceConfigReadTimeoutShort},
 	{code: ConfigHeadersNotInherited, hop: HopProxy, sev: SevError, stage: stageExplains, summary: "upgrade headers set in an outer block are not inherited: the block sets its own proxy_set_header (finding)", advice: noAdvice},

@@ -51,10 +51,14 @@ func nginxSetHeaders(product string, x, y *reassembly.Request) (relayed string, 
 // wsHeaders are what a cut block may have lost that decides a handshake.
 var wsHeaders = []string{"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"}
 
-// cutFacts are what the capture's snap length took of the handshake.
+// cutFacts are what the capture's snap length, or its end, took of the
+// handshake.
 type cutFacts struct {
 	// cut: some leg lost bytes of its request's or answer's header block.
 	cut bool
+	// ended: the capture ended while the client's leg still waited for its
+	// answer (Ctrl-C, tcpdump -c, --duration, a file cut short).
+	ended bool
 	// asked: as far as the bytes show, the client's request asks for the
 	// upgrade, or some leg got a 101: it is a WebSocket attempt.
 	asked bool
@@ -69,10 +73,11 @@ func cutFactsOf(chain []*exchange) cutFacts {
 			c.cut = true
 		}
 	}
-	if !c.cut {
+	A := chain[0]
+	c.ended = A.resp == nil && A.end != nil && A.end.Reason == reassembly.EndCapture
+	if !c.cut && !c.ended {
 		return c
 	}
-	A := chain[0]
 	c.upgraded = A.resp != nil && A.resp.Status == 101
 	c.asked = wsAsked(A.req)
 	for _, x := range chain {
@@ -118,6 +123,9 @@ func (a *attempt) cutEvidence() []string {
 // request).
 func cutRule(a *attempt, out []finding) []finding {
 	c := &a.cut
+	if c.ended {
+		return a.endedRule(out)
+	}
 	if !c.cut {
 		return out
 	}
@@ -136,6 +144,33 @@ func cutRule(a *attempt, out []finding) []finding {
 		return append(out, explains(CannotTell, 0, append(ev, "the 101 came on every leg; what the cut took (Sec-WebSocket-Accept, extensions) was not checked")...))
 	}
 	return append(out, found(CannotTell, 0, ev...))
+}
+
+// endedRule: the capture ended before the client's leg got its answer.
+// What the legs already prove stands (an upstream request without
+// Upgrade proves the proxy dropped it, whatever the answer would have
+// been); otherwise the attempt cannot be told, and the evidence says how
+// far each leg got.
+func (a *attempt) endedRule(out []finding) []finding {
+	for _, f := range a.findings {
+		if !f.note && !rowNote(f.code) && f.code != Unpaired {
+			return out // something was proven
+		}
+	}
+	ev := a.cutEvidence()
+	for i, x := range a.chain {
+		leg, rleg := a.legName(i)
+		switch {
+		case x.resp != nil:
+			ev = append(ev, fmt.Sprintf("%s: request at %s; %s: %s at %s", leg, ts(x.req.Start), rleg, statusLine(x.resp), ts(x.resp.Start)))
+		default:
+			ev = append(ev, fmt.Sprintf("%s: request at %s, no answer before the capture ended", leg, ts(x.req.Start)))
+		}
+	}
+	ev = append(ev, "the capture ended before the answer to the client: what decides this attempt came after it")
+	f := found(CannotTell, 0, ev...)
+	f.demotes = true
+	return append(out, f)
 }
 
 func rowNote(c Code) bool { return rowOf(c).stage == stageExplains }

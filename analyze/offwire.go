@@ -10,6 +10,9 @@ import "fmt"
 
 // offWireNote ends the evidence that an attempt's upstream leg is missing.
 func (a *attempt) offWireNote() string {
+	if why := a.an.opt.ClientLegOnly; why != "" {
+		return "; " + why
+	}
 	if a.alone.offWire {
 		return "; no upstream leg of this proxy is on the wire (a unix-socket backend, or an interface or filter that left it out)"
 	}

@@ -31,8 +31,8 @@ func pairScore(x, y *exchange) int {
 		if y.resp != nil && y.resp.Start.After(x.resp.End) {
 			return 0
 		}
-	} else if x.end != nil && yr.Start.After(x.end.Last) {
-		return 0
+	} else if t, ok := x.answeredAt(); ok && yr.Start.After(t) {
+		return 0 // x's connection ended unanswered before y began
 	}
 	xk, yk := x.key, y.key
 	xok, yok := xk != "", yk != ""

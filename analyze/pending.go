@@ -3,6 +3,8 @@ package analyze
 import (
 	"sort"
 	"time"
+
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // This file keeps the exchanges that wait to be paired and decided, and
@@ -93,12 +95,13 @@ func (a *Analyzer) claimUpstream(x *exchange) *exchange {
 }
 
 // answeredAt is when x's own connection answered or ended: no upstream leg
-// for x starts later.
+// for x starts later. A connection the capture ended while it waited was
+// not answered: its upstream leg may have started after its last packet.
 func (x *exchange) answeredAt() (time.Time, bool) {
 	switch {
 	case x.resp != nil:
 		return x.resp.Start, true
-	case x.end != nil:
+	case x.end != nil && x.end.Reason != reassembly.EndCapture:
 		return x.end.Last, true
 	}
 	return time.Time{}, false

@@ -115,7 +115,7 @@ func proxyRequestRule(a *attempt, out []finding) []finding {
 		case len(ev) > 0:
 			out = append(out, found(WSHeaderAltered, i, ev...))
 		}
-		if h.hostRewritten {
+		if h.hostRewritten && (a.an.opt.Explain || a.refusedAfter(i)) {
 			out = append(out, found(HostRewritten, i, headerEv(lx, hostName(x), x.Headers), headerEv(ly, hostName(y), y.Headers)))
 		}
 		if h.pathRewritten {
@@ -123,6 +123,14 @@ func proxyRequestRule(a *attempt, out []finding) []finding {
 		}
 	}
 	return out
+}
+
+// refusedAfter reports whether the server behind hop i answered its
+// upgrade with anything but a 101 (a refusal, a redirect, a page of
+// another virtual host): there the Host the proxy sent may be why.
+func (a *attempt) refusedAfter(i int) bool {
+	y := a.chain[i+1]
+	return y.resp != nil && y.resp.Status >= 200 && !y.switched()
 }
 
 // proxyResponseRule compares what each proxy answered with what it was

@@ -143,7 +143,9 @@ func closeText(d *reassembly.WSDir) string {
 		s = "close " + strconv.Itoa(int(d.CloseCode))
 	}
 	if d.CloseReason != "" {
-		s += " " + strconv.Quote(d.CloseReason) // as %q
+		// As sent: each view escapes what it must (text its control and
+		// bidi characters, JSON and HTML by their own rules).
+		s += ` "` + d.CloseReason + `"`
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/wsdiag/wsdiag/reassembly"
@@ -128,6 +129,16 @@ type Verdict struct {
 	Session *Session
 	// Connects are the failed connect attempts behind a proxy's error.
 	Connects []Connect
+}
+
+// NginxWouldLog is the line nginx writes for the verdict's code (ErrorLog,
+// nginx's wording), unless the proxy is known to be another product: a
+// view shows it as what to look for, never as a line read from a log.
+func (v *Verdict) NginxWouldLog() string {
+	if p := strings.ToLower(v.ProxyProduct); p != "" && !strings.HasPrefix(p, "nginx") {
+		return ""
+	}
+	return v.ErrorLog
 }
 
 // OK reports whether the verdict needs no action.

@@ -412,7 +412,9 @@ func TestLiveErrors(t *testing.T) {
 	if _, err := OpenLive("lo", LiveOptions{Filter: "udp port 53"}); err == nil || !strings.Contains(err.Error(), `"udp" is not supported`) {
 		t.Errorf("bad filter: %v", err)
 	}
-	if _, err := OpenLive("no-such-if0", LiveOptions{}); err == nil || !strings.Contains(err.Error(), "no interface") {
+	// The error lists the interfaces there are.
+	if _, err := OpenLive("no-such-if0", LiveOptions{}); err == nil || !strings.Contains(err.Error(), `no interface "no-such-if0" (the interfaces are lo, `) ||
+		!strings.HasSuffix(err.Error(), ", any)") {
 		t.Errorf("missing interface: %v", err)
 	}
 	if _, err := OpenLive("lo", LiveOptions{Snaplen: 1 << 20}); err == nil {
@@ -727,5 +729,38 @@ func TestLiveNextNoAlloc(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("Next allocates %v times per packet", allocs)
+	}
+}
+
+// TestLiveSetFilter: a filter replaced while the capture runs takes what
+// it names from then on, and nothing the old one would have dropped.
+func TestLiveSetFilter(t *testing.T) {
+	needRootLo(t)
+	a, b := newLiveServer(t, "tcp4", "127.0.0.1:0"), newLiveServer(t, "tcp4", "127.0.0.1:0")
+	l, err := OpenLive("lo", LiveOptions{Filter: "tcp and port 0", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	time.Sleep(100 * time.Millisecond)
+	a.exchange(t) // before: port 0 only, nothing of it
+	if err := l.SetFilter(fmt.Sprintf("tcp and port %d", b.port)); err != nil {
+		t.Fatal(err)
+	}
+	a.exchange(t)
+	b.exchange(t)
+	ports := map[uint16]int{}
+	for _, s := range drainLive(t, l, nil) {
+		ports[s.sport]++
+		ports[s.dport]++
+	}
+	if ports[a.port] != 0 || ports[b.port] < 6 {
+		t.Errorf("packets by port: %v; want none of %d, all of %d", ports, a.port, b.port)
+	}
+	if l.Filter() != fmt.Sprintf("tcp and port %d", b.port) {
+		t.Errorf("Filter() = %q", l.Filter())
+	}
+	if err := l.SetFilter("udp port 53"); err == nil {
+		t.Error("a filter it cannot compile was taken")
 	}
 }

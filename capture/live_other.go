@@ -32,6 +32,9 @@ func (l *Live) Raw() []byte { return nil }
 // Next returns io.EOF.
 func (l *Live) Next() (*Packet, error) { return nil, io.EOF }
 
+// SetFilter returns ErrLiveUnsupported.
+func (l *Live) SetFilter(expr string) error { return ErrLiveUnsupported }
+
 // Close does nothing.
 func (l *Live) Close() error { return nil }
 

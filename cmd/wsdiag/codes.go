@@ -5,9 +5,11 @@ import (
 	"io"
 
 	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/cmd/internal/visible"
 )
 
-func cmdCodes(w io.Writer) int {
+func cmdCodes(out io.Writer) int {
+	w := visible.NewWriter(out) // the one rule of every text output
 	width := 0
 	for _, c := range analyze.Codes {
 		width = max(width, len(c))

@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"net/url"
 	"os"
 	"strings"
 	"time"
-
-	"github.com/wsdiag/wsdiag/analyze"
 )
 
 // Bounds of the error log kept in memory: entries naming a client or an
@@ -27,11 +24,14 @@ const (
 // logEntry is one error-log line that names a client or an upstream.
 type logEntry struct {
 	t        time.Time // whole seconds, the log's local time
+	kind     logKind
 	client   netip.Addr
-	upstream netip.AddrPort
-	request  string // the request line's target
+	server   string // nginx's server_name of the server block
+	method   string // the request line's method and target
+	target   string
+	upstream netip.AddrPort // the upstream peer the line is about
 	host     string
-	conn     string // nginx's connection number, "*12"
+	conn     uint64 // nginx's connection number (*12); 0: none
 	claimed  bool   // attached to a verdict already
 	line     string
 }
@@ -124,7 +124,9 @@ func (el *errorLog) catchUp() {
 
 // add parses one line: "2026/11/21 13:34:11 [error] 8852#8852: *1 …,
 // client: 127.0.0.1, server: …, request: "GET /ws HTTP/1.1", upstream:
-// "http://127.0.0.1:9009/ws", host: "…"".
+// "http://127.0.0.1:9009/ws", host: "…"". The fields are read in the
+// order nginx writes them, each after the one before, so that a quoted
+// value (a request line, a referrer) does not pose as a later field.
 func (el *errorLog) add(b []byte) {
 	line := strings.TrimRight(string(b), "\r")
 	if strings.TrimSpace(line) == "" {
@@ -147,25 +149,52 @@ func (el *errorLog) add(b []byte) {
 		el.logLast = t
 	}
 	e := logEntry{t: t}
-	if v, ok := logField(line, ", client: ", false); ok {
-		e.client, _ = netip.ParseAddr(v)
-	}
-	if v, ok := logField(line, ", upstream: ", true); ok {
-		if u, err := url.Parse(v); err == nil {
-			e.upstream, _ = netip.ParseAddrPort(u.Host)
+	rest := line
+	// "[error] 8852#8852: *1 " then the message
+	if i := strings.Index(rest, ": *"); i >= 0 {
+		j := i + 3
+		for j < len(rest) && j < i+23 && rest[j] >= '0' && rest[j] <= '9' {
+			e.conn = e.conn*10 + uint64(rest[j]-'0')
+			j++
+		}
+		if j < len(rest) && rest[j] == ' ' {
+			rest = rest[j+1:]
+		} else {
+			e.conn = 0
 		}
 	}
-	if v, ok := logField(line, ", request: ", true); ok {
-		if f := strings.Fields(v); len(f) >= 2 {
-			e.request = f[1]
+	msg, rest, ok := strings.Cut(rest, ", client: ")
+	if ok {
+		e.kind = kindOf(msg)
+		var c string
+		c, rest, _ = strings.Cut(rest, ", ")
+		e.client, _ = netip.ParseAddr(c)
+		if v, r, ok := logField(rest, "server: ", false); ok {
+			e.server, rest = v, r
 		}
-	}
-	e.host, _ = logField(line, ", host: ", true)
-	if i := strings.Index(line, ": *"); i >= 0 {
-		if j := strings.IndexByte(line[i+2:], ' '); j > 0 {
-			e.conn = line[i+2 : i+2+j]
+		if v, r, ok := logField(rest, "request: ", true); ok {
+			if f := strings.Fields(v); len(f) >= 2 {
+				e.method, e.target = f[0], f[1]
+			}
+			rest = r
 		}
+		if _, r, ok := logField(rest, "subrequest: ", true); ok {
+			rest = r
+		}
+		if v, r, ok := logField(rest, "upstream: ", true); ok {
+			// "http://127.0.0.1:9009/ws": the peer's address (a unix
+			// socket's "http://unix:/run/app.sock:/ws" has none)
+			if _, hp, ok := strings.Cut(v, "://"); ok {
+				hp, _, _ = strings.Cut(hp, "/")
+				if a, err := netip.ParseAddrPort(hp); err == nil {
+					e.upstream = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+				}
+			}
+			rest = r
+		}
+		e.host, _, _ = logField(rest, "host: ", true)
 	}
+	e.client = e.client.Unmap()
 	if !e.client.IsValid() && !e.upstream.IsValid() {
 		return
 	}
@@ -191,92 +220,32 @@ func (el *errorLog) noteBad(line string) {
 	}
 }
 
-// logField returns the value after key: up to the next ", " or, quoted,
-// the closing quote.
-func logField(line, key string, quoted bool) (string, bool) {
-	i := strings.Index(line, key)
-	if i < 0 {
-		return "", false
+// logField returns the value of the field key at the start of s and what
+// follows it: "key: value, next…" or, quoted, "key: "value", next…". A
+// quoted value ends before the next field nginx writes after it, or at
+// the line's last quote: nginx does not escape quotes inside it.
+func logField(s, key string, quoted bool) (v, rest string, ok bool) {
+	if !strings.HasPrefix(s, key) {
+		return "", s, false
 	}
-	v := line[i+len(key):]
-	if quoted {
-		if !strings.HasPrefix(v, `"`) {
-			return "", false
-		}
-		j := strings.IndexByte(v[1:], '"')
-		if j < 0 {
-			return "", false
-		}
-		return v[1 : 1+j], true
+	s = s[len(key):]
+	if !quoted {
+		v, rest, _ = strings.Cut(s, ", ")
+		return v, rest, true
 	}
-	if j := strings.Index(v, ", "); j >= 0 {
-		v = v[:j]
+	if !strings.HasPrefix(s, `"`) {
+		return "", s, false
 	}
-	return v, true
-}
-
-// match returns the lines of the attempt's moment that name its client
-// (and its path and Host, when the line tells them) or its upstream.
-func (el *errorLog) match(v *analyze.Verdict) []string {
-	el.catchUp()
-	if el.vFirst.IsZero() || v.Time.Before(el.vFirst) {
-		el.vFirst = v.Time
-	}
-	if v.Time.After(el.vLast) {
-		el.vLast = v.Time
-	}
-	from := v.Time.Truncate(time.Second).Add(-logSlack)
-	end := v.End
-	if end.Before(v.Time) {
-		end = v.Time
-	}
-	to := end.Add(logSlack)
-	var host string
-	if len(v.Legs) > 0 {
-		for _, h := range v.Legs[0].RequestHeaders {
-			if strings.EqualFold(h.Name, "Host") {
-				host = h.Value
-			}
+	s = s[1:]
+	for _, next := range []string{`", subrequest: "`, `", upstream: "`, `", host: "`, `", referrer: "`} {
+		if i := strings.Index(s, next); i >= 0 {
+			return s[:i], s[i+3:], true
 		}
 	}
-	// Lines of one second do not tell attempts of one client apart; nginx
-	// numbers connections in accept order, so the verdicts, coming in
-	// time order, take one connection's lines each, the oldest first.
-	var cands []*logEntry
-	for i := len(el.entries) - 1; i >= 0; i-- {
-		e := &el.entries[i]
-		if e.t.Before(from) {
-			if !el.follow {
-				continue // a file may hold several runs out of order
-			}
-			break
-		}
-		if e.t.After(to) {
-			continue
-		}
-		byClient := e.client.IsValid() && e.client == v.Client.Addr().Unmap() &&
-			(e.request == "" || e.request == v.Path) && (e.host == "" || host == "" || strings.EqualFold(e.host, host))
-		byUpstream := e.upstream.IsValid() && v.Backend.IsValid() && e.upstream == v.Backend &&
-			(e.request == "" || e.request == v.Path)
-		if (byClient || byUpstream) && !e.claimed {
-			cands = append(cands, e)
-		}
+	if strings.HasSuffix(s, `"`) {
+		return s[:len(s)-1], "", true
 	}
-	conn := ""
-	for _, e := range cands {
-		if e.conn != "" {
-			conn = e.conn // the oldest, as cands run newest first
-		}
-	}
-	var out []string
-	for i := len(cands) - 1; i >= 0 && len(out) < maxPerVerdict; i-- {
-		if e := cands[i]; e.conn == conn || e.conn == "" {
-			e.claimed = true
-			out = append(out, e.line)
-			el.attached++
-		}
-	}
-	return out
+	return "", s, false
 }
 
 // close ends following and returns warnings about the log.

@@ -121,6 +121,7 @@ func (c *common) analyzeOptions() (analyze.Options, error) {
 	opt := analyze.DefaultOptions
 	opt.All = c.all
 	opt.MaxPending = c.maxPending
+	opt.Explain = c.verbose >= 2 // -vv: also the findings that change nothing here (host_rewritten)
 	// Offline, wait long before deciding: dumpcap writes a pcapng of
 	// several interfaces in per-interface blocks, not in time order, so the
 	// other leg of an attempt may come later in the file.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/cmd/internal/visible"
 )
 
 // The JSON lines of --format json. README calls these field names stable:
@@ -183,16 +184,25 @@ type BySeverity struct {
 	Error uint64 `json:"error"`
 }
 
+// lineBuf is writeLine's scratch space, reused from line to line.
+type lineBuf struct {
+	enc  bytes.Buffer
+	safe []byte
+}
+
 // writeLine encodes one JSON line: no HTML escaping (evidence quotes
-// headers with < and &).
-func writeLine(w io.Writer, buf *bytes.Buffer, v any) error {
-	buf.Reset()
-	enc := json.NewEncoder(buf)
+// header lines with <, > and &), and the DEL, C1 and bidi controls that
+// JSON lets through raw written as \u escapes (visible.JSON): the same
+// value, safe on a terminal.
+func writeLine(w io.Writer, lb *lineBuf, v any) error {
+	lb.enc.Reset()
+	enc := json.NewEncoder(&lb.enc)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	_, err := w.Write(buf.Bytes())
+	lb.safe = visible.JSON(lb.safe[:0], lb.enc.Bytes())
+	_, err := w.Write(lb.safe)
 	return err
 }
 

@@ -173,9 +173,7 @@ func (l *liveSource) run(s *session) error {
 	l.fan = pipeline.NewFanout(feeds, s.ropt, pipeline.Config{Guard: exitOnPanic})
 	l.status = wantTTY(s.c.progress, s.e.stderr)
 	l.readErr = l.fan.Run(s.an, pipeline.Hooks{Observer: s.met.observer(), Stop: &s.stop, Tick: l.ticker(s)})
-	if l.status {
-		fmt.Fprint(s.e.stderr, "\r\x1b[K")
-	}
+	s.status.clear()
 	return nil
 }
 
@@ -190,7 +188,7 @@ func (l *liveSource) ticker(s *session) func(time.Time) bool {
 		s.met.tick(now, sockStats(l.socks), l.fan.Stats(), s.an, l.plain)
 		if l.status && time.Since(lastStatus) >= time.Second {
 			lastStatus = time.Now()
-			drawStatus(s.e.stderr, sockStats(l.socks), l.fan.Stats().Open, s.an)
+			drawStatus(&s.status, sockStats(l.socks), l.fan.Stats().Open, s.an)
 		}
 		if time.Since(lastFlush) >= time.Second {
 			lastFlush = time.Now()
@@ -267,10 +265,10 @@ func (o *pcapOut) close() error {
 }
 
 // drawStatus draws live's status line on a terminal.
-func drawStatus(w io.Writer, ls sockFigures, open int, an *analyze.Analyzer) {
+func drawStatus(line *statusLine, ls sockFigures, open int, an *analyze.Analyzer) {
 	st := an.Stats()
-	fmt.Fprintf(w, "\r\x1b[Kwsdiag: %d packets, %d open flows, %d attempts (%d ok, %d warn, %d error), %d kernel drops",
-		ls.tcp, open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.kernelDrops)
+	line.draw(fmt.Sprintf("wsdiag: %d packets, %d open flows, %d attempts (%d ok, %d warn, %d error), %d kernel drops",
+		ls.tcp, open, st.Attempts, st.BySev[analyze.SevOK], st.BySev[analyze.SevWarn], st.BySev[analyze.SevError], ls.kernelDrops))
 }
 
 // listInterfaces is live -D.

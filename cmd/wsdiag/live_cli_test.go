@@ -22,17 +22,30 @@ import (
 // on free ports, with /ws/ok and /ws/broken (no upgrade directives).
 type rig struct {
 	bin                    string
+	conf, backend          string // nginx's configuration file, the backend's HOST:PORT
 	proxyPort, backendPort int
 }
 
 func startRig(t *testing.T) *rig {
 	t.Helper()
+	requireE2E(t)
+	bin := buildTestGen(t)
+	r := startRigWith(t, filepath.Join(bin, "backend"))
+	r.bin = bin
+	return r
+}
+
+// startRigWith is the rig with another backend: its command and
+// arguments, to which -addr HOST:PORT is added.
+func startRigWith(t *testing.T, backend ...string) *rig {
+	t.Helper()
 	nginx := requireE2E(t)
 	dir := t.TempDir()
-	r := &rig{bin: buildTestGen(t), proxyPort: freePort(t), backendPort: freePort(t)}
-	conf := writeNginxConf(t, dir, fmt.Sprintf("127.0.0.1:%d", r.proxyPort), fmt.Sprintf("127.0.0.1:%d", r.backendPort))
-	startProc(t, filepath.Join(dir, "backend.log"), filepath.Join(r.bin, "backend"), "-addr", fmt.Sprintf("127.0.0.1:%d", r.backendPort))
-	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
+	r := &rig{proxyPort: freePort(t), backendPort: freePort(t)}
+	r.backend = fmt.Sprintf("127.0.0.1:%d", r.backendPort)
+	r.conf = writeNginxConf(t, dir, fmt.Sprintf("127.0.0.1:%d", r.proxyPort), r.backend)
+	startProc(t, filepath.Join(dir, "backend.log"), backend[0], append(backend[1:], "-addr", r.backend)...)
+	startProc(t, filepath.Join(dir, "nginx.log"), nginx, "-c", r.conf, "-p", dir, "-g", "daemon off;")
 	waitListen(t, r.backendPort)
 	waitListen(t, r.proxyPort)
 	return r

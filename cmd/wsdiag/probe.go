@@ -20,23 +20,27 @@ import (
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/cmd/internal/pipeline"
+	"github.com/wsdiag/wsdiag/cmd/internal/visible"
 	"github.com/wsdiag/wsdiag/proto/tlsrec"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 const probeUsage = `Usage: wsdiag probe [flags] ws://HOST[:PORT]/PATH   (or wss://)
 
-Makes its own WebSocket handshake to URL and judges it. As root on the
-proxy host it captures both legs of the proxy while doing so (decrypting
-its own TLS: it holds the keys) and prints the verdict of its attempt as
-"wsdiag read" would; otherwise it sees only its own side and says what
-that proves. Exit status as for read: 0 ok, 1 not ok, 2 could not run.
+Makes its own WebSocket handshake to URL and judges it, and ends its
+session with a close handshake. As root on the proxy host it captures
+its own connections and the upstream connections the proxy opens for
+them (the backends' ports from --upstream or the nginx configuration;
+without either, all TCP but the proxy's other clients), decrypting its
+own TLS (it holds the keys), and prints the verdict of its attempt as
+"wsdiag read" would; as a normal user it sees only its own side and says
+what that proves. Exit status as for read: 0 ok, 1 not ok, 2 could not
+run.
 
 Flags:
 `
 
-// maxProbeCapture bounds the temporary capture of a probe (all TCP on
-// the interface while the probe runs).
+// maxProbeCapture bounds the temporary capture of a probe.
 const maxProbeCapture = 256 << 20
 
 func cmdProbe(e *env, args []string) (int, error) { return runCommand(e, args, &probeSource{}) }
@@ -58,6 +62,7 @@ type probeSource struct {
 	results []*probeResult
 	cp      *probeCapture
 	capErr  error
+	filt    *probeFilter // nil until the first connection
 }
 
 func (p *probeSource) usage() string { return probeUsage }
@@ -75,6 +80,7 @@ func (p *probeSource) register(fs *pflag.FlagSet, c *common) {
 	fs.BoolVar(&o.insecure, "insecure", false, "wss: do not verify the server's certificate")
 	fs.StringVarP(&p.iface, "interface", "i", "", `capture on this interface (default: "lo" for a loopback URL, else "any")`)
 	fs.BoolVar(&p.noCap, "no-capture", false, "do not capture even as root: judge from the client's side only")
+	fs.StringSliceVar(&c.upstreams, "upstream", nil, "HOST:PORT (or :PORT) of the proxy's backends: capture their connections (default: from the nginx configuration, else all TCP but the proxy's other clients)")
 }
 
 func (p *probeSource) plan(s *session, fs *pflag.FlagSet) error {
@@ -110,7 +116,9 @@ func (p *probeSource) plan(s *session, fs *pflag.FlagSet) error {
 	return nil
 }
 
-// open starts the capture of both legs, when allowed to capture.
+// open starts the capture, when allowed to capture. Its filter takes
+// nothing until the first connection: each is named in it before its SYN
+// leaves (dialing), with the upstream connections the proxy opens.
 func (p *probeSource) open(s *session) error {
 	if !p.noCap {
 		p.cp, p.capErr = startProbeCapture(p.iface)
@@ -120,8 +128,35 @@ func (p *probeSource) open(s *session) error {
 			p.cp.stop()
 			p.cp.remove()
 		})
+		p.o.dialing = func(local, remote netip.AddrPort) error {
+			if p.filt == nil {
+				p.filt = &probeFilter{upstreams: p.upstreams(s, remote)}
+			}
+			return p.cp.l.SetFilter(p.filt.add(local, remote))
+		}
 	}
 	return nil
+}
+
+// upstreams are the proxy's backends the capture takes: --upstream, or
+// those the nginx configuration sends the probe's request to.
+func (p *probeSource) upstreams(s *session, proxy netip.AddrPort) []netip.AddrPort {
+	if len(s.opt.Upstreams) > 0 {
+		return s.opt.Upstreams
+	}
+	host := p.o.url.Host
+	for _, h := range p.o.headers {
+		if n, v, _ := strings.Cut(h, ":"); strings.EqualFold(strings.TrimSpace(n), "Host") {
+			host = strings.TrimSpace(v)
+		}
+	}
+	var out []netip.AddrPort
+	if s.hook != nil {
+		for _, n := range s.hook.nginx {
+			out = append(out, nginxUpstreams(n.cfg, proxy, host, p.o.url.Path)...)
+		}
+	}
+	return out
 }
 
 // run makes the attempts, one after the other, then judges them.
@@ -133,7 +168,7 @@ func (p *probeSource) run(s *session) error {
 			return fmt.Errorf("probe: %v", err)
 		}
 		p.results = append(p.results, r)
-		describeProbe(s.e.stderr, r, &p.o)
+		describeProbe(visible.NewWriter(s.e.stderr), r, &p.o)
 	}
 	own := p.judgeCapture(s)
 	p.judgeClientSide(s, own)
@@ -182,7 +217,7 @@ func (p *probeSource) judgeCapture(s *session) *ownVerdicts {
 		} else if p.capErr != nil {
 			why = oneLine(p.capErr)
 		}
-		fmt.Fprintf(s.e.stderr, "wsdiag: probe: %s: wsdiag sees only its own side of the path; the verdict says what the client's leg proves, not which hop did it\n", why)
+		fmt.Fprintf(visible.NewWriter(s.e.stderr), "wsdiag: probe: %s: wsdiag sees only its own side of the path; the verdict says what the client's leg proves, not which hop did it (as root on the proxy host it captures the upstream leg too)\n", why)
 		return own
 	}
 	p.cp.stop()
@@ -194,6 +229,9 @@ func (p *probeSource) judgeCapture(s *session) *ownVerdicts {
 		s.warn("%s", err)
 	}
 	for _, w := range p.cp.warnings {
+		if p.cp.full.Load() && p.filt != nil && len(p.filt.upstreams) == 0 {
+			w += " (the backends' ports were not known, so all TCP but the proxy's other clients was captured: give --upstream HOST:PORT or the nginx configuration)"
+		}
 		s.warn("%s", w)
 	}
 	return own
@@ -206,25 +244,30 @@ func (p *probeSource) judgeClientSide(s *session, own *ownVerdicts) {
 		if own.got[r.local] != nil {
 			continue
 		}
+		opt := s.opt
+		opt.ClientLegOnly = "probe sees only its own connection as a normal user: run it as root on the proxy host, where it captures the proxy's upstream leg too"
 		if p.cp != nil {
 			s.warn("the capture on %s did not show the attempt from %s: judged from the client's side", p.iface, r.local)
+			opt.ClientLegOnly = fmt.Sprintf("the capture on %s did not show this attempt: probe -i any, or --upstream HOST:PORT of the backend", p.iface)
 		}
-		clientSideVerdict(r, &p.o, s.opt, func(v *analyze.Verdict) {
-			const asRoot = "run wsdiag probe as root on the proxy host, where it captures the proxy's upstream leg too"
-			switch {
-			case v.Code == analyze.Unpaired:
-				v.Fix = "the client's side alone does not show which hop refused the upgrade: " + asRoot
-			case !v.OK():
-				v.Fix += "\n(judged from the client's side alone: to see the upstream leg, " + asRoot + ")"
+		clientSideVerdict(r, &p.o, opt, func(v *analyze.Verdict) {
+			if !v.OK() && v.Code != analyze.Unpaired {
+				v.Fix += "\n(judged from the client's side alone: " + opt.ClientLegOnly + ")"
 			}
 			own.collect(v)
 		})
 	}
 }
 
-// close: the summary counts the probe's attempts alone, not the traffic
-// its capture of the interface held.
-func (p *probeSource) close(s *session, sum *SummaryLine) ending { return ending{} }
+// close: the summary counts the probe's attempts and the packets its
+// capture took (its own connections and the upstream ones).
+func (p *probeSource) close(s *session, sum *SummaryLine) ending {
+	if p.cp != nil {
+		sum.Packets = uint64(p.cp.packets.Load())
+		sum.TCPPackets = sum.Packets
+	}
+	return ending{}
+}
 
 func (p *probeSource) done(s *session, sum *SummaryLine) {}
 
@@ -286,15 +329,17 @@ func closeText(r *probeResult) string {
 	return "then the server side closed without a close frame (" + r.closeKind + ")"
 }
 
-// probeCapture records all TCP on an interface into a temporary pcapng
-// while the probe runs; judge then reads it back through the read
-// pipeline, with the probe's TLS keys.
+// probeCapture records the probe's connections and the proxy's upstream
+// connections into a temporary pcapng while the probe runs (the kernel
+// filter follows each new connection: probefilter.go); judge then reads
+// it back through the read pipeline, with the probe's TLS keys.
 type probeCapture struct {
 	l        *capture.Live
 	f        *os.File
 	w        *capture.Writer
 	done     chan struct{}
 	full     atomic.Bool
+	packets  atomic.Int64 // written to the file
 	warnings []string
 }
 
@@ -302,7 +347,8 @@ func startProbeCapture(iface string) (*probeCapture, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("not root")
 	}
-	l, err := capture.OpenLive(iface, capture.LiveOptions{Timeout: 100 * time.Millisecond})
+	// Nothing until the first connection is named (dialing).
+	l, err := capture.OpenLive(iface, capture.LiveOptions{Timeout: 100 * time.Millisecond, Filter: "tcp and port 0"})
 	if err != nil {
 		return nil, err
 	}
@@ -335,6 +381,7 @@ func startProbeCapture(iface string) (*probeCapture, error) {
 				continue
 			}
 			w.WritePacket(pk.CI, l.Raw())
+			p.packets.Add(1)
 		}
 	}()
 	// The ring is attached; give the filter a moment to settle.
@@ -358,7 +405,7 @@ func (p *probeCapture) stop() {
 		p.warnings = append(p.warnings, fmt.Sprintf("the kernel dropped %d packets during the probe: the verdict may lack a leg", st.KernelDrops))
 	}
 	if p.full.Load() {
-		p.warnings = append(p.warnings, fmt.Sprintf("more than %d MB on the interface during the probe: later packets not judged", maxProbeCapture>>20))
+		p.warnings = append(p.warnings, fmt.Sprintf("more than %d MB captured during the probe: later packets not judged", maxProbeCapture>>20))
 	}
 }
 
@@ -414,29 +461,20 @@ func clientSideVerdict(r *probeResult, o *probeOptions, opt analyze.Options, out
 		end.Responses = 1
 	}
 	if r.upgraded {
-		end.Upgraded, end.UpgradeTime = true, r.start
-		ws := &reassembly.WSSession{}
-		ws.C2S.Frames, ws.S2C.Frames = uint64(r.sent), uint64(r.received)
-		ws.S2C.Pings = uint32(r.pings)
-		if r.closeCode != 0 && r.closedBy == "server" {
-			ws.S2C.CloseCode, ws.S2C.CloseAt = r.closeCode, r.closedAt
+		// What the probe sent, its close frame included, is certain.
+		end.Upgraded, end.UpgradeTime, end.WS = true, r.start, r.wsSummary()
+	}
+	// The server's side ended when the probe read its end (FIN or RST);
+	// the probe closes its own after, or at the end when the server kept
+	// its side open.
+	end.ClientClose = reassembly.Close{Kind: reassembly.CloseFIN, Time: end.Last}
+	end.ServerClose = reassembly.Close{Kind: reassembly.CloseFIN, Time: end.Last}
+	if r.closeKind != "" {
+		kind := reassembly.CloseFIN
+		if r.closeKind == "RST" {
+			kind = reassembly.CloseRST
 		}
-		end.WS = ws
-	}
-	kind := reassembly.CloseFIN
-	if r.closeKind == "RST" {
-		kind = reassembly.CloseRST
-	}
-	at := r.closedAt
-	if at.IsZero() {
-		at = end.Last
-	}
-	if r.closedBy == "server" {
-		end.ServerClose = reassembly.Close{Kind: kind, Time: at}
-		end.ClientClose = reassembly.Close{Kind: reassembly.CloseFIN, Time: end.Last}
-	} else {
-		end.ClientClose = reassembly.Close{Kind: reassembly.CloseFIN, Time: end.Last}
-		end.ServerClose = reassembly.Close{Kind: reassembly.CloseFIN, Time: end.Last}
+		end.ServerClose = reassembly.Close{Kind: kind, Time: r.closedAt}
 	}
 	an.ConnEnd(end)
 	an.Finish()

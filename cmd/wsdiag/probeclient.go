@@ -11,13 +11,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 // probeOptions are what one probe attempt does.
@@ -31,6 +34,9 @@ type probeOptions struct {
 	timeout     time.Duration // connect and handshake
 	insecure    bool
 	keyLog      io.Writer // TLS secrets, NSS key log format
+	// dialing, when set, is told each connection's local port and remote
+	// address before its SYN leaves (probe's capture names them).
+	dialing func(local, remote netip.AddrPort) error
 }
 
 // probeResult is what the client itself saw of its attempt.
@@ -48,13 +54,21 @@ type probeResult struct {
 	// After the upgrade: frames each way, and how it ended.
 	sent, received int
 	pings          int
-	lastFrame      time.Time // the last frame either way
-	closedBy       string    // "server" or "client"
-	closeCode      uint16    // the server's close frame (0: none)
-	closeKind      string    // FIN, RST, or "" while open
-	closedAt       time.Time
-	idleSurvived   bool // --idle: still open after the whole idle time
-	err            error
+	lastFrame      time.Time // the last frame either way before the close frames
+	// The first and last frame each way (what the probe sent is certain).
+	firstSent, lastSent, firstRecv, lastRecv time.Time
+	closedBy                                 string // who sent the first close frame, or closed first: "server" or "client"
+	// The close frames: the probe's own (sentClose 0: none sent), and the
+	// server's (closeCode 0: none came; 1005: one without a code).
+	sentClose    uint16
+	sentCloseAt  time.Time
+	closeCode    uint16
+	closeReason  string
+	closeAt      time.Time
+	closeKind    string // how the server's side ended: FIN, RST, or "" while open
+	closedAt     time.Time
+	idleSurvived bool // --idle: still open after the whole idle time
+	err          error
 }
 
 // dialProbe connects to the URL's host: TCP, then TLS for wss.
@@ -68,6 +82,19 @@ func dialProbe(o *probeOptions) (net.Conn, error) {
 		}
 	}
 	d := net.Dialer{Timeout: o.timeout}
+	if o.dialing != nil {
+		d.Control = func(network, address string, c syscall.RawConn) error {
+			port, err := bindEphemeral(network, c)
+			if err != nil {
+				return err
+			}
+			remote, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return err
+			}
+			return o.dialing(netip.AddrPortFrom(netip.Addr{}, port), remote)
+		}
+	}
 	c, err := d.Dial("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, err
@@ -138,22 +165,19 @@ func runProbe(o *probeOptions) (*probeResult, error) {
 	// it without end); frames after it are read without the bound.
 	lim := &boundedReader{r: conn, left: maxProbeHeader}
 	br := bufio.NewReaderSize(lim, 64<<10)
-	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	resp, err := readAnswer(br)
 	lim.left = -1
 	if err != nil {
 		r.err = fmt.Errorf("reading the handshake's answer: %v", err)
 		r.closedBy, r.closeKind, r.closedAt = "server", closeKindOf(err), time.Now()
 		return r, nil
 	}
-	r.status = resp.StatusCode
-	r.statusLine = resp.Proto + " " + resp.Status
-	r.respHeaders = resp.Header
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		r.body = string(b)
+	r.status, r.statusLine, r.respHeaders = resp.status, resp.line, resp.header
+	if resp.status != http.StatusSwitchingProtocols {
+		r.body = resp.body(br, 512)
 		return r, nil
 	}
-	r.acceptOK = resp.Header.Get("Sec-WebSocket-Accept") == analyze.AcceptFor(key)
+	r.acceptOK = resp.header.Get("Sec-WebSocket-Accept") == analyze.AcceptFor(key)
 	r.upgraded = true
 	r.lastFrame = time.Now()
 	conn.SetDeadline(time.Time{})
@@ -168,22 +192,52 @@ func runProbe(o *probeOptions) (*probeResult, error) {
 		}
 		// The echo, or whatever comes, within a second.
 		ws.readUntil(time.Now().Add(time.Second), true)
-		if r.closeKind != "" {
+		if r.closeKind != "" || r.closeCode != 0 {
+			ws.close() // the server's close: answered, its end waited for
 			return r, nil
 		}
 	}
 	if o.idle > 0 {
 		ws.readUntil(time.Now().Add(o.idle), false)
-		if r.closeKind != "" {
+		if r.closeKind != "" || r.closeCode != 0 {
+			ws.close()
 			return r, nil
 		}
 		r.idleSurvived = true
 	}
 	// A normal close: ours, then the server's answer and its FIN.
-	ws.write(0x8, []byte{0x03, 0xe8})
-	r.closedBy = "client"
-	ws.readUntil(time.Now().Add(2*time.Second), false)
+	ws.close()
 	return r, nil
+}
+
+// close ends the probe's session with the close handshake: close 1000
+// (unless the server's close came first and was answered), then the
+// server's close frame and the end of its side, waited for 2 s. A server
+// side that has already ended gets nothing.
+func (w *wsConn) close() {
+	if w.r.closeKind != "" {
+		return // the server's side has ended: there is nobody to answer
+	}
+	if w.r.sentClose == 0 {
+		if w.r.closedBy == "" {
+			w.r.closedBy = "client"
+		}
+		w.write(0x8, []byte{0x03, 0xe8})
+	}
+	w.readUntil(time.Now().Add(2*time.Second), false)
+}
+
+// wsSummary is the probe's session as the probe knows it, in the form a
+// capture of its connection gives: what it sent, its close frame
+// included, is certain; what it received is what it read.
+func (r *probeResult) wsSummary() *reassembly.WSSession {
+	ws := &reassembly.WSSession{}
+	ws.C2S.Frames, ws.C2S.First, ws.C2S.Last = uint64(r.sent), r.firstSent, r.lastSent
+	ws.C2S.CloseCode, ws.C2S.CloseAt = r.sentClose, r.sentCloseAt
+	ws.S2C.Frames, ws.S2C.First, ws.S2C.Last = uint64(r.received), r.firstRecv, r.lastRecv
+	ws.S2C.Pings = uint32(r.pings)
+	ws.S2C.CloseCode, ws.S2C.CloseAt, ws.S2C.CloseReason = r.closeCode, r.closeAt, r.closeReason
+	return ws
 }
 
 // wsConn reads and writes frames for the probe: client frames masked,
@@ -222,8 +276,21 @@ func (w *wsConn) write(op byte, p []byte) error {
 	w.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, err := w.c.Write(buf)
 	if err == nil {
+		now := time.Now()
 		w.r.sent++
-		w.r.lastFrame = time.Now()
+		w.r.lastSent = now
+		if op != 0x8 {
+			w.r.lastFrame = now
+		}
+		if w.r.firstSent.IsZero() {
+			w.r.firstSent = now
+		}
+		if op == 0x8 && w.r.sentClose == 0 {
+			w.r.sentClose, w.r.sentCloseAt = 1005, now
+			if len(p) >= 2 {
+				w.r.sentClose = binary.BigEndian.Uint16(p)
+			}
+		}
 	}
 	return err
 }
@@ -247,21 +314,33 @@ func (w *wsConn) readUntil(deadline time.Time, one bool) {
 			}
 			return
 		}
+		now := time.Now()
 		w.r.received++
-		w.r.lastFrame = time.Now()
+		w.r.lastRecv = now
+		if op != 0x8 {
+			w.r.lastFrame = now
+		}
+		if w.r.firstRecv.IsZero() {
+			w.r.firstRecv = now
+		}
 		switch op {
 		case 0x9:
 			w.r.pings++
 			w.write(0xA, payload)
 		case 0x8:
+			if w.r.closeCode != 0 {
+				break // one close frame counts
+			}
+			w.r.closeCode, w.r.closeAt = 1005, now
 			if len(payload) >= 2 {
 				w.r.closeCode = binary.BigEndian.Uint16(payload)
-			} else {
-				w.r.closeCode = 1005
+				w.r.closeReason = string(payload[2:])
 			}
 			if w.r.closedBy == "" {
 				w.r.closedBy = "server"
-				w.write(0x8, payload[:min(2, len(payload))])
+			}
+			if w.r.sentClose == 0 {
+				w.write(0x8, payload[:min(2, len(payload))]) // the answer echoes the code
 			}
 		case 0x1, 0x2, 0x0:
 			if one {
@@ -344,4 +423,63 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 		b.left -= int64(n)
 	}
 	return n, err
+}
+
+// answer is the head of the handshake's answer as the server sent it.
+type answer struct {
+	line   string // the status line, as sent
+	status int
+	header http.Header
+}
+
+// readAnswer reads the answer's status line and header block as a
+// capture shows them: what a hostile or broken server writes (control
+// bytes in a header value, a bare LF) is taken as it is, where net/http
+// refuses it and the probe would see no answer at all.
+func readAnswer(br *bufio.Reader) (*answer, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	a := &answer{line: strings.TrimRight(line, "\r\n"), header: http.Header{}}
+	proto, rest, _ := strings.Cut(a.line, " ")
+	code, _, _ := strings.Cut(rest, " ")
+	if !strings.HasPrefix(proto, "HTTP/1.") || len(code) != 3 {
+		return nil, fmt.Errorf("not an HTTP/1 status line: %q", a.line)
+	}
+	if a.status, err = strconv.Atoi(code); err != nil {
+		return nil, fmt.Errorf("not an HTTP/1 status line: %q", a.line)
+	}
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if l == "" {
+			return a, nil
+		}
+		if name, value, ok := strings.Cut(l, ":"); ok && !strings.ContainsAny(name, " \t") {
+			a.header.Add(name, strings.TrimSpace(value))
+		}
+	}
+}
+
+// body reads at most n bytes of the answer's body: by its
+// Content-Length, its chunks, or until the server closes (within the
+// handshake timeout).
+func (a *answer) body(br *bufio.Reader, n int64) string {
+	var r io.Reader = br
+	switch {
+	case strings.EqualFold(a.header.Get("Transfer-Encoding"), "chunked"):
+		r = httputil.NewChunkedReader(br)
+	case a.header.Get("Content-Length") != "":
+		cl, err := strconv.ParseInt(a.header.Get("Content-Length"), 10, 64)
+		if err != nil || cl < 0 {
+			return ""
+		}
+		n = min(n, cl)
+	}
+	b, _ := io.ReadAll(io.LimitReader(r, n))
+	return string(b)
 }

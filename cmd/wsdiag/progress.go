@@ -4,24 +4,53 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/wsdiag/wsdiag/capture"
 )
 
-// progress draws one status line on a terminal's stderr, at most once a
-// second; it is only updated every 64 Ki packets, so reading the clock
-// costs nothing per packet.
-type progress struct {
+// statusLine is the one line of progress drawn on a terminal's stderr
+// (read's progress, live's figures). Verdicts go to stdout, usually the
+// same terminal: whatever is printed while the line is drawn would follow
+// it on the same row, so it is cleared first (clear), and drawn again at
+// the next update.
+type statusLine struct {
+	mu    sync.Mutex
 	w     io.Writer
-	total int64 // bytes of all files, 0 when unknown (stdin)
-	start time.Time
-	last  time.Time
 	drawn bool
 }
 
-func newProgress(w io.Writer, files []string) *progress {
-	p := &progress{w: w, start: time.Now()}
+// draw replaces the line with text.
+func (l *statusLine) draw(text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprint(l.w, "\r\x1b[K"+text)
+	l.drawn = true
+}
+
+// clear takes the line away, if it is drawn.
+func (l *statusLine) clear() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.drawn {
+		fmt.Fprint(l.w, "\r\x1b[K")
+		l.drawn = false
+	}
+}
+
+// progress draws read's status line, at most once a second; it is only
+// updated every 64 Ki packets, so reading the clock costs nothing per
+// packet.
+type progress struct {
+	line  *statusLine
+	total int64 // bytes of all files, 0 when unknown (stdin)
+	start time.Time
+	last  time.Time
+}
+
+func newProgress(line *statusLine, files []string) *progress {
+	p := &progress{line: line, start: time.Now()}
 	for _, f := range files {
 		st, err := os.Stat(f)
 		if f == "-" || err != nil || !st.Mode().IsRegular() {
@@ -49,12 +78,7 @@ func (p *progress) update(readers []*capture.Reader, attempts uint64) {
 		pct = fmt.Sprintf(" (~%d%%)", min(99, by*100/uint64(p.total)))
 	}
 	rate := float64(pk) / now.Sub(p.start).Seconds()
-	fmt.Fprintf(p.w, "\r\x1b[Kwsdiag: %d packets%s, %.0f packets/s, %d attempts", pk, pct, rate, attempts)
-	p.drawn = true
+	p.line.draw(fmt.Sprintf("wsdiag: %d packets%s, %.0f packets/s, %d attempts", pk, pct, rate, attempts))
 }
 
-func (p *progress) done() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\x1b[K")
-	}
-}
+func (p *progress) done() { p.line.clear() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/analyze/nginxconf"
+	"github.com/wsdiag/wsdiag/reassembly"
 )
 
 func readConf(t *testing.T, args ...string) ([]VerdictLine, int, string) {
@@ -277,6 +278,23 @@ func FuzzErrorLog(f *testing.F) {
 				t.Fatalf("line of %d bytes kept", len(e.line))
 			}
 		}
+		// Matched against attempts of each kind, each line goes under one
+		// at most.
+		at := time.Date(2026, 11, 21, 13, 34, 11, 0, time.Local)
+		c := netip.MustParseAddrPort("127.0.0.1:5000")
+		seen := map[string]int{}
+		for _, st := range []int{101, 502, 403, 504, 0} {
+			v := &analyze.Verdict{Time: at, End: at.Add(time.Second), Client: c, Legs: []analyze.Leg{
+				{Client: c, RequestLine: "GET /ws HTTP/1.1", Status: st, Times: analyze.LegTimes{Request: at}}}}
+			for _, l := range el.match(v) {
+				seen[l]++
+			}
+		}
+		for l, n := range seen {
+			if n > 1 && strings.Count(string(data), l) < n {
+				t.Fatalf("line %q under %d attempts", l, n)
+			}
+		}
 		for _, w := range el.close() {
 			if strings.Contains(w, "\n") {
 				t.Fatalf("multi-line warning %q", w)
@@ -297,7 +315,10 @@ func TestErrorLogFollow(t *testing.T) {
 	}
 	defer el.close()
 	at := time.Date(2026, 11, 21, 13, 34, 11, 0, time.Local)
-	v := &analyze.Verdict{Time: at, End: at, Client: netip.MustParseAddrPort("127.0.0.1:5000"), Path: "/ws"}
+	client := netip.MustParseAddrPort("127.0.0.1:5000")
+	v := &analyze.Verdict{Time: at, End: at, Client: client, Path: "/ws", StatusClient: 502, Legs: []analyze.Leg{{
+		Client: client, RequestLine: "GET /ws HTTP/1.1", RequestHeaders: reassembly.Headers{{Name: "Host", Value: "h"}}, Status: 502,
+		Times: analyze.LegTimes{Request: at, Response: at}}}}
 	line := "2026/11/21 13:34:11 [error] 1#1: *10 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: x, request: \"GET /ws HTTP/1.1\", host: \"h\"\n"
 	f, _ := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(line[:40])

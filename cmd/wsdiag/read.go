@@ -136,7 +136,7 @@ func (r *readSource) run(s *session) error {
 	}
 	po := pipeline.PumpOptions{Stop: &s.stop, Cuts: &r.cuts, Offsets: r.offsets}
 	if wantTTY(s.c.progress, s.e.stderr) {
-		prog := newProgress(s.e.stderr, r.files)
+		prog := newProgress(&s.status, r.files)
 		defer prog.done()
 		po.Tick = func() { prog.update(r.readers, s.attempts.Load()) }
 	}

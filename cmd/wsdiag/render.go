@@ -1,15 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/cmd/internal/visible"
 	"github.com/wsdiag/wsdiag/reassembly"
 )
 
@@ -24,7 +25,7 @@ func newRenderer(format string, w io.Writer, verbosity int, showSecrets, color b
 	if format == "json" {
 		return &jsonRenderer{w: w, headers: verbosity >= 2, showSecrets: showSecrets}
 	}
-	return &textRenderer{w: w, verbose: verbosity >= 1, headers: verbosity >= 2, showSecrets: showSecrets, color: color}
+	return &textRenderer{w: visible.NewWriter(w), verbose: verbosity >= 1, headers: verbosity >= 2, showSecrets: showSecrets, color: color}
 }
 
 // headerLines renders a header block, secrets redacted unless show.
@@ -37,9 +38,13 @@ func headerLines(h reassembly.Headers, show bool) []string {
 }
 
 // textRenderer prints a table: one line per attempt, details under it
-// with -v.
+// with -v. What others wrote (paths, header lines, status lines, bodies,
+// close reasons, log lines; evidence and fixes quote them) is shown with
+// its control and bidi characters escaped (visible.String), and all it
+// writes goes through a visible.Writer: only its own newlines and colour
+// sequences reach the terminal raw.
 type textRenderer struct {
-	w           io.Writer
+	w           *visible.Writer
 	verbose     bool
 	headers     bool // -vv: every header of every leg
 	showSecrets bool
@@ -56,12 +61,28 @@ const (
 	ansiCyan   = "\x1b[36m"
 )
 
-func (t *textRenderer) paint(s, color string) string {
-	if !t.color {
-		return s
+// line writes one line of parts; a painted part is coloured when colour
+// is on.
+func (t *textRenderer) line(parts ...part) {
+	for _, p := range parts {
+		if p.color != "" && t.color {
+			t.w.Raw(p.color)
+			io.WriteString(t.w, p.s)
+			t.w.Raw(ansiReset)
+			continue
+		}
+		io.WriteString(t.w, p.s)
 	}
-	return color + s + ansiReset
+	io.WriteString(t.w, "\n")
 }
+
+// part is a piece of a line, and its colour ("": none).
+type part struct{ s, color string }
+
+func plain(s string) part             { return part{s: s} }
+func painted(s, color string) part    { return part{s: s, color: color} }
+func quoted(ind, s string) part       { return part{s: ind + visible.String(s)} }
+func (t *textRenderer) text(s string) { t.line(plain(s)) }
 
 func sevColor(s analyze.Severity) string {
 	switch s {
@@ -88,16 +109,16 @@ func (t *textRenderer) event(ev *analyze.Event) {
 	at := ev.Time.In(time.Local)
 	t.tableHeader(at)
 	line := fmt.Sprintf("%-12s  EVENT %s: %s (%s) closed %d tunnels within %s: %s", at.Format("15:04:05.000"),
-		ev.Code, ev.Server, ev.ClosedBy, ev.Count, ev.Window.Round(time.Microsecond), ev.Cause)
-	fmt.Fprintln(t.w, t.paint(line, ansiYellow))
+		ev.Code, ev.Server, ev.ClosedBy, ev.Count, ev.Window.Round(time.Microsecond), visible.String(ev.Cause))
+	t.line(painted(line, ansiYellow))
 	if !t.verbose {
 		return
 	}
 	for _, e := range ev.Evidence {
-		fmt.Fprintln(t.w, "      "+e)
+		t.line(quoted("      ", e))
 	}
-	fmt.Fprintln(t.w, "    fix: "+ev.Fix)
-	fmt.Fprintln(t.w)
+	t.line(plain("    fix: "), quoted("", ev.Fix))
+	t.text("")
 }
 
 // tableHeader writes the column heads once, before the first line.
@@ -109,23 +130,30 @@ func (t *textRenderer) tableHeader(at time.Time) {
 		if z, off := at.Zone(); z != "UTC" || off != 0 {
 			head += " " + z
 		}
-		fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %-24s  %-8s  %s\n", head, "CLIENT", "PATH", "CODE", "HOP", "BACKEND→CLIENT")
+		t.text(fmt.Sprintf("%-12s  %-21s  %-20s  %-24s  %-8s  %s", head, "CLIENT", "PATH", "CODE", "HOP", "BACKEND→CLIENT"))
 	}
+}
+
+// column cuts escaped text to n runes, "…" last when cut.
+func column(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }
 
 func (t *textRenderer) verdict(v *analyze.Verdict) {
 	at := v.Time.In(time.Local)
 	t.tableHeader(at)
-	path := v.Path
+	path := column(visible.String(v.Path), 20)
 	if path == "" {
 		path = "-" // a session whose handshake is not in the capture
 	}
-	if len(path) > 20 {
-		path = path[:19] + "…"
-	}
-	code := fmt.Sprintf("%-24s", v.Code)
-	fmt.Fprintf(t.w, "%-12s  %-21s  %-20s  %s  %-8s  %s→%s\n", at.Format("15:04:05.000"), addrText(v.Client), path,
-		t.paint(code, sevColor(v.Severity)), v.Hop, status(v.StatusBackend), status(v.StatusClient))
+	pad := strings.Repeat(" ", max(0, 20-utf8.RuneCountInString(path)))
+	t.line(plain(fmt.Sprintf("%-12s  %-21s  %s%s  ", at.Format("15:04:05.000"), addrText(v.Client), path, pad)),
+		painted(fmt.Sprintf("%-24s", v.Code), sevColor(v.Severity)),
+		plain(fmt.Sprintf("  %-8s  %s→%s", v.Hop, status(v.StatusBackend), status(v.StatusClient))))
 	if !t.verbose {
 		return
 	}
@@ -142,7 +170,7 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 	if v.Proxy.IsValid() {
 		p := "proxy " + v.Proxy.String()
 		if v.ProxyProduct != "" {
-			p += " (" + v.ProxyProduct + ")"
+			p += " (" + visible.String(v.ProxyProduct) + ")"
 		}
 		meta = append(meta, p)
 	}
@@ -150,40 +178,40 @@ func (t *textRenderer) verdict(v *analyze.Verdict) {
 		meta = append(meta, "backend "+v.Backend.String())
 	}
 	meta = append(meta, "pairing "+string(v.PairConfidence))
-	fmt.Fprintln(t.w, ind+t.paint(strings.Join(meta, " · "), ansiDim))
+	t.line(plain(ind), painted(strings.Join(meta, " · "), ansiDim))
 	for _, e := range v.Evidence {
-		fmt.Fprintln(t.w, ind+"  "+e)
+		t.line(quoted(ind+"  ", e))
 	}
 	if s := v.Session; s != nil {
-		fmt.Fprintln(t.w, ind+"session: "+sessionText(s))
+		t.text(ind + "session: " + sessionText(s))
 	}
 	if t.headers {
 		for _, l := range v.Legs {
-			fmt.Fprintf(t.w, "%sleg %s → %s\n", ind, l.Client, l.Server)
-			fmt.Fprintln(t.w, ind+"  > "+l.RequestLine)
+			t.text(fmt.Sprintf("%sleg %s → %s", ind, l.Client, l.Server))
+			t.line(quoted(ind+"  > ", l.RequestLine))
 			for _, h := range headerLines(l.RequestHeaders, t.showSecrets) {
-				fmt.Fprintln(t.w, ind+"  > "+h)
+				t.line(quoted(ind+"  > ", h))
 			}
 			if l.StatusLine != "" {
-				fmt.Fprintln(t.w, ind+"  < "+l.StatusLine)
+				t.line(quoted(ind+"  < ", l.StatusLine))
 				for _, h := range headerLines(l.ResponseHeaders, t.showSecrets) {
-					fmt.Fprintln(t.w, ind+"  < "+h)
+					t.line(quoted(ind+"  < ", h))
 				}
 			}
 		}
 	}
 	if v.Config != nil {
-		fmt.Fprintln(t.w, ind+"config: "+v.Config.Where())
+		t.line(quoted(ind+"config: ", v.Config.Where()))
 	}
 	t.errorLog(v, ind)
 	if v.Fix != "" {
 		lines := strings.Split(v.Fix, "\n")
-		fmt.Fprintln(t.w, ind+t.paint("fix: ", ansiGreen)+lines[0])
+		t.line(plain(ind), painted("fix: ", ansiGreen), quoted("", lines[0]))
 		for _, l := range lines[1:] {
-			fmt.Fprintln(t.w, ind+"     "+l)
+			t.line(quoted(ind+"     ", l))
 		}
 	}
-	fmt.Fprintln(t.w)
+	t.text("")
 }
 
 func sessionText(s *analyze.Session) string {
@@ -196,7 +224,7 @@ func sessionText(s *analyze.Session) string {
 	if s.CloseCode != 0 {
 		how += fmt.Sprintf(" with close %d", s.CloseCode)
 		if s.CloseReason != "" {
-			how += fmt.Sprintf(" %q", s.CloseReason)
+			how += ` "` + visible.String(s.CloseReason) + `"`
 		}
 	} else {
 		how += " without a close frame"
@@ -234,23 +262,23 @@ func (t *textRenderer) summary(s *SummaryLine) {
 		return
 	}
 	if !t.verbose {
-		fmt.Fprintln(t.w)
+		t.text("")
 	}
 	if s.Attempts > 0 {
-		fmt.Fprintf(t.w, "%s: %s\n", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode))
+		t.text(fmt.Sprintf("%s: %s", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode)))
 	}
 	for _, n := range notes {
-		fmt.Fprintln(t.w, n)
+		t.text(n)
 	}
 	if s.Attempts > s.ByCode[string(analyze.OK)] && !t.verbose {
-		fmt.Fprintln(t.w, "run with -v for the evidence and the fix")
+		t.text("run with -v for the evidence and the fix")
 	}
 }
 
 // jsonRenderer writes one JSON object per line (jsonline.go).
 type jsonRenderer struct {
 	w           io.Writer
-	buf         bytes.Buffer
+	buf         lineBuf
 	headers     bool
 	showSecrets bool
 }

@@ -1,23 +1,22 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/wsdiag/wsdiag/analyze"
 )
 
-// errorLog shows the proxy's own error-log lines of the attempt, or else
-// the line the verdict expects it to log.
+// errorLog shows the lines of the proxy's error log (--error-log) that
+// are about the attempt, or else the line nginx writes for what the
+// verdict found, labelled as such: it was not read from any log.
 func (t *textRenderer) errorLog(v *analyze.Verdict, ind string) {
 	if len(v.ErrorLogLines) == 0 {
-		if v.ErrorLog != "" {
-			fmt.Fprintln(t.w, ind+"error log: "+v.ErrorLog)
+		if l := v.NginxWouldLog(); l != "" {
+			t.line(quoted(ind+"nginx would log: ", l))
 		}
 		return
 	}
-	fmt.Fprintln(t.w, ind+"error log:")
+	t.text(ind + "error log:")
 	for _, l := range v.ErrorLogLines {
-		fmt.Fprintln(t.w, ind+"  "+l)
+		t.line(quoted(ind+"  ", l))
 	}
 }
 

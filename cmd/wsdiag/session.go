@@ -57,6 +57,10 @@ type session struct {
 	stop  atomic.Bool
 	tally analyze.Stats // of the verdicts passed on
 
+	// status is the progress line on a terminal's stderr (read, live):
+	// cleared before anything else is printed.
+	status statusLine
+
 	warnings []string
 	printed  int // warnings already on stderr
 	// notOK makes the run exit 1 whatever the verdicts (a snap length
@@ -100,9 +104,17 @@ func (s *session) views() {
 	out := s.plan.out
 	s.rend = newRenderer(c.format, out, c.verbose, c.showSecrets, wantTTY(c.color, out) && os.Getenv("NO_COLOR") == "")
 	s.rep = c.newReport(s.plan.title, s.plan.live)
-	s.consumers = append(s.consumers, s.hook.verdict, s.rend.verdict, s.rep.Add, s.met.verdict)
+	s.status.w = s.e.stderr
+	show := func(v *analyze.Verdict) {
+		s.status.clear() // the verdict starts its own line, not the status line's
+		s.rend.verdict(v)
+	}
+	s.consumers = append(s.consumers, s.hook.verdict, show, s.rep.Add, s.met.verdict)
 	opt := s.opt
-	opt.Events = s.rend.event // mass_close: one line when the burst is over
+	opt.Events = func(e *analyze.Event) { // mass_close: one line when the burst is over
+		s.status.clear()
+		s.rend.event(e)
+	}
 	s.an = analyze.New(opt, s.verdict)
 }
 
@@ -134,6 +146,9 @@ func (s *session) warn(format string, args ...any) {
 
 // flushWarnings prints the warnings not yet printed.
 func (s *session) flushWarnings() {
+	if s.printed < len(s.warnings) {
+		s.status.clear()
+	}
 	for _, w := range s.warnings[s.printed:] {
 		s.e.log.Warn().Msg(w)
 	}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsdiag/wsdiag/analyze"
+	"github.com/wsdiag/wsdiag/cmd/internal/visible"
 )
 
 // The data the page's script reads, as compact JSON. Repeated strings
@@ -155,7 +156,10 @@ func appendJSON(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func (e *encoder) quote(s string) { e.buf = appendJSON(e.buf, s) }
+// quote writes a string of the page: what others wrote (paths, header
+// lines, reasons, bodies quoted in evidence) shows its control and bidi
+// characters as visible escapes, as in the text output.
+func (e *encoder) quote(s string) { e.buf = appendJSON(e.buf, visible.Lines(s)) }
 
 func (e *encoder) quotes(xs []string) { e.list(len(xs), func(i int) { e.quote(xs[i]) }) }
 

@@ -154,7 +154,7 @@ func (r *Report) Add(v *analyze.Verdict) {
 	rec := &record{start: v.Time, code: v.Code, severity: v.Severity, hop: v.Hop, client: addr(v.Client),
 		path: r.str(v.Path), proxy: r.str(addr(v.Proxy)), product: r.str(v.ProxyProduct), backend: r.str(addr(v.Backend)),
 		statusBackend: v.StatusBackend, statusClient: v.StatusClient, pairing: string(v.PairConfidence),
-		errorLog: v.ErrorLog, fix: r.str(v.Fix), session: v.Session, connects: v.Connects}
+		errorLog: v.NginxWouldLog(), fix: r.str(v.Fix), session: v.Session, connects: v.Connects}
 	for _, f := range v.Findings {
 		rec.findings = append(rec.findings, string(f))
 	}

@@ -587,7 +587,9 @@ function detailHTML(i) {
   if (r[R.fix]) {
     h.push('<h3>Fix</h3><div class="fix"><button type="button" data-copy>copy</button><code>' + esc(S[r[R.fix]]) + '</code></div>');
   }
-  if (r[R.errorLog]) h.push('<h3>Proxy error log</h3><div class="errlog mono">' + esc(S[r[R.errorLog]]) + '</div>');
+  // The line nginx writes for this code: what to look for in its log, not a line read from one
+  // (those read with --error-log are in the evidence, as "error log: …").
+  if (r[R.errorLog]) h.push('<h3>nginx would log</h3><div class="errlog mono">' + esc(S[r[R.errorLog]]) + '</div>');
   h.push('<h3>Evidence</h3><ul class="evidence">' + r[R.evidence].map(function (e) { return '<li>' + esc(S[e]) + '</li>'; }).join('') + '</ul>');
   if (r[R.session]) h.push('<h3>Session</h3><div class="session">' + esc(sessionText(r[R.session])) + '</div>');
   if (legs.length) {
