@@ -298,7 +298,7 @@ func TestLiveTLSPlaintextHAProxy(t *testing.T) {
 	var bp int
 	fmt.Sscan(bePort, &bp)
 	port := freePort(t)
-	page := fmt.Sprintf(`<html><body><script>var w=new WebSocket('wss://127.0.0.1:%d/ws');w.onopen=function(){w.send('hello from chromium');};w.onmessage=function(e){document.title='got:'+e.data;w.close(1000,'done');};w.onclose=function(e){document.title+=' close:'+e.code;};</script></body></html>`, port)
+	page := fmt.Sprintf(`<html><body><script>fetch('/hold');var w=new WebSocket('wss://127.0.0.1:%d/ws');w.onopen=function(){w.send('hello from chromium');};w.onmessage=function(e){document.title='got:'+e.data;w.close(1000,'done');};w.onclose=function(e){document.title+=' close:'+e.code;};</script></body></html>`, port)
 	conf := fmt.Sprintf(`global
     log stderr format raw local0 info
 defaults

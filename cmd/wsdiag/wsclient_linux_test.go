@@ -32,7 +32,9 @@ func wsAccept(key string) string {
 }
 
 // wsBackend echoes WebSocket messages; a request without Upgrade gets a
-// 400, as gorilla answers one.
+// 400, as gorilla answers one, but for /hold, answered 200 after two
+// seconds: a page that fetches it keeps headless Chromium's virtual time
+// from running out while its WebSocket is being opened.
 func wsBackend(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -62,6 +64,11 @@ func serveWS(c net.Conn) {
 		}
 		io.Copy(io.Discard, req.Body)
 		key := req.Header.Get("Sec-WebSocket-Key")
+		if req.URL.Path == "/hold" {
+			time.Sleep(2 * time.Second)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nheld\n")
+			continue
+		}
 		if !strings.EqualFold(req.Header.Get("Upgrade"), "websocket") || key == "" {
 			body := "Bad Request\n"
 			fmt.Fprintf(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nSec-Websocket-Version: 13\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
