@@ -45,10 +45,13 @@ func (a *Analyzer) unseen(l *tlsLeg) {
 	}
 }
 
-// answered reports whether a completed handshake was followed by
-// application data from the client, then from the server.
+// answered reports whether a handshake seen from its ClientHello to its
+// end was followed by application data from the client, then from the
+// server. (Bytes caught in the middle of a connection that only look like
+// TLS records, WebSocket frames of a session begun before the capture,
+// have no hello.)
 func answered(in *reassembly.TLSInfo) bool {
-	if in == nil || !in.HandshakeDone {
+	if in == nil || !in.ClientHello || !in.ServerHello || !in.HandshakeDone {
 		return false
 	}
 	asked := false
