@@ -113,6 +113,9 @@ type Analyzer struct {
 	// leg that relays the same handshake ends (passthrough.go).
 	tlsLegs  map[reassembly.ConnID]*tlsLeg
 	byRandom map[[32]byte]*tlsLeg
+	// tlsFronts are the addresses of proxies whose opaque TLS client legs
+	// were paired with upstream requests (unseen.go).
+	tlsFronts map[netip.AddrPort]bool
 	// sawH2WS: an HTTP/2 extended CONNECT was seen; such a client leg has
 	// no key, so keyed upstream legs must be looked at without one.
 	sawH2WS bool
@@ -154,6 +157,13 @@ type Stats struct {
 	BySev       map[Severity]uint64
 	// CutBlocks counts header blocks the capture's snap length cut.
 	CutBlocks uint64
+	// TLSSelfAnswered counts opaque TLS client connections (no keys, no
+	// plaintext) that carried a request and an answer and were paired
+	// with no upstream request, to a proxy whose other TLS clients' were:
+	// the proxy answered them itself, and what it said is unread.
+	// TLSNoUpstream counts those to a proxy none of whose upstream
+	// requests is in the capture (unseen.go).
+	TLSSelfAnswered, TLSNoUpstream uint64
 }
 
 // New returns an Analyzer that calls out for every verdict.
@@ -325,6 +335,9 @@ func (a *Analyzer) Finish() {
 	a.compact()
 	a.pairEncrypted(time.Time{}, true)
 	a.flushTLS(time.Time{}, true) // after the attempts that may claim them
+	for id := range a.tlsLegs {
+		a.dropTLS(id) // (counted, when nothing read them)
+	}
 	a.releaseHeld(time.Time{})
 	a.decideMid(time.Time{}, true)
 	a.account()

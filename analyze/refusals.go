@@ -25,7 +25,10 @@ func headerBlockSize(r *reassembly.Request) int {
 
 func sizeOf(r *reassembly.Request) string {
 	s := fmt.Sprintf("%d bytes", headerBlockSize(r))
-	if r.Truncated {
+	switch {
+	case r.Unread:
+		s = "more than " + s + " (the proxy refused it before reading the rest: its TLS plaintext holds what it read)"
+	case r.Truncated:
 		s = "more than " + s + " (cut at wsdiag's limit)"
 	}
 	if c, ok := r.Headers.Get("Cookie"); ok {

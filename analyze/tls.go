@@ -143,6 +143,7 @@ func (a *Analyzer) expireTLS(now time.Time, force bool) {
 // dropTLS forgets a TLS leg.
 func (a *Analyzer) dropTLS(id reassembly.ConnID) {
 	if l := a.tlsLegs[id]; l != nil {
+		a.unseen(l)
 		a.tlsMem -= l.mem
 		delete(a.tlsLegs, id)
 	}

@@ -308,6 +308,7 @@ func (a *Analyzer) pairEncrypted(now time.Time, final bool) {
 				f := fits[i][k]
 				l = f.leg
 				l.claimed = true
+				a.front(l)
 				conf = pairConfidence(f, fits[i], regret[i])
 				l.why = pairingEvidence(f, fits[i], regret[i], conf)
 			}

@@ -13,8 +13,15 @@
 // loopback and raw IPv4/IPv6 with gopacket's DecodingLayerParser into
 // structs reused for every packet: reading allocates nothing per packet.
 //
+// TLS plaintext read at one end of a connection (Plaintext) is kept in a
+// pcapng as Wireshark exported PDUs (link type 252) beside the packets:
+// the Writer writes them, the Reader hands them to a PlaintextSink in file
+// order (plaintext.go). Package capture/tlsplain reads it live from the
+// proxies' libssl with eBPF uprobes.
+//
 // It also writes pcapng (writer.go) and drops root after the capture
 // socket is open (privdrop_linux.go). It must not know TCP streams, HTTP,
-// TLS or WebSocket: it hands over segments and secrets, never parses them.
-// Package capture/synth writes synthetic captures for benchmarks.
+// TLS or WebSocket: it hands over segments, secrets and plaintext, never
+// parses them. Package capture/synth writes synthetic captures for
+// benchmarks.
 package capture

@@ -181,6 +181,13 @@ func drain(name string, data []byte) (int, error) {
 		return 0, err
 	}
 	n := 0
+	// Plaintext records count as packets (the bound below holds them too).
+	r.SetPlaintext(func(p *capture.Plaintext) {
+		if len(p.Data) > len(data) {
+			panic("plaintext longer than the file")
+		}
+		n++
+	})
 	for {
 		p, err := r.Next()
 		if err != nil {

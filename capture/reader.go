@@ -59,6 +59,13 @@ type Reader struct {
 	Bytes uint64
 	// Skipped counts records of link types wsdiag cannot decode.
 	Skipped uint64
+
+	// plain receives the TLS plaintext records (SetPlaintext); pt is
+	// the one being handed over.
+	plain PlaintextSink
+	pt    Plaintext
+	// Plaintexts counts the plaintext records handed over.
+	Plaintexts uint64
 }
 
 // A FileError names the capture and what is wrong with it.
@@ -257,6 +264,9 @@ func (r *Reader) Next() (*Packet, error) {
 			if len(ci.AncillaryData) > 0 {
 				lt, _ = ci.AncillaryData[0].(layers.LinkType)
 			}
+			if lt == LinkTypeUpperPDU && r.plain != nil && r.plaintext(data, ci) {
+				continue
+			}
 			if first = firstLayer(lt); first == gopacket.LayerTypeZero {
 				r.skip(lt)
 				continue
@@ -270,6 +280,24 @@ func (r *Reader) Next() (*Packet, error) {
 		r.pkt.CI.AncillaryData = nil
 		return &r.pkt, nil
 	}
+}
+
+// SetPlaintext hands the TLS plaintext records of a pcapng (what -w
+// writes with --tls-plaintext) to sink as Next meets them, between the
+// packets around them. Without a sink they are skipped as a link type
+// wsdiag cannot decode.
+func (r *Reader) SetPlaintext(sink PlaintextSink) { r.plain = sink }
+
+// plaintext hands one exported PDU to the sink, or reports that it is not
+// a plaintext record.
+func (r *Reader) plaintext(data []byte, ci gopacket.CaptureInfo) bool {
+	r.pt.Time = ci.Timestamp
+	if decodeExportedPDU(data, &r.pt) != nil {
+		return false
+	}
+	r.Plaintexts++
+	r.plain(&r.pt)
+	return true
 }
 
 func (r *Reader) skip(lt layers.LinkType) {

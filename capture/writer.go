@@ -18,6 +18,11 @@ type Writer struct {
 	f      *os.File // nil for standard output
 	ng     *pcapgo.NgWriter
 	closed bool
+	// plainID is the interface of the plaintext records (link type 252),
+	// added at the first; pdu the buffer they are made in.
+	plainAdded bool
+	plainID    int
+	pdu        []byte
 }
 
 // CreateWriter creates (or truncates) path and writes a pcapng section
@@ -79,13 +84,37 @@ func (w *Writer) WritePacket(ci gopacket.CaptureInfo, data []byte) error {
 	if w.closed {
 		return &FileError{w.name, os.ErrClosed}
 	}
-	ci.InterfaceIndex = 0
+	ci.InterfaceIndex = 0 // (the plaintext's interface is another)
 	ci.CaptureLength = len(data)
 	if ci.Length < len(data) {
 		ci.Length = len(data)
 	}
 	ci.AncillaryData = nil
 	if err := w.ng.WritePacket(ci, data); err != nil {
+		return &FileError{w.name, err}
+	}
+	return nil
+}
+
+// WritePlaintext writes a piece of TLS plaintext as a Wireshark exported
+// PDU (link type 252, on an interface of its own added at the first), so
+// that the file reads back to the same plaintext (Reader.SetPlaintext)
+// and Wireshark shows it as HTTP between the connection's addresses.
+func (w *Writer) WritePlaintext(p *Plaintext) error {
+	if w.closed {
+		return &FileError{w.name, os.ErrClosed}
+	}
+	if !w.plainAdded {
+		id, err := w.ng.AddInterface(pcapgo.NgInterface{Name: "tls-plaintext", Description: "TLS plaintext read from the process at one end (wsdiag --tls-plaintext)",
+			OS: runtime.GOOS, LinkType: LinkTypeUpperPDU, TimestampResolution: 9})
+		if err != nil {
+			return &FileError{w.name, err}
+		}
+		w.plainAdded, w.plainID = true, id
+	}
+	w.pdu = appendExportedPDU(w.pdu[:0], p)
+	ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(w.pdu), Length: len(w.pdu), InterfaceIndex: w.plainID}
+	if err := w.ng.WritePacket(ci, w.pdu); err != nil {
 		return &FileError{w.name, err}
 	}
 	return nil

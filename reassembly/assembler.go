@@ -81,6 +81,13 @@ type Stats struct {
 	// MemEvicted counts connections ended early because the memory
 	// budget was reached.
 	MemEvicted uint64
+	// Plaintext (Assembler.Plaintext): pieces fed, connections that had
+	// some, those of them whose plaintext began mid-connection, bytes
+	// lost, and pieces that came after their connection had ended.
+	PlainPieces, PlainConns, PlainMidStream, PlainLost, PlainLate uint64
+	// PlainH2 counts the connections whose plaintext was HTTP/2 from the
+	// middle: their requests cannot be read (ConnEnd.Plain.H2).
+	PlainH2 uint64
 }
 
 // Add sums x into s: the figures of several workers' assemblers.
@@ -93,6 +100,12 @@ func (s *Stats) Add(x Stats) {
 	s.QuietEvicted += x.QuietEvicted
 	s.HeaderCuts += x.HeaderCuts
 	s.MemEvicted += x.MemEvicted
+	s.PlainPieces += x.PlainPieces
+	s.PlainConns += x.PlainConns
+	s.PlainMidStream += x.PlainMidStream
+	s.PlainLost += x.PlainLost
+	s.PlainLate += x.PlainLate
+	s.PlainH2 += x.PlainH2
 }
 
 // Assembler turns TCP segments into events for a Sink. It is not safe for
@@ -122,6 +135,9 @@ type Assembler struct {
 	maxQuiet          int
 	handing           *stream    // the stream being handed to gopacket
 	synth             layers.TCP // its synthetic segments
+
+	// plains is the plaintext state of the streams that have some.
+	plains map[*stream]*plainState
 
 	// nextFlush is when (capture time) Packet next calls Flush.
 	nextFlush time.Time

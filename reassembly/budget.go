@@ -157,6 +157,9 @@ func (s *stream) footprint() (int64, Mem) {
 	if s.h2 != nil {
 		n += h2Cost
 	}
+	if s.hasPlain {
+		n += int64(unsafe.Sizeof(plainState{}))
+	}
 	m := MemQuiet
 	switch {
 	case s.tls != nil:

@@ -72,6 +72,10 @@ type Request struct {
 	// start line and headers): a header that is not in Headers is unknown.
 	Cut  bool
 	Kept int
+	// Unread (with Truncated): the block came as TLS plaintext read at the
+	// proxy, which refused it before reading the rest; Headers holds the
+	// lines it read.
+	Unread bool
 	// H2 is set for a request on an HTTP/2 stream (Version "HTTP/2"; the
 	// pseudo-header fields stand first in Headers, with their colons).
 	H2 *H2Stream
@@ -190,6 +194,10 @@ type ConnEnd struct {
 	// ClientFIN and ServerFIN are when each side sent its FIN (zero:
 	// none), also when a RST followed: the moment it began to close.
 	ClientFIN, ServerFIN time.Time
+
+	// Plain describes the plaintext read from one end of the connection
+	// (Assembler.Plaintext), nil when none came.
+	Plain *PlainInfo
 }
 
 // TLSStart announces a connection that began with a TLS record, so that

@@ -111,7 +111,7 @@ func (a *Assembler) fastPacket(s *stream, d flow.Dir, k connKey, nf gopacket.Flo
 		a.forget(s) // a new connection on the 4-tuple
 		s = nil
 	}
-	if s != nil && tcp.SYN && !tcp.ACK {
+	if s != nil && tcp.SYN && !tcp.ACK && !s.packetless() {
 		if !s.synSeen[d] || s.isn[d] != uint32(tcp.Seq) {
 			// A SYN with a new sequence number: the 4-tuple is reused for
 			// a new connection (a retransmitted SYN repeats its number).
@@ -261,6 +261,9 @@ func (a *Assembler) forget(s *stream) {
 		}
 	}
 	a.unlink(s)
+	if s.hasPlain {
+		delete(a.plains, s)
+	}
 	s.release()
 	if s.hasNode {
 		delete(a.nodes, s)

@@ -43,7 +43,7 @@ var h2Preface = []byte("PRI * HTTP/2.0")
 // speaks HTTP/2: ALPN h2 on a TLS connection, or the client preface.
 func (s *stream) startH2(d flow.Dir, data []byte) bool {
 	preface := bytes.HasPrefix(data, h2Preface)
-	if !preface && (s.tls == nil || s.tls.Info().ALPN != "h2") {
+	if !preface && (s.tls == nil || s.tls.Info().ALPN != "h2") && !s.plainH2() {
 		return false
 	}
 	c := &h2conn{s: s, client: d}

@@ -24,7 +24,7 @@ func (s *stream) startMid(d flow.Dir, data []byte, t time.Time) bool {
 	if s.mid() {
 		return true // the other direction started it; deliver feeds it
 	}
-	if s.syn || s.synack || s.tls != nil || s.midDone || s.upgraded || s.nreq > 0 || s.nresp > 0 {
+	if !s.mayHunt() || s.midDone || s.upgraded || s.nreq > 0 || s.nresp > 0 {
 		return false
 	}
 	if k := s.dir[d.Reverse()].Kind(); k != http1.KindUnknown && k != http1.KindOther {

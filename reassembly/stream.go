@@ -62,9 +62,11 @@ type stream struct {
 	forgotten bool
 	// hasNode: the Assembler holds a nodeState for s (node.go); a map
 	// entry rather than a field, which would cost every connection a size
-	// class.
-	hasNode bool
-	mem     int32
+	// class. hasPlain: likewise its plaintext state, in plains
+	// (plaintext.go).
+	hasNode  bool
+	hasPlain bool
+	mem      int32
 }
 
 // dirOf is gopacket's direction as ours: both call the direction of the
@@ -83,7 +85,7 @@ func addrPort(ip gopacket.Endpoint, port uint16) netip.AddrPort {
 
 func (s *stream) conn() Conn {
 	c := s.clientDir
-	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil, Node: s.node()}
+	return Conn{ID: s.id, Client: s.ends[c], Server: s.ends[c.Reverse()], TLS: s.tls != nil || s.hasPlain, Node: s.node()}
 }
 
 // setClient fixes the client's direction once; later evidence does not
@@ -170,6 +172,10 @@ func (s *stream) ReassembledSG(sg tcpr.ScatterGather, ac tcpr.AssemblerContext) 
 // lost tells direction d that its next n bytes will never come.
 func (s *stream) lost(d flow.Dir, n int) {
 	s.proxyLost(d)
+	if s.hasPlain {
+		s.cipherLost(d, n)
+		return
+	}
 	if s.mid() {
 		s.ws.Gap(d, n)
 		return
@@ -190,7 +196,7 @@ func (s *stream) lost(d flow.Dir, n int) {
 // reported, with the lines it kept.
 func (s *stream) cut(d flow.Dir, n int) {
 	s.proxyLost(d)
-	if s.tls != nil || s.ignored || s.mid() {
+	if s.tls != nil || s.ignored || s.mid() || s.hasPlain {
 		s.lost(d, n)
 		return
 	}
@@ -205,6 +211,10 @@ func (s *stream) cut(d flow.Dir, n int) {
 // deliver runs the next in-order bytes of direction d through TLS or the
 // HTTP parser.
 func (s *stream) deliver(d flow.Dir, data []byte, t time.Time) {
+	if s.hasPlain {
+		s.cipher(d, data, t)
+		return
+	}
 	if s.ignored {
 		return
 	}
@@ -305,7 +315,7 @@ func (s *stream) Sniffed(d flow.Dir, k http1.Kind, data []byte, t time.Time) boo
 		s.engage()
 		// From here on both directions' bytes go through TLS; whatever it
 		// decrypts comes back to feed, to be sniffed as plaintext.
-		s.tls = tlsrec.NewConn(s.asm.opt.KeyLog, s.feed)
+		s.tls = tlsrec.NewConn(s.asm.opt.KeyLog, s.decrypted)
 		if s.asm.tlsSink != nil {
 			s.asm.tlsSink.TLSStart(&TLSStart{Conn: s.conn(), Time: t})
 		}
@@ -331,7 +341,8 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 	lim := &s.asm.opt.Limits
 	if !m.Response {
 		req := &Request{Conn: s.conn(), Index: int(s.nreq), Method: m.Method, Target: m.Target, Version: m.Version,
-			Headers: m.Headers, Start: m.Start, End: m.End, Opened: s.first, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
+			Headers: m.Headers, Start: m.Start, End: m.End, Opened: s.first, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept,
+			Unread: s.unreading()}
 		s.nreq++
 		if len(s.pending) >= lim.MaxPending {
 			copy(s.pending, s.pending[1:])
@@ -341,6 +352,7 @@ func (s *stream) Head(d flow.Dir, m http1.Head) (noBody bool) {
 		s.asm.sink.Request(req)
 		return false
 	}
+	s.unread(d, m.Status)
 	status := m.Status
 	resp := &Response{Conn: s.conn(), Index: int(s.nresp), Version: m.Version, Status: status, Reason: m.Reason,
 		Headers: m.Headers, Start: m.Start, End: m.End, Truncated: m.Truncated, Cut: m.Cut, Kept: m.Kept}
@@ -444,7 +456,7 @@ func (s *stream) finish() {
 	mid := s.midSummary()
 	// Connections that carried something else are of no interest; ones that
 	// carried nothing are connect attempts (refused, unanswered, or idle).
-	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && !s.proxySeen() {
+	if !httpSeen && !tls && mid == nil && !(noData && s.syn) && !s.proxySeen() && !s.hasPlain {
 		return
 	}
 	c, sv := s.clientDir, s.clientDir.Reverse()
@@ -452,7 +464,7 @@ func (s *stream) finish() {
 		ClientClose: s.closes[c], ServerClose: s.closes[sv],
 		HTTP: httpSeen, H2: s.h2 != nil, TLS: tls, Upgraded: s.upgraded, UpgradeTime: s.upgradeTime,
 		BytesC2S: s.bytes[c], BytesS2C: s.bytes[sv], Gaps: s.gaps, GapBytes: s.gapBytes,
-		Requests: int(s.nreq), Responses: int(s.nresp)}
+		Requests: int(s.nreq), Responses: int(s.nresp), Plain: s.plainEnd()}
 	e.ClientFIN, e.ServerFIN = s.finTime(c), s.finTime(sv)
 	if mid != nil {
 		e.WS = mid

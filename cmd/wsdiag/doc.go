@@ -20,7 +20,11 @@
 //   - live (liveSource) opens one AF_PACKET socket per worker in a
 //     PACKET_FANOUT group; each socket is a pipeline.Feed (socketFeed),
 //     read by a pipeline.Fanout worker with its own Assembler, which also
-//     hands the raw packet to -w.
+//     hands the raw packet to -w. With --tls-plaintext (plaintext.go) the
+//     proxies' TLS plaintext, read by capture/tlsplain's eBPF probes, goes
+//     to the one worker's Assembler too, each piece before the first
+//     packet captured after its call returned, and to -w beside the
+//     packets; read takes those records back (pipeline.PlainSink).
 //   - probe (probeSource) makes its own attempts while it captures the
 //     interface, then runs the capture through read's pipeline with the
 //     keys of its own TLS connections; an attempt the capture did not show

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/netip"
 	"reflect"
@@ -97,6 +98,44 @@ type SummaryLine struct {
 	// for --max-memory; absent when none was.
 	EvictedBytes uint64            `json:"evicted_bytes,omitempty"`
 	MemEvicted   map[string]uint64 `json:"mem_evicted,omitempty"`
+	// TLSSelfAnswered and TLSNoUpstream: TLS client connections that
+	// carried a request and an answer nothing read (no keys, no
+	// plaintext) and led to no upstream request: to a proxy whose other
+	// clients' requests went upstream (it answered them itself), or with
+	// no upstream request in the capture at all. What they said needs the
+	// clients' key log, or live --tls-plaintext on the proxy host.
+	TLSSelfAnswered uint64 `json:"tls_self_answered,omitempty" note:"TLS client connection|unread (no keys) had no upstream request: the proxy answered itself; the clients' key log (--keylog FILE) or, on the proxy host, live --tls-plaintext would show what it said"`
+	TLSNoUpstream   uint64 `json:"tls_no_upstream,omitempty" note:"TLS client connection|unread (no keys) carried a request and an answer, and no upstream request in the capture: --keylog FILE, or live --tls-plaintext on the proxy host, would show what was said"`
+	// TLSPlaintext: what live --tls-plaintext read (a sentence of the
+	// summary, always); PlainH2 its HTTP/2 connections it could not read.
+	TLSPlaintext *PlaintextSummary `json:"tls_plaintext,omitempty"`
+	PlainH2      uint64            `json:"-" note:"HTTP/2 connection|open before --tls-plaintext attached: unread (HPACK needs the connection from its start)"`
+}
+
+// PlaintextSummary is what live --tls-plaintext's probes did.
+type PlaintextSummary struct {
+	Processes int `json:"processes"` // traced at the end
+	// Connections were captured; Skipped left out by sampling.
+	Connections uint64 `json:"connections"`
+	Skipped     uint64 `json:"skipped"`
+	// RingDrops are records lost for a full ring, LostBytes the
+	// plaintext the connections missed for it.
+	RingDrops uint64 `json:"ring_drops"`
+	LostBytes uint64 `json:"lost_bytes"`
+	// MidStream: connections open before the attach, read from their
+	// middle; H2MidStream: of them, HTTP/2 ones (unreadable).
+	MidStream   uint64 `json:"mid_stream"`
+	H2MidStream uint64 `json:"h2_mid_stream"`
+	// Pauses: the probes were off (PausedS seconds in all), as even
+	// sampling nothing could not keep them under the budget.
+	Pauses  uint64  `json:"pauses"`
+	PausedS float64 `json:"paused_s"`
+	// CostPct is the estimated cost to the proxies over the last second,
+	// PeakPct its highest, in percent of one CPU; CallUs a captured
+	// call's cost, measured at the start.
+	CostPct float64 `json:"cost_pct"`
+	PeakPct float64 `json:"peak_pct"`
+	CallUs  float64 `json:"call_us"`
 }
 
 // notes are the summary's counts that have a note tag and are not zero,
@@ -110,7 +149,25 @@ func (s *SummaryLine) notes() []string {
 			out = append(out, plural(f.Uint(), noun)+" "+rest)
 		}
 	}
+	if p := s.TLSPlaintext; p != nil {
+		out = append(out, p.sentence())
+	}
 	return out
+}
+
+// sentence says what the probes read, what sampling left out and what
+// the ring lost, even when nothing was: with --tls-plaintext that is news.
+func (p *PlaintextSummary) sentence() string {
+	s := fmt.Sprintf("--tls-plaintext: %s captured in %s, %d left out by sampling, %s lost for a full ring",
+		plural(p.Connections, "TLS connection"), processes(p.Processes), p.Skipped, plural(p.RingDrops, "plaintext record"))
+	if p.MidStream > 0 {
+		s += fmt.Sprintf(", %d read from the middle (open before the attach)", p.MidStream)
+	}
+	s += fmt.Sprintf("; the probes' estimated cost %.1f %% of a CPU (peak %.1f %%, %.0f µs a captured call)", p.CostPct, p.PeakPct, p.CallUs)
+	if p.Pauses > 0 {
+		s += fmt.Sprintf(", off %.0f s in %d pauses", p.PausedS, p.Pauses)
+	}
+	return s
 }
 
 // newSummaryLine returns an empty summary, its lists empty rather than
@@ -280,4 +337,11 @@ type EventLine struct {
 func eventLine(e *analyze.Event) *EventLine {
 	return &EventLine{Type: "event", TS: e.Time.UTC().Format(time.RFC3339Nano), Code: string(e.Code), Count: e.Count,
 		WindowS: e.Window.Seconds(), Server: e.Server.String(), ClosedBy: e.ClosedBy, Cause: e.Cause, Evidence: e.Evidence, Fix: e.Fix}
+}
+
+func processes(n int) string {
+	if n == 1 {
+		return "1 process"
+	}
+	return fmt.Sprintf("%d processes", n)
 }

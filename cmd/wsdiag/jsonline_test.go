@@ -17,10 +17,11 @@ type jsonVerdict = VerdictLine
 
 // jsonOutput is one run's JSON lines, decoded.
 type jsonOutput struct {
-	verdicts []VerdictLine // "verdict" lines, in order
-	events   []EventLine
-	summary  SummaryLine
-	types    []string // every line's type, in order
+	verdicts  []VerdictLine // "verdict" lines, in order
+	exchanges []VerdictLine // "exchange" lines (--all), in order
+	events    []EventLine
+	summary   SummaryLine
+	types     []string // every line's type, in order
 }
 
 // decodeOutput decodes JSON lines; a line that is not one fails the test.
@@ -41,6 +42,10 @@ func decodeOutput(t testing.TB, out []byte) jsonOutput {
 			var v VerdictLine
 			err = json.Unmarshal(sc.Bytes(), &v)
 			o.verdicts = append(o.verdicts, v)
+		case "exchange":
+			var v VerdictLine
+			err = json.Unmarshal(sc.Bytes(), &v)
+			o.exchanges = append(o.exchanges, v)
 		case "event":
 			var e EventLine
 			err = json.Unmarshal(sc.Bytes(), &e)

@@ -48,6 +48,9 @@ type liveSource struct {
 	filter       string
 	clientPorts  bool // --client-ports given
 	bufferSet    bool // -B given
+	plainFlags
+	plain        *plainInput // --tls-plaintext's probes, once attached
+	rootForPlain bool        // root is kept for them (no -Z given)
 
 	socks   []*capture.Live
 	feeds   []*socketFeed
@@ -72,6 +75,7 @@ func (l *liveSource) register(fs *pflag.FlagSet, c *common) {
 	fs.IntVarP(&l.bufferMB, "buffer-size", "B", 32, "kernel ring size in MiB (per worker)")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469): /metrics and /healthz")
 	fs.IntVar(&l.workers, "workers", runtime.NumCPU(), "capture sockets in one PACKET_FANOUT group, each with its own reassembly goroutine (connections hashed over them)")
+	l.plainFlags.register(fs)
 }
 
 func (l *liveSource) plan(s *session, fs *pflag.FlagSet) error {
@@ -88,6 +92,19 @@ func (l *liveSource) plan(s *session, fs *pflag.FlagSet) error {
 		return fmt.Errorf("--workers: %d is not between 1 and 64", l.workers)
 	}
 	l.filter, l.clientPorts, l.bufferSet = strings.Join(fs.Args(), " "), fs.Changed("client-ports"), fs.Changed("buffer-size")
+	if err := l.plainFlags.check(); err != nil {
+		return err
+	}
+	if l.plainFlags.on {
+		// One worker: a connection's plaintext must reach the Assembler
+		// that holds its packets, and the kernel's fanout hash is not
+		// ours to compute. Root stays: the proxies' new processes (a
+		// reload's workers) need it to be probed.
+		l.workers = 1
+		if !fs.Changed("user") {
+			l.user, l.rootForPlain = "root", true
+		}
+	}
 	// Verdicts as they happen: the other legs' events trail the client's
 	// answer by milliseconds.
 	s.opt.Grace = 500 * time.Millisecond
@@ -108,6 +125,12 @@ func (l *liveSource) open(s *session) error {
 		l.bufferMB = min(l.bufferMB, max(2, int(s.mem.b.Limit()>>20)/8/l.workers))
 	}
 	s.mem.b.Add(reassembly.MemFixed, int64(l.bufferMB)<<20*int64(l.workers))
+	// The probes first: a connection the capture sees open is then seen
+	// by the probes from its handshake.
+	l.plain = l.plainFlags.open(s)
+	if l.plain == nil && l.rootForPlain {
+		s.plan.dropTo = "nobody" // no probes to follow new processes with
+	}
 	socks, err := capture.OpenLiveFanout(l.iface, capture.LiveOptions{Snaplen: l.snaplen, BufferMB: l.bufferMB,
 		Filter: l.filter, ClientPorts: s.c.ports, Upstreams: s.opt.Upstreams, Timeout: 100 * time.Millisecond}, l.workers)
 	if err != nil {
@@ -148,7 +171,7 @@ func (l *liveSource) run(s *session) error {
 	}
 	feeds := make([]pipeline.Feed, len(l.socks))
 	for i, sock := range l.socks {
-		l.feeds = append(l.feeds, &socketFeed{l: sock, tap: l.tap})
+		l.feeds = append(l.feeds, &socketFeed{l: sock, tap: l.tap, plain: l.plain})
 		feeds[i] = l.feeds[i]
 	}
 	l.fan = pipeline.NewFanout(feeds, s.ropt, pipeline.Config{Guard: exitOnPanic})
@@ -166,7 +189,7 @@ func (l *liveSource) ticker(s *session) func(time.Time) bool {
 		deadline = time.Now().Add(l.duration)
 	}
 	return func(now time.Time) bool {
-		s.met.tick(now, sockStats(l.socks), l.fan.Stats(), s.an)
+		s.met.tick(now, sockStats(l.socks), l.fan.Stats(), s.an, l.plain)
 		if l.status && time.Since(lastStatus) >= time.Second {
 			lastStatus = time.Now()
 			drawStatus(&s.status, sockStats(l.socks), l.fan.Stats().Open, s.an)
@@ -196,6 +219,7 @@ func (l *liveSource) close(s *session, sum *SummaryLine) ending {
 	}
 	drops := ls.kernelDrops
 	sum.Packets, sum.TCPPackets, sum.KernelDrops = ls.received, ls.tcp, &drops
+	l.plain.close(s, sum, l.fan.Stats())
 	var cuts pipeline.Cuts
 	for _, f := range l.feeds {
 		cuts.Add(f.cuts)
@@ -218,6 +242,12 @@ type pcapOut struct {
 func (o *pcapOut) write(ci gopacket.CaptureInfo, b []byte) {
 	if o.err == nil {
 		o.err = o.w.WritePacket(ci, b)
+	}
+}
+
+func (o *pcapOut) writePlain(pt *capture.Plaintext) {
+	if o.err == nil {
+		o.err = o.w.WritePlaintext(pt)
 	}
 }
 

@@ -173,6 +173,8 @@ func TestManifestAgreesWithGolden(t *testing.T) {
 			wants = goldenCases[file]
 		case h2Cases[m.name].keys != nil:
 			wants = h2Cases[m.name].keys
+		case plaintextWants[m.name] != nil:
+			wants = plaintextWants[m.name]
 		case tlsCases[m.name].code != "":
 			wants = []want{{code: tlsCases[m.name].code, hop: tlsCases[m.name].hop}}
 		case strings.HasPrefix(m.name, "tls-conc30-"):

@@ -55,11 +55,15 @@ func (lm *liveMetrics) observer() pipeline.Observer {
 }
 
 // tick hands over the capture loop's figures (its goroutine only).
-func (lm *liveMetrics) tick(now time.Time, ls sockFigures, as reassembly.Stats, an *analyze.Analyzer) {
+func (lm *liveMetrics) tick(now time.Time, ls sockFigures, as reassembly.Stats, an *analyze.Analyzer, plain *plainInput) {
 	if lm == nil {
 		return
 	}
 	st := an.Stats()
-	lm.m.Capture(now, metrics.Figures{Packets: ls.received, KernelDrops: ls.kernelDrops, OpenFlows: as.Open,
-		Evicted: as.Evicted, QuietEvicted: as.QuietEvicted, MemEvicted: as.MemEvicted, PendingEvicted: st.Evicted, TLSUndecrypted: st.TLSErrors})
+	f := metrics.Figures{Packets: ls.received, KernelDrops: ls.kernelDrops, OpenFlows: as.Open,
+		Evicted: as.Evicted, QuietEvicted: as.QuietEvicted, MemEvicted: as.MemEvicted, PendingEvicted: st.Evicted, TLSUndecrypted: st.TLSErrors}
+	if p := plain.figures(); p != nil {
+		f.Plain = &metrics.PlainFigures{Captured: p.Conns, Skipped: p.SkippedConns, RingDrops: p.Drops, Cost: p.Cost, Paused: p.Paused}
+	}
+	lm.m.Capture(now, f)
 }

@@ -257,14 +257,17 @@ func byCodeLine(m map[string]uint64) string {
 }
 
 func (t *textRenderer) summary(s *SummaryLine) {
-	if s.Attempts == 0 {
+	notes := s.notes()
+	if s.Attempts == 0 && len(notes) == 0 {
 		return
 	}
 	if !t.verbose {
 		t.text("")
 	}
-	t.text(fmt.Sprintf("%s: %s", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode)))
-	for _, n := range s.notes() {
+	if s.Attempts > 0 {
+		t.text(fmt.Sprintf("%s: %s", plural(s.Attempts, "WebSocket attempt"), byCodeLine(s.ByCode)))
+	}
+	for _, n := range notes {
 		t.text(n)
 	}
 	if s.Attempts > s.ByCode[string(analyze.OK)] && !t.verbose {

@@ -30,6 +30,10 @@ type ringEntry struct {
 	a, b   netip.AddrPort // the two ends, in packet order
 	// claimed: on a leg of some verdict; written: in the -w file
 	claimed, written bool
+	// plain: a piece of TLS plaintext (--tls-plaintext) from a to b, at
+	// offset poff of its direction, pstart and pend its marks
+	plain, pstart, pend bool
+	poff                uint32
 }
 
 // ringEntrySize is what an entry costs, for the memory budget.
@@ -46,8 +50,29 @@ func (r *packetRing) pop() {
 
 // add copies a packet in, dropping the oldest packets it overwrites.
 func (r *packetRing) add(p *capture.Packet, raw []byte) {
+	if e := r.put(raw); e != nil {
+		e.ci, e.a, e.b = p.CI, endpoint(p.Net.Src().Raw(), p.TCP.SrcPort), endpoint(p.Net.Dst().Raw(), p.TCP.DstPort)
+	}
+}
+
+// addPlain copies a piece of TLS plaintext in, as add a packet.
+func (r *packetRing) addPlain(pt *capture.Plaintext) {
+	if e := r.put(pt.Data); e != nil {
+		e.ci.Timestamp, e.a, e.b = pt.Time, pt.Src, pt.Dst
+		e.plain, e.pstart, e.pend, e.poff = true, pt.Start, pt.End, pt.Off
+	}
+}
+
+// plaintext is the piece e holds.
+func (r *packetRing) plaintext(e *ringEntry) capture.Plaintext {
+	return capture.Plaintext{Time: e.ci.Timestamp, Src: e.a, Dst: e.b, Off: e.poff, Start: e.pstart, End: e.pend, Data: r.bytesOf(*e)}
+}
+
+// put copies raw into the arena, dropping the oldest entries it
+// overwrites, and returns its entry (nil when raw does not fit at all).
+func (r *packetRing) put(raw []byte) *ringEntry {
 	if len(raw) > len(r.arena) {
-		return
+		return nil
 	}
 	if r.head+len(raw) > len(r.arena) {
 		r.head = 0
@@ -63,9 +88,10 @@ func (r *packetRing) add(p *capture.Packet, raw []byte) {
 	}
 	copy(r.arena[lo:hi], raw)
 	idx := (r.first + r.n) % len(r.entries)
-	r.entries[idx] = ringEntry{ci: p.CI, off: lo, l: len(raw), a: endpoint(p.Net.Src().Raw(), p.TCP.SrcPort), b: endpoint(p.Net.Dst().Raw(), p.TCP.DstPort)}
+	r.entries[idx] = ringEntry{off: lo, l: len(raw)}
 	r.n++
 	r.head = hi
+	return &r.entries[idx]
 }
 
 func endpoint(ip []byte, port layers.TCPPort) netip.AddrPort {
@@ -77,8 +103,9 @@ func endpoint(ip []byte, port layers.TCPPort) netip.AddrPort {
 // upstream leg is missing (a failed connect), of connections to its
 // backend that no verdict claimed, since shortly before the attempt. Every
 // verdict claims its legs' packets; with write, those not written yet are
-// written, oldest first, so each packet is written once.
-func (r *packetRing) take(v *analyze.Verdict, write bool, fn func(gopacket.CaptureInfo, []byte)) {
+// written, oldest first, so each packet is written once: a packet by fn,
+// a piece of plaintext by plain.
+func (r *packetRing) take(v *analyze.Verdict, write bool, fn func(gopacket.CaptureInfo, []byte), plain func(*capture.Plaintext)) {
 	from := v.Time.Add(-time.Second)
 	connect := v.Backend.IsValid()
 	for _, l := range v.Legs {
@@ -99,6 +126,11 @@ func (r *packetRing) take(v *analyze.Verdict, write bool, fn func(gopacket.Captu
 			continue
 		}
 		e.written = true
+		if e.plain {
+			pt := r.plaintext(e)
+			plain(&pt)
+			continue
+		}
 		fn(e.ci, r.bytesOf(*e))
 	}
 }

@@ -191,6 +191,7 @@ func (s *session) finish(sum *SummaryLine) int {
 	s.flushWarnings()
 	st := s.an.Stats()
 	sum.Attempts, sum.HTTPExchanges, sum.Evicted, sum.NoHandshake = s.tally.Attempts, st.Exchanges, st.Evicted, st.NoHandshake
+	sum.TLSSelfAnswered, sum.TLSNoUpstream = st.TLSSelfAnswered, st.TLSNoUpstream
 	for c, n := range s.tally.ByCode {
 		sum.ByCode[string(c)] = n
 	}

@@ -370,6 +370,30 @@ func (p *Parser) Cut(h Handler, n int) (inHeader bool) {
 	return true
 }
 
+// Unread ends a header block that will not go on: the process the bytes
+// were read from refused it before reading the rest (TLS plaintext read at
+// a proxy that answered "header too large" and closed). The lines so far
+// are reported as a truncated block; it reports whether there was one.
+func (p *Parser) Unread(h Handler) bool {
+	if p.state != stHeader || len(p.buf) == 0 {
+		return false
+	}
+	raw := p.buf
+	if i := bytes.LastIndexByte(raw, '\n'); i >= 0 {
+		raw = raw[:i+1]
+	} else {
+		return false // not even the request line
+	}
+	p.block(h, raw, p.start, true, 0)
+	p.resetBuf()
+	if p.state != stTunnel {
+		h.End(p.dir)
+		p.state = stResync
+		p.afterGap = true
+	}
+	return true
+}
+
 // statusCut reports whether a status line cut short still holds its code
 // ("HTTP/1.1 101 Switching Protoco").
 func statusCut(b []byte) bool {

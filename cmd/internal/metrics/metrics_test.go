@@ -290,6 +290,17 @@ func TestEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	if strings.Contains(body, "wsdiag_tls_plaintext") {
+		t.Errorf("/metrics without --tls-plaintext shows its metrics")
+	}
+	m.Capture(time.Now(), Figures{Plain: &PlainFigures{Captured: 7, Skipped: 3, RingDrops: 2, Cost: 0.04, Paused: true}})
+	_, body = get("/metrics")
+	for _, want := range []string{`wsdiag_tls_plaintext_connections_total{result="captured"} 7`, `wsdiag_tls_plaintext_connections_total{result="skipped"} 3`,
+		"wsdiag_tls_plaintext_ring_drops_total 2", "wsdiag_tls_plaintext_cost_ratio 0.04", "wsdiag_tls_plaintext_paused 1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics with --tls-plaintext lacks %q", want)
+		}
+	}
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}

@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/wsdiag/wsdiag/analyze"
 	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/capture/filter"
@@ -20,10 +23,18 @@ type Sink interface {
 	Behind(d time.Duration)
 }
 
+// PlainSink is a Sink that also takes the TLS plaintext a capture file
+// keeps beside its packets (capture.Reader.SetPlaintext), in file order.
+type PlainSink interface {
+	Sink
+	AddPlaintext(p *capture.Plaintext)
+}
+
 // Filtered passes on the segments Match matches.
 type Filtered struct {
 	Match filter.Matcher
 	Next  Sink
+	tcp   layers.TCP // a plaintext piece's ports, matched as a segment's
 }
 
 func (f *Filtered) Add(p *capture.Packet) {
@@ -33,6 +44,30 @@ func (f *Filtered) Add(p *capture.Packet) {
 }
 
 func (f *Filtered) Behind(d time.Duration) { f.Next.Behind(d) }
+
+// AddPlaintext passes on the plaintext of the connections Match matches.
+func (f *Filtered) AddPlaintext(p *capture.Plaintext) {
+	ps, ok := f.Next.(PlainSink)
+	if !ok {
+		return
+	}
+	f.tcp.SrcPort, f.tcp.DstPort = layers.TCPPort(p.Src.Port()), layers.TCPPort(p.Dst.Port())
+	if f.Match.Match(flowOf(p), &f.tcp) {
+		ps.AddPlaintext(p)
+	}
+}
+
+// flowOf is the network flow of a plaintext piece, as a packet of its
+// direction would have it.
+func flowOf(p *capture.Plaintext) gopacket.Flow {
+	s, d := p.Src.Addr(), p.Dst.Addr()
+	if s.Is4() && d.Is4() {
+		s4, d4 := s.As4(), d.As4()
+		return gopacket.NewFlow(layers.EndpointIPv4, s4[:], d4[:])
+	}
+	s16, d16 := s.As16(), d.As16()
+	return gopacket.NewFlow(layers.EndpointIPv6, s16[:], d16[:])
+}
 
 // Pipeline reassembles segments and hands the events to an Analyzer,
 // deciding settled attempts as capture time passes (schedule.go).
@@ -92,6 +127,18 @@ func (p *Pipeline) Behind(d time.Duration) {
 	}
 }
 
+// AddPlaintext feeds a piece of a connection's TLS plaintext, where key-log
+// decryption's would go (reassembly.Assembler.Plaintext). The schedule
+// numbers it as it numbers a packet, so its events take their place in
+// the one order whatever the workers.
+func (p *Pipeline) AddPlaintext(pt *capture.Plaintext) {
+	if p.single != nil {
+		p.single.addPlaintext(pt)
+	} else {
+		p.shard.addPlaintext(pt)
+	}
+}
+
 // Close ends every connection, waits until the analyzer has every event,
 // and returns the reassembly counters. The caller then calls an.Finish.
 func (p *Pipeline) Close() reassembly.Stats {
@@ -113,7 +160,21 @@ type single struct {
 }
 
 func (s *single) add(p *capture.Packet) {
-	st := s.sched.next(p.CI.Timestamp)
+	s.before(p.CI.Timestamp)
+	s.asm.PacketVia(p.Net, p.TCP, p.CI, p.Cut, &p.Tunnel)
+	s.applyPacket()
+}
+
+func (s *single) addPlaintext(pt *capture.Plaintext) {
+	s.before(pt.Time)
+	s.asm.Plaintext((*reassembly.Plain)(pt))
+	s.applyPacket()
+}
+
+// before numbers the next input item at ts and does what the schedule
+// places before it: the flush, then the decision.
+func (s *single) before(ts time.Time) {
+	st := s.sched.next(ts)
 	if st.flush {
 		s.log.at = stamp(st.seq, atFlush)
 		s.asm.Flush(s.sched.time(st.now))
@@ -123,7 +184,10 @@ func (s *single) add(p *capture.Packet) {
 		s.an.Decide(s.sched.upTo(st.now))
 	}
 	s.log.at = stamp(st.seq, atPacket)
-	s.asm.PacketVia(p.Net, p.TCP, p.CI, p.Cut, &p.Tunnel)
+}
+
+// applyPacket applies the events of one input item.
+func (s *single) applyPacket() {
 	if len(s.log.events) > 0 {
 		apply(s.log.events, s.an, s.obs)
 		s.log.events = s.log.events[:0]
@@ -186,11 +250,17 @@ func (c *Cuts) Add(x Cuts) {
 const interfaceSkew = 10 * time.Second
 
 // Pump merges the readers by timestamp (like mergecap) and feeds every
-// TCP segment to the sink. A read error ends that file with a warning: the
-// verdicts that can be made from what was read still are. Once a reader
-// shows a second interface, the sink is told its input may come
-// interfaceSkew out of order.
+// TCP segment to the sink, and to a PlainSink the TLS plaintext the files
+// keep (as the reader meets it: in its file's order). A read error ends
+// that file with a warning: the verdicts that can be made from what was
+// read still are. Once a reader shows a second interface, the sink is
+// told its input may come interfaceSkew out of order.
 func Pump(readers []*capture.Reader, sink Sink, o PumpOptions) (warnings []string) {
+	if ps, ok := sink.(PlainSink); ok {
+		for _, r := range readers {
+			r.SetPlaintext(ps.AddPlaintext)
+		}
+	}
 	type head struct {
 		r     *capture.Reader
 		pkt   *capture.Packet

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -26,7 +27,8 @@ const batchSize = 1024
 // segment is one TCP segment: its raw TCP header and payload, copied
 // into the batch's slab (the reader reuses its buffers), decoded again by
 // the worker (gopacket keys connections by the decoded port bytes); or,
-// with flush set, the schedule's flush at ts.
+// with flush set, the schedule's flush at ts; or, with plain set, a piece
+// of TLS plaintext: its bytes in the slab, the rest in the batch's plains.
 type segment struct {
 	seq uint64
 	// ts is the capture time (seconds and nanoseconds: exact, and no
@@ -36,14 +38,23 @@ type segment struct {
 	nsec        int32
 	off, n, cut int32
 	tun         int32 // index+1 in the batch's tunnels; 0: not tunnelled
+	plain       int32 // index+1 in the batch's plains; 0: a TCP segment
 	flush       bool
 	net         gopacket.Flow
+}
+
+// plainSeg is what a plaintext piece carries besides its bytes.
+type plainSeg struct {
+	src, dst   netip.AddrPort
+	off        uint32
+	start, end bool
 }
 
 type batch struct {
 	segs   []segment
 	slab   []byte
 	tuns   []capture.Tunnel // of the tunnelled segments
+	plains []plainSeg       // of the plaintext pieces
 	events []event
 	// decisions are the schedule's in this round (worker 0's batch).
 	decisions []decision
@@ -63,7 +74,10 @@ const maxBatchPayload = 192 << 10
 // directions. The ports alone spread connections well (a client's
 // ephemeral port differs per connection) and cost nothing to hash.
 func shardOf(p *capture.Packet, n int) int {
-	a, b := uint64(p.TCP.SrcPort), uint64(p.TCP.DstPort)
+	return shardOfPorts(uint64(p.TCP.SrcPort), uint64(p.TCP.DstPort), n)
+}
+
+func shardOfPorts(a, b uint64, n int) int {
 	if a > b {
 		a, b = b, a
 	}
@@ -112,10 +126,10 @@ func newSharded(n int, an *analyze.Analyzer, opt reassembly.Options, c Config) *
 	return s
 }
 
-// add deals one decoded segment to its worker, after what the schedule
-// places before it.
-func (s *sharded) add(p *capture.Packet) {
-	ts := p.CI.Timestamp
+// before numbers the next input item at ts and places what the schedule
+// puts before it (a flush in every worker's batch, a decision); it
+// returns the item's number.
+func (s *sharded) before(ts time.Time) uint64 {
 	st := s.sched.next(ts)
 	if st.flush {
 		for _, b := range s.cur {
@@ -128,6 +142,14 @@ func (s *sharded) add(p *capture.Packet) {
 	if st.decide {
 		s.cur[0].decisions = append(s.cur[0].decisions, decision{st.seq, s.sched.upTo(st.now)})
 	}
+	return st.seq
+}
+
+// add deals one decoded segment to its worker, after what the schedule
+// places before it.
+func (s *sharded) add(p *capture.Packet) {
+	ts := p.CI.Timestamp
+	seq := s.before(ts)
 	b := s.cur[shardOf(p, s.n)]
 	off := len(b.slab)
 	b.slab = append(append(b.slab, p.TCP.Contents...), p.TCP.Payload...)
@@ -137,13 +159,28 @@ func (s *sharded) add(p *capture.Packet) {
 		b.segs = append(b.segs, segment{})
 	}
 	g := &b.segs[len(b.segs)-1]
-	g.seq, g.sec, g.nsec, g.flush = st.seq, ts.Unix(), int32(ts.Nanosecond()), false
+	g.seq, g.sec, g.nsec, g.flush, g.plain = seq, ts.Unix(), int32(ts.Nanosecond()), false, 0
 	g.off, g.n, g.cut, g.tun = int32(off), int32(len(b.slab)-off), int32(p.Cut), 0
 	g.net = p.Net
 	if p.Tunnel.Kind != capture.TunnelNone {
 		b.tuns = append(b.tuns, p.Tunnel)
 		g.tun = int32(len(b.tuns))
 	}
+	if len(b.segs) >= batchSize || len(b.slab) > maxBatchPayload {
+		s.round(false)
+	}
+}
+
+// addPlaintext deals a plaintext piece to its connection's worker (by
+// the ports, as its segments are), numbered by the schedule as a packet.
+func (s *sharded) addPlaintext(p *capture.Plaintext) {
+	seq := s.before(p.Time)
+	b := s.cur[shardOfPorts(uint64(p.Src.Port()), uint64(p.Dst.Port()), s.n)]
+	off := len(b.slab)
+	b.slab = append(b.slab, p.Data...)
+	b.plains = append(b.plains, plainSeg{src: p.Src, dst: p.Dst, off: p.Off, start: p.Start, end: p.End})
+	b.segs = append(b.segs, segment{seq: seq, sec: p.Time.Unix(), nsec: int32(p.Time.Nanosecond()),
+		off: int32(off), n: int32(len(p.Data)), plain: int32(len(b.plains))})
 	if len(b.segs) >= batchSize || len(b.slab) > maxBatchPayload {
 		s.round(false)
 	}
@@ -178,6 +215,7 @@ func (s *sharded) worker(in <-chan *batch, out chan<- *batch, asm *reassembly.As
 	defer s.guard()
 	var tcp layers.TCP
 	var dec capture.TCPDecoder
+	var pt reassembly.Plain
 	for b := range in {
 		sink.events = b.events[:0]
 		for i := range b.segs {
@@ -185,6 +223,14 @@ func (s *sharded) worker(in <-chan *batch, out chan<- *batch, asm *reassembly.As
 			if g.flush {
 				sink.at = stamp(g.seq, atFlush)
 				asm.Flush(time.Unix(0, g.sec).UTC())
+				continue
+			}
+			if g.plain > 0 {
+				pl := &b.plains[g.plain-1]
+				sink.at = stamp(g.seq, atPacket)
+				pt = reassembly.Plain{Time: time.Unix(g.sec, int64(g.nsec)).UTC(), Src: pl.src, Dst: pl.dst, Off: pl.off,
+					Start: pl.start, End: pl.end, Data: b.slab[g.off : g.off+g.n]}
+				asm.Plaintext(&pt)
 				continue
 			}
 			if dec.Decode(&tcp, b.slab[g.off:g.off+g.n]) != nil {
@@ -223,7 +269,7 @@ func (s *sharded) apply() {
 			return
 		}
 		for w, b := range bs {
-			b.segs, b.slab, b.tuns, b.events, b.decisions = b.segs[:0], b.slab[:0], b.tuns[:0], b.events[:0], b.decisions[:0]
+			b.segs, b.slab, b.tuns, b.plains, b.events, b.decisions = b.segs[:0], b.slab[:0], b.tuns[:0], b.plains[:0], b.events[:0], b.decisions[:0]
 			s.free[w] <- b
 		}
 	}
