@@ -8,6 +8,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/wsdiag/wsdiag/capture"
 	"github.com/wsdiag/wsdiag/proto/flow"
 )
 
@@ -27,21 +28,9 @@ import (
 // its ConnEnd says. Plaintext lost on the way (a full ring) is a gap, as
 // bytes lost on the wire are.
 
-// Plain is a piece of one direction's plaintext. Its fields are those of
-// capture.Plaintext, so that one converts to the other.
-type Plain struct {
-	Time time.Time
-	// Src sent the bytes to Dst.
-	Src, Dst netip.AddrPort
-	// Off is the offset of Data in the direction (modulo 2³²).
-	Off uint32
-	// Start: offset 0 is the direction's first byte; without it the
-	// plaintext began mid-connection.
-	Start bool
-	// End: the direction ended at Off (no Data).
-	End  bool
-	Data []byte
-}
+// Plain is a piece of one direction's plaintext: the type a capture
+// file's exported-PDU records and the live probes both give.
+type Plain = capture.Plaintext
 
 // PlainInfo is what a connection's plaintext showed, in its ConnEnd.
 type PlainInfo struct {

@@ -203,52 +203,13 @@ func (el *errorLog) add(b []byte) {
 		el.logLast = t
 	}
 	e := logEntry{t: t}
-	rest := line
-	// "[error] 8852#8852: *1 " then the message
-	if i := strings.Index(rest, ": *"); i >= 0 {
-		j := i + 3
-		for j < len(rest) && j < i+23 && rest[j] >= '0' && rest[j] <= '9' {
-			e.conn = e.conn*10 + uint64(rest[j]-'0')
-			j++
-		}
-		if j < len(rest) && rest[j] == ' ' {
-			rest = rest[j+1:]
-		} else {
-			e.conn = 0
-		}
-	}
+	rest := e.readConn(line)
 	last := strings.LastIndexByte(rest, '\n') + 1
 	msg, after, ok := strings.Cut(rest[last:], ", client: ")
-	msg, rest = rest[:last]+msg, after
+	msg = rest[:last] + msg
 	if ok {
 		e.kind = kindOf(msg)
-		var c string
-		c, rest, _ = strings.Cut(rest, ", ")
-		e.client, _ = netip.ParseAddr(c)
-		if v, r, ok := logField(rest, "server: ", false); ok {
-			e.server, rest = v, r
-		}
-		if v, r, ok := logField(rest, "request: ", true); ok {
-			if f := strings.Fields(v); len(f) >= 2 {
-				e.method, e.target = f[0], f[1]
-			}
-			rest = r
-		}
-		if _, r, ok := logField(rest, "subrequest: ", true); ok {
-			rest = r
-		}
-		if v, r, ok := logField(rest, "upstream: ", true); ok {
-			// "http://127.0.0.1:9009/ws": the peer's address (a unix
-			// socket's "http://unix:/run/app.sock:/ws" has none)
-			if _, hp, ok := strings.Cut(v, "://"); ok {
-				hp, _, _ = strings.Cut(hp, "/")
-				if a, err := netip.ParseAddrPort(hp); err == nil {
-					e.upstream = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-				}
-			}
-			rest = r
-		}
-		e.host, _, _ = logField(rest, "host: ", true)
+		e.readFields(after)
 		if e.kind == kindProxyProtocol {
 			e.method, e.target, e.host = quotedRequest(msg)
 		}
@@ -267,6 +228,58 @@ func (el *errorLog) add(b []byte) {
 		el.entries = append(el.entries[:0], el.entries[n:]...)
 	}
 	el.entries = append(el.entries, e)
+}
+
+// readConn reads the connection number of "[error] 8852#8852: *1 …" and
+// returns what follows it, the message.
+func (e *logEntry) readConn(line string) string {
+	i := strings.Index(line, ": *")
+	if i < 0 {
+		return line
+	}
+	j := i + 3
+	for j < len(line) && j < i+23 && line[j] >= '0' && line[j] <= '9' {
+		e.conn = e.conn*10 + uint64(line[j]-'0')
+		j++
+	}
+	if j < len(line) && line[j] == ' ' {
+		return line[j+1:]
+	}
+	e.conn = 0
+	return line
+}
+
+// readFields reads what follows ", client: ": the client's address, then
+// server, request, subrequest, upstream and host, each after the one
+// before.
+func (e *logEntry) readFields(rest string) {
+	var c string
+	c, rest, _ = strings.Cut(rest, ", ")
+	e.client, _ = netip.ParseAddr(c)
+	if v, r, ok := logField(rest, "server: ", false); ok {
+		e.server, rest = v, r
+	}
+	if v, r, ok := logField(rest, "request: ", true); ok {
+		if f := strings.Fields(v); len(f) >= 2 {
+			e.method, e.target = f[0], f[1]
+		}
+		rest = r
+	}
+	if _, r, ok := logField(rest, "subrequest: ", true); ok {
+		rest = r
+	}
+	if v, r, ok := logField(rest, "upstream: ", true); ok {
+		// "http://127.0.0.1:9009/ws": the peer's address (a unix
+		// socket's "http://unix:/run/app.sock:/ws" has none)
+		if _, hp, ok := strings.Cut(v, "://"); ok {
+			hp, _, _ = strings.Cut(hp, "/")
+			if a, err := netip.ParseAddrPort(hp); err == nil {
+				e.upstream = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+			}
+		}
+		rest = r
+	}
+	e.host, _, _ = logField(rest, "host: ", true)
 }
 
 // quotedRequest reads the request nginx quotes in "broken header:

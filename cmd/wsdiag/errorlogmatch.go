@@ -66,9 +66,20 @@ func (e *logEntry) fitsLeg(v *analyze.Verdict, i int) bool {
 	// A listener that expects a PROXY header answers nothing: it is the
 	// server of the last leg, whatever its place.
 	hop := proxyHop(v, i) || e.kind == kindProxyProtocol
-	if !hop || e.upstream.IsValid() && e.upstream == l.Server {
+	if !hop || e.upstream.IsValid() && e.upstream == l.Server || !e.fitsRequest(v, l) {
 		return false
 	}
+	var next *analyze.Leg
+	if i+1 < len(v.Legs) {
+		next = &v.Legs[i+1]
+	}
+	connected, ok := e.fitsUpstream(v, next)
+	return ok && e.fitsStatus(l, next, connected) && e.fitsTime(v, l)
+}
+
+// fitsRequest: the line's client, request, Host and server name are the
+// leg's, where the line names them.
+func (e *logEntry) fitsRequest(v *analyze.Verdict, l *analyze.Leg) bool {
 	if e.client.IsValid() && !legClient(l, e.client) {
 		return false
 	}
@@ -84,56 +95,52 @@ func (e *logEntry) fitsLeg(v *analyze.Verdict, i int) bool {
 			return false
 		}
 	}
-	if e.server != "" && v.Config != nil && v.Config.Server != "" && !serverNamed(v.Config.Server, e.server) {
-		return false
-	}
-	var next *analyze.Leg
-	if i+1 < len(v.Legs) {
-		next = &v.Legs[i+1]
-	}
-	// The upstream the line names: the next leg's server, or a failed
-	// connect of this attempt; neither on the wire: no upstream leg seen.
-	connected := false
+	return e.server == "" || v.Config == nil || v.Config.Server == "" || serverNamed(v.Config.Server, e.server)
+}
+
+// fitsUpstream: the upstream the line names is the next leg's server, or
+// a failed connect of this attempt; neither on the wire: no upstream leg
+// seen. connected says whether a connect attempt to it was seen.
+func (e *logEntry) fitsUpstream(v *analyze.Verdict, next *analyze.Leg) (connected, ok bool) {
 	for _, c := range v.Connects {
 		if !e.upstream.IsValid() || c.Server == e.upstream {
 			connected = true
 		}
 	}
 	if e.upstream.IsValid() && !connected && (next != nil && next.Server != e.upstream || next == nil && len(v.Connects) > 0) {
-		return false
+		return connected, false
 	}
+	return connected, true
+}
+
+// fitsStatus: what the line says fits the leg's answer (a connect()
+// failure never belongs to a 101).
+func (e *logEntry) fitsStatus(l, next *analyze.Leg, connected bool) bool {
 	s := l.Status
 	failed := s == 0 || s >= 500 // what nginx answers when the upstream failed
 	switch e.kind {
 	case kindConnect:
-		if s == 101 || !failed || !connected && next != nil {
-			return false
-		}
+		return s != 101 && failed && (connected || next == nil)
 	case kindUpTLS, kindUpAnswer:
-		if s == 101 || !failed {
-			return false
-		}
+		return s != 101 && failed
 	case kindUpgraded:
-		if s != 101 {
-			return false
-		}
+		return s == 101
 	case kindClient:
-		if s == 101 || next != nil && next.Status != 0 {
-			return false
-		}
+		return s != 101 && (next == nil || next.Status == 0)
 	case kindDenied:
-		if s != 403 && s != 0 || next != nil {
-			return false
-		}
+		return (s == 403 || s == 0) && next == nil
 	case kindProxyProtocol:
 		// the leg's server (the one that logged) closed it, first, unanswered
 		t := &l.Times
-		if s != 0 || next != nil || t.ServerEnd.IsZero() || !t.ClientEnd.IsZero() && t.ClientEnd.Before(t.ServerEnd) {
-			return false
-		}
+		return s == 0 && next == nil && !t.ServerEnd.IsZero() && (t.ClientEnd.IsZero() || !t.ClientEnd.Before(t.ServerEnd))
 	}
-	// Written while the hop was under way: from its request to its answer,
-	// or to the end of the tunnel for what happens after a 101.
+	return true
+}
+
+// fitsTime: the line was written while the hop was under way: from its
+// request to its answer, or to the end of the tunnel for what happens
+// after a 101.
+func (e *logEntry) fitsTime(v *analyze.Verdict, l *analyze.Leg) bool {
 	start := l.Times.Request
 	if start.IsZero() {
 		start = v.Time

@@ -93,7 +93,7 @@ func (in *plainInput) due(upTo time.Time, asm *reassembly.Assembler, tap *liveTa
 		in.asm, in.tap = asm, tap
 		in.feed = func(pt *capture.Plaintext) {
 			in.tap.plaintext(pt)
-			in.asm.Plaintext((*reassembly.Plain)(pt))
+			in.asm.Plaintext(pt)
 		}
 	}
 	in.src.Due(upTo, in.feed)

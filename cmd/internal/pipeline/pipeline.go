@@ -167,7 +167,7 @@ func (s *single) add(p *capture.Packet) {
 
 func (s *single) addPlaintext(pt *capture.Plaintext) {
 	s.before(pt.Time)
-	s.asm.Plaintext((*reassembly.Plain)(pt))
+	s.asm.Plaintext(pt)
 	s.applyPacket()
 }
 
