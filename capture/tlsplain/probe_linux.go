@@ -49,6 +49,7 @@ type Probe struct {
 
 	clock    monoClock
 	emptyAt  atomic.Int64 // when Read last found the ring empty (Unix ns)
+	looked   int64        // Read's: when its second look began (0: none)
 	noSocket atomic.Uint64
 	closed   atomic.Bool
 	final    Stats // at Close
@@ -198,10 +199,19 @@ func (p *Probe) Read(r *Record) error {
 	for n := 0; ; n++ {
 		if err := p.rd.ReadInto(&p.raw); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// The ring is empty: every call that returned before now
-				// has been read. The programs wake the reader only when
-				// the ring fills up; otherwise it looks every poll.
-				p.emptyAt.Store(time.Now().UnixNano())
+				// The ring was empty. Every call that returned before now
+				// has been read once a second look, begun after now, finds
+				// it empty too (a thread preempted between the two would
+				// otherwise claim records it has not read). The programs
+				// wake the reader only when the ring fills up; otherwise
+				// it looks every poll.
+				if p.looked == 0 {
+					p.looked = time.Now().UnixNano()
+					p.rd.SetDeadline(time.Unix(1, 0))
+					continue
+				}
+				p.emptyAt.Store(p.looked)
+				p.looked = 0
 				p.rd.SetDeadline(time.Now().Add(poll))
 				return ErrEmpty
 			}
@@ -210,6 +220,7 @@ func (p *Probe) Read(r *Record) error {
 			}
 			return err
 		}
+		p.looked = 0
 		if err := r.Decode(p.raw.RawSample); err != nil {
 			continue // (cannot happen: the programs write the records)
 		}
@@ -616,13 +627,34 @@ type monoClock struct {
 	synced time.Time
 }
 
+// syncTries and syncWindow bound how the offset is measured: the wall
+// clock is read between two readings of the monotonic one, and only a
+// reading whose two bracket it closely is taken. A thread preempted
+// between two clock reads (a loaded proxy host) would otherwise put every
+// piece of plaintext milliseconds late, after the packets it caused.
+const (
+	syncTries  = 8
+	syncWindow = 50 * time.Microsecond
+)
+
+// sync measures the offset; a first measurement is always taken (the
+// closest of the tries), a later one only when it is close.
 func (c *monoClock) sync() {
-	var m unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &m)
-	now := time.Now()
+	best, bestWin := int64(0), int64(-1)
+	for range syncTries {
+		var m1, w, m2 unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &m1)
+		unix.ClockGettime(unix.CLOCK_REALTIME, &w)
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &m2)
+		if win := m2.Nano() - m1.Nano(); bestWin < 0 || win < bestWin {
+			best, bestWin = w.Nano()-(m1.Nano()+win/2), win
+		}
+	}
 	c.mu.Lock()
-	c.offset = now.UnixNano() - m.Nano()
-	c.synced = now
+	if c.synced.IsZero() || bestWin <= int64(syncWindow) {
+		c.offset = best
+	}
+	c.synced = time.Now()
 	c.mu.Unlock()
 }
 
