@@ -425,3 +425,97 @@ func TestLiveTLSPlaintextUnavailable(t *testing.T) {
 		t.Errorf("summary %+v", o.summary)
 	}
 }
+
+// TestLiveTLSPlaintextApache: Apache httpd 2.4 (event MPM, mod_ssl, its
+// workers running as www-data): a WebSocket relayed with upgrade=websocket,
+// one through a ProxyPass without it (mod_proxy_http drops Upgrade: the
+// backend answers 400), one refused by Require all denied, a 404 of its
+// own. mod_ssl reads and writes through BIOs of its own filters rather
+// than the socket, which the probes must still place on their connection.
+func TestLiveTLSPlaintextApache(t *testing.T) {
+	apache := requirePlaintext(t, "apache2")
+	r := newPlainRun(t)
+	cert, key := selfSigned(t, r.dir)
+	be := wsBackend(t)
+	_, bePort, _ := strings.Cut(be, ":")
+	var bp int
+	fmt.Sscan(bePort, &bp)
+	port := freePort(t)
+	for _, d := range []string{"logs", "run", "www"} {
+		os.MkdirAll(filepath.Join(r.dir, d), 0o755)
+	}
+	m := "/usr/lib/apache2/modules"
+	conf := fmt.Sprintf(`ServerRoot "%[1]s"
+PidFile "%[1]s/run/apache2.pid"
+Mutex file:%[1]s/run default
+LoadModule mpm_event_module %[2]s/mod_mpm_event.so
+LoadModule authz_core_module %[2]s/mod_authz_core.so
+LoadModule proxy_module %[2]s/mod_proxy.so
+LoadModule proxy_http_module %[2]s/mod_proxy_http.so
+LoadModule ssl_module %[2]s/mod_ssl.so
+User www-data
+Group www-data
+ServerName 127.0.0.1
+Listen 127.0.0.1:%[3]d
+ErrorLog "%[1]s/logs/error.log"
+LogLevel warn
+DocumentRoot "%[1]s/www"
+<VirtualHost 127.0.0.1:%[3]d>
+    SSLEngine on
+    SSLCertificateFile %[4]s
+    SSLCertificateKeyFile %[5]s
+    ProxyPass /ok http://%[6]s/ok upgrade=websocket
+    ProxyPass /broken http://%[6]s/broken
+    <Location /deny>
+        Require all denied
+    </Location>
+</VirtualHost>
+`, r.dir, m, port, cert, key, be)
+	os.WriteFile(filepath.Join(r.dir, "apache2.conf"), []byte(conf), 0o644)
+	startProc(t, filepath.Join(r.dir, "apache2.log"), apache, "-f", filepath.Join(r.dir, "apache2.conf"), "-DFOREGROUND")
+	waitListen(t, port)
+	r.ports = []int{port, bp}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	stopDump := r.tcpdump(t)
+	wait := r.live(t, 10*time.Second)
+
+	for _, a := range []struct {
+		wsAttempt
+		want string
+	}{
+		{wsAttempt{addr: addr, path: "/ok", msgs: 2}, "101"},
+		{wsAttempt{addr: addr, path: "/broken", msgs: 1}, "400"},
+		{wsAttempt{addr: addr, path: "/deny"}, "403"},
+		{wsAttempt{addr: addr, path: "/missing"}, "404"},
+	} {
+		if res := a.run(t, r.keys); !strings.HasPrefix(res.status, a.want) {
+			t.Errorf("%s: %q, want %s", a.path, res.status, a.want)
+		}
+	}
+
+	live, code, stderr := wait()
+	stopDump()
+	if code == exitTrouble || strings.Contains(stderr, "--tls-plaintext") {
+		t.Fatalf("live: exit %d\n%s", code, stderr)
+	}
+	if ps := live.summary.TLSPlaintext; ps == nil || ps.Processes < 2 || ps.Connections < 4 || ps.RingDrops != 0 || ps.LostBytes != 0 {
+		t.Errorf("the summary's tls_plaintext: %+v", ps)
+	}
+	keyed, kerr := readAll(t, "--keylog", r.keysPath, filepath.Join(r.dir, "run.pcap"))
+	reread, rerr := readAll(t, filepath.Join(r.dir, "live.pcapng"))
+	if kerr != "" || rerr != "" {
+		t.Errorf("read: %s %s", kerr, rerr)
+	}
+	comparePlain(t, "apache", append(live.verdicts, live.exchanges...), keyed, reread, nil)
+	want := map[string]string{"/ok": "ok", "/broken": "upgrade_header_dropped", "/deny": "proxy_rejected", "/missing": "proxy_rejected"}
+	for _, v := range live.verdicts {
+		if w, ok := want[v.Path]; ok && v.Code != w {
+			t.Errorf("live: %s is %s, want %s", v.Path, v.Code, w)
+		}
+		delete(want, v.Path)
+	}
+	if len(want) > 0 {
+		t.Errorf("live: no verdict for %v", want)
+	}
+	saveCaptures(t, "apache", r)
+}

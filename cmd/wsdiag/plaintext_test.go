@@ -18,6 +18,7 @@ import (
 var plaintextKeyed = map[string]string{
 	"tls-plaintext-nginx-tcpdump":   "tls-plaintext-nginx.pcapng",
 	"tls-plaintext-haproxy-tcpdump": "tls-plaintext-haproxy.pcapng",
+	"tls-plaintext-apache-tcpdump":  "tls-plaintext-apache.pcapng",
 }
 
 // plaintextWants are what the --tls-plaintext captures hold (each run's
@@ -26,11 +27,13 @@ var plaintextWants = map[string][]want{
 	"tls-plaintext-nginx": {{code: "ok", hop: "-", n: 2}, {code: "upgrade_header_dropped", hop: "proxy", n: 2}, {code: "proxy_rejected", hop: "proxy", n: 2},
 		{code: "headers_too_large", hop: "proxy", n: 1}, {code: "idle_timeout", hop: "session", n: 1}},
 	"tls-plaintext-haproxy": {{code: "ok", hop: "-", n: 2}, {code: "proxy_rejected", hop: "proxy", n: 1}},
+	"tls-plaintext-apache":  {{code: "ok", hop: "-", n: 1}, {code: "upgrade_header_dropped", hop: "proxy", n: 1}, {code: "proxy_rejected", hop: "proxy", n: 2}},
 }
 
 func init() {
 	plaintextWants["tls-plaintext-nginx-tcpdump"] = plaintextWants["tls-plaintext-nginx"]
 	plaintextWants["tls-plaintext-haproxy-tcpdump"] = plaintextWants["tls-plaintext-haproxy"]
+	plaintextWants["tls-plaintext-apache-tcpdump"] = plaintextWants["tls-plaintext-apache"]
 }
 
 // TestPlaintextAsKeyLogFiles: the file live --tls-plaintext wrote, read
@@ -62,7 +65,7 @@ func TestPlaintextAsKeyLogFiles(t *testing.T) {
 			}
 			comparePlain(t, keyed, pv, kv, pv, partial)
 			_, sum, _, _ := readJSON(t, "--all", filepath.Join(capturesDir, keyed+".pcap"))
-			want := map[string]uint64{"tls-plaintext-nginx-tcpdump": 5, "tls-plaintext-haproxy-tcpdump": 2}[keyed]
+			want := map[string]uint64{"tls-plaintext-nginx-tcpdump": 5, "tls-plaintext-haproxy-tcpdump": 2, "tls-plaintext-apache-tcpdump": 2}[keyed]
 			if sum.TLSSelfAnswered != want {
 				t.Errorf("without keys: %d TLS connections answered by the proxy itself, want %d", sum.TLSSelfAnswered, want)
 			}
