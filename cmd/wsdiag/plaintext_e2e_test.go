@@ -477,7 +477,7 @@ DocumentRoot "%[1]s/www"
 	r.ports = []int{port, bp}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	stopDump := r.tcpdump(t)
-	wait := r.live(t, 10*time.Second)
+	wait := r.live(t, 6*time.Second)
 
 	for _, a := range []struct {
 		wsAttempt
