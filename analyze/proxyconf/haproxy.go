@@ -18,7 +18,7 @@ func (r *reader) haproxy(file string) ([]Site, error) {
 		sort.Strings(m)
 		files = m
 	}
-	c := haproxyCfg{uses: map[int]string{}, backends: map[string]tunnelTimeout{}}
+	c := haproxyCfg{uses: map[int]string{}, backends: map[string]tunnelTimeout{}, names: map[int][]string{}, servers: map[string][]string{}}
 	for _, f := range files {
 		ls, err := r.lines(f)
 		if err != nil {
@@ -30,6 +30,11 @@ func (r *reader) haproxy(file string) ([]Site, error) {
 		if t, ok := c.backends[b]; ok {
 			c.sites[i].Timeout, _ = duration(t.d)
 			c.sites[i].TimeoutAt = t.at + " (backend " + b + ")"
+		}
+	}
+	for i, names := range c.names {
+		for _, b := range names {
+			c.sites[i].Servers = append(c.sites[i].Servers, c.servers[b]...)
 		}
 	}
 	for i := range c.sites {
@@ -45,6 +50,10 @@ type haproxyCfg struct {
 	sites    []Site
 	uses     map[int]string
 	backends map[string]tunnelTimeout
+	// names are the backends each site names (default_backend and
+	// use_backend), servers each backend's server addresses.
+	names   map[int][]string
+	servers map[string][]string
 }
 
 // tunnelTimeout is a "timeout tunnel" line: its value and where it is.
@@ -75,6 +84,17 @@ func (c *haproxyCfg) read(ls []line) {
 			addBinds(sec.cur, w[1])
 		case w[0] == "default_backend" && sec.cur != nil && len(w) > 1:
 			c.uses[len(c.sites)-1] = w[1]
+			c.names[len(c.sites)-1] = append(c.names[len(c.sites)-1], w[1])
+		case w[0] == "use_backend" && sec.cur != nil && len(w) > 1:
+			c.names[len(c.sites)-1] = append(c.names[len(c.sites)-1], w[1])
+		case w[0] == "server" && len(w) > 2:
+			// server NAME ADDR[:PORT] …
+			switch {
+			case sec.backend != "":
+				c.servers[sec.backend] = append(c.servers[sec.backend], w[2])
+			case sec.cur != nil:
+				sec.cur.Servers = append(sec.cur.Servers, w[2])
+			}
 		case w[0] == "timeout" && len(w) > 2 && w[1] == "tunnel":
 			t := tunnelTimeout{w[2], fmt.Sprintf("timeout tunnel %s at %s:%d", w[2], l.file, l.n)}
 			switch {

@@ -43,6 +43,10 @@ type Site struct {
 	TimeoutAt string
 	// Routes are Apache ProxyPass lines (path prefix → target).
 	Routes []Route
+	// Servers are the "host:port" of haproxy's server lines this
+	// frontend or listen section can send to (its own, and those of
+	// every backend it names in default_backend or use_backend).
+	Servers []string
 }
 
 // Bind is an address a block listens on; an invalid Addr is any address.

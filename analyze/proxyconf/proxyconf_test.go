@@ -29,22 +29,30 @@ defaults
 frontend www
   bind 127.0.0.1:8080,127.0.0.1:8443
   default_backend be
+  use_backend ws if { path_beg /ws }
 listen stats
   bind *:9000
   timeout tunnel 2m
+  server local 127.0.0.1:9100 check
 backend be
   timeout tunnel 1h
   server s1 127.0.0.1:9001
+  server s2 app.internal:9002 check
+backend ws
+  server w1 [::1]:9003
 `)
 	c, err := Load("haproxy", f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := c.Find(ap("127.0.0.1:8443"), "x")
-	if s == nil || s.Line != 6 || s.Block != "frontend www" || s.Timeout != time.Hour || !strings.Contains(s.TimeoutAt, f+":13 (backend be)") {
+	if s == nil || s.Line != 6 || s.Block != "frontend www" || s.Timeout != time.Hour || !strings.Contains(s.TimeoutAt, f+":15 (backend be)") {
 		t.Fatalf("8443: %+v", s)
 	}
-	if s := c.Find(ap("10.0.0.1:9000"), ""); s == nil || s.Block != "listen stats" || s.Timeout != 2*time.Minute {
+	if got := strings.Join(s.Servers, " "); got != "127.0.0.1:9001 app.internal:9002 [::1]:9003" {
+		t.Errorf("8443's servers: %q", got)
+	}
+	if s := c.Find(ap("10.0.0.1:9000"), ""); s == nil || s.Block != "listen stats" || s.Timeout != 2*time.Minute || strings.Join(s.Servers, " ") != "127.0.0.1:9100" {
 		t.Fatalf("9000: %+v", s)
 	}
 	if s := c.Find(ap("127.0.0.1:9001"), ""); s != nil {

@@ -38,17 +38,7 @@ func requirePlaintext(t *testing.T, bin string) string {
 	if err := tlsplain.Check(); err != nil {
 		t.Skip(err)
 	}
-	p, err := exec.LookPath(bin)
-	if err != nil {
-		p = "/usr/sbin/" + bin
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed (.ci/run installs it)", bin)
-			}
-			t.Skipf("%s is not installed", bin)
-		}
-	}
-	return p
+	return requireBin(t, bin)
 }
 
 // plainRun is one run: its files, the clients' key log, the ports.

@@ -80,7 +80,7 @@ func (p *probeSource) register(fs *pflag.FlagSet, c *common) {
 	fs.BoolVar(&o.insecure, "insecure", false, "wss: do not verify the server's certificate")
 	fs.StringVarP(&p.iface, "interface", "i", "", `capture on this interface (default: "lo" for a loopback URL, else "any")`)
 	fs.BoolVar(&p.noCap, "no-capture", false, "do not capture even as root: judge from the client's side only")
-	fs.StringSliceVar(&c.upstreams, "upstream", nil, "HOST:PORT (or :PORT) of the proxy's backends: capture their connections (default: from the nginx configuration, else all TCP but the proxy's other clients)")
+	fs.StringSliceVar(&c.upstreams, "upstream", nil, "HOST:PORT (or :PORT) of the proxy's backends: capture their connections (default: from the proxy's configuration, --nginx-config or --proxy-config, else all TCP but the proxy's other clients)")
 }
 
 func (p *probeSource) plan(s *session, fs *pflag.FlagSet) error {
@@ -139,7 +139,7 @@ func (p *probeSource) open(s *session) error {
 }
 
 // upstreams are the proxy's backends the capture takes: --upstream, or
-// those the nginx configuration sends the probe's request to.
+// those the proxy's configuration sends the probe's request to.
 func (p *probeSource) upstreams(s *session, proxy netip.AddrPort) []netip.AddrPort {
 	if len(s.opt.Upstreams) > 0 {
 		return s.opt.Upstreams
@@ -152,8 +152,10 @@ func (p *probeSource) upstreams(s *session, proxy netip.AddrPort) []netip.AddrPo
 	}
 	var out []netip.AddrPort
 	if s.hook != nil {
-		for _, n := range s.hook.nginx {
-			out = append(out, nginxUpstreams(n.cfg, proxy, host, p.o.url.Path)...)
+		for _, l := range s.hook.locs {
+			if u, ok := l.(upstreamFinder); ok {
+				out = append(out, u.upstreams(proxy, host, p.o.url.Path)...)
+			}
 		}
 	}
 	return out

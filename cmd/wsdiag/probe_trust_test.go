@@ -43,49 +43,8 @@ func TestProbeHealthyEndpoint(t *testing.T) {
 	}
 	url := fmt.Sprintf("ws://127.0.0.1:%d/ws/ok", proxyPort)
 
-	// Other traffic while probe runs: plain GETs to the proxy (each
-	// answered by nginx, on a connection of its own) and connections to
-	// another port.
-	other, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", otherPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	go func() {
-		for {
-			c, err := other.Accept()
-			if err != nil {
-				return
-			}
-			c.Write(bytes.Repeat([]byte("x"), 4096))
-			c.Close()
-		}
-	}()
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var noise atomic.Int64
-	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", proxyPort), other.Addr().String()} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				if c, err := net.Dial("tcp", addr); err == nil {
-					fmt.Fprintf(c, "GET /noise HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-					c.SetReadDeadline(time.Now().Add(time.Second))
-					buf := make([]byte, 8192)
-					for {
-						if _, err := c.Read(buf); err != nil {
-							break
-						}
-					}
-					c.Close()
-					noise.Add(1)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
-	}
-	defer func() { stop.Store(true); wg.Wait() }()
+	noise, stop := noiseAround(t, fmt.Sprintf("127.0.0.1:%d", proxyPort), otherPort)
+	defer stop()
 
 	type probeOut struct {
 		code, packets int
@@ -126,14 +85,14 @@ func TestProbeHealthyEndpoint(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"--upstream", backend}, {"--nginx-config", conf}} {
-		before := noise.Load()
+		before := noise()
 		o := probe(false, args...)
 		if o.code != exitOK || o.verdict.Code != "ok" {
 			t.Errorf("root %v: %s, exit %d\n%s", args, o.verdict.Code, o.code, o.stderr)
 		}
 		// The probe's connection and the proxy's upstream one, with the
 		// close handshake: about twenty packets each.
-		if n := noise.Load() - before; o.packets == 0 || o.packets > 60 || n < 50 {
+		if n := noise() - before; o.packets == 0 || o.packets > 60 || n < 50 {
 			t.Errorf("root %v: %d packets captured while %d other connections ran", args, o.packets, n)
 		}
 	}
@@ -185,4 +144,50 @@ func TestProbeHostileAnswer(t *testing.T) {
 			t.Errorf("text: no escaped X-Evil header:\n%s", out.String())
 		}
 	}
+}
+
+// noiseAround makes other traffic while a probe runs: plain GETs to proxy
+// (each answered on a connection of its own) and connections to another
+// port, which answers 4 KiB and closes. noise counts the connections made.
+func noiseAround(t *testing.T, proxy string, otherPort int) (noise func() int64, stop func()) {
+	t.Helper()
+	other, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", otherPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := other.Accept()
+			if err != nil {
+				return
+			}
+			c.Write(bytes.Repeat([]byte("x"), 4096))
+			c.Close()
+		}
+	}()
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	for _, addr := range []string{proxy, other.Addr().String()} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				if c, err := net.Dial("tcp", addr); err == nil {
+					fmt.Fprintf(c, "GET /noise HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+					c.SetReadDeadline(time.Now().Add(time.Second))
+					buf := make([]byte, 8192)
+					for {
+						if _, err := c.Read(buf); err != nil {
+							break
+						}
+					}
+					c.Close()
+					n.Add(1)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	return n.Load, func() { done.Store(true); wg.Wait(); other.Close() }
 }

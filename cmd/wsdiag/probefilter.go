@@ -55,6 +55,51 @@ func (f *probeFilter) expr(remote netip.AddrPort) string {
 	return "tcp and (" + strings.Join(parts, " or ") + ")"
 }
 
+// upstreamFinder is a configuration that names the backends a request
+// for host and path, arriving at proxy, goes to.
+type upstreamFinder interface {
+	upstreams(proxy netip.AddrPort, host, path string) []netip.AddrPort
+}
+
+func (n *nginxLocator) upstreams(proxy netip.AddrPort, host, path string) []netip.AddrPort {
+	return nginxUpstreams(n.cfg, proxy, host, path)
+}
+
+// upstreams of HAProxy are the servers of the backends the frontend names
+// (which of them a use_backend picks is not read: all are taken), with
+// the frontend's port where a server has none; of Apache, the target of
+// the ProxyPass that takes the path.
+func (l *lightLocator) upstreams(proxy netip.AddrPort, host, path string) []netip.AddrPort {
+	s := l.cfg.Find(proxy, host)
+	if s == nil {
+		return nil
+	}
+	var out []netip.AddrPort
+	for _, sv := range s.Servers {
+		if a, ok := strings.CutPrefix(sv, "ipv4@"); ok {
+			sv = a
+		} else if a, ok := strings.CutPrefix(sv, "ipv6@"); ok {
+			sv = a
+		}
+		if strings.Contains(sv, "@") || strings.HasPrefix(sv, "/") {
+			continue // a unix socket, an abstract namespace: not on TCP
+		}
+		out = append(out, resolveUpstream(sv, strconv.Itoa(int(proxy.Port())))...)
+	}
+	if rt := s.Route(pathOnly(path)); rt != nil {
+		scheme, rest, ok := strings.Cut(rt.Target, "://")
+		if ok && !strings.HasPrefix(rest, "unix:") {
+			hostport, _, _ := strings.Cut(rest, "/")
+			defPort := "80"
+			if scheme == "https" || scheme == "wss" {
+				defPort = "443"
+			}
+			out = append(out, resolveUpstream(hostport, defPort)...)
+		}
+	}
+	return out
+}
+
 // nginxUpstreams are the backends that the nginx configuration sends a
 // request for host and path, arriving at proxy, to: the proxy_pass of the
 // location in force, or the servers of the upstream block it names.
