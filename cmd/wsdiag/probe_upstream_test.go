@@ -25,9 +25,8 @@ func TestProbeUpstreamFromConfig(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	type proxy struct {
-		kind, file string
-		port       int
-		start      func(port int) string // writes the config, starts the proxy, returns the file
+		kind  string
+		start func(port int) string // writes the config, starts the proxy, returns the file
 	}
 	haproxy := func(port int) string {
 		bin := requireBin(t, "haproxy")
