@@ -9,7 +9,9 @@ import (
 )
 
 // FuzzTimestamps: the timestamps option parser never panics, and on
-// options gopacket decodes it finds what gopacket finds.
+// options gopacket decodes it finds what gopacket finds. (gopacket stops
+// at an MPTCP option shorter than 3 bytes; the kernel, like timestamps,
+// skips it by its length and reads on: such input is not compared.)
 func FuzzTimestamps(f *testing.F) {
 	f.Add([]byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2})
 	f.Add([]byte{2, 4, 5, 180, 4, 2, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 3, 3, 7})
@@ -26,6 +28,9 @@ func FuzzTimestamps(f *testing.F) {
 		var tcp layers.TCP
 		if tcp.DecodeFromBytes(hdr, gopacket.NilDecodeFeedback) != nil {
 			return
+		}
+		if len(tcp.Padding) > 0 && tcp.Padding[0] == byte(layers.TCPOptionKindMultipathTCP) {
+			return // gopacket gave up at a short MPTCP option
 		}
 		for _, o := range tcp.Options {
 			if o.OptionType == layers.TCPOptionKindEndList {
