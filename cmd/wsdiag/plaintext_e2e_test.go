@@ -431,38 +431,17 @@ func TestLiveTLSPlaintextApache(t *testing.T) {
 	var bp int
 	fmt.Sscan(bePort, &bp)
 	port := freePort(t)
-	for _, d := range []string{"logs", "run", "www"} {
-		os.MkdirAll(filepath.Join(r.dir, d), 0o755)
-	}
-	m := "/usr/lib/apache2/modules"
-	conf := fmt.Sprintf(`ServerRoot "%[1]s"
-PidFile "%[1]s/run/apache2.pid"
-Mutex file:%[1]s/run default
-LoadModule mpm_event_module %[2]s/mod_mpm_event.so
-LoadModule authz_core_module %[2]s/mod_authz_core.so
-LoadModule proxy_module %[2]s/mod_proxy.so
-LoadModule proxy_http_module %[2]s/mod_proxy_http.so
-LoadModule ssl_module %[2]s/mod_ssl.so
-User www-data
-Group www-data
-ServerName 127.0.0.1
-Listen 127.0.0.1:%[3]d
-ErrorLog "%[1]s/logs/error.log"
-LogLevel warn
-DocumentRoot "%[1]s/www"
-<VirtualHost 127.0.0.1:%[3]d>
+	startApache(t, apache, r.dir, port, "ssl_module", fmt.Sprintf(`<VirtualHost 127.0.0.1:%[1]d>
     SSLEngine on
-    SSLCertificateFile %[4]s
-    SSLCertificateKeyFile %[5]s
-    ProxyPass /ok http://%[6]s/ok upgrade=websocket
-    ProxyPass /broken http://%[6]s/broken
+    SSLCertificateFile %[2]s
+    SSLCertificateKeyFile %[3]s
+    ProxyPass /ok http://%[4]s/ok upgrade=websocket
+    ProxyPass /broken http://%[4]s/broken
     <Location /deny>
         Require all denied
     </Location>
 </VirtualHost>
-`, r.dir, m, port, cert, key, be)
-	os.WriteFile(filepath.Join(r.dir, "apache2.conf"), []byte(conf), 0o644)
-	startProc(t, filepath.Join(r.dir, "apache2.log"), apache, "-f", filepath.Join(r.dir, "apache2.conf"), "-DFOREGROUND")
+`, port, cert, key, be))
 	waitListen(t, port)
 	r.ports = []int{port, bp}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

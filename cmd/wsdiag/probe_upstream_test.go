@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -50,28 +51,7 @@ backend web
 	}
 	apache := func(port int) string {
 		bin := requireBin(t, "apache2")
-		for _, d := range []string{"logs", "run"} {
-			os.MkdirAll(filepath.Join(dir, "apache", d), 0o755)
-		}
-		m := "/usr/lib/apache2/modules"
-		f := filepath.Join(dir, "apache", "apache2.conf")
-		os.WriteFile(f, []byte(fmt.Sprintf(`ServerRoot "%[1]s"
-PidFile "%[1]s/run/apache2.pid"
-Mutex file:%[1]s/run default
-LoadModule mpm_event_module %[2]s/mod_mpm_event.so
-LoadModule authz_core_module %[2]s/mod_authz_core.so
-LoadModule proxy_module %[2]s/mod_proxy.so
-LoadModule proxy_http_module %[2]s/mod_proxy_http.so
-User www-data
-Group www-data
-ServerName 127.0.0.1
-Listen 127.0.0.1:%[3]d
-ErrorLog "%[1]s/logs/error.log"
-LogLevel warn
-ProxyPass /ws http://%[4]s/ws upgrade=websocket
-`, filepath.Join(dir, "apache"), m, port, r.backend)), 0o644)
-		startProc(t, filepath.Join(dir, "apache.log"), bin, "-f", f, "-DFOREGROUND")
-		return f
+		return startApache(t, bin, filepath.Join(dir, "apache"), port, "", fmt.Sprintf("ProxyPass /ws http://%s/ws upgrade=websocket\n", r.backend))
 	}
 	for _, p := range []proxy{{kind: "haproxy", start: haproxy}, {kind: "apache", start: apache}} {
 		t.Run(p.kind, func(t *testing.T) {
@@ -117,4 +97,28 @@ func requireBin(t *testing.T, name string) string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// startApache writes an apache2.conf in dir (Debian's apache2, event MPM,
+// mod_proxy_http and the extra modules named, workers as www-data,
+// listening on 127.0.0.1:port) ending in body, starts apache2 on it in the
+// foreground until the test ends, and returns the file.
+func startApache(t *testing.T, bin, dir string, port int, modules, body string) string {
+	t.Helper()
+	for _, d := range []string{"logs", "run"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	m := "/usr/lib/apache2/modules"
+	var b strings.Builder
+	fmt.Fprintf(&b, "ServerRoot %q\nPidFile %q\nMutex file:%s default\n", dir, filepath.Join(dir, "run", "apache2.pid"), filepath.Join(dir, "run"))
+	for _, mod := range append([]string{"mpm_event_module", "authz_core_module", "proxy_module", "proxy_http_module"}, strings.Fields(modules)...) {
+		fmt.Fprintf(&b, "LoadModule %s %s/mod_%s.so\n", mod, m, strings.TrimSuffix(mod, "_module"))
+	}
+	fmt.Fprintf(&b, "User www-data\nGroup www-data\nServerName 127.0.0.1\nListen 127.0.0.1:%d\nErrorLog %q\nLogLevel warn\n%s", port, filepath.Join(dir, "logs", "error.log"), body)
+	f := filepath.Join(dir, "apache2.conf")
+	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProc(t, filepath.Join(dir, "apache2.log"), bin, "-f", f, "-DFOREGROUND")
+	return f
 }
