@@ -87,17 +87,28 @@ func (l *lightLocator) upstreams(proxy netip.AddrPort, host, path string) []neti
 		out = append(out, resolveUpstream(sv, strconv.Itoa(int(proxy.Port())))...)
 	}
 	if rt := s.Route(pathOnly(path)); rt != nil {
-		scheme, rest, ok := strings.Cut(rt.Target, "://")
-		if ok && !strings.HasPrefix(rest, "unix:") {
-			hostport, _, _ := strings.Cut(rest, "/")
-			defPort := "80"
-			if scheme == "https" || scheme == "wss" {
-				defPort = "443"
-			}
+		if hostport, defPort, ok := urlHostPort(rt.Target); ok {
 			out = append(out, resolveUpstream(hostport, defPort)...)
 		}
 	}
 	return out
+}
+
+// urlHostPort is the "host[:port]" of a proxy's target URL
+// ("http://127.0.0.1:9001/ws", "wss://app/") and the port its scheme
+// implies; not ok for a unix socket ("http://unix:/run/app.sock:/ws") or
+// no scheme.
+func urlHostPort(target string) (hostport, defPort string, ok bool) {
+	scheme, rest, ok := strings.Cut(target, "://")
+	if !ok || strings.HasPrefix(rest, "unix:") {
+		return "", "", false
+	}
+	hostport, _, _ = strings.Cut(rest, "/")
+	defPort = "80"
+	if scheme == "https" || scheme == "wss" {
+		defPort = "443"
+	}
+	return hostport, defPort, true
 }
 
 // nginxUpstreams are the backends that the nginx configuration sends a
@@ -112,15 +123,9 @@ func nginxUpstreams(cfg *nginxconf.Config, proxy netip.AddrPort, host, path stri
 	if u.Pass == nil || len(u.Pass.Args) == 0 {
 		return nil
 	}
-	target := u.Pass.Args[0]
-	_, rest, ok := strings.Cut(target, "://")
-	if !ok || strings.HasPrefix(rest, "unix:") || strings.Contains(rest, "$") {
+	hostport, defPort, ok := urlHostPort(u.Pass.Args[0])
+	if !ok || strings.Contains(hostport, "$") {
 		return nil // a unix socket, or a variable: nothing to name on TCP
-	}
-	hostport, _, _ := strings.Cut(rest, "/")
-	defPort := "80"
-	if strings.HasPrefix(target, "https") {
-		defPort = "443"
 	}
 	for _, d := range m.HTTP.Block {
 		if d.Name == "upstream" && len(d.Args) == 1 && d.Args[0] == hostport {
